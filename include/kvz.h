@@ -1,0 +1,270 @@
+/* libkvz public API: KV-cache compression (KVzip, FastKV) for CPU inference, stable C ABI. */
+#ifndef KVZ_H
+#define KVZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(KVZ_BUILDING_LIBRARY) && defined(__GNUC__)
+#define KVZ_API __attribute__((visibility("default")))
+#else
+#define KVZ_API
+#endif
+
+/** @name Version
+ *  Compile-time version of the header; kvz_version() gives the library's at run time.
+ *  @{ */
+#define KVZ_VERSION_MAJOR 0
+#define KVZ_VERSION_MINOR 1
+#define KVZ_VERSION_PATCH 0
+#define KVZ_VERSION_NUMBER (KVZ_VERSION_MAJOR * 10000 + KVZ_VERSION_MINOR * 100 + KVZ_VERSION_PATCH)
+/** @} */
+
+/**
+ * Status of every call. The values are pinned forever: new codes are only appended.
+ * @since 0.1
+ */
+typedef enum kvz_status {
+    KVZ_OK = 0,                  /**< success */
+    KVZ_ERR_NULL = 1,            /**< a required pointer was NULL */
+    KVZ_ERR_INVALID_ARG = 2,     /**< a size, stride or option is out of range */
+    KVZ_ERR_NOMEM = 3,           /**< memory allocation failed */
+    KVZ_ERR_UNSUPPORTED = 4,     /**< valid request this build or CPU cannot do */
+    KVZ_ERR_ISA_UNAVAILABLE = 5, /**< the requested ISA level is not supported here */
+    KVZ_ERR_IO = 6,              /**< an operating-system I/O call failed */
+    KVZ_ERR_FORMAT = 7,          /**< a file is not in the expected format */
+    KVZ_ERR_CORRUPT = 8,         /**< a file failed its checksum or bounds checks */
+    KVZ_ERR_VERSION = 9,         /**< a file has an unsupported format version */
+    KVZ_ERR_MISMATCH = 10,       /**< a file or object belongs to another model/shape */
+    KVZ_ERR_TRUNCATED = 11,      /**< a file ends before its declared size */
+    KVZ_ERR_STATE = 12           /**< the object is not in a state that allows the call */
+} kvz_status;
+
+/** Storage type of K/V rows. @since 0.1 */
+typedef enum kvz_dtype {
+    KVZ_DTYPE_F32 = 0,  /**< IEEE binary32 */
+    KVZ_DTYPE_BF16 = 1, /**< bfloat16 (upper half of binary32) */
+    KVZ_DTYPE_F16 = 2   /**< IEEE binary16 */
+} kvz_dtype;
+
+/** Instruction-set level of the kernels. @since 0.1 */
+typedef enum kvz_isa {
+    KVZ_ISA_GENERIC = 0, /**< portable C */
+    KVZ_ISA_AVX2 = 1,    /**< x86-64 AVX2 + FMA + F16C */
+    KVZ_ISA_AVX512 = 2,  /**< x86-64 AVX-512 F/BW/VL/DQ */
+    KVZ_ISA_NEON = 3     /**< aarch64 Advanced SIMD */
+} kvz_isa;
+
+/** Runtime library version. @since 0.1 */
+typedef struct kvz_version_info {
+    int major, minor, patch;
+    const char *string; /**< "MAJOR.MINOR.PATCH" */
+} kvz_version_info;
+
+/** The version of the linked library. Thread-safe. @since 0.1 */
+KVZ_API kvz_version_info kvz_version(void);
+
+/** Static text for a status (never NULL, also for unknown values). Thread-safe. @since 0.1 */
+KVZ_API const char *kvz_strerror(kvz_status status);
+
+/**
+ * A message about the last failing call made by this thread, with the details the status
+ * cannot carry (which argument, which file offset). Empty when nothing failed yet. The
+ * pointer stays valid until the thread's next libkvz call. @since 0.1
+ */
+KVZ_API const char *kvz_last_error(void);
+
+/** @name ISA dispatch
+ *  The best level is chosen once per process, on first use; the environment variable
+ *  KVZ_ISA=generic|avx2|avx512|neon forces a lower one (a level the CPU lacks is refused:
+ *  the library then stays on the best level and kvz_last_error() says why).
+ *  @{ */
+
+/** The level the kernels currently use. Thread-safe. @since 0.1 */
+KVZ_API kvz_isa kvz_isa_active(void);
+
+/** Non-zero when this build and this CPU (and OS) can run @p isa. Thread-safe. @since 0.1 */
+KVZ_API int kvz_isa_supported(kvz_isa isa);
+
+/**
+ * Forces the kernels to @p isa for the rest of the process (or until the next call).
+ * Safe to call while other threads compute: each call of theirs uses one level throughout.
+ * @return KVZ_OK, KVZ_ERR_INVALID_ARG (unknown value) or KVZ_ERR_ISA_UNAVAILABLE.
+ * @since 0.1
+ */
+KVZ_API kvz_status kvz_isa_force(kvz_isa isa);
+
+/** Lower-case name of a level ("generic", "avx2", "avx512", "neon"), or "unknown". @since 0.1 */
+KVZ_API const char *kvz_isa_name(kvz_isa isa);
+
+/** Parses a level name as accepted by KVZ_ISA. @return KVZ_OK or KVZ_ERR_INVALID_ARG. @since 0.1 */
+KVZ_API kvz_status kvz_isa_from_name(const char *name, kvz_isa *isa);
+/** @} */
+
+/** @name Runtime facts
+ *  @{ */
+/** Threads the library's parallel calls use (OpenMP's maximum). @since 0.1 */
+KVZ_API int kvz_num_threads(void);
+/** NUMA nodes visible (1 without libnuma or on a one-node machine). @since 0.1 */
+KVZ_API int kvz_numa_nodes(void);
+/** Non-zero when the CPU has AVX512_BF16 (used by the bf16 paths). @since 0.1 */
+KVZ_API int kvz_cpu_has_avx512_bf16(void);
+/** @} */
+
+/** @name Conversions
+ *  @{ */
+/**
+ * Converts @p n elements between storage types (f32 narrowing rounds to nearest even; NaN
+ * stays NaN). Source and destination must not overlap unless they are the same pointer
+ * with the same type.
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (unknown dtype). Thread-safe. @since 0.1
+ */
+KVZ_API kvz_status kvz_convert(void *dst, kvz_dtype dst_dtype, const void *src, kvz_dtype src_dtype,
+                               size_t n);
+/** @} */
+
+/** @name Attention
+ *  Layouts are given by strides counted in elements. One layer at a time; every KV head h
+ *  serves query heads h*group .. h*group + group - 1 (GQA without copying K/V). Logits
+ *  are scale * <q, k> with scale = 1/sqrt(head_dim) when 0 is given.
+ *  @{ */
+
+/**
+ * Chunked prefill attention of one layer, optionally in KVzip scoring mode.
+ *
+ * Query i of query head qh: q + i*q_token_stride + qh*q_head_stride (head_dim floats,
+ * post-RoPE). Key j of KV head h: k + h*kv_head_stride + j*kv_row_stride (likewise v), in
+ * @c kv_dtype. Query i sees keys j <= q_pos0 + i (q_pos0 = n_k - n_q when the queries'
+ * own keys are the last n_q keys). Output i of query head qh at
+ * out + i*out_token_stride + qh*out_head_stride.
+ *
+ * Scoring mode (@c score not NULL; KVzip spec section 2): for each KV head h,
+ * score + h*score_head_stride holds chunk_end - chunk_begin floats that receive
+ * max(score, max over the group's query heads and all n_q queries of softmax
+ * probabilities over the reduced key set [0, sink_end) + [chunk_begin, chunk_end) + own
+ * causal keys from q_pos0). Requires sink_end <= chunk_begin <= chunk_end <= q_pos0 and
+ * q_pos0 + n_q <= n_k. Initialise the scores to 0 before the first chunk.
+ */
+typedef struct kvz_attn_args {
+    size_t struct_size; /**< sizeof(kvz_attn_args): lets the struct grow compatibly */
+    size_t n_kv_heads, group, head_dim;
+    size_t n_q, n_k;
+    ptrdiff_t q_pos0;
+    float scale;
+    const float *q;
+    ptrdiff_t q_token_stride, q_head_stride;
+    const void *k, *v;
+    kvz_dtype kv_dtype;
+    ptrdiff_t kv_head_stride, kv_row_stride;
+    float *out;
+    ptrdiff_t out_token_stride, out_head_stride;
+    float *lse; /**< optional: n_kv_heads*group*n_q floats, [query head][i] */
+    float *score;
+    ptrdiff_t score_head_stride;
+    size_t sink_end, chunk_begin, chunk_end;
+} kvz_attn_args;
+
+/**
+ * Runs prefill (or scoring) attention with OpenMP threads over heads and query blocks.
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (sizes, head_dim > 256, ranges),
+ *         KVZ_ERR_NOMEM. Thread-safe for distinct outputs. @since 0.1
+ */
+KVZ_API kvz_status kvz_attn_prefill(const kvz_attn_args *args);
+
+/**
+ * Decode attention over variable-length KV heads: the CPU form of flash_attn_varlen.
+ *
+ * K and V are flattened arrays of rows (head_dim elements of kv_dtype, row stride
+ * kv_row_stride): KV head h owns rows cu_len[h] .. cu_len[h+1]-1 (cu_len has n_kv_heads+1
+ * non-decreasing entries starting at 0). q holds n_kv_heads*q_len*group rows of head_dim
+ * floats laid out [h][t][g] (spec kvzip.md section 4.3), and out the same. New token t of
+ * head h sees the first len_h - q_len + t + 1 rows of its segment (bottom-right causal
+ * alignment); a row that sees nothing gets zeros. Keys are split across threads and
+ * merged by log-sum-exp. Only existing rows are read.
+ */
+typedef struct kvz_varlen_args {
+    size_t struct_size; /**< sizeof(kvz_varlen_args) */
+    size_t n_kv_heads, group, head_dim, q_len;
+    float scale;
+    const float *q;
+    const void *k, *v;
+    kvz_dtype kv_dtype;
+    ptrdiff_t kv_row_stride;
+    const int32_t *cu_len;
+    float *out;
+} kvz_varlen_args;
+
+/** @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG, KVZ_ERR_NOMEM. @since 0.1 */
+KVZ_API kvz_status kvz_attn_decode_varlen(const kvz_varlen_args *args);
+
+/** Pooling of the FastKV window score. @since 0.1 */
+typedef enum kvz_pool { KVZ_POOL_AVG = 0, KVZ_POOL_MAX = 1 } kvz_pool;
+
+/**
+ * FastKV window score of one layer (fastkv spec section 2.2): for each KV head, the last
+ * @c window queries of its query heads against its n keys, causal inside the window,
+ * softmax over all n keys, summed over the window rows, pooled per query head with an odd
+ * @c kernel (avg: zero padding, always divided by kernel; max: in-range neighbours), summed
+ * over the group. Query r (0..window-1) of query head qh at q + r*q_token_stride +
+ * qh*q_head_stride; output of KV head h at out + h*out_head_stride, n - window floats.
+ */
+typedef struct kvz_window_args {
+    size_t struct_size; /**< sizeof(kvz_window_args) */
+    size_t n_kv_heads, group, head_dim, n, window, kernel;
+    kvz_pool pool;
+    float scale;
+    const float *q;
+    ptrdiff_t q_token_stride, q_head_stride;
+    const void *k;
+    kvz_dtype k_dtype;
+    ptrdiff_t k_head_stride, k_row_stride;
+    float *out;
+    ptrdiff_t out_head_stride;
+} kvz_window_args;
+
+/** @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG, KVZ_ERR_NOMEM. @since 0.1 */
+KVZ_API kvz_status kvz_window_score(const kvz_window_args *args);
+/** @} */
+
+/** @name Selection
+ *  @{ */
+
+/** How a global threshold treats ties. @since 0.1 */
+typedef enum kvz_select_mode {
+    /** KVzip reference rule: thres = the value at rank max(floor(N*ratio) - 1, 0) (0-based,
+     *  descending); keep exactly the scores > thres; ratio >= 1 keeps all. */
+    KVZ_SELECT_STRICT = 0,
+    /** Keep exactly floor(N*ratio) scores (all when ratio >= 1): the largest, ties broken
+     *  by row order and then position (rows are ordered layer-major, then head). */
+    KVZ_SELECT_EXACT = 1
+} kvz_select_mode;
+
+/**
+ * One global threshold over many rows of scores (e.g. every (layer, KV head) of a model).
+ * Writes keep[r][j] = 1 for kept, 0 for evicted. N is the sum of lens.
+ * @param n_kept    optional: number of kept entries.
+ * @param threshold optional: the threshold value (strict: the rank value; exact: the
+ *                  smallest kept score; -inf/+inf at the extremes).
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (ratio < 0 or NaN, NaN scores). @since 0.1
+ */
+KVZ_API kvz_status kvz_select_global(const float *const *rows, const size_t *lens, size_t n_rows,
+                                     double ratio, kvz_select_mode mode, uint8_t *const *keep,
+                                     size_t *n_kept, float *threshold);
+
+/**
+ * The k largest of one row (ties: lower index first), written to idx in ascending index
+ * order. k > n is clamped to n. @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG. @since 0.1
+ */
+KVZ_API kvz_status kvz_select_topk(const float *scores, size_t n, size_t k, uint32_t *idx,
+                                   size_t *n_out);
+/** @} */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,10 @@
+/* Selection primitive (score-key radix histogram) at the NEON level (one source: tmpl/select_body.h). */
+#include <string.h>
+
+#include "arm/vec_neon.h"
+#include "tmpl/select_body.h"
+
+void kvz_key_histogram_neon(const float *x, size_t n, uint32_t prefix, unsigned shift, uint64_t hist[256])
+{
+    key_histogram_impl(x, n, prefix, shift, hist);
+}

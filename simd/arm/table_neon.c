@@ -1,0 +1,12 @@
+/* The kernel table of the NEON level. */
+#include "kernels.h"
+
+const kvz_kernel_table kvz_kernels_neon = {
+    .isa = KVZ_KISA_NEON,
+    .name = "neon",
+    .attn = kvz_attn_neon,
+    .window_score = kvz_window_score_neon,
+    .to_f32 = kvz_to_f32_neon,
+    .from_f32 = kvz_from_f32_neon,
+    .key_histogram = kvz_key_histogram_neon,
+};

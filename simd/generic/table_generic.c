@@ -1,0 +1,12 @@
+/* The kernel table of the portable C level. */
+#include "kernels.h"
+
+const kvz_kernel_table kvz_kernels_generic = {
+    .isa = KVZ_KISA_GENERIC,
+    .name = "generic",
+    .attn = kvz_attn_generic,
+    .window_score = kvz_window_score_generic,
+    .to_f32 = kvz_to_f32_generic,
+    .from_f32 = kvz_from_f32_generic,
+    .key_histogram = kvz_key_histogram_generic,
+};

@@ -1,0 +1,40 @@
+/* The portable "vector" of one float: the generic level compiles the kernel templates with it. */
+#ifndef KVZ_VEC_GENERIC_H
+#define KVZ_VEC_GENERIC_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "scalar.h"
+
+typedef float vf;
+#define VW 1
+#define KVZ_ISA_SUFFIX generic
+#define KVZ_ISA_ID KVZ_KISA_GENERIC
+/* tile sizes of the templates: keys x row-vectors (logits), rows x d-vectors (P.V) */
+#define TILE_J 4
+#define TILE_RV 8
+#define PV_RT 4
+#define PV_CV 8
+#define DOT_MAX_ROWS 0
+
+static inline vf vf_zero(void) { return 0.0f; }
+static inline vf vf_set1(float x) { return x; }
+static inline vf vf_load(const float *p) { return *p; }
+static inline void vf_store(float *p, vf v) { *p = v; }
+static inline vf vf_fma(vf a, vf b, vf c) { return a * b + c; }
+static inline vf vf_add(vf a, vf b) { return a + b; }
+static inline vf vf_sub(vf a, vf b) { return a - b; }
+static inline vf vf_mul(vf a, vf b) { return a * b; }
+static inline vf vf_max(vf a, vf b) { return a > b ? a : b; }
+static inline vf vf_exp(vf x) { return expf(x); }
+static inline float vf_hsum(vf v) { return v; }
+static inline float vf_hmax(vf v) { return v; }
+static inline vf vf_load_n(const float *p, size_t n) { return n ? *p : 0.0f; }
+static inline void vf_store_n(float *p, vf v, size_t n) { if (n) *p = v; }
+static inline vf vf_load_bf16(const uint16_t *p) { return kvz_bf16_to_f32(*p); }
+static inline vf vf_load_f16(const uint16_t *p) { return kvz_f16_to_f32(*p); }
+static inline void vf_store_bf16(uint16_t *p, vf v) { *p = kvz_f32_to_bf16(v); }
+static inline void vf_store_f16(uint16_t *p, vf v) { *p = kvz_f32_to_f16(v); }
+
+#endif

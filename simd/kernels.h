@@ -1,0 +1,167 @@
+/* The one list of kernel signatures: every ISA level fills a kvz_kernel_table with these. */
+#ifndef KVZ_SIMD_KERNELS_H
+#define KVZ_SIMD_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Kernels only compute: they never allocate, start threads or touch global state.
+ * Scratch memory comes from the caller (`work`, sized by the *_work_floats helpers,
+ * 64-byte aligned). All arithmetic is fp32; K/V may be stored as f32, bf16 or f16.
+ * Strides are in elements of the array they describe.
+ */
+
+/* Storage dtypes; the values equal the public enum kvz_dtype. */
+enum { KVZ_KDT_F32 = 0, KVZ_KDT_BF16 = 1, KVZ_KDT_F16 = 2, KVZ_KDT_COUNT = 3 };
+
+/* ISA levels; the values equal the public enum kvz_isa. */
+enum { KVZ_KISA_GENERIC = 0, KVZ_KISA_AVX2 = 1, KVZ_KISA_AVX512 = 2, KVZ_KISA_NEON = 3, KVZ_KISA_COUNT = 4 };
+
+/* Largest head dimension the attention kernels accept. */
+#define KVZ_KMAX_HEAD_DIM 256
+
+/* Query rows per block and keys per block of the attention kernels (scratch sizing). */
+#define KVZ_KBLOCK_Q 64
+#define KVZ_KBLOCK_K 64
+/* Widest vector of any level, in floats: padding unit of the scratch rows. */
+#define KVZ_KMAX_VW 16
+
+/*
+ * Attention of one KV head and its `group` query heads over a run of keys.
+ *
+ * Query row (g, i), g < group, i < n_q, is q + g*q_head_stride + i*q_row_stride and sees
+ * key j (0 <= j < n_k) when j <= q_pos0 + i (causal with an offset; q_pos0 may be negative
+ * or >= n_k, which a caller uses to run a slice of the keys). Softmax over the visible
+ * keys with logits scale * <q, k>; out receives the normalised output (zeros for a row
+ * that sees no key) and lse, when not NULL, the natural log-sum-exp of the row's logits
+ * (-inf when it sees no key), at lse[g*n_q + i].
+ *
+ * Scoring mode (score != NULL, KVzip spec section 2): a second log-sum-exp over the reduced
+ * key set [0, sink_end) + [chunk_begin, chunk_end) + the row's own causal keys
+ * [q_pos0, q_pos0 + i] is built in the same sweep; then every chunk key j gets
+ * score[j - chunk_begin] = max(score[...], max over rows of exp(z - lse_reduced)).
+ * Requires sink_end <= chunk_begin <= chunk_end <= q_pos0 and q_pos0 + n_q <= n_k.
+ */
+typedef struct kvz_attn_job {
+    const float *q;
+    ptrdiff_t q_head_stride, q_row_stride;
+    const void *k, *v;
+    ptrdiff_t kv_row_stride;
+    int dtype;
+    size_t n_q, n_k, d, group;
+    ptrdiff_t q_pos0;
+    float scale;
+    float *out;
+    ptrdiff_t out_head_stride, out_row_stride;
+    float *lse;
+    float *score;
+    size_t sink_end, chunk_begin, chunk_end;
+    float *work; /* kvz_attn_work_floats(d) floats, 64-byte aligned */
+} kvz_attn_job;
+
+/*
+ * FastKV window score (fastkv spec section 2.2) of one KV head: the last `window` queries
+ * of each of the `group` query heads (row (g, r) at q + g*q_head_stride + r*q_row_stride,
+ * query position n - window + r) against keys [0, n); causal inside the window; softmax
+ * over all n keys; sum over the window rows for keys [0, n - window); 1-D pooling per
+ * query head (kernel odd, stride 1, padding kernel/2; avg divides by kernel always, max
+ * ignores out-of-range); sum over the group into out[0 .. n - window).
+ */
+enum { KVZ_KPOOL_AVG = 0, KVZ_KPOOL_MAX = 1 };
+typedef struct kvz_window_job {
+    const float *q;
+    ptrdiff_t q_head_stride, q_row_stride;
+    const void *k;
+    ptrdiff_t k_row_stride;
+    int dtype;
+    size_t n, d, group, window, kernel;
+    int pool;
+    float scale;
+    float *out;
+    float *work; /* kvz_window_work_floats(n, d) floats, 64-byte aligned */
+} kvz_window_job;
+
+typedef struct kvz_kernel_table {
+    int isa;
+    const char *name;
+    void (*attn)(const kvz_attn_job *job);
+    void (*window_score)(const kvz_window_job *job);
+    /* dtype conversions of n contiguous elements (round to nearest even on narrowing) */
+    void (*to_f32)(float *dst, const void *src, int src_dtype, size_t n);
+    void (*from_f32)(void *dst, int dst_dtype, const float *src, size_t n);
+    /*
+     * Selection primitive: radix histogram of the order-preserving 32-bit keys of x
+     * (kvz_score_key). Counts, into hist[256], byte `shift/8` of every key whose bits
+     * above `shift + 8` equal those of `prefix`.
+     */
+    void (*key_histogram)(const float *x, size_t n, uint32_t prefix, unsigned shift,
+                          uint64_t hist[256]);
+} kvz_kernel_table;
+
+/* Order-preserving map of a float to an unsigned key (larger float, larger key). */
+static inline uint32_t kvz_score_key(float x)
+{
+    union {
+        float f;
+        uint32_t u;
+    } c = {x};
+    return (c.u & 0x80000000u) ? ~c.u : (c.u | 0x80000000u);
+}
+
+static inline float kvz_score_from_key(uint32_t k)
+{
+    union {
+        uint32_t u;
+        float f;
+    } c = {(k & 0x80000000u) ? (k & 0x7fffffffu) : ~k};
+    return c.f;
+}
+
+/* Scratch sizes, the same for every level. */
+static inline size_t kvz_kpad(size_t d)
+{
+    return (d + KVZ_KMAX_VW - 1) / KVZ_KMAX_VW * KVZ_KMAX_VW;
+}
+static inline size_t kvz_attn_work_floats(size_t d)
+{
+    const size_t dp = kvz_kpad(d);
+    return d * KVZ_KBLOCK_Q            /* Q transposed */
+           + KVZ_KBLOCK_Q * dp         /* Q rows (dot path) and O accumulator */
+           + KVZ_KBLOCK_Q * dp
+           + KVZ_KBLOCK_K * KVZ_KBLOCK_Q /* logits / probabilities */
+           + 2 * KVZ_KBLOCK_K * dp     /* K and V converted */
+           + 8 * KVZ_KBLOCK_Q          /* row statistics */
+           + 64;
+}
+static inline size_t kvz_window_work_floats(size_t n, size_t d)
+{
+    return kvz_attn_work_floats(d) + n + 64;
+}
+
+/* Names of one level's kernels: kvz_<op>_<isa>. */
+#define KVZ_KCAT_(a, b) a##b
+#define KVZ_KCAT(a, b) KVZ_KCAT_(a, b)
+#define KVZ_KERNEL_DECLS(isa)                                                                  \
+    void kvz_attn_##isa(const kvz_attn_job *job);                                             \
+    void kvz_window_score_##isa(const kvz_window_job *job);                                   \
+    void kvz_to_f32_##isa(float *dst, const void *src, int src_dtype, size_t n);              \
+    void kvz_from_f32_##isa(void *dst, int dst_dtype, const float *src, size_t n);            \
+    void kvz_key_histogram_##isa(const float *x, size_t n, uint32_t prefix, unsigned shift,   \
+                                 uint64_t hist[256]);
+KVZ_KERNEL_DECLS(generic)
+KVZ_KERNEL_DECLS(avx2)
+KVZ_KERNEL_DECLS(avx512)
+KVZ_KERNEL_DECLS(neon)
+
+/* The tables of the levels compiled into this build (config.h says which). */
+extern const kvz_kernel_table kvz_kernels_generic;
+#if defined(__x86_64__) || defined(_M_X64)
+extern const kvz_kernel_table kvz_kernels_avx2;
+extern const kvz_kernel_table kvz_kernels_avx512;
+#endif
+#if defined(__aarch64__)
+extern const kvz_kernel_table kvz_kernels_neon;
+#endif
+
+#endif

@@ -1,0 +1,469 @@
+/*
+ * One source of the attention kernels (prefill, KVzip scoring, varlen decode slices, FastKV
+ * window score) for every level: an ISA file includes its vec_<isa>.h and then this file,
+ * so the levels cannot drift apart. Flash-attention style: blocks of query rows against
+ * blocks of keys, online softmax, nothing of size n_q x n_k in memory.
+ *
+ * Layout of one query block: up to KVZ_KBLOCK_Q rows, row r <-> (token i, head g) with
+ * global row index i*group + g, so a decode step (one token, G heads) is one block and
+ * K/V are read once for the whole group. The logits block S is [key][row]: row lanes are
+ * contiguous, so the softmax statistics of many rows update with whole vectors.
+ * Two ways to fill S: "gemm" (Q transposed, broadcast each key element against row
+ * vectors: compute bound prefill) and "dot" (per row and key a vector dot product: few
+ * rows, memory bound decode).
+ */
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "tmpl/convert_body.h"
+
+#define MQ KVZ_KBLOCK_Q
+#define BK KVZ_KBLOCK_K
+
+typedef struct blk_ctx {
+    size_t d, dp, dpv; /* head dim, padded scratch row, vectors per row */
+    size_t group;
+    ptrdiff_t q_pos0;
+    float *qt, *qr, *o, *s, *kf, *vf_, *m, *l, *m2, *l2, *alpha, *lse2;
+    /* current block */
+    size_t r0, mq, nrv;
+    int dot;
+} blk_ctx;
+
+static void scratch_init(blk_ctx *c, float *work, size_t d, size_t group, ptrdiff_t q_pos0)
+{
+    c->d = d;
+    c->dp = kvz_kpad(d);
+    c->dpv = (d + VW - 1) / VW;
+    c->group = group;
+    c->q_pos0 = q_pos0;
+    float *w = work;
+    c->qt = w, w += d * MQ;
+    c->qr = w, w += MQ * c->dp;
+    c->o = w, w += MQ * c->dp;
+    c->s = w, w += BK * MQ;
+    c->kf = w, w += BK * c->dp;
+    c->vf_ = w, w += BK * c->dp;
+    c->m = w, w += MQ;
+    c->l = w, w += MQ;
+    c->m2 = w, w += MQ;
+    c->l2 = w, w += MQ;
+    c->alpha = w, w += MQ;
+    c->lse2 = w, w += MQ;
+    /* zero padding of the converted rows stays zero: only [0, d) is ever written */
+    memset(c->kf, 0, 2 * BK * c->dp * sizeof(float));
+}
+
+/* The key index up to which row r of the current block may look (inclusive). */
+static inline ptrdiff_t row_limit(const blk_ctx *c, size_t r)
+{
+    return c->q_pos0 + (ptrdiff_t)((c->r0 + r) / c->group);
+}
+
+/* Loads the block's query rows, pre-scaled, into the transposed or the row scratch. */
+static void load_queries(blk_ctx *c, const float *q, ptrdiff_t qhs, ptrdiff_t qrs, float scale,
+                         size_t r0, size_t mq)
+{
+    c->r0 = r0;
+    c->mq = mq;
+    c->nrv = (mq + VW - 1) / VW;
+    c->dot = mq <= DOT_MAX_ROWS;
+    const size_t lanes = c->nrv * VW;
+    for (size_t r = 0; r < mq; r++) {
+        const size_t gr = r0 + r;
+        const float *src = q + (ptrdiff_t)(gr % c->group) * qhs + (ptrdiff_t)(gr / c->group) * qrs;
+        if (c->dot) {
+            float *dst = c->qr + r * c->dp;
+            for (size_t x = 0; x < c->d; x++)
+                dst[x] = src[x] * scale;
+            for (size_t x = c->d; x < c->dpv * VW; x++)
+                dst[x] = 0.0f;
+        } else {
+            for (size_t x = 0; x < c->d; x++)
+                c->qt[x * MQ + r] = src[x] * scale;
+        }
+    }
+    if (!c->dot)
+        for (size_t x = 0; x < c->d; x++)
+            for (size_t r = mq; r < lanes; r++)
+                c->qt[x * MQ + r] = 0.0f;
+}
+
+/* Converts nrows rows of d elements of dtype dt to f32 rows of stride dst_stride. */
+static void rows_to_f32(float *dst, size_t dst_stride, const void *src, ptrdiff_t src_stride, int dt,
+                        size_t nrows, size_t d)
+{
+    const size_t esz = dt == KVZ_KDT_F32 ? 4 : 2;
+    for (size_t j = 0; j < nrows; j++)
+        cvt_to_f32(dst + j * dst_stride, (const char *)src + (ptrdiff_t)j * src_stride * (ptrdiff_t)esz, dt, d);
+}
+
+/* Where the f32 rows of keys [kb, kb+nb) are: straight from the input when that is
+ * possible, else converted into the scratch. */
+static const float *key_rows(blk_ctx *c, float *scratch, const void *base, ptrdiff_t stride, int dt,
+                             size_t kb, size_t nb, size_t *row_stride)
+{
+    if (dt == KVZ_KDT_F32 && c->d % VW == 0) {
+        *row_stride = (size_t)stride;
+        return (const float *)base + (ptrdiff_t)kb * stride;
+    }
+    const size_t esz = dt == KVZ_KDT_F32 ? 4 : 2;
+    rows_to_f32(scratch, c->dp, (const char *)base + (ptrdiff_t)kb * stride * (ptrdiff_t)esz, stride, dt,
+                nb, c->d);
+    *row_stride = c->dp;
+    return scratch;
+}
+
+/* S[j][r] = <q_r, k_j> (q pre-scaled) for the nb keys at kp, by the gemm way. */
+static void logits_gemm(const blk_ctx *c, const float *kp, size_t ks, size_t nb)
+{
+    const size_t d = c->d, nrv = c->nrv;
+    float *S = c->s;
+    size_t j = 0;
+    for (; j + TILE_J <= nb; j += TILE_J) {
+        size_t v = 0;
+        for (; v + TILE_RV <= nrv; v += TILE_RV) {
+            vf acc[TILE_J][TILE_RV];
+#pragma GCC unroll 8
+            for (int a = 0; a < TILE_J; a++)
+#pragma GCC unroll 8
+                for (int b = 0; b < TILE_RV; b++)
+                    acc[a][b] = vf_zero();
+            for (size_t x = 0; x < d; x++) {
+                vf qv[TILE_RV];
+#pragma GCC unroll 8
+                for (int b = 0; b < TILE_RV; b++)
+                    qv[b] = vf_load(c->qt + x * MQ + (v + b) * VW);
+#pragma GCC unroll 8
+                for (int a = 0; a < TILE_J; a++) {
+                    const vf kv = vf_set1(kp[(j + a) * ks + x]);
+#pragma GCC unroll 8
+                    for (int b = 0; b < TILE_RV; b++)
+                        acc[a][b] = vf_fma(kv, qv[b], acc[a][b]);
+                }
+            }
+#pragma GCC unroll 8
+            for (int a = 0; a < TILE_J; a++)
+#pragma GCC unroll 8
+                for (int b = 0; b < TILE_RV; b++)
+                    vf_store(S + (j + a) * MQ + (v + b) * VW, acc[a][b]);
+        }
+        for (; v < nrv; v++) {
+            vf acc[TILE_J];
+#pragma GCC unroll 8
+            for (int a = 0; a < TILE_J; a++)
+                acc[a] = vf_zero();
+            for (size_t x = 0; x < d; x++) {
+                const vf qv = vf_load(c->qt + x * MQ + v * VW);
+#pragma GCC unroll 8
+                for (int a = 0; a < TILE_J; a++)
+                    acc[a] = vf_fma(vf_set1(kp[(j + a) * ks + x]), qv, acc[a]);
+            }
+#pragma GCC unroll 8
+            for (int a = 0; a < TILE_J; a++)
+                vf_store(S + (j + a) * MQ + v * VW, acc[a]);
+        }
+    }
+    for (; j < nb; j++)
+        for (size_t v = 0; v < nrv; v++) {
+            vf acc = vf_zero();
+            for (size_t x = 0; x < d; x++)
+                acc = vf_fma(vf_set1(kp[j * ks + x]), vf_load(c->qt + x * MQ + v * VW), acc);
+            vf_store(S + j * MQ + v * VW, acc);
+        }
+}
+
+/* The same by the dot way: few rows, each key row read once for all of them. */
+static void logits_dot(const blk_ctx *c, const float *kp, size_t ks, size_t nb)
+{
+    const size_t dpv = c->dpv, mq = c->mq, lanes = c->nrv * VW;
+    float *S = c->s;
+    size_t j = 0;
+    for (; j + 4 <= nb; j += 4) {
+        const float *k0 = kp + j * ks, *k1 = k0 + ks, *k2 = k1 + ks, *k3 = k2 + ks;
+        for (size_t r = 0; r < mq; r++) {
+            const float *qr = c->qr + r * c->dp;
+            vf a0 = vf_zero(), a1 = vf_zero(), a2 = vf_zero(), a3 = vf_zero();
+            for (size_t x = 0; x < dpv * VW; x += VW) {
+                const vf qv = vf_load(qr + x);
+                a0 = vf_fma(qv, vf_load(k0 + x), a0);
+                a1 = vf_fma(qv, vf_load(k1 + x), a1);
+                a2 = vf_fma(qv, vf_load(k2 + x), a2);
+                a3 = vf_fma(qv, vf_load(k3 + x), a3);
+            }
+            S[(j + 0) * MQ + r] = vf_hsum(a0);
+            S[(j + 1) * MQ + r] = vf_hsum(a1);
+            S[(j + 2) * MQ + r] = vf_hsum(a2);
+            S[(j + 3) * MQ + r] = vf_hsum(a3);
+        }
+    }
+    for (; j < nb; j++)
+        for (size_t r = 0; r < mq; r++) {
+            const float *qr = c->qr + r * c->dp;
+            vf a0 = vf_zero();
+            for (size_t x = 0; x < dpv * VW; x += VW)
+                a0 = vf_fma(vf_load(qr + x), vf_load(kp + j * ks + x), a0);
+            S[j * MQ + r] = vf_hsum(a0);
+        }
+    for (size_t jj = 0; jj < nb; jj++)
+        for (size_t r = mq; r < lanes; r++)
+            S[jj * MQ + r] = 0.0f;
+}
+
+/* Fills S for keys [kb, kb+nb) and masks what each row may not see with -inf. */
+static void logits_block(blk_ctx *c, const void *k, ptrdiff_t kst, int dt, size_t kb, size_t nb)
+{
+    size_t ks;
+    const float *kp = key_rows(c, c->kf, k, kst, dt, kb, nb, &ks);
+    if (c->dot)
+        logits_dot(c, kp, ks, nb);
+    else
+        logits_gemm(c, kp, ks, nb);
+    const ptrdiff_t last = (ptrdiff_t)(kb + nb) - 1;
+    if (last > row_limit(c, 0))
+        for (size_t r = 0; r < c->mq; r++) {
+            const ptrdiff_t lim = row_limit(c, r);
+            for (ptrdiff_t j = lim + 1 - (ptrdiff_t)kb; j < (ptrdiff_t)nb; j++)
+                if (j >= 0)
+                    c->s[(size_t)j * MQ + r] = -INFINITY;
+        }
+}
+
+/* Running max/sum update of statistics (m, l) with the S columns whose key passes `in`;
+ * with overwrite set, S becomes the probabilities relative to the new max and alpha the
+ * rescale factor of earlier sums. */
+static void online_update(blk_ctx *c, float *m, float *l, size_t nb, const unsigned char *in, int overwrite)
+{
+    for (size_t v = 0; v < c->nrv; v++) {
+        float *sv = c->s + v * VW;
+        vf bm = vf_set1(-INFINITY);
+        for (size_t j = 0; j < nb; j++)
+            if (!in || in[j])
+                bm = vf_max(bm, vf_load(sv + j * MQ));
+        const vf mold = vf_load(m + v * VW);
+        const vf mnew = vf_max(mold, bm);
+        /* a max of -inf (nothing visible yet) must not produce inf - inf */
+        const vf muse = vf_max(mnew, vf_set1(-FLT_MAX));
+        const vf alpha = vf_exp(vf_sub(mold, muse));
+        vf sum = vf_zero();
+        for (size_t j = 0; j < nb; j++) {
+            if (in && !in[j])
+                continue;
+            const vf p = vf_exp(vf_sub(vf_load(sv + j * MQ), muse));
+            if (overwrite)
+                vf_store(sv + j * MQ, p);
+            sum = vf_add(sum, p);
+        }
+        vf_store(l + v * VW, vf_fma(vf_load(l + v * VW), alpha, sum));
+        vf_store(m + v * VW, mnew);
+        if (overwrite)
+            vf_store(c->alpha + v * VW, alpha);
+    }
+}
+
+/* O[r] = O[r]*alpha[r] + sum_j P[j][r] V[j] for the block's rows. */
+static void pv_update(blk_ctx *c, const float *vp, size_t vs, size_t nb)
+{
+    const size_t mq = c->mq, dpv = c->dpv, dp = c->dp;
+    const float *S = c->s;
+    size_t r = 0;
+    for (; r + PV_RT <= mq; r += PV_RT) {
+        size_t x = 0;
+        for (; x + PV_CV <= dpv; x += PV_CV) {
+            vf acc[PV_RT][PV_CV];
+#pragma GCC unroll 8
+            for (int a = 0; a < PV_RT; a++) {
+                const vf al = vf_set1(c->alpha[r + a]);
+#pragma GCC unroll 8
+                for (int b = 0; b < PV_CV; b++)
+                    acc[a][b] = vf_mul(vf_load(c->o + (r + a) * dp + (x + b) * VW), al);
+            }
+            for (size_t j = 0; j < nb; j++) {
+                vf vv[PV_CV];
+#pragma GCC unroll 8
+                for (int b = 0; b < PV_CV; b++)
+                    vv[b] = vf_load(vp + j * vs + (x + b) * VW);
+#pragma GCC unroll 8
+                for (int a = 0; a < PV_RT; a++) {
+                    const vf p = vf_set1(S[j * MQ + r + a]);
+#pragma GCC unroll 8
+                    for (int b = 0; b < PV_CV; b++)
+                        acc[a][b] = vf_fma(p, vv[b], acc[a][b]);
+                }
+            }
+#pragma GCC unroll 8
+            for (int a = 0; a < PV_RT; a++)
+#pragma GCC unroll 8
+                for (int b = 0; b < PV_CV; b++)
+                    vf_store(c->o + (r + a) * dp + (x + b) * VW, acc[a][b]);
+        }
+        for (; x < dpv; x++) {
+            vf acc[PV_RT];
+#pragma GCC unroll 8
+            for (int a = 0; a < PV_RT; a++)
+                acc[a] = vf_mul(vf_load(c->o + (r + a) * dp + x * VW), vf_set1(c->alpha[r + a]));
+            for (size_t j = 0; j < nb; j++) {
+                const vf vv = vf_load(vp + j * vs + x * VW);
+#pragma GCC unroll 8
+                for (int a = 0; a < PV_RT; a++)
+                    acc[a] = vf_fma(vf_set1(S[j * MQ + r + a]), vv, acc[a]);
+            }
+#pragma GCC unroll 8
+            for (int a = 0; a < PV_RT; a++)
+                vf_store(c->o + (r + a) * dp + x * VW, acc[a]);
+        }
+    }
+    for (; r < mq; r++)
+        for (size_t x = 0; x < dpv; x++) {
+            vf acc = vf_mul(vf_load(c->o + r * dp + x * VW), vf_set1(c->alpha[r]));
+            for (size_t j = 0; j < nb; j++)
+                acc = vf_fma(vf_set1(S[j * MQ + r]), vf_load(vp + j * vs + x * VW), acc);
+            vf_store(c->o + r * dp + x * VW, acc);
+        }
+}
+
+static void stats_reset(blk_ctx *c)
+{
+    for (size_t r = 0; r < MQ; r++) {
+        c->m[r] = c->m2[r] = -INFINITY;
+        c->l[r] = c->l2[r] = 0.0f;
+    }
+}
+
+/* Marks which keys of [kb, kb+nb) belong to the KVzip reduced key set; returns whether any. */
+static int reduced_mask(const kvz_attn_job *job, size_t kb, size_t nb, unsigned char *in)
+{
+    int any = 0;
+    for (size_t j = 0; j < nb; j++) {
+        const size_t key = kb + j;
+        in[j] = key < job->sink_end || (key >= job->chunk_begin && key < job->chunk_end) ||
+                (ptrdiff_t)key >= job->q_pos0;
+        any |= in[j];
+    }
+    return any;
+}
+
+/* p = exp(S - lse2) per row over keys [kb, kb+nb); lse2 = +inf hides a row. */
+static void probs_from_lse(blk_ctx *c, size_t nb)
+{
+    for (size_t v = 0; v < c->nrv; v++) {
+        const vf ls = vf_load(c->lse2 + v * VW);
+        for (size_t j = 0; j < nb; j++) {
+            float *p = c->s + j * MQ + v * VW;
+            vf_store(p, vf_exp(vf_sub(vf_load(p), ls)));
+        }
+    }
+}
+
+static void attn_impl(const kvz_attn_job *job)
+{
+    blk_ctx c;
+    scratch_init(&c, job->work, job->d, job->group, job->q_pos0);
+    const size_t rows = job->n_q * job->group;
+    const int dt = job->dtype;
+    unsigned char in[BK];
+
+    for (size_t r0 = 0; r0 < rows; r0 += MQ) {
+        const size_t mq = rows - r0 < MQ ? rows - r0 : MQ;
+        load_queries(&c, job->q, job->q_head_stride, job->q_row_stride, job->scale, r0, mq);
+        stats_reset(&c);
+        memset(c.o, 0, mq * c.dp * sizeof(float));
+        const ptrdiff_t lim = row_limit(&c, mq - 1);
+        const size_t kend = lim < 0 ? 0 : ((size_t)lim + 1 < job->n_k ? (size_t)lim + 1 : job->n_k);
+
+        for (size_t kb = 0; kb < kend; kb += BK) {
+            const size_t nb = kend - kb < BK ? kend - kb : BK;
+            logits_block(&c, job->k, job->kv_row_stride, dt, kb, nb);
+            if (job->score && reduced_mask(job, kb, nb, in))
+                online_update(&c, c.m2, c.l2, nb, in, 0);
+            online_update(&c, c.m, c.l, nb, NULL, 1);
+            size_t vs;
+            const float *vp = key_rows(&c, c.vf_, job->v, job->kv_row_stride, dt, kb, nb, &vs);
+            pv_update(&c, vp, vs, nb);
+        }
+
+        for (size_t r = 0; r < mq; r++) {
+            const size_t gr = r0 + r, g = gr % job->group, i = gr / job->group;
+            float *dst = job->out + (ptrdiff_t)g * job->out_head_stride + (ptrdiff_t)i * job->out_row_stride;
+            const float inv = c.l[r] > 0.0f ? 1.0f / c.l[r] : 0.0f;
+            for (size_t x = 0; x < job->d; x++)
+                dst[x] = c.o[r * c.dp + x] * inv;
+            if (job->lse)
+                job->lse[g * job->n_q + i] = c.l[r] > 0.0f ? c.m[r] + logf(c.l[r]) : -INFINITY;
+        }
+
+        if (!job->score)
+            continue;
+        /* Second visit of the chunk's keys: fold max_rows exp(z - lse_reduced). */
+        for (size_t r = 0; r < c.nrv * VW; r++)
+            c.lse2[r] = (r < mq && c.l2[r] > 0.0f) ? c.m2[r] + logf(c.l2[r]) : INFINITY;
+        for (size_t kb = job->chunk_begin; kb < job->chunk_end; kb += BK) {
+            const size_t nb = job->chunk_end - kb < BK ? job->chunk_end - kb : BK;
+            logits_block(&c, job->k, job->kv_row_stride, dt, kb, nb);
+            probs_from_lse(&c, nb);
+            float *sc = job->score + (kb - job->chunk_begin);
+            for (size_t j = 0; j < nb; j++) {
+                vf mx = vf_load(c.s + j * MQ);
+                for (size_t v = 1; v < c.nrv; v++)
+                    mx = vf_max(mx, vf_load(c.s + j * MQ + v * VW));
+                const float h = vf_hmax(mx);
+                if (h > sc[j])
+                    sc[j] = h;
+            }
+        }
+    }
+}
+
+/* FastKV window score, one query head at a time so each head is pooled on its own. */
+static void window_impl(const kvz_window_job *job)
+{
+    const size_t W = job->window, n = job->n, nk = n - W;
+    float *a = job->work + kvz_attn_work_floats(job->d);
+    blk_ctx c;
+    scratch_init(&c, job->work, job->d, 1, (ptrdiff_t)nk);
+    for (size_t j = 0; j < nk; j++)
+        job->out[j] = 0.0f;
+
+    for (size_t g = 0; g < job->group; g++) {
+        const float *qg = job->q + (ptrdiff_t)g * job->q_head_stride;
+        for (size_t j = 0; j < nk; j++)
+            a[j] = 0.0f;
+        for (size_t r0 = 0; r0 < W; r0 += MQ) {
+            const size_t mq = W - r0 < MQ ? W - r0 : MQ;
+            load_queries(&c, qg, 0, job->q_row_stride, job->scale, r0, mq);
+            stats_reset(&c);
+            const size_t kend = nk + r0 + mq; /* the last row sees up to key nk + r0 + mq - 1 */
+            for (size_t kb = 0; kb < kend; kb += BK) {
+                const size_t nb = kend - kb < BK ? kend - kb : BK;
+                logits_block(&c, job->k, job->k_row_stride, job->dtype, kb, nb);
+                online_update(&c, c.m, c.l, nb, NULL, 0);
+            }
+            for (size_t r = 0; r < c.nrv * VW; r++)
+                c.lse2[r] = (r < mq && c.l[r] > 0.0f) ? c.m[r] + logf(c.l[r]) : INFINITY;
+            for (size_t kb = 0; kb < nk; kb += BK) {
+                const size_t nb = nk - kb < BK ? nk - kb : BK;
+                logits_block(&c, job->k, job->k_row_stride, job->dtype, kb, nb);
+                probs_from_lse(&c, nb);
+                for (size_t j = 0; j < nb; j++) {
+                    vf s = vf_load(c.s + j * MQ);
+                    for (size_t v = 1; v < c.nrv; v++)
+                        s = vf_add(s, vf_load(c.s + j * MQ + v * VW));
+                    a[kb + j] += vf_hsum(s);
+                }
+            }
+        }
+        /* 1-D pooling, stride 1, padding kernel/2, then the group sum */
+        const ptrdiff_t h = (ptrdiff_t)(job->kernel / 2);
+        const float invk = 1.0f / (float)job->kernel;
+        for (ptrdiff_t j = 0; j < (ptrdiff_t)nk; j++) {
+            const ptrdiff_t lo = j - h < 0 ? 0 : j - h;
+            const ptrdiff_t hi = j + h >= (ptrdiff_t)nk ? (ptrdiff_t)nk - 1 : j + h;
+            float acc = job->pool == KVZ_KPOOL_MAX ? -INFINITY : 0.0f;
+            for (ptrdiff_t t = lo; t <= hi; t++)
+                acc = job->pool == KVZ_KPOOL_MAX ? (a[t] > acc ? a[t] : acc) : acc + a[t];
+            job->out[j] += job->pool == KVZ_KPOOL_MAX ? acc : acc * invk;
+        }
+    }
+}

@@ -1,0 +1,10 @@
+/* Selection primitive (score-key radix histogram) at the AVX-512 level (one source: tmpl/select_body.h). */
+#include <string.h>
+
+#include "x86/vec_avx512.h"
+#include "tmpl/select_body.h"
+
+void kvz_key_histogram_avx512(const float *x, size_t n, uint32_t prefix, unsigned shift, uint64_t hist[256])
+{
+    key_histogram_impl(x, n, prefix, shift, hist);
+}

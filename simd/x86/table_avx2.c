@@ -1,0 +1,12 @@
+/* The kernel table of the AVX2 level. */
+#include "kernels.h"
+
+const kvz_kernel_table kvz_kernels_avx2 = {
+    .isa = KVZ_KISA_AVX2,
+    .name = "avx2",
+    .attn = kvz_attn_avx2,
+    .window_score = kvz_window_score_avx2,
+    .to_f32 = kvz_to_f32_avx2,
+    .from_f32 = kvz_from_f32_avx2,
+    .key_histogram = kvz_key_histogram_avx2,
+};

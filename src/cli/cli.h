@@ -1,0 +1,14 @@
+/* The kvz tool's subcommands, one function each, and their shared helpers. */
+#ifndef KVZ_CLI_H
+#define KVZ_CLI_H
+
+#include <stdio.h>
+
+/* Each returns the process exit status: 0 success, 1 failure, 2 usage error. */
+int kvz_cmd_info(int argc, char **argv);
+int kvz_cmd_bench(int argc, char **argv);
+
+/* Prints "kvz: <message>" to stderr; returns 1. */
+int kvz_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

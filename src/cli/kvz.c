@@ -1,0 +1,56 @@
+/* The kvz command: dispatches to the subcommands (info, bench, ...). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "kvz.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: kvz <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  info [--json]             library version, ISA in use and available, threads, NUMA nodes\n"
+            "  bench kernels [--json]    kernel benchmarks with the machine's memory bandwidth and GEMM rate\n"
+            "  help                      this text\n"
+            "\n"
+            "environment: KVZ_ISA=generic|avx2|avx512|neon forces a lower kernel level;\n"
+            "             OMP_NUM_THREADS sets the thread count.\n");
+}
+
+int kvz_cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("kvz: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "info"))
+        return kvz_cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench"))
+        return kvz_cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("kvz %s\n", kvz_version().string);
+        return 0;
+    }
+    fprintf(stderr, "kvz: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

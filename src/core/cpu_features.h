@@ -1,0 +1,15 @@
+/* CPU feature bits as the detection code reports them. */
+#ifndef KVZ_CORE_CPU_FEATURES_H
+#define KVZ_CORE_CPU_FEATURES_H
+
+enum {
+    KVZ_CPU_AVX2 = 1u << 0,        /* AVX2 + FMA + F16C, OS saves YMM */
+    KVZ_CPU_AVX512 = 1u << 1,      /* AVX-512 F/BW/VL/DQ, OS saves ZMM and opmasks */
+    KVZ_CPU_AVX512_BF16 = 1u << 2, /* AVX512_BF16 */
+    KVZ_CPU_NEON = 1u << 3         /* aarch64 Advanced SIMD */
+};
+
+/* Reads CPUID/XGETBV (x86) or getauxval (Linux/arm64). Pure: no global state. */
+unsigned kvz_cpu_detect(void);
+
+#endif

@@ -1,0 +1,37 @@
+/* Declarations shared inside src/core: error helpers, dispatch, aligned scratch. */
+#ifndef KVZ_CORE_INTERNAL_H
+#define KVZ_CORE_INTERNAL_H
+
+#include <stddef.h>
+
+#include "kernels.h"
+#include "kvz.h"
+
+/* Records a formatted message for kvz_last_error() and returns st. */
+kvz_status kvz_fail(kvz_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void kvz_clear_error(void);
+
+/* The kernel table in use (chosen once per process on first call). Never NULL. */
+const kvz_kernel_table *kvz_kernels(void);
+/* The table of a level, or NULL when this build or CPU cannot run it. */
+const kvz_kernel_table *kvz_kernels_for(kvz_isa isa);
+
+/*
+ * The pure part of the choice: given the KVZ_ISA value (NULL when unset) and which levels
+ * this build and CPU support (bit i for kvz_isa i), the level to use. When the value is
+ * unknown or names an unsupported level, the best level is returned and msg (msg_size
+ * bytes) explains why; otherwise msg is set to "".
+ */
+kvz_isa kvz_isa_choose(const char *env, unsigned supported_mask, char *msg, size_t msg_size);
+
+/* 64-byte aligned allocation (NULL on failure) and its release. */
+void *kvz_aligned_alloc(size_t bytes);
+void kvz_aligned_free(void *p);
+
+/* Overflow-checked size arithmetic: returns 0 on overflow. */
+static inline int kvz_mul_ok(size_t a, size_t b, size_t *out)
+{
+    return !__builtin_mul_overflow(a, b, out);
+}
+
+#endif
