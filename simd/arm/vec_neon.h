@@ -31,6 +31,11 @@ static inline vf vf_max(vf a, vf b) { return vmaxq_f32(a, b); }
 static inline vf vf_exp(vf x) { return Sleef_expf4_u10advsimd(x); }
 static inline float vf_hsum(vf v) { return vaddvq_f32(v); }
 static inline float vf_hmax(vf v) { return vmaxvq_f32(v); }
+/* lane t of the result = horizontal sum of a[t] */
+static inline vf vf_hsum_vw(const vf *a)
+{
+    return vpaddq_f32(vpaddq_f32(a[0], a[1]), vpaddq_f32(a[2], a[3]));
+}
 static inline vf vf_load_n(const float *p, size_t n)
 {
     float t[4] = {0, 0, 0, 0};

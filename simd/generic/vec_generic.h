@@ -32,6 +32,8 @@ static inline float vf_hsum(vf v) { return v; }
 static inline float vf_hmax(vf v) { return v; }
 static inline vf vf_load_n(const float *p, size_t n) { return n ? *p : 0.0f; }
 static inline void vf_store_n(float *p, vf v, size_t n) { if (n) *p = v; }
+/* lane t of the result = horizontal sum of a[t] (VW vectors in, one out) */
+static inline vf vf_hsum_vw(const vf *a) { return a[0]; }
 static inline vf vf_load_bf16(const uint16_t *p) { return kvz_bf16_to_f32(*p); }
 static inline vf vf_load_f16(const uint16_t *p) { return kvz_f16_to_f32(*p); }
 static inline void vf_store_bf16(uint16_t *p, vf v) { *p = kvz_f32_to_bf16(v); }

@@ -9,8 +9,10 @@
  * K/V are read once for the whole group. The logits block S is [key][row]: row lanes are
  * contiguous, so the softmax statistics of many rows update with whole vectors.
  * Two ways to fill S: "gemm" (Q transposed, broadcast each key element against row
- * vectors: compute bound prefill) and "dot" (per row and key a vector dot product: few
- * rows, memory bound decode).
+ * vectors: compute bound prefill) and "dot" (few rows, memory bound decode: per row,
+ * VW keys' dot products at once, reduced by one transpose-and-add, and S laid out
+ * [row][key] so that exp and the running max work on whole vectors of keys).
+ * Element (key j, row r) of S is at s[j*sj + r*sr]: gemm sj = MQ, sr = 1; dot sj = 1, sr = BKP.
  */
 #include <float.h>
 #include <math.h>
@@ -21,6 +23,10 @@
 
 #define MQ KVZ_KBLOCK_Q
 #define BK KVZ_KBLOCK_K
+#define BKP (BK + KVZ_KMAX_VW) /* dot layout: a row of S padded to whole vectors */
+/* Keys per block on the dot path (decode): small, so that the block's K/V lines are still
+ * in L1 when P.V reads V and the logits row stays short; K/V are read in place there. */
+#define BK_DOT 32
 
 typedef struct blk_ctx {
     size_t d, dp, dpv; /* head dim, padded scratch row, vectors per row */
@@ -30,6 +36,7 @@ typedef struct blk_ctx {
     /* current block */
     size_t r0, mq, nrv;
     int dot;
+    size_t sj, sr; /* S strides of the current layout */
 } blk_ctx;
 
 static void scratch_init(blk_ctx *c, float *work, size_t d, size_t group, ptrdiff_t q_pos0)
@@ -70,6 +77,8 @@ static void load_queries(blk_ctx *c, const float *q, ptrdiff_t qhs, ptrdiff_t qr
     c->mq = mq;
     c->nrv = (mq + VW - 1) / VW;
     c->dot = mq <= DOT_MAX_ROWS;
+    c->sj = c->dot ? 1 : MQ;
+    c->sr = c->dot ? BKP : 1;
     const size_t lanes = c->nrv * VW;
     for (size_t r = 0; r < mq; r++) {
         const size_t gr = r0 + r;
@@ -91,6 +100,21 @@ static void load_queries(blk_ctx *c, const float *q, ptrdiff_t qhs, ptrdiff_t qr
                 c->qt[x * MQ + r] = 0.0f;
 }
 
+/* Vector loaders by storage type: the dot path reads bf16/f16 K/V rows in place and
+ * converts in registers (decode reads each K/V element once: a converted copy in memory
+ * would only add a store and a load per element). */
+typedef vf (*vload_fn)(const void *base, size_t idx);
+static inline vf ld_f32(const void *b, size_t i) { return vf_load((const float *)b + i); }
+static inline vf ld_bf16(const void *b, size_t i) { return vf_load_bf16((const uint16_t *)b + i); }
+static inline vf ld_f16(const void *b, size_t i) { return vf_load_f16((const uint16_t *)b + i); }
+
+/* K or V rows of a key block as the block functions read them. */
+typedef struct rows_ref {
+    const void *p;
+    size_t stride; /* elements */
+    int dt;        /* storage type of p: f32 unless read in place by the dot path */
+} rows_ref;
+
 /* Converts nrows rows of d elements of dtype dt to f32 rows of stride dst_stride. */
 static void rows_to_f32(float *dst, size_t dst_stride, const void *src, ptrdiff_t src_stride, int dt,
                         size_t nrows, size_t d)
@@ -100,20 +124,19 @@ static void rows_to_f32(float *dst, size_t dst_stride, const void *src, ptrdiff_
         cvt_to_f32(dst + j * dst_stride, (const char *)src + (ptrdiff_t)j * src_stride * (ptrdiff_t)esz, dt, d);
 }
 
-/* Where the f32 rows of keys [kb, kb+nb) are: straight from the input when that is
- * possible, else converted into the scratch. */
-static const float *key_rows(blk_ctx *c, float *scratch, const void *base, ptrdiff_t stride, int dt,
-                             size_t kb, size_t nb, size_t *row_stride)
+/* Where the rows of keys [kb, kb+nb) are read from: in place when the layout allows
+ * (f32, or any type on the dot path, with d a whole number of vectors), else converted
+ * to f32 in the scratch (zero padded to whole vectors). */
+static rows_ref key_rows(blk_ctx *c, float *scratch, const void *base, ptrdiff_t stride, int dt, size_t kb,
+                         size_t nb)
 {
-    if (dt == KVZ_KDT_F32 && c->d % VW == 0) {
-        *row_stride = (size_t)stride;
-        return (const float *)base + (ptrdiff_t)kb * stride;
-    }
     const size_t esz = dt == KVZ_KDT_F32 ? 4 : 2;
-    rows_to_f32(scratch, c->dp, (const char *)base + (ptrdiff_t)kb * stride * (ptrdiff_t)esz, stride, dt,
-                nb, c->d);
-    *row_stride = c->dp;
-    return scratch;
+    const char *first = (const char *)base + (ptrdiff_t)kb * stride * (ptrdiff_t)esz;
+    if (c->d % VW == 0 && (dt == KVZ_KDT_F32 || c->dot)) {
+        return (rows_ref){first, (size_t)stride, dt};
+    }
+    rows_to_f32(scratch, c->dp, first, stride, dt, nb, c->d);
+    return (rows_ref){scratch, c->dp, KVZ_KDT_F32};
 }
 
 /* S[j][r] = <q_r, k_j> (q pre-scaled) for the nb keys at kp, by the gemm way. */
@@ -175,67 +198,158 @@ static void logits_gemm(const blk_ctx *c, const float *kp, size_t ks, size_t nb)
         }
 }
 
-/* The same by the dot way: few rows, each key row read once for all of them. */
-static void logits_dot(const blk_ctx *c, const float *kp, size_t ks, size_t nb)
+/* Dot products of rows [r0, r0+NR) with key j, into tmp[r][t]: each key vector is loaded
+ * once for all NR rows (the queries come from L1 as memory operands). */
+#define DOT_TILE 4
+static inline __attribute__((always_inline)) void dot_key_tile(const blk_ctx *c, size_t r0, const void *kb,
+                                                                size_t kj, vload_fn ld, vf *tmp, size_t t)
 {
-    const size_t dpv = c->dpv, mq = c->mq, lanes = c->nrv * VW;
-    float *S = c->s;
+    vf acc[DOT_TILE];
+#pragma GCC unroll 4
+    for (int r = 0; r < DOT_TILE; r++)
+        acc[r] = vf_zero();
+    const float *q0 = c->qr + r0 * c->dp;
+    for (size_t x = 0; x < c->dpv * VW; x += VW) {
+        const vf kv = ld(kb, kj + x);
+#pragma GCC unroll 4
+        for (int r = 0; r < DOT_TILE; r++)
+            acc[r] = vf_fma(vf_load(q0 + r * c->dp + x), kv, acc[r]);
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < DOT_TILE; r++)
+        tmp[r * VW + t] = acc[r];
+}
+
+/* The same by the dot way, into S[r][j]: VW keys at a time, reduced by one
+ * transpose-and-add per row; the row's tail up to whole vectors is -inf. */
+static inline __attribute__((always_inline)) void logits_dot_body(const blk_ctx *c, const void *kp, size_t ks,
+                                                                   size_t nb, vload_fn ld)
+{
+    const size_t dpv = c->dpv, mq = c->mq;
+    vf tmp[DOT_TILE * VW];
     size_t j = 0;
-    for (; j + 4 <= nb; j += 4) {
-        const float *k0 = kp + j * ks, *k1 = k0 + ks, *k2 = k1 + ks, *k3 = k2 + ks;
-        for (size_t r = 0; r < mq; r++) {
+    for (; j + VW <= nb; j += VW) {
+        size_t r = 0;
+        for (; r + DOT_TILE <= mq; r += DOT_TILE) {
+            for (size_t t = 0; t < VW; t++)
+                dot_key_tile(c, r, kp, (j + t) * ks, ld, tmp, t);
+#pragma GCC unroll 4
+            for (int a = 0; a < DOT_TILE; a++)
+                vf_store(c->s + (r + a) * BKP + j, vf_hsum_vw(tmp + a * VW));
+        }
+        for (; r < mq; r++) {
             const float *qr = c->qr + r * c->dp;
-            vf a0 = vf_zero(), a1 = vf_zero(), a2 = vf_zero(), a3 = vf_zero();
-            for (size_t x = 0; x < dpv * VW; x += VW) {
-                const vf qv = vf_load(qr + x);
-                a0 = vf_fma(qv, vf_load(k0 + x), a0);
-                a1 = vf_fma(qv, vf_load(k1 + x), a1);
-                a2 = vf_fma(qv, vf_load(k2 + x), a2);
-                a3 = vf_fma(qv, vf_load(k3 + x), a3);
+            for (size_t t = 0; t < VW; t++) {
+                vf a0 = vf_zero();
+                for (size_t x = 0; x < dpv * VW; x += VW)
+                    a0 = vf_fma(vf_load(qr + x), ld(kp, (j + t) * ks + x), a0);
+                tmp[t] = a0;
             }
-            S[(j + 0) * MQ + r] = vf_hsum(a0);
-            S[(j + 1) * MQ + r] = vf_hsum(a1);
-            S[(j + 2) * MQ + r] = vf_hsum(a2);
-            S[(j + 3) * MQ + r] = vf_hsum(a3);
+            vf_store(c->s + r * BKP + j, vf_hsum_vw(tmp));
         }
     }
-    for (; j < nb; j++)
-        for (size_t r = 0; r < mq; r++) {
-            const float *qr = c->qr + r * c->dp;
+    for (size_t r = 0; r < mq; r++) {
+        const float *qr = c->qr + r * c->dp;
+        float *T = c->s + r * BKP;
+        size_t jj = j;
+        for (; jj < nb; jj++) {
             vf a0 = vf_zero();
             for (size_t x = 0; x < dpv * VW; x += VW)
-                a0 = vf_fma(vf_load(qr + x), vf_load(kp + j * ks + x), a0);
-            S[j * MQ + r] = vf_hsum(a0);
+                a0 = vf_fma(vf_load(qr + x), ld(kp, jj * ks + x), a0);
+            T[jj] = vf_hsum(a0);
         }
-    for (size_t jj = 0; jj < nb; jj++)
-        for (size_t r = mq; r < lanes; r++)
-            S[jj * MQ + r] = 0.0f;
+        for (; jj < (nb + VW - 1) / VW * VW; jj++)
+            T[jj] = -INFINITY;
+    }
+}
+
+static void logits_dot_f32(const blk_ctx *c, const void *kp, size_t ks, size_t nb)
+{
+    logits_dot_body(c, kp, ks, nb, ld_f32);
+}
+static void logits_dot_bf16(const blk_ctx *c, const void *kp, size_t ks, size_t nb)
+{
+    logits_dot_body(c, kp, ks, nb, ld_bf16);
+}
+static void logits_dot_f16(const blk_ctx *c, const void *kp, size_t ks, size_t nb)
+{
+    logits_dot_body(c, kp, ks, nb, ld_f16);
 }
 
 /* Fills S for keys [kb, kb+nb) and masks what each row may not see with -inf. */
 static void logits_block(blk_ctx *c, const void *k, ptrdiff_t kst, int dt, size_t kb, size_t nb)
 {
-    size_t ks;
-    const float *kp = key_rows(c, c->kf, k, kst, dt, kb, nb, &ks);
-    if (c->dot)
-        logits_dot(c, kp, ks, nb);
+    const rows_ref kr = key_rows(c, c->kf, k, kst, dt, kb, nb);
+    if (!c->dot)
+        logits_gemm(c, kr.p, kr.stride, nb);
+    else if (kr.dt == KVZ_KDT_BF16)
+        logits_dot_bf16(c, kr.p, kr.stride, nb);
+    else if (kr.dt == KVZ_KDT_F16)
+        logits_dot_f16(c, kr.p, kr.stride, nb);
     else
-        logits_gemm(c, kp, ks, nb);
+        logits_dot_f32(c, kr.p, kr.stride, nb);
     const ptrdiff_t last = (ptrdiff_t)(kb + nb) - 1;
     if (last > row_limit(c, 0))
         for (size_t r = 0; r < c->mq; r++) {
             const ptrdiff_t lim = row_limit(c, r);
             for (ptrdiff_t j = lim + 1 - (ptrdiff_t)kb; j < (ptrdiff_t)nb; j++)
                 if (j >= 0)
-                    c->s[(size_t)j * MQ + r] = -INFINITY;
+                    c->s[(size_t)j * c->sj + r * c->sr] = -INFINITY;
         }
 }
 
 /* Running max/sum update of statistics (m, l) with the S columns whose key passes `in`;
  * with overwrite set, S becomes the probabilities relative to the new max and alpha the
  * rescale factor of earlier sums. */
+static void online_update_dot(blk_ctx *c, float *m, float *l, size_t nb, const unsigned char *in,
+                              int overwrite)
+{
+    const size_t nbv = (nb + VW - 1) / VW * VW; /* the tail is -inf: whole vectors are safe */
+    for (size_t r = 0; r < c->mq; r++) {
+        float *T = c->s + r * BKP;
+        float bm = -INFINITY;
+        if (in) {
+            for (size_t j = 0; j < nb; j++)
+                if (in[j] && T[j] > bm)
+                    bm = T[j];
+        } else {
+            vf mv = vf_set1(-INFINITY);
+            for (size_t j = 0; j < nbv; j += VW)
+                mv = vf_max(mv, vf_load(T + j));
+            bm = vf_hmax(mv);
+        }
+        const float mnew = m[r] > bm ? m[r] : bm;
+        const float muse = mnew > -FLT_MAX ? mnew : -FLT_MAX;
+        const float alpha = expf(m[r] - muse);
+        float sum = 0.0f;
+        if (in) {
+            for (size_t j = 0; j < nb; j++)
+                if (in[j])
+                    sum += expf(T[j] - muse);
+        } else {
+            const vf mu = vf_set1(muse);
+            vf sv = vf_zero();
+            for (size_t j = 0; j < nbv; j += VW) {
+                const vf p = vf_exp(vf_sub(vf_load(T + j), mu));
+                if (overwrite)
+                    vf_store(T + j, p);
+                sv = vf_add(sv, p);
+            }
+            sum = vf_hsum(sv);
+        }
+        l[r] = l[r] * alpha + sum;
+        m[r] = mnew;
+        if (overwrite)
+            c->alpha[r] = alpha;
+    }
+}
+
 static void online_update(blk_ctx *c, float *m, float *l, size_t nb, const unsigned char *in, int overwrite)
 {
+    if (c->dot) {
+        online_update_dot(c, m, l, nb, in, overwrite);
+        return;
+    }
     for (size_t v = 0; v < c->nrv; v++) {
         float *sv = c->s + v * VW;
         vf bm = vf_set1(-INFINITY);
@@ -264,9 +378,10 @@ static void online_update(blk_ctx *c, float *m, float *l, size_t nb, const unsig
 }
 
 /* O[r] = O[r]*alpha[r] + sum_j P[j][r] V[j] for the block's rows. */
-static void pv_update(blk_ctx *c, const float *vp, size_t vs, size_t nb)
+static inline __attribute__((always_inline)) void pv_body(blk_ctx *c, const void *vp, size_t vs, size_t nb,
+                                                           vload_fn ld)
 {
-    const size_t mq = c->mq, dpv = c->dpv, dp = c->dp;
+    const size_t mq = c->mq, dpv = c->dpv, dp = c->dp, sj = c->sj, sr = c->sr;
     const float *S = c->s;
     size_t r = 0;
     for (; r + PV_RT <= mq; r += PV_RT) {
@@ -284,10 +399,10 @@ static void pv_update(blk_ctx *c, const float *vp, size_t vs, size_t nb)
                 vf vv[PV_CV];
 #pragma GCC unroll 8
                 for (int b = 0; b < PV_CV; b++)
-                    vv[b] = vf_load(vp + j * vs + (x + b) * VW);
+                    vv[b] = ld(vp, j * vs + (x + b) * VW);
 #pragma GCC unroll 8
                 for (int a = 0; a < PV_RT; a++) {
-                    const vf p = vf_set1(S[j * MQ + r + a]);
+                    const vf p = vf_set1(S[j * sj + (r + a) * sr]);
 #pragma GCC unroll 8
                     for (int b = 0; b < PV_CV; b++)
                         acc[a][b] = vf_fma(p, vv[b], acc[a][b]);
@@ -305,10 +420,10 @@ static void pv_update(blk_ctx *c, const float *vp, size_t vs, size_t nb)
             for (int a = 0; a < PV_RT; a++)
                 acc[a] = vf_mul(vf_load(c->o + (r + a) * dp + x * VW), vf_set1(c->alpha[r + a]));
             for (size_t j = 0; j < nb; j++) {
-                const vf vv = vf_load(vp + j * vs + x * VW);
+                const vf vv = ld(vp, j * vs + x * VW);
 #pragma GCC unroll 8
                 for (int a = 0; a < PV_RT; a++)
-                    acc[a] = vf_fma(vf_set1(S[j * MQ + r + a]), vv, acc[a]);
+                    acc[a] = vf_fma(vf_set1(S[j * sj + (r + a) * sr]), vv, acc[a]);
             }
 #pragma GCC unroll 8
             for (int a = 0; a < PV_RT; a++)
@@ -319,9 +434,19 @@ static void pv_update(blk_ctx *c, const float *vp, size_t vs, size_t nb)
         for (size_t x = 0; x < dpv; x++) {
             vf acc = vf_mul(vf_load(c->o + r * dp + x * VW), vf_set1(c->alpha[r]));
             for (size_t j = 0; j < nb; j++)
-                acc = vf_fma(vf_set1(S[j * MQ + r]), vf_load(vp + j * vs + x * VW), acc);
+                acc = vf_fma(vf_set1(S[j * sj + r * sr]), ld(vp, j * vs + x * VW), acc);
             vf_store(c->o + r * dp + x * VW, acc);
         }
+}
+
+static void pv_update(blk_ctx *c, rows_ref v, size_t nb)
+{
+    if (v.dt == KVZ_KDT_BF16)
+        pv_body(c, v.p, v.stride, nb, ld_bf16);
+    else if (v.dt == KVZ_KDT_F16)
+        pv_body(c, v.p, v.stride, nb, ld_f16);
+    else
+        pv_body(c, v.p, v.stride, nb, ld_f32);
 }
 
 static void stats_reset(blk_ctx *c)
@@ -348,12 +473,61 @@ static int reduced_mask(const kvz_attn_job *job, size_t kb, size_t nb, unsigned 
 /* p = exp(S - lse2) per row over keys [kb, kb+nb); lse2 = +inf hides a row. */
 static void probs_from_lse(blk_ctx *c, size_t nb)
 {
+    if (c->dot) {
+        for (size_t r = 0; r < c->mq; r++) {
+            const vf ls = vf_set1(c->lse2[r]);
+            float *T = c->s + r * BKP;
+            for (size_t j = 0; j < nb; j += VW)
+                vf_store(T + j, vf_exp(vf_sub(vf_load(T + j), ls)));
+        }
+        return;
+    }
     for (size_t v = 0; v < c->nrv; v++) {
         const vf ls = vf_load(c->lse2 + v * VW);
         for (size_t j = 0; j < nb; j++) {
             float *p = c->s + j * MQ + v * VW;
             vf_store(p, vf_exp(vf_sub(vf_load(p), ls)));
         }
+    }
+}
+
+/* dst[j] = max(dst[j], max over the block's rows of P[j][r]) for j < nb. */
+static void fold_max(const blk_ctx *c, size_t nb, float *dst)
+{
+    if (c->dot) {
+        for (size_t j = 0; j < nb; j++) {
+            float mx = c->s[j];
+            for (size_t r = 1; r < c->mq; r++)
+                mx = c->s[r * BKP + j] > mx ? c->s[r * BKP + j] : mx;
+            if (mx > dst[j])
+                dst[j] = mx;
+        }
+        return;
+    }
+    for (size_t j = 0; j < nb; j++) {
+        vf mx = vf_load(c->s + j * MQ);
+        for (size_t v = 1; v < c->nrv; v++)
+            mx = vf_max(mx, vf_load(c->s + j * MQ + v * VW));
+        const float h = vf_hmax(mx);
+        if (h > dst[j])
+            dst[j] = h;
+    }
+}
+
+/* dst[j] += sum over the block's rows of P[j][r] for j < nb. */
+static void fold_sum(const blk_ctx *c, size_t nb, float *dst)
+{
+    if (c->dot) {
+        for (size_t r = 0; r < c->mq; r++)
+            for (size_t j = 0; j < nb; j++)
+                dst[j] += c->s[r * BKP + j];
+        return;
+    }
+    for (size_t j = 0; j < nb; j++) {
+        vf sv = vf_load(c->s + j * MQ);
+        for (size_t v = 1; v < c->nrv; v++)
+            sv = vf_add(sv, vf_load(c->s + j * MQ + v * VW));
+        dst[j] += vf_hsum(sv);
     }
 }
 
@@ -372,16 +546,15 @@ static void attn_impl(const kvz_attn_job *job)
         memset(c.o, 0, mq * c.dp * sizeof(float));
         const ptrdiff_t lim = row_limit(&c, mq - 1);
         const size_t kend = lim < 0 ? 0 : ((size_t)lim + 1 < job->n_k ? (size_t)lim + 1 : job->n_k);
+        const size_t bk = c.dot ? BK_DOT : BK;
 
-        for (size_t kb = 0; kb < kend; kb += BK) {
-            const size_t nb = kend - kb < BK ? kend - kb : BK;
+        for (size_t kb = 0; kb < kend; kb += bk) {
+            const size_t nb = kend - kb < bk ? kend - kb : bk;
             logits_block(&c, job->k, job->kv_row_stride, dt, kb, nb);
             if (job->score && reduced_mask(job, kb, nb, in))
                 online_update(&c, c.m2, c.l2, nb, in, 0);
             online_update(&c, c.m, c.l, nb, NULL, 1);
-            size_t vs;
-            const float *vp = key_rows(&c, c.vf_, job->v, job->kv_row_stride, dt, kb, nb, &vs);
-            pv_update(&c, vp, vs, nb);
+            pv_update(&c, key_rows(&c, c.vf_, job->v, job->kv_row_stride, dt, kb, nb), nb);
         }
 
         for (size_t r = 0; r < mq; r++) {
@@ -403,15 +576,7 @@ static void attn_impl(const kvz_attn_job *job)
             const size_t nb = job->chunk_end - kb < BK ? job->chunk_end - kb : BK;
             logits_block(&c, job->k, job->kv_row_stride, dt, kb, nb);
             probs_from_lse(&c, nb);
-            float *sc = job->score + (kb - job->chunk_begin);
-            for (size_t j = 0; j < nb; j++) {
-                vf mx = vf_load(c.s + j * MQ);
-                for (size_t v = 1; v < c.nrv; v++)
-                    mx = vf_max(mx, vf_load(c.s + j * MQ + v * VW));
-                const float h = vf_hmax(mx);
-                if (h > sc[j])
-                    sc[j] = h;
-            }
+            fold_max(&c, nb, job->score + (kb - job->chunk_begin));
         }
     }
 }
@@ -446,12 +611,7 @@ static void window_impl(const kvz_window_job *job)
                 const size_t nb = nk - kb < BK ? nk - kb : BK;
                 logits_block(&c, job->k, job->k_row_stride, job->dtype, kb, nb);
                 probs_from_lse(&c, nb);
-                for (size_t j = 0; j < nb; j++) {
-                    vf s = vf_load(c.s + j * MQ);
-                    for (size_t v = 1; v < c.nrv; v++)
-                        s = vf_add(s, vf_load(c.s + j * MQ + v * VW));
-                    a[kb + j] += vf_hsum(s);
-                }
+                fold_sum(&c, nb, a + kb);
             }
         }
         /* 1-D pooling, stride 1, padding kernel/2, then the group sum */

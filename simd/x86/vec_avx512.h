@@ -30,6 +30,24 @@ static inline vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
 static inline vf vf_exp(vf x) { return Sleef_expf16_u10avx512f(x); }
 static inline float vf_hsum(vf v) { return _mm512_reduce_add_ps(v); }
 static inline float vf_hmax(vf v) { return _mm512_reduce_max_ps(v); }
+/* lane t of the result = horizontal sum of a[t]: a 16x16 transpose-and-add tree */
+static inline vf vf_hsum_vw(const vf *a)
+{
+    vf b[8], c[4], d[2];
+    for (int i = 0; i < 8; i++) /* 128-bit lanes {0,2} + {1,3} of two vectors */
+        b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    for (int i = 0; i < 4; i++) /* each 128-bit lane now holds 4 partial sums of one vector */
+        c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    for (int i = 0; i < 2; i++)
+        d[i] = _mm512_add_ps(_mm512_unpacklo_ps(c[2 * i], c[2 * i + 1]), _mm512_unpackhi_ps(c[2 * i], c[2 * i + 1]));
+    const vf e = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(d[0]), _mm512_castps_pd(d[1]))),
+                               _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(d[0]), _mm512_castps_pd(d[1]))));
+    /* element 4k+m of e holds the sum of a[4m+k] */
+    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    return _mm512_permutexvar_ps(idx, e);
+}
 static inline __mmask16 kvz_mask16(size_t n) { return (__mmask16)((1u << n) - 1u); }
 static inline vf vf_load_n(const float *p, size_t n) { return _mm512_maskz_loadu_ps(kvz_mask16(n), p); }
 static inline void vf_store_n(float *p, vf v, size_t n) { _mm512_mask_storeu_ps(p, kvz_mask16(n), v); }

@@ -96,7 +96,7 @@ kvz_status kvz_attn_prefill(const kvz_attn_args *a)
 
 #pragma omp parallel
     {
-        float *work = kvz_aligned_alloc(wfloats * sizeof(float));
+        float *work = kvz_thread_scratch(wfloats);
         if (!work) {
 #pragma omp atomic write
             nomem = 1;
@@ -147,7 +147,6 @@ kvz_status kvz_attn_prefill(const kvz_attn_args *a)
                 kt->attn(&j);
             }
         }
-        kvz_aligned_free(work);
     }
     if (nomem) {
         free(priv);
@@ -229,7 +228,7 @@ kvz_status kvz_attn_decode_varlen(const kvz_varlen_args *a)
 
 #pragma omp parallel
     {
-        float *work = kvz_aligned_alloc(wfloats * sizeof(float));
+        float *work = kvz_thread_scratch(wfloats);
         if (!work) {
 #pragma omp atomic write
             nomem = 1;
@@ -265,7 +264,6 @@ kvz_status kvz_attn_decode_varlen(const kvz_varlen_args *a)
             j.work = work;
             kt->attn(&j);
         }
-        kvz_aligned_free(work);
     }
     if (nomem) {
         free(po), free(pl), free(first);
@@ -334,7 +332,7 @@ kvz_status kvz_window_score(const kvz_window_args *a)
         float *work = NULL;
 #pragma omp for schedule(dynamic, 1)
         for (size_t h = 0; h < H; h++) {
-            if (!work && !(work = kvz_aligned_alloc(wfloats * sizeof(float)))) {
+            if (!work && !(work = kvz_thread_scratch(wfloats))) {
 #pragma omp atomic write
                 nomem = 1;
                 continue;
@@ -357,7 +355,6 @@ kvz_status kvz_window_score(const kvz_window_args *a)
             j.work = work;
             kt->window_score(&j);
         }
-        kvz_aligned_free(work);
     }
     if (nomem)
         return kvz_fail(KVZ_ERR_NOMEM, "%s: no memory for thread scratch", fn);

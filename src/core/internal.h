@@ -28,6 +28,10 @@ kvz_isa kvz_isa_choose(const char *env, unsigned supported_mask, char *msg, size
 void *kvz_aligned_alloc(size_t bytes);
 void kvz_aligned_free(void *p);
 
+/* This thread's kernel scratch of at least `floats` floats, 64-byte aligned, reused
+ * across calls (NULL when memory runs out). Valid until the thread's next call. */
+float *kvz_thread_scratch(size_t floats);
+
 /* Overflow-checked size arithmetic: returns 0 on overflow. */
 static inline int kvz_mul_ok(size_t a, size_t b, size_t *out)
 {
