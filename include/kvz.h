@@ -18,9 +18,9 @@ extern "C" {
 /** @name Version
  *  Compile-time version of the header; kvz_version() gives the library's at run time.
  *  @{ */
-#define KVZ_VERSION_MAJOR 0
-#define KVZ_VERSION_MINOR 1
-#define KVZ_VERSION_PATCH 0
+#define KVZ_VERSION_MAJOR  0
+#define KVZ_VERSION_MINOR  1
+#define KVZ_VERSION_PATCH  0
 #define KVZ_VERSION_NUMBER (KVZ_VERSION_MAJOR * 10000 + KVZ_VERSION_MINOR * 100 + KVZ_VERSION_PATCH)
 /** @} */
 
@@ -53,10 +53,10 @@ typedef enum kvz_dtype {
 
 /** Instruction-set level of the kernels. @since 0.1 */
 typedef enum kvz_isa {
-    KVZ_ISA_GENERIC = 0, /**< portable C */
-    KVZ_ISA_AVX2 = 1,    /**< x86-64 AVX2 + FMA + F16C */
-    KVZ_ISA_AVX512 = 2,  /**< x86-64 AVX-512 F/BW/VL/DQ */
-    KVZ_ISA_NEON = 3,    /**< aarch64 Advanced SIMD */
+    KVZ_ISA_GENERIC = 0,    /**< portable C */
+    KVZ_ISA_AVX2 = 1,       /**< x86-64 AVX2 + FMA + F16C */
+    KVZ_ISA_AVX512 = 2,     /**< x86-64 AVX-512 F/BW/VL/DQ */
+    KVZ_ISA_NEON = 3,       /**< aarch64 Advanced SIMD */
     KVZ_ISA_AVX512_BF16 = 4 /**< AVX-512 plus AVX512_BF16 dot products for bf16 K/V (fp32-accurate) */
 } kvz_isa;
 
@@ -124,8 +124,7 @@ KVZ_API int kvz_cpu_has_avx512_bf16(void);
  * with the same type.
  * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (unknown dtype). Thread-safe. @since 0.1
  */
-KVZ_API kvz_status kvz_convert(void *dst, kvz_dtype dst_dtype, const void *src, kvz_dtype src_dtype,
-                               size_t n);
+KVZ_API kvz_status kvz_convert(void *dst, kvz_dtype dst_dtype, const void *src, kvz_dtype src_dtype, size_t n);
 /** @} */
 
 /** @name Attention
@@ -252,16 +251,15 @@ typedef enum kvz_select_mode {
  *                  smallest kept score; -inf/+inf at the extremes).
  * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (ratio < 0 or NaN, NaN scores). @since 0.1
  */
-KVZ_API kvz_status kvz_select_global(const float *const *rows, const size_t *lens, size_t n_rows,
-                                     double ratio, kvz_select_mode mode, uint8_t *const *keep,
-                                     size_t *n_kept, float *threshold);
+KVZ_API kvz_status kvz_select_global(const float *const *rows, const size_t *lens, size_t n_rows, double ratio,
+                                     kvz_select_mode mode, uint8_t *const *keep, size_t *n_kept,
+                                     float *threshold);
 
 /**
  * The k largest of one row (ties: lower index first), written to idx in ascending index
  * order. k > n is clamped to n. @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG. @since 0.1
  */
-KVZ_API kvz_status kvz_select_topk(const float *scores, size_t n, size_t k, uint32_t *idx,
-                                   size_t *n_out);
+KVZ_API kvz_status kvz_select_topk(const float *scores, size_t n, size_t k, uint32_t *idx, size_t *n_out);
 /** @} */
 
 #ifdef __cplusplus

@@ -102,8 +102,7 @@ typedef struct kvz_kernel_table {
      * (kvz_score_key). Counts, into hist[256], byte `shift/8` of every key whose bits
      * above `shift + 8` equal those of `prefix`.
      */
-    void (*key_histogram)(const float *x, size_t n, uint32_t prefix, unsigned shift,
-                          uint64_t hist[256]);
+    void (*key_histogram)(const float *x, size_t n, uint32_t prefix, unsigned shift, uint64_t hist[256]);
 } kvz_kernel_table;
 
 /* Order-preserving map of a float to an unsigned key (larger float, larger key). */
@@ -126,36 +125,28 @@ static inline float kvz_score_from_key(uint32_t k)
 }
 
 /* Scratch sizes, the same for every level. */
-static inline size_t kvz_kpad(size_t d)
-{
-    return (d + KVZ_KMAX_VW - 1) / KVZ_KMAX_VW * KVZ_KMAX_VW;
-}
+static inline size_t kvz_kpad(size_t d) { return (d + KVZ_KMAX_VW - 1) / KVZ_KMAX_VW * KVZ_KMAX_VW; }
 static inline size_t kvz_attn_work_floats(size_t d)
 {
     const size_t dp = kvz_kpad(d);
-    return d * KVZ_KBLOCK_Q            /* Q transposed */
-           + KVZ_KBLOCK_Q * dp         /* Q rows (dot path) and O accumulator */
-           + KVZ_KBLOCK_Q * dp
-           + KVZ_KBLOCK_K * KVZ_KBLOCK_Q /* logits / probabilities */
-           + 2 * KVZ_KBLOCK_K * dp     /* K and V converted */
-           + 8 * KVZ_KBLOCK_Q          /* row statistics */
+    return d * KVZ_KBLOCK_Q                                  /* Q transposed */
+           + KVZ_KBLOCK_Q * dp                               /* Q rows (dot path) and O accumulator */
+           + KVZ_KBLOCK_Q * dp + KVZ_KBLOCK_K * KVZ_KBLOCK_Q /* logits / probabilities */
+           + 2 * KVZ_KBLOCK_K * dp                           /* K and V converted */
+           + 8 * KVZ_KBLOCK_Q                                /* row statistics */
            + 64;
 }
-static inline size_t kvz_window_work_floats(size_t n, size_t d)
-{
-    return kvz_attn_work_floats(d) + n + 64;
-}
+static inline size_t kvz_window_work_floats(size_t n, size_t d) { return kvz_attn_work_floats(d) + n + 64; }
 
 /* Names of one level's kernels: kvz_<op>_<isa>. */
 #define KVZ_KCAT_(a, b) a##b
-#define KVZ_KCAT(a, b) KVZ_KCAT_(a, b)
-#define KVZ_KERNEL_DECLS(isa)                                                                  \
-    void kvz_attn_##isa(const kvz_attn_job *job);                                             \
-    void kvz_window_score_##isa(const kvz_window_job *job);                                   \
-    void kvz_to_f32_##isa(float *dst, const void *src, int src_dtype, size_t n);              \
-    void kvz_from_f32_##isa(void *dst, int dst_dtype, const float *src, size_t n);            \
-    void kvz_key_histogram_##isa(const float *x, size_t n, uint32_t prefix, unsigned shift,   \
-                                 uint64_t hist[256]);
+#define KVZ_KCAT(a, b)  KVZ_KCAT_(a, b)
+#define KVZ_KERNEL_DECLS(isa)                                                                                  \
+    void kvz_attn_##isa(const kvz_attn_job *job);                                                              \
+    void kvz_window_score_##isa(const kvz_window_job *job);                                                    \
+    void kvz_to_f32_##isa(float *dst, const void *src, int src_dtype, size_t n);                               \
+    void kvz_from_f32_##isa(void *dst, int dst_dtype, const float *src, size_t n);                             \
+    void kvz_key_histogram_##isa(const float *x, size_t n, uint32_t prefix, unsigned shift, uint64_t hist[256]);
 KVZ_KERNEL_DECLS(generic)
 KVZ_KERNEL_DECLS(avx2)
 KVZ_KERNEL_DECLS(avx512)

@@ -10,14 +10,14 @@
 #include "scalar.h"
 
 typedef float32x4_t vf;
-#define VW 4
+#define VW             4
 #define KVZ_ISA_SUFFIX neon
-#define KVZ_ISA_ID KVZ_KISA_NEON
-#define TILE_J 4
-#define TILE_RV 4
-#define PV_RT 4
-#define PV_CV 4
-#define DOT_MAX_ROWS 2
+#define KVZ_ISA_ID     KVZ_KISA_NEON
+#define TILE_J         4
+#define TILE_RV        4
+#define PV_RT          4
+#define PV_CV          4
+#define DOT_MAX_ROWS   2
 
 static inline vf vf_zero(void) { return vdupq_n_f32(0.0f); }
 static inline vf vf_set1(float x) { return vdupq_n_f32(x); }
@@ -32,10 +32,7 @@ static inline vf vf_exp(vf x) { return Sleef_expf4_u10advsimd(x); }
 static inline float vf_hsum(vf v) { return vaddvq_f32(v); }
 static inline float vf_hmax(vf v) { return vmaxvq_f32(v); }
 /* lane t of the result = horizontal sum of a[t] */
-static inline vf vf_hsum_vw(const vf *a)
-{
-    return vpaddq_f32(vpaddq_f32(a[0], a[1]), vpaddq_f32(a[2], a[3]));
-}
+static inline vf vf_hsum_vw(const vf *a) { return vpaddq_f32(vpaddq_f32(a[0], a[1]), vpaddq_f32(a[2], a[3])); }
 static inline vf vf_load_n(const float *p, size_t n)
 {
     float t[4] = {0, 0, 0, 0};
@@ -48,10 +45,7 @@ static inline void vf_store_n(float *p, vf v, size_t n)
     vst1q_f32(t, v);
     memcpy(p, t, n * sizeof(float));
 }
-static inline vf vf_load_bf16(const uint16_t *p)
-{
-    return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16));
-}
+static inline vf vf_load_bf16(const uint16_t *p) { return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)); }
 static inline vf vf_load_f16(const uint16_t *p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
 static inline void vf_store_bf16(uint16_t *p, vf v)
 {

@@ -8,14 +8,14 @@
 #include "scalar.h"
 
 typedef float vf;
-#define VW 1
+#define VW             1
 #define KVZ_ISA_SUFFIX generic
-#define KVZ_ISA_ID KVZ_KISA_GENERIC
+#define KVZ_ISA_ID     KVZ_KISA_GENERIC
 /* tile sizes of the templates: keys x row-vectors (logits), rows x d-vectors (P.V) */
-#define TILE_J 4
-#define TILE_RV 8
-#define PV_RT 4
-#define PV_CV 8
+#define TILE_J       4
+#define TILE_RV      8
+#define PV_RT        4
+#define PV_CV        8
 #define DOT_MAX_ROWS 0
 
 static inline vf vf_zero(void) { return 0.0f; }
@@ -31,7 +31,11 @@ static inline vf vf_exp(vf x) { return expf(x); }
 static inline float vf_hsum(vf v) { return v; }
 static inline float vf_hmax(vf v) { return v; }
 static inline vf vf_load_n(const float *p, size_t n) { return n ? *p : 0.0f; }
-static inline void vf_store_n(float *p, vf v, size_t n) { if (n) *p = v; }
+static inline void vf_store_n(float *p, vf v, size_t n)
+{
+    if (n)
+        *p = v;
+}
 /* lane t of the result = horizontal sum of a[t] (VW vectors in, one out) */
 static inline vf vf_hsum_vw(const vf *a) { return a[0]; }
 static inline vf vf_load_bf16(const uint16_t *p) { return kvz_bf16_to_f32(*p); }

@@ -24,8 +24,8 @@
 #include "x86/bf16dot_avx512.h"
 #endif
 
-#define MQ KVZ_KBLOCK_Q
-#define BK KVZ_KBLOCK_K
+#define MQ  KVZ_KBLOCK_Q
+#define BK  KVZ_KBLOCK_K
 #define BKP (BK + KVZ_KMAX_VW) /* dot layout: a row of S padded to whole vectors */
 /* Keys per block on the dot path (decode): small, so that the block's K/V lines are still
  * in L1 when P.V reads V and the logits row stays short; K/V are read in place there. */
@@ -39,8 +39,8 @@ typedef struct blk_ctx {
     /* current block */
     size_t r0, mq, nrv;
     int dot;
-    int dt;      /* storage type of K/V */
-    int bf16dot; /* dot path with bf16 K/V read by vdpbf16ps (bf16dot_avx512.h) */
+    int dt;        /* storage type of K/V */
+    int bf16dot;   /* dot path with bf16 K/V read by vdpbf16ps (bf16dot_avx512.h) */
     size_t sj, sr; /* S strides of the current layout */
     /* dot path: rows to prefetch while the logits are computed (this block's V, the next
      * block's K), spread one row per key so the memory system always has work queued */
@@ -84,8 +84,8 @@ static inline uint16_t *qlo_rows(const blk_ctx *c) { return (uint16_t *)c->qt + 
 #endif
 
 /* Loads the block's query rows, pre-scaled, into the transposed or the row scratch. */
-static void load_queries(blk_ctx *c, const float *q, ptrdiff_t qhs, ptrdiff_t qrs, float scale,
-                         size_t r0, size_t mq)
+static void load_queries(blk_ctx *c, const float *q, ptrdiff_t qhs, ptrdiff_t qrs, float scale, size_t r0,
+                         size_t mq)
 {
     c->r0 = r0;
     c->mq = mq;
@@ -228,7 +228,7 @@ static void logits_gemm(const blk_ctx *c, const float *kp, size_t ks, size_t nb)
  * once for all NR rows (the queries come from L1 as memory operands). */
 #define DOT_TILE 4
 static inline __attribute__((always_inline)) void dot_key_tile(const blk_ctx *c, size_t r0, const void *kb,
-                                                                size_t kj, vload_fn ld, vf *tmp, size_t t)
+                                                               size_t kj, vload_fn ld, vf *tmp, size_t t)
 {
     vf acc[DOT_TILE];
 #pragma GCC unroll 4
@@ -249,7 +249,7 @@ static inline __attribute__((always_inline)) void dot_key_tile(const blk_ctx *c,
 /* The same by the dot way, into S[r][j]: VW keys at a time, reduced by one
  * transpose-and-add per row; the row's tail up to whole vectors is -inf. */
 static inline __attribute__((always_inline)) void logits_dot_body(const blk_ctx *c, const void *kp, size_t ks,
-                                                                   size_t nb, vload_fn ld)
+                                                                  size_t nb, vload_fn ld)
 {
     const size_t dpv = c->dpv, mq = c->mq;
     vf tmp[DOT_TILE * VW];
@@ -326,9 +326,11 @@ static void logits_dot_bf16dot(const blk_ctx *c, const uint16_t *kp, size_t ks, 
         for (; r + 2 <= mq && (d == 64 || d == 128); r += 2) {
             const char *const *p = r == 0 ? pf : nopf;
             if (d == 128)
-                bf16dot_keys2_4(qh + r * dp, ql + r * dp, dp, kp + j * ks, ks, VW, tmp, p, c->pf_stride, c->pf_bytes);
+                bf16dot_keys2_4(qh + r * dp, ql + r * dp, dp, kp + j * ks, ks, VW, tmp, p, c->pf_stride,
+                                c->pf_bytes);
             else
-                bf16dot_keys2_2(qh + r * dp, ql + r * dp, dp, kp + j * ks, ks, VW, tmp, p, c->pf_stride, c->pf_bytes);
+                bf16dot_keys2_2(qh + r * dp, ql + r * dp, dp, kp + j * ks, ks, VW, tmp, p, c->pf_stride,
+                                c->pf_bytes);
             vf_store(c->s + r * BKP + j, vf_hsum_vw(tmp));
             vf_store(c->s + (r + 1) * BKP + j, vf_hsum_vw(tmp + VW));
         }
@@ -378,8 +380,7 @@ static void logits_block(blk_ctx *c, const void *k, ptrdiff_t kst, int dt, size_
 /* Running max/sum update of statistics (m, l) with the S columns whose key passes `in`;
  * with overwrite set, S becomes the probabilities relative to the new max and alpha the
  * rescale factor of earlier sums. */
-static void online_update_dot(blk_ctx *c, float *m, float *l, size_t nb, const unsigned char *in,
-                              int overwrite)
+static void online_update_dot(blk_ctx *c, float *m, float *l, size_t nb, const unsigned char *in, int overwrite)
 {
     const size_t nbv = (nb + VW - 1) / VW * VW; /* the tail is -inf: whole vectors are safe */
     for (size_t r = 0; r < c->mq; r++) {
@@ -456,7 +457,7 @@ static void online_update(blk_ctx *c, float *m, float *l, size_t nb, const unsig
 
 /* O[r] = O[r]*alpha[r] + sum_j P[j][r] V[j] for the block's rows. */
 static inline __attribute__((always_inline)) void pv_body(blk_ctx *c, const void *vp, size_t vs, size_t nb,
-                                                           vload_fn ld)
+                                                          vload_fn ld)
 {
     const size_t mq = c->mq, dpv = c->dpv, dp = c->dp, sj = c->sj, sr = c->sr;
     const float *S = c->s;

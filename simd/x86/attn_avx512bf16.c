@@ -1,4 +1,5 @@
-/* Attention kernels at the AVX-512 level with AVX512_BF16 dot products for bf16 K/V (tmpl/attn_body.h + x86/bf16dot_avx512.h). */
+/* Attention kernels at the AVX-512 level with AVX512_BF16 dot products for bf16 K/V (tmpl/attn_body.h +
+ * x86/bf16dot_avx512.h). */
 #include "x86/vec_avx512.h"
 #include "tmpl/attn_body.h"
 

@@ -50,34 +50,34 @@ static inline __m512 bf16dot_key1(const uint16_t *qhi, const uint16_t *qlo, cons
  * row t of pf[w] (stride pfs, pfb bytes) is prefetched alongside key t, spread out so the
  * memory system always has requests queued but never a burst it drops.
  */
-#define KVZ_BF16DOT_KEYS2(NCH)                                                                    \
-    static inline void bf16dot_keys2_##NCH(const uint16_t *qh, const uint16_t *ql, size_t qs,   \
-                                           const uint16_t *k, size_t ks, size_t n, __m512 *out,   \
-                                           const char *const pf[2], size_t pfs, size_t pfb)      \
-    {                                                                                             \
-        __m512bh h0[NCH], l0[NCH], h1[NCH], l1[NCH];                                              \
-        for (int x = 0; x < NCH; x++) {                                                           \
-            h0[x] = (__m512bh)_mm512_loadu_si512(qh + 32 * x);                                    \
-            l0[x] = (__m512bh)_mm512_loadu_si512(ql + 32 * x);                                    \
-            h1[x] = (__m512bh)_mm512_loadu_si512(qh + qs + 32 * x);                               \
-            l1[x] = (__m512bh)_mm512_loadu_si512(ql + qs + 32 * x);                               \
-        }                                                                                         \
-        for (size_t t = 0; t < n; t++) {                                                          \
-            for (int w = 0; w < 2; w++)                                                           \
-                if (pf[w])                                                                        \
-                    for (size_t b = 0; b < pfb; b += 64)                                          \
-                        __builtin_prefetch(pf[w] + t * pfs + b, 0, 3);                            \
-            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();                            \
-            for (int x = 0; x < NCH; x++) {                                                       \
-                const __m512bh kv = (__m512bh)_mm512_loadu_si512(k + t * ks + 32 * x);            \
-                a0 = _mm512_dpbf16_ps(a0, h0[x], kv);                                             \
-                a1 = _mm512_dpbf16_ps(a1, h1[x], kv);                                             \
-                a0 = _mm512_dpbf16_ps(a0, l0[x], kv);                                             \
-                a1 = _mm512_dpbf16_ps(a1, l1[x], kv);                                             \
-            }                                                                                     \
-            out[t] = a0;                                                                          \
-            out[n + t] = a1;                                                                      \
-        }                                                                                         \
+#define KVZ_BF16DOT_KEYS2(NCH)                                                                                 \
+    static inline void bf16dot_keys2_##NCH(const uint16_t *qh, const uint16_t *ql, size_t qs,                  \
+                                           const uint16_t *k, size_t ks, size_t n, __m512 *out,                \
+                                           const char *const pf[2], size_t pfs, size_t pfb)                    \
+    {                                                                                                          \
+        __m512bh h0[NCH], l0[NCH], h1[NCH], l1[NCH];                                                           \
+        for (int x = 0; x < NCH; x++) {                                                                        \
+            h0[x] = (__m512bh)_mm512_loadu_si512(qh + 32 * x);                                                 \
+            l0[x] = (__m512bh)_mm512_loadu_si512(ql + 32 * x);                                                 \
+            h1[x] = (__m512bh)_mm512_loadu_si512(qh + qs + 32 * x);                                            \
+            l1[x] = (__m512bh)_mm512_loadu_si512(ql + qs + 32 * x);                                            \
+        }                                                                                                      \
+        for (size_t t = 0; t < n; t++) {                                                                       \
+            for (int w = 0; w < 2; w++)                                                                        \
+                if (pf[w])                                                                                     \
+                    for (size_t b = 0; b < pfb; b += 64)                                                       \
+                        __builtin_prefetch(pf[w] + t * pfs + b, 0, 3);                                         \
+            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();                                         \
+            for (int x = 0; x < NCH; x++) {                                                                    \
+                const __m512bh kv = (__m512bh)_mm512_loadu_si512(k + t * ks + 32 * x);                         \
+                a0 = _mm512_dpbf16_ps(a0, h0[x], kv);                                                          \
+                a1 = _mm512_dpbf16_ps(a1, h1[x], kv);                                                          \
+                a0 = _mm512_dpbf16_ps(a0, l0[x], kv);                                                          \
+                a1 = _mm512_dpbf16_ps(a1, l1[x], kv);                                                          \
+            }                                                                                                  \
+            out[t] = a0;                                                                                       \
+            out[n + t] = a1;                                                                                   \
+        }                                                                                                      \
     }
 KVZ_BF16DOT_KEYS2(2)
 KVZ_BF16DOT_KEYS2(4)
@@ -103,7 +103,8 @@ static inline void bf16dot_pv_tile(float *o, size_t os, const uint16_t *ph, cons
 #pragma GCC unroll 2
         for (int c = 0; c < 2; c++) {
             const __m512i a = _mm512_loadu_si512(v + j * vs + 32 * c);
-            const __m512i b = j + 1 < nb ? _mm512_loadu_si512(v + (j + 1) * vs + 32 * c) : _mm512_setzero_si512();
+            const __m512i b =
+                j + 1 < nb ? _mm512_loadu_si512(v + (j + 1) * vs + 32 * c) : _mm512_setzero_si512();
             pr[2 * c] = _mm512_unpacklo_epi16(a, b);
             pr[2 * c + 1] = _mm512_unpackhi_epi16(a, b);
         }
@@ -128,8 +129,8 @@ static inline void bf16dot_pv_tile(float *o, size_t os, const uint16_t *ph, cons
 }
 
 /* One row, one 32-element chunk: the remainder cases of the tile above. */
-static inline void bf16dot_pv_one(float *o, const uint16_t *ph, const uint16_t *pl, const uint16_t *v, size_t vs,
-                                  size_t nb, float alpha)
+static inline void bf16dot_pv_one(float *o, const uint16_t *ph, const uint16_t *pl, const uint16_t *v,
+                                  size_t vs, size_t nb, float alpha)
 {
     __m512 lo = _mm512_mul_ps(_mm512_loadu_ps(o), _mm512_set1_ps(alpha));
     __m512 hi = _mm512_mul_ps(_mm512_loadu_ps(o + 16), _mm512_set1_ps(alpha));
@@ -158,7 +159,8 @@ static inline void bf16dot_pv(float *o, size_t os, size_t nr, const uint16_t *ph
             bf16dot_pv_tile(o + r * os + x, os, ph + r * ps, pl + r * ps, ps, v + x, vs, nb, alpha + r);
         for (; x < d; x += 32)
             for (size_t a = 0; a < 4; a++)
-                bf16dot_pv_one(o + (r + a) * os + x, ph + (r + a) * ps, pl + (r + a) * ps, v + x, vs, nb, alpha[r + a]);
+                bf16dot_pv_one(o + (r + a) * os + x, ph + (r + a) * ps, pl + (r + a) * ps, v + x, vs, nb,
+                               alpha[r + a]);
     }
     for (; r < nr; r++)
         for (size_t x = 0; x < d; x += 32)

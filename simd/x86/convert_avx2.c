@@ -2,5 +2,11 @@
 #include "x86/vec_avx2.h"
 #include "tmpl/convert_body.h"
 
-void kvz_to_f32_avx2(float *dst, const void *src, int src_dtype, size_t n) { cvt_to_f32(dst, src, src_dtype, n); }
-void kvz_from_f32_avx2(void *dst, int dst_dtype, const float *src, size_t n) { cvt_from_f32(dst, dst_dtype, src, n); }
+void kvz_to_f32_avx2(float *dst, const void *src, int src_dtype, size_t n)
+{
+    cvt_to_f32(dst, src, src_dtype, n);
+}
+void kvz_from_f32_avx2(void *dst, int dst_dtype, const float *src, size_t n)
+{
+    cvt_from_f32(dst, dst_dtype, src, n);
+}

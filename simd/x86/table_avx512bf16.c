@@ -1,4 +1,5 @@
-/* The kernel table of the AVX-512 + AVX512_BF16 level: the AVX-512 kernels, with attention built for AVX512_BF16. */
+/* The kernel table of the AVX-512 + AVX512_BF16 level: the AVX-512 kernels, with attention built for
+ * AVX512_BF16. */
 #include "kernels.h"
 
 const kvz_kernel_table kvz_kernels_avx512bf16 = {

@@ -9,14 +9,14 @@
 #include "scalar.h"
 
 typedef __m256 vf;
-#define VW 8
+#define VW             8
 #define KVZ_ISA_SUFFIX avx2
-#define KVZ_ISA_ID KVZ_KISA_AVX2
-#define TILE_J 4
-#define TILE_RV 2
-#define PV_RT 4
-#define PV_CV 2
-#define DOT_MAX_ROWS 4
+#define KVZ_ISA_ID     KVZ_KISA_AVX2
+#define TILE_J         4
+#define TILE_RV        2
+#define PV_RT          4
+#define PV_CV          2
+#define DOT_MAX_ROWS   4
 
 static inline vf vf_zero(void) { return _mm256_setzero_ps(); }
 static inline vf vf_set1(float x) { return _mm256_set1_ps(x); }

@@ -9,14 +9,14 @@
 #include "scalar.h"
 
 typedef __m512 vf;
-#define VW 16
+#define VW             16
 #define KVZ_ISA_SUFFIX avx512
-#define KVZ_ISA_ID KVZ_KISA_AVX512
-#define TILE_J 4
-#define TILE_RV 4
-#define PV_RT 4
-#define PV_CV 4
-#define DOT_MAX_ROWS 8
+#define KVZ_ISA_ID     KVZ_KISA_AVX512
+#define TILE_J         4
+#define TILE_RV        4
+#define PV_RT          4
+#define PV_CV          4
+#define DOT_MAX_ROWS   8
 
 static inline vf vf_zero(void) { return _mm512_setzero_ps(); }
 static inline vf vf_set1(float x) { return _mm512_set1_ps(x); }
@@ -41,9 +41,11 @@ static inline vf vf_hsum_vw(const vf *a)
         c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
                              _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
     for (int i = 0; i < 2; i++)
-        d[i] = _mm512_add_ps(_mm512_unpacklo_ps(c[2 * i], c[2 * i + 1]), _mm512_unpackhi_ps(c[2 * i], c[2 * i + 1]));
-    const vf e = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(d[0]), _mm512_castps_pd(d[1]))),
-                               _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(d[0]), _mm512_castps_pd(d[1]))));
+        d[i] = _mm512_add_ps(_mm512_unpacklo_ps(c[2 * i], c[2 * i + 1]),
+                             _mm512_unpackhi_ps(c[2 * i], c[2 * i + 1]));
+    const vf e =
+        _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(d[0]), _mm512_castps_pd(d[1]))),
+                      _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(d[0]), _mm512_castps_pd(d[1]))));
     /* element 4k+m of e holds the sum of a[4m+k] */
     const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     return _mm512_permutexvar_ps(idx, e);

@@ -23,8 +23,8 @@ unsigned kvz_cpu_detect(void)
     if (!osxsave || !avx)
         return 0;
     const unsigned long long xcr0 = xgetbv0();
-    const int os_ymm = (xcr0 & 0x6) == 0x6;            /* SSE and AVX state */
-    const int os_zmm = (xcr0 & 0xe6) == 0xe6;          /* plus opmask and ZMM state */
+    const int os_ymm = (xcr0 & 0x6) == 0x6;   /* SSE and AVX state */
+    const int os_zmm = (xcr0 & 0xe6) == 0xe6; /* plus opmask and ZMM state */
     if (__get_cpuid_max(0, 0) < 7)
         return 0;
     __cpuid_count(7, 0, a, b, c, d);
@@ -47,10 +47,7 @@ unsigned kvz_cpu_detect(void)
 #define HWCAP_ASIMD (1 << 1)
 #endif
 
-unsigned kvz_cpu_detect(void)
-{
-    return (getauxval(AT_HWCAP) & HWCAP_ASIMD) ? KVZ_CPU_NEON : 0;
-}
+unsigned kvz_cpu_detect(void) { return (getauxval(AT_HWCAP) & HWCAP_ASIMD) ? KVZ_CPU_NEON : 0; }
 
 #else
 unsigned kvz_cpu_detect(void) { return 0; }

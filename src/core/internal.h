@@ -33,9 +33,6 @@ void kvz_aligned_free(void *p);
 float *kvz_thread_scratch(size_t floats);
 
 /* Overflow-checked size arithmetic: returns 0 on overflow. */
-static inline int kvz_mul_ok(size_t a, size_t b, size_t *out)
-{
-    return !__builtin_mul_overflow(a, b, out);
-}
+static inline int kvz_mul_ok(size_t a, size_t b, size_t *out) { return !__builtin_mul_overflow(a, b, out); }
 
 #endif

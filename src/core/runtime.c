@@ -13,13 +13,13 @@
 #endif
 
 #define KVZ_STR_(x) #x
-#define KVZ_STR(x) KVZ_STR_(x)
+#define KVZ_STR(x)  KVZ_STR_(x)
 
 kvz_version_info kvz_version(void)
 {
-    const kvz_version_info v = {KVZ_VERSION_MAJOR, KVZ_VERSION_MINOR, KVZ_VERSION_PATCH,
-                                KVZ_STR(KVZ_VERSION_MAJOR) "." KVZ_STR(KVZ_VERSION_MINOR) "." KVZ_STR(
-                                    KVZ_VERSION_PATCH)};
+    const kvz_version_info v = {
+        KVZ_VERSION_MAJOR, KVZ_VERSION_MINOR, KVZ_VERSION_PATCH,
+        KVZ_STR(KVZ_VERSION_MAJOR) "." KVZ_STR(KVZ_VERSION_MINOR) "." KVZ_STR(KVZ_VERSION_PATCH)};
     return v;
 }
 
