@@ -46,9 +46,11 @@ enum {
  *
  * Scoring mode (score != NULL, KVzip spec section 2): a second log-sum-exp over the reduced
  * key set [0, sink_end) + [chunk_begin, chunk_end) + the row's own causal keys
- * [q_pos0, q_pos0 + i] is built in the same sweep; then every chunk key j gets
+ * [own_begin, q_pos0 + i] is built in the same sweep; then every chunk key j gets
  * score[j - chunk_begin] = max(score[...], max over rows of exp(z - lse_reduced)).
- * Requires sink_end <= chunk_begin <= chunk_end <= q_pos0 and q_pos0 + n_q <= n_k.
+ * own_begin is where the repeat input's keys start (the first query's position when the
+ * caller runs a slice of the queries). Requires sink_end <= chunk_begin <= chunk_end <=
+ * own_begin <= q_pos0 and q_pos0 + n_q <= n_k.
  */
 typedef struct kvz_attn_job {
     const float *q;
@@ -63,7 +65,7 @@ typedef struct kvz_attn_job {
     ptrdiff_t out_head_stride, out_row_stride;
     float *lse;
     float *score;
-    size_t sink_end, chunk_begin, chunk_end;
+    size_t sink_end, chunk_begin, chunk_end, own_begin;
     float *work; /* kvz_attn_work_floats(d) floats, 64-byte aligned */
 } kvz_attn_job;
 

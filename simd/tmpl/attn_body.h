@@ -551,7 +551,7 @@ static int reduced_mask(const kvz_attn_job *job, size_t kb, size_t nb, unsigned 
     for (size_t j = 0; j < nb; j++) {
         const size_t key = kb + j;
         in[j] = key < job->sink_end || (key >= job->chunk_begin && key < job->chunk_end) ||
-                (ptrdiff_t)key >= job->q_pos0;
+                key >= job->own_begin;
         any |= in[j];
     }
     return any;

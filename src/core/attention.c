@@ -130,6 +130,7 @@ kvz_status kvz_attn_prefill(const kvz_attn_args *a)
                 j.sink_end = a->sink_end;
                 j.chunk_begin = a->chunk_begin;
                 j.chunk_end = a->chunk_end;
+                j.own_begin = (size_t)a->q_pos0; /* the whole repeat input, not this slice */
             }
             j.work = work;
             if (a->lse) {
