@@ -12,8 +12,8 @@ static double dot(const double *a, const double *b, size_t d)
     return s;
 }
 
-void oracle_attn(const double *q, const double *k, const double *v, size_t n_q, size_t n_k, size_t d, long q_pos0,
-                 double scale, double *out, double *lse)
+void oracle_attn(const double *q, const double *k, const double *v, size_t n_q, size_t n_k, size_t d,
+                 long q_pos0, double scale, double *out, double *lse)
 {
     double *z = malloc((n_k ? n_k : 1) * sizeof *z);
     for (size_t i = 0; i < n_q; i++) {

@@ -9,8 +9,8 @@
  * sees key j when j <= q_pos0 + i. out: n_q x d; lse: n_q (may be NULL). A query that sees
  * nothing gets zeros and lse = -inf.
  */
-void oracle_attn(const double *q, const double *k, const double *v, size_t n_q, size_t n_k, size_t d, long q_pos0,
-                 double scale, double *out, double *lse);
+void oracle_attn(const double *q, const double *k, const double *v, size_t n_q, size_t n_k, size_t d,
+                 long q_pos0, double scale, double *out, double *lse);
 
 /*
  * KVzip score of one KV head (spec kvzip.md section 2.1): q holds group x n_q rows

@@ -63,10 +63,7 @@ static pdata make_data(tu_rng *r, const pcase *c)
     return p;
 }
 
-static void free_data(pdata *p)
-{
-    free(p->q), free(p->k), free(p->v), free(p->qx), free(p->kx), free(p->vx);
-}
+static void free_data(pdata *p) { free(p->q), free(p->k), free(p->v), free(p->qx), free(p->kx), free(p->vx); }
 
 static kvz_attn_args make_args(const pcase *c, const pdata *p, float *out, float *lse, float *score)
 {
@@ -103,13 +100,14 @@ static void check_case(tu_rng *r, const pcase *c)
     double *want_score = tu_calloc(c->H * m + 1, sizeof(double));
     for (size_t qh = 0; qh < HG; qh++) {
         const size_t h = qh / c->G;
-        oracle_attn(p.qx + qh * c->n_q * c->d, p.kx + h * c->n_k * c->d, p.vx + h * c->n_k * c->d, c->n_q, c->n_k,
-                    c->d, c->q_pos0, scale, want + qh * c->n_q * c->d, want_lse + qh * c->n_q);
+        oracle_attn(p.qx + qh * c->n_q * c->d, p.kx + h * c->n_k * c->d, p.vx + h * c->n_k * c->d, c->n_q,
+                    c->n_k, c->d, c->q_pos0, scale, want + qh * c->n_q * c->d, want_lse + qh * c->n_q);
     }
     if (c->scoring)
         for (size_t h = 0; h < c->H; h++)
             oracle_kvzip_score(p.qx + h * c->G * c->n_q * c->d, p.kx + h * c->n_k * c->d, c->G, c->n_q, c->n_k,
-                               c->d, c->q_pos0, scale, c->sink_end, c->chunk_begin, c->chunk_end, want_score + h * m);
+                               c->d, c->q_pos0, scale, c->sink_end, c->chunk_begin, c->chunk_end,
+                               want_score + h * m);
 
     kvz_isa lv[8];
     const size_t nl = tu_isa_levels(lv);
@@ -142,8 +140,8 @@ static void check_case(tu_rng *r, const pcase *c)
                 }
             }
         if (c->scoring) {
-            snprintf(what + strlen(what), sizeof what - strlen(what), " score sink %zu chunk [%zu,%zu)", c->sink_end,
-                     c->chunk_begin, c->chunk_end);
+            snprintf(what + strlen(what), sizeof what - strlen(what), " score sink %zu chunk [%zu,%zu)",
+                     c->sink_end, c->chunk_begin, c->chunk_end);
             tu_assert_close(score, want_score, c->H * m, 1e-5, 1e-4, what);
         }
     }
@@ -451,10 +449,10 @@ static void test_invalid(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_random_shapes),  cmocka_unit_test(test_edge_offsets),
-        cmocka_unit_test(test_scoring_random), cmocka_unit_test(test_scoring_large),
+        cmocka_unit_test(test_random_shapes),   cmocka_unit_test(test_edge_offsets),
+        cmocka_unit_test(test_scoring_random),  cmocka_unit_test(test_scoring_large),
         cmocka_unit_test(test_spec_invariants), cmocka_unit_test(test_spec_reduced_set),
-        cmocka_unit_test(test_spec_causality), cmocka_unit_test(test_spec_gqa),
+        cmocka_unit_test(test_spec_causality),  cmocka_unit_test(test_spec_gqa),
         cmocka_unit_test(test_invalid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

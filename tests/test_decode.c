@@ -17,7 +17,8 @@ static void check_varlen(tu_rng *r, size_t H, size_t G, size_t d, size_t q_len, 
     for (size_t h = 0; h < H; h++)
         cu[h + 1] = cu[h] + (int32_t)len[h];
     const size_t rows = (size_t)cu[H], stride = d + row_pad;
-    double *kx = tu_malloc((rows * stride + 1) * sizeof(double)), *vx = tu_malloc((rows * stride + 1) * sizeof(double));
+    double *kx = tu_malloc((rows * stride + 1) * sizeof(double)),
+           *vx = tu_malloc((rows * stride + 1) * sizeof(double));
     void *k = tu_fill_kv(r, dt, rows * stride, -1, 1, kx), *v = tu_fill_kv(r, dt, rows * stride, -1, 1, vx);
     const size_t nq = H * q_len * G * d;
     float *q = tu_malloc(nq * sizeof(float));
@@ -38,7 +39,8 @@ static void check_varlen(tu_rng *r, size_t H, size_t G, size_t d, size_t q_len, 
         for (size_t g = 0; g < G; g++) {
             for (size_t t = 0; t < q_len; t++)
                 memcpy(qg + t * d, qx + ((h * q_len + t) * G + g) * d, d * sizeof(double));
-            oracle_attn(qg, ks, vs, q_len, len[h], d, (long)len[h] - (long)q_len, 1.0 / sqrt((double)d), og, NULL);
+            oracle_attn(qg, ks, vs, q_len, len[h], d, (long)len[h] - (long)q_len, 1.0 / sqrt((double)d), og,
+                        NULL);
             for (size_t t = 0; t < q_len; t++)
                 memcpy(want + ((h * q_len + t) * G + g) * d, og + t * d, d * sizeof(double));
         }
@@ -55,12 +57,13 @@ static void check_varlen(tu_rng *r, size_t H, size_t G, size_t d, size_t q_len, 
         memset(&a, 0, sizeof a);
         a.struct_size = sizeof a;
         a.n_kv_heads = H, a.group = G, a.head_dim = d, a.q_len = q_len;
-        a.q = q, a.k = k, a.v = v, a.kv_dtype = dt, a.kv_row_stride = (ptrdiff_t)stride, a.cu_len = cu, a.out = out;
+        a.q = q, a.k = k, a.v = v, a.kv_dtype = dt, a.kv_row_stride = (ptrdiff_t)stride, a.cu_len = cu,
+        a.out = out;
         const kvz_status st = kvz_attn_decode_varlen(&a);
         if (st != KVZ_OK)
             fail_msg("kvz_attn_decode_varlen: %s (%s)", kvz_strerror(st), kvz_last_error());
-        snprintf(what, sizeof what, "%s decode H%zu G%zu d%zu q_len %zu dtype %d rows %zu", kvz_isa_name(lv[l]), H,
-                 G, d, q_len, (int)dt, rows);
+        snprintf(what, sizeof what, "%s decode H%zu G%zu d%zu q_len %zu dtype %d rows %zu", kvz_isa_name(lv[l]),
+                 H, G, d, q_len, (int)dt, rows);
         tu_assert_close(out, want, nq, tu_tol(dt), 0, what);
     }
     free(cu), free(kx), free(vx), free(k), free(v), free(q), free(qx), free(want), free(qg), free(og), free(ks),
@@ -114,7 +117,8 @@ static void test_retain_equals_evict(void **state)
     const size_t nl = tu_isa_levels(lv);
     for (int dt = 0; dt < 3; dt++) {
         double *kx = tu_malloc(H * n * d * sizeof(double)), *vx = tu_malloc(H * n * d * sizeof(double));
-        void *k = tu_fill_kv(&r, (kvz_dtype)dt, H * n * d, -1, 1, kx), *v = tu_fill_kv(&r, (kvz_dtype)dt, H * n * d, -1, 1, vx);
+        void *k = tu_fill_kv(&r, (kvz_dtype)dt, H * n * d, -1, 1, kx),
+             *v = tu_fill_kv(&r, (kvz_dtype)dt, H * n * d, -1, 1, vx);
         const size_t es = tu_dtype_size((kvz_dtype)dt);
         /* keep masks with different kept counts per head (non-uniform) */
         unsigned char *keep = tu_malloc(H * n);
@@ -160,7 +164,8 @@ static void test_retain_equals_evict(void **state)
             memset(&a, 0, sizeof a);
             a.struct_size = sizeof a;
             a.n_kv_heads = H, a.group = G, a.head_dim = d, a.q_len = 1;
-            a.q = q, a.k = kc, a.v = vc, a.kv_dtype = (kvz_dtype)dt, a.kv_row_stride = (ptrdiff_t)d, a.cu_len = cu;
+            a.q = q, a.k = kc, a.v = vc, a.kv_dtype = (kvz_dtype)dt, a.kv_row_stride = (ptrdiff_t)d,
+            a.cu_len = cu;
             a.out = out;
             assert_int_equal(kvz_attn_decode_varlen(&a), KVZ_OK);
             tu_assert_close(out, want, H * G * d, tu_tol((kvz_dtype)dt), 0, kvz_isa_name(lv[l]));

@@ -39,7 +39,8 @@ void *tu_fill_kv(tu_rng *r, kvz_dtype dt, size_t n, float lo, float hi, double *
 double tu_tol(kvz_dtype dt);
 
 /* Fails on the first i with |got - want| > atol + rtol*|want| (or a NaN), naming what. */
-void tu_assert_close(const float *got, const double *want, size_t n, double atol, double rtol, const char *what);
+void tu_assert_close(const float *got, const double *want, size_t n, double atol, double rtol,
+                     const char *what);
 
 void *tu_malloc(size_t bytes);
 void *tu_calloc(size_t n, size_t size);
