@@ -53,11 +53,10 @@ typedef enum kvz_dtype {
 
 /** Instruction-set level of the kernels. @since 0.1 */
 typedef enum kvz_isa {
-    KVZ_ISA_GENERIC = 0,    /**< portable C */
-    KVZ_ISA_AVX2 = 1,       /**< x86-64 AVX2 + FMA + F16C */
-    KVZ_ISA_AVX512 = 2,     /**< x86-64 AVX-512 F/BW/VL/DQ */
-    KVZ_ISA_NEON = 3,       /**< aarch64 Advanced SIMD */
-    KVZ_ISA_AVX512_BF16 = 4 /**< AVX-512 plus AVX512_BF16 dot products for bf16 K/V (fp32-accurate) */
+    KVZ_ISA_GENERIC = 0, /**< portable C */
+    KVZ_ISA_AVX2 = 1,    /**< x86-64 AVX2 + FMA + F16C */
+    KVZ_ISA_AVX512 = 2,  /**< x86-64 AVX-512 F/BW/VL/DQ */
+    KVZ_ISA_NEON = 3     /**< aarch64 Advanced SIMD */
 } kvz_isa;
 
 /** Runtime library version. @since 0.1 */
@@ -81,7 +80,7 @@ KVZ_API const char *kvz_last_error(void);
 
 /** @name ISA dispatch
  *  The best level is chosen once per process, on first use; the environment variable
- *  KVZ_ISA=generic|avx2|avx512|avx512bf16|neon forces a lower one (a level the CPU lacks is refused:
+ *  KVZ_ISA=generic|avx2|avx512|neon forces a lower one (a level the CPU lacks is refused:
  *  the library then stays on the best level and kvz_last_error() says why).
  *  @{ */
 
@@ -99,7 +98,7 @@ KVZ_API int kvz_isa_supported(kvz_isa isa);
  */
 KVZ_API kvz_status kvz_isa_force(kvz_isa isa);
 
-/** Lower-case name of a level ("generic", "avx2", "avx512", "neon", "avx512bf16"), or "unknown". @since 0.1 */
+/** Lower-case name of a level ("generic", "avx2", "avx512", "neon"), or "unknown". @since 0.1 */
 KVZ_API const char *kvz_isa_name(kvz_isa isa);
 
 /** Parses a level name as accepted by KVZ_ISA. @return KVZ_OK or KVZ_ERR_INVALID_ARG. @since 0.1 */
@@ -112,7 +111,7 @@ KVZ_API kvz_status kvz_isa_from_name(const char *name, kvz_isa *isa);
 KVZ_API int kvz_num_threads(void);
 /** NUMA nodes visible (1 without libnuma or on a one-node machine). @since 0.1 */
 KVZ_API int kvz_numa_nodes(void);
-/** Non-zero when the CPU has AVX512_BF16 (used by the bf16 paths). @since 0.1 */
+/** Non-zero when the CPU (and OS) support AVX512_BF16. @since 0.1 */
 KVZ_API int kvz_cpu_has_avx512_bf16(void);
 /** @} */
 

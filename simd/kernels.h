@@ -16,14 +16,7 @@
 enum { KVZ_KDT_F32 = 0, KVZ_KDT_BF16 = 1, KVZ_KDT_F16 = 2, KVZ_KDT_COUNT = 3 };
 
 /* ISA levels; the values equal the public enum kvz_isa. */
-enum {
-    KVZ_KISA_GENERIC = 0,
-    KVZ_KISA_AVX2 = 1,
-    KVZ_KISA_AVX512 = 2,
-    KVZ_KISA_NEON = 3,
-    KVZ_KISA_AVX512_BF16 = 4,
-    KVZ_KISA_COUNT = 5
-};
+enum { KVZ_KISA_GENERIC = 0, KVZ_KISA_AVX2 = 1, KVZ_KISA_AVX512 = 2, KVZ_KISA_NEON = 3, KVZ_KISA_COUNT = 4 };
 
 /* Largest head dimension the attention kernels accept. */
 #define KVZ_KMAX_HEAD_DIM 256
@@ -153,14 +146,12 @@ KVZ_KERNEL_DECLS(generic)
 KVZ_KERNEL_DECLS(avx2)
 KVZ_KERNEL_DECLS(avx512)
 KVZ_KERNEL_DECLS(neon)
-KVZ_KERNEL_DECLS(avx512bf16)
 
 /* The tables of the levels compiled into this build (config.h says which). */
 extern const kvz_kernel_table kvz_kernels_generic;
 #if defined(__x86_64__) || defined(_M_X64)
 extern const kvz_kernel_table kvz_kernels_avx2;
 extern const kvz_kernel_table kvz_kernels_avx512;
-extern const kvz_kernel_table kvz_kernels_avx512bf16;
 #endif
 #if defined(__aarch64__)
 extern const kvz_kernel_table kvz_kernels_neon;

@@ -50,8 +50,7 @@ int tu_quick(void)
 
 size_t tu_isa_levels(kvz_isa out[8])
 {
-    static const kvz_isa all[] = {KVZ_ISA_GENERIC, KVZ_ISA_AVX2, KVZ_ISA_AVX512, KVZ_ISA_AVX512_BF16,
-                                  KVZ_ISA_NEON};
+    static const kvz_isa all[] = {KVZ_ISA_GENERIC, KVZ_ISA_AVX2, KVZ_ISA_AVX512, KVZ_ISA_NEON};
     size_t n = 0;
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (kvz_isa_supported(all[i]))

@@ -20,9 +20,6 @@
 
 #include "kernels.h"
 #include "tmpl/convert_body.h"
-#ifdef __AVX512BF16__
-#include "x86/bf16dot_avx512.h"
-#endif
 
 #define MQ  KVZ_KBLOCK_Q
 #define BK  KVZ_KBLOCK_K
@@ -39,8 +36,6 @@ typedef struct blk_ctx {
     /* current block */
     size_t r0, mq, nrv;
     int dot;
-    int dt;        /* storage type of K/V */
-    int bf16dot;   /* dot path with bf16 K/V read by vdpbf16ps (bf16dot_avx512.h) */
     size_t sj, sr; /* S strides of the current layout */
     /* dot path: rows to prefetch while the logits are computed (this block's V, the next
      * block's K), spread one row per key so the memory system always has work queued */
@@ -48,9 +43,8 @@ typedef struct blk_ctx {
     size_t pf_rows[2], pf_stride, pf_bytes;
 } blk_ctx;
 
-static void scratch_init(blk_ctx *c, float *work, size_t d, size_t group, ptrdiff_t q_pos0, int dt)
+static void scratch_init(blk_ctx *c, float *work, size_t d, size_t group, ptrdiff_t q_pos0)
 {
-    c->dt = dt;
     c->pf_rows[0] = c->pf_rows[1] = 0;
     c->d = d;
     c->dp = kvz_kpad(d);
@@ -77,11 +71,6 @@ static inline ptrdiff_t row_limit(const blk_ctx *c, size_t r)
 {
     return c->q_pos0 + (ptrdiff_t)((c->r0 + r) / c->group);
 }
-
-#ifdef KVZ_HAVE_BF16DOT
-static inline uint16_t *qhi_rows(const blk_ctx *c) { return (uint16_t *)c->qt; }
-static inline uint16_t *qlo_rows(const blk_ctx *c) { return (uint16_t *)c->qt + DOT_MAX_ROWS * c->dp; }
-#endif
 
 /* Loads the block's query rows, pre-scaled, into the transposed or the row scratch. */
 static void load_queries(blk_ctx *c, const float *q, ptrdiff_t qhs, ptrdiff_t qrs, float scale, size_t r0,
@@ -112,14 +101,6 @@ static void load_queries(blk_ctx *c, const float *q, ptrdiff_t qhs, ptrdiff_t qr
         for (size_t x = 0; x < c->d; x++)
             for (size_t r = mq; r < lanes; r++)
                 c->qt[x * MQ + r] = 0.0f;
-#ifdef KVZ_HAVE_BF16DOT
-    c->bf16dot = c->dot && c->dt == KVZ_KDT_BF16 && c->d % 32 == 0;
-    if (c->bf16dot) /* hi/lo bf16 halves of the queries, in the unused transposed area */
-        for (size_t r = 0; r < mq; r++)
-            bf16dot_split(qhi_rows(c) + r * c->dp, qlo_rows(c) + r * c->dp, c->qr + r * c->dp, c->d);
-#else
-    c->bf16dot = 0;
-#endif
 }
 
 /* Vector loaders by storage type: the dot path reads bf16/f16 K/V rows in place and
@@ -262,7 +243,7 @@ static inline __attribute__((always_inline)) void logits_dot_body(const blk_ctx 
                     for (int w = 0; w < 2; w++)
                         if (j + t < c->pf_rows[w])
                             for (size_t b = 0; b < c->pf_bytes; b += 64)
-                                __builtin_prefetch(c->pf[w] + (j + t) * c->pf_stride + b, 0, 3);
+                                __builtin_prefetch(c->pf[w] + (j + t) * c->pf_stride + b, 0, 2);
                 dot_key_tile(c, r, kp, (j + t) * ks, ld, tmp, t);
             }
 #pragma GCC unroll 4
@@ -308,59 +289,12 @@ static void logits_dot_f16(const blk_ctx *c, const void *kp, size_t ks, size_t n
     logits_dot_body(c, kp, ks, nb, ld_f16);
 }
 
-#ifdef KVZ_HAVE_BF16DOT
-/* logits_dot for bf16 keys through vdpbf16ps (see bf16dot_avx512.h) */
-static void logits_dot_bf16dot(const blk_ctx *c, const uint16_t *kp, size_t ks, size_t nb)
-{
-    const size_t mq = c->mq, dp = c->dp, d = c->d;
-    const uint16_t *qh = qhi_rows(c), *ql = qlo_rows(c);
-    vf tmp[2 * VW];
-    size_t j = 0;
-    for (; j + VW <= nb; j += VW) {
-        /* this block's V and the next block's K, one row per key (the first row pair only) */
-        const char *pf[2];
-        for (int w = 0; w < 2; w++)
-            pf[w] = j + VW <= c->pf_rows[w] ? c->pf[w] + j * c->pf_stride : NULL;
-        const char *const nopf[2] = {NULL, NULL};
-        size_t r = 0;
-        for (; r + 2 <= mq && (d == 64 || d == 128); r += 2) {
-            const char *const *p = r == 0 ? pf : nopf;
-            if (d == 128)
-                bf16dot_keys2_4(qh + r * dp, ql + r * dp, dp, kp + j * ks, ks, VW, tmp, p, c->pf_stride,
-                                c->pf_bytes);
-            else
-                bf16dot_keys2_2(qh + r * dp, ql + r * dp, dp, kp + j * ks, ks, VW, tmp, p, c->pf_stride,
-                                c->pf_bytes);
-            vf_store(c->s + r * BKP + j, vf_hsum_vw(tmp));
-            vf_store(c->s + (r + 1) * BKP + j, vf_hsum_vw(tmp + VW));
-        }
-        for (; r < mq; r++) {
-            for (size_t t = 0; t < VW; t++)
-                tmp[t] = bf16dot_key1(qh + r * dp, ql + r * dp, kp + (j + t) * ks, d);
-            vf_store(c->s + r * BKP + j, vf_hsum_vw(tmp));
-        }
-    }
-    for (size_t r = 0; r < mq; r++) {
-        float *T = c->s + r * BKP;
-        size_t jj = j;
-        for (; jj < nb; jj++)
-            T[jj] = vf_hsum(bf16dot_key1(qh + r * dp, ql + r * dp, kp + jj * ks, d));
-        for (; jj < (nb + VW - 1) / VW * VW; jj++)
-            T[jj] = -INFINITY;
-    }
-}
-#endif
-
 /* Fills S for keys [kb, kb+nb) and masks what each row may not see with -inf. */
 static void logits_block(blk_ctx *c, const void *k, ptrdiff_t kst, int dt, size_t kb, size_t nb)
 {
     const rows_ref kr = key_rows(c, c->kf, k, kst, dt, kb, nb);
     if (!c->dot)
         logits_gemm(c, kr.p, kr.stride, nb);
-#ifdef KVZ_HAVE_BF16DOT
-    else if (c->bf16dot)
-        logits_dot_bf16dot(c, kr.p, kr.stride, nb);
-#endif
     else if (kr.dt == KVZ_KDT_BF16)
         logits_dot_bf16(c, kr.p, kr.stride, nb);
     else if (kr.dt == KVZ_KDT_F16)
@@ -519,15 +453,6 @@ static inline __attribute__((always_inline)) void pv_body(blk_ctx *c, const void
 
 static void pv_update(blk_ctx *c, rows_ref v, size_t nb)
 {
-#ifdef KVZ_HAVE_BF16DOT
-    if (c->bf16dot) { /* P split into bf16 hi/lo in the unused K scratch; O kept permuted */
-        uint16_t *ph = (uint16_t *)c->kf, *pl = ph + DOT_MAX_ROWS * BKP;
-        for (size_t r = 0; r < c->mq; r++)
-            bf16dot_split(ph + r * BKP, pl + r * BKP, c->s + r * BKP, (nb + 15) / 16 * 16);
-        bf16dot_pv(c->o, c->dp, c->mq, ph, pl, BKP, v.p, v.stride, nb, c->d, c->alpha);
-        return;
-    }
-#endif
     if (v.dt == KVZ_KDT_BF16)
         pv_body(c, v.p, v.stride, nb, ld_bf16);
     else if (v.dt == KVZ_KDT_F16)
@@ -550,8 +475,8 @@ static int reduced_mask(const kvz_attn_job *job, size_t kb, size_t nb, unsigned 
     int any = 0;
     for (size_t j = 0; j < nb; j++) {
         const size_t key = kb + j;
-        in[j] = key < job->sink_end || (key >= job->chunk_begin && key < job->chunk_end) ||
-                key >= job->own_begin;
+        in[j] =
+            key < job->sink_end || (key >= job->chunk_begin && key < job->chunk_end) || key >= job->own_begin;
         any |= in[j];
     }
     return any;
@@ -621,7 +546,7 @@ static void fold_sum(const blk_ctx *c, size_t nb, float *dst)
 static void attn_impl(const kvz_attn_job *job)
 {
     blk_ctx c;
-    scratch_init(&c, job->work, job->d, job->group, job->q_pos0, job->dtype);
+    scratch_init(&c, job->work, job->d, job->group, job->q_pos0);
     const size_t rows = job->n_q * job->group;
     const int dt = job->dtype;
     unsigned char in[BK];
@@ -658,13 +583,8 @@ static void attn_impl(const kvz_attn_job *job)
             const size_t gr = r0 + r, g = gr % job->group, i = gr / job->group;
             float *dst = job->out + (ptrdiff_t)g * job->out_head_stride + (ptrdiff_t)i * job->out_row_stride;
             const float inv = c.l[r] > 0.0f ? 1.0f / c.l[r] : 0.0f;
-#ifdef KVZ_HAVE_BF16DOT
-            if (c.bf16dot)
-                bf16dot_unpermute(dst, c.o + r * c.dp, job->d, inv);
-            else
-#endif
-                for (size_t x = 0; x < job->d; x++)
-                    dst[x] = c.o[r * c.dp + x] * inv;
+            for (size_t x = 0; x < job->d; x++)
+                dst[x] = c.o[r * c.dp + x] * inv;
             if (job->lse)
                 job->lse[g * job->n_q + i] = c.l[r] > 0.0f ? c.m[r] + logf(c.l[r]) : -INFINITY;
         }
@@ -689,7 +609,7 @@ static void window_impl(const kvz_window_job *job)
     const size_t W = job->window, n = job->n, nk = n - W;
     float *a = job->work + kvz_attn_work_floats(job->d);
     blk_ctx c;
-    scratch_init(&c, job->work, job->d, 1, (ptrdiff_t)nk, job->dtype);
+    scratch_init(&c, job->work, job->d, 1, (ptrdiff_t)nk);
     for (size_t j = 0; j < nk; j++)
         job->out[j] = 0.0f;
 
