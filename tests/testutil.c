@@ -51,10 +51,18 @@ int tu_quick(void)
 size_t tu_isa_levels(kvz_isa out[8])
 {
     static const kvz_isa all[] = {KVZ_ISA_GENERIC, KVZ_ISA_AVX2, KVZ_ISA_AVX512, KVZ_ISA_NEON};
+    static int printed;
     size_t n = 0;
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (kvz_isa_supported(all[i]))
             out[n++] = all[i];
+    if (!printed) { /* the log says which kernel levels this run checked */
+        fprintf(stderr, "kernel levels tested:");
+        for (size_t i = 0; i < n; i++)
+            fprintf(stderr, " %s", kvz_isa_name(out[i]));
+        fprintf(stderr, "\n");
+        printed = 1;
+    }
     return n;
 }
 

@@ -6,9 +6,22 @@
 #include "cli/cli.h"
 #include "kvz.h"
 
+/* Whether name contains one of the comma-separated substrings of filter (NULL: all). */
+static int selected(const char *name, const char *filter)
+{
+    if (!filter)
+        return 1;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", filter);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+        if (*tok && strstr(name, tok))
+            return 1;
+    return 0;
+}
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: kvz bench kernels [--json] [--filter SUBSTR] [--min-time SECONDS]\n"
+    fprintf(f, "usage: kvz bench kernels [--json] [--filter SUBSTR[,SUBSTR...]] [--min-time SECONDS]\n"
                "  kernels   kernel benchmarks with the machine's read bandwidth and oneDNN sgemm rate\n"
                "  --json    one JSON object per line\n");
 }
@@ -48,7 +61,7 @@ static int run_kernels(int json, const char *filter, double min_time)
     }
     int failed = 0;
     for (size_t i = 0; i < n && i < 16; i++) {
-        if (filter && !strstr(cases[i].name, filter))
+        if (!selected(cases[i].name, filter))
             continue;
         /* prefill at 32K is ~1 TFLOP: a warm-up and two timed runs are enough */
         const int slow = cases[i].kind == KVZ_BENCH_PREFILL;
