@@ -31,8 +31,10 @@ enum { KVZ_KISA_GENERIC = 0, KVZ_KISA_AVX2 = 1, KVZ_KISA_AVX512 = 2, KVZ_KISA_NE
  * Attention of one KV head and its `group` query heads over a run of keys.
  *
  * Query row (g, i), g < group, i < n_q, is q + g*q_head_stride + i*q_row_stride and sees
- * key j (0 <= j < n_k) when j <= q_pos0 + i (causal with an offset; q_pos0 may be negative
- * or >= n_k, which a caller uses to run a slice of the keys). Softmax over the visible
+ * key j (0 <= j < n_k + n_k2) when j <= q_pos0 + i. Keys 0..n_k-1 are the rows of k/v,
+ * keys n_k.. the rows of k2/v2 (a second run: a query's private tail after a shared
+ * cache segment; n_k2 = 0 when there is none); both runs have the same row stride (causal with an offset;
+ * q_pos0 may be negative or >= n_k, which a caller uses to run a slice of the keys). Softmax over the visible
  * keys with logits scale * <q, k>; out receives the normalised output (zeros for a row
  * that sees no key) and lse, when not NULL, the natural log-sum-exp of the row's logits
  * (-inf when it sees no key), at lse[g*n_q + i].
@@ -43,15 +45,15 @@ enum { KVZ_KISA_GENERIC = 0, KVZ_KISA_AVX2 = 1, KVZ_KISA_AVX512 = 2, KVZ_KISA_NE
  * score[j - chunk_begin] = max(score[...], max over rows of exp(z - lse_reduced)).
  * own_begin is where the repeat input's keys start (the first query's position when the
  * caller runs a slice of the queries). Requires sink_end <= chunk_begin <= chunk_end <=
- * own_begin <= q_pos0 and q_pos0 + n_q <= n_k.
+ * own_begin <= q_pos0 and q_pos0 + n_q <= n_k (scoring uses the first run only).
  */
 typedef struct kvz_attn_job {
     const float *q;
     ptrdiff_t q_head_stride, q_row_stride;
-    const void *k, *v;
+    const void *k, *v, *k2, *v2;
     ptrdiff_t kv_row_stride;
     int dtype;
-    size_t n_q, n_k, d, group;
+    size_t n_q, n_k, n_k2, d, group;
     ptrdiff_t q_pos0;
     float scale;
     float *out;

@@ -10,38 +10,47 @@
 
 #include "kvz.h"
 
+/* splitmix64: tiny, seedable, the same sequence on every platform. */
 typedef struct {
     uint64_t s;
 } tu_rng;
 
 void tu_rng_init(tu_rng *r, uint64_t seed);
 uint64_t tu_next(tu_rng *r);
+/* Uniform float in [lo, hi) (24 random bits). */
 float tu_uniform(tu_rng *r, float lo, float hi);
+/* Standard normal (Box-Muller). */
 double tu_normal(tu_rng *r);
-/* Uniform integer in [lo, hi]. */
-size_t tu_range(tu_rng *r, size_t lo, size_t hi);
 
-/* KVZ_TEST_SEED or a fixed default, printed once so that a failure can be replayed. */
+/* KVZ_TEST_SEED (decimal or 0x hex) or a fixed default, printed once to stderr so that a
+ * failure can be replayed. */
 uint64_t tu_seed(void);
-/* Non-zero under KVZ_TEST_QUICK=1 (emulators, sanitizers): tests shrink their loops. */
-int tu_quick(void);
 
-/* Every level this build and CPU run (generic first); returns the count (<= 8). */
-size_t tu_isa_levels(kvz_isa out[8]);
-/* kvz_isa_force(isa) and assert that it worked. */
+/* Every level kvz_isa_supported() says this build and CPU run, generic first; returns the
+ * count (at most 4, the number of kvz_isa values). Logs the list once to stderr. */
+size_t tu_isa_levels(kvz_isa out[4]);
+/* kvz_isa_force(isa) and assert that it returned KVZ_OK. */
 void tu_force(kvz_isa isa);
 
 size_t tu_dtype_size(kvz_dtype dt);
-/* n random elements of dtype dt in [lo, hi), rounded to dt; exact (may be NULL) receives
- * their exact values, so an oracle sees the inputs the kernel sees. malloc'd. */
+/* malloc'd array of n elements of dtype dt, uniform in [lo, hi) and rounded (to nearest
+ * even) to dt by the test's own encoder, not the library's. exact (n doubles, may be NULL)
+ * receives the values exactly as stored, so an oracle sees the inputs the kernel sees. */
 void *tu_fill_kv(tu_rng *r, kvz_dtype dt, size_t n, float lo, float hi, double *exact);
-/* Absolute tolerance of attention outputs against the double oracle (see testutil.c). */
+/* Absolute tolerance of attention outputs against the double oracle (reasoning in testutil.c). */
 double tu_tol(kvz_dtype dt);
 
-/* Fails on the first i with |got - want| > atol + rtol*|want| (or a NaN), naming what. */
+/* Fails on the first i with |got - want| > atol + rtol*|want|, printing what, i and both
+ * values. NaN never passes; equal infinities do. */
 void tu_assert_close(const float *got, const double *want, size_t n, double atol, double rtol,
                      const char *what);
 
+/* ---- extras used by several test files ---- */
+/* Uniform integer in [lo, hi]. */
+size_t tu_range(tu_rng *r, size_t lo, size_t hi);
+/* Non-zero under KVZ_TEST_QUICK=1 (emulators, sanitizers): tests shrink their loops. */
+int tu_quick(void);
+/* malloc/calloc that assert success (0 bytes gives a valid 1-byte block). */
 void *tu_malloc(size_t bytes);
 void *tu_calloc(size_t n, size_t size);
 

@@ -289,10 +289,12 @@ static void logits_dot_f16(const blk_ctx *c, const void *kp, size_t ks, size_t n
     logits_dot_body(c, kp, ks, nb, ld_f16);
 }
 
-/* Fills S for keys [kb, kb+nb) and masks what each row may not see with -inf. */
-static void logits_block(blk_ctx *c, const void *k, ptrdiff_t kst, int dt, size_t kb, size_t nb)
+/* Fills S for the keys [kb, kb+nb) of the run at k, whose first key has index kb0 in the
+ * job's key numbering, and masks what each row may not see with -inf. */
+static void logits_block(blk_ctx *c, const void *k, ptrdiff_t kst, int dt, size_t kb, size_t nb, size_t kb0)
 {
     const rows_ref kr = key_rows(c, c->kf, k, kst, dt, kb, nb);
+    kb += kb0;
     if (!c->dot)
         logits_gemm(c, kr.p, kr.stride, nb);
     else if (kr.dt == KVZ_KDT_BF16)
@@ -557,25 +559,33 @@ static void attn_impl(const kvz_attn_job *job)
         stats_reset(&c);
         memset(c.o, 0, mq * c.dp * sizeof(float));
         const ptrdiff_t lim = row_limit(&c, mq - 1);
-        const size_t kend = lim < 0 ? 0 : ((size_t)lim + 1 < job->n_k ? (size_t)lim + 1 : job->n_k);
+        const size_t n_all = job->n_k + job->n_k2;
+        const size_t kend = lim < 0 ? 0 : ((size_t)lim + 1 < n_all ? (size_t)lim + 1 : n_all);
         const size_t bk = c.dot ? BK_DOT : BK;
 
         const size_t esz = dt == KVZ_KDT_F32 ? 4 : 2;
         c.pf_stride = (size_t)job->kv_row_stride * esz;
         c.pf_bytes = job->d * esz;
-        for (size_t kb = 0; kb < kend; kb += bk) {
-            const size_t nb = kend - kb < bk ? kend - kb : bk;
-            if (c.dot) {
-                c.pf[0] = (const char *)job->v + kb * c.pf_stride;
-                c.pf_rows[0] = nb;
-                c.pf[1] = (const char *)job->k + (kb + bk) * c.pf_stride;
-                c.pf_rows[1] = kb + bk < kend ? (kend - kb - bk < bk ? kend - kb - bk : bk) : 0;
+        /* the keys come in two runs (a shared cache segment and a private tail): the online
+         * softmax simply continues from one to the other */
+        for (int run = 0; run < 2; run++) {
+            const void *kr = run ? job->k2 : job->k, *vr = run ? job->v2 : job->v;
+            const size_t kb0 = run ? job->n_k : 0, kn = run ? job->n_k2 : job->n_k;
+            const size_t rend = kend < kb0 ? 0 : (kend - kb0 < kn ? kend - kb0 : kn);
+            for (size_t kb = 0; kb < rend; kb += bk) {
+                const size_t nb = rend - kb < bk ? rend - kb : bk;
+                if (c.dot) {
+                    c.pf[0] = (const char *)vr + kb * c.pf_stride;
+                    c.pf_rows[0] = nb;
+                    c.pf[1] = (const char *)kr + (kb + bk) * c.pf_stride;
+                    c.pf_rows[1] = kb + bk < rend ? (rend - kb - bk < bk ? rend - kb - bk : bk) : 0;
+                }
+                logits_block(&c, kr, job->kv_row_stride, dt, kb, nb, kb0);
+                if (job->score && reduced_mask(job, kb0 + kb, nb, in))
+                    online_update(&c, c.m2, c.l2, nb, in, 0);
+                online_update(&c, c.m, c.l, nb, NULL, 1);
+                pv_update(&c, key_rows(&c, c.vf_, vr, job->kv_row_stride, dt, kb, nb), nb);
             }
-            logits_block(&c, job->k, job->kv_row_stride, dt, kb, nb);
-            if (job->score && reduced_mask(job, kb, nb, in))
-                online_update(&c, c.m2, c.l2, nb, in, 0);
-            online_update(&c, c.m, c.l, nb, NULL, 1);
-            pv_update(&c, key_rows(&c, c.vf_, job->v, job->kv_row_stride, dt, kb, nb), nb);
         }
         c.pf_rows[0] = c.pf_rows[1] = 0;
 
@@ -596,7 +606,7 @@ static void attn_impl(const kvz_attn_job *job)
             c.lse2[r] = (r < mq && c.l2[r] > 0.0f) ? c.m2[r] + logf(c.l2[r]) : INFINITY;
         for (size_t kb = job->chunk_begin; kb < job->chunk_end; kb += BK) {
             const size_t nb = job->chunk_end - kb < BK ? job->chunk_end - kb : BK;
-            logits_block(&c, job->k, job->kv_row_stride, dt, kb, nb);
+            logits_block(&c, job->k, job->kv_row_stride, dt, kb, nb, 0);
             probs_from_lse(&c, nb);
             fold_max(&c, nb, job->score + (kb - job->chunk_begin));
         }
@@ -624,14 +634,14 @@ static void window_impl(const kvz_window_job *job)
             const size_t kend = nk + r0 + mq; /* the last row sees up to key nk + r0 + mq - 1 */
             for (size_t kb = 0; kb < kend; kb += BK) {
                 const size_t nb = kend - kb < BK ? kend - kb : BK;
-                logits_block(&c, job->k, job->k_row_stride, job->dtype, kb, nb);
+                logits_block(&c, job->k, job->k_row_stride, job->dtype, kb, nb, 0);
                 online_update(&c, c.m, c.l, nb, NULL, 0);
             }
             for (size_t r = 0; r < c.nrv * VW; r++)
                 c.lse2[r] = (r < mq && c.l[r] > 0.0f) ? c.m[r] + logf(c.l[r]) : INFINITY;
             for (size_t kb = 0; kb < nk; kb += BK) {
                 const size_t nb = nk - kb < BK ? nk - kb : BK;
-                logits_block(&c, job->k, job->k_row_stride, job->dtype, kb, nb);
+                logits_block(&c, job->k, job->k_row_stride, job->dtype, kb, nb, 0);
                 probs_from_lse(&c, nb);
                 fold_sum(&c, nb, a + kb);
             }

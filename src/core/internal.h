@@ -24,6 +24,10 @@ const kvz_kernel_table *kvz_kernels_for(kvz_isa isa);
  */
 kvz_isa kvz_isa_choose(const char *env, unsigned supported_mask, char *msg, size_t msg_size);
 
+/* Runs one attention job per KV head (work and slicing are filled in): query slices for
+ * many rows, key slices merged by log-sum-exp for few rows (attn_runner.c). */
+kvz_status kvz_attn_run(const kvz_attn_job *heads, size_t n_heads);
+
 /* 64-byte aligned allocation (NULL on failure) and its release. */
 void *kvz_aligned_alloc(size_t bytes);
 void kvz_aligned_free(void *p);

@@ -1,0 +1,262 @@
+/*
+ * Runs one attention job per KV head across OpenMP threads. A head with many query rows is
+ * split into query slices, each a kernel call over all its keys; a head with few rows (a
+ * decode step) is split into key slices whose partial outputs are merged by log-sum-exp, so
+ * that even one long head keeps every thread busy. Scratch is per thread and reused.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* At most this many rows (queries x group) per head: split along the keys instead. */
+#define KEY_SPLIT_MAX_ROWS 32
+
+static size_t n_threads(void)
+{
+#ifdef _OPENMP
+    return (size_t)omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static size_t esize(int dt) { return dt == KVZ_KDT_F32 ? 4 : 2; }
+
+typedef struct task {
+    size_t head;
+    size_t a, b; /* query slice [a, b) or key slice [a, b) of the concatenated runs */
+} task;
+
+/* ---- query slices ------------------------------------------------------------------- */
+
+static kvz_status run_query_slices(const kvz_kernel_table *kt, const kvz_attn_job *heads, size_t n_heads)
+{
+    const size_t G = heads[0].group, nthr = n_threads();
+    const size_t tok_per_block = (KVZ_KBLOCK_Q + G - 1) / G;
+    size_t n_tasks = 0;
+    /* slices of whole 64-row blocks, about four tasks per thread over all heads */
+    size_t *slice_tok = malloc(n_heads * sizeof *slice_tok);
+    if (!slice_tok)
+        return kvz_fail(KVZ_ERR_NOMEM, "attention: no memory for the work split");
+    for (size_t h = 0; h < n_heads; h++) {
+        const size_t nq = heads[h].n_q;
+        size_t slices = (4 * nthr + n_heads - 1) / n_heads,
+               max_slices = (nq + tok_per_block - 1) / tok_per_block;
+        if (slices > max_slices)
+            slices = max_slices;
+        if (slices == 0)
+            slices = 1;
+        size_t st = (nq + slices - 1) / slices;
+        st = (st + tok_per_block - 1) / tok_per_block * tok_per_block;
+        slice_tok[h] = st ? st : 1;
+        n_tasks += nq ? (nq + slice_tok[h] - 1) / slice_tok[h] : 0;
+    }
+    task *tasks = malloc((n_tasks ? n_tasks : 1) * sizeof *tasks);
+    /* scoring with several slices of one head: private score rows, max-merged after */
+    float **priv = calloc(n_tasks ? n_tasks : 1, sizeof *priv);
+    int nomem = !tasks || !priv;
+    size_t t = 0;
+    for (size_t h = 0; h < n_heads && !nomem; h++) {
+        const size_t nq = heads[h].n_q, multi = nq > slice_tok[h];
+        /* later slices see more keys: list them first so they start first */
+        for (size_t i0 = nq ? (nq - 1) / slice_tok[h] * slice_tok[h] : 0; nq; i0 -= slice_tok[h]) {
+            tasks[t] = (task){h, i0, i0 + slice_tok[h] < nq ? i0 + slice_tok[h] : nq};
+            const size_t chunk = heads[h].chunk_end - heads[h].chunk_begin;
+            if (heads[h].score && multi && !(priv[t] = calloc(chunk ? chunk : 1, sizeof(float))))
+                nomem = 1;
+            t++;
+            if (i0 == 0)
+                break;
+        }
+    }
+    const size_t wfloats = kvz_attn_work_floats(heads[0].d);
+#pragma omp parallel
+    {
+        float *work = nomem ? NULL : kvz_thread_scratch(wfloats);
+        if (!work) {
+#pragma omp atomic write
+            nomem = 1;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (size_t x = 0; x < n_tasks; x++) {
+            if (!work || nomem)
+                continue;
+            const kvz_attn_job *hj = &heads[tasks[x].head];
+            const size_t i0 = tasks[x].a;
+            kvz_attn_job j = *hj;
+            j.q = hj->q + (ptrdiff_t)i0 * hj->q_row_stride;
+            j.out = hj->out + (ptrdiff_t)i0 * hj->out_row_stride;
+            j.n_q = tasks[x].b - i0;
+            j.q_pos0 = hj->q_pos0 + (ptrdiff_t)i0;
+            j.score = priv[x] ? priv[x] : hj->score;
+            j.work = work;
+            if (!hj->lse) {
+                j.lse = NULL;
+                kt->attn(&j);
+                continue;
+            }
+            /* the kernel writes lse[g*n_q_slice + i]; the head's lse is [g][i] over all n_q:
+             * run the slice one query head at a time */
+            for (size_t g = 0; g < hj->group; g++) {
+                kvz_attn_job jg = j;
+                jg.group = 1;
+                jg.q = j.q + (ptrdiff_t)g * hj->q_head_stride;
+                jg.out = j.out + (ptrdiff_t)g * hj->out_head_stride;
+                jg.lse = hj->lse + g * hj->n_q + i0;
+                kt->attn(&jg);
+            }
+        }
+    }
+    if (!nomem)
+        for (size_t x = 0; x < n_tasks; x++)
+            if (priv[x]) {
+                const kvz_attn_job *hj = &heads[tasks[x].head];
+                for (size_t c = 0; c < hj->chunk_end - hj->chunk_begin; c++)
+                    if (priv[x][c] > hj->score[c])
+                        hj->score[c] = priv[x][c];
+            }
+    for (size_t x = 0; priv && x < n_tasks; x++)
+        free(priv[x]);
+    free(priv), free(tasks), free(slice_tok);
+    return nomem ? kvz_fail(KVZ_ERR_NOMEM, "attention: no memory for scratch or score rows") : KVZ_OK;
+}
+
+/* ---- key slices ----------------------------------------------------------------------- */
+
+static kvz_status run_key_slices(const kvz_kernel_table *kt, const kvz_attn_job *heads, size_t n_heads)
+{
+    const size_t nthr = n_threads();
+    size_t total = 0;
+    for (size_t h = 0; h < n_heads; h++)
+        total += heads[h].n_k + heads[h].n_k2;
+    size_t slice = total / (4 * nthr) + 1;
+    if (slice < 256)
+        slice = 256;
+    /* tasks: key slices that never straddle the two runs; an empty head still gets one */
+    size_t n_tasks = 0;
+    for (size_t h = 0; h < n_heads; h++) {
+        const size_t a = heads[h].n_k, b = heads[h].n_k2;
+        n_tasks += (a + slice - 1) / slice + (b + slice - 1) / slice + (a + b == 0);
+    }
+    task *tasks = malloc(n_tasks * sizeof *tasks);
+    size_t *first = malloc((n_heads + 1) * sizeof *first);
+    size_t rows_max = 0;
+    for (size_t h = 0; h < n_heads; h++)
+        if (heads[h].n_q * heads[h].group > rows_max)
+            rows_max = heads[h].n_q * heads[h].group;
+    const size_t d = heads[0].d;
+    float *po = NULL, *pl = NULL;
+    size_t n_po = 0;
+    if (kvz_mul_ok(n_tasks, rows_max * d, &n_po))
+        po = malloc((n_po ? n_po : 1) * sizeof(float));
+    pl = malloc((n_tasks * rows_max + 1) * sizeof(float));
+    if (!tasks || !first || !po || !pl) {
+        free(tasks), free(first), free(po), free(pl);
+        return kvz_fail(KVZ_ERR_NOMEM, "attention: no memory for %zu partial results", n_tasks);
+    }
+    size_t t = 0;
+    for (size_t h = 0; h < n_heads; h++) {
+        first[h] = t;
+        const size_t n_all = heads[h].n_k + heads[h].n_k2;
+        if (n_all == 0)
+            tasks[t++] = (task){h, 0, 0};
+        for (size_t run = 0, base = 0; run < 2; base += heads[h].n_k, run++) {
+            const size_t end = base + (run ? heads[h].n_k2 : heads[h].n_k);
+            for (size_t k0 = base; k0 < end; k0 += slice)
+                tasks[t++] = (task){h, k0, k0 + slice < end ? k0 + slice : end};
+        }
+    }
+    first[n_heads] = t;
+    const size_t wfloats = kvz_attn_work_floats(d);
+    int nomem = 0;
+#pragma omp parallel
+    {
+        float *work = kvz_thread_scratch(wfloats);
+        if (!work) {
+#pragma omp atomic write
+            nomem = 1;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (size_t x = 0; x < n_tasks; x++) {
+            if (!work)
+                continue;
+            const kvz_attn_job *hj = &heads[tasks[x].head];
+            const size_t k0 = tasks[x].a, k1 = tasks[x].b, in2 = k0 >= hj->n_k && k1 > k0;
+            const size_t local = in2 ? k0 - hj->n_k : k0;
+            const ptrdiff_t off = (ptrdiff_t)local * hj->kv_row_stride * (ptrdiff_t)esize(hj->dtype);
+            kvz_attn_job j = *hj;
+            j.k = in2 ? hj->k2 : hj->k;
+            j.v = in2 ? hj->v2 : hj->v;
+            if (j.k)
+                j.k = (const char *)j.k + off, j.v = (const char *)j.v + off;
+            j.n_k = k1 - k0;
+            j.k2 = j.v2 = NULL;
+            j.n_k2 = 0;
+            j.q_pos0 = hj->q_pos0 - (ptrdiff_t)k0;
+            j.out = po + x * rows_max * d; /* [g][i][d] */
+            j.out_head_stride = (ptrdiff_t)(hj->n_q * d);
+            j.out_row_stride = (ptrdiff_t)d;
+            j.lse = pl + x * rows_max; /* [g][i] */
+            j.score = NULL;
+            j.work = work;
+            kt->attn(&j);
+        }
+    }
+    if (!nomem) /* out = sum_p exp(lse_p - lse) o_p, slice by slice */
+        for (size_t h = 0; h < n_heads; h++) {
+            const kvz_attn_job *hj = &heads[h];
+            for (size_t g = 0; g < hj->group; g++)
+                for (size_t i = 0; i < hj->n_q; i++) {
+                    const size_t r = g * hj->n_q + i;
+                    float mx = -INFINITY;
+                    for (size_t x = first[h]; x < first[h + 1]; x++)
+                        mx = pl[x * rows_max + r] > mx ? pl[x * rows_max + r] : mx;
+                    float *dst =
+                        hj->out + (ptrdiff_t)g * hj->out_head_stride + (ptrdiff_t)i * hj->out_row_stride;
+                    memset(dst, 0, d * sizeof(float));
+                    if (mx == -INFINITY) {
+                        if (hj->lse)
+                            hj->lse[r] = -INFINITY;
+                        continue;
+                    }
+                    float wsum = 0.0f;
+                    for (size_t x = first[h]; x < first[h + 1]; x++)
+                        wsum += expf(pl[x * rows_max + r] - mx);
+                    for (size_t x = first[h]; x < first[h + 1]; x++) {
+                        const float w = expf(pl[x * rows_max + r] - mx) / wsum;
+                        if (w == 0.0f)
+                            continue;
+                        const float *src = po + x * rows_max * d + r * d;
+                        for (size_t c = 0; c < d; c++)
+                            dst[c] += w * src[c];
+                    }
+                    if (hj->lse)
+                        hj->lse[r] = mx + logf(wsum);
+                }
+        }
+    free(tasks), free(first), free(po), free(pl);
+    return nomem ? kvz_fail(KVZ_ERR_NOMEM, "attention: no memory for thread scratch") : KVZ_OK;
+}
+
+kvz_status kvz_attn_run(const kvz_attn_job *heads, size_t n_heads)
+{
+    if (n_heads == 0)
+        return KVZ_OK;
+    const kvz_kernel_table *kt = kvz_kernels();
+    size_t rows = 0;
+    int scoring = 0;
+    for (size_t h = 0; h < n_heads; h++) {
+        rows = heads[h].n_q * heads[h].group > rows ? heads[h].n_q * heads[h].group : rows;
+        scoring |= heads[h].score != NULL;
+    }
+    if (rows == 0)
+        return KVZ_OK;
+    return rows <= KEY_SPLIT_MAX_ROWS && !scoring ? run_key_slices(kt, heads, n_heads)
+                                                  : run_query_slices(kt, heads, n_heads);
+}
