@@ -261,6 +261,147 @@ KVZ_API kvz_status kvz_select_global(const float *const *rows, const size_t *len
 KVZ_API kvz_status kvz_select_topk(const float *scores, size_t n, size_t k, uint32_t *idx, size_t *n_out);
 /** @} */
 
+/** @name Compressed KV cache
+ *  One segment per (layer, KV head): K rows, V rows (head_dim elements of the storage
+ *  type, 64-byte aligned), the original token position of each row, a length and a
+ *  capacity. Rows keep RoPE of their original position, so nothing is re-rotated after
+ *  eviction and new tokens continue at the uncompressed position. A host inference stack
+ *  drives it one layer at a time: append the layer's post-RoPE K/V, then attend.
+ *
+ *  Thread safety: calls on one cache from several threads need external locking, except
+ *  that any number of kvz_query objects (each used by one thread at a time) may read one
+ *  cache concurrently; while queries exist the cache refuses changes (KVZ_ERR_STATE).
+ *  @{ */
+
+/** A compressed KV cache. @since 0.1 */
+typedef struct kvz_cache kvz_cache;
+/** A private tail of appended tokens over a shared, read-only cache. @since 0.1 */
+typedef struct kvz_query kvz_query;
+
+/** Shape and storage of a cache. @since 0.1 */
+typedef struct kvz_cache_config {
+    size_t struct_size; /**< sizeof(kvz_cache_config) */
+    size_t n_layers, n_kv_heads, head_dim;
+    kvz_dtype dtype; /**< storage type of K/V rows */
+    size_t reserve;  /**< rows reserved per segment up front (0: grow on demand) */
+} kvz_cache_config;
+
+/** Creates an empty cache. @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG, KVZ_ERR_NOMEM. @since 0.1 */
+KVZ_API kvz_status kvz_cache_create(const kvz_cache_config *config, kvz_cache **cache);
+
+/** Frees a cache (NULL is a no-op). Its queries must have been destroyed first. @since 0.1 */
+KVZ_API void kvz_cache_destroy(kvz_cache *cache);
+
+/**
+ * Appends n_tokens tokens of one layer: K and V as f32, token t of KV head h at
+ * k + t*token_stride + h*head_stride (post-RoPE), converted to the storage type. The tokens
+ * get the next positions of that layer (kvz_cache_next_position) and are appended to every
+ * head's segment, growing it in place when needed.
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (layer), KVZ_ERR_NOMEM,
+ *         KVZ_ERR_STATE (queries exist). @since 0.1
+ */
+KVZ_API kvz_status kvz_cache_append(kvz_cache *cache, size_t layer, size_t n_tokens, const float *k,
+                                    const float *v, ptrdiff_t token_stride, ptrdiff_t head_stride);
+
+/**
+ * Removes the last n_tokens tokens appended to every layer (they must have been appended
+ * after the last compaction): the cache is then exactly as before they were appended,
+ * bytes and metadata. This is the "drop the query" step of KVzip's multi-query protocol
+ * when queries are appended to the cache itself.
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (more than were appended since the last
+ *         compaction), KVZ_ERR_STATE (queries exist). @since 0.1
+ */
+KVZ_API kvz_status kvz_cache_truncate(kvz_cache *cache, size_t n_tokens);
+
+/**
+ * Evicts rows: keep[layer*n_kv_heads + head] holds one byte per current row of that
+ * segment (non-zero keeps it). Survivors keep their order, data and positions; memory of
+ * evicted rows is released when a segment shrinks below half its capacity.
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_NOMEM, KVZ_ERR_STATE (queries exist). @since 0.1
+ */
+KVZ_API kvz_status kvz_cache_compact(kvz_cache *cache, const uint8_t *const *keep);
+
+/** Rows of one segment. @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG. @since 0.1 */
+KVZ_API kvz_status kvz_cache_length(const kvz_cache *cache, size_t layer, size_t head, size_t *length);
+
+/** The original positions of a segment's rows (valid until the cache changes). @since 0.1 */
+KVZ_API kvz_status kvz_cache_positions(const kvz_cache *cache, size_t layer, size_t head,
+                                       const int64_t **positions);
+
+/** Read-only K and V rows of a segment, in the storage type, row stride head_dim. @since 0.1 */
+KVZ_API kvz_status kvz_cache_rows(const kvz_cache *cache, size_t layer, size_t head, const void **k,
+                                  const void **v);
+
+/** The position the next token appended to a layer gets: the uncompressed length. @since 0.1 */
+KVZ_API kvz_status kvz_cache_next_position(const kvz_cache *cache, size_t layer, int64_t *position);
+
+/** Memory accounting. @since 0.1 */
+typedef struct kvz_cache_stats {
+    size_t struct_size;    /**< sizeof(kvz_cache_stats) */
+    size_t rows;           /**< rows held, all segments */
+    size_t full_rows;      /**< rows an uncompressed cache would hold: layers x heads x tokens appended */
+    double kept_ratio;     /**< rows / full_rows (1 when nothing was appended) */
+    size_t bytes_used;     /**< K/V/position bytes of the rows held */
+    size_t bytes_reserved; /**< bytes allocated for segments (capacity) */
+} kvz_cache_stats;
+
+/** Fills stats. @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (struct_size). @since 0.1 */
+KVZ_API kvz_status kvz_cache_get_stats(const kvz_cache *cache, kvz_cache_stats *stats);
+
+/** Bytes of K/V/positions held by one segment. @since 0.1 */
+KVZ_API kvz_status kvz_cache_segment_bytes(const kvz_cache *cache, size_t layer, size_t head, size_t *bytes);
+
+/**
+ * Attention of one layer's queries over the cache: query t (0..n_q-1) of query head qh at
+ * q + t*q_token_stride + qh*q_head_stride; KV head h = qh / group. The queries' own keys
+ * are the last n_q rows of each segment (append them first); token t sees the first
+ * len_h - n_q + t + 1 rows of head h (bottom-right causal alignment). Optional KVzip
+ * scoring: score + h*score_head_stride receives the max-folded probabilities of rows
+ * [chunk_begin, chunk_end) of every segment (reduced set: rows [0, sink_end), the chunk, and
+ * the queries' own rows), as kvz_attn_prefill describes.
+ */
+typedef struct kvz_attend_args {
+    size_t struct_size; /**< sizeof(kvz_attend_args) */
+    size_t group;       /**< query heads per KV head */
+    size_t n_q;
+    float scale; /**< 0: 1/sqrt(head_dim) */
+    const float *q;
+    ptrdiff_t q_token_stride, q_head_stride;
+    float *out;
+    ptrdiff_t out_token_stride, out_head_stride;
+    float *score;
+    ptrdiff_t score_head_stride;
+    size_t sink_end, chunk_begin, chunk_end;
+} kvz_attend_args;
+
+/** @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG, KVZ_ERR_NOMEM. @since 0.1 */
+KVZ_API kvz_status kvz_cache_attend(const kvz_cache *cache, size_t layer, const kvz_attend_args *args);
+
+/**
+ * Starts a query over a cache: the cache becomes read-only for as long as the query exists
+ * and is never copied or modified by it; any number of queries may share it, each used by
+ * one thread at a time. @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_NOMEM. @since 0.1
+ */
+KVZ_API kvz_status kvz_query_create(const kvz_cache *cache, kvz_query **query);
+
+/** Frees a query (NULL is a no-op). @since 0.1 */
+KVZ_API void kvz_query_destroy(kvz_query *query);
+
+/** Appends tokens to the query's private tail of one layer, as kvz_cache_append. @since 0.1 */
+KVZ_API kvz_status kvz_query_append(kvz_query *query, size_t layer, size_t n_tokens, const float *k,
+                                    const float *v, ptrdiff_t token_stride, ptrdiff_t head_stride);
+
+/** Attention over the shared segment followed by the private tail; the queries' own keys
+ *  are the last n_q rows of the tail. As kvz_cache_attend, without scoring. @since 0.1 */
+KVZ_API kvz_status kvz_query_attend(kvz_query *query, size_t layer, const kvz_attend_args *args);
+
+/** Position of the next token of a layer: the cache's, plus the tail. @since 0.1 */
+KVZ_API kvz_status kvz_query_next_position(const kvz_query *query, size_t layer, int64_t *position);
+
+/** Drops the private tail, ready for the next question. @since 0.1 */
+KVZ_API kvz_status kvz_query_reset(kvz_query *query);
+/** @} */
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,220 @@
+/* The compressed KV cache object: per-(layer, KV head) segments, append, truncate, compaction, accounting. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cache_internal.h"
+#include "core/internal.h"
+
+kvz_status kvz_cache_create(const kvz_cache_config *cfg, kvz_cache **out)
+{
+    static const char fn[] = "kvz_cache_create";
+    if (!cfg || !out)
+        return kvz_fail(KVZ_ERR_NULL, "%s: config and cache must not be NULL", fn);
+    *out = NULL;
+    if (cfg->struct_size < sizeof(kvz_cache_config))
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: struct_size %zu < %zu", fn, cfg->struct_size,
+                        sizeof(kvz_cache_config));
+    if (!cfg->n_layers || !cfg->n_kv_heads || !cfg->head_dim || cfg->head_dim > KVZ_KMAX_HEAD_DIM)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: layers %zu, heads %zu, head_dim %zu (1..%d) must be > 0", fn,
+                        cfg->n_layers, cfg->n_kv_heads, cfg->head_dim, KVZ_KMAX_HEAD_DIM);
+    if ((unsigned)cfg->dtype > KVZ_DTYPE_F16)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: unknown dtype %d", fn, (int)cfg->dtype);
+    size_t n_seg;
+    if (!kvz_mul_ok(cfg->n_layers, cfg->n_kv_heads, &n_seg))
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: too many segments", fn);
+    kvz_cache *c = calloc(1, sizeof *c);
+    if (!c || !(c->seg = calloc(n_seg, sizeof *c->seg)) ||
+        !(c->next_pos = calloc(cfg->n_layers, sizeof(int64_t))) ||
+        !(c->since_compact = calloc(cfg->n_layers, sizeof(size_t)))) {
+        kvz_cache_destroy(c);
+        return kvz_fail(KVZ_ERR_NOMEM, "%s: no memory", fn);
+    }
+    c->cfg = *cfg;
+    c->cfg.struct_size = sizeof c->cfg;
+    atomic_init(&c->queries, 0);
+    for (size_t i = 0; i < n_seg && cfg->reserve; i++) {
+        const kvz_status st = kvz_segment_reserve(&c->seg[i], cfg->reserve, cfg->head_dim, cfg->dtype);
+        if (st != KVZ_OK) {
+            kvz_cache_destroy(c);
+            return st;
+        }
+    }
+    *out = c;
+    return KVZ_OK;
+}
+
+void kvz_cache_destroy(kvz_cache *c)
+{
+    if (!c)
+        return;
+    if (c->seg)
+        for (size_t i = 0; i < c->cfg.n_layers * c->cfg.n_kv_heads; i++)
+            kvz_segment_free(&c->seg[i]);
+    free(c->seg), free(c->next_pos), free(c->since_compact), free(c);
+}
+
+static kvz_status check_writable(const kvz_cache *c, const char *fn)
+{
+    if (!c)
+        return kvz_fail(KVZ_ERR_NULL, "%s: cache is NULL", fn);
+    const size_t q = atomic_load(&c->queries);
+    if (q)
+        return kvz_fail(KVZ_ERR_STATE, "%s: %zu queries still read this cache; destroy them first", fn, q);
+    return KVZ_OK;
+}
+
+static kvz_status check_where(const kvz_cache *c, size_t layer, size_t head, const char *fn)
+{
+    if (!c)
+        return kvz_fail(KVZ_ERR_NULL, "%s: cache is NULL", fn);
+    if (layer >= c->cfg.n_layers || head >= c->cfg.n_kv_heads)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: layer %zu / head %zu outside %zu x %zu", fn, layer, head,
+                        c->cfg.n_layers, c->cfg.n_kv_heads);
+    return KVZ_OK;
+}
+
+kvz_status kvz_cache_append(kvz_cache *c, size_t layer, size_t n, const float *k, const float *v,
+                            ptrdiff_t token_stride, ptrdiff_t head_stride)
+{
+    static const char fn[] = "kvz_cache_append";
+    kvz_status st = check_writable(c, fn);
+    if (st == KVZ_OK)
+        st = check_where(c, layer, 0, fn);
+    if (st != KVZ_OK || n == 0)
+        return st;
+    if (!k || !v)
+        return kvz_fail(KVZ_ERR_NULL, "%s: k and v must not be NULL", fn);
+    const size_t H = c->cfg.n_kv_heads;
+    /* make room in every head first, so a failure leaves the layer unchanged */
+    for (size_t h = 0; h < H; h++)
+        if ((st = kvz_segment_reserve(&c->seg[layer * H + h], c->seg[layer * H + h].len + n, c->cfg.head_dim,
+                                      c->cfg.dtype)) != KVZ_OK)
+            return st;
+    for (size_t h = 0; h < H; h++)
+        kvz_segment_append(&c->seg[layer * H + h], n, k + (ptrdiff_t)h * head_stride,
+                           v + (ptrdiff_t)h * head_stride, token_stride, c->cfg.head_dim, c->cfg.dtype,
+                           c->next_pos[layer]);
+    c->next_pos[layer] += (int64_t)n;
+    c->since_compact[layer] += n;
+    return KVZ_OK;
+}
+
+kvz_status kvz_cache_truncate(kvz_cache *c, size_t n)
+{
+    static const char fn[] = "kvz_cache_truncate";
+    kvz_status st = check_writable(c, fn);
+    if (st != KVZ_OK)
+        return st;
+    for (size_t l = 0; l < c->cfg.n_layers; l++)
+        if (n > c->since_compact[l])
+            return kvz_fail(KVZ_ERR_INVALID_ARG,
+                            "%s: layer %zu has only %zu tokens appended since the last compaction, not %zu", fn,
+                            l, c->since_compact[l], n);
+    for (size_t l = 0; l < c->cfg.n_layers; l++) {
+        for (size_t h = 0; h < c->cfg.n_kv_heads; h++)
+            c->seg[l * c->cfg.n_kv_heads + h].len -= n;
+        c->next_pos[l] -= (int64_t)n;
+        c->since_compact[l] -= n;
+    }
+    return KVZ_OK;
+}
+
+kvz_status kvz_cache_compact(kvz_cache *c, const uint8_t *const *keep)
+{
+    static const char fn[] = "kvz_cache_compact";
+    kvz_status st = check_writable(c, fn);
+    if (st != KVZ_OK)
+        return st;
+    if (!keep)
+        return kvz_fail(KVZ_ERR_NULL, "%s: keep is NULL", fn);
+    const size_t n_seg = c->cfg.n_layers * c->cfg.n_kv_heads;
+    for (size_t i = 0; i < n_seg; i++)
+        if (c->seg[i].len && !keep[i])
+            return kvz_fail(KVZ_ERR_NULL, "%s: keep[%zu] is NULL for a segment of %zu rows", fn, i,
+                            c->seg[i].len);
+    for (size_t i = 0; i < n_seg; i++)
+        if (c->seg[i].len &&
+            (st = kvz_segment_compact(&c->seg[i], keep[i], c->cfg.head_dim, c->cfg.dtype)) != KVZ_OK)
+            return st; /* only a shrink can fail, after the rows are already in place */
+    for (size_t l = 0; l < c->cfg.n_layers; l++)
+        c->since_compact[l] = 0;
+    return KVZ_OK;
+}
+
+kvz_status kvz_cache_length(const kvz_cache *c, size_t layer, size_t head, size_t *len)
+{
+    kvz_status st = check_where(c, layer, head, "kvz_cache_length");
+    if (st != KVZ_OK)
+        return st;
+    if (!len)
+        return kvz_fail(KVZ_ERR_NULL, "kvz_cache_length: length is NULL");
+    *len = kvz_cache_seg(c, layer, head)->len;
+    return KVZ_OK;
+}
+
+kvz_status kvz_cache_positions(const kvz_cache *c, size_t layer, size_t head, const int64_t **pos)
+{
+    kvz_status st = check_where(c, layer, head, "kvz_cache_positions");
+    if (st != KVZ_OK)
+        return st;
+    if (!pos)
+        return kvz_fail(KVZ_ERR_NULL, "kvz_cache_positions: positions is NULL");
+    *pos = kvz_cache_seg(c, layer, head)->pos;
+    return KVZ_OK;
+}
+
+kvz_status kvz_cache_rows(const kvz_cache *c, size_t layer, size_t head, const void **k, const void **v)
+{
+    kvz_status st = check_where(c, layer, head, "kvz_cache_rows");
+    if (st != KVZ_OK)
+        return st;
+    if (!k || !v)
+        return kvz_fail(KVZ_ERR_NULL, "kvz_cache_rows: k and v must not be NULL");
+    *k = kvz_cache_seg(c, layer, head)->k;
+    *v = kvz_cache_seg(c, layer, head)->v;
+    return KVZ_OK;
+}
+
+kvz_status kvz_cache_next_position(const kvz_cache *c, size_t layer, int64_t *position)
+{
+    kvz_status st = check_where(c, layer, 0, "kvz_cache_next_position");
+    if (st != KVZ_OK)
+        return st;
+    if (!position)
+        return kvz_fail(KVZ_ERR_NULL, "kvz_cache_next_position: position is NULL");
+    *position = c->next_pos[layer];
+    return KVZ_OK;
+}
+
+static size_t row_bytes(const kvz_cache *c) { return 2 * c->cfg.head_dim * kvz_dtype_bytes(c->cfg.dtype) + 8; }
+
+kvz_status kvz_cache_get_stats(const kvz_cache *c, kvz_cache_stats *st)
+{
+    if (!c || !st)
+        return kvz_fail(KVZ_ERR_NULL, "kvz_cache_get_stats: cache and stats must not be NULL");
+    if (st->struct_size < sizeof *st)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_cache_get_stats: struct_size %zu < %zu", st->struct_size,
+                        sizeof *st);
+    size_t rows = 0, cap = 0, full = 0;
+    for (size_t i = 0; i < c->cfg.n_layers * c->cfg.n_kv_heads; i++)
+        rows += c->seg[i].len, cap += c->seg[i].cap;
+    for (size_t l = 0; l < c->cfg.n_layers; l++)
+        full += (size_t)c->next_pos[l] * c->cfg.n_kv_heads;
+    st->rows = rows;
+    st->full_rows = full;
+    st->kept_ratio = full ? (double)rows / (double)full : 1.0;
+    st->bytes_used = rows * row_bytes(c);
+    st->bytes_reserved = cap * row_bytes(c);
+    return KVZ_OK;
+}
+
+kvz_status kvz_cache_segment_bytes(const kvz_cache *c, size_t layer, size_t head, size_t *bytes)
+{
+    kvz_status st = check_where(c, layer, head, "kvz_cache_segment_bytes");
+    if (st != KVZ_OK)
+        return st;
+    if (!bytes)
+        return kvz_fail(KVZ_ERR_NULL, "kvz_cache_segment_bytes: bytes is NULL");
+    *bytes = kvz_cache_seg(c, layer, head)->len * row_bytes(c);
+    return KVZ_OK;
+}

@@ -1,0 +1,30 @@
+/* A growable run of K/V rows with positions: the storage of one (layer, KV head) of a cache or a query tail. */
+#ifndef KVZ_CORE_SEGMENT_H
+#define KVZ_CORE_SEGMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvz.h"
+
+typedef struct kvz_segment {
+    void *k, *v;  /* cap rows of d elements of the storage type, 64-byte aligned */
+    int64_t *pos; /* cap positions */
+    size_t len, cap;
+} kvz_segment;
+
+size_t kvz_dtype_bytes(kvz_dtype dt);
+
+/* Makes room for `rows` rows in total (keeps the contents); KVZ_OK or KVZ_ERR_NOMEM. */
+kvz_status kvz_segment_reserve(kvz_segment *s, size_t rows, size_t d, kvz_dtype dt);
+
+/* Appends n rows of f32 K/V (row t at k + t*stride), converted, with positions p0, p0+1, ... */
+kvz_status kvz_segment_append(kvz_segment *s, size_t n, const float *k, const float *v, ptrdiff_t stride,
+                              size_t d, kvz_dtype dt, int64_t p0);
+
+/* Keeps the rows with keep[j] != 0, in order; shrinks the allocation below half use. */
+kvz_status kvz_segment_compact(kvz_segment *s, const uint8_t *keep, size_t d, kvz_dtype dt);
+
+void kvz_segment_free(kvz_segment *s);
+
+#endif

@@ -1,0 +1,471 @@
+/* The compressed cache: append/attend against the oracle, truncate restores exactly, retain == evict,
+ * shared use by concurrent queries, positions after compaction, accounting, bad input. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "oracle.h"
+#include "testutil.h"
+
+enum { L = 2, H = 3, G = 2, D = 64 };
+
+/* K/V of n tokens of one layer, token-major [t][h][d], kept as doubles (rounded to the
+ * storage type) for the oracle. */
+typedef struct tokens {
+    size_t n;
+    float *k, *v;
+    double *kx, *vx; /* [h][t][d] */
+} tokens;
+
+static tokens make_tokens(tu_rng *r, size_t n, kvz_dtype dt)
+{
+    tokens t = {n, tu_malloc(n * H * D * 4 + 4), tu_malloc(n * H * D * 4 + 4), tu_malloc(n * H * D * 8 + 8),
+                tu_malloc(n * H * D * 8 + 8)};
+    uint16_t *tmp = tu_malloc(n * H * D * 2 + 2);
+    for (size_t i = 0; i < n * H * D; i++) {
+        t.k[i] = tu_uniform(r, -1, 1), t.v[i] = tu_uniform(r, -1, 1);
+        if (dt != KVZ_DTYPE_F32) { /* what the cache will store */
+            kvz_convert(tmp, dt, &t.k[i], KVZ_DTYPE_F32, 1), kvz_convert(&t.k[i], KVZ_DTYPE_F32, tmp, dt, 1);
+            kvz_convert(tmp, dt, &t.v[i], KVZ_DTYPE_F32, 1), kvz_convert(&t.v[i], KVZ_DTYPE_F32, tmp, dt, 1);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t h = 0; h < H; h++)
+            for (size_t x = 0; x < D; x++) {
+                t.kx[(h * n + i) * D + x] = t.k[(i * H + h) * D + x];
+                t.vx[(h * n + i) * D + x] = t.v[(i * H + h) * D + x];
+            }
+    free(tmp);
+    return t;
+}
+
+static void free_tokens(tokens *t) { free(t->k), free(t->v), free(t->kx), free(t->vx); }
+
+static kvz_cache *make_cache(kvz_dtype dt)
+{
+    kvz_cache_config cfg = {sizeof cfg, L, H, D, dt, 0};
+    kvz_cache *c = NULL;
+    assert_int_equal(kvz_cache_create(&cfg, &c), KVZ_OK);
+    return c;
+}
+
+static void append(kvz_cache *c, size_t layer, const tokens *t)
+{
+    assert_int_equal(kvz_cache_append(c, layer, t->n, t->k, t->v, H * D, D), KVZ_OK);
+}
+
+static float *queries(tu_rng *r, size_t n)
+{
+    float *q = tu_malloc(n * H * G * D * 4);
+    for (size_t i = 0; i < n * H * G * D; i++)
+        q[i] = tu_uniform(r, -1, 1);
+    return q;
+}
+
+static kvz_attend_args attend_args(size_t n_q, const float *q, float *out)
+{
+    kvz_attend_args a;
+    memset(&a, 0, sizeof a);
+    a.struct_size = sizeof a, a.group = G, a.n_q = n_q;
+    a.q = q, a.q_token_stride = H * G * D, a.q_head_stride = D;
+    a.out = out, a.out_token_stride = H * G * D, a.out_head_stride = D;
+    return a;
+}
+
+/* The oracle over explicit per-head rows ([h] -> rows x D) for n_q queries, bottom-right causal. */
+static void expect(const double *const *krows, const double *const *vrows, const size_t *len, size_t n_q,
+                   const float *q, double *want)
+{
+    double *qd = tu_malloc(n_q * D * 8), *od = tu_malloc(n_q * D * 8);
+    for (size_t h = 0; h < H; h++)
+        for (size_t g = 0; g < G; g++) {
+            for (size_t t = 0; t < n_q; t++)
+                for (size_t x = 0; x < D; x++)
+                    qd[t * D + x] = q[(t * H * G + h * G + g) * D + x];
+            oracle_attn(qd, krows[h], vrows[h], n_q, len[h], D, (long)len[h] - (long)n_q, 1.0 / 8.0, od, NULL);
+            for (size_t t = 0; t < n_q; t++)
+                for (size_t x = 0; x < D; x++)
+                    want[(t * H * G + h * G + g) * D + x] = od[t * D + x];
+        }
+    free(qd), free(od);
+}
+
+/* Chunked prefill through the cache equals attention over everything so far. */
+static void test_chunked_prefill(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 50);
+    for (int dt = 0; dt < 3; dt++) {
+        kvz_cache *c = make_cache((kvz_dtype)dt);
+        tokens all = make_tokens(&r, 300, (kvz_dtype)dt);
+        float *q = queries(&r, 300), *out = tu_malloc(300 * H * G * D * 4);
+        double *want = tu_malloc(300 * H * G * D * 8);
+        size_t done = 0;
+        const size_t chunks[] = {1, 77, 130, 92};
+        for (size_t i = 0; i < 4; i++) { /* append a chunk, attend with its queries */
+            tokens part = {chunks[i], all.k + done * H * D, all.v + done * H * D, NULL, NULL};
+            append(c, 0, &part);
+            kvz_attend_args a = attend_args(chunks[i], q + done * H * G * D, out);
+            assert_int_equal(kvz_cache_attend(c, 0, &a), KVZ_OK);
+            done += chunks[i];
+            const double *kr[H], *vr[H];
+            size_t len[H];
+            double *ks = tu_malloc(H * done * D * 8), *vs = tu_malloc(H * done * D * 8);
+            for (size_t h = 0; h < H; h++) {
+                memcpy(ks + h * done * D, all.kx + h * 300 * D, done * D * 8);
+                memcpy(vs + h * done * D, all.vx + h * 300 * D, done * D * 8);
+                kr[h] = ks + h * done * D, vr[h] = vs + h * done * D, len[h] = done;
+            }
+            expect(kr, vr, len, chunks[i], q + (done - chunks[i]) * H * G * D, want);
+            tu_assert_close(out, want, chunks[i] * H * G * D, tu_tol((kvz_dtype)dt), 0, "chunked prefill");
+            free(ks), free(vs);
+        }
+        int64_t p;
+        assert_int_equal(kvz_cache_next_position(c, 0, &p), KVZ_OK);
+        assert_int_equal(p, 300);
+        free_tokens(&all), free(q), free(out), free(want);
+        kvz_cache_destroy(c);
+    }
+}
+
+/* A snapshot of every segment: lengths, positions and K/V bytes. */
+typedef struct snap {
+    size_t len[L][H];
+    void *k[L][H], *v[L][H];
+    int64_t *pos[L][H];
+    kvz_cache_stats st;
+} snap;
+
+static snap take(const kvz_cache *c, size_t row_bytes)
+{
+    snap s;
+    for (size_t l = 0; l < L; l++)
+        for (size_t h = 0; h < H; h++) {
+            const void *k, *v;
+            const int64_t *p;
+            assert_int_equal(kvz_cache_length(c, l, h, &s.len[l][h]), KVZ_OK);
+            assert_int_equal(kvz_cache_rows(c, l, h, &k, &v), KVZ_OK);
+            assert_int_equal(kvz_cache_positions(c, l, h, &p), KVZ_OK);
+            s.k[l][h] = tu_malloc(s.len[l][h] * row_bytes + 1),
+            s.v[l][h] = tu_malloc(s.len[l][h] * row_bytes + 1);
+            s.pos[l][h] = tu_malloc(s.len[l][h] * 8 + 8);
+            memcpy(s.k[l][h], k, s.len[l][h] * row_bytes), memcpy(s.v[l][h], v, s.len[l][h] * row_bytes);
+            memcpy(s.pos[l][h], p, s.len[l][h] * 8);
+        }
+    s.st.struct_size = sizeof s.st;
+    assert_int_equal(kvz_cache_get_stats(c, &s.st), KVZ_OK);
+    return s;
+}
+
+static void same(const snap *a, const snap *b, size_t row_bytes)
+{
+    for (size_t l = 0; l < L; l++)
+        for (size_t h = 0; h < H; h++) {
+            assert_int_equal(a->len[l][h], b->len[l][h]);
+            assert_memory_equal(a->k[l][h], b->k[l][h], a->len[l][h] * row_bytes + 0);
+            assert_memory_equal(a->v[l][h], b->v[l][h], a->len[l][h] * row_bytes + 0);
+            assert_memory_equal(a->pos[l][h], b->pos[l][h], a->len[l][h] * 8);
+        }
+    assert_int_equal(a->st.rows, b->st.rows);
+    assert_int_equal(a->st.full_rows, b->st.full_rows);
+}
+
+static void drop(snap *s)
+{
+    for (size_t l = 0; l < L; l++)
+        for (size_t h = 0; h < H; h++)
+            free(s->k[l][h]), free(s->v[l][h]), free(s->pos[l][h]);
+}
+
+/* Compaction by random masks, then: positions continue from the uncompressed length,
+ * append + truncate restores the cache exactly, and retain (masked full rows) == evict. */
+static void test_compact_truncate_retain(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 51);
+    for (int dt = 0; dt < 3; dt++) {
+        const size_t n = 200, rb = D * tu_dtype_size((kvz_dtype)dt);
+        kvz_cache *c = make_cache((kvz_dtype)dt);
+        tokens ctx[L];
+        for (size_t l = 0; l < L; l++)
+            ctx[l] = make_tokens(&r, n, (kvz_dtype)dt), append(c, l, &ctx[l]);
+        /* keep masks with a different count per head; the first 4 rows ("system prompt") kept */
+        uint8_t *keep[L * H];
+        for (size_t i = 0; i < L * H; i++) {
+            keep[i] = tu_malloc(n);
+            for (size_t j = 0; j < n; j++)
+                keep[i][j] = j < 4 || tu_uniform(&r, 0, 1) < 0.1f + 0.15f * (float)i;
+        }
+        assert_int_equal(kvz_cache_compact(c, (const uint8_t *const *)keep), KVZ_OK);
+        kvz_cache_stats st = {.struct_size = sizeof st};
+        assert_int_equal(kvz_cache_get_stats(c, &st), KVZ_OK);
+        size_t kept = 0;
+        for (size_t i = 0; i < L * H; i++)
+            for (size_t j = 0; j < n; j++)
+                kept += keep[i][j] != 0;
+        assert_int_equal(st.rows, kept);
+        assert_int_equal(st.full_rows, L * H * n);
+        assert_float_equal(st.kept_ratio, (double)kept / (double)(L * H * n), 1e-12);
+        for (size_t l = 0; l < L; l++)
+            for (size_t h = 0; h < H; h++) { /* survivors keep their original positions */
+                const int64_t *p;
+                size_t len, m = 0;
+                assert_int_equal(kvz_cache_positions(c, l, h, &p), KVZ_OK);
+                assert_int_equal(kvz_cache_length(c, l, h, &len), KVZ_OK);
+                for (size_t j = 0; j < n; j++)
+                    if (keep[l * H + h][j])
+                        assert_int_equal(p[m++], (int64_t)j);
+                assert_int_equal(len, m);
+            }
+
+        snap before = take(c, rb);
+        /* a question of 5 tokens: positions n.., attention over kept rows + the question */
+        const size_t nq = 5;
+        tokens qt[L];
+        float *q = queries(&r, nq), *out = tu_malloc(nq * H * G * D * 4);
+        double *want = tu_malloc(nq * H * G * D * 8);
+        for (size_t l = 0; l < L; l++) {
+            int64_t p0;
+            assert_int_equal(kvz_cache_next_position(c, l, &p0), KVZ_OK);
+            assert_int_equal(p0, (int64_t)n);
+            qt[l] = make_tokens(&r, nq, (kvz_dtype)dt);
+            append(c, l, &qt[l]);
+            const int64_t *p;
+            size_t len;
+            assert_int_equal(kvz_cache_positions(c, l, 1, &p), KVZ_OK);
+            assert_int_equal(kvz_cache_length(c, l, 1, &len), KVZ_OK);
+            assert_int_equal(p[len - 1], (int64_t)(n + nq - 1));
+            kvz_attend_args a = attend_args(nq, q, out);
+            assert_int_equal(kvz_cache_attend(c, l, &a), KVZ_OK);
+            /* retain: the full rows through the masks, then the question's rows */
+            const double *kr[H], *vr[H];
+            size_t lens[H];
+            double *ks = tu_malloc(H * (n + nq) * D * 8), *vs = tu_malloc(H * (n + nq) * D * 8);
+            for (size_t h = 0; h < H; h++) {
+                size_t m = 0;
+                double *kh = ks + h * (n + nq) * D, *vh = vs + h * (n + nq) * D;
+                for (size_t j = 0; j < n + nq; j++)
+                    if (j >= n || keep[l * H + h][j]) {
+                        const tokens *src = j < n ? &ctx[l] : &qt[l];
+                        const size_t jj = j < n ? j : j - n;
+                        memcpy(kh + m * D, src->kx + (h * src->n + jj) * D, D * 8);
+                        memcpy(vh + m * D, src->vx + (h * src->n + jj) * D, D * 8);
+                        m++;
+                    }
+                kr[h] = kh, vr[h] = vh, lens[h] = m;
+            }
+            expect(kr, vr, lens, nq, q, want);
+            tu_assert_close(out, want, nq * H * G * D, tu_tol((kvz_dtype)dt), 0, "retain == evict");
+            free(ks), free(vs);
+        }
+        assert_int_equal(kvz_cache_truncate(c, nq), KVZ_OK);
+        snap after = take(c, rb);
+        same(&before, &after, rb);
+        /* truncating past the compaction is refused */
+        assert_int_equal(kvz_cache_truncate(c, 1), KVZ_ERR_INVALID_ARG);
+        drop(&before), drop(&after);
+        for (size_t l = 0; l < L; l++)
+            free_tokens(&ctx[l]), free_tokens(&qt[l]);
+        for (size_t i = 0; i < L * H; i++)
+            free(keep[i]);
+        free(q), free(out), free(want);
+        kvz_cache_destroy(c);
+    }
+}
+
+/* Many threads answer different questions over one shared cache through queries: the same
+ * outputs as one at a time, and the cache bytes never change. */
+static void test_shared_queries(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 52);
+    const size_t n = 400, nq = 3, steps = 4, NT = 8;
+    kvz_cache *c = make_cache(KVZ_DTYPE_BF16);
+    tokens ctx[L];
+    for (size_t l = 0; l < L; l++)
+        ctx[l] = make_tokens(&r, n, KVZ_DTYPE_BF16), append(c, l, &ctx[l]);
+    const size_t rb = D * 2;
+    snap before = take(c, rb);
+    /* each thread: a question of nq tokens, then `steps` decode tokens, all layers */
+    tokens qtok[8][L][5];
+    float *qv[8][5], *seq[8], *par[8];
+    for (size_t t = 0; t < NT; t++) {
+        seq[t] = tu_malloc(steps * L * H * G * D * 4 + (nq - 1) * H * G * D * 4);
+        par[t] = tu_malloc(steps * L * H * G * D * 4 + (nq - 1) * H * G * D * 4);
+        for (size_t s = 0; s <= steps; s++) {
+            const size_t m = s == 0 ? nq : 1;
+            qv[t][s] = queries(&r, m);
+            for (size_t l = 0; l < L; l++)
+                qtok[t][l][s] = make_tokens(&r, m, KVZ_DTYPE_BF16);
+        }
+    }
+    /* out layout per thread: for each step s the m query rows (of the last layer attended) */
+    for (int pass = 0; pass < 2; pass++) {
+#pragma omp parallel for num_threads(pass ? (int)NT : 1) schedule(static, 1)
+        for (size_t t = 0; t < NT; t++) {
+            kvz_query *qq = NULL;
+            if (kvz_query_create(c, &qq) != KVZ_OK)
+                continue;
+            float *dst = pass ? par[t] : seq[t];
+            size_t off = 0;
+            for (size_t s = 0; s <= steps; s++) {
+                const size_t m = s == 0 ? nq : 1;
+                for (size_t l = 0; l < L; l++) {
+                    const tokens *tk = &qtok[t][l][s];
+                    kvz_query_append(qq, l, m, tk->k, tk->v, H * D, D);
+                    kvz_attend_args a = attend_args(m, qv[t][s], dst + off);
+                    kvz_query_attend(qq, l, &a);
+                }
+                off += m * H * G * D;
+            }
+            int64_t p;
+            kvz_query_next_position(qq, 1, &p);
+            if (p != (int64_t)(n + nq + steps))
+                dst[0] = NAN; /* reported below */
+            kvz_query_destroy(qq);
+        }
+    }
+    for (size_t t = 0; t < NT; t++) {
+        const size_t len = (nq + steps) * H * G * D;
+        double *w = tu_malloc(len * 8);
+        for (size_t i = 0; i < len; i++)
+            w[i] = seq[t][i];
+        tu_assert_close(par[t], w, len, 1e-6, 1e-6, "concurrent queries vs one at a time");
+        free(w);
+    }
+    snap after = take(c, rb);
+    same(&before, &after, rb);
+    drop(&before), drop(&after);
+    for (size_t t = 0; t < NT; t++) {
+        for (size_t s = 0; s <= steps; s++) {
+            free(qv[t][s]);
+            for (size_t l = 0; l < L; l++)
+                free_tokens(&qtok[t][l][s]);
+        }
+        free(seq[t]), free(par[t]);
+    }
+    for (size_t l = 0; l < L; l++)
+        free_tokens(&ctx[l]);
+    kvz_cache_destroy(c);
+}
+
+/* A query's answer equals the same tokens appended to the cache itself. */
+static void test_query_equals_append(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 53);
+    kvz_cache *c = make_cache(KVZ_DTYPE_F16);
+    tokens ctx = make_tokens(&r, 150, KVZ_DTYPE_F16), qt = make_tokens(&r, 4, KVZ_DTYPE_F16);
+    append(c, 0, &ctx);
+    float *q = queries(&r, 4), *a1 = tu_malloc(4 * H * G * D * 4), *a2 = tu_malloc(4 * H * G * D * 4);
+    kvz_query *qq;
+    assert_int_equal(kvz_query_create(c, &qq), KVZ_OK);
+    assert_int_equal(kvz_query_append(qq, 0, 4, qt.k, qt.v, H * D, D), KVZ_OK);
+    kvz_attend_args a = attend_args(4, q, a1);
+    assert_int_equal(kvz_query_attend(qq, 0, &a), KVZ_OK);
+    /* the cache refuses changes while a query reads it */
+    assert_int_equal(kvz_cache_append(c, 0, 4, qt.k, qt.v, H * D, D), KVZ_ERR_STATE);
+    assert_int_equal(kvz_cache_truncate(c, 1), KVZ_ERR_STATE);
+    assert_int_equal(kvz_query_reset(qq), KVZ_OK);
+    int64_t p;
+    assert_int_equal(kvz_query_next_position(qq, 0, &p), KVZ_OK);
+    assert_int_equal(p, 150);
+    kvz_query_destroy(qq);
+    append(c, 0, &qt);
+    a.out = a2;
+    assert_int_equal(kvz_cache_attend(c, 0, &a), KVZ_OK);
+    double *w = tu_malloc(4 * H * G * D * 8);
+    for (size_t i = 0; i < 4 * H * G * D; i++)
+        w[i] = a2[i];
+    tu_assert_close(a1, w, 4 * H * G * D, 1e-6, 1e-6, "query tail == appended");
+    free(w), free(q), free(a1), free(a2), free_tokens(&ctx), free_tokens(&qt);
+    kvz_cache_destroy(c);
+}
+
+/* Scoring through the cache equals kvz_attn_prefill's scoring on the same rows. */
+static void test_scoring_through_cache(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 54);
+    kvz_cache *c = make_cache(KVZ_DTYPE_F32);
+    const size_t n = 120, nq = 30;
+    tokens ctx = make_tokens(&r, n + nq, KVZ_DTYPE_F32);
+    append(c, 0, &ctx);
+    float *q = queries(&r, nq), *out = tu_malloc(nq * H * G * D * 4);
+    float s1[H * 50] = {0}, s2[H * 50] = {0};
+    kvz_attend_args a = attend_args(nq, q, out);
+    a.score = s1, a.score_head_stride = 50, a.sink_end = 5, a.chunk_begin = 40, a.chunk_end = 90;
+    assert_int_equal(kvz_cache_attend(c, 0, &a), KVZ_OK);
+    kvz_attn_args b;
+    memset(&b, 0, sizeof b);
+    b.struct_size = sizeof b, b.n_kv_heads = H, b.group = G, b.head_dim = D, b.n_q = nq, b.n_k = n + nq;
+    b.q_pos0 = (ptrdiff_t)n, b.q = q, b.q_token_stride = H * G * D, b.q_head_stride = D;
+    b.k = ctx.k, b.v = ctx.v, b.kv_dtype = KVZ_DTYPE_F32, b.kv_head_stride = D, b.kv_row_stride = H * D;
+    b.out = out, b.out_token_stride = H * G * D, b.out_head_stride = D;
+    b.score = s2, b.score_head_stride = 50, b.sink_end = 5, b.chunk_begin = 40, b.chunk_end = 90;
+    assert_int_equal(kvz_attn_prefill(&b), KVZ_OK);
+    for (size_t i = 0; i < H * 50; i++)
+        assert_float_equal(s1[i], s2[i], 1e-6);
+    kvz_query *qq;
+    assert_int_equal(kvz_query_create(c, &qq), KVZ_OK);
+    assert_int_equal(kvz_query_attend(qq, 0, &a), KVZ_ERR_INVALID_ARG); /* no scoring on queries */
+    kvz_query_destroy(qq);
+    free(q), free(out), free_tokens(&ctx);
+    kvz_cache_destroy(c);
+}
+
+static void test_invalid(void **state)
+{
+    (void)state;
+    kvz_cache *c = NULL;
+    kvz_cache_config cfg = {sizeof cfg, L, H, D, KVZ_DTYPE_BF16, 0};
+    assert_int_equal(kvz_cache_create(NULL, &c), KVZ_ERR_NULL);
+    cfg.head_dim = 0;
+    assert_int_equal(kvz_cache_create(&cfg, &c), KVZ_ERR_INVALID_ARG);
+    assert_null(c);
+    cfg.head_dim = D, cfg.dtype = (kvz_dtype)5;
+    assert_int_equal(kvz_cache_create(&cfg, &c), KVZ_ERR_INVALID_ARG);
+    cfg.dtype = KVZ_DTYPE_BF16, cfg.struct_size = 3;
+    assert_int_equal(kvz_cache_create(&cfg, &c), KVZ_ERR_INVALID_ARG);
+    cfg.struct_size = sizeof cfg, cfg.reserve = 10;
+    assert_int_equal(kvz_cache_create(&cfg, &c), KVZ_OK);
+    float kv[H * D] = {0};
+    assert_int_equal(kvz_cache_append(c, L, 1, kv, kv, H * D, D), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(kvz_cache_append(c, 0, 1, NULL, kv, H * D, D), KVZ_ERR_NULL);
+    assert_int_equal(kvz_cache_append(NULL, 0, 1, kv, kv, H * D, D), KVZ_ERR_NULL);
+    assert_int_equal(kvz_cache_truncate(c, 1), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(kvz_cache_compact(c, NULL), KVZ_ERR_NULL);
+    size_t len;
+    assert_int_equal(kvz_cache_length(c, 0, H, &len), KVZ_ERR_INVALID_ARG);
+    float q[G * H * D] = {0}, out[G * H * D];
+    kvz_attend_args a = attend_args(1, q, out);
+    assert_int_equal(kvz_cache_attend(c, 0, &a), KVZ_ERR_INVALID_ARG); /* no rows for the query yet */
+    assert_true(strstr(kvz_last_error(), "append") != NULL);
+    assert_int_equal(kvz_cache_append(c, 0, 1, kv, kv, H * D, D), KVZ_OK);
+    assert_int_equal(kvz_cache_attend(c, 0, &a), KVZ_OK);
+    a.struct_size = 1;
+    assert_int_equal(kvz_cache_attend(c, 0, &a), KVZ_ERR_INVALID_ARG);
+    kvz_cache_stats st = {0};
+    assert_int_equal(kvz_cache_get_stats(c, &st), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(kvz_query_create(NULL, NULL), KVZ_ERR_NULL);
+    kvz_cache_destroy(c);
+    kvz_cache_destroy(NULL);
+    kvz_query_destroy(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_chunked_prefill),       cmocka_unit_test(test_compact_truncate_retain),
+        cmocka_unit_test(test_shared_queries),        cmocka_unit_test(test_query_equals_append),
+        cmocka_unit_test(test_scoring_through_cache), cmocka_unit_test(test_invalid),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
