@@ -402,6 +402,39 @@ KVZ_API kvz_status kvz_query_next_position(const kvz_query *query, size_t layer,
 KVZ_API kvz_status kvz_query_reset(kvz_query *query);
 /** @} */
 
+/** @name Cache files (.kvz, doc/kvz-format.md)
+ *  @{ */
+
+/** What a .kvz file says about where its cache came from. @since 0.1 */
+typedef struct kvz_cache_meta {
+    size_t struct_size;            /**< sizeof(kvz_cache_meta) */
+    uint8_t model_fingerprint[32]; /**< opaque identity of the model (e.g. a hash of its weights) */
+    char policy[32];               /**< selection policy name, NUL-terminated */
+    double ratio;                  /**< the requested kept ratio */
+} kvz_cache_meta;
+
+/**
+ * Writes a cache to path atomically: a temporary file in the same directory, fsync, rename,
+ * fsync of the directory. On failure nothing is left at path (an earlier file stays as it
+ * was) and no temporary file remains.
+ * @param meta may be NULL (zero fingerprint, empty policy, ratio 0).
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_IO (with errno text in kvz_last_error), KVZ_ERR_STATE. @since 0.1
+ */
+KVZ_API kvz_status kvz_cache_save(const kvz_cache *cache, const char *path, const kvz_cache_meta *meta);
+
+/**
+ * Reads a cache written by kvz_cache_save. Every section is checked (bounds, sizes, CRC32C)
+ * before the cache is handed out; on any failure *cache is NULL and nothing leaks.
+ * @param expect_fingerprint when not NULL, the 32-byte model fingerprint the file must carry.
+ * @param meta when not NULL, receives the file's metadata (set its struct_size).
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_IO, KVZ_ERR_FORMAT (not a .kvz file), KVZ_ERR_VERSION,
+ *         KVZ_ERR_TRUNCATED, KVZ_ERR_CORRUPT (checksum or inconsistent sizes), KVZ_ERR_MISMATCH
+ *         (another model), KVZ_ERR_NOMEM. @since 0.1
+ */
+KVZ_API kvz_status kvz_cache_load(const char *path, const uint8_t *expect_fingerprint, kvz_cache **cache,
+                                  kvz_cache_meta *meta);
+/** @} */
+
 #ifdef __cplusplus
 }
 #endif

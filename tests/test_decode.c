@@ -1,218 +1,486 @@
-/* kvz_attn_decode_varlen at every level and dtype against the double oracle, plus retain == evict. */
+/*
+ * kvz_attn_decode_varlen at every ISA level and K/V dtype against the double-precision
+ * oracle: many heads of different lengths (empty, shorter than the new tokens, off the
+ * 64-key blocks, long enough to be split over threads and merged by log-sum-exp), padded
+ * rows, the retain-versus-evict identity (spec kvzip.md sections 4.5 and 9.7) and argument
+ * checking.
+ */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/internal.h"
 #include "oracle.h"
 #include "testutil.h"
 
-/* One varlen decode case: per-head segment lengths, q_len new tokens, G heads. */
-static void check_varlen(tu_rng *r, size_t H, size_t G, size_t d, size_t q_len, const size_t *len, kvz_dtype dt,
-                         size_t row_pad)
+/* ---- error bookkeeping (KVZ_TEST_VERBOSE=1 prints time and worst error/limit ratio) ---- */
+
+static double worst_ratio, t_start;
+static char worst_what[400];
+
+static void check_close(const float *got, const double *want, size_t n, double atol, double rtol, const char *what)
 {
+    for (size_t i = 0; i < n; i++) {
+        if ((double)got[i] == want[i])
+            continue;
+        const double ratio = fabs((double)got[i] - want[i]) / (atol + rtol * fabs(want[i]));
+        if (ratio > worst_ratio) {
+            worst_ratio = ratio;
+            snprintf(worst_what, sizeof worst_what, "%s", what);
+        }
+    }
+    tu_assert_close(got, want, n, atol, rtol, what);
+}
+
+static int setup_clock(void **state)
+{
+    (void)state;
+    worst_ratio = 0;
+    worst_what[0] = '\0';
+    t_start = omp_get_wtime();
+    return 0;
+}
+
+static int teardown_report(void **state)
+{
+    (void)state;
+    const char *e = getenv("KVZ_TEST_VERBOSE");
+    if (e && *e && strcmp(e, "0") != 0)
+        fprintf(stderr, "  %.2f s, worst error / tolerance: %.3g (%s)\n", omp_get_wtime() - t_start, worst_ratio,
+                worst_what);
+    return 0;
+}
+
+/* Output buffers start as this NaN: a row left unwritten fails the comparison. */
+static const uint32_t SENTINEL = 0x7fc0beefu;
+
+static void fill_sentinel(float *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        memcpy(p + i, &SENTINEL, 4);
+}
+
+static int is_sentinel(const float *p)
+{
+    uint32_t u;
+    memcpy(&u, p, 4);
+    return u == SENTINEL;
+}
+
+/* NaN in the storage type: the gaps between padded rows hold it. */
+static void fill_nan(void *p, kvz_dtype dt, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (dt == KVZ_DTYPE_F32) {
+            const uint32_t u = 0x7fc00000u;
+            memcpy((char *)p + 4 * i, &u, 4);
+        } else {
+            const uint16_t u = dt == KVZ_DTYPE_BF16 ? 0x7fc0u : 0x7e00u;
+            memcpy((char *)p + 2 * i, &u, 2);
+        }
+    }
+}
+
+/* Key slice length of kvz_attn_decode_varlen (mirrors src/core/attention.c): about four
+ * slices per thread over all rows, at least 256 keys. */
+static size_t api_key_slice(size_t total_rows, size_t nthr)
+{
+    const size_t s = total_rows / (4 * nthr) + 1;
+    return s < 256 ? 256 : s;
+}
+
+/* ---- one varlen case ------------------------------------------------------------------- */
+
+typedef struct vcase {
+    size_t H, G, d, q_len;
+    size_t len[8];
+    kvz_dtype dt;
+    size_t row_pad; /* kv_row_stride = d + row_pad */
+    float scale;    /* 0: 1/sqrt(d) */
+    float qamp;     /* queries in [-qamp, qamp) (0: 1) */
+    int threads;    /* omp threads for the call (0: unchanged) */
+} vcase;
+
+static void describe(char *buf, size_t n, const char *level, const vcase *c)
+{
+    int at = snprintf(buf, n, "%s decode H%zu G%zu d%zu q_len %zu dtype %d row_pad %zu scale %g threads %d len", level,
+                      c->H, c->G, c->d, c->q_len, (int)c->dt, c->row_pad, (double)c->scale, c->threads);
+    for (size_t h = 0; h < c->H && at > 0 && (size_t)at < n; h++)
+        at += snprintf(buf + at, n - (size_t)at, " %zu", c->len[h]);
+}
+
+static void check_varlen(tu_rng *r, const vcase *c)
+{
+    const size_t H = c->H, G = c->G, d = c->d, ql = c->q_len, es = tu_dtype_size(c->dt);
     int32_t *cu = tu_malloc((H + 1) * sizeof(int32_t));
     cu[0] = 0;
     for (size_t h = 0; h < H; h++)
-        cu[h + 1] = cu[h] + (int32_t)len[h];
-    const size_t rows = (size_t)cu[H], stride = d + row_pad;
-    double *kx = tu_malloc((rows * stride + 1) * sizeof(double)),
-           *vx = tu_malloc((rows * stride + 1) * sizeof(double));
-    void *k = tu_fill_kv(r, dt, rows * stride, -1, 1, kx), *v = tu_fill_kv(r, dt, rows * stride, -1, 1, vx);
-    const size_t nq = H * q_len * G * d;
-    float *q = tu_malloc(nq * sizeof(float));
-    double *qx = tu_malloc(nq * sizeof(double));
-    for (size_t i = 0; i < nq; i++)
-        qx[i] = q[i] = tu_uniform(r, -1, 1);
+        cu[h + 1] = cu[h] + (int32_t)c->len[h];
+    const size_t rows = (size_t)cu[H], stride = d + c->row_pad;
+    const size_t span = rows ? (rows - 1) * stride + d : 0; /* exactly the rows, no slack */
 
-    /* oracle: per head and group member, the q_len rows against the head's segment */
-    double *want = tu_malloc(nq * sizeof(double));
-    double *qg = tu_malloc(q_len * d * sizeof(double)), *og = tu_malloc(q_len * d * sizeof(double));
-    double *ks = tu_malloc((rows + 1) * d * sizeof(double)), *vs = tu_malloc((rows + 1) * d * sizeof(double));
-    for (size_t h = 0; h < H; h++) {
-        for (size_t j = 0; j < len[h]; j++)
-            for (size_t x = 0; x < d; x++) {
-                ks[j * d + x] = kx[((size_t)cu[h] + j) * stride + x];
-                vs[j * d + x] = vx[((size_t)cu[h] + j) * stride + x];
-            }
-        for (size_t g = 0; g < G; g++) {
-            for (size_t t = 0; t < q_len; t++)
-                memcpy(qg + t * d, qx + ((h * q_len + t) * G + g) * d, d * sizeof(double));
-            oracle_attn(qg, ks, vs, q_len, len[h], d, (long)len[h] - (long)q_len, 1.0 / sqrt((double)d), og,
-                        NULL);
-            for (size_t t = 0; t < q_len; t++)
-                memcpy(want + ((h * q_len + t) * G + g) * d, og + t * d, d * sizeof(double));
+    /* K/V: dense exact values for the oracle, strided storage with NaN gaps for the kernel */
+    double *kx = tu_malloc(rows * d * sizeof(double)), *vx = tu_malloc(rows * d * sizeof(double));
+    void *kd = tu_fill_kv(r, c->dt, rows * d, -1, 1, kx), *vd = tu_fill_kv(r, c->dt, rows * d, -1, 1, vx);
+    void *k = NULL, *v = NULL;
+    if (rows) {
+        k = tu_malloc(span * es), v = tu_malloc(span * es);
+        fill_nan(k, c->dt, span), fill_nan(v, c->dt, span);
+        for (size_t j = 0; j < rows; j++) {
+            memcpy((char *)k + j * stride * es, (char *)kd + j * d * es, d * es);
+            memcpy((char *)v + j * stride * es, (char *)vd + j * d * es, d * es);
         }
     }
+    free(kd), free(vd);
 
-    kvz_isa lv[8];
+    const size_t nq = H * ql * G * d;
+    const float amp = c->qamp > 0 ? c->qamp : 1.0f;
+    float *q = tu_malloc(nq * sizeof(float));
+    double *qx = tu_malloc(nq * sizeof(double)), *want = tu_malloc(nq * sizeof(double));
+    for (size_t i = 0; i < nq; i++)
+        qx[i] = q[i] = tu_uniform(r, -amp, amp);
+    const double scale = c->scale != 0.0f ? (double)c->scale : 1.0 / sqrt((double)d);
+    oracle_varlen(qx, kx, vx, d, cu, H, G, ql, d, scale, want);
+
+    kvz_isa lv[4];
     const size_t nl = tu_isa_levels(lv);
     float *out = tu_malloc(nq * sizeof(float));
-    char what[200];
+    char what[400];
     for (size_t l = 0; l < nl; l++) {
         tu_force(lv[l]);
-        memset(out, 0xff, nq * sizeof(float));
+        fill_sentinel(out, nq);
         kvz_varlen_args a;
         memset(&a, 0, sizeof a);
         a.struct_size = sizeof a;
-        a.n_kv_heads = H, a.group = G, a.head_dim = d, a.q_len = q_len;
-        a.q = q, a.k = k, a.v = v, a.kv_dtype = dt, a.kv_row_stride = (ptrdiff_t)stride, a.cu_len = cu,
+        a.n_kv_heads = H, a.group = G, a.head_dim = d, a.q_len = ql, a.scale = c->scale;
+        a.q = q, a.k = k, a.v = v, a.kv_dtype = c->dt, a.kv_row_stride = (ptrdiff_t)stride, a.cu_len = cu;
         a.out = out;
+        const int saved = omp_get_max_threads();
+        if (c->threads > 0)
+            omp_set_num_threads(c->threads);
         const kvz_status st = kvz_attn_decode_varlen(&a);
+        omp_set_num_threads(saved);
+        describe(what, sizeof what, kvz_isa_name(lv[l]), c);
         if (st != KVZ_OK)
-            fail_msg("kvz_attn_decode_varlen: %s (%s)", kvz_strerror(st), kvz_last_error());
-        snprintf(what, sizeof what, "%s decode H%zu G%zu d%zu q_len %zu dtype %d rows %zu", kvz_isa_name(lv[l]),
-                 H, G, d, q_len, (int)dt, rows);
-        tu_assert_close(out, want, nq, tu_tol(dt), 0, what);
+            fail_msg("%s: kvz_attn_decode_varlen: %s (%s)", what, kvz_strerror(st), kvz_last_error());
+        check_close(out, want, nq, tu_tol(c->dt), tu_tol(c->dt), what);
     }
-    free(cu), free(kx), free(vx), free(k), free(v), free(q), free(qx), free(want), free(qg), free(og), free(ks),
-        free(vs), free(out);
+    free(cu), free(kx), free(vx), free(k), free(v), free(q), free(qx), free(want), free(out);
 }
 
+static const size_t dims[] = {64, 80, 96, 128, 72, 40, 33, 256};
+
+/* Random heads: H and G 1..8, 1..4 new tokens, segments empty, of one row, shorter than
+ * (or equal to) q_len, around a 64-key block, or up to 300 rows; padded rows; explicit
+ * scales; 1..4 threads. */
 static void test_random(void **state)
 {
     (void)state;
     tu_rng r;
-    tu_rng_init(&r, tu_seed() + 10);
-    static const size_t dims[] = {64, 80, 96, 128, 72};
-    const int cases = tu_quick() ? 10 : 40;
+    tu_rng_init(&r, tu_seed() + 20);
+    const int cases = tu_quick() ? 12 : 70;
     for (int t = 0; t < cases; t++) {
-        const size_t H = tu_range(&r, 1, 8), G = tu_range(&r, 1, 8), q_len = tu_range(&r, 1, 4);
-        size_t len[8];
-        for (size_t h = 0; h < H; h++) {
-            const size_t kind = tu_range(&r, 0, 5); /* empty, 1, shorter than q_len, odd sizes */
-            len[h] = kind == 0 ? 0 : kind == 1 ? 1 : kind == 2 ? tu_range(&r, 0, q_len) : tu_range(&r, 2, 300);
+        vcase c = {0};
+        c.H = tu_range(&r, 1, 8), c.G = tu_range(&r, 1, 8), c.q_len = tu_range(&r, 1, 4);
+        c.d = dims[tu_range(&r, 0, sizeof dims / sizeof dims[0] - 1)];
+        c.dt = (kvz_dtype)(t % 3);
+        for (size_t h = 0; h < c.H; h++) {
+            switch (tu_range(&r, 0, 7)) {
+            case 0: c.len[h] = 0; break;
+            case 1: c.len[h] = 1; break;
+            case 2: c.len[h] = tu_range(&r, 0, c.q_len); break;
+            case 3: c.len[h] = 64 + tu_range(&r, 0, 2) - 1; break; /* 63, 64, 65 */
+            case 4: c.len[h] = 128 + tu_range(&r, 0, 4); break;
+            default: c.len[h] = tu_range(&r, 2, 300); break;
+            }
         }
-        check_varlen(&r, H, G, dims[tu_range(&r, 0, 4)], q_len, len, (kvz_dtype)(t % 3), t % 4 == 0 ? 16 : 0);
+        c.row_pad = tu_range(&r, 0, 3) == 0 ? tu_range(&r, 1, 24) : 0;
+        c.scale = tu_range(&r, 0, 5) == 0 ? 0.2f : 0.0f;
+        c.qamp = tu_range(&r, 0, 1) ? 3.0f : 1.0f;
+        c.threads = (int)tu_range(&r, 0, 4);
+        check_varlen(&r, &c);
     }
 }
 
-/* Long segments: several key slices per head, merged by log-sum-exp, with 4 threads. */
+/* Fixed shapes: decode of one token for every group size (the dot path: G rows), several
+ * tokens (rows q_len x G past the dot limit: gemm), every segment shorter than q_len (no
+ * row sees anything for the first tokens), all segments empty with K/V NULL. */
+static void test_shapes(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 21);
+    for (size_t G = 1; G <= 8; G++)
+        for (int dt = 0; dt < 3; dt++) {
+            vcase c = {0};
+            c.H = 3, c.G = G, c.d = G % 2 ? 128 : 72, c.q_len = 1 + (G + (size_t)dt) % 4, c.dt = (kvz_dtype)dt;
+            c.len[0] = 100, c.len[1] = 1, c.len[2] = 65;
+            c.qamp = 3.0f;
+            check_varlen(&r, &c);
+        }
+    vcase s = {0}; /* every segment shorter than q_len */
+    s.H = 4, s.G = 2, s.d = 64, s.q_len = 4, s.len[0] = 0, s.len[1] = 1, s.len[2] = 2, s.len[3] = 3;
+    for (int dt = 0; dt < 3; dt++)
+        s.dt = (kvz_dtype)dt, check_varlen(&r, &s);
+
+    /* no rows at all: K/V may be NULL, every output is zero */
+    float q[2 * 3 * 16], out[2 * 3 * 16];
+    int32_t cu[4] = {0, 0, 0, 0};
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++)
+        q[i] = 1.0f;
+    kvz_varlen_args a;
+    memset(&a, 0, sizeof a);
+    a.struct_size = sizeof a;
+    a.n_kv_heads = 3, a.group = 2, a.head_dim = 16, a.q_len = 1, a.q = q, a.kv_row_stride = 16, a.cu_len = cu;
+    a.out = out;
+    fill_sentinel(out, sizeof out / sizeof out[0]);
+    assert_int_equal(kvz_attn_decode_varlen(&a), KVZ_OK);
+    for (size_t i = 0; i < sizeof out / sizeof out[0]; i++)
+        assert_true(out[i] == 0.0f);
+}
+
+/* Long segments: several key slices per head, merged by log-sum-exp, with 4, 3 and 1
+ * threads; slices that some tokens cannot see at all (the last slice of 513 rows with 4
+ * new tokens holds row 512, which tokens 0..2 do not see). */
 static void test_long_split(void **state)
 {
     (void)state;
     tu_rng r;
-    tu_rng_init(&r, tu_seed() + 11);
-    const int saved = omp_get_max_threads();
-    omp_set_num_threads(4);
-    const size_t n = tu_quick() ? 1500 : 5000;
-    const size_t len[4] = {n, 7, n / 3, 0};
-    for (int dt = 0; dt < 3; dt++)
-        check_varlen(&r, 4, 4, 128, 1, len, (kvz_dtype)dt, 0);
-    const size_t len2[2] = {n, n / 2 + 3};
-    check_varlen(&r, 2, 7, 128, 3, len2, KVZ_DTYPE_BF16, 0);
-    omp_set_num_threads(saved);
+    tu_rng_init(&r, tu_seed() + 22);
+    const int quick = tu_quick();
+    const size_t n = quick ? 1500 : 5000;
+    {
+        vcase c = {0};
+        c.H = 4, c.G = 4, c.d = 128, c.q_len = 1, c.threads = 4, c.qamp = 3.0f;
+        c.len[0] = n, c.len[1] = 7, c.len[2] = n / 3, c.len[3] = 0;
+        assert_true(api_key_slice(n + 7 + n / 3, 4) < n / 3);
+        for (int dt = 0; dt < 3; dt++)
+            c.dt = (kvz_dtype)dt, check_varlen(&r, &c);
+    }
+    {
+        vcase c = {0};
+        c.H = 2, c.G = 7, c.d = 80, c.q_len = 3, c.threads = 3, c.dt = KVZ_DTYPE_BF16, c.row_pad = 8;
+        c.len[0] = n, c.len[1] = n / 2 + 3;
+        assert_true(api_key_slice(n + n / 2 + 3, 3) < n / 2);
+        check_varlen(&r, &c);
+        c.threads = 1, c.dt = KVZ_DTYPE_F16;
+        assert_true(api_key_slice(n + n / 2 + 3, 1) < n / 2);
+        check_varlen(&r, &c);
+    }
+    {
+        vcase c = {0}; /* slices of 256 rows: [0,256) [256,512) [512,513) and [0,256) [256,257) */
+        c.H = 2, c.G = 3, c.d = 64, c.q_len = 4, c.threads = 4, c.qamp = 3.0f;
+        c.len[0] = 513, c.len[1] = 257;
+        assert_int_equal(api_key_slice(770, 4), 256);
+        for (int dt = 0; dt < 3; dt++)
+            c.dt = (kvz_dtype)dt, check_varlen(&r, &c);
+    }
+    {
+        vcase c = {0}; /* one very long head among short ones, 8 heads */
+        c.H = 8, c.G = 1, c.d = 96, c.q_len = 2, c.threads = 4, c.dt = KVZ_DTYPE_F32;
+        for (size_t h = 0; h < 8; h++)
+            c.len[h] = h == 5 ? n : 3 + 40 * h;
+        check_varlen(&r, &c);
+    }
 }
 
-/* spec kvzip.md 4.5 / 9.7: attention through a keep mask on the full segment (retain)
- * equals the kernel on the compacted rows (evict). */
+/*
+ * Spec kvzip.md 4.5 / 9.7: attention through a keep mask over the full segment (retain:
+ * [system prompt | context kept by the mask | the q_len new tokens], the oracle on the
+ * uncompressed rows) equals the varlen kernel on the compacted rows (evict). Per head
+ * kept ratios differ; also all kept and none of the context kept.
+ */
 static void test_retain_equals_evict(void **state)
 {
     (void)state;
     tu_rng r;
-    tu_rng_init(&r, tu_seed() + 12);
-    const size_t H = 3, G = 4, d = 64, n = 400;
-    kvz_isa lv[8];
+    tu_rng_init(&r, tu_seed() + 23);
+    const size_t H = 3, G = 4, d = 64, n_sys = 5, n = tu_quick() ? 200 : 700;
+    kvz_isa lv[4];
     const size_t nl = tu_isa_levels(lv);
-    for (int dt = 0; dt < 3; dt++) {
+    char what[200];
+    for (int variant = 0; variant < 9; variant++) {
+        const kvz_dtype dt = (kvz_dtype)(variant % 3);
+        const size_t ql = 1 + (size_t)variant % 3, pad = variant >= 6 ? 8 : 0, stride = d + pad;
+        const size_t es = tu_dtype_size(dt);
+        /* the full cache, head-major [h][j][d] */
         double *kx = tu_malloc(H * n * d * sizeof(double)), *vx = tu_malloc(H * n * d * sizeof(double));
-        void *k = tu_fill_kv(&r, (kvz_dtype)dt, H * n * d, -1, 1, kx),
-             *v = tu_fill_kv(&r, (kvz_dtype)dt, H * n * d, -1, 1, vx);
-        const size_t es = tu_dtype_size((kvz_dtype)dt);
-        /* keep masks with different kept counts per head (non-uniform) */
+        void *k = tu_fill_kv(&r, dt, H * n * d, -1, 1, kx), *v = tu_fill_kv(&r, dt, H * n * d, -1, 1, vx);
         unsigned char *keep = tu_malloc(H * n);
         int32_t cu[4] = {0};
         for (size_t h = 0; h < H; h++) {
+            /* kept ratio per head: variant 0 keeps everything, variant 1 no context */
+            const float ratio = variant == 0 ? 1.0f : variant == 1 ? 0.0f : 0.15f + 0.3f * (float)h;
             size_t kept = 0;
             for (size_t j = 0; j < n; j++) {
-                keep[h * n + j] = tu_uniform(&r, 0, 1) < (h + 1) * 0.25f;
-                kept += keep[h * n + j];
+                unsigned char kj = j < n_sys || j >= n - ql || tu_uniform(&r, 0, 1) < ratio;
+                keep[h * n + j] = kj;
+                kept += kj;
             }
             cu[h + 1] = cu[h] + (int32_t)kept;
         }
-        char *kc = tu_malloc((size_t)cu[H] * d * es + 1), *vc = tu_malloc((size_t)cu[H] * d * es + 1);
-        double *want = tu_malloc(H * G * d * sizeof(double));
-        float *q = tu_malloc(H * G * d * sizeof(float));
-        for (size_t i = 0; i < H * G * d; i++)
-            q[i] = tu_uniform(&r, -1, 1);
+        /* evict: the kept rows compacted, head after head, with padded rows */
+        const size_t rows = (size_t)cu[H];
+        char *kc = tu_malloc(rows * stride * es), *vc = tu_malloc(rows * stride * es);
+        fill_nan(kc, dt, rows * stride), fill_nan(vc, dt, rows * stride);
+        double *kcx = tu_malloc(rows * d * sizeof(double)), *vcx = tu_malloc(rows * d * sizeof(double));
         size_t row = 0;
-        for (size_t h = 0; h < H; h++) {
-            double *ks = tu_malloc((n + 1) * d * sizeof(double)), *vs = tu_malloc((n + 1) * d * sizeof(double));
-            size_t m = 0;
+        for (size_t h = 0; h < H; h++)
             for (size_t j = 0; j < n; j++)
-                if (keep[h * n + j]) { /* the retained rows, and their compacted copy */
-                    memcpy(ks + m * d, kx + (h * n + j) * d, d * sizeof(double));
-                    memcpy(vs + m * d, vx + (h * n + j) * d, d * sizeof(double));
-                    memcpy(kc + row * d * es, (char *)k + (h * n + j) * d * es, d * es);
-                    memcpy(vc + row * d * es, (char *)v + (h * n + j) * d * es, d * es);
-                    m++, row++;
+                if (keep[h * n + j]) {
+                    memcpy(kc + row * stride * es, (char *)k + (h * n + j) * d * es, d * es);
+                    memcpy(vc + row * stride * es, (char *)v + (h * n + j) * d * es, d * es);
+                    memcpy(kcx + row * d, kx + (h * n + j) * d, d * sizeof(double));
+                    memcpy(vcx + row * d, vx + (h * n + j) * d, d * sizeof(double));
+                    row++;
                 }
-            double qd[64], od[64];
+        /* queries [h][t][g][d] */
+        const size_t nq = H * ql * G * d;
+        float *q = tu_malloc(nq * sizeof(float));
+        double *qx = tu_malloc(nq * sizeof(double));
+        for (size_t i = 0; i < nq; i++)
+            qx[i] = q[i] = tu_uniform(&r, -3, 3);
+        /* retain: masked attention over the full segment; the new tokens are its last q_len rows */
+        double *retain = tu_malloc(nq * sizeof(double)), *evict = tu_malloc(nq * sizeof(double));
+        double *qg = tu_malloc(ql * d * sizeof(double)), *og = tu_malloc(ql * d * sizeof(double));
+        const double scale = 1.0 / sqrt((double)d);
+        for (size_t h = 0; h < H; h++)
             for (size_t g = 0; g < G; g++) {
-                for (size_t x = 0; x < d; x++)
-                    qd[x] = q[(h * G + g) * d + x];
-                oracle_attn(qd, ks, vs, 1, m, d, (long)m - 1, 1.0 / 8.0, od, NULL);
-                memcpy(want + (h * G + g) * d, od, sizeof od);
+                for (size_t t = 0; t < ql; t++)
+                    memcpy(qg + t * d, qx + ((h * ql + t) * G + g) * d, d * sizeof(double));
+                oracle_attn_masked(qg, kx + h * n * d, vx + h * n * d, keep + h * n, ql, n, d, (long)(n - ql), scale,
+                                   og);
+                for (size_t t = 0; t < ql; t++)
+                    memcpy(retain + ((h * ql + t) * G + g) * d, og + t * d, d * sizeof(double));
             }
-            free(ks), free(vs);
-        }
-        float *out = tu_malloc(H * G * d * sizeof(float));
+        /* the identity itself, in double: retain == evict */
+        oracle_varlen(qx, kcx, vcx, d, cu, H, G, ql, d, scale, evict);
+        for (size_t i = 0; i < nq; i++)
+            if (!(fabs(retain[i] - evict[i]) <= 1e-12))
+                fail_msg("variant %d: retain %.17g != evict %.17g at %zu (oracles)", variant, retain[i], evict[i],
+                         i);
+        /* and the kernel on the compacted rows equals the retain view */
+        float *out = tu_malloc(nq * sizeof(float));
         for (size_t l = 0; l < nl; l++) {
             tu_force(lv[l]);
             kvz_varlen_args a;
             memset(&a, 0, sizeof a);
             a.struct_size = sizeof a;
-            a.n_kv_heads = H, a.group = G, a.head_dim = d, a.q_len = 1;
-            a.q = q, a.k = kc, a.v = vc, a.kv_dtype = (kvz_dtype)dt, a.kv_row_stride = (ptrdiff_t)d,
-            a.cu_len = cu;
+            a.n_kv_heads = H, a.group = G, a.head_dim = d, a.q_len = ql;
+            a.q = q, a.k = kc, a.v = vc, a.kv_dtype = dt, a.kv_row_stride = (ptrdiff_t)stride, a.cu_len = cu;
             a.out = out;
+            fill_sentinel(out, nq);
             assert_int_equal(kvz_attn_decode_varlen(&a), KVZ_OK);
-            tu_assert_close(out, want, H * G * d, tu_tol((kvz_dtype)dt), 0, kvz_isa_name(lv[l]));
+            snprintf(what, sizeof what, "%s retain vs evict variant %d dtype %d q_len %zu kept %d/%d/%d of %zu",
+                     kvz_isa_name(lv[l]), variant, (int)dt, ql, cu[1], cu[2] - cu[1], cu[3] - cu[2], n);
+            check_close(out, retain, nq, tu_tol(dt), tu_tol(dt), what);
         }
-        free(kx), free(vx), free(k), free(v), free(keep), free(kc), free(vc), free(want), free(q), free(out);
+        free(kx), free(vx), free(k), free(v), free(keep), free(kc), free(vc), free(kcx), free(vcx);
+        free(q), free(qx), free(retain), free(evict), free(qg), free(og), free(out);
     }
+}
+
+/* ---- argument checking ---------------------------------------------------------------- */
+
+static void expect_status(const kvz_varlen_args *a, kvz_status want, const char *word)
+{
+    kvz_clear_error();
+    const kvz_status st = kvz_attn_decode_varlen(a);
+    if (st != want)
+        fail_msg("kvz_attn_decode_varlen returned %d (%s), want %d; last error \"%s\"", (int)st, kvz_strerror(st),
+                 (int)want, kvz_last_error());
+    if (want == KVZ_OK)
+        return;
+    const char *msg = kvz_last_error();
+    assert_non_null(msg);
+    if (strlen(msg) == 0)
+        fail_msg("status %d without a kvz_last_error() message", (int)st);
+    if (word && !strstr(msg, word))
+        fail_msg("kvz_last_error() \"%s\" does not name \"%s\"", msg, word);
 }
 
 static void test_invalid(void **state)
 {
     (void)state;
-    float q[8] = {0}, k[64] = {0}, out[8];
-    int32_t cu[3] = {0, 4, 8};
+    enum { D = 4, H = 2, G = 1, NQ = H * G * D };
+    float q[NQ], k[8 * D], out[NQ];
+    for (size_t i = 0; i < NQ; i++)
+        q[i] = 0.5f;
+    for (size_t i = 0; i < 8 * D; i++)
+        k[i] = 0.1f * (float)i;
+    int32_t cu[H + 1] = {0, 4, 8};
     kvz_varlen_args a;
+
+    kvz_clear_error();
     assert_int_equal(kvz_attn_decode_varlen(NULL), KVZ_ERR_NULL);
+    assert_true(strlen(kvz_last_error()) > 0);
     memset(&a, 0, sizeof a);
     a.struct_size = 8;
-    assert_int_equal(kvz_attn_decode_varlen(&a), KVZ_ERR_INVALID_ARG);
+    expect_status(&a, KVZ_ERR_INVALID_ARG, "struct_size");
+    a.struct_size = sizeof a - 1;
+    expect_status(&a, KVZ_ERR_INVALID_ARG, "struct_size");
+
     a.struct_size = sizeof a;
-    a.n_kv_heads = 2, a.group = 1, a.head_dim = 4, a.q_len = 1;
-    a.q = q, a.k = k, a.v = k, a.kv_row_stride = 4, a.cu_len = cu, a.out = out;
-    assert_int_equal(kvz_attn_decode_varlen(&a), KVZ_OK);
-    cu[0] = 1;
-    assert_int_equal(kvz_attn_decode_varlen(&a), KVZ_ERR_INVALID_ARG);
-    assert_true(strstr(kvz_last_error(), "cu_len") != NULL);
-    cu[0] = 0, cu[2] = 2;
-    assert_int_equal(kvz_attn_decode_varlen(&a), KVZ_ERR_INVALID_ARG);
-    cu[2] = 8;
-    a.kv_row_stride = 3;
-    assert_int_equal(kvz_attn_decode_varlen(&a), KVZ_ERR_INVALID_ARG);
-    a.kv_row_stride = 4;
-    a.cu_len = NULL;
-    assert_int_equal(kvz_attn_decode_varlen(&a), KVZ_ERR_NULL);
-    a.cu_len = cu;
-    a.k = NULL;
-    assert_int_equal(kvz_attn_decode_varlen(&a), KVZ_ERR_NULL);
-    a.k = k;
-    a.group = 0;
-    assert_int_equal(kvz_attn_decode_varlen(&a), KVZ_ERR_INVALID_ARG);
+    a.n_kv_heads = H, a.group = G, a.head_dim = D, a.q_len = 1;
+    a.q = q, a.k = k, a.v = k, a.kv_dtype = KVZ_DTYPE_F32, a.kv_row_stride = D, a.cu_len = cu, a.out = out;
+    expect_status(&a, KVZ_OK, NULL);
+    kvz_varlen_args b;
+
+    b = a, b.head_dim = 0;
+    expect_status(&b, KVZ_ERR_INVALID_ARG, "head_dim");
+    b = a, b.head_dim = 257, b.kv_row_stride = 257;
+    expect_status(&b, KVZ_ERR_INVALID_ARG, "head_dim");
+    b = a, b.n_kv_heads = 0;
+    expect_status(&b, KVZ_ERR_INVALID_ARG, NULL);
+    b = a, b.group = 0;
+    expect_status(&b, KVZ_ERR_INVALID_ARG, NULL);
+    b = a, b.kv_dtype = (kvz_dtype)5;
+    expect_status(&b, KVZ_ERR_INVALID_ARG, "dtype");
+    b = a, b.q = NULL;
+    expect_status(&b, KVZ_ERR_NULL, NULL);
+    b = a, b.out = NULL;
+    expect_status(&b, KVZ_ERR_NULL, NULL);
+    b = a, b.cu_len = NULL;
+    expect_status(&b, KVZ_ERR_NULL, NULL);
+    b = a, b.k = NULL;
+    expect_status(&b, KVZ_ERR_NULL, NULL);
+    b = a, b.v = NULL;
+    expect_status(&b, KVZ_ERR_NULL, NULL);
+    b = a, b.kv_row_stride = D - 1;
+    expect_status(&b, KVZ_ERR_INVALID_ARG, "kv_row_stride");
+
+    /* cu_len must start at 0 and never decrease; a failing call writes nothing */
+    int32_t bad0[H + 1] = {1, 4, 8}, dec[H + 1] = {0, 5, 4}, neg[H + 1] = {0, -1, 3};
+    fill_sentinel(out, NQ);
+    b = a, b.cu_len = bad0;
+    expect_status(&b, KVZ_ERR_INVALID_ARG, "cu_len");
+    b = a, b.cu_len = dec;
+    expect_status(&b, KVZ_ERR_INVALID_ARG, "cu_len");
+    b = a, b.cu_len = neg;
+    expect_status(&b, KVZ_ERR_INVALID_ARG, "cu_len");
+    for (size_t i = 0; i < NQ; i++)
+        assert_true(is_sentinel(out + i));
+
+    /* accepted: q_len 0 writes nothing; head_dim 256; stride larger than the row */
+    b = a, b.q_len = 0;
+    expect_status(&b, KVZ_OK, NULL);
+    for (size_t i = 0; i < NQ; i++)
+        assert_true(is_sentinel(out + i));
+    b = a, b.kv_row_stride = 2 * D, b.cu_len = (int32_t[]){0, 2, 4};
+    expect_status(&b, KVZ_OK, NULL);
+    for (size_t i = 0; i < NQ; i++)
+        assert_false(is_sentinel(out + i));
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_random),
-        cmocka_unit_test(test_long_split),
-        cmocka_unit_test(test_retain_equals_evict),
+        cmocka_unit_test_setup_teardown(test_random, setup_clock, teardown_report),
+        cmocka_unit_test_setup_teardown(test_shapes, setup_clock, teardown_report),
+        cmocka_unit_test_setup_teardown(test_long_split, setup_clock, teardown_report),
+        cmocka_unit_test_setup_teardown(test_retain_equals_evict, setup_clock, teardown_report),
         cmocka_unit_test(test_invalid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
