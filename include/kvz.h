@@ -402,6 +402,60 @@ KVZ_API kvz_status kvz_query_next_position(const kvz_query *query, size_t layer,
 KVZ_API kvz_status kvz_query_reset(kvz_query *query);
 /** @} */
 
+/** @name Selection policies
+ *  Every policy turns per-(layer, KV head) scores of the context tokens into keep masks
+ *  (doc/policies.md gives each rule and its source). The budget counts kept context
+ *  tokens, protected ones included: `budget` tokens per (layer, head) when non-zero, else
+ *  floor(ratio x context tokens) (ratio is the KEPT fraction). Protected tokens (the first
+ *  `sinks` and the last `recent` context tokens of every head) are always kept; the system
+ *  prompt and appended tokens are outside the context and not the policy's business.
+ *  @{ */
+
+/** The policies. @since 0.1 */
+typedef enum kvz_policy {
+    KVZ_POLICY_FULL = 0,       /**< keep everything */
+    KVZ_POLICY_KVZIP_PAIR = 1, /**< one global threshold over all layers, heads and tokens (KVzip default) */
+    KVZ_POLICY_KVZIP_PAIR_UNIFORM = 2, /**< the same budget in every (layer, head): per-head top-k */
+    KVZ_POLICY_KVZIP_HEAD = 3,         /**< head scores broadcast to tokens, global threshold: whole heads */
+    KVZ_POLICY_FASTKV = 4,             /**< per KV head top-(B - W) of the window score plus the window */
+    KVZ_POLICY_SNAPKV = 5,             /**< as FastKV, on SnapKV's scores (same budget in every layer) */
+    KVZ_POLICY_PYRAMIDKV = 6,          /**< SnapKV with layer budgets decreasing linearly with depth */
+    KVZ_POLICY_ADAKV = 7,              /**< per layer: heads share H x (B - W) by score, with a safeguard */
+    KVZ_POLICY_H2O = 8,                /**< per head top-(B - W) of accumulated attention plus the window */
+    KVZ_POLICY_STREAMING = 9,          /**< StreamingLLM: the first `sinks` and the most recent tokens */
+    KVZ_POLICY_RANDOM = 10             /**< a seeded random subset of the budget per head */
+} kvz_policy;
+
+/** Inputs of kvz_policy_select. @since 0.1 */
+typedef struct kvz_policy_args {
+    size_t struct_size; /**< sizeof(kvz_policy_args) */
+    kvz_policy policy;
+    size_t n_layers, n_kv_heads;
+    size_t n_tokens;            /**< context tokens of every (layer, head) */
+    const float *const *scores; /**< [layer*n_kv_heads + head] -> n_tokens scores (not needed by FULL,
+                                     STREAMING, RANDOM, KVZIP_HEAD) */
+    const float *head_scores;   /**< KVZIP_HEAD: n_layers*n_kv_heads head scores */
+    double ratio;               /**< kept fraction of the context, when budget is 0 */
+    size_t budget;              /**< kept context tokens per (layer, head); 0: use ratio */
+    kvz_select_mode mode;       /**< KVZIP_PAIR / KVZIP_HEAD: strict reference rule or exact count */
+    size_t sinks, recent; /**< protected first / last context tokens of every head (FastKV's W is `recent`) */
+    double adakv_alpha;   /**< ADAKV safeguard fraction (0: the reference 0.2) */
+    double pyramid_beta;  /**< PYRAMIDKV beta (0: the reference 20) */
+    uint64_t seed;        /**< RANDOM */
+} kvz_policy_args;
+
+/**
+ * Writes keep[layer*n_kv_heads + head][t] (1 keep, 0 evict) for the n_tokens context tokens.
+ * @param n_kept optional: kept context tokens over all heads.
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (unknown policy, NaN scores, ratio < 0),
+ *         KVZ_ERR_NOMEM. @since 0.1
+ */
+KVZ_API kvz_status kvz_policy_select(const kvz_policy_args *args, uint8_t *const *keep, size_t *n_kept);
+
+/** Lower-case name of a policy ("kvzip-pair", "fastkv", ...), or "unknown". @since 0.1 */
+KVZ_API const char *kvz_policy_name(kvz_policy policy);
+/** @} */
+
 /** @name Cache files (.kvz, doc/kvz-format.md)
  *  @{ */
 

@@ -361,7 +361,9 @@ static void test_prefill_random(void **state)
         case 2: c.n_q = tu_range(&r, 10, 63); break;
         default: c.n_q = tu_range(&r, 65, 160); break;
         }
-        c.n_k = c.n_q + tu_range(&r, 0, 260);
+        /* few rows (n_q x G <= 32, no scoring) run as key slices merged by log-sum-exp:
+         * give them more keys than one 256-key slice now and then */
+        c.n_k = c.n_q + (c.n_q <= 9 && tu_range(&r, 0, 2) == 0 ? tu_range(&r, 257, 1300) : tu_range(&r, 0, 260));
         const size_t kind = tu_range(&r, 0, 9);
         if (kind == 0) /* some rows see nothing */
             c.q_pos0 = -(long)tu_range(&r, 1, c.n_q);
@@ -379,10 +381,12 @@ static void test_prefill_random(void **state)
 }
 
 /* Shapes chosen for the two ways a block fills its logits: "dot" (rows = tokens x group,
- * or tokens alone when lse is asked for, at most 8 on AVX-512, 4 on AVX2, 2 on NEON) and
- * "gemm", including a multi-block query run whose last block is small enough for the dot
- * path. Every case runs with and without lse, every dtype, d cycling through whole and
- * partial vectors (1, 33, 72 and 256 among them). */
+ * or tokens alone when a query slice with lse runs head by head; at most 8 on AVX-512, 4
+ * on AVX2, 2 on NEON) and "gemm", including a multi-block query run whose last block is
+ * small enough for the dot path; and for the two work splits of src/core/attn_runner.c:
+ * query slices (rows > 32) and key slices merged by log-sum-exp (rows <= 32, here with
+ * up to 1500 keys, so several slices). Every case runs with and without lse, every dtype,
+ * d cycling through whole and partial vectors (1, 33, 72 and 256 among them). */
 static void test_prefill_paths(void **state)
 {
     (void)state;
@@ -394,6 +398,8 @@ static void test_prefill_paths(void **state)
         {1, 1, 37},  {8, 1, 200}, {4, 1, 130}, {2, 1, 64}, {2, 2, 70},   {4, 2, 100},  {2, 3, 99},
         {3, 3, 77},  {1, 5, 65},  {1, 8, 300}, {1, 9, 50}, {1, 64, 64},  {1, 65, 127}, {1, 70, 200},
         {4, 17, 90}, {5, 13, 40}, {2, 33, 33}, {7, 40, 81}, {1, 130, 250}, {8, 20, 150},
+        /* key slices: rows <= 32 against long key runs; rows 33 just past the limit */
+        {4, 2, 700}, {8, 4, 1000}, {1, 1, 1500}, {2, 16, 600}, {3, 11, 900}, {1, 32, 520},
     };
     static const size_t pd[] = {64, 1, 33, 72, 80, 96, 128, 256};
     const size_t n = tu_quick() ? 8 : sizeof e / sizeof e[0];
@@ -425,6 +431,8 @@ static void test_prefill_offsets(void **state)
         {2, 20, 30, -5}, {1, 10, 10, -10}, {3, 7, 10, 100}, {1, 1, 1, 0},  {4, 5, 0, 0},
         {1, 70, 65, -3}, {8, 1, 129, 128}, {2, 4, 5, -2},   {1, 3, 9, -2}, {2, 100, 80, -30},
         {1, 1, 50, -1},  {3, 90, 64, 0},   {4, 2, 64, 62},  {1, 6, 6, -5},
+        /* key slices of 256+ keys: rows that see only the first slice, none, or all */
+        {2, 3, 800, 100}, {4, 8, 900, -4}, {1, 20, 700, 260}, {8, 2, 600, 900},
     };
     for (size_t t = 0; t < sizeof e / sizeof e[0]; t++)
         for (int dt = 0; dt < 3; dt++) {
@@ -496,7 +504,7 @@ static void test_scoring_random(void **state)
     }
 }
 
-/* Query slices per KV head in kvz_attn_prefill (mirrors src/core/attention.c): about 4
+/* Query slices per KV head (mirrors run_query_slices in src/core/attn_runner.c): about 4
  * tasks per thread over all heads, whole 64-row blocks per slice. Used to make sure the
  * large cases below really split one head's queries over several tasks. */
 static size_t api_slices(size_t n_q, size_t H, size_t G, size_t nthr)
@@ -900,9 +908,10 @@ static void test_spec_gqa(void **state)
 /* ---- the kernel contract (kernels.h), below the API ---------------------------------- */
 
 /* kvz_attn_job straight to each level's kernel with a scratch of exactly
- * kvz_attn_work_floats(d) floats: lse of a whole group in the [g][i] layout (the decode
- * path's use), and scoring split into query slices whose own keys start before the slice
- * (own_begin < q_pos0), max-merged, against the oracle over all queries. */
+ * kvz_attn_work_floats(d) floats: lse of a whole group in the [g][i] layout (the key-slice
+ * path's use), scoring split into query slices whose own keys start before the slice
+ * (own_begin < q_pos0), max-merged, against the oracle over all queries, and the keys
+ * given as two runs (k/v then k2/v2) split at any point. */
 static void test_kernel_contract(void **state)
 {
     (void)state;
@@ -971,6 +980,25 @@ static void test_kernel_contract(void **state)
             }
             check_close(out, want, G * n_q * d, tu_tol(dt), tu_tol(dt), what);
             check_close(score, want_score, ce - cb, SCORE_ATOL, SCORE_RTOL, what);
+            /* the keys as two runs in separate buffers (a shared segment and a private
+             * tail): split anywhere, inside a block, at the ends */
+            const size_t splits[] = {0, 1, 63, 100, P, n_k - 1, n_k};
+            for (size_t u = 0; u < sizeof splits / sizeof splits[0]; u++) {
+                const size_t sp = splits[u], n2 = n_k - sp;
+                char *k2 = tu_malloc(n2 * d * 2), *v2 = tu_malloc(n2 * d * 2);
+                memcpy(k2, (const char *)k + sp * d * 2, n2 * d * 2);
+                memcpy(v2, (const char *)v + sp * d * 2, n2 * d * 2);
+                kvz_attn_job j2 = j;
+                j2.n_k = sp, j2.k2 = k2, j2.v2 = v2, j2.n_k2 = n2;
+                fill_sentinel(out, G * n_q * d);
+                fill_sentinel(lse, G * n_q);
+                kt->attn(&j2);
+                snprintf(what, sizeof what, "%s kernel G%zu n_q %zu d%zu dtype %d, two runs split at %zu",
+                         kvz_isa_name(lv[l]), G, n_q, d, (int)dt, sp);
+                check_close(out, want, G * n_q * d, tu_tol(dt), tu_tol(dt), what);
+                check_close(lse, want_lse, G * n_q, LSE_ATOL, LSE_RTOL, what);
+                free(k2), free(v2);
+            }
         }
         free(work);
         free(kx), free(vx), free(k), free(v), free(q), free(qx), free(want), free(want_lse), free(want_score);

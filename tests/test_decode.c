@@ -83,8 +83,9 @@ static void fill_nan(void *p, kvz_dtype dt, size_t n)
     }
 }
 
-/* Key slice length of kvz_attn_decode_varlen (mirrors src/core/attention.c): about four
- * slices per thread over all rows, at least 256 keys. */
+/* Key slice length of kvz_attn_decode_varlen (mirrors run_key_slices in
+ * src/core/attn_runner.c, used while q_len x group <= 32): about four slices per thread
+ * over all rows, at least 256 keys. */
 static size_t api_key_slice(size_t total_rows, size_t nthr)
 {
     const size_t s = total_rows / (4 * nthr) + 1;
@@ -101,14 +102,52 @@ typedef struct vcase {
     float scale;    /* 0: 1/sqrt(d) */
     float qamp;     /* queries in [-qamp, qamp) (0: 1) */
     int threads;    /* omp threads for the call (0: unchanged) */
+    int needles;    /* plant one dominant key per query (see plant_needles) */
 } vcase;
 
 static void describe(char *buf, size_t n, const char *level, const vcase *c)
 {
-    int at = snprintf(buf, n, "%s decode H%zu G%zu d%zu q_len %zu dtype %d row_pad %zu scale %g threads %d len", level,
-                      c->H, c->G, c->d, c->q_len, (int)c->dt, c->row_pad, (double)c->scale, c->threads);
+    int at = snprintf(buf, n, "%s decode H%zu G%zu d%zu q_len %zu dtype %d row_pad %zu scale %g threads %d needles %d len", level,
+                      c->H, c->G, c->d, c->q_len, (int)c->dt, c->row_pad, (double)c->scale, c->threads, c->needles);
     for (size_t h = 0; h < c->H && at > 0 && (size_t)at < n; h++)
         at += snprintf(buf + at, n - (size_t)at, " %zu", c->len[h]);
+}
+
+static void set_elem(void *p, kvz_dtype dt, size_t i, int negative)
+{
+    if (dt == KVZ_DTYPE_F32) {
+        ((float *)p)[i] = negative ? -1.0f : 1.0f;
+    } else {
+        const uint16_t one = dt == KVZ_DTYPE_BF16 ? 0x3f80u : 0x3c00u;
+        ((uint16_t *)p)[i] = (uint16_t)(one | (negative ? 0x8000u : 0));
+    }
+}
+
+/*
+ * Needles: for every query row (h, t, g), a random sign vector s; the query becomes 2s and
+ * one random row of its head that the token sees becomes s (exact in every dtype), so that
+ * key's logit is 2*sqrt(d) while the others' are O(1): the output is about that row's V.
+ * Spread over the head, the needles sit in different key slices, so a log-sum-exp merge
+ * that weights the slices wrongly is off by O(1), not by a little.
+ */
+static void plant_needles(tu_rng *r, const vcase *c, const int32_t *cu, void *kd, double *kx, float *q, double *qx)
+{
+    const size_t d = c->d;
+    for (size_t h = 0; h < c->H; h++)
+        for (size_t t = 0; t < c->q_len; t++)
+            for (size_t g = 0; g < c->G; g++) {
+                const long vis = (long)c->len[h] - (long)c->q_len + (long)t + 1;
+                if (vis <= 0)
+                    continue;
+                const size_t row = (size_t)cu[h] + tu_range(r, 0, (size_t)vis - 1);
+                const size_t qi = ((h * c->q_len + t) * c->G + g) * d;
+                for (size_t x = 0; x < d; x++) {
+                    const int neg = (int)(tu_next(r) & 1);
+                    set_elem(kd, c->dt, row * d + x, neg);
+                    kx[row * d + x] = neg ? -1.0 : 1.0;
+                    qx[qi + x] = q[qi + x] = neg ? -2.0f : 2.0f;
+                }
+            }
 }
 
 static void check_varlen(tu_rng *r, const vcase *c)
@@ -124,6 +163,14 @@ static void check_varlen(tu_rng *r, const vcase *c)
     /* K/V: dense exact values for the oracle, strided storage with NaN gaps for the kernel */
     double *kx = tu_malloc(rows * d * sizeof(double)), *vx = tu_malloc(rows * d * sizeof(double));
     void *kd = tu_fill_kv(r, c->dt, rows * d, -1, 1, kx), *vd = tu_fill_kv(r, c->dt, rows * d, -1, 1, vx);
+    const size_t nq = H * ql * G * d;
+    const float amp = c->qamp > 0 ? c->qamp : 1.0f;
+    float *q = tu_malloc(nq * sizeof(float));
+    double *qx = tu_malloc(nq * sizeof(double)), *want = tu_malloc(nq * sizeof(double));
+    for (size_t i = 0; i < nq; i++)
+        qx[i] = q[i] = tu_uniform(r, -amp, amp);
+    if (c->needles)
+        plant_needles(r, c, cu, kd, kx, q, qx);
     void *k = NULL, *v = NULL;
     if (rows) {
         k = tu_malloc(span * es), v = tu_malloc(span * es);
@@ -135,12 +182,6 @@ static void check_varlen(tu_rng *r, const vcase *c)
     }
     free(kd), free(vd);
 
-    const size_t nq = H * ql * G * d;
-    const float amp = c->qamp > 0 ? c->qamp : 1.0f;
-    float *q = tu_malloc(nq * sizeof(float));
-    double *qx = tu_malloc(nq * sizeof(double)), *want = tu_malloc(nq * sizeof(double));
-    for (size_t i = 0; i < nq; i++)
-        qx[i] = q[i] = tu_uniform(r, -amp, amp);
     const double scale = c->scale != 0.0f ? (double)c->scale : 1.0 / sqrt((double)d);
     oracle_varlen(qx, kx, vx, d, cu, H, G, ql, d, scale, want);
 
@@ -200,6 +241,7 @@ static void test_random(void **state)
         c.scale = tu_range(&r, 0, 5) == 0 ? 0.2f : 0.0f;
         c.qamp = tu_range(&r, 0, 1) ? 3.0f : 1.0f;
         c.threads = (int)tu_range(&r, 0, 4);
+        c.needles = tu_range(&r, 0, 2) == 0;
         check_varlen(&r, &c);
     }
 }
@@ -241,6 +283,32 @@ static void test_shapes(void **state)
         assert_true(out[i] == 0.0f);
 }
 
+/* More new tokens than a decode step (chunked append, speculative tokens): q_len x group
+ * above 32 rows runs as query slices instead of key slices; segments shorter than q_len,
+ * around the 64-row blocks, and long. */
+static void test_many_tokens(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 24);
+    static const struct {
+        size_t H, G, q_len, d;
+        size_t len[4];
+    } e[] = {
+        {2, 8, 5, 64, {40, 3}},          {3, 4, 9, 80, {0, 9, 200}},   {1, 1, 70, 72, {150}},
+        {4, 2, 40, 128, {39, 41, 64, 1}}, {2, 8, 16, 64, {1200, 17}}, {1, 3, 33, 96, {33}},
+    };
+    for (size_t t = 0; t < sizeof e / sizeof e[0]; t++)
+        for (int dt = 0; dt < 3; dt++) {
+            vcase c = {0};
+            c.H = e[t].H, c.G = e[t].G, c.q_len = e[t].q_len, c.d = e[t].d, c.dt = (kvz_dtype)dt;
+            memcpy(c.len, e[t].len, sizeof e[t].len);
+            c.qamp = 3.0f, c.needles = dt == 1, c.threads = 1 + (int)(t + (size_t)dt) % 4;
+            c.row_pad = t % 2 ? 8 : 0;
+            check_varlen(&r, &c);
+        }
+}
+
 /* Long segments: several key slices per head, merged by log-sum-exp, with 4, 3 and 1
  * threads; slices that some tokens cannot see at all (the last slice of 513 rows with 4
  * new tokens holds row 512, which tokens 0..2 do not see). */
@@ -253,7 +321,7 @@ static void test_long_split(void **state)
     const size_t n = quick ? 1500 : 5000;
     {
         vcase c = {0};
-        c.H = 4, c.G = 4, c.d = 128, c.q_len = 1, c.threads = 4, c.qamp = 3.0f;
+        c.H = 4, c.G = 4, c.d = 128, c.q_len = 1, c.threads = 4, c.qamp = 3.0f, c.needles = 1;
         c.len[0] = n, c.len[1] = 7, c.len[2] = n / 3, c.len[3] = 0;
         assert_true(api_key_slice(n + 7 + n / 3, 4) < n / 3);
         for (int dt = 0; dt < 3; dt++)
@@ -261,7 +329,7 @@ static void test_long_split(void **state)
     }
     {
         vcase c = {0};
-        c.H = 2, c.G = 7, c.d = 80, c.q_len = 3, c.threads = 3, c.dt = KVZ_DTYPE_BF16, c.row_pad = 8;
+        c.H = 2, c.G = 7, c.d = 80, c.q_len = 3, c.threads = 3, c.dt = KVZ_DTYPE_BF16, c.row_pad = 8, c.needles = 1;
         c.len[0] = n, c.len[1] = n / 2 + 3;
         assert_true(api_key_slice(n + n / 2 + 3, 3) < n / 2);
         check_varlen(&r, &c);
@@ -274,12 +342,16 @@ static void test_long_split(void **state)
         c.H = 2, c.G = 3, c.d = 64, c.q_len = 4, c.threads = 4, c.qamp = 3.0f;
         c.len[0] = 513, c.len[1] = 257;
         assert_int_equal(api_key_slice(770, 4), 256);
-        for (int dt = 0; dt < 3; dt++)
-            c.dt = (kvz_dtype)dt, check_varlen(&r, &c);
+        for (int dt = 0; dt < 3; dt++) {
+            c.dt = (kvz_dtype)dt, c.needles = 0;
+            check_varlen(&r, &c);
+            c.needles = 1;
+            check_varlen(&r, &c);
+        }
     }
     {
         vcase c = {0}; /* one very long head among short ones, 8 heads */
-        c.H = 8, c.G = 1, c.d = 96, c.q_len = 2, c.threads = 4, c.dt = KVZ_DTYPE_F32;
+        c.H = 8, c.G = 1, c.d = 96, c.q_len = 2, c.threads = 4, c.dt = KVZ_DTYPE_F32, c.needles = 1;
         for (size_t h = 0; h < 8; h++)
             c.len[h] = h == 5 ? n : 3 + 40 * h;
         check_varlen(&r, &c);
@@ -479,6 +551,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_random, setup_clock, teardown_report),
         cmocka_unit_test_setup_teardown(test_shapes, setup_clock, teardown_report),
+        cmocka_unit_test_setup_teardown(test_many_tokens, setup_clock, teardown_report),
         cmocka_unit_test_setup_teardown(test_long_split, setup_clock, teardown_report),
         cmocka_unit_test_setup_teardown(test_retain_equals_evict, setup_clock, teardown_report),
         cmocka_unit_test(test_invalid),

@@ -28,6 +28,13 @@ kvz_isa kvz_isa_choose(const char *env, unsigned supported_mask, char *msg, size
  * many rows, key slices merged by log-sum-exp for few rows (attn_runner.c). */
 kvz_status kvz_attn_run(const kvz_attn_job *heads, size_t n_heads);
 
+/* kvz_select_global with the kept count k given directly (k >= N keeps all). */
+kvz_status kvz_select_global_k(const float *const *rows, const size_t *lens, size_t n_rows, uint64_t k,
+                               kvz_select_mode mode, uint8_t *const *keep, size_t *n_kept, float *threshold);
+
+/* floor(n * ratio) as Python's int(n * ratio) computes it (double product, truncated). */
+uint64_t kvz_count_of(uint64_t n, double ratio);
+
 /* 64-byte aligned allocation (NULL on failure) and its release. */
 void *kvz_aligned_alloc(size_t bytes);
 void kvz_aligned_free(void *p);

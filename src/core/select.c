@@ -66,8 +66,7 @@ static kvz_status check_rows(const char *fn, const float *const *rows, const siz
     return KVZ_OK;
 }
 
-/* floor(N * ratio) the way Python's int(N * ratio) computes it (double product, truncated). */
-static uint64_t count_of(uint64_t n, double ratio)
+uint64_t kvz_count_of(uint64_t n, double ratio)
 {
     const double p = (double)n * ratio;
     return p >= (double)n ? n : (uint64_t)p;
@@ -77,10 +76,23 @@ kvz_status kvz_select_global(const float *const *rows, const size_t *lens, size_
                              kvz_select_mode mode, uint8_t *const *keep, size_t *n_kept, float *threshold)
 {
     static const char fn[] = "kvz_select_global";
-    if (n_rows > 0 && (!rows || !lens || !keep))
-        return kvz_fail(KVZ_ERR_NULL, "%s: rows, lens and keep must not be NULL", fn);
     if (!(ratio >= 0.0)) /* also refuses NaN */
         return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: ratio %g must be >= 0", fn, ratio);
+    if (n_rows > 0 && !lens)
+        return kvz_fail(KVZ_ERR_NULL, "%s: rows, lens and keep must not be NULL", fn);
+    uint64_t n = 0;
+    for (size_t r = 0; r < n_rows; r++)
+        n += lens[r];
+    return kvz_select_global_k(rows, lens, n_rows, ratio >= 1.0 ? n : kvz_count_of(n, ratio), mode, keep,
+                               n_kept, threshold);
+}
+
+kvz_status kvz_select_global_k(const float *const *rows, const size_t *lens, size_t n_rows, uint64_t k,
+                               kvz_select_mode mode, uint8_t *const *keep, size_t *n_kept, float *threshold)
+{
+    static const char fn[] = "kvz_select_global";
+    if (n_rows > 0 && (!rows || !lens || !keep))
+        return kvz_fail(KVZ_ERR_NULL, "%s: rows, lens and keep must not be NULL", fn);
     if (mode != KVZ_SELECT_STRICT && mode != KVZ_SELECT_EXACT)
         return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: unknown mode %d", fn, (int)mode);
     uint64_t n = 0;
@@ -94,15 +106,14 @@ kvz_status kvz_select_global(const float *const *rows, const size_t *lens, size_
     const kvz_kernel_table *kt = kvz_kernels();
     uint64_t kept = 0;
     float thr;
-    if (n == 0 || ratio >= 1.0) { /* keep everything */
+    if (k >= n) { /* keep everything */
         for (size_t r = 0; r < n_rows; r++)
             if (lens[r])
                 memset(keep[r], 1, lens[r]);
         kept = n;
         thr = -INFINITY;
     } else if (mode == KVZ_SELECT_STRICT) {
-        /* reference rule: the value at rank max(int(N r) - 1, 0); keep what is strictly above */
-        const uint64_t k = count_of(n, ratio);
+        /* reference rule: the value at rank max(k - 1, 0); keep what is strictly above */
         uint64_t greater;
         const uint32_t tk = key_at_rank(kt, rows, lens, n_rows, k > 0 ? k - 1 : 0, &greater);
         thr = kvz_score_from_key(tk);
@@ -112,31 +123,28 @@ kvz_status kvz_select_global(const float *const *rows, const size_t *lens, size_
                 keep[r][j] = key_of(rows[r][j]) > tkey;
                 kept += keep[r][j];
             }
+    } else if (k == 0) {
+        for (size_t r = 0; r < n_rows; r++)
+            if (lens[r])
+                memset(keep[r], 0, lens[r]);
+        thr = INFINITY;
     } else {
-        /* exact count: all above the K-th largest, then its ties in row and position order */
-        const uint64_t k = count_of(n, ratio);
-        if (k == 0) {
-            for (size_t r = 0; r < n_rows; r++)
-                if (lens[r])
-                    memset(keep[r], 0, lens[r]);
-            thr = INFINITY;
-        } else {
-            uint64_t greater;
-            const uint32_t tk = key_at_rank(kt, rows, lens, n_rows, k - 1, &greater);
-            thr = kvz_score_from_key(tk);
-            const uint32_t tkey = key_of(thr);
-            uint64_t ties_left = k;
-            /* count what is strictly above with the merged zero key, then fill with ties */
-            for (size_t r = 0; r < n_rows; r++)
-                for (size_t j = 0; j < lens[r]; j++)
-                    ties_left -= key_of(rows[r][j]) > tkey;
-            for (size_t r = 0; r < n_rows; r++)
-                for (size_t j = 0; j < lens[r]; j++) {
-                    const uint32_t kk = key_of(rows[r][j]);
-                    keep[r][j] = kk > tkey || (kk == tkey && ties_left > 0 && ties_left--);
-                }
-            kept = k;
-        }
+        /* exact count: all above the k-th largest, then its ties in row and position order */
+        uint64_t greater;
+        const uint32_t tk = key_at_rank(kt, rows, lens, n_rows, k - 1, &greater);
+        thr = kvz_score_from_key(tk);
+        const uint32_t tkey = key_of(thr);
+        uint64_t ties_left = k;
+        /* count what is strictly above with the merged zero key, then fill with ties */
+        for (size_t r = 0; r < n_rows; r++)
+            for (size_t j = 0; j < lens[r]; j++)
+                ties_left -= key_of(rows[r][j]) > tkey;
+        for (size_t r = 0; r < n_rows; r++)
+            for (size_t j = 0; j < lens[r]; j++) {
+                const uint32_t kk = key_of(rows[r][j]);
+                keep[r][j] = kk > tkey || (kk == tkey && ties_left > 0 && ties_left--);
+            }
+        kept = k;
     }
     if (n_kept)
         *n_kept = (size_t)kept;
