@@ -91,8 +91,8 @@ void oracle_attn(const double *q, const double *k, const double *v, size_t n_q, 
     free(vis);
 }
 
-void oracle_attn_masked(const double *q, const double *k, const double *v, const unsigned char *keep, size_t n_q,
-                        size_t n_k, size_t d, long q_pos0, double scale, double *out)
+void oracle_attn_masked(const double *q, const double *k, const double *v, const unsigned char *keep,
+                        size_t n_q, size_t n_k, size_t d, long q_pos0, double scale, double *out)
 {
     unsigned char *vis = causal_vis(n_q, n_k, q_pos0, keep);
     dense_attention(q, k, v, vis, n_q, n_k, d, scale, out, NULL);
@@ -137,8 +137,9 @@ void oracle_kvzip_score(const double *q, const double *k, size_t group, size_t n
     free(col);
 }
 
-void oracle_varlen(const double *q, const double *k, const double *v, size_t kv_row_stride, const int32_t *cu_len,
-                   size_t n_heads, size_t group, size_t q_len, size_t d, double scale, double *out)
+void oracle_varlen(const double *q, const double *k, const double *v, size_t kv_row_stride,
+                   const int32_t *cu_len, size_t n_heads, size_t group, size_t q_len, size_t d, double scale,
+                   double *out)
 {
     double *qs = xmalloc(q_len * d * sizeof *qs), *os = xmalloc(q_len * d * sizeof *os);
     for (size_t h = 0; h < n_heads; h++) {

@@ -23,8 +23,8 @@ void oracle_attn(const double *q, const double *k, const double *v, size_t n_q, 
  * Like oracle_attn, with an additional key mask: key j takes part only when keep[j] != 0
  * (the KVzip RetainCache view of a full segment, spec kvzip.md section 4.5).
  */
-void oracle_attn_masked(const double *q, const double *k, const double *v, const unsigned char *keep, size_t n_q,
-                        size_t n_k, size_t d, long q_pos0, double scale, double *out);
+void oracle_attn_masked(const double *q, const double *k, const double *v, const unsigned char *keep,
+                        size_t n_q, size_t n_k, size_t d, long q_pos0, double scale, double *out);
 
 /*
  * KVzip score of one KV head (spec kvzip.md section 2.1). q holds group x n_q rows
@@ -46,8 +46,9 @@ void oracle_kvzip_score(const double *q, const double *k, size_t group, size_t n
  * rows of d, laid out [h][t][g][d]. New token t of head h sees the first
  * len_h - q_len + t + 1 rows of its segment (zeros when that is <= 0).
  */
-void oracle_varlen(const double *q, const double *k, const double *v, size_t kv_row_stride, const int32_t *cu_len,
-                   size_t n_heads, size_t group, size_t q_len, size_t d, double scale, double *out);
+void oracle_varlen(const double *q, const double *k, const double *v, size_t kv_row_stride,
+                   const int32_t *cu_len, size_t n_heads, size_t group, size_t q_len, size_t d, double scale,
+                   double *out);
 
 /*
  * FastKV window score of one KV head (spec fastkv.md section 2.2): q holds group x window rows

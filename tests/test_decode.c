@@ -20,7 +20,8 @@
 static double worst_ratio, t_start;
 static char worst_what[400];
 
-static void check_close(const float *got, const double *want, size_t n, double atol, double rtol, const char *what)
+static void check_close(const float *got, const double *want, size_t n, double atol, double rtol,
+                        const char *what)
 {
     for (size_t i = 0; i < n; i++) {
         if ((double)got[i] == want[i])
@@ -48,8 +49,8 @@ static int teardown_report(void **state)
     (void)state;
     const char *e = getenv("KVZ_TEST_VERBOSE");
     if (e && *e && strcmp(e, "0") != 0)
-        fprintf(stderr, "  %.2f s, worst error / tolerance: %.3g (%s)\n", omp_get_wtime() - t_start, worst_ratio,
-                worst_what);
+        fprintf(stderr, "  %.2f s, worst error / tolerance: %.3g (%s)\n", omp_get_wtime() - t_start,
+                worst_ratio, worst_what);
     return 0;
 }
 
@@ -107,8 +108,9 @@ typedef struct vcase {
 
 static void describe(char *buf, size_t n, const char *level, const vcase *c)
 {
-    int at = snprintf(buf, n, "%s decode H%zu G%zu d%zu q_len %zu dtype %d row_pad %zu scale %g threads %d needles %d len", level,
-                      c->H, c->G, c->d, c->q_len, (int)c->dt, c->row_pad, (double)c->scale, c->threads, c->needles);
+    int at = snprintf(
+        buf, n, "%s decode H%zu G%zu d%zu q_len %zu dtype %d row_pad %zu scale %g threads %d needles %d len",
+        level, c->H, c->G, c->d, c->q_len, (int)c->dt, c->row_pad, (double)c->scale, c->threads, c->needles);
     for (size_t h = 0; h < c->H && at > 0 && (size_t)at < n; h++)
         at += snprintf(buf + at, n - (size_t)at, " %zu", c->len[h]);
 }
@@ -130,7 +132,8 @@ static void set_elem(void *p, kvz_dtype dt, size_t i, int negative)
  * Spread over the head, the needles sit in different key slices, so a log-sum-exp merge
  * that weights the slices wrongly is off by O(1), not by a little.
  */
-static void plant_needles(tu_rng *r, const vcase *c, const int32_t *cu, void *kd, double *kx, float *q, double *qx)
+static void plant_needles(tu_rng *r, const vcase *c, const int32_t *cu, void *kd, double *kx, float *q,
+                          double *qx)
 {
     const size_t d = c->d;
     for (size_t h = 0; h < c->H; h++)
@@ -295,7 +298,7 @@ static void test_many_tokens(void **state)
         size_t H, G, q_len, d;
         size_t len[4];
     } e[] = {
-        {2, 8, 5, 64, {40, 3}},          {3, 4, 9, 80, {0, 9, 200}},   {1, 1, 70, 72, {150}},
+        {2, 8, 5, 64, {40, 3}},           {3, 4, 9, 80, {0, 9, 200}}, {1, 1, 70, 72, {150}},
         {4, 2, 40, 128, {39, 41, 64, 1}}, {2, 8, 16, 64, {1200, 17}}, {1, 3, 33, 96, {33}},
     };
     for (size_t t = 0; t < sizeof e / sizeof e[0]; t++)
@@ -329,7 +332,8 @@ static void test_long_split(void **state)
     }
     {
         vcase c = {0};
-        c.H = 2, c.G = 7, c.d = 80, c.q_len = 3, c.threads = 3, c.dt = KVZ_DTYPE_BF16, c.row_pad = 8, c.needles = 1;
+        c.H = 2, c.G = 7, c.d = 80, c.q_len = 3, c.threads = 3, c.dt = KVZ_DTYPE_BF16, c.row_pad = 8,
+        c.needles = 1;
         c.len[0] = n, c.len[1] = n / 2 + 3;
         assert_true(api_key_slice(n + n / 2 + 3, 3) < n / 2);
         check_varlen(&r, &c);
@@ -422,8 +426,8 @@ static void test_retain_equals_evict(void **state)
             for (size_t g = 0; g < G; g++) {
                 for (size_t t = 0; t < ql; t++)
                     memcpy(qg + t * d, qx + ((h * ql + t) * G + g) * d, d * sizeof(double));
-                oracle_attn_masked(qg, kx + h * n * d, vx + h * n * d, keep + h * n, ql, n, d, (long)(n - ql), scale,
-                                   og);
+                oracle_attn_masked(qg, kx + h * n * d, vx + h * n * d, keep + h * n, ql, n, d, (long)(n - ql),
+                                   scale, og);
                 for (size_t t = 0; t < ql; t++)
                     memcpy(retain + ((h * ql + t) * G + g) * d, og + t * d, d * sizeof(double));
             }
@@ -431,8 +435,8 @@ static void test_retain_equals_evict(void **state)
         oracle_varlen(qx, kcx, vcx, d, cu, H, G, ql, d, scale, evict);
         for (size_t i = 0; i < nq; i++)
             if (!(fabs(retain[i] - evict[i]) <= 1e-12))
-                fail_msg("variant %d: retain %.17g != evict %.17g at %zu (oracles)", variant, retain[i], evict[i],
-                         i);
+                fail_msg("variant %d: retain %.17g != evict %.17g at %zu (oracles)", variant, retain[i],
+                         evict[i], i);
         /* and the kernel on the compacted rows equals the retain view */
         float *out = tu_malloc(nq * sizeof(float));
         for (size_t l = 0; l < nl; l++) {
@@ -461,8 +465,8 @@ static void expect_status(const kvz_varlen_args *a, kvz_status want, const char 
     kvz_clear_error();
     const kvz_status st = kvz_attn_decode_varlen(a);
     if (st != want)
-        fail_msg("kvz_attn_decode_varlen returned %d (%s), want %d; last error \"%s\"", (int)st, kvz_strerror(st),
-                 (int)want, kvz_last_error());
+        fail_msg("kvz_attn_decode_varlen returned %d (%s), want %d; last error \"%s\"", (int)st,
+                 kvz_strerror(st), (int)want, kvz_last_error());
     if (want == KVZ_OK)
         return;
     const char *msg = kvz_last_error();

@@ -61,7 +61,7 @@ size_t tu_isa_levels(kvz_isa out[4])
         if (kvz_isa_supported(all[i]))
             out[n++] = all[i];
     assert_true(n >= 1 && out[0] == KVZ_ISA_GENERIC); /* the portable level always runs */
-    if (!printed) { /* the log says which kernel levels this run checked */
+    if (!printed) {                                   /* the log says which kernel levels this run checked */
         fprintf(stderr, "kernel levels tested:");
         for (size_t i = 0; i < n; i++)
             fprintf(stderr, " %s", kvz_isa_name(out[i]));
@@ -161,9 +161,7 @@ void *tu_fill_kv(tu_rng *r, kvz_dtype dt, size_t n, float lo, float hi, double *
             y = round_sig(x, 11, -14);
             ((uint16_t *)out)[i] = encode_f16(y);
             break;
-        default:
-            fail_msg("tu_fill_kv: unknown dtype %d", (int)dt);
-            return NULL;
+        default: fail_msg("tu_fill_kv: unknown dtype %d", (int)dt); return NULL;
         }
         if (exact)
             exact[i] = y;

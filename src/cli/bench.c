@@ -22,7 +22,10 @@ static int selected(const char *name, const char *filter)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: kvz bench kernels [--json] [--filter SUBSTR[,SUBSTR...]] [--min-time SECONDS]\n"
+               "       kvz bench cache [--json]\n"
                "  kernels   kernel benchmarks with the machine's read bandwidth and oneDNN sgemm rate\n"
+               "  cache     decode over caches compressed by each policy at kept ratios 1, 0.5, 0.3, 0.1;\n"
+               "            .kvz save and load speed against the read bandwidth\n"
                "  --json    one JSON object per line\n");
 }
 
@@ -108,10 +111,11 @@ static int run_kernels(int json, const char *filter, double min_time)
 
 int kvz_cmd_bench(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "kernels") != 0) {
+    if (argc < 2 || (strcmp(argv[1], "kernels") != 0 && strcmp(argv[1], "cache") != 0)) {
         usage(stderr);
         return 2;
     }
+    const int cache = !strcmp(argv[1], "cache");
     int json = 0;
     const char *filter = NULL;
     double min_time = 0.5;
@@ -128,5 +132,5 @@ int kvz_cmd_bench(int argc, char **argv)
             return 2;
         }
     }
-    return run_kernels(json, filter, min_time);
+    return cache ? kvz_bench_cache(json) : run_kernels(json, filter, min_time);
 }

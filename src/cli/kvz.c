@@ -14,6 +14,7 @@ static void usage(FILE *f)
             "commands:\n"
             "  info [--json]             library version, ISA in use and available, threads, NUMA nodes\n"
             "  bench kernels [--json]    kernel benchmarks with the machine's memory bandwidth and GEMM rate\n"
+            "  bench cache [--json]      decode over compressed caches per policy and ratio; .kvz save/load\n"
             "  help                      this text\n"
             "\n"
             "environment: KVZ_ISA=generic|avx2|avx512|neon forces a lower kernel level;\n"
