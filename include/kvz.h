@@ -456,6 +456,33 @@ KVZ_API kvz_status kvz_policy_select(const kvz_policy_args *args, uint8_t *const
 KVZ_API const char *kvz_policy_name(kvz_policy policy);
 /** @} */
 
+/** @name NUMA placement
+ *  A pure planner: from a description of the machine's nodes to a node for every cache
+ *  segment, balanced by bytes in proportion to each node's CPUs, within each node's free
+ *  memory. Threads [first_thread[i], first_thread[i] + cpus[i]) work on node i's segments.
+ *  @{ */
+
+/** The NUMA nodes the planner places segments on. @since 0.1 */
+typedef struct kvz_numa_topology {
+    size_t struct_size; /**< sizeof(kvz_numa_topology) */
+    size_t n_nodes;
+    const size_t *cpus;         /**< CPUs (worker threads) per node, each > 0 */
+    const uint64_t *free_bytes; /**< free memory per node; NULL: unlimited */
+} kvz_numa_topology;
+
+/**
+ * Places n_segments segments of segment_bytes[s] bytes: node_of[s] receives the node.
+ * Largest segments first, each to the node whose bytes per CPU stay lowest and where it
+ * fits (ties: the lower node). node_bytes (optional, n_nodes) receives each node's total
+ * and first_thread (optional, n_nodes) the first thread of each node.
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (no nodes, a node without CPUs),
+ *         KVZ_ERR_NOMEM (the segments do not fit the free memory). Thread-safe. @since 0.1
+ */
+KVZ_API kvz_status kvz_numa_plan(const kvz_numa_topology *topology, size_t n_segments,
+                                 const uint64_t *segment_bytes, int *node_of, uint64_t *node_bytes,
+                                 size_t *first_thread);
+/** @} */
+
 /** @name Cache files (.kvz, doc/kvz-format.md)
  *  @{ */
 

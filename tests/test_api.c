@@ -49,6 +49,7 @@ static void test_every_function_links(void **state)
         (const void *)kvz_cache_load,
         (const void *)kvz_policy_select,
         (const void *)kvz_policy_name,
+        (const void *)kvz_numa_plan,
     };
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
         assert_non_null(fns[i]);

@@ -356,18 +356,18 @@ static void test_prefill_random(void **state)
     (void)state;
     tu_rng r;
     tu_rng_init(&r, tu_seed());
-    const int cases = tu_quick() ? 12 : 90;
+    const int quick = tu_quick(), cases = quick ? 12 : 90;
     for (int t = 0; t < cases; t++) {
         pcase c = {0};
         c.dt = (kvz_dtype)(t % 3);
-        c.H = tu_range(&r, 1, 3);
+        c.H = tu_range(&r, 1, quick ? 2 : 3);
         c.G = tu_range(&r, 1, 8);
         c.d = dims[tu_range(&r, 0, sizeof dims / sizeof dims[0] - 1)];
         switch (t % 4) {
         case 0: c.n_q = 1; break;
         case 1: c.n_q = tu_range(&r, 2, 9); break;
         case 2: c.n_q = tu_range(&r, 10, 63); break;
-        default: c.n_q = tu_range(&r, 65, 160); break;
+        default: c.n_q = tu_range(&r, 65, quick ? 100 : 160); break;
         }
         /* few rows (n_q x G <= 32, no scoring) run as key slices merged by log-sum-exp:
          * give them more keys than one 256-key slice now and then */
@@ -489,14 +489,14 @@ static void test_scoring_random(void **state)
     (void)state;
     tu_rng r;
     tu_rng_init(&r, tu_seed() + 4);
-    const int cases = tu_quick() ? 8 : 40;
+    const int quick = tu_quick(), cases = quick ? 8 : 40;
     for (int t = 0; t < cases; t++) {
         pcase c = {0};
-        c.H = tu_range(&r, 1, 3);
+        c.H = tu_range(&r, 1, quick ? 2 : 3);
         c.G = tu_range(&r, 1, 8);
         c.d = dims[tu_range(&r, 0, sizeof dims / sizeof dims[0] - 1)];
         c.dt = (kvz_dtype)(t % 3);
-        c.n_q = t % 5 == 0 ? tu_range(&r, 1, 3) : tu_range(&r, 4, 140);
+        c.n_q = t % 5 == 0 ? tu_range(&r, 1, 3) : tu_range(&r, 4, quick ? 80 : 140);
         c.sink_end = tu_range(&r, 0, 3) == 0 ? 0 : tu_range(&r, 1, 8);
         c.chunk_begin = c.sink_end + (tu_range(&r, 0, 3) == 0 ? 0 : tu_range(&r, 1, 70));
         c.chunk_end = c.chunk_begin + (t == 7 ? 0 : tu_range(&r, 1, 200));
