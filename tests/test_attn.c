@@ -16,52 +16,6 @@
 #include "oracle.h"
 #include "testutil.h"
 
-/* ---- error bookkeeping (KVZ_TEST_VERBOSE=1 prints the worst error/limit ratio) -------- */
-
-static double worst_ratio;
-static char worst_what[600];
-
-static void track(const float *got, const double *want, size_t n, double atol, double rtol, const char *what)
-{
-    for (size_t i = 0; i < n; i++) {
-        if ((double)got[i] == want[i])
-            continue;
-        const double ratio = fabs((double)got[i] - want[i]) / (atol + rtol * fabs(want[i]));
-        if (ratio > worst_ratio) {
-            worst_ratio = ratio;
-            snprintf(worst_what, sizeof worst_what, "%s", what ? what : "");
-        }
-    }
-}
-
-static void check_close(const float *got, const double *want, size_t n, double atol, double rtol,
-                        const char *what)
-{
-    track(got, want, n, atol, rtol, what);
-    tu_assert_close(got, want, n, atol, rtol, what);
-}
-
-static double t_start;
-
-static int setup_clock(void **state)
-{
-    (void)state;
-    worst_ratio = 0;
-    worst_what[0] = '\0';
-    t_start = omp_get_wtime();
-    return 0;
-}
-
-static int teardown_report(void **state)
-{
-    (void)state;
-    const char *e = getenv("KVZ_TEST_VERBOSE");
-    if (e && *e && strcmp(e, "0") != 0)
-        fprintf(stderr, "  %.2f s, worst error / tolerance: %.3g (%s)\n", omp_get_wtime() - t_start,
-                worst_ratio, worst_what);
-    return 0;
-}
-
 /* Tolerances of the lse and of the KVzip scores (probabilities: relative to their size,
  * since an error in a logit difference is a relative error of exp; see tu_tol for why fp32
  * stays within ~1e-6 of the truth on these inputs). */
@@ -311,13 +265,13 @@ static void check_case(tu_rng *r, const pcase *c)
             for (size_t i = 0; i < c->n_q; i++)
                 memcpy(got + (qh * c->n_q + i) * d, out + lay_index(p.os, i, qh), d * sizeof(float));
         describe(what, sizeof what, ln, c, "out");
-        check_close(got, want, nout, tu_tol(c->dt), tu_tol(c->dt), what);
+        tu_check_close(got, want, nout, tu_tol(c->dt), tu_tol(c->dt), what);
         for (size_t x = 0; x < p.os.size; x++)
             if (!logical[x] && !is_sentinel(out + x))
                 fail_msg("%s: wrote padding element %zu of out", what, x);
         if (c->with_lse) {
             describe(what, sizeof what, ln, c, "lse");
-            check_close(lse, want_lse, HG * c->n_q, LSE_ATOL, LSE_RTOL, what);
+            tu_check_close(lse, want_lse, HG * c->n_q, LSE_ATOL, LSE_RTOL, what);
         }
         if (c->scoring) {
             for (size_t h = 0; h < c->H; h++) {
@@ -329,7 +283,7 @@ static void check_case(tu_rng *r, const pcase *c)
                         fail_msg("%s: wrote score padding of head %zu", what, h);
             }
             describe(what, sizeof what, ln, c, "score");
-            check_close(got_score, want_s, c->H * m, SCORE_ATOL, SCORE_RTOL, what);
+            tu_check_close(got_score, want_s, c->H * m, SCORE_ATOL, SCORE_RTOL, what);
         }
     }
     free(out), free(lse), free(score), free(got), free(got_score), free(want_s), free(logical);
@@ -696,7 +650,7 @@ static void test_spec_bounds_and_order(void **state)
             for (size_t h = 0; h < H; h++)
                 memcpy(tmp + h * m, S[0] + h * nc + (cb - s.n_sys), m * sizeof(float));
             snprintf(what, sizeof what, "%s: chunk %zu vs oracle", kvz_isa_name(lv[l]), t);
-            check_close(tmp, want, H * m, SCORE_ATOL, SCORE_RTOL, what);
+            tu_check_close(tmp, want, H * m, SCORE_ATOL, SCORE_RTOL, what);
         }
         /* scoring a chunk again into the filled table: max with itself, unchanged */
         memcpy(S[1], S[0], H * nc * sizeof(float));
@@ -750,7 +704,7 @@ static void test_spec_reduced_set(void **state)
                 fail_msg("%s: chunk score %zu changed from %.9g to %.9g by other chunks' keys", ln, x,
                          (double)base[x], (double)other[x]);
         kctx_oracle(&s, s.n_in, s.n_sys, cb, ce, want);
-        check_close(other, want, H * m, SCORE_ATOL, SCORE_RTOL, "scores with loud other chunks");
+        tu_check_close(other, want, H * m, SCORE_ATOL, SCORE_RTOL, "scores with loud other chunks");
 
         /* adding a system-prompt key (key n_sys, moved into the prompt) with a large logit */
         memcpy(s.k, saved, H * s.n_k * d * sizeof(float));
@@ -763,7 +717,7 @@ static void test_spec_reduced_set(void **state)
                 fail_msg("%s: score %zu not lowered by a loud system-prompt key: %.9g -> %.9g", ln, x,
                          (double)base[x], (double)lowered[x]);
         kctx_oracle(&s, s.n_in, s.n_sys + 1, cb, ce, want);
-        check_close(lowered, want, H * m, SCORE_ATOL, SCORE_RTOL, "scores with a loud system-prompt key");
+        tu_check_close(lowered, want, H * m, SCORE_ATOL, SCORE_RTOL, "scores with a loud system-prompt key");
         free(base), free(other), free(out0), free(want), free(saved), free(lowered);
         kctx_free(&s);
     }
@@ -805,7 +759,7 @@ static void test_spec_causality(void **state)
                 kctx_score(&s, nq, s.n_sys, cb, ce, a, m);
                 memcpy(oa, s.out, nq * HG * d * sizeof(float));
                 kctx_oracle(&s, nq, s.n_sys, cb, ce, want);
-                check_close(a, want, m, SCORE_ATOL, SCORE_RTOL, "scores of queries 0..i0");
+                tu_check_close(a, want, m, SCORE_ATOL, SCORE_RTOL, "scores of queries 0..i0");
                 for (size_t j = P + i0 + 1; j < s.n_k; j++) /* later repeat keys: loud for their own row */
                     for (size_t x = 0; x < d; x++)
                         s.k[j * d + x] = 2.0f * kctx_query(&s, j - P, 0)[x];
@@ -839,7 +793,7 @@ static void test_spec_causality(void **state)
             kctx_score(&s, s.n_in, s.n_sys, cb, ce, a, m);
             memcpy(oa, s.out, s.n_in * HG * d * sizeof(float));
             kctx_oracle(&s, s.n_in, s.n_sys, cb, ce, want);
-            check_close(a, want, m, SCORE_ATOL, SCORE_RTOL, "scores with zero queries after the first");
+            tu_check_close(a, want, m, SCORE_ATOL, SCORE_RTOL, "scores with zero queries after the first");
             for (size_t j = P + 1; j < s.n_k; j++) /* own keys of rows >= 1: huge for row 0 */
                 for (size_t x = 0; x < d; x++)
                     s.k[j * d + x] = 2.0f * kctx_query(&s, 0, 0)[x];
@@ -901,7 +855,7 @@ static void test_spec_gqa(void **state)
                 char what[128];
                 snprintf(what, sizeof what, "%s G%zu n_in %zu: group scores vs one head", kvz_isa_name(lv[l]),
                          G, n_in);
-                check_close(sg, w, m, 1e-9, 1e-5, what);
+                tu_check_close(sg, w, m, 1e-9, 1e-5, what);
                 for (size_t x = 0; x < n_in * one.d; x++)
                     wo[x] = one.out[x];
                 for (size_t g = 0; g < G; g++) {
@@ -910,7 +864,7 @@ static void test_spec_gqa(void **state)
                         memcpy(og + i * one.d, many.out + (i * G + g) * one.d, one.d * sizeof(float));
                     snprintf(what, sizeof what, "%s G%zu n_in %zu: output of head %zu vs one head",
                              kvz_isa_name(lv[l]), G, n_in, g);
-                    check_close(og, wo, n_in * one.d, 1e-5, 1e-5, what);
+                    tu_check_close(og, wo, n_in * one.d, 1e-5, 1e-5, what);
                     free(og);
                 }
                 free(s1), free(sg), free(w), free(wo);
@@ -975,8 +929,8 @@ static void test_kernel_contract(void **state)
             fill_sentinel(out, G * n_q * d);
             fill_sentinel(lse, G * n_q);
             kt->attn(&j);
-            check_close(out, want, G * n_q * d, tu_tol(dt), tu_tol(dt), what);
-            check_close(lse, want_lse, G * n_q, LSE_ATOL, LSE_RTOL, what);
+            tu_check_close(out, want, G * n_q * d, tu_tol(dt), tu_tol(dt), what);
+            tu_check_close(lse, want_lse, G * n_q, LSE_ATOL, LSE_RTOL, what);
             /* scoring in slices of the queries: [0, s) and [s, n_q) */
             const size_t s = n_q / 2;
             memset(score, 0, (ce - cb) * sizeof(float));
@@ -993,8 +947,8 @@ static void test_kernel_contract(void **state)
                 for (size_t x = 0; x < ce - cb; x++)
                     score[x] = part[x] > score[x] ? part[x] : score[x];
             }
-            check_close(out, want, G * n_q * d, tu_tol(dt), tu_tol(dt), what);
-            check_close(score, want_score, ce - cb, SCORE_ATOL, SCORE_RTOL, what);
+            tu_check_close(out, want, G * n_q * d, tu_tol(dt), tu_tol(dt), what);
+            tu_check_close(score, want_score, ce - cb, SCORE_ATOL, SCORE_RTOL, what);
             /* the keys as two runs in separate buffers (a shared segment and a private
              * tail): split anywhere, inside a block, at the ends */
             const size_t splits[] = {0, 1, 63, 100, P, n_k - 1, n_k};
@@ -1010,8 +964,8 @@ static void test_kernel_contract(void **state)
                 kt->attn(&j2);
                 snprintf(what, sizeof what, "%s kernel G%zu n_q %zu d%zu dtype %d, two runs split at %zu",
                          kvz_isa_name(lv[l]), G, n_q, d, (int)dt, sp);
-                check_close(out, want, G * n_q * d, tu_tol(dt), tu_tol(dt), what);
-                check_close(lse, want_lse, G * n_q, LSE_ATOL, LSE_RTOL, what);
+                tu_check_close(out, want, G * n_q * d, tu_tol(dt), tu_tol(dt), what);
+                tu_check_close(lse, want_lse, G * n_q, LSE_ATOL, LSE_RTOL, what);
                 free(k2), free(v2);
             }
         }
@@ -1138,17 +1092,17 @@ static void test_invalid(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_prefill_random, setup_clock, teardown_report),
-        cmocka_unit_test_setup_teardown(test_prefill_paths, setup_clock, teardown_report),
-        cmocka_unit_test_setup_teardown(test_prefill_offsets, setup_clock, teardown_report),
-        cmocka_unit_test_setup_teardown(test_prefill_layouts, setup_clock, teardown_report),
-        cmocka_unit_test_setup_teardown(test_scoring_random, setup_clock, teardown_report),
-        cmocka_unit_test_setup_teardown(test_scoring_large, setup_clock, teardown_report),
-        cmocka_unit_test_setup_teardown(test_spec_bounds_and_order, setup_clock, teardown_report),
-        cmocka_unit_test_setup_teardown(test_spec_reduced_set, setup_clock, teardown_report),
-        cmocka_unit_test_setup_teardown(test_spec_causality, setup_clock, teardown_report),
-        cmocka_unit_test_setup_teardown(test_spec_gqa, setup_clock, teardown_report),
-        cmocka_unit_test_setup_teardown(test_kernel_contract, setup_clock, teardown_report),
+        cmocka_unit_test_setup_teardown(test_prefill_random, tu_setup_clock, tu_teardown_report),
+        cmocka_unit_test_setup_teardown(test_prefill_paths, tu_setup_clock, tu_teardown_report),
+        cmocka_unit_test_setup_teardown(test_prefill_offsets, tu_setup_clock, tu_teardown_report),
+        cmocka_unit_test_setup_teardown(test_prefill_layouts, tu_setup_clock, tu_teardown_report),
+        cmocka_unit_test_setup_teardown(test_scoring_random, tu_setup_clock, tu_teardown_report),
+        cmocka_unit_test_setup_teardown(test_scoring_large, tu_setup_clock, tu_teardown_report),
+        cmocka_unit_test_setup_teardown(test_spec_bounds_and_order, tu_setup_clock, tu_teardown_report),
+        cmocka_unit_test_setup_teardown(test_spec_reduced_set, tu_setup_clock, tu_teardown_report),
+        cmocka_unit_test_setup_teardown(test_spec_causality, tu_setup_clock, tu_teardown_report),
+        cmocka_unit_test_setup_teardown(test_spec_gqa, tu_setup_clock, tu_teardown_report),
+        cmocka_unit_test_setup_teardown(test_kernel_contract, tu_setup_clock, tu_teardown_report),
         cmocka_unit_test(test_invalid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,45 +15,6 @@
 #include "oracle.h"
 #include "testutil.h"
 
-/* ---- error bookkeeping (KVZ_TEST_VERBOSE=1 prints time and worst error/limit ratio) ---- */
-
-static double worst_ratio, t_start;
-static char worst_what[400];
-
-static void check_close(const float *got, const double *want, size_t n, double atol, double rtol,
-                        const char *what)
-{
-    for (size_t i = 0; i < n; i++) {
-        if ((double)got[i] == want[i])
-            continue;
-        const double ratio = fabs((double)got[i] - want[i]) / (atol + rtol * fabs(want[i]));
-        if (ratio > worst_ratio) {
-            worst_ratio = ratio;
-            snprintf(worst_what, sizeof worst_what, "%s", what);
-        }
-    }
-    tu_assert_close(got, want, n, atol, rtol, what);
-}
-
-static int setup_clock(void **state)
-{
-    (void)state;
-    worst_ratio = 0;
-    worst_what[0] = '\0';
-    t_start = omp_get_wtime();
-    return 0;
-}
-
-static int teardown_report(void **state)
-{
-    (void)state;
-    const char *e = getenv("KVZ_TEST_VERBOSE");
-    if (e && *e && strcmp(e, "0") != 0)
-        fprintf(stderr, "  %.2f s, worst error / tolerance: %.3g (%s)\n", omp_get_wtime() - t_start,
-                worst_ratio, worst_what);
-    return 0;
-}
-
 /* Output buffers start as this NaN: a row left unwritten fails the comparison. */
 static const uint32_t SENTINEL = 0x7fc0beefu;
 
@@ -209,7 +170,7 @@ static void check_varlen(tu_rng *r, const vcase *c)
         describe(what, sizeof what, kvz_isa_name(lv[l]), c);
         if (st != KVZ_OK)
             fail_msg("%s: kvz_attn_decode_varlen: %s (%s)", what, kvz_strerror(st), kvz_last_error());
-        check_close(out, want, nq, tu_tol(c->dt), tu_tol(c->dt), what);
+        tu_check_close(out, want, nq, tu_tol(c->dt), tu_tol(c->dt), what);
     }
     free(cu), free(kx), free(vx), free(k), free(v), free(q), free(qx), free(want), free(out);
 }
@@ -451,7 +412,7 @@ static void test_retain_equals_evict(void **state)
             assert_int_equal(kvz_attn_decode_varlen(&a), KVZ_OK);
             snprintf(what, sizeof what, "%s retain vs evict variant %d dtype %d q_len %zu kept %d/%d/%d of %zu",
                      kvz_isa_name(lv[l]), variant, (int)dt, ql, cu[1], cu[2] - cu[1], cu[3] - cu[2], n);
-            check_close(out, retain, nq, tu_tol(dt), tu_tol(dt), what);
+            tu_check_close(out, retain, nq, tu_tol(dt), tu_tol(dt), what);
         }
         free(kx), free(vx), free(k), free(v), free(keep), free(kc), free(vc), free(kcx), free(vcx);
         free(q), free(qx), free(retain), free(evict), free(qg), free(og), free(out);
@@ -553,11 +514,11 @@ static void test_invalid(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_random, setup_clock, teardown_report),
-        cmocka_unit_test_setup_teardown(test_shapes, setup_clock, teardown_report),
-        cmocka_unit_test_setup_teardown(test_many_tokens, setup_clock, teardown_report),
-        cmocka_unit_test_setup_teardown(test_long_split, setup_clock, teardown_report),
-        cmocka_unit_test_setup_teardown(test_retain_equals_evict, setup_clock, teardown_report),
+        cmocka_unit_test_setup_teardown(test_random, tu_setup_clock, tu_teardown_report),
+        cmocka_unit_test_setup_teardown(test_shapes, tu_setup_clock, tu_teardown_report),
+        cmocka_unit_test_setup_teardown(test_many_tokens, tu_setup_clock, tu_teardown_report),
+        cmocka_unit_test_setup_teardown(test_long_split, tu_setup_clock, tu_teardown_report),
+        cmocka_unit_test_setup_teardown(test_retain_equals_evict, tu_setup_clock, tu_teardown_report),
         cmocka_unit_test(test_invalid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

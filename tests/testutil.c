@@ -2,6 +2,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,4 +203,40 @@ void tu_assert_close(const float *got, const double *want, size_t n, double atol
             fail_msg("%s: index %zu: got %.9g, want %.9g (error %.3g > %.3g)", what ? what : "", i, g, w, err,
                      lim);
     }
+}
+
+static double worst_ratio, t_start;
+static char worst_what[600];
+
+void tu_check_close(const float *got, const double *want, size_t n, double atol, double rtol, const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        if ((double)got[i] == want[i])
+            continue;
+        const double ratio = fabs((double)got[i] - want[i]) / (atol + rtol * fabs(want[i]));
+        if (ratio > worst_ratio) {
+            worst_ratio = ratio;
+            snprintf(worst_what, sizeof worst_what, "%s", what ? what : "");
+        }
+    }
+    tu_assert_close(got, want, n, atol, rtol, what);
+}
+
+int tu_setup_clock(void **state)
+{
+    (void)state;
+    worst_ratio = 0;
+    worst_what[0] = '\0';
+    t_start = omp_get_wtime();
+    return 0;
+}
+
+int tu_teardown_report(void **state)
+{
+    (void)state;
+    const char *e = getenv("KVZ_TEST_VERBOSE");
+    if (e && *e && strcmp(e, "0") != 0)
+        fprintf(stderr, "  %.2f s, worst error / tolerance: %.3g (%s)\n", omp_get_wtime() - t_start,
+                worst_ratio, worst_what);
+    return 0;
 }

@@ -51,6 +51,13 @@ size_t tu_range(tu_rng *r, size_t lo, size_t hi);
 /* Non-zero under KVZ_TEST_QUICK=1 (emulators, sanitizers): tests shrink their loops. */
 int tu_quick(void);
 /* malloc/calloc that assert success (0 bytes gives a valid 1-byte block). */
+/* tu_assert_close that also remembers the current test's worst error / tolerance ratio;
+ * tu_setup_clock and tu_teardown_report (cmocka fixtures) print it with the test's time
+ * when KVZ_TEST_VERBOSE=1. */
+void tu_check_close(const float *got, const double *want, size_t n, double atol, double rtol, const char *what);
+int tu_setup_clock(void **state);
+int tu_teardown_report(void **state);
+
 void *tu_malloc(size_t bytes);
 void *tu_calloc(size_t n, size_t size);
 
