@@ -100,6 +100,9 @@ typedef struct kvz_kernel_table {
      * above `shift + 8` equal those of `prefix`.
      */
     void (*key_histogram)(const float *x, size_t n, uint32_t prefix, unsigned shift, uint64_t hist[256]);
+    /* CRC32C continued over n bytes (start with 0); NULL where the level has no
+     * instruction for it: src/core/crc32c.c then uses its portable tables. */
+    uint32_t (*crc32c)(uint32_t crc, const void *data, size_t n);
 } kvz_kernel_table;
 
 /* Order-preserving map of a float to an unsigned key (larger float, larger key). */
@@ -144,6 +147,8 @@ static inline size_t kvz_window_work_floats(size_t n, size_t d) { return kvz_att
     void kvz_to_f32_##isa(float *dst, const void *src, int src_dtype, size_t n);                               \
     void kvz_from_f32_##isa(void *dst, int dst_dtype, const float *src, size_t n);                             \
     void kvz_key_histogram_##isa(const float *x, size_t n, uint32_t prefix, unsigned shift, uint64_t hist[256]);
+uint32_t kvz_crc32c_avx2(uint32_t crc, const void *data, size_t n);
+uint32_t kvz_crc32c_avx512(uint32_t crc, const void *data, size_t n);
 KVZ_KERNEL_DECLS(generic)
 KVZ_KERNEL_DECLS(avx2)
 KVZ_KERNEL_DECLS(avx512)

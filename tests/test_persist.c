@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/crc32c.h"
 #include "testutil.h"
 
 enum { L = 2, H = 3, D = 64 };
@@ -223,12 +224,49 @@ static void test_atomic_write(void **state)
     kvz_cache_destroy(a), kvz_cache_destroy(b);
 }
 
+/* CRC32C at every level: the standard check value, and random data in random pieces
+ * against a bit-at-a-time reference. */
+static uint32_t crc_bitwise(const unsigned char *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+    }
+    return ~c;
+}
+
+static void test_crc32c(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 63);
+    kvz_isa lv[8];
+    const size_t nl = tu_isa_levels(lv), n = 5000;
+    unsigned char *buf = tu_malloc(n);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (unsigned char)tu_next(&r);
+    const uint32_t want = crc_bitwise(buf, n);
+    for (size_t l = 0; l < nl; l++) {
+        tu_force(lv[l]);
+        assert_int_equal(kvz_crc32c(0, "123456789", 9), 0xE3069283u);
+        assert_int_equal(kvz_crc32c(0, buf, n), want);
+        uint32_t c = 0; /* continued over pieces of every odd size */
+        for (size_t off = 0, step = 1; off < n; off += step, step = step % 37 + 1)
+            c = kvz_crc32c(c, buf + off, off + step <= n ? step : n - off);
+        assert_int_equal(c, want);
+    }
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_damage),
         cmocka_unit_test(test_atomic_write),
+        cmocka_unit_test(test_crc32c),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -9,4 +9,5 @@ const kvz_kernel_table kvz_kernels_avx2 = {
     .to_f32 = kvz_to_f32_avx2,
     .from_f32 = kvz_from_f32_avx2,
     .key_histogram = kvz_key_histogram_avx2,
+    .crc32c = kvz_crc32c_avx2,
 };
