@@ -1,0 +1,76 @@
+/* A validating GGUF v3 reader (mmap): metadata and tensor directory, every size and offset checked. */
+#ifndef KVZ_MODEL_GGUF_H
+#define KVZ_MODEL_GGUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvz.h"
+
+/* Metadata value types (GGUF's enum). */
+enum {
+    KVZ_GGUF_U8 = 0,
+    KVZ_GGUF_I8 = 1,
+    KVZ_GGUF_U16 = 2,
+    KVZ_GGUF_I16 = 3,
+    KVZ_GGUF_U32 = 4,
+    KVZ_GGUF_I32 = 5,
+    KVZ_GGUF_F32 = 6,
+    KVZ_GGUF_BOOL = 7,
+    KVZ_GGUF_STRING = 8,
+    KVZ_GGUF_ARRAY = 9,
+    KVZ_GGUF_U64 = 10,
+    KVZ_GGUF_I64 = 11,
+    KVZ_GGUF_F64 = 12
+};
+
+/* Tensor types this reader accepts (ggml's numbering). */
+enum { KVZ_GGML_F32 = 0, KVZ_GGML_F16 = 1, KVZ_GGML_Q8_0 = 8, KVZ_GGML_BF16 = 30 };
+
+typedef struct kvz_gguf_str {
+    const char *p; /* not NUL-terminated: inside the mapping */
+    size_t n;
+} kvz_gguf_str;
+
+typedef struct kvz_gguf_kv {
+    kvz_gguf_str key;
+    uint32_t type;       /* KVZ_GGUF_* */
+    uint32_t elem_type;  /* for arrays */
+    uint64_t count;      /* for arrays */
+    const uint8_t *data; /* the value (for arrays: the first element) */
+} kvz_gguf_kv;
+
+typedef struct kvz_gguf_tensor {
+    kvz_gguf_str name;
+    uint32_t n_dims;
+    uint64_t dims[4]; /* ne0 first */
+    uint32_t type;
+    uint64_t n_elements, n_bytes;
+    const void *data; /* inside the mapping, aligned */
+} kvz_gguf_tensor;
+
+typedef struct kvz_gguf {
+    void *map;
+    size_t size;
+    uint32_t version;
+    uint64_t n_kv, n_tensors, alignment, data_offset;
+    kvz_gguf_kv *kv;
+    kvz_gguf_tensor *tensors;
+} kvz_gguf;
+
+/* Maps and validates a GGUF file; on failure *out is NULL and the status says why
+ * (KVZ_ERR_IO, KVZ_ERR_FORMAT, KVZ_ERR_VERSION, KVZ_ERR_TRUNCATED, KVZ_ERR_CORRUPT,
+ * KVZ_ERR_UNSUPPORTED for an unknown tensor type, KVZ_ERR_NOMEM). */
+kvz_status kvz_gguf_open(const char *path, kvz_gguf **out);
+void kvz_gguf_close(kvz_gguf *g);
+
+const kvz_gguf_kv *kvz_gguf_find(const kvz_gguf *g, const char *key);
+const kvz_gguf_tensor *kvz_gguf_tensor_find(const kvz_gguf *g, const char *name);
+/* Integer metadata of any integer type (KVZ_ERR_MISMATCH for another type, KVZ_ERR_INVALID_ARG when absent). */
+kvz_status kvz_gguf_get_u64(const kvz_gguf *g, const char *key, uint64_t *v);
+kvz_status kvz_gguf_get_f32(const kvz_gguf *g, const char *key, float *v);
+kvz_status kvz_gguf_get_str(const kvz_gguf *g, const char *key, kvz_gguf_str *v);
+/* All strings of a string array into out[kv->count] (KVZ_ERR_MISMATCH for another type). */
+kvz_status kvz_gguf_array_strings(const kvz_gguf_kv *kv, kvz_gguf_str *out);
+
+#endif

@@ -1,0 +1,166 @@
+/* The GGUF reader on the shared stories260K model (values from ../shared/models/README.md) and on damaged
+ * copies. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "model/gguf.h"
+#include "testutil.h"
+
+static char model[512];
+static char tmpdir[64];
+
+static int have_model(void)
+{
+    snprintf(model, sizeof model, "%s/models/stories260K.gguf", KVZ_SHARED_DIR);
+    if (access(model, R_OK) != 0) {
+        fprintf(stderr, "%s is absent: skipping (tests read the shared models from ../shared)\n", model);
+        return 0;
+    }
+    return 1;
+}
+
+static void test_stories260k(void **state)
+{
+    (void)state;
+    if (!have_model()) {
+        skip();
+        return;
+    }
+    kvz_gguf *g;
+    assert_int_equal(kvz_gguf_open(model, &g), KVZ_OK);
+    assert_int_equal(g->version, 3);
+    assert_int_equal(g->n_tensors, 48);
+    assert_int_equal(g->alignment, 32);
+    assert_int_equal(g->data_offset, 14176);
+    kvz_gguf_str s;
+    assert_int_equal(kvz_gguf_get_str(g, "general.architecture", &s), KVZ_OK);
+    assert_true(s.n == 5 && !memcmp(s.p, "llama", 5));
+    const struct {
+        const char *key;
+        uint64_t want;
+    } ints[] = {{"llama.context_length", 2048},     {"llama.embedding_length", 64},
+                {"llama.feed_forward_length", 172}, {"llama.block_count", 5},
+                {"llama.attention.head_count", 8},  {"llama.attention.head_count_kv", 4},
+                {"llama.rope.dimension_count", 8}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        uint64_t v = 0;
+        assert_int_equal(kvz_gguf_get_u64(g, ints[i].key, &v), KVZ_OK);
+        assert_int_equal(v, ints[i].want);
+    }
+    float eps;
+    assert_int_equal(kvz_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &eps), KVZ_OK);
+    assert_float_equal(eps, 1e-5f, 1e-12);
+    assert_null(kvz_gguf_find(g, "llama.rope.freq_base")); /* absent: the default 10000 applies */
+    const kvz_gguf_kv *tok = kvz_gguf_find(g, "tokenizer.ggml.tokens");
+    assert_non_null(tok);
+    assert_int_equal(tok->count, 512);
+    kvz_gguf_str *toks = tu_malloc(512 * sizeof *toks);
+    assert_int_equal(kvz_gguf_array_strings(tok, toks), KVZ_OK);
+    assert_true(toks[1].n == 3 && !memcmp(toks[1].p, "<s>", 3));
+    assert_true(toks[3].n == 6 && !memcmp(toks[3].p, "<0x00>", 6));
+    free(toks);
+    const kvz_gguf_tensor *emb = kvz_gguf_tensor_find(g, "token_embd.weight");
+    const kvz_gguf_tensor *out = kvz_gguf_tensor_find(g, "output.weight");
+    const kvz_gguf_tensor *ffn = kvz_gguf_tensor_find(g, "blk.4.ffn_down.weight");
+    assert_non_null(emb), assert_non_null(out), assert_non_null(ffn);
+    assert_int_equal(emb->type, KVZ_GGML_F32);
+    assert_int_equal(emb->n_dims, 2);
+    assert_int_equal(emb->dims[0], 64), assert_int_equal(emb->dims[1], 512);
+    assert_int_equal(ffn->dims[0], 172), assert_int_equal(ffn->dims[1], 64);
+    assert_memory_equal(emb->data, out->data, emb->n_bytes); /* tied embeddings, as the README says */
+    assert_null(kvz_gguf_tensor_find(g, "blk.5.attn_q.weight"));
+    uint64_t v;
+    assert_int_equal(kvz_gguf_get_u64(g, "general.architecture", &v), KVZ_ERR_MISMATCH);
+    assert_int_equal(kvz_gguf_get_u64(g, "no.such.key", &v), KVZ_ERR_INVALID_ARG);
+    kvz_gguf_close(g);
+}
+
+static unsigned char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *p = tu_malloc(*n);
+    assert_int_equal(fread(p, 1, *n, f), *n);
+    fclose(f);
+    return p;
+}
+
+static void spit(const char *path, const unsigned char *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(p, 1, n, f), n);
+    fclose(f);
+}
+
+/* Truncated and bit-flipped copies: a clear status or a valid file, never a crash or an
+ * out-of-bounds read (ASan watches this test). */
+static void test_damaged(void **state)
+{
+    (void)state;
+    if (!have_model()) {
+        skip();
+        return;
+    }
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/kvz-gguf-XXXXXX");
+    assert_non_null(mkdtemp(tmpdir));
+    char bad[128];
+    snprintf(bad, sizeof bad, "%s/bad.gguf", tmpdir);
+    size_t n;
+    unsigned char *good = slurp(model, &n), *buf = tu_malloc(n);
+    const size_t head = 14176, step = tu_quick() ? 97 : 7;
+    for (size_t len = 0; len < n; len += len < head ? step : 4099) { /* every region, the header densely */
+        spit(bad, good, len);
+        kvz_gguf *g = (kvz_gguf *)1;
+        const kvz_status st = kvz_gguf_open(bad, &g);
+        if (!(st == KVZ_ERR_TRUNCATED || st == KVZ_ERR_FORMAT || st == KVZ_ERR_CORRUPT))
+            fail_msg("truncated at %zu: status %d (%s)", len, (int)st, kvz_last_error());
+        assert_null(g);
+    }
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 90);
+    const int flips = tu_quick() ? 300 : 3000;
+    for (int i = 0; i < flips; i++) {
+        memcpy(buf, good, n);
+        const size_t at = tu_range(&r, 0, head - 1);
+        buf[at] ^= (unsigned char)(1u << tu_range(&r, 0, 7));
+        spit(bad, buf, n);
+        kvz_gguf *g = NULL;
+        const kvz_status st = kvz_gguf_open(bad, &g);
+        if (st == KVZ_OK) { /* e.g. a flip inside a token's text: still a well-formed file */
+            for (uint64_t t = 0; t < g->n_tensors; t++)
+                assert_true((const unsigned char *)g->tensors[t].data + g->tensors[t].n_bytes <=
+                            (const unsigned char *)g->map + g->size);
+            kvz_gguf_close(g);
+        } else {
+            assert_null(g);
+            assert_true(strlen(kvz_last_error()) > 0);
+        }
+    }
+    spit(bad, (const unsigned char *)"KVZCACHE not a model", 20);
+    kvz_gguf *g;
+    assert_int_equal(kvz_gguf_open(bad, &g), KVZ_ERR_FORMAT);
+    memcpy(buf, good, n);
+    buf[4] = 2; /* version 2 */
+    spit(bad, buf, n);
+    assert_int_equal(kvz_gguf_open(bad, &g), KVZ_ERR_VERSION);
+    unlink(bad);
+    rmdir(tmpdir);
+    assert_int_equal(kvz_gguf_open("/nonexistent/x.gguf", &g), KVZ_ERR_IO);
+    assert_int_equal(kvz_gguf_open(NULL, &g), KVZ_ERR_NULL);
+    free(good), free(buf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stories260k),
+        cmocka_unit_test(test_damaged),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
