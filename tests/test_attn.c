@@ -73,22 +73,6 @@ static void fill_nan(void *p, kvz_dtype dt, size_t n)
     }
 }
 
-/* Output buffers are pre-filled with this NaN; what the call must not touch keeps it. */
-static const uint32_t SENTINEL = 0x7fc0beefu;
-
-static void fill_sentinel(float *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        memcpy(p + i, &SENTINEL, 4);
-}
-
-static int is_sentinel(const float *p)
-{
-    uint32_t u;
-    memcpy(&u, p, 4);
-    return u == SENTINEL;
-}
-
 /* ---- one prefill case --------------------------------------------------------------- */
 
 typedef struct pcase {
@@ -253,9 +237,9 @@ static void check_case(tu_rng *r, const pcase *c)
     for (size_t l = 0; l < nl; l++) {
         tu_force(lv[l]);
         const char *ln = kvz_isa_name(lv[l]);
-        fill_sentinel(out, p.os.size);
-        fill_sentinel(lse, HG * c->n_q);
-        fill_sentinel(score, ssize);
+        tu_fill_sentinel(out, p.os.size);
+        tu_fill_sentinel(lse, HG * c->n_q);
+        tu_fill_sentinel(score, ssize);
         for (size_t h = 0; c->scoring && h < c->H; h++) /* scores start at the prior, padding stays sentinel */
             memcpy(score + h * sstride, prior + h * sstride, m * sizeof(float));
         const kvz_attn_args a = make_args(c, &p, out, c->with_lse ? lse : NULL, score);
@@ -267,7 +251,7 @@ static void check_case(tu_rng *r, const pcase *c)
         describe(what, sizeof what, ln, c, "out");
         tu_check_close(got, want, nout, tu_tol(c->dt), tu_tol(c->dt), what);
         for (size_t x = 0; x < p.os.size; x++)
-            if (!logical[x] && !is_sentinel(out + x))
+            if (!logical[x] && !tu_is_sentinel(out + x))
                 fail_msg("%s: wrote padding element %zu of out", what, x);
         if (c->with_lse) {
             describe(what, sizeof what, ln, c, "lse");
@@ -279,7 +263,7 @@ static void check_case(tu_rng *r, const pcase *c)
                 for (size_t j = 0; j < m; j++)
                     want_s[h * m + j] = want_score[h * sstride + j];
                 for (size_t x = m; h + 1 < c->H && x < sstride; x++)
-                    if (!is_sentinel(score + h * sstride + x))
+                    if (!tu_is_sentinel(score + h * sstride + x))
                         fail_msg("%s: wrote score padding of head %zu", what, h);
             }
             describe(what, sizeof what, ln, c, "score");
@@ -926,8 +910,8 @@ static void test_kernel_contract(void **state)
             j.n_q = n_q, j.n_k = n_k, j.d = d, j.group = G, j.q_pos0 = (ptrdiff_t)P, j.scale = (float)scale;
             j.out = out, j.out_head_stride = (ptrdiff_t)(n_q * d), j.out_row_stride = (ptrdiff_t)d;
             j.lse = lse, j.work = work;
-            fill_sentinel(out, G * n_q * d);
-            fill_sentinel(lse, G * n_q);
+            tu_fill_sentinel(out, G * n_q * d);
+            tu_fill_sentinel(lse, G * n_q);
             kt->attn(&j);
             tu_check_close(out, want, G * n_q * d, tu_tol(dt), tu_tol(dt), what);
             tu_check_close(lse, want_lse, G * n_q, LSE_ATOL, LSE_RTOL, what);
@@ -959,8 +943,8 @@ static void test_kernel_contract(void **state)
                 memcpy(v2, (const char *)v + sp * d * 2, n2 * d * 2);
                 kvz_attn_job j2 = j;
                 j2.n_k = sp, j2.k2 = k2, j2.v2 = v2, j2.n_k2 = n2;
-                fill_sentinel(out, G * n_q * d);
-                fill_sentinel(lse, G * n_q);
+                tu_fill_sentinel(out, G * n_q * d);
+                tu_fill_sentinel(lse, G * n_q);
                 kt->attn(&j2);
                 snprintf(what, sizeof what, "%s kernel G%zu n_q %zu d%zu dtype %d, two runs split at %zu",
                          kvz_isa_name(lv[l]), G, n_q, d, (int)dt, sp);
@@ -1079,14 +1063,14 @@ static void test_invalid(void **state)
     b = s, b.n_k = 11; /* n_q = 2 queries from 10 need 12 keys */
     expect_status(&b, KVZ_ERR_INVALID_ARG, "scoring");
     /* a failing call writes nothing */
-    fill_sentinel(out, NQ * D);
-    fill_sentinel(score, NK);
+    tu_fill_sentinel(out, NQ * D);
+    tu_fill_sentinel(score, NK);
     b = s, b.chunk_end = 11;
     expect_status(&b, KVZ_ERR_INVALID_ARG, "scoring");
     for (size_t i = 0; i < NQ * D; i++)
-        assert_true(is_sentinel(out + i));
+        assert_true(tu_is_sentinel(out + i));
     for (size_t i = 0; i < NK; i++)
-        assert_true(is_sentinel(score + i));
+        assert_true(tu_is_sentinel(score + i));
 }
 
 int main(void)

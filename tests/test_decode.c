@@ -15,22 +15,6 @@
 #include "oracle.h"
 #include "testutil.h"
 
-/* Output buffers start as this NaN: a row left unwritten fails the comparison. */
-static const uint32_t SENTINEL = 0x7fc0beefu;
-
-static void fill_sentinel(float *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        memcpy(p + i, &SENTINEL, 4);
-}
-
-static int is_sentinel(const float *p)
-{
-    uint32_t u;
-    memcpy(&u, p, 4);
-    return u == SENTINEL;
-}
-
 /* NaN in the storage type: the gaps between padded rows hold it. */
 static void fill_nan(void *p, kvz_dtype dt, size_t n)
 {
@@ -155,7 +139,7 @@ static void check_varlen(tu_rng *r, const vcase *c)
     char what[400];
     for (size_t l = 0; l < nl; l++) {
         tu_force(lv[l]);
-        fill_sentinel(out, nq);
+        tu_fill_sentinel(out, nq);
         kvz_varlen_args a;
         memset(&a, 0, sizeof a);
         a.struct_size = sizeof a;
@@ -241,7 +225,7 @@ static void test_shapes(void **state)
     a.struct_size = sizeof a;
     a.n_kv_heads = 3, a.group = 2, a.head_dim = 16, a.q_len = 1, a.q = q, a.kv_row_stride = 16, a.cu_len = cu;
     a.out = out;
-    fill_sentinel(out, sizeof out / sizeof out[0]);
+    tu_fill_sentinel(out, sizeof out / sizeof out[0]);
     assert_int_equal(kvz_attn_decode_varlen(&a), KVZ_OK);
     for (size_t i = 0; i < sizeof out / sizeof out[0]; i++)
         assert_true(out[i] == 0.0f);
@@ -408,7 +392,7 @@ static void test_retain_equals_evict(void **state)
             a.n_kv_heads = H, a.group = G, a.head_dim = d, a.q_len = ql;
             a.q = q, a.k = kc, a.v = vc, a.kv_dtype = dt, a.kv_row_stride = (ptrdiff_t)stride, a.cu_len = cu;
             a.out = out;
-            fill_sentinel(out, nq);
+            tu_fill_sentinel(out, nq);
             assert_int_equal(kvz_attn_decode_varlen(&a), KVZ_OK);
             snprintf(what, sizeof what, "%s retain vs evict variant %d dtype %d q_len %zu kept %d/%d/%d of %zu",
                      kvz_isa_name(lv[l]), variant, (int)dt, ql, cu[1], cu[2] - cu[1], cu[3] - cu[2], n);
@@ -490,7 +474,7 @@ static void test_invalid(void **state)
 
     /* cu_len must start at 0 and never decrease; a failing call writes nothing */
     int32_t bad0[H + 1] = {1, 4, 8}, dec[H + 1] = {0, 5, 4}, neg[H + 1] = {0, -1, 3};
-    fill_sentinel(out, NQ);
+    tu_fill_sentinel(out, NQ);
     b = a, b.cu_len = bad0;
     expect_status(&b, KVZ_ERR_INVALID_ARG, "cu_len");
     b = a, b.cu_len = dec;
@@ -498,17 +482,17 @@ static void test_invalid(void **state)
     b = a, b.cu_len = neg;
     expect_status(&b, KVZ_ERR_INVALID_ARG, "cu_len");
     for (size_t i = 0; i < NQ; i++)
-        assert_true(is_sentinel(out + i));
+        assert_true(tu_is_sentinel(out + i));
 
     /* accepted: q_len 0 writes nothing; head_dim 256; stride larger than the row */
     b = a, b.q_len = 0;
     expect_status(&b, KVZ_OK, NULL);
     for (size_t i = 0; i < NQ; i++)
-        assert_true(is_sentinel(out + i));
+        assert_true(tu_is_sentinel(out + i));
     b = a, b.kv_row_stride = 2 * D, b.cu_len = (int32_t[]){0, 2, 4};
     expect_status(&b, KVZ_OK, NULL);
     for (size_t i = 0; i < NQ; i++)
-        assert_false(is_sentinel(out + i));
+        assert_false(tu_is_sentinel(out + i));
 }
 
 int main(void)

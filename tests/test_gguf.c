@@ -77,27 +77,6 @@ static void test_stories260k(void **state)
     kvz_gguf_close(g);
 }
 
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *p = tu_malloc(*n);
-    assert_int_equal(fread(p, 1, *n, f), *n);
-    fclose(f);
-    return p;
-}
-
-static void spit(const char *path, const unsigned char *p, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(p, 1, n, f), n);
-    fclose(f);
-}
-
 /* Truncated and bit-flipped copies: a clear status or a valid file, never a crash or an
  * out-of-bounds read (ASan watches this test). */
 static void test_damaged(void **state)
@@ -112,10 +91,10 @@ static void test_damaged(void **state)
     char bad[128];
     snprintf(bad, sizeof bad, "%s/bad.gguf", tmpdir);
     size_t n;
-    unsigned char *good = slurp(model, &n), *buf = tu_malloc(n);
+    unsigned char *good = tu_slurp(model, &n), *buf = tu_malloc(n);
     const size_t head = 14176, step = tu_quick() ? 97 : 7;
     for (size_t len = 0; len < n; len += len < head ? step : 4099) { /* every region, the header densely */
-        spit(bad, good, len);
+        tu_spit(bad, good, len);
         kvz_gguf *g = (kvz_gguf *)1;
         const kvz_status st = kvz_gguf_open(bad, &g);
         if (!(st == KVZ_ERR_TRUNCATED || st == KVZ_ERR_FORMAT || st == KVZ_ERR_CORRUPT))
@@ -129,7 +108,7 @@ static void test_damaged(void **state)
         memcpy(buf, good, n);
         const size_t at = tu_range(&r, 0, head - 1);
         buf[at] ^= (unsigned char)(1u << tu_range(&r, 0, 7));
-        spit(bad, buf, n);
+        tu_spit(bad, buf, n);
         kvz_gguf *g = NULL;
         const kvz_status st = kvz_gguf_open(bad, &g);
         if (st == KVZ_OK) { /* e.g. a flip inside a token's text: still a well-formed file */
@@ -142,12 +121,12 @@ static void test_damaged(void **state)
             assert_true(strlen(kvz_last_error()) > 0);
         }
     }
-    spit(bad, (const unsigned char *)"KVZCACHE not a model", 20);
+    tu_spit(bad, (const unsigned char *)"KVZCACHE not a model", 20);
     kvz_gguf *g;
     assert_int_equal(kvz_gguf_open(bad, &g), KVZ_ERR_FORMAT);
     memcpy(buf, good, n);
     buf[4] = 2; /* version 2 */
-    spit(bad, buf, n);
+    tu_spit(bad, buf, n);
     assert_int_equal(kvz_gguf_open(bad, &g), KVZ_ERR_VERSION);
     unlink(bad);
     rmdir(tmpdir);

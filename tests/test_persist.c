@@ -122,27 +122,6 @@ static void test_round_trip(void **state)
     kvz_cache_destroy(e), kvz_cache_destroy(b);
 }
 
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *p = tu_malloc(*n + 1);
-    assert_int_equal(fread(p, 1, *n, f), *n);
-    fclose(f);
-    return p;
-}
-
-static void spit(const char *path, const unsigned char *p, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(p, 1, n, f), n);
-    fclose(f);
-}
-
 /* Every byte flipped, every truncation: refused with a specific status, nothing handed out. */
 static void test_damage(void **state)
 {
@@ -156,12 +135,12 @@ static void test_damage(void **state)
     assert_int_equal(kvz_cache_save(c, path, NULL), KVZ_OK);
     kvz_cache_destroy(c);
     size_t n;
-    unsigned char *good = slurp(path, &n), *buf = tu_malloc(n + 8);
+    unsigned char *good = tu_slurp(path, &n), *buf = tu_malloc(n + 8);
     for (size_t i = 0; i < n; i++)
         for (int bit = 0; bit < 8; bit += tu_quick() ? 7 : 3) {
             memcpy(buf, good, n);
             buf[i] ^= (unsigned char)(1u << bit);
-            spit(bad, buf, n);
+            tu_spit(bad, buf, n);
             kvz_cache *x = (kvz_cache *)1;
             const kvz_status st = kvz_cache_load(bad, NULL, &x, NULL);
             if (!(st == KVZ_ERR_FORMAT || st == KVZ_ERR_VERSION || st == KVZ_ERR_CORRUPT ||
@@ -172,7 +151,7 @@ static void test_damage(void **state)
                 assert_int_equal(st, KVZ_ERR_FORMAT);
         }
     for (size_t len = 0; len < n; len++) {
-        spit(bad, good, len);
+        tu_spit(bad, good, len);
         kvz_cache *x = (kvz_cache *)1;
         const kvz_status st = kvz_cache_load(bad, NULL, &x, NULL);
         if (st != KVZ_ERR_TRUNCATED)
@@ -182,16 +161,16 @@ static void test_damage(void **state)
     /* trailing bytes */
     memcpy(buf, good, n);
     memcpy(buf + n, "garbage", 7);
-    spit(bad, buf, n + 7);
+    tu_spit(bad, buf, n + 7);
     kvz_cache *x;
     assert_int_equal(kvz_cache_load(bad, NULL, &x, NULL), KVZ_ERR_CORRUPT);
     /* another version, with a valid header checksum, is a version error */
     memcpy(buf, good, n);
     buf[8] = 2;
-    spit(bad, buf, n);
+    tu_spit(bad, buf, n);
     assert_int_equal(kvz_cache_load(bad, NULL, &x, NULL), KVZ_ERR_VERSION);
     /* not a cache file at all */
-    spit(bad, (const unsigned char *)"GGUF\3\0\0\0 something else entirely", 30);
+    tu_spit(bad, (const unsigned char *)"GGUF\3\0\0\0 something else entirely", 30);
     assert_int_equal(kvz_cache_load(bad, NULL, &x, NULL), KVZ_ERR_FORMAT);
     free(good), free(buf);
 }

@@ -240,3 +240,39 @@ int tu_teardown_report(void **state)
                 worst_ratio, worst_what);
     return 0;
 }
+
+static const uint32_t SENTINEL = 0x7fc0beefu;
+
+void tu_fill_sentinel(float *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        memcpy(p + i, &SENTINEL, 4);
+}
+
+int tu_is_sentinel(const float *p)
+{
+    uint32_t u;
+    memcpy(&u, p, 4);
+    return u == SENTINEL;
+}
+
+unsigned char *tu_slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *p = tu_malloc(*n + 1);
+    assert_int_equal(fread(p, 1, *n, f), *n);
+    fclose(f);
+    return p;
+}
+
+void tu_spit(const char *path, const unsigned char *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(p, 1, n, f), n);
+    fclose(f);
+}

@@ -58,6 +58,14 @@ void tu_check_close(const float *got, const double *want, size_t n, double atol,
 int tu_setup_clock(void **state);
 int tu_teardown_report(void **state);
 
+/* Output buffers pre-filled with this NaN pattern show what a call did not write. */
+void tu_fill_sentinel(float *p, size_t n);
+int tu_is_sentinel(const float *p);
+
+/* A whole file into malloc'd memory (size in *n), and bytes into a file. */
+unsigned char *tu_slurp(const char *path, size_t *n);
+void tu_spit(const char *path, const unsigned char *p, size_t n);
+
 void *tu_malloc(size_t bytes);
 void *tu_calloc(size_t n, size_t size);
 
