@@ -81,7 +81,8 @@ KVZ_API const char *kvz_last_error(void);
 /** @name ISA dispatch
  *  The best level is chosen once per process, on first use; the environment variable
  *  KVZ_ISA=generic|avx2|avx512|neon forces a lower one (a level the CPU lacks is refused:
- *  the library then stays on the best level and kvz_last_error() says why).
+ *  the library then stays on the best level, says why on stderr, and kvz_last_error() of
+ *  the thread whose call made the choice says it too).
  *  @{ */
 
 /** The level the kernels currently use. Thread-safe. @since 0.1 */

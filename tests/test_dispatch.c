@@ -1,98 +1,383 @@
-/* ISA dispatch: the pure chooser, KVZ_ISA in a fresh process, forcing, and the tables. */
+/* ISA dispatch: the pure chooser, KVZ_ISA in fresh processes, racing first calls, forcing, and the tables. */
+#include <ctype.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "config.h"
 #include "core/internal.h"
 #include "testutil.h"
 
 #define M(i) (1u << (i))
 
-static void test_choose_pure(void **state)
+/* The rule kvz_isa_choose must follow: the best level of the mask (avx512 > avx2 > neon >
+ * generic) unless the name is a level of the mask. */
+static kvz_isa best_of(unsigned mask)
+{
+    return (mask & M(KVZ_ISA_AVX512)) ? KVZ_ISA_AVX512
+           : (mask & M(KVZ_ISA_AVX2)) ? KVZ_ISA_AVX2
+           : (mask & M(KVZ_ISA_NEON)) ? KVZ_ISA_NEON
+                                      : KVZ_ISA_GENERIC;
+}
+
+/* -1: not a level name; else the level (any case). */
+static int level_of_name(const char *s)
+{
+    static const char *const names[] = {"generic", "avx2", "avx512", "neon"};
+    for (int i = 0; i < 4; i++) {
+        size_t c = 0;
+        while (s[c] && names[i][c] && tolower((unsigned char)s[c]) == names[i][c])
+            c++;
+        if (!s[c] && !names[i][c])
+            return i;
+    }
+    return -1;
+}
+
+static const char *const envs[] = {NULL,      "",         "generic", "GENERIC", "Generic", "avx2",
+                                   "AVX2",    "aVx2",     "avx512",  "AVX512",  "Avx512",  "neon",
+                                   "NEON",    "NeOn",     "sse42",   "avx",     "avx2 ",   " avx2",
+                                   "avx-512", "generic2", "x",       "unknown", "0",       "1"};
+
+/* Every mask (all 16 subsets of the four levels) against every value of the variable. */
+static void test_choose_all_combinations(void **state)
 {
     (void)state;
     char msg[256];
+    for (unsigned mask = 0; mask < 16; mask++)
+        for (size_t e = 0; e < sizeof envs / sizeof envs[0]; e++) {
+            const char *env = envs[e];
+            memset(msg, 'Z', sizeof msg);
+            const kvz_isa got = kvz_isa_choose(env, mask, msg, sizeof msg);
+            const int lvl = env ? level_of_name(env) : -1;
+            const int honoured = lvl >= 0 && (mask & M(lvl));
+            const kvz_isa want = honoured ? (kvz_isa)lvl : best_of(mask);
+            if (got != want)
+                fail_msg("choose('%s', mask 0x%x) = %s, want %s", env ? env : "(unset)", mask,
+                         kvz_isa_name(got), kvz_isa_name(want));
+            assert_non_null(memchr(msg, '\0', sizeof msg));
+            if (!env || !*env || honoured) {
+                if (msg[0])
+                    fail_msg("choose('%s', mask 0x%x): unexpected message '%s'", env ? env : "(unset)", mask,
+                             msg);
+            } else if (!strstr(msg, env)) { /* refused: a message naming the value */
+                fail_msg("choose('%s', mask 0x%x): message '%s' does not name the value", env, mask, msg);
+            }
+        }
+    /* the real machines' masks, spelled out */
     const unsigned x86 = M(KVZ_ISA_GENERIC) | M(KVZ_ISA_AVX2) | M(KVZ_ISA_AVX512);
     const unsigned arm = M(KVZ_ISA_GENERIC) | M(KVZ_ISA_NEON);
-    /* unset or empty: the best level */
     assert_int_equal(kvz_isa_choose(NULL, x86, msg, sizeof msg), KVZ_ISA_AVX512);
-    assert_string_equal(msg, "");
-    assert_int_equal(kvz_isa_choose("", arm, msg, sizeof msg), KVZ_ISA_NEON);
+    assert_int_equal(kvz_isa_choose(NULL, arm, msg, sizeof msg), KVZ_ISA_NEON);
     assert_int_equal(kvz_isa_choose(NULL, M(0) | M(KVZ_ISA_AVX2), msg, sizeof msg), KVZ_ISA_AVX2);
-    assert_int_equal(kvz_isa_choose(NULL, M(0) | M(KVZ_ISA_AVX2) | M(KVZ_ISA_AVX512), msg, sizeof msg),
-                     KVZ_ISA_AVX512);
     assert_int_equal(kvz_isa_choose(NULL, M(0), msg, sizeof msg), KVZ_ISA_GENERIC);
-    /* a lower supported level, any case */
-    const char *names[] = {"generic", "AVX2", "Avx512"};
-    const kvz_isa want[] = {KVZ_ISA_GENERIC, KVZ_ISA_AVX2, KVZ_ISA_AVX512};
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(kvz_isa_choose(names[i], x86, msg, sizeof msg), want[i]);
-        assert_string_equal(msg, "");
-    }
-    /* unknown name or a level this machine lacks: the best level and a message naming it */
-    assert_int_equal(kvz_isa_choose("sse42", x86, msg, sizeof msg), KVZ_ISA_AVX512);
-    assert_true(strstr(msg, "sse42") != NULL);
+    assert_int_equal(kvz_isa_choose("AVX2", x86, msg, sizeof msg), KVZ_ISA_AVX2);
+    assert_string_equal(msg, "");
     assert_int_equal(kvz_isa_choose("neon", x86, msg, sizeof msg), KVZ_ISA_AVX512);
     assert_true(strstr(msg, "neon") != NULL);
     assert_int_equal(kvz_isa_choose("avx512", arm, msg, sizeof msg), KVZ_ISA_NEON);
     assert_true(strstr(msg, "avx512") != NULL);
+    assert_int_equal(kvz_isa_choose("avx512", M(0) | M(KVZ_ISA_AVX2), msg, sizeof msg), KVZ_ISA_AVX2);
+    assert_true(strstr(msg, "avx512") != NULL);
 }
+
+/* The message never runs past msg_size (truncated, terminated), and msg_size 0 writes nothing. */
+static void test_choose_message_bounds(void **state)
+{
+    (void)state;
+    char buf[64];
+    for (size_t size = 1; size <= 16; size++) {
+        memset(buf, 'Z', sizeof buf);
+        assert_int_equal(kvz_isa_choose("a-rather-long-unknown-level-name", M(0), buf, size), KVZ_ISA_GENERIC);
+        assert_non_null(memchr(buf, '\0', size));
+        for (size_t i = size; i < sizeof buf; i++)
+            assert_int_equal(buf[i], 'Z');
+    }
+    memset(buf, 'Z', sizeof buf);
+    assert_int_equal(kvz_isa_choose("bogus", M(0) | M(KVZ_ISA_AVX2), buf, 0), KVZ_ISA_AVX2);
+    for (size_t i = 0; i < sizeof buf; i++)
+        assert_int_equal(buf[i], 'Z');
+}
+
+/* ---- the live path, from main before any other libkvz call ---------------------------------------- */
+
+/* KVZ_ISA values tried in fresh (forked) processes: what the first call chose, its stderr and
+ * the last-error message of the thread that made it. */
+typedef struct child_result {
+    const char *env;
+    int ok; /* the child ran and reported */
+    int isa;
+    char last_error[256];
+    char stderr_text[512];
+} child_result;
+
+static child_result children[] = {{.env = "GeNeRiC"}, {.env = "avx2"}, {.env = "AVX512"},
+                                  {.env = "neon"},    {.env = "sse9"}, {.env = ""}};
+enum { N_CHILDREN = sizeof children / sizeof children[0] };
+
+static void run_child(child_result *c)
+{
+    int res[2], err[2];
+    if (pipe(res) != 0 || pipe(err) != 0)
+        return;
+    fflush(stdout), fflush(stderr);
+    const pid_t pid = fork();
+    if (pid < 0)
+        return;
+    if (pid == 0) { /* a fresh libkvz: nothing was called before the fork */
+        close(res[0]), close(err[0]);
+        dup2(err[1], 2);
+        setenv("KVZ_ISA", c->env, 1);
+        child_result r = *c;
+        r.isa = (int)kvz_isa_active();
+        snprintf(r.last_error, sizeof r.last_error, "%s", kvz_last_error());
+        r.ok = 1;
+        if (write(res[1], &r, sizeof r) != (ssize_t)sizeof r)
+            _exit(1);
+        fflush(stderr);
+        _exit(0);
+    }
+    close(res[1]), close(err[1]);
+    int status = 0;
+    child_result r;
+    const ssize_t got = read(res[0], &r, sizeof r);
+    size_t n = 0;
+    ssize_t k;
+    while (n + 1 < sizeof c->stderr_text &&
+           (k = read(err[0], c->stderr_text + n, sizeof c->stderr_text - 1 - n)) > 0)
+        n += (size_t)k;
+    c->stderr_text[n] = '\0';
+    waitpid(pid, &status, 0);
+    close(res[0]), close(err[0]);
+    if (got == (ssize_t)sizeof r && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        c->ok = 1;
+        c->isa = r.isa;
+        memcpy(c->last_error, r.last_error, sizeof r.last_error);
+    }
+}
+
+static kvz_isa first_choice = (kvz_isa)-1;
+static int racers, racers_agree;
+
+/* KVZ_ISA=generic set before the first call of this process; 8 threads made that first call
+ * at once and all got the same level. */
+static void test_env_first_call(void **state)
+{
+    (void)state;
+    assert_int_equal(first_choice, KVZ_ISA_GENERIC);
+    assert_true(racers >= 2);
+    assert_true(racers_agree);
+    /* the variable restricts the choice, not what the machine supports */
+    assert_true(kvz_isa_supported(KVZ_ISA_GENERIC));
+#if defined(__x86_64__) && defined(KVZ_HAVE_AVX2)
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        assert_true(kvz_isa_supported(KVZ_ISA_AVX2));
+#endif
+}
+
+/* The variable in fresh processes: honoured when it names a supported level (any case), else the
+ * best level and a message on stderr naming the value. */
+static void test_env_fresh_processes(void **state)
+{
+    (void)state;
+    unsigned mask = 0;
+    for (int i = 0; i < 4; i++)
+        if (kvz_isa_supported((kvz_isa)i))
+            mask |= M(i);
+    for (size_t i = 0; i < N_CHILDREN; i++) {
+        const child_result *c = &children[i];
+        if (!c->ok)
+            fail_msg("KVZ_ISA=%s: the child process did not report", c->env);
+        const int lvl = level_of_name(c->env);
+        const int honoured = lvl >= 0 && (mask & M(lvl));
+        const kvz_isa want = honoured ? (kvz_isa)lvl : best_of(mask);
+        if (c->isa != (int)want)
+            fail_msg("KVZ_ISA=%s: first call chose %s, want %s", c->env, kvz_isa_name((kvz_isa)c->isa),
+                     kvz_isa_name(want));
+        if (honoured || !*c->env) {
+            if (c->stderr_text[0])
+                fail_msg("KVZ_ISA=%s: unexpected stderr '%s'", c->env, c->stderr_text);
+        } else if (!strstr(c->stderr_text, c->env)) {
+            fail_msg("KVZ_ISA=%s: stderr '%s' does not name the value", c->env, c->stderr_text);
+        }
+    }
+}
+
+/* kvz.h: "a level the CPU lacks is refused: the library then stays on the best level and
+ * kvz_last_error() says why" -- in the thread whose call made the choice. */
+static void test_env_refusal_in_last_error(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < N_CHILDREN; i++) {
+        const child_result *c = &children[i];
+        const int lvl = level_of_name(c->env);
+        if (lvl < 0 || kvz_isa_supported((kvz_isa)lvl))
+            continue; /* only levels this machine lacks (neon on x86, avx2/avx512 on arm) */
+        if (!strstr(c->last_error, c->env))
+            fail_msg("KVZ_ISA=%s was refused, but kvz_last_error() in the first caller's thread is '%s'",
+                     c->env, c->last_error);
+    }
+}
+
+/* ---- forcing and the tables -------------------------------------------------------------------------- */
 
 static void test_force(void **state)
 {
     (void)state;
     const kvz_isa all[] = {KVZ_ISA_GENERIC, KVZ_ISA_AVX2, KVZ_ISA_AVX512, KVZ_ISA_NEON};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
-        const kvz_isa before = kvz_isa_active();
-        if (kvz_isa_supported(all[i])) {
-            assert_int_equal(kvz_isa_force(all[i]), KVZ_OK);
-            assert_int_equal(kvz_isa_active(), all[i]);
-            assert_non_null(kvz_kernels_for(all[i]));
-            assert_int_equal(kvz_kernels_for(all[i])->isa, (int)all[i]);
-        } else {
-            assert_int_equal(kvz_isa_force(all[i]), KVZ_ERR_ISA_UNAVAILABLE);
-            assert_int_equal(kvz_isa_active(), before);
-            assert_null(kvz_kernels_for(all[i]));
+    for (int round = 0; round < 2; round++)
+        for (size_t i = 0; i < 4; i++) {
+            const kvz_isa before = kvz_isa_active();
+            if (kvz_isa_supported(all[i])) {
+                assert_int_equal(kvz_isa_force(all[i]), KVZ_OK);
+                assert_int_equal(kvz_isa_active(), all[i]);
+            } else {
+                assert_int_equal(kvz_isa_force(all[i]), KVZ_ERR_ISA_UNAVAILABLE);
+                assert_true(strstr(kvz_last_error(), kvz_isa_name(all[i])) != NULL);
+                assert_int_equal(kvz_isa_active(), before);
+            }
         }
+    const int bad[] = {4, 5, 99, -1, 0x7fffffff};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const kvz_isa before = kvz_isa_active();
+        assert_int_equal(kvz_isa_force((kvz_isa)bad[i]), KVZ_ERR_INVALID_ARG);
+        assert_true(strlen(kvz_last_error()) > 0);
+        assert_int_equal(kvz_isa_active(), before);
     }
-    assert_int_equal(kvz_isa_force((kvz_isa)99), KVZ_ERR_INVALID_ARG);
-    assert_null(kvz_kernels_for((kvz_isa)99));
+    /* back to the best level, as an unforced process would run */
+    kvz_isa best = KVZ_ISA_GENERIC;
+    for (int i = 0; i < 4; i++)
+        if (kvz_isa_supported((kvz_isa)i))
+            best = best_of(M(best) | M(i));
+    assert_int_equal(kvz_isa_force(best), KVZ_OK);
+    assert_int_equal(kvz_isa_active(), best);
 }
 
-static kvz_isa first_choice;
-static int concurrent_ok;
-
-/* What main saw at the first libkvz call of the process, with KVZ_ISA=generic set. */
-static void test_env_first_call(void **state)
+static void test_tables(void **state)
 {
     (void)state;
-    assert_int_equal(first_choice, KVZ_ISA_GENERIC);
-    assert_true(concurrent_ok);
+    for (int i = 0; i < 4; i++) {
+        const kvz_kernel_table *t = kvz_kernels_for((kvz_isa)i);
+        assert_int_equal(t != NULL, kvz_isa_supported((kvz_isa)i) != 0);
+        if (!t)
+            continue;
+        assert_int_equal(t->isa, i);
+        assert_string_equal(t->name, kvz_isa_name((kvz_isa)i));
+        assert_non_null(t->attn);
+        assert_non_null(t->window_score);
+        assert_non_null(t->to_f32);
+        assert_non_null(t->from_f32);
+        assert_non_null(t->key_histogram);
+        tu_force((kvz_isa)i);
+        assert_ptr_equal(kvz_kernels(), t);
+    }
+    const int bad[] = {4, 99, -1};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_null(kvz_kernels_for((kvz_isa)bad[i]));
+#if !defined(KVZ_HAVE_NEON)
+    assert_null(kvz_kernels_for(KVZ_ISA_NEON));
+#endif
+#if !defined(KVZ_HAVE_AVX512)
+    assert_null(kvz_kernels_for(KVZ_ISA_AVX512));
+#endif
+}
+
+/* Detection agrees with the compiler's own CPU model (which also checks the OS saves the registers). */
+static void test_detection_matches_compiler(void **state)
+{
+    (void)state;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    const int avx2 =
+        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    const int avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+#ifdef KVZ_HAVE_AVX2
+    assert_int_equal(kvz_isa_supported(KVZ_ISA_AVX2) != 0, avx2);
+#endif
+#ifdef KVZ_HAVE_AVX512
+    assert_int_equal(kvz_isa_supported(KVZ_ISA_AVX512) != 0, avx512);
+#endif
+    if (kvz_cpu_has_avx512_bf16())
+        assert_true(avx512);
+#else
+    skip();
+#endif
+}
+
+/* Forcing while other threads compute: every call still gives the (level-independent,
+ * bit-exact) conversion result. */
+static void test_force_while_computing(void **state)
+{
+    (void)state;
+    kvz_isa lv[4];
+    const size_t nl = tu_isa_levels(lv);
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 40);
+    enum { N = 1000 };
+    float x[N];
+    uint16_t want[N];
+    for (size_t i = 0; i < N; i++)
+        x[i] = tu_uniform(&r, -1000, 1000);
+    tu_force(KVZ_ISA_GENERIC);
+    assert_int_equal(kvz_convert(want, KVZ_DTYPE_F16, x, KVZ_DTYPE_F32, N), KVZ_OK);
+    int bad = 0;
+#pragma omp parallel num_threads(4) reduction(+ : bad)
+    {
+        if (omp_get_thread_num() == 0) {
+            for (int it = 0; it < 2000; it++)
+                bad += kvz_isa_force(lv[(size_t)it % nl]) != KVZ_OK;
+        } else {
+            uint16_t got[N];
+            for (int it = 0; it < 300; it++) {
+                bad += kvz_convert(got, KVZ_DTYPE_F16, x, KVZ_DTYPE_F32, N) != KVZ_OK;
+                bad += memcmp(got, want, sizeof got) != 0;
+            }
+        }
+    }
+    assert_int_equal(bad, 0);
+    const kvz_isa act = kvz_isa_active();
+    assert_true(kvz_isa_supported(act));
 }
 
 int main(void)
 {
-    /* Before any other libkvz call of this process: KVZ_ISA is honoured, and threads racing
-     * to the first call all see the same level. */
+    /* Nothing of libkvz has run yet. First, fresh processes for other values of KVZ_ISA (a
+     * fork before any libkvz or OpenMP use gives each child a first call of its own). */
+    for (size_t i = 0; i < N_CHILDREN; i++)
+        run_child(&children[i]);
+    /* Then this process: KVZ_ISA=generic, and threads racing to the first call. */
     setenv("KVZ_ISA", "generic", 1);
-    kvz_isa seen[16];
+    kvz_isa seen[64];
     int n = 0;
 #pragma omp parallel num_threads(8)
     {
+#pragma omp barrier
         const kvz_isa a = kvz_isa_active();
 #pragma omp critical
-        seen[n++] = a;
+        if (n < 64)
+            seen[n++] = a;
     }
     unsetenv("KVZ_ISA");
     first_choice = seen[0];
-    concurrent_ok = 1;
+    racers = n;
+    racers_agree = 1;
     for (int i = 1; i < n; i++)
-        concurrent_ok &= seen[i] == seen[0];
+        racers_agree &= seen[i] == seen[0];
+
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_env_first_call),
-        cmocka_unit_test(test_choose_pure),
+        cmocka_unit_test(test_env_fresh_processes),
+        cmocka_unit_test(test_env_refusal_in_last_error),
+        cmocka_unit_test(test_choose_all_combinations),
+        cmocka_unit_test(test_choose_message_bounds),
         cmocka_unit_test(test_force),
+        cmocka_unit_test(test_tables),
+        cmocka_unit_test(test_detection_matches_compiler),
+        cmocka_unit_test(test_force_while_computing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

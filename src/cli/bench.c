@@ -1,10 +1,44 @@
 /* kvz bench: runs benchmark suites and reports each figure with the ratios the targets are stated in. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/bench_cases.h"
 #include "cli/cli.h"
 #include "kvz.h"
+
+/* Options of the bench subcommands; each subcommand says which it accepts. */
+enum { OPT_JSON = 1, OPT_FILTER = 2, OPT_REPS = 4, OPT_MIN_TIME = 8 };
+
+typedef struct bench_opts {
+    int json;
+    const char *filter; /* comma-separated substrings; NULL: every case */
+    int reps;           /* > 0: exactly this many timed repetitions of every case */
+    double min_time;    /* else: repeat until this many seconds (prefill: two repetitions) */
+} bench_opts;
+
+typedef struct subcommand {
+    const char *name;
+    unsigned options;
+    int (*run)(const bench_opts *o);
+} subcommand;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: kvz bench kernels [--json] [--filter SUBSTR[,SUBSTR...]] [--reps N] [--min-time SECONDS]\n"
+            "       kvz bench cache [--json]\n"
+            "  kernels     kernel benchmarks beside the machine's read bandwidth and oneDNN's sgemm rate,\n"
+            "              then the issue's targets as ratios of figures of this run\n"
+            "  cache       decode over caches compressed by each policy at kept ratios 1, 0.5, 0.3, 0.1;\n"
+            "              .kvz save and load speed against the read bandwidth\n"
+            "  --json      one JSON object per line\n"
+            "  --filter    only the cases whose name contains one of the substrings\n"
+            "  --reps N    exactly N timed repetitions per case (default: until --min-time, 0.5 s, with at\n"
+            "              least 5; the prefill cases 2), each after one untimed warm-up\n"
+            "seconds are the median of the timed repetitions; rates are computed from them. stream_read\n"
+            "runs interleaved with the decode cases, sgemm_f32 with the prefill cases.\n");
+}
 
 /* Whether name contains one of the comma-separated substrings of filter (NULL: all). */
 static int selected(const char *name, const char *filter)
@@ -19,15 +53,23 @@ static int selected(const char *name, const char *filter)
     return 0;
 }
 
-static void usage(FILE *f)
+/* s as the body of a JSON string (quotes, backslashes and control characters escaped). */
+static void json_escape(char *dst, size_t size, const char *s)
 {
-    fprintf(f, "usage: kvz bench kernels [--json] [--filter SUBSTR[,SUBSTR...]] [--min-time SECONDS]\n"
-               "       kvz bench cache [--json]\n"
-               "  kernels   kernel benchmarks with the machine's read bandwidth and oneDNN sgemm rate\n"
-               "  cache     decode over caches compressed by each policy at kept ratios 1, 0.5, 0.3, 0.1;\n"
-               "            .kvz save and load speed against the read bandwidth\n"
-               "  --json    one JSON object per line\n");
+    size_t n = 0;
+    for (; *s && n + 7 < size; s++) {
+        const unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            dst[n++] = '\\', dst[n++] = (char)ch;
+        else if (ch < 0x20)
+            n += (size_t)snprintf(dst + n, size - n, "\\u%04x", ch);
+        else
+            dst[n++] = (char)ch;
+    }
+    dst[n] = '\0';
 }
+
+/* ---- kernels -------------------------------------------------------------------------- */
 
 /* A target stated as a ratio of two figures measured in the same run. */
 typedef struct target {
@@ -45,48 +87,101 @@ static const target targets[] = {
     {"score_vs_prefill", "score_attn_f32", "prefill_attn_f32", "scoring time / plain prefill time", 1, 1.15, 0},
 };
 
-static int run_kernels(int json, const char *filter, double min_time)
+enum { MAX_CASES = 32 };
+
+static int run_kernels(const bench_opts *o)
 {
     size_t n;
     const kvz_bench_case *cases = kvz_bench_kernel_cases(&n);
-    kvz_bench_result res[16];
-    int have[16] = {0};
-    char cpu[256];
-    kvz_bench_cpu_model(cpu, sizeof cpu);
+    if (n > MAX_CASES)
+        n = MAX_CASES;
+    kvz_bench_result res[MAX_CASES];
+    int have[MAX_CASES] = {0};
+    char cpu_raw[256], cpu[512], dnnl[32];
+    kvz_bench_cpu_model(cpu_raw, sizeof cpu_raw);
+    json_escape(cpu, sizeof cpu, cpu_raw);
+    kvz_bench_dnnl_version(dnnl, sizeof dnnl);
     const char *isa = kvz_isa_name(kvz_isa_active());
     const int threads = kvz_num_threads();
-    if (!json) {
-        printf("libkvz %s  isa %s  cpu \"%s\"  threads %d\n", kvz_version().string, isa, cpu, threads);
-#ifdef __VERSION__
-        printf("compiler %s\n", __VERSION__);
+    const char *version = kvz_version().string;
+    if (!o->json) {
+        static const kvz_isa isas[] = {KVZ_ISA_GENERIC, KVZ_ISA_AVX2, KVZ_ISA_AVX512, KVZ_ISA_NEON};
+        char avail[64] = "";
+        for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++)
+            if (kvz_isa_supported(isas[i]))
+                snprintf(avail + strlen(avail), sizeof avail - strlen(avail), "%s%s", avail[0] ? " " : "",
+                         kvz_isa_name(isas[i]));
+        printf("libkvz %s  isa %s (available: %s)  threads %d  numa nodes %d\n", version, isa, avail, threads,
+               kvz_numa_nodes());
+        printf("cpu %s  llc %zu MiB  avx512_bf16 %s\n", cpu_raw, kvz_bench_llc_bytes() >> 20,
+               kvz_cpu_has_avx512_bf16() ? "yes" : "no");
+        printf("built by %s%s, oneDNN %s\n", kvz_bench_compiler(),
+#ifdef __OPTIMIZE__
+               " (optimized)",
+#else
+               " (NOT optimized)",
 #endif
-        printf("%-24s %12s %12s %-8s %5s\n", "name", "seconds", "rate", "unit", "reps");
+               dnnl);
+        printf("seconds: median of the timed repetitions after a warm-up; best: the fastest; each reference\n"
+               "runs interleaved with the cases compared with it\n\n");
+        printf("%-24s %12s %12s %10s %-8s %5s\n", "name", "seconds", "best", "rate", "unit", "reps");
     }
+    /* groups measured together (interleaved): a reference (stream_read, sgemm_f32) and the
+     * cases after it, up to the next reference */
     int failed = 0;
-    for (size_t i = 0; i < n && i < 16; i++) {
-        if (!selected(cases[i].name, filter))
-            continue;
-        /* prefill at 32K is ~1 TFLOP: a warm-up and two timed runs are enough */
-        const int slow = cases[i].kind == KVZ_BENCH_PREFILL;
-        if (kvz_bench_measure(&cases[i], slow ? 0.0 : min_time, slow ? 2 : 5, slow ? 2 : 200, &res[i]) != 0) {
-            failed = 1;
-            continue;
+    for (size_t g0 = 0; g0 < n;) {
+        size_t g1 = g0 + 1;
+        while (g1 < n && cases[g1].kind != KVZ_BENCH_STREAM && cases[g1].kind != KVZ_BENCH_SGEMM)
+            g1++;
+        const kvz_bench_case *sel[MAX_CASES];
+        kvz_bench_budget budget[MAX_CASES];
+        kvz_bench_result out[MAX_CASES];
+        int bad[MAX_CASES];
+        size_t idx[MAX_CASES], m = 0;
+        for (size_t i = g0; i < g1; i++) {
+            if (!selected(cases[i].name, o->filter))
+                continue;
+            /* prefill at 32K is ~1 TFLOP, seconds per operation here: a warm-up and two runs */
+            const int slow = cases[i].kind == KVZ_BENCH_PREFILL;
+            budget[m] = slow ? (kvz_bench_budget){0.0, 2, 2} : (kvz_bench_budget){o->min_time, 5, 1000};
+            if (o->reps > 0)
+                budget[m] = (kvz_bench_budget){0.0, o->reps, o->reps};
+            sel[m] = &cases[i], idx[m++] = i;
         }
-        have[i] = 1;
-        if (json)
-            printf("{\"name\":\"%s\",\"seconds\":%.6g,\"rate\":%.4g,\"unit\":\"%s\",\"reps\":%d,\"isa\":\"%s\","
-                   "\"cpu\":\"%s\",\"threads\":%d}\n",
-                   cases[i].name, res[i].seconds, res[i].rate, res[i].unit, res[i].reps, isa, cpu, threads);
-        else
-            printf("%-24s %12.6f %12.2f %-8s %5d\n", cases[i].name, res[i].seconds, res[i].rate, res[i].unit,
-                   res[i].reps);
+        g0 = g1;
+        if (!m)
+            continue;
+        if (kvz_bench_measure_interleaved(sel, budget, m, out, bad) != 0)
+            failed = 1;
+        for (size_t j = 0; j < m; j++) {
+            const size_t i = idx[j];
+            if (bad[j]) {
+                if (o->json)
+                    printf("{\"name\":\"%s\",\"error\":\"failed (see stderr)\",\"isa\":\"%s\",\"cpu\":\"%s\","
+                           "\"threads\":%d}\n",
+                           cases[i].name, isa, cpu, threads);
+                else
+                    printf("%-24s %12s\n", cases[i].name, "FAILED");
+                continue;
+            }
+            res[i] = out[j], have[i] = 1;
+            if (o->json)
+                printf(
+                    "{\"name\":\"%s\",\"seconds\":%.6g,\"best_seconds\":%.6g,\"rate\":%.4g,\"unit\":\"%s\","
+                    "\"work\":%.6g,\"reps\":%d,\"libkvz\":\"%s\",\"isa\":\"%s\",\"cpu\":\"%s\",\"threads\":%d,"
+                    "\"compiler\":\"%s\"}\n",
+                    cases[i].name, res[i].seconds, res[i].best, res[i].rate, res[i].unit, res[i].work,
+                    res[i].reps, version, isa, cpu, threads, kvz_bench_compiler());
+            else
+                printf("%-24s %12.6f %12.6f %10.2f %-8s %5d\n", cases[i].name, res[i].seconds, res[i].best,
+                       res[i].rate, res[i].unit, res[i].reps);
+        }
         fflush(stdout);
     }
-    if (!json)
-        printf("\n%-22s %8s %8s  %s\n", "target", "value", "bound", "");
+    int header = 0;
     for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++) {
         const kvz_bench_result *a = NULL, *b = NULL;
-        for (size_t i = 0; i < n && i < 16; i++) {
+        for (size_t i = 0; i < n; i++) {
             if (have[i] && !strcmp(cases[i].name, targets[t].num))
                 a = &res[i];
             if (have[i] && !strcmp(cases[i].name, targets[t].den))
@@ -96,41 +191,68 @@ static int run_kernels(int json, const char *filter, double min_time)
             continue;
         const double v = targets[t].use_seconds ? a->seconds / b->seconds : a->rate / b->rate;
         const int met = targets[t].at_least ? v >= targets[t].bound : v <= targets[t].bound;
-        if (json)
-            printf("{\"name\":\"ratio_%s\",\"value\":%.4f,\"target\":\"%s %.2f\",\"met\":%s,\"isa\":\"%s\","
-                   "\"threads\":%d}\n",
-                   targets[t].name, v, targets[t].at_least ? ">=" : "<=", targets[t].bound,
-                   met ? "true" : "false", isa, threads);
-        else
-            printf("%-22s %8.3f %s%6.2f  %s  (%s)\n", targets[t].name, v,
-                   targets[t].at_least ? ">=" : "<=", targets[t].bound, met ? "met" : "MISSED",
-                   targets[t].what);
+        const char *cmp = targets[t].at_least ? ">=" : "<=";
+        if (o->json) {
+            printf("{\"name\":\"ratio_%s\",\"value\":%.4f,\"target\":%.2f,\"cmp\":\"%s\",\"met\":%s,"
+                   "\"isa\":\"%s\",\"cpu\":\"%s\",\"threads\":%d}\n",
+                   targets[t].name, v, targets[t].bound, cmp, met ? "true" : "false", isa, cpu, threads);
+            continue;
+        }
+        if (!header++)
+            printf("\n%-22s %8s %9s\n", "target", "value", "bound");
+        printf("%-22s %8.3f %s %6.2f  %-4s  %s\n", targets[t].name, v, cmp, targets[t].bound,
+               met ? "PASS" : "MISS", targets[t].what);
     }
     return failed;
 }
 
+/* ---- cache (bench_cache.c) ------------------------------------------------------------- */
+
+static int run_cache(const bench_opts *o) { return kvz_bench_cache(o->json); }
+
+static const subcommand subcommands[] = {
+    {"kernels", OPT_JSON | OPT_FILTER | OPT_REPS | OPT_MIN_TIME, run_kernels},
+    {"cache", OPT_JSON, run_cache},
+};
+
+/* Parses a positive integer; 0 when s is not one. */
+static int parse_reps(const char *s)
+{
+    char *end;
+    const long v = strtol(s, &end, 10);
+    return *s && !*end && v > 0 && v <= 1000000 ? (int)v : 0;
+}
+
 int kvz_cmd_bench(int argc, char **argv)
 {
-    if (argc < 2 || (strcmp(argv[1], "kernels") != 0 && strcmp(argv[1], "cache") != 0)) {
+    const subcommand *sc = NULL;
+    for (size_t i = 0; argc >= 2 && i < sizeof subcommands / sizeof subcommands[0]; i++)
+        if (!strcmp(argv[1], subcommands[i].name))
+            sc = &subcommands[i];
+    if (!sc) {
+        if (argc >= 2)
+            fprintf(stderr, "kvz bench: unknown suite '%s'\n", argv[1]);
         usage(stderr);
         return 2;
     }
-    const int cache = !strcmp(argv[1], "cache");
-    int json = 0;
-    const char *filter = NULL;
-    double min_time = 0.5;
+    bench_opts o = {.json = 0, .filter = NULL, .reps = 0, .min_time = 0.5};
     for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
-            json = 1;
-        else if (!strcmp(argv[i], "--filter") && i + 1 < argc)
-            filter = argv[++i];
-        else if (!strcmp(argv[i], "--min-time") && i + 1 < argc && sscanf(argv[i + 1], "%lf", &min_time) == 1)
+        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end = NULL;
+        if ((sc->options & OPT_JSON) && !strcmp(a, "--json"))
+            o.json = 1;
+        else if ((sc->options & OPT_FILTER) && !strcmp(a, "--filter") && val)
+            o.filter = val, i++;
+        else if ((sc->options & OPT_REPS) && !strcmp(a, "--reps") && val && (o.reps = parse_reps(val)) > 0)
+            i++;
+        else if ((sc->options & OPT_MIN_TIME) && !strcmp(a, "--min-time") && val &&
+                 (o.min_time = strtod(val, &end)) >= 0 && end != val && !*end)
             i++;
         else {
-            fprintf(stderr, "kvz bench: unknown option '%s'\n", argv[i]);
+            fprintf(stderr, "kvz bench %s: unknown option or bad value '%s'\n", sc->name, a);
             usage(stderr);
             return 2;
         }
     }
-    return cache ? kvz_bench_cache(json) : run_kernels(json, filter, min_time);
+    return sc->run(&o);
 }

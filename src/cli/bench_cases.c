@@ -4,16 +4,20 @@
 #include <math.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "kvz.h"
 
-/* The shapes: one Llama-3.1-8B layer (8 KV heads, G = 4, d = 128). */
+/* The issue's shapes: one Llama-3.1-8B layer (8 KV heads, G = 4, d = 128). Each reference
+ * runs right before the figures it is compared with, so that the machine's state (other
+ * tenants of a shared host) drifts as little as possible between the two. */
 static const kvz_bench_case kernel_cases[] = {
     {.name = "stream_read", .kind = KVZ_BENCH_STREAM, .size = (size_t)1 << 30},
-    {.name = "sgemm_f32", .kind = KVZ_BENCH_SGEMM, .size = 2048},
     {.name = "decode_bf16_32k",
      .kind = KVZ_BENCH_DECODE,
      .kv_heads = 8,
@@ -30,6 +34,7 @@ static const kvz_bench_case kernel_cases[] = {
      .context = 32768,
      .kept = 0.3,
      .dtype = KVZ_DTYPE_BF16},
+    {.name = "sgemm_f32", .kind = KVZ_BENCH_SGEMM, .size = 2048},
     {.name = "prefill_attn_f32",
      .kind = KVZ_BENCH_PREFILL,
      .kv_heads = 8,
@@ -49,6 +54,10 @@ static const kvz_bench_case kernel_cases[] = {
      .scoring = 1},
 };
 
+/* KVzip scoring shape of score_attn_f32 and perf's score cases: a 64-token system prompt
+ * (the sink) and a 2000-token context chunk right after it. */
+enum { SCORE_SINK = 64, SCORE_CHUNK = 2000 };
+
 const kvz_bench_case *kvz_bench_kernel_cases(size_t *n)
 {
     *n = sizeof kernel_cases / sizeof kernel_cases[0];
@@ -60,23 +69,37 @@ struct kvz_bench_state {
     void *a, *b, *out;
     float *q, *o, *score;
     int32_t *cu;
+    size_t bytes;               /* stream: bytes read per op */
+    size_t copies, copy_stride; /* decode: layers' worth of K/V used in turn, elements apart */
+    size_t next;                /* decode: the copy the next run reads */
     double work;
     volatile float sink;
 };
 
+enum { HUGE_PAGE = 2 << 20 };
+
+/* Aligned allocation; buffers of 2 MiB or more are 2 MiB aligned and advised for huge pages
+ * (TLB misses otherwise cost a visible share of the bandwidth, most of all in a VM). */
 static void *xmalloc(size_t bytes)
 {
     void *p = NULL;
-    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) {
+    const int big = bytes >= HUGE_PAGE;
+    if (posix_memalign(&p, big ? HUGE_PAGE : 64, bytes ? bytes : 64) != 0) {
         fprintf(stderr, "kvz bench: out of memory (%zu bytes)\n", bytes);
         return NULL;
     }
+#ifdef MADV_HUGEPAGE
+    if (big)
+        (void)madvise(p, (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE, MADV_HUGEPAGE);
+#endif
     return p;
 }
 
-/* Fills n elements of dtype dt with values in [-1, 1) from a cheap generator, in parallel. */
-static void fill(void *dst, int dt, size_t n, unsigned seed)
+/* Fills n elements of dtype dt with values in [-1, 1) from a cheap generator, in parallel
+ * (which also places the pages where the threads that read them run). */
+static int fill(void *dst, int dt, size_t n, unsigned seed)
 {
+    int bad = 0;
 #pragma omp parallel
     {
         float buf[1024];
@@ -88,41 +111,165 @@ static void fill(void *dst, int dt, size_t n, unsigned seed)
                 x ^= x >> 15, x *= 2246822519u, x ^= x >> 13;
                 buf[i] = (float)(x >> 8) * (2.0f / 16777216.0f) - 1.0f;
             }
-            kvz_convert((char *)dst + i0 * (dt == KVZ_DTYPE_F32 ? 4 : 2), (kvz_dtype)dt, buf, KVZ_DTYPE_F32, m);
+            if (kvz_convert((char *)dst + i0 * (dt == KVZ_DTYPE_F32 ? 4 : 2), (kvz_dtype)dt, buf, KVZ_DTYPE_F32,
+                            m) != KVZ_OK) {
+#pragma omp atomic write
+                bad = 1;
+            }
         }
     }
+    if (bad)
+        fprintf(stderr, "kvz bench: kvz_convert failed: %s\n", kvz_last_error());
+    return bad ? -1 : 0;
 }
 
-/* Kept fraction of head h: non-uniform across heads, as KVzip leaves them; over each 8
- * heads the mean is `kept` as long as kept <= 0.6 (no head above 1). */
-static double head_share(size_t h, double kept)
+/* Kept fraction of head h of H: non-uniform across heads, as KVzip leaves them: `kept` times
+ * a ramp from 1/6 to 11/6 over the heads (mean 1; at 0.3: 0.05 .. 0.55), so the heads' mean
+ * is `kept` for any H as long as kept <= 6/11 (no head above 1). */
+static double head_share(size_t h, size_t H, double kept)
 {
-    static const double spread[8] = {0.17, 0.33, 0.67, 1.0, 1.17, 1.33, 1.67, 1.67}; /* mean 1 */
     if (kept >= 1.0)
         return 1.0;
-    const double s = kept * spread[h % 8];
+    const double w = H > 1 ? 1.0 / 6 + (5.0 / 3) * (double)h / (double)(H - 1) : 1.0;
+    const double s = kept * w;
     return s > 1.0 ? 1.0 : s;
 }
+
+static size_t read_size_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    unsigned long long v = 0;
+    char suffix = 0;
+    const int got = fscanf(f, "%llu%c", &v, &suffix);
+    fclose(f);
+    if (got < 1)
+        return 0;
+    return (size_t)v * (suffix == 'K' ? 1024 : suffix == 'M' ? 1024 * 1024 : 1);
+}
+
+size_t kvz_bench_llc_bytes(void)
+{
+    /* sysfs: the largest cache of cpu0, times the number of such caches (CPUs per cache
+     * from its shared_cpu_map). glibc's sysconf reports whole-package figures on some AMD
+     * parts, so it is only the fallback. */
+    size_t best = 0;
+    int best_idx = -1;
+    for (int i = 0; i < 8; i++) {
+        char path[96];
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+        const size_t sz = read_size_file(path);
+        if (sz > best)
+            best = sz, best_idx = i;
+    }
+    if (best) {
+        char path[96], map[1024];
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/shared_cpu_map", best_idx);
+        FILE *f = fopen(path, "r");
+        long sharing = 0;
+        if (f) {
+            if (fgets(map, sizeof map, f))
+                for (const char *p = map; *p; p++)
+                    if ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))
+                        sharing += __builtin_popcount((unsigned)(*p <= '9' ? *p - '0' : *p - 'a' + 10));
+            fclose(f);
+        }
+        const long cpus = sysconf(_SC_NPROCESSORS_CONF);
+        if (sharing > 0 && cpus > sharing)
+            best *= (size_t)((cpus + sharing - 1) / sharing);
+        return best;
+    }
+#ifdef _SC_LEVEL3_CACHE_SIZE
+    const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    if (l3 > 0)
+        return (size_t)l3;
+#endif
+    return (size_t)32 << 20;
+}
+
+/* Bytes that no cache can hold between two uses: 8x the LLC, within [256 MiB, 2 GiB]. */
+static size_t cold_bytes(void)
+{
+    size_t b = 8 * kvz_bench_llc_bytes();
+    if (b < ((size_t)256 << 20))
+        b = (size_t)256 << 20;
+    if (b > ((size_t)2 << 30))
+        b = (size_t)2 << 30;
+    return b;
+}
+
+/* ---- stream_read ------------------------------------------------------------------------
+ * The reference bandwidth: a sum over the array with 8 independent vector accumulators per
+ * thread, so the adds never wait on each other and only memory limits the rate. The same
+ * body is compiled (with 16-byte vectors) for the baseline and, on x86, for AVX2 (32-byte vectors, one function
+ * with a target attribute, called only when kvz_isa_supported says the CPU and OS run AVX2). */
+typedef float v4f __attribute__((vector_size(16)));
+typedef float v8f __attribute__((vector_size(32)));
+
+/* A macro, not an inline function: OpenMP outlines the parallel region before inlining, and
+ * the outlined body must carry the target attribute of the function it is written in. */
+#define STREAM_FN(ATTR, NAME, VT)                                                                              \
+    ATTR static float NAME(const float *x, size_t n)                                                           \
+    {                                                                                                          \
+        enum { W = 8 * (int)(sizeof(VT) / sizeof(float)) }; /* floats per iteration */                         \
+        float total = 0;                                                                                       \
+        _Pragma("omp parallel reduction(+ : total)")                                                           \
+        {                                                                                                      \
+            VT a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};                 \
+            _Pragma("omp for schedule(static)") for (size_t i = 0; i < n / W; i++)                             \
+            {                                                                                                  \
+                const VT *p = (const VT *)(x + i * W); /* x is 64-byte aligned */                              \
+                a0 += p[0], a1 += p[1], a2 += p[2], a3 += p[3];                                                \
+                a4 += p[4], a5 += p[5], a6 += p[6], a7 += p[7];                                                \
+            }                                                                                                  \
+            const VT t = (a0 + a1) + (a2 + a3) + ((a4 + a5) + (a6 + a7));                                      \
+            for (size_t l = 0; l < W / 8; l++)                                                                 \
+                total += t[l];                                                                                 \
+        }                                                                                                      \
+        return total;                                                                                          \
+    }
+
+STREAM_FN(, stream_base, v4f)
+#if defined(__x86_64__) && defined(__GNUC__)
+STREAM_FN(__attribute__((target("avx2"))), stream_avx2, v8f)
+#endif
+
+static float stream_sum(const float *x, size_t n)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (kvz_isa_supported(KVZ_ISA_AVX2))
+        return stream_avx2(x, n);
+#endif
+    return stream_base(x, n);
+}
+
+/* ---- setup / run / teardown --------------------------------------------------------------- */
 
 kvz_bench_state *kvz_bench_setup(const kvz_bench_case *c)
 {
     kvz_bench_state *s = calloc(1, sizeof *s);
-    if (!s)
+    if (!s) {
+        fprintf(stderr, "kvz bench: out of memory\n");
         return NULL;
+    }
     s->c = c;
     const size_t es = c->dtype == KVZ_DTYPE_F32 ? 4 : 2;
     switch (c->kind) {
-    case KVZ_BENCH_STREAM:
-        if (!(s->a = xmalloc(c->size)))
+    case KVZ_BENCH_STREAM: {
+        size_t bytes = c->size > 8 * kvz_bench_llc_bytes() ? c->size : 8 * kvz_bench_llc_bytes();
+        bytes = bytes / 256 * 256; /* whole iterations of the sum */
+        if (!(s->a = xmalloc(bytes)) || fill(s->a, KVZ_DTYPE_F32, bytes / 4, 1) != 0)
             goto fail;
-        fill(s->a, KVZ_DTYPE_F32, c->size / 4, 1);
-        s->work = (double)c->size;
+        s->bytes = bytes;
+        s->work = (double)bytes;
         break;
+    }
     case KVZ_BENCH_SGEMM: {
         const size_t n = c->size * c->size;
-        if (!(s->a = xmalloc(n * 4)) || !(s->b = xmalloc(n * 4)) || !(s->out = xmalloc(n * 4)))
+        if (!(s->a = xmalloc(n * 4)) || !(s->b = xmalloc(n * 4)) || !(s->out = xmalloc(n * 4)) ||
+            fill(s->a, KVZ_DTYPE_F32, n, 2) != 0 || fill(s->b, KVZ_DTYPE_F32, n, 3) != 0)
             goto fail;
-        fill(s->a, KVZ_DTYPE_F32, n, 2), fill(s->b, KVZ_DTYPE_F32, n, 3);
         s->work = 2.0 * (double)c->size * (double)c->size * (double)c->size;
         break;
     }
@@ -132,33 +279,45 @@ kvz_bench_state *kvz_bench_setup(const kvz_bench_case *c)
             goto fail;
         s->cu[0] = 0;
         for (size_t h = 0; h < H; h++)
-            s->cu[h + 1] = s->cu[h] + (int32_t)llround((double)c->context * head_share(h, c->kept));
+            s->cu[h + 1] = s->cu[h] + (int32_t)llround((double)c->context * head_share(h, H, c->kept));
         const size_t rows = (size_t)s->cu[H];
-        if (!(s->a = xmalloc(rows * d * es)) || !(s->b = xmalloc(rows * d * es)) ||
-            !(s->q = xmalloc(H * c->group * d * 4)) || !(s->o = xmalloc(H * c->group * d * 4)))
+        /* copies of the layer's K/V, each starting on a 4 KiB boundary, used in turn */
+        const size_t layer_bytes = 2 * rows * d * es;
+        s->copies = layer_bytes ? (cold_bytes() + layer_bytes - 1) / layer_bytes : 1;
+        if (s->copies < 1)
+            s->copies = 1;
+        s->copy_stride = (rows * d * es + 4095) / 4096 * 4096 / es;
+        const size_t n = s->copies * s->copy_stride;
+        if (!(s->a = xmalloc(n * es)) || !(s->b = xmalloc(n * es)) || !(s->q = xmalloc(H * c->group * d * 4)) ||
+            !(s->o = xmalloc(H * c->group * d * 4)) || fill(s->a, c->dtype, n, 4) != 0 ||
+            fill(s->b, c->dtype, n, 5) != 0 || fill(s->q, KVZ_DTYPE_F32, H * c->group * d, 6) != 0)
             goto fail;
-        fill(s->a, c->dtype, rows * d, 4), fill(s->b, c->dtype, rows * d, 5);
-        fill(s->q, KVZ_DTYPE_F32, H * c->group * d, 6);
         s->work = 2.0 * (double)rows * (double)d * (double)es;
         break;
     }
     case KVZ_BENCH_PREFILL: {
         const size_t H = c->kv_heads, G = c->group, d = c->head_dim, nq = c->queries, nk = c->context;
+        if (nq > nk || (c->scoring && SCORE_SINK + SCORE_CHUNK > nk - nq)) {
+            fprintf(stderr, "kvz bench: %s: %zu keys cannot hold %s%zu queries\n", c->name, nk,
+                    c->scoring ? "the 64-token sink, the 2000-token scored chunk and " : "", nq);
+            goto fail;
+        }
         if (!(s->a = xmalloc(H * nk * d * es)) || !(s->b = xmalloc(H * nk * d * es)) ||
             !(s->q = xmalloc(nq * H * G * d * 4)) || !(s->o = xmalloc(nq * H * G * d * 4)) ||
-            !(s->score = xmalloc(H * 2000 * 4)))
+            !(s->score = xmalloc(H * SCORE_CHUNK * 4)) || fill(s->a, c->dtype, H * nk * d, 7) != 0 ||
+            fill(s->b, c->dtype, H * nk * d, 8) != 0 || fill(s->q, KVZ_DTYPE_F32, nq * H * G * d, 9) != 0)
             goto fail;
-        fill(s->a, c->dtype, H * nk * d, 7), fill(s->b, c->dtype, H * nk * d, 8);
-        fill(s->q, KVZ_DTYPE_F32, nq * H * G * d, 9);
         double pairs = 0; /* visible (query, key) pairs: the chunk's own keys are the last nq */
         for (size_t i = 0; i < nq; i++)
             pairs += (double)(nk - nq + i + 1);
         s->work = 4.0 * (double)d * pairs * (double)(H * G);
         break;
     }
+    default: fprintf(stderr, "kvz bench: %s: unknown case kind %d\n", c->name, (int)c->kind); goto fail;
     }
     return s;
 fail:
+    fprintf(stderr, "kvz bench: %s: setup failed\n", c->name);
     kvz_bench_teardown(s);
     return NULL;
 }
@@ -168,39 +327,25 @@ int kvz_bench_run(kvz_bench_state *s)
     const kvz_bench_case *c = s->c;
     kvz_status st = KVZ_OK;
     switch (c->kind) {
-    case KVZ_BENCH_STREAM: {
-        const float *x = s->a;
-        const size_t n = c->size / 4;
-        float total = 0;
-        /* independent partial sums per thread: limited by memory, not by the add latency */
-#pragma omp parallel reduction(+ : total)
-        {
-            float acc[16] = {0};
-#pragma omp for schedule(static)
-            for (size_t i = 0; i < n; i += 16)
-#pragma omp simd
-                for (size_t j = 0; j < 16; j++)
-                    acc[j] += x[i + j];
-            for (int j = 0; j < 16; j++)
-                total += acc[j];
-        }
-        s->sink = total;
-        return 0;
-    }
+    case KVZ_BENCH_STREAM: s->sink = stream_sum(s->a, s->bytes / 4); return 0;
     case KVZ_BENCH_SGEMM: {
         const dnnl_dim_t m = (dnnl_dim_t)c->size;
-        if (dnnl_sgemm('N', 'N', m, m, m, 1.0f, s->a, m, s->b, m, 0.0f, s->out, m) != dnnl_success) {
-            fprintf(stderr, "kvz bench: dnnl_sgemm failed\n");
+        const dnnl_status_t ds = dnnl_sgemm('N', 'N', m, m, m, 1.0f, s->a, m, s->b, m, 0.0f, s->out, m);
+        if (ds != dnnl_success) {
+            fprintf(stderr, "kvz bench: %s: dnnl_sgemm failed (dnnl status %d)\n", c->name, (int)ds);
             return -1;
         }
         return 0;
     }
     case KVZ_BENCH_DECODE: {
+        const size_t es = c->dtype == KVZ_DTYPE_F32 ? 4 : 2, off = s->next * s->copy_stride * es;
+        s->next = (s->next + 1) % s->copies;
         kvz_varlen_args a;
         memset(&a, 0, sizeof a);
         a.struct_size = sizeof a;
         a.n_kv_heads = c->kv_heads, a.group = c->group, a.head_dim = c->head_dim, a.q_len = 1;
-        a.q = s->q, a.k = s->a, a.v = s->b, a.kv_dtype = (kvz_dtype)c->dtype;
+        a.q = s->q, a.k = (const char *)s->a + off, a.v = (const char *)s->b + off;
+        a.kv_dtype = (kvz_dtype)c->dtype;
         a.kv_row_stride = (ptrdiff_t)c->head_dim, a.cu_len = s->cu, a.out = s->o;
         st = kvz_attn_decode_varlen(&a);
         break;
@@ -216,10 +361,10 @@ int kvz_bench_run(kvz_bench_state *s)
         a.k = s->a, a.v = s->b, a.kv_dtype = (kvz_dtype)c->dtype;
         a.kv_head_stride = (ptrdiff_t)(c->context * d), a.kv_row_stride = (ptrdiff_t)d;
         a.out = s->o, a.out_token_stride = a.q_token_stride, a.out_head_stride = a.q_head_stride;
-        if (c->scoring) { /* a 64-token system prompt and a 2000-token chunk, as KVzip scores */
-            memset(s->score, 0, H * 2000 * 4);
-            a.score = s->score, a.score_head_stride = 2000;
-            a.sink_end = 64, a.chunk_begin = 64, a.chunk_end = 2064;
+        if (c->scoring) { /* the queries are the repeated context at the end, as KVzip scores */
+            memset(s->score, 0, H * SCORE_CHUNK * 4);
+            a.score = s->score, a.score_head_stride = SCORE_CHUNK;
+            a.sink_end = SCORE_SINK, a.chunk_begin = SCORE_SINK, a.chunk_end = SCORE_SINK + SCORE_CHUNK;
         }
         st = kvz_attn_prefill(&a);
         break;
@@ -247,38 +392,95 @@ void kvz_bench_teardown(kvz_bench_state *s)
     free(s);
 }
 
+/* ---- measurement -------------------------------------------------------------------------- */
+
 static int cmp_double(const void *a, const void *b)
 {
     const double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
+/* Median and best of n sorted-in-place times into r. */
+static void summarize(kvz_bench_state *s, double *t, int n, kvz_bench_result *r)
+{
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    r->seconds = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+    r->best = t[0];
+    r->work = kvz_bench_work(s, &r->unit);
+    r->rate = r->work / r->seconds / 1e9;
+    r->reps = n;
+}
+
+typedef struct slot {
+    kvz_bench_state *s;
+    double *t, spent;
+    int n, done;
+} slot;
+
+int kvz_bench_measure_interleaved(const kvz_bench_case *const *cases, const kvz_bench_budget *budgets, size_t n,
+                                  kvz_bench_result *results, int *failed)
+{
+    slot *sl = calloc(n ? n : 1, sizeof *sl);
+    if (!sl) {
+        fprintf(stderr, "kvz bench: out of memory\n");
+        for (size_t i = 0; i < n; i++)
+            failed[i] = 1;
+        return -1;
+    }
+    int any_failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        const int max_reps = budgets[i].max_reps > 0 ? budgets[i].max_reps : 1;
+        failed[i] = 0;
+        sl[i].s = kvz_bench_setup(cases[i]);
+        sl[i].t = sl[i].s ? malloc((size_t)max_reps * sizeof(double)) : NULL;
+        /* the warm-up: first touch of scratch, oneDNN's JIT */
+        if (!sl[i].t || kvz_bench_run(sl[i].s) != 0)
+            failed[i] = 1, sl[i].done = 1, any_failed = 1;
+    }
+    /* rounds: each unfinished case runs for about an eighth of its time budget (at least
+     * once), so that every case is sampled across the same stretch of wall time */
+    for (int pending = 1; pending;) {
+        pending = 0;
+        for (size_t i = 0; i < n; i++) {
+            slot *x = &sl[i];
+            const kvz_bench_budget *b = &budgets[i];
+            const int max_reps = b->max_reps > 0 ? b->max_reps : 1;
+            if (x->done)
+                continue;
+            double round = 0;
+            do {
+                const double t0 = omp_get_wtime();
+                if (kvz_bench_run(x->s) != 0) {
+                    failed[i] = 1, x->done = 1, any_failed = 1;
+                    break;
+                }
+                x->t[x->n] = omp_get_wtime() - t0;
+                round += x->t[x->n], x->spent += x->t[x->n++];
+            } while (x->n < max_reps && round < b->min_seconds / 8);
+            if (!x->done && (x->n >= max_reps || (x->n >= b->min_reps && x->spent >= b->min_seconds)))
+                x->done = 1;
+            pending |= !x->done;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!failed[i])
+            summarize(sl[i].s, sl[i].t, sl[i].n, &results[i]);
+        free(sl[i].t);
+        kvz_bench_teardown(sl[i].s);
+    }
+    free(sl);
+    return any_failed ? -1 : 0;
+}
+
 int kvz_bench_measure(const kvz_bench_case *c, double min_seconds, int min_reps, int max_reps,
                       kvz_bench_result *r)
 {
-    kvz_bench_state *s = kvz_bench_setup(c);
-    if (!s)
-        return -1;
-    double *t = malloc((size_t)max_reps * sizeof *t);
-    int n = 0, rc = t ? kvz_bench_run(s) : -1; /* the warm-up */
-    double spent = 0;
-    while (rc == 0 && n < max_reps && (n < min_reps || spent < min_seconds)) {
-        const double t0 = omp_get_wtime();
-        rc = kvz_bench_run(s);
-        t[n] = omp_get_wtime() - t0;
-        spent += t[n++];
-    }
-    if (rc == 0) {
-        qsort(t, (size_t)n, sizeof *t, cmp_double);
-        r->seconds = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-        r->work = kvz_bench_work(s, &r->unit);
-        r->rate = r->work / r->seconds / 1e9;
-        r->reps = n;
-    }
-    free(t);
-    kvz_bench_teardown(s);
-    return rc;
+    const kvz_bench_budget b = {min_seconds, min_reps, max_reps};
+    int failed = 0;
+    return kvz_bench_measure_interleaved(&c, &b, 1, r, &failed);
 }
+
+/* ---- environment -------------------------------------------------------------------------- */
 
 void kvz_bench_cpu_model(char *buf, size_t size)
 {
@@ -301,4 +503,29 @@ void kvz_bench_cpu_model(char *buf, size_t size)
         }
     }
     fclose(f);
+}
+
+void kvz_bench_label(char *buf, size_t size)
+{
+    snprintf(buf, size, "isa=%s threads=%d", kvz_isa_name(kvz_isa_active()), kvz_num_threads());
+}
+
+const char *kvz_bench_compiler(void)
+{
+#if defined(__clang__)
+    return "clang " __clang_version__;
+#elif defined(__GNUC__)
+    return "gcc " __VERSION__;
+#else
+    return "unknown compiler";
+#endif
+}
+
+void kvz_bench_dnnl_version(char *buf, size_t size)
+{
+    const dnnl_version_t *v = dnnl_version();
+    if (v)
+        snprintf(buf, size, "%d.%d.%d", v->major, v->minor, v->patch);
+    else
+        snprintf(buf, size, "unknown");
 }

@@ -91,8 +91,12 @@ static void choose_once(void)
         mask |= 1u << KVZ_ISA_NEON;
     supported_mask = mask;
     const kvz_isa isa = kvz_isa_choose(getenv("KVZ_ISA"), mask, env_message, sizeof env_message);
-    if (env_message[0])
+    if (env_message[0]) {
+        /* stderr for the operator; kvz_last_error() for the host, in the thread whose call
+           made the choice (the only thread that exists for it at that moment). */
         fprintf(stderr, "libkvz: %s\n", env_message);
+        kvz_fail(KVZ_ERR_ISA_UNAVAILABLE, "%s", env_message);
+    }
     atomic_store_explicit(&active, table_of(isa), memory_order_release);
 }
 
