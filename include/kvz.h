@@ -305,9 +305,21 @@ KVZ_API kvz_status kvz_cache_append(kvz_cache *cache, size_t layer, size_t n_tok
                                     const float *v, ptrdiff_t token_stride, ptrdiff_t head_stride);
 
 /**
+ * As kvz_cache_append, with the tokens' original positions given: positions[t] for token t,
+ * strictly increasing and not below kvz_cache_next_position of the layer (gaps allowed: the
+ * tokens FastKV propagates past its TSP layer keep their original positions). The layer's
+ * next position becomes positions[n_tokens-1] + 1.
+ * @return as kvz_cache_append; KVZ_ERR_INVALID_ARG for positions out of order. @since 0.1
+ */
+KVZ_API kvz_status kvz_cache_append_at(kvz_cache *cache, size_t layer, size_t n_tokens, const float *k,
+                                       const float *v, ptrdiff_t token_stride, ptrdiff_t head_stride,
+                                       const int64_t *positions);
+
+/**
  * Removes the last n_tokens tokens appended to every layer (they must have been appended
  * after the last compaction): the cache is then exactly as before they were appended,
- * bytes and metadata. This is the "drop the query" step of KVzip's multi-query protocol
+ * bytes and metadata (after kvz_cache_append_at, a layer's next position becomes the first
+ * removed token's position). This is the "drop the query" step of KVzip's multi-query protocol
  * when queries are appended to the cache itself.
  * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (more than were appended since the last
  *         compaction), KVZ_ERR_STATE (queries exist). @since 0.1

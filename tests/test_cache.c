@@ -460,12 +460,62 @@ static void test_invalid(void **state)
     kvz_query_destroy(NULL);
 }
 
+/* Explicit positions (FastKV's propagated tokens): stored as given, the next position follows
+ * the last one, attention is still by row order, out-of-order positions are refused. */
+static void test_append_at(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, 7);
+    tokens t = make_tokens(&r, 5, KVZ_DTYPE_F32);
+    kvz_cache *c = make_cache(KVZ_DTYPE_F32);
+    const int64_t pos[5] = {0, 3, 4, 9, 20};
+    assert_int_equal(kvz_cache_append_at(c, 1, 5, t.k, t.v, H * D, D, pos), KVZ_OK);
+    int64_t next = -1;
+    assert_int_equal(kvz_cache_next_position(c, 1, &next), KVZ_OK);
+    assert_int_equal(next, 21);
+    assert_int_equal(kvz_cache_next_position(c, 0, &next), KVZ_OK);
+    assert_int_equal(next, 0); /* other layers untouched */
+    for (size_t h = 0; h < H; h++) {
+        const int64_t *p = NULL;
+        assert_int_equal(kvz_cache_positions(c, 1, h, &p), KVZ_OK);
+        assert_memory_equal(p, pos, sizeof pos);
+    }
+    const int64_t bad[2] = {21, 21}, low[1] = {20};
+    assert_int_equal(kvz_cache_append_at(c, 1, 2, t.k, t.v, H * D, D, bad), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(kvz_cache_append_at(c, 1, 1, t.k, t.v, H * D, D, low), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(kvz_cache_append_at(c, 1, 1, t.k, t.v, H * D, D, NULL), KVZ_ERR_NULL);
+    size_t len;
+    assert_int_equal(kvz_cache_length(c, 1, 0, &len), KVZ_OK);
+    assert_int_equal(len, 5); /* refused appends changed nothing */
+    /* a contiguous append continues at 21; truncating it restores 21, truncating the gap run
+       restores the first removed position */
+    assert_int_equal(kvz_cache_append(c, 1, 2, t.k, t.v, H * D, D), KVZ_OK);
+    const int64_t *p = NULL;
+    assert_int_equal(kvz_cache_positions(c, 1, 2, &p), KVZ_OK);
+    assert_int_equal(p[5], 21);
+    assert_int_equal(p[6], 22);
+    /* truncate acts on every layer: layer 0 needs the same count appended */
+    assert_int_equal(kvz_cache_append(c, 0, 7, t.k, t.v, 0, D), KVZ_OK);
+    assert_int_equal(kvz_cache_truncate(c, 2), KVZ_OK);
+    assert_int_equal(kvz_cache_next_position(c, 1, &next), KVZ_OK);
+    assert_int_equal(next, 21);
+    assert_int_equal(kvz_cache_truncate(c, 3), KVZ_OK);
+    assert_int_equal(kvz_cache_next_position(c, 1, &next), KVZ_OK);
+    assert_int_equal(next, 4);
+    assert_int_equal(kvz_cache_next_position(c, 0, &next), KVZ_OK);
+    assert_int_equal(next, 2);
+    kvz_cache_destroy(c);
+    free_tokens(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chunked_prefill),       cmocka_unit_test(test_compact_truncate_retain),
         cmocka_unit_test(test_shared_queries),        cmocka_unit_test(test_query_equals_append),
         cmocka_unit_test(test_scoring_through_cache), cmocka_unit_test(test_invalid),
+        cmocka_unit_test(test_append_at),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

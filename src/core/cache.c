@@ -73,10 +73,10 @@ static kvz_status check_where(const kvz_cache *c, size_t layer, size_t head, con
     return KVZ_OK;
 }
 
-kvz_status kvz_cache_append(kvz_cache *c, size_t layer, size_t n, const float *k, const float *v,
-                            ptrdiff_t token_stride, ptrdiff_t head_stride)
+/* Appends n tokens to every head of a layer; positions NULL means the next contiguous ones. */
+static kvz_status append(kvz_cache *c, size_t layer, size_t n, const float *k, const float *v,
+                         ptrdiff_t token_stride, ptrdiff_t head_stride, const int64_t *positions, const char *fn)
 {
-    static const char fn[] = "kvz_cache_append";
     kvz_status st = check_writable(c, fn);
     if (st == KVZ_OK)
         st = check_where(c, layer, 0, fn);
@@ -84,19 +84,43 @@ kvz_status kvz_cache_append(kvz_cache *c, size_t layer, size_t n, const float *k
         return st;
     if (!k || !v)
         return kvz_fail(KVZ_ERR_NULL, "%s: k and v must not be NULL", fn);
+    if (positions)
+        for (size_t t = 0; t < n; t++)
+            if (positions[t] < (t ? positions[t - 1] + 1 : c->next_pos[layer]))
+                return kvz_fail(KVZ_ERR_INVALID_ARG,
+                                "%s: position %lld of token %zu is not above the previous one (%lld)", fn,
+                                (long long)positions[t], t,
+                                (long long)(t ? positions[t - 1] : c->next_pos[layer] - 1));
     const size_t H = c->cfg.n_kv_heads;
     /* make room in every head first, so a failure leaves the layer unchanged */
     for (size_t h = 0; h < H; h++)
         if ((st = kvz_segment_reserve(&c->seg[layer * H + h], c->seg[layer * H + h].len + n, c->cfg.head_dim,
                                       c->cfg.dtype)) != KVZ_OK)
             return st;
-    for (size_t h = 0; h < H; h++)
-        kvz_segment_append(&c->seg[layer * H + h], n, k + (ptrdiff_t)h * head_stride,
-                           v + (ptrdiff_t)h * head_stride, token_stride, c->cfg.head_dim, c->cfg.dtype,
-                           c->next_pos[layer]);
-    c->next_pos[layer] += (int64_t)n;
+    for (size_t h = 0; h < H; h++) {
+        kvz_segment *s = &c->seg[layer * H + h];
+        kvz_segment_append(s, n, k + (ptrdiff_t)h * head_stride, v + (ptrdiff_t)h * head_stride, token_stride,
+                           c->cfg.head_dim, c->cfg.dtype, c->next_pos[layer]);
+        if (positions)
+            memcpy(s->pos + s->len - n, positions, n * sizeof *positions);
+    }
+    c->next_pos[layer] = positions ? positions[n - 1] + 1 : c->next_pos[layer] + (int64_t)n;
     c->since_compact[layer] += n;
     return KVZ_OK;
+}
+
+kvz_status kvz_cache_append(kvz_cache *c, size_t layer, size_t n, const float *k, const float *v,
+                            ptrdiff_t token_stride, ptrdiff_t head_stride)
+{
+    return append(c, layer, n, k, v, token_stride, head_stride, NULL, "kvz_cache_append");
+}
+
+kvz_status kvz_cache_append_at(kvz_cache *c, size_t layer, size_t n, const float *k, const float *v,
+                               ptrdiff_t token_stride, ptrdiff_t head_stride, const int64_t *positions)
+{
+    if (n && !positions)
+        return kvz_fail(KVZ_ERR_NULL, "kvz_cache_append_at: positions must not be NULL");
+    return append(c, layer, n, k, v, token_stride, head_stride, positions, "kvz_cache_append_at");
 }
 
 kvz_status kvz_cache_truncate(kvz_cache *c, size_t n)
@@ -111,9 +135,14 @@ kvz_status kvz_cache_truncate(kvz_cache *c, size_t n)
                             "%s: layer %zu has only %zu tokens appended since the last compaction, not %zu", fn,
                             l, c->since_compact[l], n);
     for (size_t l = 0; l < c->cfg.n_layers; l++) {
+        if (!n)
+            continue;
+        kvz_segment *s0 = &c->seg[l * c->cfg.n_kv_heads];
+        /* the first removed token's position: exact for contiguous appends, and the only
+           record left of where explicit positions (kvz_cache_append_at) started */
+        c->next_pos[l] = s0->pos[s0->len - n];
         for (size_t h = 0; h < c->cfg.n_kv_heads; h++)
             c->seg[l * c->cfg.n_kv_heads + h].len -= n;
-        c->next_pos[l] -= (int64_t)n;
         c->since_compact[l] -= n;
     }
     return KVZ_OK;
