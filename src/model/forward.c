@@ -1,0 +1,215 @@
+/* The Llama-family forward pass, one layer at a time, as a host of the cache API: project,
+ * rotate, append K/V to the cache (or a query's tail), attend through the library, FFN. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "model/model.h"
+
+static void rmsnorm(const float *x, size_t n, size_t E, const float *w, float eps, float *y)
+{
+#pragma omp parallel for schedule(static) if (n > 4)
+    for (size_t i = 0; i < n; i++) {
+        double ss = 0;
+        for (size_t j = 0; j < E; j++)
+            ss += (double)x[i * E + j] * x[i * E + j];
+        const float r = (float)(1.0 / sqrt(ss / (double)E + eps));
+        for (size_t j = 0; j < E; j++)
+            y[i * E + j] = x[i * E + j] * r * w[j];
+    }
+}
+
+/* cos/sin of every (token, pair): theta = pos / linear_factor * base^(-2i/rope_dim) / factor_i,
+ * evaluated in double so long positions keep their precision. */
+static void rope_tables(const kvz_model *m, const int64_t *pos, size_t n, float *cs, float *sn)
+{
+    const size_t half = m->hp.rope_dim / 2;
+#pragma omp parallel for schedule(static) if (n > 16)
+    for (size_t t = 0; t < n; t++)
+        for (size_t i = 0; i < half; i++) {
+            double theta = (double)pos[t] / m->hp.rope_linear_factor *
+                           pow((double)m->hp.rope_base, -2.0 * (double)i / (double)m->hp.rope_dim);
+            if (m->rope_freq_factors)
+                theta /= m->rope_freq_factors[i];
+            cs[t * half + i] = (float)cos(theta);
+            sn[t * half + i] = (float)sin(theta);
+        }
+}
+
+/* Rotates heads of head_dim elements: n tokens of `heads` heads, rows contiguous. */
+static void rope_apply(const kvz_model *m, float *x, size_t n, size_t heads, const float *cs, const float *sn)
+{
+    const size_t d = m->hp.head_dim, half = m->hp.rope_dim / 2;
+    const int neox = m->hp.rope_mode == KVZ_ROPE_NEOX;
+#pragma omp parallel for schedule(static) if (n * heads > 64)
+    for (size_t th = 0; th < n * heads; th++) {
+        const size_t t = th / heads;
+        float *r = x + th * d;
+        const float *c = cs + t * half, *s = sn + t * half;
+        for (size_t i = 0; i < half; i++) {
+            const size_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+            const float x0 = r[a], x1 = r[b];
+            r[a] = x0 * c[i] - x1 * s[i];
+            r[b] = x0 * s[i] + x1 * c[i];
+        }
+    }
+}
+
+static void add_into(float *x, const float *y, size_t n)
+{
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++)
+        x[i] += y[i];
+}
+
+/* SwiGLU: g = silu(g) * u */
+static void swiglu(float *g, const float *u, size_t n)
+{
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++)
+        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+int64_t kvz_kv_next_position(kvz_kv_target kv)
+{
+    int64_t p = 0;
+    if (kv.query)
+        kvz_query_next_position(kv.query, 0, &p);
+    else
+        kvz_cache_next_position(kv.cache, 0, &p);
+    return p;
+}
+
+typedef struct scratch {
+    float *xn, *q, *k, *v, *att, *g, *u, *cs, *sn;
+} scratch;
+
+static void scratch_free(scratch *s)
+{
+    free(s->xn), free(s->q), free(s->k), free(s->v), free(s->att), free(s->g), free(s->u), free(s->cs), free(s->sn);
+}
+
+static kvz_status scratch_alloc(const kvz_hparams *hp, size_t c, scratch *s)
+{
+    memset(s, 0, sizeof *s);
+    const size_t QD = hp->n_head * hp->head_dim, KD = hp->n_head_kv * hp->head_dim;
+    s->xn = malloc(c * hp->n_embd * 4), s->q = malloc(c * QD * 4), s->k = malloc(c * KD * 4);
+    s->v = malloc(c * KD * 4), s->att = malloc(c * QD * 4), s->g = malloc(c * hp->n_ff * 4);
+    s->u = malloc(c * hp->n_ff * 4), s->cs = malloc(c * hp->rope_dim / 2 * 4 + 4);
+    s->sn = malloc(c * hp->rope_dim / 2 * 4 + 4);
+    if (!s->xn || !s->q || !s->k || !s->v || !s->att || !s->g || !s->u || !s->cs || !s->sn) {
+        scratch_free(s);
+        return kvz_fail(KVZ_ERR_NOMEM, "model: no memory for the activations of %zu tokens", c);
+    }
+    return KVZ_OK;
+}
+
+static kvz_status append_kv(kvz_kv_target kv, size_t layer, size_t n, const float *k, const float *v, size_t KD,
+                            size_t d, const int64_t *pos, int explicit_pos)
+{
+    if (kv.query)
+        return kvz_query_append(kv.query, layer, n, k, v, (ptrdiff_t)KD, (ptrdiff_t)d);
+    if (explicit_pos)
+        return kvz_cache_append_at(kv.cache, layer, n, k, v, (ptrdiff_t)KD, (ptrdiff_t)d, pos);
+    return kvz_cache_append(kv.cache, layer, n, k, v, (ptrdiff_t)KD, (ptrdiff_t)d);
+}
+
+kvz_status kvz_model_layer(kvz_model *m, size_t layer, kvz_kv_target kv, kvz_layer_io *io)
+{
+    if (!m || !io || !io->x || !io->pos || (!kv.cache && !kv.query))
+        return kvz_fail(KVZ_ERR_NULL, "kvz_model_layer: NULL argument");
+    const kvz_hparams *hp = &m->hp;
+    if (layer >= hp->n_layers || !io->n)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_model_layer: layer %zu of %zu, %zu tokens", layer, hp->n_layers,
+                        io->n);
+    if (kv.query && (io->explicit_pos || io->score))
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_model_layer: queries take contiguous positions and no scoring");
+    const size_t n = io->n, E = hp->n_embd, d = hp->head_dim, Hq = hp->n_head, Hkv = hp->n_head_kv;
+    const size_t QD = Hq * d, KD = Hkv * d, F = hp->n_ff;
+    /* scoring needs every query of the pass in one attention call (its own-key range is the
+       whole pass), so it never splits */
+    const size_t c = io->score || !io->chunk || io->chunk > n ? n : io->chunk;
+    const kvz_layer_weights *w = &m->layers[layer];
+    scratch s;
+    kvz_status st = scratch_alloc(hp, c, &s);
+    for (size_t a = 0; a < n && st == KVZ_OK; a += c) {
+        const size_t nc = n - a < c ? n - a : c;
+        float *x = io->x + a * E;
+        const int64_t *pos = io->pos + a;
+        rmsnorm(x, nc, E, w->attn_norm, hp->eps, s.xn);
+        if ((st = kvz_linear_apply(m->mm, &w->q, nc, s.xn, s.q)) || (st = kvz_linear_apply(m->mm, &w->k, nc, s.xn, s.k)) ||
+            (st = kvz_linear_apply(m->mm, &w->v, nc, s.xn, s.v)))
+            break;
+        rope_tables(m, pos, nc, s.cs, s.sn);
+        rope_apply(m, s.q, nc, Hq, s.cs, s.sn);
+        rope_apply(m, s.k, nc, Hkv, s.cs, s.sn);
+        if (io->q_tail && io->q_tail_rows) { /* keep the queries of the last rows of the whole batch */
+            const size_t tail0 = n - (io->q_tail_rows < n ? io->q_tail_rows : n);
+            for (size_t t = 0; t < nc; t++)
+                if (a + t >= tail0)
+                    memcpy(io->q_tail + (a + t - tail0) * QD, s.q + t * QD, QD * 4);
+        }
+        if ((st = append_kv(kv, layer, nc, s.k, s.v, KD, d, pos, io->explicit_pos)))
+            break;
+        kvz_attend_args at = {sizeof at, Hq / Hkv, nc, 0.0f, s.q, (ptrdiff_t)QD, (ptrdiff_t)d, s.att, (ptrdiff_t)QD,
+                              (ptrdiff_t)d, io->score, io->score_head_stride, io->sink_end, io->chunk_begin,
+                              io->chunk_end};
+        st = kv.query ? kvz_query_attend(kv.query, layer, &at) : kvz_cache_attend(kv.cache, layer, &at);
+        if (st || (st = kvz_linear_apply(m->mm, &w->o, nc, s.att, s.xn)))
+            break;
+        add_into(x, s.xn, nc * E);
+        rmsnorm(x, nc, E, w->ffn_norm, hp->eps, s.xn);
+        if ((st = kvz_linear_apply(m->mm, &w->gate, nc, s.xn, s.g)) || (st = kvz_linear_apply(m->mm, &w->up, nc, s.xn, s.u)))
+            break;
+        swiglu(s.g, s.u, nc * F);
+        if ((st = kvz_linear_apply(m->mm, &w->down, nc, s.g, s.xn)))
+            break;
+        add_into(x, s.xn, nc * E);
+    }
+    scratch_free(&s);
+    return st;
+}
+
+kvz_status kvz_model_logits(kvz_model *m, const float *x, size_t n, float *logits)
+{
+    if (!m || !x || !logits)
+        return kvz_fail(KVZ_ERR_NULL, "kvz_model_logits: NULL argument");
+    float *xn = malloc(n * m->hp.n_embd * 4 + 4);
+    if (!xn)
+        return kvz_fail(KVZ_ERR_NOMEM, "kvz_model_logits: no memory");
+    rmsnorm(x, n, m->hp.n_embd, m->output_norm, m->hp.eps, xn);
+    kvz_status st = kvz_linear_apply(m->mm, &m->output, n, xn, logits);
+    free(xn);
+    return st;
+}
+
+kvz_status kvz_model_prefill(kvz_model *m, kvz_kv_target kv, const int32_t *ids, size_t n, size_t chunk,
+                             float *logits)
+{
+    if (!m || !ids || (!kv.cache && !kv.query))
+        return kvz_fail(KVZ_ERR_NULL, "kvz_model_prefill: NULL argument");
+    if (!n)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_model_prefill: no tokens");
+    const size_t c = chunk && chunk < n ? chunk : n, E = m->hp.n_embd;
+    float *x = malloc(c * E * 4);
+    int64_t *pos = malloc(c * sizeof *pos);
+    kvz_status st = x && pos ? KVZ_OK : kvz_fail(KVZ_ERR_NOMEM, "kvz_model_prefill: no memory for %zu tokens", c);
+    const int64_t p0 = st == KVZ_OK ? kvz_kv_next_position(kv) : 0;
+    size_t nc = 0;
+    for (size_t a = 0; a < n && st == KVZ_OK; a += c) {
+        nc = n - a < c ? n - a : c;
+        if ((st = kvz_model_embed(m, ids + a, nc, x)))
+            break;
+        for (size_t i = 0; i < nc; i++)
+            pos[i] = p0 + (int64_t)(a + i);
+        for (size_t l = 0; l < m->hp.n_layers && st == KVZ_OK; l++) {
+            kvz_layer_io io = {.n = nc, .x = x, .pos = pos};
+            st = kvz_model_layer(m, l, kv, &io);
+        }
+    }
+    if (st == KVZ_OK && logits)
+        st = kvz_model_logits(m, x + (nc - 1) * E, 1, logits);
+    free(x), free(pos);
+    return st;
+}

@@ -1,0 +1,29 @@
+/* Linear layers y = x W^T (+ b) through oneDNN matmul primitives, shared by every layer of a model. */
+#ifndef KVZ_MODEL_LINEAR_H
+#define KVZ_MODEL_LINEAR_H
+
+#include <stddef.h>
+
+#include "kvz.h"
+
+/* A weight matrix of `out` rows of `in` elements (PyTorch Linear.weight layout), f32 or
+ * bf16, and an optional f32 bias of `out` values. The memory is not owned. */
+typedef struct kvz_linear {
+    size_t in, out;
+    kvz_dtype wtype; /* KVZ_DTYPE_F32 or KVZ_DTYPE_BF16 */
+    const void *w;
+    const float *bias;
+} kvz_linear;
+
+/* oneDNN engine, stream, the primitives built so far (keyed by shape, weight type and
+ * number of rows) and an activation buffer for bf16 inputs. One per model; not thread-safe
+ * (oneDNN itself runs each matmul on all OpenMP threads). */
+typedef struct kvz_mm kvz_mm;
+
+kvz_status kvz_mm_create(kvz_mm **out);
+void kvz_mm_destroy(kvz_mm *mm);
+
+/* y[m][out] = x[m][in] . W^T (+ bias); x and y f32, row-major, not overlapping. */
+kvz_status kvz_linear_apply(kvz_mm *mm, const kvz_linear *l, size_t m, const float *x, float *y);
+
+#endif

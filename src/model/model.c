@@ -1,0 +1,369 @@
+/* Loading a Llama-family GGUF model: hyper-parameters from the metadata, every tensor checked
+ * for presence, type and shape, weights converted once into what oneDNN multiplies. */
+#include "model/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+/* ---- metadata ------------------------------------------------------------------------ */
+
+static kvz_status get_u64(const kvz_gguf *g, const char *arch, const char *suffix, int required, uint64_t dflt,
+                          uint64_t *v)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    if (!kvz_gguf_find(g, key)) {
+        if (required)
+            return kvz_fail(KVZ_ERR_FORMAT, "model: metadata key '%s' is missing", key);
+        *v = dflt;
+        return KVZ_OK;
+    }
+    kvz_status st = kvz_gguf_get_u64(g, key, v);
+    if (st != KVZ_OK)
+        return kvz_fail(KVZ_ERR_FORMAT, "model: metadata key '%s' is not an integer", key);
+    return KVZ_OK;
+}
+
+static kvz_status get_f32(const kvz_gguf *g, const char *arch, const char *suffix, float dflt, float *v)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    if (!kvz_gguf_find(g, key)) {
+        *v = dflt;
+        return KVZ_OK;
+    }
+    if (kvz_gguf_get_f32(g, key, v) != KVZ_OK)
+        return kvz_fail(KVZ_ERR_FORMAT, "model: metadata key '%s' is not a float", key);
+    return KVZ_OK;
+}
+
+static kvz_status read_hparams(const kvz_gguf *g, kvz_hparams *hp)
+{
+    kvz_gguf_str a;
+    if (kvz_gguf_get_str(g, "general.architecture", &a) != KVZ_OK)
+        return kvz_fail(KVZ_ERR_FORMAT, "model: general.architecture is missing");
+    if (a.n >= sizeof hp->arch)
+        return kvz_fail(KVZ_ERR_UNSUPPORTED, "model: architecture '%.*s' is not supported (llama, mistral, qwen2)",
+                        (int)(a.n > 64 ? 64 : a.n), a.p);
+    memcpy(hp->arch, a.p, a.n);
+    hp->arch[a.n] = '\0';
+    const char *arch = hp->arch;
+    if (strcmp(arch, "llama") && strcmp(arch, "mistral") && strcmp(arch, "qwen2"))
+        return kvz_fail(KVZ_ERR_UNSUPPORTED, "model: architecture '%s' is not supported (llama, mistral, qwen2)",
+                        arch);
+    /* llama/mistral rotate adjacent pairs (ggml's normal mode); qwen2 uses the NeoX halves */
+    hp->rope_mode = strcmp(arch, "qwen2") ? KVZ_ROPE_NORM : KVZ_ROPE_NEOX;
+    uint64_t layers, embd, ff, heads, heads_kv, hd, rope_dim, ctx;
+    kvz_status st;
+    if ((st = get_u64(g, arch, "block_count", 1, 0, &layers)) || (st = get_u64(g, arch, "embedding_length", 1, 0, &embd)) ||
+        (st = get_u64(g, arch, "feed_forward_length", 1, 0, &ff)) ||
+        (st = get_u64(g, arch, "attention.head_count", 1, 0, &heads)) ||
+        (st = get_u64(g, arch, "attention.head_count_kv", 0, heads, &heads_kv)) ||
+        (st = get_u64(g, arch, "context_length", 0, 0, &ctx)))
+        return st;
+    if (!layers || !embd || !ff || !heads || !heads_kv || heads % heads_kv || layers > 4096 || embd > (1u << 20) ||
+        ff > (1u << 22) || heads > 1024)
+        return kvz_fail(KVZ_ERR_FORMAT,
+                        "model: implausible shape: %llu layers, embedding %llu, ffn %llu, heads %llu / kv %llu",
+                        (unsigned long long)layers, (unsigned long long)embd, (unsigned long long)ff,
+                        (unsigned long long)heads, (unsigned long long)heads_kv);
+    if ((st = get_u64(g, arch, "attention.key_length", 0, embd / heads, &hd)))
+        return st;
+    if ((st = get_u64(g, arch, "rope.dimension_count", 0, hd, &rope_dim)))
+        return st;
+    if (!hd || hd > 256 || rope_dim > hd || rope_dim % 2)
+        return kvz_fail(KVZ_ERR_UNSUPPORTED, "model: head_dim %llu / rope dims %llu (head_dim 1..256, even rope dims)",
+                        (unsigned long long)hd, (unsigned long long)rope_dim);
+    hp->n_layers = layers, hp->n_embd = embd, hp->n_ff = ff, hp->n_head = heads, hp->n_head_kv = heads_kv;
+    hp->head_dim = hd, hp->rope_dim = rope_dim, hp->n_ctx_train = ctx;
+    if ((st = get_f32(g, arch, "rope.freq_base", 10000.0f, &hp->rope_base)) ||
+        (st = get_f32(g, arch, "attention.layer_norm_rms_epsilon", 1e-5f, &hp->eps)))
+        return st;
+    hp->rope_linear_factor = 1.0f;
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    kvz_gguf_str type;
+    if (kvz_gguf_find(g, key) && kvz_gguf_get_str(g, key, &type) == KVZ_OK && !(type.n == 4 && !memcmp(type.p, "none", 4))) {
+        if (!(type.n == 6 && !memcmp(type.p, "linear", 6)))
+            return kvz_fail(KVZ_ERR_UNSUPPORTED, "model: rope scaling '%.*s' is not supported (none, linear)",
+                            (int)(type.n > 32 ? 32 : type.n), type.p);
+        if ((st = get_f32(g, arch, "rope.scaling.factor", 1.0f, &hp->rope_linear_factor)))
+            return st;
+        if (!(hp->rope_linear_factor > 0))
+            return kvz_fail(KVZ_ERR_FORMAT, "model: rope scaling factor %g", (double)hp->rope_linear_factor);
+    }
+    if (!(hp->rope_base > 0) || !(hp->eps > 0))
+        return kvz_fail(KVZ_ERR_FORMAT, "model: rope base %g / rms epsilon %g must be positive",
+                        (double)hp->rope_base, (double)hp->eps);
+    return KVZ_OK;
+}
+
+/* ---- tensors ------------------------------------------------------------------------- */
+
+static void *own(kvz_model *m, size_t bytes)
+{
+    if (m->n_owned == m->cap_owned) {
+        size_t cap = m->cap_owned ? 2 * m->cap_owned : 64;
+        void **p = realloc(m->owned, cap * sizeof *p);
+        if (!p)
+            return NULL;
+        m->owned = p, m->cap_owned = cap;
+    }
+    void *b = kvz_aligned_alloc(bytes ? bytes : 64);
+    if (b)
+        m->owned[m->n_owned++] = b;
+    return b;
+}
+
+static float f16_to_f32(uint16_t h)
+{
+    float f;
+    kvz_convert(&f, KVZ_DTYPE_F32, &h, KVZ_DTYPE_F16, 1);
+    return f;
+}
+
+/* Elements [first, first + n) of a tensor as f32 (any accepted type). first and n are
+ * multiples of 32 for Q8_0, which every caller guarantees by whole rows. */
+static void tensor_to_f32(const kvz_gguf_tensor *t, size_t first, size_t n, float *out)
+{
+    switch (t->type) {
+    case KVZ_GGML_F32: memcpy(out, (const float *)t->data + first, n * 4); break;
+    case KVZ_GGML_F16: kvz_convert(out, KVZ_DTYPE_F32, (const uint16_t *)t->data + first, KVZ_DTYPE_F16, n); break;
+    case KVZ_GGML_BF16: kvz_convert(out, KVZ_DTYPE_F32, (const uint16_t *)t->data + first, KVZ_DTYPE_BF16, n); break;
+    case KVZ_GGML_Q8_0: {
+        /* blocks of 32 values: an f16 scale, then 32 int8 */
+        const uint8_t *b = (const uint8_t *)t->data + first / 32 * 34;
+        for (size_t i = 0; i < n; i += 32, b += 34) {
+            uint16_t dh;
+            memcpy(&dh, b, 2);
+            const float d = f16_to_f32(dh);
+            for (size_t j = 0; j < 32; j++)
+                out[i + j] = d * (float)(int8_t)b[2 + j];
+        }
+        break;
+    }
+    }
+}
+
+static const kvz_gguf_tensor *find(const kvz_model *m, const char *name, uint64_t ne0, uint64_t ne1, int required,
+                                   kvz_status *st)
+{
+    const kvz_gguf_tensor *t = kvz_gguf_tensor_find(m->gguf, name);
+    if (!t) {
+        if (required)
+            *st = kvz_fail(KVZ_ERR_FORMAT, "model: tensor '%s' is missing", name);
+        return NULL;
+    }
+    const uint64_t want_dims = ne1 ? 2 : 1;
+    if (t->n_dims != want_dims || t->dims[0] != ne0 || (ne1 && t->dims[1] != ne1)) {
+        *st = kvz_fail(KVZ_ERR_FORMAT, "model: tensor '%s' has shape [%llu, %llu], expected [%llu, %llu]", name,
+                       (unsigned long long)t->dims[0], (unsigned long long)(t->n_dims > 1 ? t->dims[1] : 1),
+                       (unsigned long long)ne0, (unsigned long long)(ne1 ? ne1 : 1));
+        return NULL;
+    }
+    if (t->type == KVZ_GGML_Q8_0 && ne0 % 32) {
+        *st = kvz_fail(KVZ_ERR_FORMAT, "model: Q8_0 tensor '%s' rows of %llu are not whole blocks", name,
+                       (unsigned long long)ne0);
+        return NULL;
+    }
+    return t;
+}
+
+/* A 1-D f32 vector (norm weights, biases, rope factors): the mapping itself when F32. */
+static const float *vector_f32(kvz_model *m, const char *name, uint64_t n, int required, kvz_status *st)
+{
+    const kvz_gguf_tensor *t = find(m, name, n, 0, required, st);
+    if (!t)
+        return NULL;
+    if (t->type == KVZ_GGML_F32)
+        return t->data;
+    float *f = own(m, n * 4);
+    if (!f) {
+        *st = kvz_fail(KVZ_ERR_NOMEM, "model: no memory for '%s'", name);
+        return NULL;
+    }
+    tensor_to_f32(t, 0, n, f);
+    return f;
+}
+
+/* Chooses the matmul weight type of a tensor (see kvz_model_opts) and converts when needed. */
+static kvz_status make_linear(kvz_model *m, const kvz_gguf_tensor *t, int bf16_mode, int cpu_bf16, kvz_linear *l)
+{
+    l->in = t->dims[0], l->out = t->dims[1];
+    const size_t n = t->n_elements;
+    int want_bf16;
+    if (bf16_mode >= 0)
+        want_bf16 = bf16_mode;
+    else /* keep the file's precision class: 16-bit brain floats and Q8_0 as bf16, F32/F16 as f32 */
+        want_bf16 = cpu_bf16 && (t->type == KVZ_GGML_BF16 || t->type == KVZ_GGML_Q8_0);
+    l->wtype = want_bf16 ? KVZ_DTYPE_BF16 : KVZ_DTYPE_F32;
+    if ((t->type == KVZ_GGML_F32 && !want_bf16) || (t->type == KVZ_GGML_BF16 && want_bf16)) {
+        l->w = t->data; /* zero copy from the mapping */
+        return KVZ_OK;
+    }
+    void *w = own(m, n * (want_bf16 ? 2 : 4));
+    if (!w)
+        return kvz_fail(KVZ_ERR_NOMEM, "model: no memory to convert '%.*s'", (int)t->name.n, t->name.p);
+    if (t->type == KVZ_GGML_BF16 || (t->type == KVZ_GGML_F32 && want_bf16)) {
+        kvz_convert(w, l->wtype, t->data, t->type == KVZ_GGML_BF16 ? KVZ_DTYPE_BF16 : KVZ_DTYPE_F32, n);
+    } else { /* F16 or Q8_0: through f32 in row blocks */
+        const size_t rows_per = 64, in = l->in;
+        float *tmp = want_bf16 ? malloc(rows_per * in * 4) : NULL;
+        if (want_bf16 && !tmp)
+            return kvz_fail(KVZ_ERR_NOMEM, "model: no memory to convert '%.*s'", (int)t->name.n, t->name.p);
+        for (size_t r = 0; r < l->out; r += rows_per) {
+            const size_t nr = l->out - r < rows_per ? l->out - r : rows_per;
+            float *dst = want_bf16 ? tmp : (float *)w + r * in;
+            tensor_to_f32(t, r * in, nr * in, dst);
+            if (want_bf16)
+                kvz_convert((uint16_t *)w + r * in, KVZ_DTYPE_BF16, tmp, KVZ_DTYPE_F32, nr * in);
+        }
+        free(tmp);
+    }
+    l->w = w;
+    return KVZ_OK;
+}
+
+static kvz_status linear(kvz_model *m, const char *name, uint64_t in, uint64_t out, int bf16_mode, int cpu_bf16,
+                         kvz_linear *l)
+{
+    kvz_status st = KVZ_OK;
+    const kvz_gguf_tensor *t = find(m, name, in, out, 1, &st);
+    return t ? make_linear(m, t, bf16_mode, cpu_bf16, l) : st;
+}
+
+/* Four FNV-1a lanes over the metadata and tensor directory and the first and last bytes of
+ * every tensor: an identity of the file that costs no full read of the weights. */
+static void fingerprint(const kvz_gguf *g, uint8_t out[32])
+{
+    uint64_t h[4] = {0xcbf29ce484222325ull, 0x84222325cbf29ce4ull, 0x9e3779b97f4a7c15ull, 0x243f6a8885a308d3ull};
+    const uint64_t prime = 0x100000001b3ull;
+#define MIX(ptr, len)                                                                                                  \
+    do {                                                                                                               \
+        const uint8_t *p_ = (const uint8_t *)(ptr);                                                                    \
+        for (size_t i_ = 0; i_ < (len); i_++)                                                                          \
+            for (int l_ = 0; l_ < 4; l_++)                                                                             \
+                h[l_] = (h[l_] ^ (uint8_t)(p_[i_] + l_)) * prime;                                                      \
+    } while (0)
+    MIX(g->map, g->data_offset);
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const kvz_gguf_tensor *t = &g->tensors[i];
+        const size_t k = t->n_bytes < 256 ? t->n_bytes : 256;
+        MIX(t->data, k);
+        MIX((const uint8_t *)t->data + t->n_bytes - k, k);
+    }
+#undef MIX
+    memcpy(out, h, 32);
+}
+
+kvz_status kvz_model_load(const char *path, const kvz_model_opts *opts, kvz_model **out)
+{
+    if (!path || !out)
+        return kvz_fail(KVZ_ERR_NULL, "kvz_model_load: path and out must not be NULL");
+    *out = NULL;
+    kvz_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return kvz_fail(KVZ_ERR_NOMEM, "kvz_model_load: no memory");
+    kvz_status st = kvz_gguf_open(path, &m->gguf);
+    if (st == KVZ_OK)
+        st = read_hparams(m->gguf, &m->hp);
+    if (st != KVZ_OK)
+        goto fail;
+    kvz_hparams *hp = &m->hp;
+    const int bf16_mode = opts ? opts->bf16_weights : -1;
+    const int cpu_bf16 = kvz_cpu_has_avx512_bf16();
+    if (bf16_mode == 1 && !cpu_bf16) {
+        st = kvz_fail(KVZ_ERR_UNSUPPORTED, "kvz_model_load: bf16 weights need a CPU with AVX512_BF16");
+        goto fail;
+    }
+    const kvz_gguf_tensor *emb = kvz_gguf_tensor_find(m->gguf, "token_embd.weight");
+    if (!emb || emb->n_dims != 2 || emb->dims[0] != hp->n_embd || !emb->dims[1]) {
+        st = kvz_fail(KVZ_ERR_FORMAT, "model: tensor 'token_embd.weight' is missing or not [%zu, vocab]", hp->n_embd);
+        goto fail;
+    }
+    if (emb->type == KVZ_GGML_Q8_0 && hp->n_embd % 32) {
+        st = kvz_fail(KVZ_ERR_FORMAT, "model: Q8_0 embedding rows are not whole blocks");
+        goto fail;
+    }
+    m->tok_embd = emb;
+    hp->n_vocab = emb->dims[1];
+    const size_t E = hp->n_embd, QD = hp->n_head * hp->head_dim, KD = hp->n_head_kv * hp->head_dim;
+    if (!(m->layers = calloc(hp->n_layers, sizeof *m->layers))) {
+        st = kvz_fail(KVZ_ERR_NOMEM, "kvz_model_load: no memory");
+        goto fail;
+    }
+    char name[96];
+    for (size_t l = 0; l < hp->n_layers && st == KVZ_OK; l++) {
+        kvz_layer_weights *w = &m->layers[l];
+#define NAME(s) (snprintf(name, sizeof name, "blk.%zu.%s", l, s), name)
+        if (!(w->attn_norm = vector_f32(m, NAME("attn_norm.weight"), E, 1, &st)) ||
+            !(w->ffn_norm = vector_f32(m, NAME("ffn_norm.weight"), E, 1, &st)))
+            break;
+        if ((st = linear(m, NAME("attn_q.weight"), E, QD, bf16_mode, cpu_bf16, &w->q)) ||
+            (st = linear(m, NAME("attn_k.weight"), E, KD, bf16_mode, cpu_bf16, &w->k)) ||
+            (st = linear(m, NAME("attn_v.weight"), E, KD, bf16_mode, cpu_bf16, &w->v)) ||
+            (st = linear(m, NAME("attn_output.weight"), QD, E, bf16_mode, cpu_bf16, &w->o)) ||
+            (st = linear(m, NAME("ffn_gate.weight"), E, hp->n_ff, bf16_mode, cpu_bf16, &w->gate)) ||
+            (st = linear(m, NAME("ffn_up.weight"), E, hp->n_ff, bf16_mode, cpu_bf16, &w->up)) ||
+            (st = linear(m, NAME("ffn_down.weight"), hp->n_ff, E, bf16_mode, cpu_bf16, &w->down)))
+            break;
+        /* qwen2 has Q/K/V biases; llama files may too (optional everywhere) */
+        w->q.bias = vector_f32(m, NAME("attn_q.bias"), QD, 0, &st);
+        w->k.bias = vector_f32(m, NAME("attn_k.bias"), KD, 0, &st);
+        w->v.bias = vector_f32(m, NAME("attn_v.bias"), KD, 0, &st);
+#undef NAME
+    }
+    if (st != KVZ_OK)
+        goto fail;
+    if (!(m->output_norm = vector_f32(m, "output_norm.weight", E, 1, &st)))
+        goto fail;
+    const kvz_gguf_tensor *head = find(m, "output.weight", E, hp->n_vocab, 0, &st);
+    if (st != KVZ_OK)
+        goto fail;
+    if ((st = make_linear(m, head ? head : emb, bf16_mode, cpu_bf16, &m->output)) != KVZ_OK) /* tied when absent */
+        goto fail;
+    m->rope_freq_factors = vector_f32(m, "rope_freqs.weight", hp->rope_dim / 2, 0, &st);
+    if (st != KVZ_OK || (st = kvz_mm_create(&m->mm)) != KVZ_OK)
+        goto fail;
+    fingerprint(m->gguf, m->fingerprint);
+    *out = m;
+    return KVZ_OK;
+fail:
+    kvz_model_free(m);
+    return st;
+}
+
+void kvz_model_free(kvz_model *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n_owned; i++)
+        kvz_aligned_free(m->owned[i]);
+    free(m->owned);
+    free(m->layers);
+    kvz_mm_destroy(m->mm);
+    kvz_gguf_close(m->gguf);
+    free(m);
+}
+
+kvz_status kvz_model_embed(const kvz_model *m, const int32_t *ids, size_t n, float *x)
+{
+    const size_t E = m->hp.n_embd;
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || (size_t)ids[i] >= m->hp.n_vocab)
+            return kvz_fail(KVZ_ERR_INVALID_ARG, "model: token id %d outside the vocabulary of %zu", (int)ids[i],
+                            m->hp.n_vocab);
+        tensor_to_f32(m->tok_embd, (size_t)ids[i] * E, E, x + i * E);
+    }
+    return KVZ_OK;
+}
+
+kvz_status kvz_model_cache_create(const kvz_model *m, kvz_dtype dtype, kvz_cache **out)
+{
+    const kvz_cache_config cfg = {sizeof cfg, m->hp.n_layers, m->hp.n_head_kv, m->hp.head_dim, dtype, 0};
+    return kvz_cache_create(&cfg, out);
+}

@@ -1,0 +1,100 @@
+/* A Llama-family decoder loaded from GGUF (llama, mistral, qwen2): hyper-parameters, weights
+ * ready for oneDNN, and the per-layer forward pass that drives the cache API as a host. */
+#ifndef KVZ_MODEL_MODEL_H
+#define KVZ_MODEL_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvz.h"
+#include "model/gguf.h"
+#include "model/linear.h"
+
+/* How RoPE pairs the elements of a head: llama2.c/ggml "normal" (x[2i], x[2i+1]) or
+ * NeoX/HF (x[i], x[i + rope_dim/2]). */
+typedef enum kvz_rope_mode { KVZ_ROPE_NORM = 0, KVZ_ROPE_NEOX = 1 } kvz_rope_mode;
+
+typedef struct kvz_hparams {
+    char arch[16];
+    size_t n_layers, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_ctx_train;
+    size_t rope_dim;          /* rotated elements per head (<= head_dim) */
+    float rope_base;          /* theta base (10000 when the file has none) */
+    float rope_linear_factor; /* positions divided by it (1 = none) */
+    float eps;                /* RMSNorm epsilon */
+    kvz_rope_mode rope_mode;
+} kvz_hparams;
+
+typedef struct kvz_layer_weights {
+    const float *attn_norm, *ffn_norm; /* n_embd each */
+    kvz_linear q, k, v, o, gate, up, down;
+} kvz_layer_weights;
+
+typedef struct kvz_model {
+    kvz_gguf *gguf;
+    kvz_hparams hp;
+    const kvz_gguf_tensor *tok_embd; /* rows fetched (and dequantized) one token at a time */
+    kvz_layer_weights *layers;
+    const float *output_norm;
+    kvz_linear output; /* the LM head (token_embd when the file ties them) */
+    const float *rope_freq_factors; /* llama3-style per-pair divisors, or NULL */
+    kvz_mm *mm;
+    uint8_t fingerprint[32];
+    void **owned; /* converted weights */
+    size_t n_owned, cap_owned;
+} kvz_model;
+
+/* Options of kvz_model_load. */
+typedef struct kvz_model_opts {
+    int bf16_weights; /* -1 auto (bf16 when the CPU has AVX512_BF16), 0 f32, 1 bf16 */
+} kvz_model_opts;
+
+/* Opens and validates a GGUF model; unknown architecture, tensor type, missing or
+ * mis-shaped tensor → a specific status and message, *out NULL. */
+kvz_status kvz_model_load(const char *path, const kvz_model_opts *opts, kvz_model **out);
+void kvz_model_free(kvz_model *m);
+
+/* Where a layer's K/V go and are read from: the cache itself or a query's private tail. */
+typedef struct kvz_kv_target {
+    kvz_cache *cache; /* used when query is NULL */
+    kvz_query *query;
+} kvz_kv_target;
+
+/* One layer applied to n tokens in flight. */
+typedef struct kvz_layer_io {
+    size_t n;
+    float *x;           /* [n][n_embd] residual stream, updated in place */
+    const int64_t *pos; /* [n] RoPE positions */
+    int explicit_pos;   /* append with kvz_cache_append_at (positions with gaps) */
+    size_t chunk;       /* tokens per sub-step of projections/attention/FFN; 0: all n */
+    /* KVzip scoring (cache target only): score + h*score_head_stride receives the max-folded
+     * probabilities of cache rows [chunk_begin, chunk_end) (kvz_cache_attend). Needs chunk 0. */
+    float *score;
+    ptrdiff_t score_head_stride;
+    size_t sink_end, chunk_begin, chunk_end;
+    /* FastKV: post-RoPE queries of the last q_tail_rows tokens, [r][n_head][head_dim]. */
+    float *q_tail;
+    size_t q_tail_rows;
+} kvz_layer_io;
+
+/* The token embeddings of ids into x[n][n_embd]. KVZ_ERR_INVALID_ARG for an id outside the vocabulary. */
+kvz_status kvz_model_embed(const kvz_model *m, const int32_t *ids, size_t n, float *x);
+
+/* One decoder layer: RMSNorm, Q/K/V, RoPE, append K/V to the target, attention over it,
+ * output projection, residual, RMSNorm, SwiGLU FFN, residual. */
+kvz_status kvz_model_layer(kvz_model *m, size_t layer, kvz_kv_target kv, kvz_layer_io *io);
+
+/* Final RMSNorm and LM head of n rows of x: logits[n][n_vocab]. */
+kvz_status kvz_model_logits(kvz_model *m, const float *x, size_t n, float *logits);
+
+/* Runs ids through every layer in chunks of `chunk` tokens (0: one chunk) at the target's
+ * next positions, appending their K/V; logits (optional) receives the last token's. */
+kvz_status kvz_model_prefill(kvz_model *m, kvz_kv_target kv, const int32_t *ids, size_t n, size_t chunk,
+                             float *logits);
+
+/* A cache shaped for the model. */
+kvz_status kvz_model_cache_create(const kvz_model *m, kvz_dtype dtype, kvz_cache **out);
+
+/* The target's next position (layer 0). */
+int64_t kvz_kv_next_position(kvz_kv_target kv);
+
+#endif

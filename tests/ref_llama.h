@@ -1,0 +1,27 @@
+/* An independent, naive double-precision Llama forward pass over a GGUF file's F32 tensors:
+ * the reference the model runner is tested against (no cache, no oneDNN, no library kernels). */
+#ifndef KVZ_TESTS_REF_LLAMA_H
+#define KVZ_TESTS_REF_LLAMA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ref_llama ref_llama;
+
+/* NULL when the file cannot be read as an all-F32 llama model (the test then fails). */
+ref_llama *ref_llama_open(const char *path);
+void ref_llama_close(ref_llama *r);
+size_t ref_llama_vocab(const ref_llama *r);
+size_t ref_llama_layers(const ref_llama *r);
+size_t ref_llama_kv_heads(const ref_llama *r);
+
+/* Logits of every position of ids (positions pos[i], or 0..n-1 when pos is NULL), causal
+ * attention over all earlier tokens: out[n][vocab]. When keep is not NULL, token j is
+ * visible to later queries in layer l, KV head h only if keep[(l*H + h)*n + j] (a masked,
+ * "retain"-style cache; a token always sees itself). When attn is not NULL it receives,
+ * per layer l, query head qh, query i and key j, the softmax probability:
+ * attn[((l*Hq + qh)*n + i)*n + j]. */
+void ref_llama_forward(const ref_llama *r, const int32_t *ids, const int64_t *pos, size_t n,
+                       const uint8_t *keep, double *out, double *attn);
+
+#endif
