@@ -99,6 +99,12 @@ static void rope(double *v, size_t heads, size_t d, double pos, double base)
 void ref_llama_forward(const ref_llama *r, const int32_t *ids, const int64_t *pos, size_t n,
                        const uint8_t *keep, double *out, double *attn)
 {
+    ref_llama_forward_masked(r, ids, pos, n, keep, 0, out, attn);
+}
+
+void ref_llama_forward_masked(const ref_llama *r, const int32_t *ids, const int64_t *pos, size_t n,
+                              const uint8_t *keep, size_t mask_from, double *out, double *attn)
+{
     const size_t E = r->E, d = r->d, Hq = r->Hq, Hkv = r->Hkv, G = Hq / Hkv, F = r->F;
     double *x = calloc(n * E, 8), *xn = malloc(E * 8), *q = malloc(n * Hq * d * 8);
     double *k = malloc(n * Hkv * d * 8), *v = malloc(n * Hkv * d * 8), *att = malloc(Hq * d * 8);
@@ -122,7 +128,7 @@ void ref_llama_forward(const ref_llama *r, const int32_t *ids, const int64_t *po
                 const size_t h = qh / G;
                 double mx = -INFINITY;
                 for (size_t j = 0; j <= t; j++) {
-                    const int vis = j == t || !keep || keep[(l * Hkv + h) * n + j];
+                    const int vis = j == t || !keep || t < mask_from || keep[(l * Hkv + h) * n + j];
                     double s = 0;
                     for (size_t i = 0; i < d; i++)
                         s += q[(t * Hq + qh) * d + i] * k[(j * Hkv + h) * d + i];

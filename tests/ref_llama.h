@@ -24,4 +24,9 @@ size_t ref_llama_kv_heads(const ref_llama *r);
 void ref_llama_forward(const ref_llama *r, const int32_t *ids, const int64_t *pos, size_t n,
                        const uint8_t *keep, double *out, double *attn);
 
+/* As ref_llama_forward, with keep applied only to queries at index >= mask_from: the cache
+ * of earlier tokens was built unmasked and pruned afterwards, as KVzip does. */
+void ref_llama_forward_masked(const ref_llama *r, const int32_t *ids, const int64_t *pos, size_t n,
+                              const uint8_t *keep, size_t mask_from, double *out, double *attn);
+
 #endif

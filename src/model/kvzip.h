@@ -1,0 +1,66 @@
+/* KVzip end to end (spec/kvzip.md): prefill [system | context], score every context KV pair by
+ * teacher-forced reconstruction chunk by chunk, select by a policy, compact the cache. */
+#ifndef KVZ_MODEL_KVZIP_H
+#define KVZ_MODEL_KVZIP_H
+
+#include "model/model.h"
+
+/* The pieces of the reconstruction input as token ids (§1.1, §1.3): each text piece is
+ * tokenized on its own, without special tokens added. */
+typedef struct kvz_kvzip_pieces {
+    const int32_t *sys;          /* system-prompt prefix, cached before the context, always kept */
+    size_t n_sys;
+    const int32_t *repeat_first; /* "\n\nRepeat the previous context exactly." */
+    size_t n_repeat_first;
+    const int32_t *repeat_next;  /* "\n\nRepeat the part of the previous context exactly, starting with " */
+    size_t n_repeat_next;
+    const int32_t *postfix;      /* the assistant-turn opener */
+    size_t n_postfix;
+} kvz_kvzip_pieces;
+
+typedef struct kvz_kvzip_opts {
+    size_t chunk;         /* context tokens per scoring pass (reference: 2000) */
+    size_t prev_tokens;   /* tokens of the previous chunk quoted in later prompts (reference: 8) */
+    size_t prefill_chunk; /* tokens per prefill step, only a memory bound (0: 2048) */
+    kvz_dtype kv_dtype;   /* cache storage type */
+} kvz_kvzip_opts;
+
+/* chunk 2000, prev_tokens 8, prefill_chunk 2048, bf16 storage. */
+void kvz_kvzip_defaults(kvz_kvzip_opts *o);
+
+/* The ids of scoring pass t (0-based): repeat_first ++ postfix ++ chunk_0 for t = 0, and
+ * repeat_next ++ last prev_tokens ids of chunk t-1 ++ postfix ++ chunk_t after (§1.3).
+ * *ids is malloc'ed. KVZ_ERR_INVALID_ARG when t is past the last chunk. */
+kvz_status kvz_kvzip_pass_ids(const kvz_kvzip_pieces *p, const int32_t *ctx, size_t n_c, const kvz_kvzip_opts *o,
+                              size_t t, int32_t **ids, size_t *n);
+
+/* Reconstruction scores of a cache that holds exactly [system | context] in every segment
+ * (checked before every pass: KVZ_ERR_STATE otherwise — the kvpress #147 guard): every
+ * pass runs through every layer at positions n_sys + n_c.., attends over the whole cache
+ * and folds, inside the attention kernel, max over its queries and the GQA group of the
+ * softmax over the reduced key set into scores[(layer*H + head)*n_c + j]; its own K/V are
+ * dropped afterwards. scores are overwritten. */
+kvz_status kvz_kvzip_score(kvz_model *m, kvz_cache *cache, const kvz_kvzip_pieces *p, const int32_t *ctx, size_t n_c,
+                           const kvz_kvzip_opts *o, float *scores);
+
+/* Head-level scores: out[layer*H + head] = max over the head's context tokens (Alg. 1). */
+void kvz_kvzip_head_scores(const float *scores, size_t n_rows, size_t n_c, float *out);
+
+/* Applies a policy to the context rows of a cache holding [system | context] (system rows
+ * and anything after the context are kept) and compacts it; the cache has the model's shape. policy->scores/n_layers/
+ * n_kv_heads/n_tokens are filled in here from scores (may be NULL for policies that need
+ * none). n_kept (optional): kept context rows over all heads. */
+kvz_status kvz_kvzip_compact(const kvz_model *m, kvz_cache *cache, size_t n_sys, size_t n_c, const float *scores,
+                             const kvz_policy_args *policy, size_t *n_kept);
+
+/* The whole pipeline: a new cache of [system | context], scored (when the policy uses
+ * scores), selected and compacted. scores_out (optional) receives the malloc'ed
+ * [layers][kv_heads][n_c] scores (NULL when none were computed). */
+kvz_status kvz_kvzip_build(kvz_model *m, const kvz_kvzip_pieces *p, const int32_t *ctx, size_t n_c,
+                           const kvz_kvzip_opts *o, const kvz_policy_args *policy, kvz_cache **out,
+                           float **scores_out, size_t *n_kept);
+
+/* Whether a policy ranks tokens by KVzip reconstruction scores. */
+int kvz_kvzip_policy_needs_scores(kvz_policy p);
+
+#endif

@@ -1,0 +1,356 @@
+/* The KVzip pipeline on stories260K against the naive fp64 reference: the pass layout of
+ * spec/kvzip.md §1.3, reconstruction scores from the reference's attention probabilities,
+ * selection equal up to ties, ratio 1 changes nothing, the compacted cache answers like a
+ * masked full cache (§4.5), and the #147 guard. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "model/generate.h"
+#include "model/kvzip.h"
+#include "ref_llama.h"
+#include "testutil.h"
+
+static char path[512];
+
+static int have_model(void)
+{
+    snprintf(path, sizeof path, "%s/models/stories260K.gguf", KVZ_SHARED_DIR);
+    if (access(path, R_OK) != 0) {
+        fprintf(stderr, "%s is absent: skipping (tests read the shared models from ../shared)\n", path);
+        return 0;
+    }
+    return 1;
+}
+
+#define NEED_MODEL()                                                                                                   \
+    do {                                                                                                               \
+        if (!have_model()) {                                                                                           \
+            skip();                                                                                                    \
+            return;                                                                                                    \
+        }                                                                                                              \
+    } while (0)
+
+/* A small fixed setting: system prompt, 3 reconstruction chunks (16, 16, 9 tokens). */
+enum { N_SYS = 4, N_C = 41, CHUNK = 16, PREV = 8 };
+static const int32_t SYS[N_SYS] = {1, 300, 301, 302};
+static const int32_t RF[3] = {310, 311, 312}, RN[4] = {320, 321, 322, 323}, POST[2] = {330, 331};
+static int32_t CTX[N_C];
+
+static kvz_kvzip_pieces pieces(void)
+{
+    return (kvz_kvzip_pieces){SYS, N_SYS, RF, 3, RN, 4, POST, 2};
+}
+
+static kvz_kvzip_opts opts(void)
+{
+    kvz_kvzip_opts o;
+    kvz_kvzip_defaults(&o);
+    o.chunk = CHUNK, o.prev_tokens = PREV, o.prefill_chunk = 7, o.kv_dtype = KVZ_DTYPE_F32;
+    return o;
+}
+
+static void make_context(void)
+{
+    tu_rng r;
+    tu_rng_init(&r, tu_seed());
+    for (size_t i = 0; i < N_C; i++)
+        CTX[i] = (int32_t)tu_range(&r, 259, 511);
+}
+
+/* The pass layout written out by hand for this setting. */
+static size_t expected_pass(size_t t, int32_t *v)
+{
+    size_t k = 0;
+    const size_t b = t * CHUNK, m_t = N_C - b < CHUNK ? N_C - b : CHUNK;
+    if (t == 0) {
+        for (size_t i = 0; i < 3; i++)
+            v[k++] = RF[i];
+    } else {
+        for (size_t i = 0; i < 4; i++)
+            v[k++] = RN[i];
+        for (size_t i = b - PREV; i < b; i++)
+            v[k++] = CTX[i];
+    }
+    v[k++] = POST[0], v[k++] = POST[1];
+    for (size_t i = b; i < b + m_t; i++)
+        v[k++] = CTX[i];
+    return k;
+}
+
+static void test_pass_layout(void **state)
+{
+    (void)state;
+    make_context();
+    const kvz_kvzip_pieces p = pieces();
+    const kvz_kvzip_opts o = opts();
+    for (size_t t = 0; t < 3; t++) {
+        int32_t want[64], *got = NULL;
+        size_t n = 0;
+        const size_t nw = expected_pass(t, want);
+        assert_int_equal(kvz_kvzip_pass_ids(&p, CTX, N_C, &o, t, &got, &n), KVZ_OK);
+        assert_int_equal(n, nw);
+        assert_memory_equal(got, want, nw * sizeof *want);
+        free(got);
+    }
+    int32_t *got = NULL;
+    size_t n;
+    assert_int_equal(kvz_kvzip_pass_ids(&p, CTX, N_C, &o, 3, &got, &n), KVZ_ERR_INVALID_ARG);
+}
+
+/* Reference scores: for each pass, the fp64 forward of [sys | ctx | pass] gives the full
+ * softmax p; the reduced-set probability of key j for query i is p_j / sum over the reduced
+ * set (system prompt, the chunk, the pass's own keys up to i) of p. */
+static double *reference_scores(ref_llama *r, size_t L, size_t H, size_t Hq)
+{
+    const size_t G = Hq / H, rows = N_SYS + N_C;
+    double *S = tu_calloc(L * H * N_C, 8);
+    for (size_t t = 0; t * CHUNK < N_C; t++) {
+        int32_t seq[N_SYS + N_C + 64];
+        memcpy(seq, SYS, sizeof SYS);
+        memcpy(seq + N_SYS, CTX, sizeof CTX);
+        const size_t n_in = expected_pass(t, seq + rows), n = rows + n_in;
+        const size_t b = t * CHUNK, m_t = N_C - b < CHUNK ? N_C - b : CHUNK;
+        double *logits = tu_malloc(n * ref_llama_vocab(r) * 8), *P = tu_malloc(L * Hq * n * n * 8);
+        ref_llama_forward(r, seq, NULL, n, NULL, logits, P);
+        for (size_t l = 0; l < L; l++)
+            for (size_t qh = 0; qh < Hq; qh++)
+                for (size_t i = 0; i < n_in; i++) {
+                    const double *p = P + ((l * Hq + qh) * n + rows + i) * n;
+                    double z = 0;
+                    for (size_t j = 0; j < N_SYS; j++)
+                        z += p[j];
+                    for (size_t j = N_SYS + b; j < N_SYS + b + m_t; j++)
+                        z += p[j];
+                    for (size_t j = rows; j <= rows + i; j++)
+                        z += p[j];
+                    for (size_t j = 0; j < m_t; j++) {
+                        double *s = &S[(l * H + qh / G) * N_C + b + j];
+                        *s = fmax(*s, p[N_SYS + b + j] / z);
+                    }
+                }
+        free(logits), free(P);
+    }
+    return S;
+}
+
+static kvz_model *load(void)
+{
+    kvz_model *m = NULL;
+    const kvz_model_opts o = {.bf16_weights = 0};
+    assert_int_equal(kvz_model_load(path, &o, &m), KVZ_OK);
+    return m;
+}
+
+static void test_scores_vs_reference(void **state)
+{
+    (void)state;
+    NEED_MODEL();
+    make_context();
+    kvz_model *m = load();
+    const size_t L = m->hp.n_layers, H = m->hp.n_head_kv;
+    ref_llama *r = ref_llama_open(path);
+    assert_non_null(r);
+    double *want = reference_scores(r, L, H, m->hp.n_head);
+    const kvz_kvzip_pieces p = pieces();
+    const kvz_kvzip_opts o = opts();
+    kvz_policy_args pa = {.struct_size = sizeof pa, .policy = KVZ_POLICY_KVZIP_PAIR, .ratio = 1.0};
+    kvz_cache *c = NULL;
+    float *got = NULL;
+    assert_int_equal(kvz_kvzip_build(m, &p, CTX, N_C, &o, &pa, &c, &got, NULL), KVZ_OK);
+    assert_non_null(got);
+    for (size_t i = 0; i < L * H * N_C; i++)
+        assert_true(got[i] >= 0.0f && got[i] <= 1.0f);
+    tu_check_close(got, want, L * H * N_C, 2e-5, 1e-4, "kvzip scores");
+    /* scoring again on the same compacted-at-ratio-1 (unchanged) cache gives the same scores:
+       the passes left nothing behind */
+    float *again = tu_malloc(L * H * N_C * 4);
+    assert_int_equal(kvz_kvzip_score(m, c, &p, CTX, N_C, &o, again), KVZ_OK);
+    assert_memory_equal(again, got, L * H * N_C * 4);
+    free(again), free(got), free(want);
+    kvz_cache_destroy(c);
+    ref_llama_close(r);
+    kvz_model_free(m);
+}
+
+/* The guard of kvpress #147: scoring a cache that does not hold the whole prefill is refused. */
+static void test_guard_full_cache(void **state)
+{
+    (void)state;
+    NEED_MODEL();
+    make_context();
+    kvz_model *m = load();
+    const kvz_kvzip_pieces p = pieces();
+    const kvz_kvzip_opts o = opts();
+    kvz_cache *c;
+    assert_int_equal(kvz_model_cache_create(m, KVZ_DTYPE_F32, &c), KVZ_OK);
+    float *s = tu_malloc(m->hp.n_layers * m->hp.n_head_kv * N_C * 4);
+    assert_int_equal(kvz_kvzip_score(m, c, &p, CTX, N_C, &o, s), KVZ_ERR_STATE); /* empty */
+    assert_non_null(strstr(kvz_last_error(), "full prefilled cache"));
+    assert_int_equal(kvz_model_prefill(m, (kvz_kv_target){c, NULL}, SYS, N_SYS, 0, NULL), KVZ_OK);
+    assert_int_equal(kvz_kvzip_score(m, c, &p, CTX, N_C, &o, s), KVZ_ERR_STATE); /* system prompt only */
+    assert_int_equal(kvz_model_prefill(m, (kvz_kv_target){c, NULL}, CTX, N_C, 0, NULL), KVZ_OK);
+    assert_int_equal(kvz_kvzip_score(m, c, &p, CTX, N_C, &o, s), KVZ_OK);
+    free(s);
+    kvz_cache_destroy(c);
+    kvz_model_free(m);
+}
+
+/* Logits of `question` appended through a query over cache c. */
+static void answer_logits(kvz_model *m, kvz_cache *c, const int32_t *question, size_t nq, float *logits)
+{
+    kvz_query *q;
+    assert_int_equal(kvz_query_create(c, &q), KVZ_OK);
+    assert_int_equal(kvz_model_prefill(m, (kvz_kv_target){NULL, q}, question, nq, 0, logits), KVZ_OK);
+    kvz_query_destroy(q);
+}
+
+static const int32_t QUESTION[5] = {400, 401, 402, 403, 404};
+
+/* Ratio 1 keeps everything: the answer's logits equal those over an uncompressed cache, bit for bit. */
+static void test_ratio_one_is_identity(void **state)
+{
+    (void)state;
+    NEED_MODEL();
+    make_context();
+    kvz_model *m = load();
+    const size_t V = m->hp.n_vocab;
+    const kvz_kvzip_pieces p = pieces();
+    const kvz_kvzip_opts o = opts();
+    kvz_policy_args pa = {.struct_size = sizeof pa, .policy = KVZ_POLICY_KVZIP_PAIR, .ratio = 1.0};
+    kvz_cache *zc = NULL, *full = NULL;
+    size_t kept = 0;
+    assert_int_equal(kvz_kvzip_build(m, &p, CTX, N_C, &o, &pa, &zc, NULL, &kept), KVZ_OK);
+    assert_int_equal(kept, m->hp.n_layers * m->hp.n_head_kv * N_C);
+    pa.policy = KVZ_POLICY_FULL;
+    assert_int_equal(kvz_kvzip_build(m, &p, CTX, N_C, &o, &pa, &full, NULL, NULL), KVZ_OK);
+    float *a = tu_malloc(V * 4), *b = tu_malloc(V * 4);
+    answer_logits(m, zc, QUESTION, 5, a);
+    answer_logits(m, full, QUESTION, 5, b);
+    assert_memory_equal(a, b, V * 4);
+    free(a), free(b);
+    kvz_cache_destroy(zc), kvz_cache_destroy(full);
+    kvz_model_free(m);
+}
+
+/* Ratio 0.3: the kept set is the strict-threshold set of the reference scores up to near-ties,
+ * and the compacted cache answers exactly like the full cache with the evicted pairs masked. */
+static void test_compress_vs_masked_reference(void **state)
+{
+    (void)state;
+    NEED_MODEL();
+    make_context();
+    kvz_model *m = load();
+    const size_t L = m->hp.n_layers, H = m->hp.n_head_kv, V = m->hp.n_vocab, rows = N_SYS + N_C;
+    ref_llama *r = ref_llama_open(path);
+    double *ref = reference_scores(r, L, H, m->hp.n_head);
+    const kvz_kvzip_pieces p = pieces();
+    const kvz_kvzip_opts o = opts();
+    kvz_policy_args pa = {.struct_size = sizeof pa, .policy = KVZ_POLICY_KVZIP_PAIR, .ratio = 0.3};
+    kvz_cache *c = NULL;
+    size_t kept = 0;
+    assert_int_equal(kvz_kvzip_build(m, &p, CTX, N_C, &o, &pa, &c, NULL, &kept), KVZ_OK);
+    /* the reference's own strict threshold: the value at rank floor(N r) - 1, keep > it */
+    const size_t N = L * H * N_C, k = (size_t)((double)N * 0.3);
+    double *sorted = tu_malloc(N * 8);
+    memcpy(sorted, ref, N * 8);
+    for (size_t i = 1; i < N; i++) /* insertion sort, descending: N is small */
+        for (size_t j = i; j > 0 && sorted[j] > sorted[j - 1]; j--) {
+            const double tmp = sorted[j];
+            sorted[j] = sorted[j - 1], sorted[j - 1] = tmp;
+        }
+    const double thres = sorted[k - 1];
+    assert_true(kept <= k);
+    /* the masked reference over the kept positions of every (layer, head) */
+    const size_t n = rows + 5;
+    uint8_t *keep = tu_calloc(L * H * n, 1);
+    size_t mismatches = 0;
+    for (size_t l = 0; l < L; l++)
+        for (size_t h = 0; h < H; h++) {
+            size_t len;
+            const int64_t *pos;
+            assert_int_equal(kvz_cache_length(c, l, h, &len), KVZ_OK);
+            assert_int_equal(kvz_cache_positions(c, l, h, &pos), KVZ_OK);
+            for (size_t i = 0; i < len; i++)
+                keep[(l * H + h) * n + (size_t)pos[i]] = 1;
+            for (size_t j = 0; j < N_SYS; j++)
+                assert_true(keep[(l * H + h) * n + j]); /* the system prompt stays */
+            for (size_t j = 0; j < N_C; j++) {
+                const double s = ref[(l * H + h) * N_C + j];
+                const int want = s > thres, got = keep[(l * H + h) * n + N_SYS + j];
+                if (want != got) {
+                    mismatches++;
+                    assert_true(fabs(s - thres) < 1e-4); /* only near-ties may differ */
+                }
+            }
+            for (size_t j = rows; j < n; j++)
+                keep[(l * H + h) * n + j] = 1;
+        }
+    fprintf(stderr, "kvzip ratio 0.3: kept %zu of %zu, %zu near-tie differences from the reference\n", kept, N,
+            mismatches);
+    int32_t seq[N_SYS + N_C + 5];
+    memcpy(seq, SYS, sizeof SYS), memcpy(seq + N_SYS, CTX, sizeof CTX), memcpy(seq + rows, QUESTION, sizeof QUESTION);
+    double *want = tu_malloc(n * V * 8);
+    ref_llama_forward_masked(r, seq, NULL, n, keep, rows, want, NULL);
+    float *got = tu_malloc(V * 4);
+    answer_logits(m, c, QUESTION, 5, got);
+    double scale = 0;
+    for (size_t j = 0; j < V; j++)
+        scale = fmax(scale, fabs(want[(n - 1) * V + j]));
+    tu_check_close(got, want + (n - 1) * V, V, 1e-4 * scale, 1e-4, "answer over the compacted cache");
+    free(got), free(want), free(keep), free(sorted), free(ref);
+    kvz_cache_destroy(c);
+    ref_llama_close(r);
+    kvz_model_free(m);
+}
+
+/* Head-level: whole heads keep their context or none of it; the system prompt always stays. */
+static void test_head_level(void **state)
+{
+    (void)state;
+    NEED_MODEL();
+    make_context();
+    kvz_model *m = load();
+    const size_t L = m->hp.n_layers, H = m->hp.n_head_kv;
+    const kvz_kvzip_pieces p = pieces();
+    const kvz_kvzip_opts o = opts();
+    kvz_policy_args pa = {.struct_size = sizeof pa, .policy = KVZ_POLICY_KVZIP_PAIR, .ratio = 1.0};
+    kvz_cache *c = NULL;
+    float *scores = NULL;
+    assert_int_equal(kvz_kvzip_build(m, &p, CTX, N_C, &o, &pa, &c, &scores, NULL), KVZ_OK);
+    kvz_cache_destroy(c);
+    float *head = tu_malloc(L * H * 4);
+    kvz_kvzip_head_scores(scores, L * H, N_C, head);
+    for (size_t r = 0; r < L * H; r++) {
+        float mx = 0;
+        for (size_t j = 0; j < N_C; j++)
+            mx = fmaxf(mx, scores[r * N_C + j]);
+        assert_true(head[r] == mx);
+    }
+    pa.policy = KVZ_POLICY_KVZIP_HEAD, pa.head_scores = head, pa.ratio = 0.5;
+    assert_int_equal(kvz_kvzip_build(m, &p, CTX, N_C, &o, &pa, &c, NULL, NULL), KVZ_OK);
+    size_t whole = 0;
+    for (size_t l = 0; l < L; l++)
+        for (size_t h = 0; h < H; h++) {
+            size_t len;
+            assert_int_equal(kvz_cache_length(c, l, h, &len), KVZ_OK);
+            assert_true(len == N_SYS || len == N_SYS + N_C);
+            whole += len == N_SYS + N_C;
+        }
+    assert_true(whole > 0 && whole < L * H);
+    kvz_cache_destroy(c);
+    free(head), free(scores);
+    kvz_model_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pass_layout),           cmocka_unit_test(test_scores_vs_reference),
+        cmocka_unit_test(test_guard_full_cache),      cmocka_unit_test(test_ratio_one_is_identity),
+        cmocka_unit_test(test_compress_vs_masked_reference), cmocka_unit_test(test_head_level),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
