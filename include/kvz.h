@@ -365,6 +365,16 @@ KVZ_API kvz_status kvz_cache_get_stats(const kvz_cache *cache, kvz_cache_stats *
 KVZ_API kvz_status kvz_cache_segment_bytes(const kvz_cache *cache, size_t layer, size_t head, size_t *bytes);
 
 /**
+ * The NUMA node a segment's memory is placed on, or -1 when it is not placed (one node,
+ * or a build without libnuma). kvz_cache_create and kvz_cache_load place segments with
+ * kvz_numa_plan over the machine's nodes when there are two or more; the node is a strong
+ * preference, so the kernel may still take pages elsewhere when that node runs out.
+ * Lets a host hand each (layer, head) to threads running on its node.
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG. Thread-safe. @since 0.1
+ */
+KVZ_API kvz_status kvz_cache_segment_node(const kvz_cache *cache, size_t layer, size_t head, int *node);
+
+/**
  * Attention of one layer's queries over the cache: query t (0..n_q-1) of query head qh at
  * q + t*q_token_stride + qh*q_head_stride; KV head h = qh / group. The queries' own keys
  * are the last n_q rows of each segment (append them first); token t sees the first

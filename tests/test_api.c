@@ -52,6 +52,7 @@ static const struct {
     FN(kvz_cache_next_position),
     FN(kvz_cache_get_stats),
     FN(kvz_cache_segment_bytes),
+    FN(kvz_cache_segment_node),
     FN(kvz_cache_attend),
     FN(kvz_query_create),
     FN(kvz_query_destroy),

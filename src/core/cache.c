@@ -4,8 +4,36 @@
 
 #include "core/cache_internal.h"
 #include "core/internal.h"
+#include "core/numa_alloc.h"
+
+/* Puts every segment on the node the planner gives it on this machine, before any segment
+ * has memory, by the rows it is expected to hold (seg_rows, else the reserve: all equal). */
+static kvz_status place(kvz_cache *c, size_t n_seg, const uint64_t *seg_rows)
+{
+    if (kvz_numa_nodes() < 2)
+        return KVZ_OK; /* nothing to place: spare the planner's arrays */
+    uint64_t *bytes = malloc(n_seg * sizeof *bytes);
+    int *node_of = malloc(n_seg * sizeof *node_of);
+    kvz_status st = bytes && node_of ? KVZ_OK : kvz_fail(KVZ_ERR_NOMEM, "kvz_cache_create: no memory");
+    const uint64_t rb = 2 * c->cfg.head_dim * kvz_dtype_bytes(c->cfg.dtype) + 8, most = UINT64_MAX / n_seg;
+    for (size_t i = 0; st == KVZ_OK && i < n_seg; i++) {
+        const uint64_t rows = seg_rows ? seg_rows[i] : c->cfg.reserve ? c->cfg.reserve : 1;
+        bytes[i] = rows > most / rb ? most : rows * rb; /* estimates: capped so that no sum wraps */
+    }
+    if (st == KVZ_OK)
+        st = kvz_numa_place(n_seg, bytes, node_of);
+    for (size_t i = 0; st == KVZ_OK && i < n_seg; i++)
+        (void)kvz_segment_place(&c->seg[i], node_of[i]); /* segments without memory yet: cannot fail */
+    free(bytes), free(node_of);
+    return st;
+}
 
 kvz_status kvz_cache_create(const kvz_cache_config *cfg, kvz_cache **out)
+{
+    return kvz_cache_create_placed(cfg, NULL, out);
+}
+
+kvz_status kvz_cache_create_placed(const kvz_cache_config *cfg, const uint64_t *seg_rows, kvz_cache **out)
 {
     static const char fn[] = "kvz_cache_create";
     if (!cfg || !out)
@@ -32,12 +60,12 @@ kvz_status kvz_cache_create(const kvz_cache_config *cfg, kvz_cache **out)
     c->cfg = *cfg;
     c->cfg.struct_size = sizeof c->cfg;
     atomic_init(&c->queries, 0);
-    for (size_t i = 0; i < n_seg && cfg->reserve; i++) {
-        const kvz_status st = kvz_segment_reserve(&c->seg[i], cfg->reserve, cfg->head_dim, cfg->dtype);
-        if (st != KVZ_OK) {
-            kvz_cache_destroy(c);
-            return st;
-        }
+    kvz_status st = place(c, n_seg, seg_rows);
+    for (size_t i = 0; st == KVZ_OK && i < n_seg && cfg->reserve; i++)
+        st = kvz_segment_reserve(&c->seg[i], cfg->reserve, cfg->head_dim, cfg->dtype);
+    if (st != KVZ_OK) {
+        kvz_cache_destroy(c);
+        return st;
     }
     *out = c;
     return KVZ_OK;
@@ -245,5 +273,16 @@ kvz_status kvz_cache_segment_bytes(const kvz_cache *c, size_t layer, size_t head
     if (!bytes)
         return kvz_fail(KVZ_ERR_NULL, "kvz_cache_segment_bytes: bytes is NULL");
     *bytes = kvz_cache_seg(c, layer, head)->len * row_bytes(c);
+    return KVZ_OK;
+}
+
+kvz_status kvz_cache_segment_node(const kvz_cache *c, size_t layer, size_t head, int *node)
+{
+    kvz_status st = check_where(c, layer, head, "kvz_cache_segment_node");
+    if (st != KVZ_OK)
+        return st;
+    if (!node)
+        return kvz_fail(KVZ_ERR_NULL, "kvz_cache_segment_node: node is NULL");
+    *node = kvz_segment_node(kvz_cache_seg(c, layer, head));
     return KVZ_OK;
 }

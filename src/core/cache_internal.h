@@ -15,6 +15,10 @@ struct kvz_cache {
     atomic_size_t queries; /* live kvz_query objects reading this cache */
 };
 
+/* kvz_cache_create, with the rows each segment is expected to hold for the NUMA placement
+ * (seg_rows[layer*n_kv_heads + head]; NULL: cfg->reserve for all, as kvz_cache_create). */
+kvz_status kvz_cache_create_placed(const kvz_cache_config *cfg, const uint64_t *seg_rows, kvz_cache **out);
+
 static inline const kvz_segment *kvz_cache_seg(const kvz_cache *c, size_t layer, size_t head)
 {
     return &c->seg[layer * c->cfg.n_kv_heads + head];

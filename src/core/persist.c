@@ -259,9 +259,11 @@ static kvz_status load_body(reader *r, const unsigned char *h, kvz_cache **out)
     if ((st = rd(r, lens, 8 * (L + S))) == KVZ_OK && kvz_crc32c(0, lens, 8 * (L + S)) != crc)
         st = kvz_fail(KVZ_ERR_CORRUPT, "kvz_cache_load: %s: segment lengths fail their checksum", r->path);
     /* the lengths decide every later size: check them against the file before allocating */
-    uint64_t rows = 0;
+    uint64_t rows = 0, *seg_rows = NULL; /* seg_rows: the NUMA placement balances the loaded sizes */
+    if (st == KVZ_OK && !(seg_rows = malloc(S * sizeof *seg_rows)))
+        st = kvz_fail(KVZ_ERR_NOMEM, "kvz_cache_load: no memory");
     for (size_t i = 0; st == KVZ_OK && i < S; i++) {
-        const uint64_t len = get64(lens + 8 * (L + i)), next = get64(lens + 8 * (i / H));
+        const uint64_t len = seg_rows[i] = get64(lens + 8 * (L + i)), next = get64(lens + 8 * (i / H));
         if (len > next || next > (uint64_t)INT64_MAX || len > r->size)
             st = kvz_fail(KVZ_ERR_CORRUPT, "kvz_cache_load: %s: segment %zu claims %llu rows", r->path, i,
                           (unsigned long long)len);
@@ -275,8 +277,9 @@ static kvz_status load_body(reader *r, const unsigned char *h, kvz_cache **out)
     kvz_cache *c = NULL;
     if (st == KVZ_OK) {
         kvz_cache_config cfg = {sizeof cfg, (size_t)L, (size_t)H, (size_t)d, (kvz_dtype)dt, 0};
-        st = kvz_cache_create(&cfg, &c);
+        st = kvz_cache_create_placed(&cfg, seg_rows, &c);
     }
+    free(seg_rows);
     for (size_t l = 0; st == KVZ_OK && l < L; l++)
         c->next_pos[l] = (int64_t)get64(lens + 8 * l);
     for (size_t i = 0; st == KVZ_OK && i < S; i++)

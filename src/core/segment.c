@@ -5,19 +5,30 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "core/numa_alloc.h"
 
 size_t kvz_dtype_bytes(kvz_dtype dt) { return dt == KVZ_DTYPE_F32 ? 4 : 2; }
 
-/* Moves the first `keep` rows into new buffers of `rows` rows. */
+static void release(kvz_segment *s)
+{
+    const int node = kvz_segment_node(s);
+    kvz_numa_free(s->k, s->kv_bytes, node), kvz_numa_free(s->v, s->kv_bytes, node);
+    kvz_numa_free(s->pos, s->cap * sizeof(int64_t), node);
+}
+
+/* Moves the rows into new buffers of `rows` rows on the segment's node (on failure the
+ * segment is unchanged). */
 static kvz_status resize(kvz_segment *s, size_t rows, size_t d, kvz_dtype dt)
 {
-    size_t row_bytes, bytes;
-    if (!kvz_mul_ok(d, kvz_dtype_bytes(dt), &row_bytes) || !kvz_mul_ok(rows, row_bytes, &bytes))
+    size_t row_bytes, bytes, pos_bytes;
+    if (!kvz_mul_ok(d, kvz_dtype_bytes(dt), &row_bytes) || !kvz_mul_ok(rows, row_bytes, &bytes) ||
+        !kvz_mul_ok(rows, sizeof(int64_t), &pos_bytes))
         return kvz_fail(KVZ_ERR_NOMEM, "cache: segment of %zu rows is too large", rows);
-    void *k = kvz_aligned_alloc(bytes), *v = kvz_aligned_alloc(bytes);
-    int64_t *pos = kvz_aligned_alloc(rows * sizeof(int64_t));
+    const int node = kvz_segment_node(s);
+    void *k = kvz_numa_alloc(bytes, node), *v = kvz_numa_alloc(bytes, node);
+    int64_t *pos = kvz_numa_alloc(pos_bytes, node);
     if (!k || !v || !pos) {
-        kvz_aligned_free(k), kvz_aligned_free(v), kvz_aligned_free(pos);
+        kvz_numa_free(k, bytes, node), kvz_numa_free(v, bytes, node), kvz_numa_free(pos, pos_bytes, node);
         return kvz_fail(KVZ_ERR_NOMEM, "cache: no memory for a segment of %zu rows", rows);
     }
     if (s->len) {
@@ -25,8 +36,16 @@ static kvz_status resize(kvz_segment *s, size_t rows, size_t d, kvz_dtype dt)
         memcpy(v, s->v, s->len * row_bytes);
         memcpy(pos, s->pos, s->len * sizeof(int64_t));
     }
-    kvz_aligned_free(s->k), kvz_aligned_free(s->v), kvz_aligned_free(s->pos);
-    s->k = k, s->v = v, s->pos = pos, s->cap = rows;
+    release(s);
+    s->k = k, s->v = v, s->pos = pos, s->cap = rows, s->kv_bytes = bytes;
+    return KVZ_OK;
+}
+
+kvz_status kvz_segment_place(kvz_segment *s, int node)
+{
+    if (s->k || s->v || s->pos)
+        return kvz_fail(KVZ_ERR_STATE, "cache: a segment with memory cannot move to another node");
+    s->node1 = node < 0 ? 0 : node + 1;
     return KVZ_OK;
 }
 
@@ -78,6 +97,8 @@ kvz_status kvz_segment_compact(kvz_segment *s, const uint8_t *keep, size_t d, kv
 
 void kvz_segment_free(kvz_segment *s)
 {
-    kvz_aligned_free(s->k), kvz_aligned_free(s->v), kvz_aligned_free(s->pos);
+    release(s);
+    const int node1 = s->node1;
     memset(s, 0, sizeof *s);
+    s->node1 = node1;
 }

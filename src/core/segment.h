@@ -11,9 +11,20 @@ typedef struct kvz_segment {
     void *k, *v;  /* cap rows of d elements of the storage type, 64-byte aligned */
     int64_t *pos; /* cap positions */
     size_t len, cap;
+    size_t kv_bytes; /* bytes of each of k and v as allocated: their release needs it */
+    /* 1 + the NUMA node the buffers are allocated on; 0, the zeroed default (a query's
+       private tail, a cache on one node), is plain memory */
+    int node1;
 } kvz_segment;
 
 size_t kvz_dtype_bytes(kvz_dtype dt);
+
+/* The node of a segment's memory, or -1 when it is not placed. */
+static inline int kvz_segment_node(const kvz_segment *s) { return s->node1 - 1; }
+
+/* Puts the segment's future buffers on a node (-1: plain memory). Only before its first
+ * reserve: KVZ_ERR_STATE once it holds buffers, whose release depends on where they are. */
+kvz_status kvz_segment_place(kvz_segment *s, int node);
 
 /* Makes room for `rows` rows in total (keeps the contents); KVZ_OK or KVZ_ERR_NOMEM. */
 kvz_status kvz_segment_reserve(kvz_segment *s, size_t rows, size_t d, kvz_dtype dt);
@@ -25,6 +36,7 @@ kvz_status kvz_segment_append(kvz_segment *s, size_t n, const float *k, const fl
 /* Keeps the rows with keep[j] != 0, in order; shrinks the allocation below half use. */
 kvz_status kvz_segment_compact(kvz_segment *s, const uint8_t *keep, size_t d, kvz_dtype dt);
 
+/* Releases the buffers; the segment stays on its node for later growth. */
 void kvz_segment_free(kvz_segment *s);
 
 #endif

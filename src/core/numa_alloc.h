@@ -1,0 +1,36 @@
+/* Node-local memory for cache segments: the node each segment gets on this machine, and buffers placed there.
+ */
+#ifndef KVZ_CORE_NUMA_ALLOC_H
+#define KVZ_CORE_NUMA_ALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvz.h"
+
+/* Buffers of at least this many bytes are mapped on 2 MiB boundaries and advised to use
+ * transparent huge pages (a hint: THP may be disabled or refuse). */
+#define KVZ_HUGE_BYTES ((size_t)2 << 20)
+
+/*
+ * Where n_seg segments of about seg_bytes[s] bytes go on this machine: kvz_numa_plan over
+ * the real nodes (those this process may allocate on and run on, with their CPU counts and
+ * free memory). node_of[s] receives a node id, or -1 for every segment when libnuma is
+ * missing or fewer than two nodes qualify (nothing to place: plain allocation).
+ * Returns KVZ_OK or KVZ_ERR_NOMEM (only for the planner's own small arrays).
+ */
+kvz_status kvz_numa_place(size_t n_seg, const uint64_t *seg_bytes, int *node_of);
+
+/*
+ * A 64-byte aligned buffer of `bytes` bytes (NULL when memory runs out). node >= 0: an
+ * anonymous mapping whose pages the kernel prefers to take from that node; node < 0: plain
+ * memory. Buffers of KVZ_HUGE_BYTES or more are page mappings on a 2 MiB boundary advised
+ * to use huge pages, whatever the node.
+ */
+void *kvz_numa_alloc(size_t bytes, int node);
+
+/* Releases a buffer of kvz_numa_alloc: bytes and node must be the ones it was made with
+ * (together they say whether it is a mapping). NULL is a no-op. */
+void kvz_numa_free(void *p, size_t bytes, int node);
+
+#endif
