@@ -172,3 +172,86 @@ void ref_llama_forward_masked(const ref_llama *r, const int32_t *ids, const int6
     }
     free(x), free(xn), free(q), free(k), free(v), free(att), free(o), free(g), free(u), free(p);
 }
+
+void ref_llama_forward_tsp(const ref_llama *r, const int32_t *ids, size_t n, size_t n_ctx, size_t t,
+                           const size_t *sel, size_t m, const uint8_t *keep, double *out, double *attn)
+{
+    const size_t E = r->E, d = r->d, Hq = r->Hq, Hkv = r->Hkv, G = Hq / Hkv, F = r->F, V = r->V;
+    double *x = calloc(n * E, 8), *xn = malloc(E * 8), *q = malloc(n * Hq * d * 8);
+    double *k = malloc(n * Hkv * d * 8), *v = malloc(n * Hkv * d * 8), *att = malloc(Hq * d * 8);
+    double *o = malloc(E * 8), *g = malloc(F * 8), *u = malloc(F * 8), *p = malloc(n * 8);
+    size_t *live = malloc(n * sizeof *live); /* original indices of the tokens in flight, ascending */
+    size_t n_live = n;
+    for (size_t i = 0; i < n; i++)
+        live[i] = i;
+    if (attn)
+        memset(attn, 0, r->L * Hq * n * n * 8);
+    memset(out, 0, n * V * 8);
+    const float *emb = T(r, "token_embd.weight");
+    for (size_t t0 = 0; t0 < n; t0++)
+        for (size_t i = 0; i < E; i++)
+            x[t0 * E + i] = emb[(size_t)ids[t0] * E + i];
+    for (size_t l = 0; l < r->L; l++) {
+        for (size_t a = 0; a < n_live; a++) {
+            const size_t tk = live[a];
+            rmsnorm(x + tk * E, TL(r, l, "attn_norm.weight"), E, r->eps, xn);
+            matvec(TL(r, l, "attn_q.weight"), xn, E, Hq * d, q + tk * Hq * d);
+            matvec(TL(r, l, "attn_k.weight"), xn, E, Hkv * d, k + tk * Hkv * d);
+            matvec(TL(r, l, "attn_v.weight"), xn, E, Hkv * d, v + tk * Hkv * d);
+            rope(q + tk * Hq * d, Hq, d, (double)tk, r->base); /* the original position */
+            rope(k + tk * Hkv * d, Hkv, d, (double)tk, r->base);
+        }
+        for (size_t a = 0; a < n_live; a++) {
+            const size_t tq = live[a];
+            for (size_t qh = 0; qh < Hq; qh++) {
+                const size_t h = qh / G;
+                double mx = -INFINITY;
+                for (size_t b = 0; b <= a; b++) {
+                    const size_t j = live[b];
+                    const int vis = tq < n_ctx || j >= n_ctx || !keep || keep[(l * Hkv + h) * n + j];
+                    double s = 0;
+                    for (size_t i = 0; i < d; i++)
+                        s += q[(tq * Hq + qh) * d + i] * k[(j * Hkv + h) * d + i];
+                    p[b] = vis ? s / sqrt((double)d) : -INFINITY;
+                    if (p[b] > mx)
+                        mx = p[b];
+                }
+                double z = 0;
+                for (size_t b = 0; b <= a; b++)
+                    z += (p[b] = exp(p[b] - mx));
+                for (size_t i = 0; i < d; i++)
+                    att[qh * d + i] = 0;
+                for (size_t b = 0; b <= a; b++) {
+                    const size_t j = live[b];
+                    p[b] /= z;
+                    if (attn)
+                        attn[((l * Hq + qh) * n + tq) * n + j] = p[b];
+                    for (size_t i = 0; i < d; i++)
+                        att[qh * d + i] += p[b] * v[(j * Hkv + h) * d + i];
+                }
+            }
+            matvec(TL(r, l, "attn_output.weight"), att, Hq * d, E, o);
+            for (size_t i = 0; i < E; i++)
+                x[tq * E + i] += o[i];
+            rmsnorm(x + tq * E, TL(r, l, "ffn_norm.weight"), E, r->eps, xn);
+            matvec(TL(r, l, "ffn_gate.weight"), xn, E, F, g);
+            matvec(TL(r, l, "ffn_up.weight"), xn, E, F, u);
+            for (size_t i = 0; i < F; i++)
+                g[i] = g[i] / (1.0 + exp(-g[i])) * u[i];
+            matvec(TL(r, l, "ffn_down.weight"), g, F, E, o);
+            for (size_t i = 0; i < E; i++)
+                x[tq * E + i] += o[i];
+        }
+        if (l == t && sel) { /* token-selective propagation: only sel runs on */
+            for (size_t a = 0; a < m; a++)
+                live[a] = sel[a];
+            n_live = m;
+        }
+    }
+    const float *head = T(r, "output.weight") ? T(r, "output.weight") : emb;
+    for (size_t a = 0; a < n_live; a++) {
+        rmsnorm(x + live[a] * E, T(r, "output_norm.weight"), E, r->eps, xn);
+        matvec(head, xn, E, V, out + live[a] * V);
+    }
+    free(x), free(xn), free(q), free(k), free(v), free(att), free(o), free(g), free(u), free(p), free(live);
+}

@@ -24,6 +24,17 @@ size_t ref_llama_kv_heads(const ref_llama *r);
 void ref_llama_forward(const ref_llama *r, const int32_t *ids, const int64_t *pos, size_t n,
                        const uint8_t *keep, double *out, double *attn);
 
+/* FastKV's forward: tokens 0..n-1 (positions 0..n-1) run through layers 0..t; after layer t
+ * only the tokens sel[0..m-1] (ascending indices; sel NULL: all) run on, with their original
+ * positions. In every layer a query attends causally to the tokens present there, except
+ * that a query i >= n_ctx (a decode token) sees a key j < n_ctx of KV head h in layer l only
+ * if keep[(l*H + h)*n + j] (keep NULL: all), as over a compressed cache. out[n][vocab]
+ * receives the logits of the tokens present after the last layer (other rows 0); attn, when
+ * not NULL, the probabilities as ref_llama_forward lays them out, by original index (0 for
+ * tokens absent from a layer). */
+void ref_llama_forward_tsp(const ref_llama *r, const int32_t *ids, size_t n, size_t n_ctx, size_t t,
+                           const size_t *sel, size_t m, const uint8_t *keep, double *out, double *attn);
+
 /* As ref_llama_forward, with keep applied only to queries at index >= mask_from: the cache
  * of earlier tokens was built unmasked and pruned afterwards, as KVzip does. */
 void ref_llama_forward_masked(const ref_llama *r, const int32_t *ids, const int64_t *pos, size_t n,

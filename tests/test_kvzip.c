@@ -222,7 +222,10 @@ static void test_ratio_one_is_identity(void **state)
     kvz_policy_args pa = {.struct_size = sizeof pa, .policy = KVZ_POLICY_KVZIP_PAIR, .ratio = 1.0};
     kvz_cache *zc = NULL, *full = NULL;
     size_t kept = 0;
-    assert_int_equal(kvz_kvzip_build(m, &p, CTX, N_C, &o, &pa, &zc, NULL, &kept), KVZ_OK);
+    kvz_kvzip_report rep;
+    assert_int_equal(kvz_kvzip_build(m, &p, CTX, N_C, &o, &pa, &zc, NULL, &rep), KVZ_OK);
+    kept = rep.n_kept;
+    assert_int_equal(rep.passes, 3);
     assert_int_equal(kept, m->hp.n_layers * m->hp.n_head_kv * N_C);
     pa.policy = KVZ_POLICY_FULL;
     assert_int_equal(kvz_kvzip_build(m, &p, CTX, N_C, &o, &pa, &full, NULL, NULL), KVZ_OK);
@@ -251,7 +254,9 @@ static void test_compress_vs_masked_reference(void **state)
     kvz_policy_args pa = {.struct_size = sizeof pa, .policy = KVZ_POLICY_KVZIP_PAIR, .ratio = 0.3};
     kvz_cache *c = NULL;
     size_t kept = 0;
-    assert_int_equal(kvz_kvzip_build(m, &p, CTX, N_C, &o, &pa, &c, NULL, &kept), KVZ_OK);
+    kvz_kvzip_report rep;
+    assert_int_equal(kvz_kvzip_build(m, &p, CTX, N_C, &o, &pa, &c, NULL, &rep), KVZ_OK);
+    kept = rep.n_kept;
     /* the reference's own strict threshold: the value at rank floor(N r) - 1, keep > it */
     const size_t N = L * H * N_C, k = (size_t)((double)N * 0.3);
     double *sorted = tu_malloc(N * 8);

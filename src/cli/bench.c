@@ -28,8 +28,11 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: kvz bench kernels [--json] [--filter SUBSTR[,SUBSTR...]] [--reps N] [--min-time SECONDS]\n"
             "       kvz bench cache [--json]\n"
+            "       kvz bench model [--json]\n"
             "  kernels     kernel benchmarks beside the machine's read bandwidth and oneDNN's sgemm rate,\n"
             "              then the issue's targets as ratios of figures of this run\n"
+            "  model       a synthetic 4-layer model with Llama-3.1-8B layer shapes: prefill/decode tokens/s,\n"
+            "              KVzip compression / prefill, fused-scoring overhead, FastKV TTFT speedup\n"
             "  cache       decode over caches compressed by each policy at kept ratios 1, 0.5, 0.3, 0.1;\n"
             "              .kvz save and load speed against the read bandwidth\n"
             "  --json      one JSON object per line\n"
@@ -210,9 +213,14 @@ static int run_kernels(const bench_opts *o)
 
 static int run_cache(const bench_opts *o) { return kvz_bench_cache(o->json); }
 
+/* ---- model (bench_model.c) ------------------------------------------------------------- */
+
+static int run_model(const bench_opts *o) { return kvz_bench_model(o->json); }
+
 static const subcommand subcommands[] = {
     {"kernels", OPT_JSON | OPT_FILTER | OPT_REPS | OPT_MIN_TIME, run_kernels},
     {"cache", OPT_JSON, run_cache},
+    {"model", OPT_JSON, run_model},
 };
 
 /* Parses a positive integer; 0 when s is not one. */

@@ -7,8 +7,15 @@
 /* Each returns the process exit status: 0 success, 1 failure, 2 usage error. */
 int kvz_cmd_info(int argc, char **argv);
 int kvz_cmd_bench(int argc, char **argv);
+int kvz_cmd_generate(int argc, char **argv);
+int kvz_cmd_compress(int argc, char **argv);
+int kvz_cmd_eval(int argc, char **argv);
+int kvz_cmd_demo(int argc, char **argv);
+int kvz_cmd_tokenize(int argc, char **argv);
 /* kvz bench cache (bench_cache.c); returns the exit status. */
 int kvz_bench_cache(int json);
+/* kvz bench model (bench_model.c); returns the exit status. */
+int kvz_bench_model(int json);
 
 /* Prints "kvz: <message>" to stderr; returns 1. */
 int kvz_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -12,6 +12,11 @@ static void usage(FILE *f)
             "usage: kvz <command> [options]\n"
             "\n"
             "commands:\n"
+            "  demo                      KVzip on the shared stories260K model and task file: accuracy, KL, kept\n"
+            "  generate --model M ...    prefill a prompt and generate (greedy or sampled)\n"
+            "  compress --model M ...    KVzip-compress a context into a .kvz cache file\n"
+            "  eval --model M --tasks F  multi-query evaluation of policies and ratios\n"
+            "  tokenize --model M TEXT   token ids of TEXT (BOS as the model adds it, specials parsed); --json\n"
             "  info [--json]             library version, ISA in use and available, threads, NUMA nodes\n"
             "  bench kernels [--json]    kernel benchmarks with the machine's memory bandwidth and GEMM rate\n"
             "  bench cache [--json]      decode over compressed caches per policy and ratio; .kvz save/load\n"
@@ -43,6 +48,16 @@ int main(int argc, char **argv)
         return kvz_cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench"))
         return kvz_cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "generate"))
+        return kvz_cmd_generate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "compress"))
+        return kvz_cmd_compress(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval"))
+        return kvz_cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "demo"))
+        return kvz_cmd_demo(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tokenize"))
+        return kvz_cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

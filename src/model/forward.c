@@ -187,18 +187,23 @@ kvz_status kvz_model_logits(kvz_model *m, const float *x, size_t n, float *logit
 kvz_status kvz_model_prefill(kvz_model *m, kvz_kv_target kv, const int32_t *ids, size_t n, size_t chunk,
                              float *logits)
 {
-    if (!m || !ids || (!kv.cache && !kv.query))
+    return kvz_model_prefill_logits(m, kv, ids, n, chunk, logits ? 1 : 0, logits);
+}
+
+kvz_status kvz_model_prefill_logits(kvz_model *m, kvz_kv_target kv, const int32_t *ids, size_t n, size_t chunk,
+                                    size_t n_last, float *logits)
+{
+    if (!m || !ids || (!kv.cache && !kv.query) || (n_last && !logits))
         return kvz_fail(KVZ_ERR_NULL, "kvz_model_prefill: NULL argument");
-    if (!n)
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_model_prefill: no tokens");
+    if (!n || n_last > n)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_model_prefill: %zu tokens, logits of the last %zu", n, n_last);
     const size_t c = chunk && chunk < n ? chunk : n, E = m->hp.n_embd;
-    float *x = malloc(c * E * 4);
+    float *x = malloc(c * E * 4), *tail = malloc((n_last ? n_last : 1) * E * 4);
     int64_t *pos = malloc(c * sizeof *pos);
-    kvz_status st = x && pos ? KVZ_OK : kvz_fail(KVZ_ERR_NOMEM, "kvz_model_prefill: no memory for %zu tokens", c);
+    kvz_status st = x && pos && tail ? KVZ_OK : kvz_fail(KVZ_ERR_NOMEM, "kvz_model_prefill: no memory for %zu tokens", c);
     const int64_t p0 = st == KVZ_OK ? kvz_kv_next_position(kv) : 0;
-    size_t nc = 0;
     for (size_t a = 0; a < n && st == KVZ_OK; a += c) {
-        nc = n - a < c ? n - a : c;
+        const size_t nc = n - a < c ? n - a : c;
         if ((st = kvz_model_embed(m, ids + a, nc, x)))
             break;
         for (size_t i = 0; i < nc; i++)
@@ -207,9 +212,12 @@ kvz_status kvz_model_prefill(kvz_model *m, kvz_kv_target kv, const int32_t *ids,
             kvz_layer_io io = {.n = nc, .x = x, .pos = pos};
             st = kvz_model_layer(m, l, kv, &io);
         }
+        for (size_t i = 0; i < nc && st == KVZ_OK; i++) /* the final hidden states of the last n_last tokens */
+            if (a + i + n_last >= n)
+                memcpy(tail + (a + i + n_last - n) * E, x + i * E, E * 4);
     }
-    if (st == KVZ_OK && logits)
-        st = kvz_model_logits(m, x + (nc - 1) * E, 1, logits);
-    free(x), free(pos);
+    if (st == KVZ_OK && n_last)
+        st = kvz_model_logits(m, tail, n_last, logits);
+    free(x), free(pos), free(tail);
     return st;
 }

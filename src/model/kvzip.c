@@ -2,6 +2,7 @@
  * of the cache API; the scores come out of the attention kernel's scoring mode. */
 #include "model/kvzip.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,7 +103,7 @@ kvz_status kvz_kvzip_score(kvz_model *m, kvz_cache *c, const kvz_kvzip_pieces *p
             kvz_layer_io io = {.n = n_in,
                                .x = x,
                                .pos = pos,
-                               .score = scores + l * H * n_c + b,
+                               .score = o->passes_only ? NULL : scores + l * H * n_c + b,
                                .score_head_stride = (ptrdiff_t)n_c,
                                .sink_end = p->n_sys,
                                .chunk_begin = p->n_sys + b,
@@ -178,8 +179,9 @@ kvz_status kvz_kvzip_compact(const kvz_model *m, kvz_cache *c, size_t n_sys, siz
 
 kvz_status kvz_kvzip_build(kvz_model *m, const kvz_kvzip_pieces *p, const int32_t *ctx, size_t n_c,
                            const kvz_kvzip_opts *o, const kvz_policy_args *policy, kvz_cache **out,
-                           float **scores_out, size_t *n_kept)
+                           float **scores_out, kvz_kvzip_report *report)
 {
+    kvz_kvzip_report rep = {0};
     if (!m || !p || !ctx || !o || !policy || !out)
         return kvz_fail(KVZ_ERR_NULL, "kvz_kvzip_build: NULL argument");
     *out = NULL;
@@ -198,17 +200,31 @@ kvz_status kvz_kvzip_build(kvz_model *m, const kvz_kvzip_pieces *p, const int32_
         memcpy(all + p->n_sys, ctx, n_c * sizeof *all);
         st = kvz_model_cache_create(m, o->kv_dtype, &c);
     }
+    double t0 = omp_get_wtime();
     if (st == KVZ_OK)
         st = kvz_model_prefill(m, (kvz_kv_target){c, NULL}, all, n, o->prefill_chunk ? o->prefill_chunk : 2048, NULL);
+    double t1 = omp_get_wtime();
+    rep.prefill_s = t1 - t0;
     if (st == KVZ_OK && kvz_kvzip_policy_needs_scores(policy->policy)) {
         const size_t cnt = m->hp.n_layers * m->hp.n_head_kv * n_c;
         if (!(scores = malloc(cnt * sizeof *scores)))
             st = kvz_fail(KVZ_ERR_NOMEM, "kvz_kvzip_build: no memory for %zu scores", cnt);
         else
             st = kvz_kvzip_score(m, c, p, ctx, n_c, o, scores);
+        rep.passes = n_chunks(n_c, o->chunk);
+        for (size_t t = 0; t < rep.passes; t++) { /* prompt + quoted tokens + opener + chunk */
+            const size_t m_t = n_c - t * o->chunk < o->chunk ? n_c - t * o->chunk : o->chunk;
+            rep.pass_tokens += (t ? p->n_repeat_next + (o->prev_tokens < o->chunk ? o->prev_tokens : o->chunk)
+                                  : p->n_repeat_first) + p->n_postfix + m_t;
+        }
     }
+    double t2 = omp_get_wtime();
+    rep.score_s = t2 - t1;
     if (st == KVZ_OK)
-        st = kvz_kvzip_compact(m, c, p->n_sys, n_c, scores, policy, n_kept);
+        st = kvz_kvzip_compact(m, c, p->n_sys, n_c, scores, policy, &rep.n_kept);
+    rep.select_s = omp_get_wtime() - t2;
+    if (report)
+        *report = rep;
     free(all);
     if (st != KVZ_OK) {
         kvz_cache_destroy(c);

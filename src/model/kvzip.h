@@ -23,6 +23,8 @@ typedef struct kvz_kvzip_opts {
     size_t prev_tokens;   /* tokens of the previous chunk quoted in later prompts (reference: 8) */
     size_t prefill_chunk; /* tokens per prefill step, only a memory bound (0: 2048) */
     kvz_dtype kv_dtype;   /* cache storage type */
+    int passes_only;      /* run the passes without folding scores: the baseline that
+                             measures what the fused scoring costs (scores stay 0) */
 } kvz_kvzip_opts;
 
 /* chunk 2000, prev_tokens 8, prefill_chunk 2048, bf16 storage. */
@@ -53,12 +55,19 @@ void kvz_kvzip_head_scores(const float *scores, size_t n_rows, size_t n_c, float
 kvz_status kvz_kvzip_compact(const kvz_model *m, kvz_cache *cache, size_t n_sys, size_t n_c, const float *scores,
                              const kvz_policy_args *policy, size_t *n_kept);
 
+/* What kvz_kvzip_build did: wall-clock seconds of each phase and the passes run. */
+typedef struct kvz_kvzip_report {
+    double prefill_s, score_s, select_s;
+    size_t passes, pass_tokens; /* scoring passes and their tokens in all */
+    size_t n_kept;              /* kept context rows over all heads */
+} kvz_kvzip_report;
+
 /* The whole pipeline: a new cache of [system | context], scored (when the policy uses
  * scores), selected and compacted. scores_out (optional) receives the malloc'ed
- * [layers][kv_heads][n_c] scores (NULL when none were computed). */
+ * [layers][kv_heads][n_c] scores (NULL when none were computed); report is optional. */
 kvz_status kvz_kvzip_build(kvz_model *m, const kvz_kvzip_pieces *p, const int32_t *ctx, size_t n_c,
                            const kvz_kvzip_opts *o, const kvz_policy_args *policy, kvz_cache **out,
-                           float **scores_out, size_t *n_kept);
+                           float **scores_out, kvz_kvzip_report *report);
 
 /* Whether a policy ranks tokens by KVzip reconstruction scores. */
 int kvz_kvzip_policy_needs_scores(kvz_policy p);

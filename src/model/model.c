@@ -337,6 +337,99 @@ fail:
     return st;
 }
 
+/* A reproducible uniform value in [-1, 1) from (seed, index): weights can be filled in parallel. */
+static float hash_uniform(uint64_t seed, uint64_t i)
+{
+    uint64_t z = seed + i * 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return (float)(int64_t)(z >> 40) * 0x1.0p-23f - 1.0f;
+}
+
+static void *synth_matrix(kvz_model *m, size_t rows, size_t cols, kvz_dtype wt, uint64_t seed)
+{
+    const size_t n = rows * cols;
+    void *w = own(m, n * (wt == KVZ_DTYPE_BF16 ? 2 : 4));
+    if (!w)
+        return NULL;
+    const float scale = 1.0f / sqrtf((float)cols);
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < rows; r++) {
+        float row[1024];
+        for (size_t c0 = 0; c0 < cols; c0 += 1024) {
+            const size_t nc = cols - c0 < 1024 ? cols - c0 : 1024;
+            for (size_t c = 0; c < nc; c++)
+                row[c] = scale * hash_uniform(seed, r * cols + c0 + c);
+            if (wt == KVZ_DTYPE_BF16)
+                kvz_convert((uint16_t *)w + r * cols + c0, KVZ_DTYPE_BF16, row, KVZ_DTYPE_F32, nc);
+            else
+                memcpy((float *)w + r * cols + c0, row, nc * 4);
+        }
+    }
+    return w;
+}
+
+kvz_status kvz_model_synthetic(const kvz_hparams *hp, kvz_dtype wtype, uint64_t seed, kvz_model **out)
+{
+    if (!hp || !out)
+        return kvz_fail(KVZ_ERR_NULL, "kvz_model_synthetic: NULL argument");
+    *out = NULL;
+    if (!hp->n_layers || !hp->n_embd || !hp->n_head || !hp->n_head_kv || hp->n_head % hp->n_head_kv ||
+        !hp->head_dim || hp->head_dim > 256 || !hp->n_ff || !hp->n_vocab || hp->rope_dim > hp->head_dim ||
+        hp->rope_dim % 2 || (wtype != KVZ_DTYPE_F32 && wtype != KVZ_DTYPE_BF16) || !(hp->eps > 0) ||
+        !(hp->rope_base > 0) || !(hp->rope_linear_factor > 0))
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_model_synthetic: inconsistent shape or type");
+    if (wtype == KVZ_DTYPE_BF16 && !kvz_cpu_has_avx512_bf16())
+        return kvz_fail(KVZ_ERR_UNSUPPORTED, "kvz_model_synthetic: bf16 weights need a CPU with AVX512_BF16");
+    kvz_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return kvz_fail(KVZ_ERR_NOMEM, "kvz_model_synthetic: no memory");
+    m->hp = *hp;
+    const size_t E = hp->n_embd, QD = hp->n_head * hp->head_dim, KD = hp->n_head_kv * hp->head_dim, F = hp->n_ff;
+    kvz_status st = KVZ_OK;
+    float *ones = own(m, E * 4);
+    m->layers = calloc(hp->n_layers, sizeof *m->layers);
+    if (!ones || !m->layers)
+        st = kvz_fail(KVZ_ERR_NOMEM, "kvz_model_synthetic: no memory");
+    for (size_t i = 0; ones && i < E; i++)
+        ones[i] = 1.0f;
+    uint64_t s = seed;
+#define MAT(lin, in_, out_)                                                                                                do {                                                                                                                       (lin).in = (in_), (lin).out = (out_), (lin).wtype = wtype;                                                            if (!((lin).w = synth_matrix(m, (out_), (in_), wtype, s += 0x1234567)))                                                  st = kvz_fail(KVZ_ERR_NOMEM, "kvz_model_synthetic: no memory for the weights");                              } while (0)
+    for (size_t l = 0; l < hp->n_layers && st == KVZ_OK; l++) {
+        kvz_layer_weights *w = &m->layers[l];
+        w->attn_norm = w->ffn_norm = ones;
+        MAT(w->q, E, QD);
+        MAT(w->k, E, KD);
+        MAT(w->v, E, KD);
+        MAT(w->o, QD, E);
+        MAT(w->gate, E, F);
+        MAT(w->up, E, F);
+        MAT(w->down, F, E);
+    }
+    if (st == KVZ_OK)
+        MAT(m->output, E, hp->n_vocab);
+#undef MAT
+    m->output_norm = ones;
+    if (st == KVZ_OK) { /* the embedding shares the LM head's matrix, as tied models do */
+        kvz_gguf_tensor *t = &m->synth_embd;
+        t->n_dims = 2, t->dims[0] = E, t->dims[1] = hp->n_vocab, t->n_elements = E * hp->n_vocab;
+        t->type = wtype == KVZ_DTYPE_BF16 ? KVZ_GGML_BF16 : KVZ_GGML_F32;
+        t->n_bytes = t->n_elements * (wtype == KVZ_DTYPE_BF16 ? 2 : 4);
+        t->data = m->output.w;
+        m->tok_embd = t;
+        st = kvz_mm_create(&m->mm);
+    }
+    if (st != KVZ_OK) {
+        kvz_model_free(m);
+        return st;
+    }
+    memcpy(m->fingerprint, &seed, sizeof seed);
+    memcpy(m->fingerprint + 8, &m->hp.n_layers, sizeof m->hp.n_layers);
+    *out = m;
+    return KVZ_OK;
+}
+
 void kvz_model_free(kvz_model *m)
 {
     if (!m)
@@ -346,7 +439,8 @@ void kvz_model_free(kvz_model *m)
     free(m->owned);
     free(m->layers);
     kvz_mm_destroy(m->mm);
-    kvz_gguf_close(m->gguf);
+    if (m->gguf)
+        kvz_gguf_close(m->gguf);
     free(m);
 }
 

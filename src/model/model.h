@@ -33,6 +33,7 @@ typedef struct kvz_model {
     kvz_gguf *gguf;
     kvz_hparams hp;
     const kvz_gguf_tensor *tok_embd; /* rows fetched (and dequantized) one token at a time */
+    kvz_gguf_tensor synth_embd;      /* the embedding of a synthetic model (no file) */
     kvz_layer_weights *layers;
     const float *output_norm;
     kvz_linear output; /* the LM head (token_embd when the file ties them) */
@@ -52,6 +53,11 @@ typedef struct kvz_model_opts {
  * mis-shaped tensor → a specific status and message, *out NULL. */
 kvz_status kvz_model_load(const char *path, const kvz_model_opts *opts, kvz_model **out);
 void kvz_model_free(kvz_model *m);
+
+/* A model without a file, for benchmarks: the shape of hp (arch, layers, widths, heads,
+ * vocabulary; rope and eps as given), weights drawn uniformly from +-1/sqrt(fan-in) with
+ * `seed` in `wtype` (f32 or bf16), norms 1. Its fingerprint is derived from the shape and seed. */
+kvz_status kvz_model_synthetic(const kvz_hparams *hp, kvz_dtype wtype, uint64_t seed, kvz_model **out);
 
 /* Where a layer's K/V go and are read from: the cache itself or a query's private tail. */
 typedef struct kvz_kv_target {
@@ -87,9 +93,14 @@ kvz_status kvz_model_layer(kvz_model *m, size_t layer, kvz_kv_target kv, kvz_lay
 kvz_status kvz_model_logits(kvz_model *m, const float *x, size_t n, float *logits);
 
 /* Runs ids through every layer in chunks of `chunk` tokens (0: one chunk) at the target's
- * next positions, appending their K/V; logits (optional) receives the last token's. */
+ * next positions, appending their K/V; logits (optional) receives the last token's. On
+ * failure the target may hold part of the tokens: discard it (or truncate a cache). */
 kvz_status kvz_model_prefill(kvz_model *m, kvz_kv_target kv, const int32_t *ids, size_t n, size_t chunk,
                              float *logits);
+
+/* As kvz_model_prefill, with the logits of the last n_last tokens: logits[n_last][n_vocab]. */
+kvz_status kvz_model_prefill_logits(kvz_model *m, kvz_kv_target kv, const int32_t *ids, size_t n, size_t chunk,
+                                    size_t n_last, float *logits);
 
 /* A cache shaped for the model. */
 kvz_status kvz_model_cache_create(const kvz_model *m, kvz_dtype dtype, kvz_cache **out);

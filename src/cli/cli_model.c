@@ -1,0 +1,149 @@
+/* Shared plumbing of the kvz model commands: model and tokenizer loading, id lists, files, values. */
+#include "cli/cli_model.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+int kvz_cli_open_model(const char *path, const char *weights, kvz_model **m, kvz_tokenizer **tok)
+{
+    kvz_model_opts o = {.bf16_weights = -1};
+    if (weights && !strcmp(weights, "f32"))
+        o.bf16_weights = 0;
+    else if (weights && !strcmp(weights, "bf16"))
+        o.bf16_weights = 1;
+    else if (weights && strcmp(weights, "auto"))
+        return kvz_cli_error("--weights must be auto, f32 or bf16, not '%s'", weights);
+    kvz_status st = kvz_model_load(path, &o, m);
+    if (st != KVZ_OK)
+        return kvz_cli_error("cannot load model %s: %s (%s)", path, kvz_last_error(), kvz_strerror(st));
+    if (tok && (st = kvz_tokenizer_from_gguf((*m)->gguf, tok)) != KVZ_OK) {
+        kvz_model_free(*m);
+        *m = NULL;
+        return kvz_cli_error("model %s: tokenizer: %s (%s)", path, kvz_last_error(), kvz_strerror(st));
+    }
+    return 0;
+}
+
+int kvz_cli_parse_ids(const char *s, const char *what, int32_t **ids, size_t *n)
+{
+    size_t cap = 16, k = 0;
+    int32_t *v = malloc(cap * sizeof *v);
+    if (!v)
+        return kvz_cli_error("out of memory");
+    const char *p = s;
+    for (;;) {
+        while (*p == ',' || isspace((unsigned char)*p))
+            p++;
+        if (!*p)
+            break;
+        char *end;
+        errno = 0;
+        const long x = strtol(p, &end, 10);
+        if (end == p || errno || x < 0 || x > INT32_MAX) {
+            free(v);
+            return kvz_cli_error("%s: '%.20s' is not a token id", what, p);
+        }
+        if (k == cap) {
+            int32_t *w = realloc(v, 2 * cap * sizeof *v);
+            if (!w) {
+                free(v);
+                return kvz_cli_error("out of memory");
+            }
+            v = w, cap *= 2;
+        }
+        v[k++] = (int32_t)x;
+        p = end;
+    }
+    *ids = v, *n = k;
+    return 0;
+}
+
+int kvz_cli_read_file(const char *path, char **text, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return kvz_cli_error("cannot open %s: %s", path, strerror(errno));
+    size_t cap = 1 << 16, k = 0;
+    char *b = malloc(cap + 1);
+    for (size_t got; b && (got = fread(b + k, 1, cap - k, f)) > 0;) {
+        k += got;
+        if (k == cap) {
+            char *w = realloc(b, 2 * cap + 1);
+            if (!w)
+                free(b);
+            b = w, cap *= 2;
+        }
+    }
+    const int err = ferror(f);
+    fclose(f);
+    if (!b || err) {
+        free(b);
+        return kvz_cli_error("cannot read %s", path);
+    }
+    b[k] = '\0';
+    *text = b, *n = k;
+    return 0;
+}
+
+int kvz_cli_parse_size(const char *s, const char *what, size_t *v)
+{
+    char *end;
+    errno = 0;
+    const unsigned long long x = strtoull(s, &end, 10);
+    if (end == s || *end || errno || *s == '-')
+        return kvz_cli_error("%s must be a non-negative integer, not '%s'", what, s);
+    *v = (size_t)x;
+    return 0;
+}
+
+int kvz_cli_parse_double(const char *s, const char *what, double *v)
+{
+    char *end;
+    errno = 0;
+    const double x = strtod(s, &end);
+    if (end == s || *end || errno || !isfinite(x))
+        return kvz_cli_error("%s must be a number, not '%s'", what, s);
+    *v = x;
+    return 0;
+}
+
+int kvz_cli_parse_dtype(const char *s, kvz_dtype *dt)
+{
+    if (!strcmp(s, "f32"))
+        *dt = KVZ_DTYPE_F32;
+    else if (!strcmp(s, "bf16"))
+        *dt = KVZ_DTYPE_BF16;
+    else if (!strcmp(s, "f16"))
+        *dt = KVZ_DTYPE_F16;
+    else
+        return kvz_cli_error("--kv-dtype must be f32, bf16 or f16, not '%s'", s);
+    return 0;
+}
+
+int kvz_cli_parse_policy(const char *s, kvz_policy *p)
+{
+    for (int i = 0; i <= KVZ_POLICY_RANDOM; i++)
+        if (!strcmp(s, kvz_policy_name((kvz_policy)i))) {
+            *p = (kvz_policy)i;
+            return 0;
+        }
+    fprintf(stderr, "kvz: unknown policy '%s'; one of:", s);
+    for (int i = 0; i <= KVZ_POLICY_RANDOM; i++)
+        fprintf(stderr, " %s", kvz_policy_name((kvz_policy)i));
+    fputc('\n', stderr);
+    return 1;
+}
+
+int kvz_cli_encode(const kvz_tokenizer *tok, const char *text, int add_bos, int parse_special, int32_t **ids, size_t *n)
+{
+    const kvz_status st = kvz_tokenizer_encode(tok, text, strlen(text), add_bos, parse_special, ids, n);
+    if (st != KVZ_OK)
+        return kvz_cli_error("cannot tokenize: %s (%s)", kvz_last_error(), kvz_strerror(st));
+    return 0;
+}

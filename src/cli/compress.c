@@ -1,0 +1,223 @@
+/* kvz compress: prefill a context, score it by reconstruction (KVzip), select by a policy,
+ * compact and save the cache as a .kvz file. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/cli_model.h"
+#include "cli/json.h"
+#include "cli/recon.h"
+#include "model/npy.h"
+
+static int usage(void)
+{
+    fprintf(stderr,
+            "usage: kvz compress --model M (--context FILE | --context-ids FILE) --out cache.kvz\n"
+            "                    [--policy P] [--ratio R] [--mode strict|exact] [--chunk N]\n"
+            "                    [--dump-scores scores.npy] [--head-scores F.npy[,G.npy...]]\n"
+            "                    [--save-head-scores F.npy] [--kv-dtype f32|bf16|f16] [--weights auto|f32|bf16]\n"
+            "                    [--json] [reconstruction options]\n"
+            "  --context      the context as text (encoded without BOS: the system prompt opens the cache)\n"
+            "  --context-ids  whitespace- or comma-separated token ids of the context\n"
+            "  --policy       kvzip-pair (default), kvzip-pair-uniform, kvzip-head, full, streaming, random\n"
+            "  --ratio        KEPT fraction of the context pairs (default 0.3)\n"
+            "  --chunk        context tokens per reconstruction pass (default 2000)\n"
+            "  --dump-scores  float32 [layers, kv_heads, context tokens] (system prompt excluded)\n"
+            "  --head-scores  kvzip-head: float32 [layers, kv_heads] files, maximum taken over them\n"
+            "  --save-head-scores  the max over tokens of this context's scores, float32 [layers, kv_heads]\n"
+            "%s",
+            kvz_cli_recon_usage);
+    return 2;
+}
+
+/* Element-wise maximum over comma-separated .npy files of shape [L, H]. */
+static int load_head_scores(const char *list, size_t L, size_t H, float **out)
+{
+    float *acc = calloc(L * H, sizeof *acc);
+    char *copy = strdup(list);
+    int rc = !acc || !copy ? kvz_cli_error("out of memory") : 0;
+    for (char *save = NULL, *f = copy ? strtok_r(copy, ",", &save) : NULL; f && !rc; f = strtok_r(NULL, ",", &save)) {
+        float *d = NULL;
+        size_t shape[4], nd;
+        const kvz_status st = kvz_npy_read_f32(f, &d, shape, &nd);
+        if (st != KVZ_OK)
+            rc = kvz_cli_error("%s (%s)", kvz_last_error(), kvz_strerror(st));
+        else if (nd != 2 || shape[0] != L || shape[1] != H)
+            rc = kvz_cli_error("%s: head scores must be [%zu, %zu] for this model", f, L, H);
+        for (size_t i = 0; !rc && i < L * H; i++)
+            acc[i] = d[i] > acc[i] ? d[i] : acc[i];
+        free(d);
+    }
+    free(copy);
+    if (rc) {
+        free(acc);
+        return 1;
+    }
+    *out = acc;
+    return 0;
+}
+
+int kvz_cmd_compress(int argc, char **argv)
+{
+    const char *model = NULL, *context = NULL, *context_ids = NULL, *out = NULL, *dump = NULL, *heads = NULL;
+    const char *save_heads = NULL, *weights = "auto";
+    kvz_cli_recon recon = {0};
+    kvz_policy policy = KVZ_POLICY_KVZIP_PAIR;
+    double ratio = 0.3;
+    int json = 0;
+    kvz_kvzip_opts o;
+    kvz_kvzip_defaults(&o);
+    kvz_select_mode mode = KVZ_SELECT_STRICT;
+    for (int i = 1; i < argc; i++) {
+        const int r = kvz_cli_recon_option(&recon, argc, argv, &i);
+        if (r < 0)
+            return usage();
+        if (r)
+            continue;
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--json")) {
+            json = 1;
+            continue;
+        }
+        if (!v)
+            return usage();
+        i++;
+        if (!strcmp(a, "--model"))
+            model = v;
+        else if (!strcmp(a, "--context"))
+            context = v;
+        else if (!strcmp(a, "--context-ids"))
+            context_ids = v;
+        else if (!strcmp(a, "--out"))
+            out = v;
+        else if (!strcmp(a, "--dump-scores"))
+            dump = v;
+        else if (!strcmp(a, "--head-scores"))
+            heads = v;
+        else if (!strcmp(a, "--save-head-scores"))
+            save_heads = v;
+        else if (!strcmp(a, "--weights"))
+            weights = v;
+        else if (!strcmp(a, "--policy")) {
+            if (kvz_cli_parse_policy(v, &policy))
+                return 2;
+        } else if (!strcmp(a, "--ratio")) {
+            if (kvz_cli_parse_double(v, a, &ratio) || ratio < 0)
+                return kvz_cli_error("--ratio must be >= 0 (the kept fraction)"), 2;
+        } else if (!strcmp(a, "--mode")) {
+            if (strcmp(v, "strict") && strcmp(v, "exact"))
+                return kvz_cli_error("--mode must be strict or exact"), 2;
+            mode = strcmp(v, "strict") ? KVZ_SELECT_EXACT : KVZ_SELECT_STRICT;
+        } else if (!strcmp(a, "--chunk")) {
+            if (kvz_cli_parse_size(v, a, &o.chunk) || !o.chunk)
+                return kvz_cli_error("--chunk must be > 0"), 2;
+        } else if (!strcmp(a, "--kv-dtype")) {
+            if (kvz_cli_parse_dtype(v, &o.kv_dtype))
+                return 2;
+        } else
+            return usage();
+    }
+    if (!model || !out || !!context == !!context_ids)
+        return usage();
+    if (policy != KVZ_POLICY_FULL && policy != KVZ_POLICY_STREAMING && policy != KVZ_POLICY_RANDOM &&
+        !kvz_kvzip_policy_needs_scores(policy) && policy != KVZ_POLICY_KVZIP_HEAD)
+        return kvz_cli_error("--policy %s needs prefill-time attention scores; kvz compress offers the KVzip "
+                             "policies, full, streaming and random",
+                             kvz_policy_name(policy)),
+               2;
+    if (policy == KVZ_POLICY_KVZIP_HEAD && !heads)
+        return kvz_cli_error("--policy kvzip-head needs --head-scores"), 2;
+    if ((dump || save_heads) && !kvz_kvzip_policy_needs_scores(policy))
+        return kvz_cli_error("--dump-scores and --save-head-scores need a pair-level KVzip policy"), 2;
+
+    kvz_model *m = NULL;
+    kvz_tokenizer *tok = NULL;
+    if (kvz_cli_open_model(model, weights, &m, &tok))
+        return 1;
+    const size_t L = m->hp.n_layers, H = m->hp.n_head_kv;
+    kvz_cli_pieces pc = {0};
+    int32_t *ctx = NULL;
+    size_t n_c = 0;
+    float *head_scores = NULL, *scores = NULL;
+    kvz_cache *cache = NULL;
+    char *text = NULL;
+    size_t len;
+    int rc = kvz_cli_read_file(context ? context : context_ids, &text, &len);
+    if (!rc)
+        rc = context ? kvz_cli_encode(tok, text, 0, 0, &ctx, &n_c) : kvz_cli_parse_ids(text, context_ids, &ctx, &n_c);
+    if (!rc && !n_c)
+        rc = kvz_cli_error("the context is empty");
+    for (size_t i = 0; !rc && i < n_c; i++)
+        if (ctx[i] < 0 || (size_t)ctx[i] >= m->hp.n_vocab)
+            rc = kvz_cli_error("context token %zu is %d, outside the vocabulary of %zu", i, (int)ctx[i], m->hp.n_vocab);
+    if (!rc)
+        rc = kvz_cli_recon_resolve(&recon, m, tok, 0, &pc);
+    if (!rc && heads)
+        rc = load_head_scores(heads, L, H, &head_scores);
+    kvz_kvzip_report rep = {0};
+    if (!rc) {
+        o.prev_tokens = pc.prev_tokens;
+        kvz_policy_args pa = {.struct_size = sizeof pa, .policy = policy, .ratio = ratio, .mode = mode,
+                              .head_scores = head_scores};
+        const kvz_status st = kvz_kvzip_build(m, &pc.p, ctx, n_c, &o, &pa, &cache, &scores, &rep);
+        if (st != KVZ_OK)
+            rc = kvz_cli_error("compression failed: %s (%s)", kvz_last_error(), kvz_strerror(st));
+    }
+    if (!rc && dump) {
+        const size_t shape[3] = {L, H, n_c};
+        const kvz_status st = kvz_npy_write_f32(dump, scores, shape, 3);
+        if (st != KVZ_OK)
+            rc = kvz_cli_error("%s", kvz_last_error());
+    }
+    if (!rc && save_heads) {
+        float *hs = malloc(L * H * sizeof *hs);
+        const size_t shape[2] = {L, H};
+        if (!hs)
+            rc = kvz_cli_error("out of memory");
+        else {
+            kvz_kvzip_head_scores(scores, L * H, n_c, hs);
+            if (kvz_npy_write_f32(save_heads, hs, shape, 2) != KVZ_OK)
+                rc = kvz_cli_error("%s", kvz_last_error());
+        }
+        free(hs);
+    }
+    if (!rc) {
+        kvz_cache_meta meta = {.struct_size = sizeof meta, .ratio = ratio};
+        memcpy(meta.model_fingerprint, m->fingerprint, 32);
+        snprintf(meta.policy, sizeof meta.policy, "%s", kvz_policy_name(policy));
+        const kvz_status st = kvz_cache_save(cache, out, &meta);
+        if (st != KVZ_OK)
+            rc = kvz_cli_error("cannot save %s: %s (%s)", out, kvz_last_error(), kvz_strerror(st));
+    }
+    if (!rc) {
+        kvz_cache_stats cs = {.struct_size = sizeof cs};
+        kvz_cache_get_stats(cache, &cs);
+        const double kept = (double)rep.n_kept / (double)(L * H * n_c);
+        if (json)
+            printf("{\"policy\": \"%s\", \"ratio\": %g, \"context_tokens\": %zu, \"system_tokens\": %zu, "
+                   "\"passes\": %zu, \"pass_tokens\": %zu, \"kept_context_ratio\": %.6f, \"cache_bytes\": %zu, "
+                   "\"prefill_s\": %.6f, \"score_s\": %.6f, \"select_s\": %.6f, \"pieces\": \"%s\", \"out\": ",
+                   kvz_policy_name(policy), ratio, n_c, pc.p.n_sys, rep.passes, rep.pass_tokens, kept, cs.bytes_used,
+                   rep.prefill_s, rep.score_s, rep.select_s, pc.source);
+        else
+            printf("context %zu tokens (+%zu system), policy %s at ratio %g: kept %.4f of the context pairs, "
+                   "cache %zu bytes\nprefill %.3f s, %zu reconstruction passes (%zu tokens) %.3f s "
+                   "(%.2fx prefill), selection %.3f s; pieces from %s\nwrote ",
+                   n_c, pc.p.n_sys, kvz_policy_name(policy), ratio, kept, cs.bytes_used, rep.prefill_s, rep.passes,
+                   rep.pass_tokens, rep.score_s, rep.prefill_s > 0 ? rep.score_s / rep.prefill_s : 0, rep.select_s,
+                   pc.source);
+        if (json) {
+            kvz_json_write_string(stdout, out);
+            printf("}\n");
+        } else {
+            printf("%s\n", out);
+        }
+    }
+    free(text), free(ctx), free(head_scores), free(scores);
+    kvz_cli_pieces_free(&pc);
+    kvz_cache_destroy(cache);
+    kvz_tokenizer_free(tok);
+    kvz_model_free(m);
+    return rc;
+}

@@ -1,0 +1,423 @@
+/* kvz eval and kvz demo: the multi-query protocol of the KVzip paper over a task file (each
+ * context compressed once, every query answered with the same cache): accuracy against the
+ * answers, KL divergence from the full cache, kept ratio, per policy and ratio. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/cli_model.h"
+#include "cli/json.h"
+#include "cli/recon.h"
+#include "model/generate.h"
+
+#define MAX_CELLS 32
+
+typedef struct task_query {
+    int32_t *prompt, *answer;
+    size_t n_prompt, n_answer;
+} task_query;
+
+typedef struct task {
+    int32_t *ctx;
+    size_t n_c;
+    task_query *q;
+    size_t n_q;
+} task;
+
+typedef struct cell {
+    kvz_policy policy;
+    double ratio;
+    size_t correct, answered, kl_terms, kept, pairs;
+    double kl, build_s, prefill_s;
+} cell;
+
+static void free_tasks(task *t, size_t n)
+{
+    for (size_t i = 0; t && i < n; i++) {
+        for (size_t j = 0; j < t[i].n_q; j++)
+            free(t[i].q[j].prompt), free(t[i].q[j].answer);
+        free(t[i].ctx), free(t[i].q);
+    }
+    free(t);
+}
+
+/* One JSON object per line: {"context_ids": [...], "queries": [{"prompt_ids": [...], "answer_ids": [...]}]} */
+static int read_tasks(const char *path, size_t limit, task **out, size_t *n_out)
+{
+    char *text;
+    size_t len, n = 0, cap = 0;
+    if (kvz_cli_read_file(path, &text, &len))
+        return 1;
+    task *tasks = NULL;
+    int rc = 0;
+    size_t line = 0;
+    for (char *p = text, *nl; !rc && p < text + len && (!limit || n < limit); p = nl + 1) {
+        line++;
+        nl = memchr(p, '\n', (size_t)(text + len - p));
+        if (!nl)
+            nl = text + len;
+        if (nl == p)
+            continue;
+        char err[128];
+        kvz_json *j = kvz_json_parse(p, (size_t)(nl - p), err, sizeof err);
+        if (!j) {
+            rc = kvz_cli_error("%s:%zu: %s", path, line, err);
+            break;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            task *t = realloc(tasks, cap * sizeof *t);
+            if (!t) {
+                kvz_json_free(j);
+                rc = kvz_cli_error("out of memory");
+                break;
+            }
+            tasks = t;
+        }
+        task *t = &tasks[n++];
+        memset(t, 0, sizeof *t);
+        const kvz_json *qs = kvz_json_get(j, "queries");
+        if (kvz_json_int_array(kvz_json_get(j, "context_ids"), &t->ctx, &t->n_c) || !t->n_c || !qs ||
+            qs->type != KVZ_JSON_ARRAY || !(t->q = calloc(qs->n_items + 1, sizeof *t->q)))
+            rc = kvz_cli_error("%s:%zu: needs non-empty \"context_ids\" and a \"queries\" array", path, line);
+        for (size_t i = 0; !rc && i < qs->n_items; i++, t->n_q++) {
+            task_query *q = &t->q[i];
+            if (kvz_json_int_array(kvz_json_get(&qs->items[i], "prompt_ids"), &q->prompt, &q->n_prompt) ||
+                kvz_json_int_array(kvz_json_get(&qs->items[i], "answer_ids"), &q->answer, &q->n_answer) ||
+                !q->n_prompt || !q->n_answer)
+                rc = kvz_cli_error("%s:%zu: query %zu needs non-empty \"prompt_ids\" and \"answer_ids\"", path, line, i);
+        }
+        kvz_json_free(j);
+    }
+    free(text);
+    if (!rc && !n)
+        rc = kvz_cli_error("%s holds no tasks", path);
+    if (rc) {
+        free_tasks(tasks, n);
+        return 1;
+    }
+    *out = tasks, *n_out = n;
+    return 0;
+}
+
+static int check_ids(const kvz_model *m, const int32_t *ids, size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || (size_t)ids[i] >= m->hp.n_vocab)
+            return kvz_cli_error("%s: token %d is outside the vocabulary of %zu", what, (int)ids[i], m->hp.n_vocab);
+    return 0;
+}
+
+/* log-softmax of n logits into out (double) */
+static void log_softmax(const float *z, size_t n, double *out)
+{
+    double mx = -INFINITY, s = 0;
+    for (size_t i = 0; i < n; i++)
+        mx = fmax(mx, z[i]);
+    for (size_t i = 0; i < n; i++)
+        s += exp(z[i] - mx);
+    const double lse = mx + log(s);
+    for (size_t i = 0; i < n; i++)
+        out[i] = z[i] - lse;
+}
+
+/* Teacher-forced logits of the rows predicting each answer token: prompt + answer[:-1]. */
+static kvz_status forced_logits(kvz_model *m, kvz_cache *c, const task_query *q, float *logits)
+{
+    const size_t n = q->n_prompt + q->n_answer - 1;
+    int32_t *ids = malloc(n * sizeof *ids);
+    if (!ids)
+        return KVZ_ERR_NOMEM;
+    memcpy(ids, q->prompt, q->n_prompt * sizeof *ids);
+    memcpy(ids + q->n_prompt, q->answer, (q->n_answer - 1) * sizeof *ids);
+    kvz_query *qq = NULL;
+    kvz_status st = kvz_query_create(c, &qq);
+    if (st == KVZ_OK)
+        st = kvz_model_prefill_logits(m, (kvz_kv_target){NULL, qq}, ids, n, 0, q->n_answer, logits);
+    kvz_query_destroy(qq);
+    free(ids);
+    return st;
+}
+
+/* Greedy answer of n_answer tokens (no stop at EOS) through a query tail. */
+static kvz_status greedy_answer(kvz_model *m, kvz_cache *c, const task_query *q, float *logits, int32_t *out)
+{
+    kvz_query *qq = NULL;
+    size_t got = 0;
+    kvz_status st = kvz_query_create(c, &qq);
+    if (st == KVZ_OK)
+        st = kvz_model_prefill(m, (kvz_kv_target){NULL, qq}, q->prompt, q->n_prompt, 0, logits);
+    kvz_gen_opts go = {.max_tokens = q->n_answer};
+    if (st == KVZ_OK)
+        st = kvz_model_generate(m, (kvz_kv_target){NULL, qq}, logits, &go, out, &got);
+    kvz_query_destroy(qq);
+    return st;
+}
+
+typedef struct eval_args {
+    const char *model, *tasks, *weights;
+    kvz_cli_recon recon;
+    cell cells[MAX_CELLS];
+    size_t n_cells;
+    size_t limit;
+    int json;
+    kvz_kvzip_opts o;
+} eval_args;
+
+static int run(eval_args *a)
+{
+    kvz_model *m = NULL;
+    kvz_tokenizer *tok = NULL;
+    task *tasks = NULL;
+    size_t n_tasks = 0;
+    kvz_cli_pieces pc = {0};
+    if (kvz_cli_open_model(a->model, a->weights, &m, &tok))
+        return 1;
+    int rc = read_tasks(a->tasks, a->limit, &tasks, &n_tasks);
+    if (!rc)
+        rc = kvz_cli_recon_resolve(&a->recon, m, tok, 0, &pc);
+    const size_t L = m->hp.n_layers, H = m->hp.n_head_kv, V = m->hp.n_vocab;
+    a->o.prev_tokens = pc.prev_tokens;
+    size_t max_answer = 1;
+    for (size_t i = 0; !rc && i < n_tasks; i++) {
+        rc = check_ids(m, tasks[i].ctx, tasks[i].n_c, "context_ids");
+        for (size_t j = 0; !rc && j < tasks[i].n_q; j++) {
+            rc = check_ids(m, tasks[i].q[j].prompt, tasks[i].q[j].n_prompt, "prompt_ids") ||
+                 check_ids(m, tasks[i].q[j].answer, tasks[i].q[j].n_answer, "answer_ids");
+            max_answer = tasks[i].q[j].n_answer > max_answer ? tasks[i].q[j].n_answer : max_answer;
+        }
+    }
+    float *lf = malloc(max_answer * V * 4), *lp = malloc(max_answer * V * 4);
+    double *ls_full = malloc(V * 8), *ls_pol = malloc(V * 8);
+    int32_t *ans = malloc(max_answer * sizeof *ans);
+    if (!rc && (!lf || !lp || !ls_full || !ls_pol || !ans))
+        rc = kvz_cli_error("out of memory");
+    int need_scores = 0;
+    for (size_t k = 0; k < a->n_cells; k++)
+        need_scores |= kvz_kvzip_policy_needs_scores(a->cells[k].policy);
+    kvz_status st = KVZ_OK;
+    for (size_t i = 0; !rc && i < n_tasks; i++) {
+        const task *t = &tasks[i];
+        /* the full cache: the reference every policy is compared with, and the scores' source */
+        kvz_kvzip_report rep_full;
+        kvz_policy_args full = {.struct_size = sizeof full, .policy = KVZ_POLICY_FULL};
+        kvz_cache *fc = NULL;
+        float *scores = NULL;
+        if ((st = kvz_kvzip_build(m, &pc.p, t->ctx, t->n_c, &a->o, &full, &fc, NULL, &rep_full)) != KVZ_OK)
+            break;
+        double score_s = 0;
+        if (need_scores) {
+            const double t0 = omp_get_wtime();
+            if (!(scores = malloc(L * H * t->n_c * sizeof *scores)))
+                st = KVZ_ERR_NOMEM;
+            else
+                st = kvz_kvzip_score(m, fc, &pc.p, t->ctx, t->n_c, &a->o, scores);
+            score_s = omp_get_wtime() - t0;
+        }
+        for (size_t k = 0; st == KVZ_OK && k < a->n_cells; k++) {
+            cell *cl = &a->cells[k];
+            kvz_cache *pcache = NULL;
+            kvz_policy_args pa = {.struct_size = sizeof pa, .policy = cl->policy, .ratio = cl->ratio};
+            /* a fresh prefill of the same tokens, compacted by the policy with the shared scores */
+            const double t0 = omp_get_wtime();
+            kvz_kvzip_report rep;
+            kvz_policy_args none = {.struct_size = sizeof none, .policy = KVZ_POLICY_FULL};
+            st = kvz_kvzip_build(m, &pc.p, t->ctx, t->n_c, &a->o, &none, &pcache, NULL, &rep);
+            const double t1 = omp_get_wtime();
+            size_t kept = 0;
+            if (st == KVZ_OK)
+                st = kvz_kvzip_compact(m, pcache, pc.p.n_sys, t->n_c, scores, &pa, &kept);
+            cl->prefill_s += t1 - t0;
+            cl->build_s += (t1 - t0) + (kvz_kvzip_policy_needs_scores(cl->policy) ? score_s : 0) + omp_get_wtime() - t1;
+            cl->kept += kept, cl->pairs += L * H * t->n_c;
+            for (size_t j = 0; st == KVZ_OK && j < t->n_q; j++) {
+                const task_query *q = &t->q[j];
+                if ((st = greedy_answer(m, pcache, q, lp, ans)) != KVZ_OK)
+                    break;
+                cl->answered++;
+                cl->correct += !memcmp(ans, q->answer, q->n_answer * sizeof *ans);
+                if ((st = forced_logits(m, fc, q, lf)) != KVZ_OK || (st = forced_logits(m, pcache, q, lp)) != KVZ_OK)
+                    break;
+                for (size_t r = 0; r < q->n_answer; r++) {
+                    log_softmax(lf + r * V, V, ls_full);
+                    log_softmax(lp + r * V, V, ls_pol);
+                    double kl = 0;
+                    for (size_t v = 0; v < V; v++)
+                        kl += exp(ls_full[v]) * (ls_full[v] - ls_pol[v]);
+                    cl->kl += kl, cl->kl_terms++;
+                }
+            }
+            kvz_cache_destroy(pcache);
+        }
+        free(scores);
+        kvz_cache_destroy(fc);
+        if (!a->json && isatty(2)) /* progress only for a person watching */
+            fprintf(stderr, "\rcontext %zu/%zu", i + 1, n_tasks);
+    }
+    if (!a->json && isatty(2))
+        fprintf(stderr, "\r%*s\r", 24, "");
+    if (!rc && st != KVZ_OK)
+        rc = kvz_cli_error("evaluation failed: %s (%s)", kvz_last_error(), kvz_strerror(st));
+    if (!rc && !a->json)
+        printf("%-20s %6s %10s %10s %10s %14s\n", "policy", "ratio", "kept", "accuracy", "kl (nats)",
+               "build/prefill");
+    for (size_t k = 0; !rc && k < a->n_cells; k++) {
+        const cell *cl = &a->cells[k];
+        const double acc = cl->answered ? (double)cl->correct / (double)cl->answered : 0;
+        const double kl = cl->kl_terms ? cl->kl / (double)cl->kl_terms : 0;
+        const double kept = cl->pairs ? (double)cl->kept / (double)cl->pairs : 0;
+        const double cost = cl->prefill_s > 0 ? cl->build_s / cl->prefill_s : 0;
+        if (a->json)
+            printf("{\"policy\": \"%s\", \"ratio\": %g, \"kept_ratio\": %.6f, \"accuracy\": %.6f, \"kl\": %.6g, "
+                   "\"queries\": %zu, \"contexts\": %zu, \"build_over_prefill\": %.4f}\n",
+                   kvz_policy_name(cl->policy), cl->ratio, kept, acc, kl, cl->answered, n_tasks, cost);
+        else
+            printf("%-20s %6.2f %10.4f %10.4f %10.5f %13.2fx\n", kvz_policy_name(cl->policy), cl->ratio, kept, acc,
+                   kl, cost);
+    }
+    free(lf), free(lp), free(ls_full), free(ls_pol), free(ans);
+    free_tasks(tasks, n_tasks);
+    kvz_cli_pieces_free(&pc);
+    kvz_tokenizer_free(tok);
+    kvz_model_free(m);
+    return rc;
+}
+
+/* "kvzip-pair,streaming" x "0.5,0.3" -> cells */
+static int add_cells(eval_args *a, const char *policies, const char *ratios)
+{
+    char *pl = strdup(policies), *rl = strdup(ratios);
+    int rc = !pl || !rl ? kvz_cli_error("out of memory") : 0;
+    char *s1 = NULL;
+    for (char *p = pl ? strtok_r(pl, ",", &s1) : NULL; p && !rc; p = strtok_r(NULL, ",", &s1)) {
+        kvz_policy pol;
+        if ((rc = kvz_cli_parse_policy(p, &pol)))
+            break;
+        if (pol != KVZ_POLICY_FULL && pol != KVZ_POLICY_STREAMING && pol != KVZ_POLICY_RANDOM &&
+            !kvz_kvzip_policy_needs_scores(pol)) {
+            rc = kvz_cli_error("kvz eval offers kvzip-pair, kvzip-pair-uniform, full, streaming and random, not %s", p);
+            break;
+        }
+        char *copy = strdup(ratios), *s2 = NULL;
+        for (char *r = copy ? strtok_r(copy, ",", &s2) : NULL; r && !rc; r = strtok_r(NULL, ",", &s2)) {
+            double v;
+            if ((rc = kvz_cli_parse_double(r, "--ratio", &v)))
+                break;
+            if (a->n_cells == MAX_CELLS) {
+                rc = kvz_cli_error("at most %d policy x ratio combinations", MAX_CELLS);
+                break;
+            }
+            a->cells[a->n_cells++] = (cell){.policy = pol, .ratio = pol == KVZ_POLICY_FULL ? 1.0 : v};
+            if (pol == KVZ_POLICY_FULL)
+                break; /* one ratio is enough for the full cache */
+        }
+        free(copy);
+    }
+    free(pl), free(rl);
+    return rc;
+}
+
+static int usage(const char *cmd)
+{
+    if (!strcmp(cmd, "demo"))
+        fprintf(stderr, "usage: kvz demo [--model M] [--tasks F.jsonl] [--recon F.json] [--limit N] [--json]\n"
+                        "  defaults: ../shared/models/stories260K.gguf, ../shared/eval/stories-public.jsonl\n"
+                        "  and ../shared/eval/stories-recon.json (run from the project root)\n");
+    else
+        fprintf(stderr,
+                "usage: kvz eval --model M --tasks F.jsonl [--policy P[,P...]] [--ratio R[,R...]] [--limit N]\n"
+                "                [--chunk N] [--kv-dtype f32|bf16|f16 (f32)] [--weights auto|f32|bf16] [--json]\n"
+                "                [reconstruction options]\n"
+                "  task lines: {\"context_ids\": [...], \"queries\": [{\"prompt_ids\": [...], \"answer_ids\": [...]}]}\n"
+                "  accuracy: greedy answers equal to answer_ids; kl: KL(full || policy) of the teacher-forced\n"
+                "  next-token distributions; kept: kept context pairs / all context pairs\n%s",
+                kvz_cli_recon_usage);
+    return 2;
+}
+
+static int parse(eval_args *a, int argc, char **argv, const char **policies, const char **ratios)
+{
+    for (int i = 1; i < argc; i++) {
+        const int r = kvz_cli_recon_option(&a->recon, argc, argv, &i);
+        if (r < 0)
+            return 2;
+        if (r)
+            continue;
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(o, "--json")) {
+            a->json = 1;
+            continue;
+        }
+        if (!v)
+            return 2;
+        i++;
+        if (!strcmp(o, "--model"))
+            a->model = v;
+        else if (!strcmp(o, "--tasks"))
+            a->tasks = v;
+        else if (!strcmp(o, "--weights"))
+            a->weights = v;
+        else if (!strcmp(o, "--policy"))
+            *policies = v;
+        else if (!strcmp(o, "--ratio"))
+            *ratios = v;
+        else if (!strcmp(o, "--limit")) {
+            if (kvz_cli_parse_size(v, o, &a->limit))
+                return 2;
+        } else if (!strcmp(o, "--chunk")) {
+            if (kvz_cli_parse_size(v, o, &a->o.chunk) || !a->o.chunk)
+                return 2;
+        } else if (!strcmp(o, "--kv-dtype")) {
+            if (kvz_cli_parse_dtype(v, &a->o.kv_dtype))
+                return 2;
+        } else
+            return 2;
+    }
+    return 0;
+}
+
+int kvz_cmd_eval(int argc, char **argv)
+{
+    eval_args a = {.weights = "auto"};
+    kvz_kvzip_defaults(&a.o);
+    a.o.kv_dtype = KVZ_DTYPE_F32; /* fidelity is measured against an fp64 reference: store K/V exactly */
+    const char *policies = "kvzip-pair", *ratios = "0.3";
+    if (parse(&a, argc, argv, &policies, &ratios) || !a.model || !a.tasks)
+        return usage("eval");
+    if (add_cells(&a, policies, ratios))
+        return 2;
+    return run(&a);
+}
+
+int kvz_cmd_demo(int argc, char **argv)
+{
+    eval_args a = {.weights = "auto",
+                   .model = "../shared/models/stories260K.gguf",
+                   .tasks = "../shared/eval/stories-public.jsonl"};
+    kvz_kvzip_defaults(&a.o);
+    a.o.kv_dtype = KVZ_DTYPE_F32;
+    a.recon.file = "../shared/eval/stories-recon.json";
+    const char *policies = "full,kvzip-pair,kvzip-pair-uniform,streaming,random", *ratios = "0.5,0.3,0.2";
+    if (parse(&a, argc, argv, &policies, &ratios))
+        return usage("demo");
+    const char *need[3] = {a.model, a.tasks, a.recon.file};
+    for (int i = 0; i < 3; i++)
+        if (need[i] && access(need[i], R_OK) != 0)
+            return kvz_cli_error("demo: %s is absent (the demo reads the shared model and task files; run it from "
+                                 "the project root with ../shared beside it, or give --model/--tasks/--recon)",
+                                 need[i]);
+    if (add_cells(&a, policies, ratios))
+        return 2;
+    if (!a.json)
+        printf("libkvz demo: KVzip query-agnostic compression in the multi-query protocol\n"
+               "model %s, tasks %s\n"
+               "Each context is prefilled and compressed once, with no query known; every query is then\n"
+               "answered greedily from that one cache. accuracy = answers equal to the full-cache answers;\n"
+               "kl = KL(full || compressed) of the next-token distributions; kept = share of context KV pairs.\n\n",
+               a.model, a.tasks);
+    return run(&a);
+}

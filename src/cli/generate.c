@@ -1,0 +1,119 @@
+/* kvz generate: prefill a prompt and sample a continuation (greedy by default). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/cli_model.h"
+#include "cli/json.h"
+#include "model/generate.h"
+
+static int usage(void)
+{
+    fprintf(stderr,
+            "usage: kvz generate --model M (--prompt TEXT | --prompt-ids 1,2,3) --max-tokens N [--json]\n"
+            "                    [--temperature T] [--seed S] [--kv-dtype f32|bf16|f16] [--chunk N]\n"
+            "                    [--weights auto|f32|bf16] [--stop-at-eos]\n"
+            "  --prompt       text, encoded with BOS as the model adds it and special tokens recognised\n"
+            "  --json         prints {\"ids\": [...], \"text\": \"...\"} (the generated ids and their text)\n"
+            "  --temperature  0 (default) is greedy argmax\n");
+    return 2;
+}
+
+static int stop_eog(void *ctx, int32_t id) { return kvz_tokenizer_is_eog(ctx, id); }
+
+int kvz_cmd_generate(int argc, char **argv)
+{
+    const char *model = NULL, *prompt = NULL, *prompt_ids = NULL, *weights = "auto";
+    size_t max_tokens = 0, chunk = 512;
+    double temperature = 0;
+    size_t seed = 0;
+    int json = 0, have_max = 0, stop_at_eos = 0;
+    kvz_dtype dt = KVZ_DTYPE_F32;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--json"))
+            json = 1;
+        else if (!strcmp(a, "--stop-at-eos"))
+            stop_at_eos = 1;
+        else if (!v)
+            return usage();
+        else if (!strcmp(a, "--model"))
+            model = v, i++;
+        else if (!strcmp(a, "--prompt"))
+            prompt = v, i++;
+        else if (!strcmp(a, "--prompt-ids"))
+            prompt_ids = v, i++;
+        else if (!strcmp(a, "--weights"))
+            weights = v, i++;
+        else if (!strcmp(a, "--max-tokens")) {
+            if (kvz_cli_parse_size(v, a, &max_tokens))
+                return 2;
+            have_max = 1, i++;
+        } else if (!strcmp(a, "--chunk")) {
+            if (kvz_cli_parse_size(v, a, &chunk))
+                return 2;
+            i++;
+        } else if (!strcmp(a, "--seed")) {
+            if (kvz_cli_parse_size(v, a, &seed))
+                return 2;
+            i++;
+        } else if (!strcmp(a, "--temperature")) {
+            if (kvz_cli_parse_double(v, a, &temperature) || temperature < 0)
+                return kvz_cli_error("--temperature must be >= 0"), 2;
+            i++;
+        } else if (!strcmp(a, "--kv-dtype")) {
+            if (kvz_cli_parse_dtype(v, &dt))
+                return 2;
+            i++;
+        } else
+            return usage();
+    }
+    if (!model || !have_max || !!prompt == !!prompt_ids)
+        return usage();
+    kvz_model *m = NULL;
+    kvz_tokenizer *tok = NULL;
+    if (kvz_cli_open_model(model, weights, &m, &tok))
+        return 1;
+    int32_t *ids = NULL, *out = NULL;
+    size_t n = 0, n_out = 0;
+    float *logits = NULL;
+    kvz_cache *cache = NULL;
+    int rc = prompt ? kvz_cli_encode(tok, prompt, 1, 1, &ids, &n) : kvz_cli_parse_ids(prompt_ids, "--prompt-ids", &ids, &n);
+    if (!rc && !n)
+        rc = kvz_cli_error("the prompt is empty");
+    kvz_status st = KVZ_OK;
+    if (!rc) {
+        logits = malloc(m->hp.n_vocab * sizeof *logits);
+        out = malloc((max_tokens ? max_tokens : 1) * sizeof *out);
+        if (!logits || !out)
+            rc = kvz_cli_error("out of memory");
+    }
+    if (!rc && (st = kvz_model_cache_create(m, dt, &cache)) == KVZ_OK &&
+        (st = kvz_model_prefill(m, (kvz_kv_target){cache, NULL}, ids, n, chunk, logits)) == KVZ_OK && max_tokens) {
+        kvz_gen_opts go = {max_tokens, (float)temperature, seed, stop_at_eos ? stop_eog : NULL, tok};
+        st = kvz_model_generate(m, (kvz_kv_target){cache, NULL}, logits, &go, out, &n_out);
+    }
+    if (!rc && st != KVZ_OK)
+        rc = kvz_cli_error("generation failed: %s (%s)", kvz_last_error(), kvz_strerror(st));
+    char *text = NULL;
+    /* the text starts the document when the prompt was only BOS: drop SentencePiece's dummy-prefix space */
+    const int at_start = n == 1 && ids[0] == kvz_tokenizer_bos(tok);
+    if (!rc && (st = kvz_tokenizer_decode(tok, out, n_out, at_start, &text)) != KVZ_OK)
+        rc = kvz_cli_error("cannot decode: %s", kvz_last_error());
+    if (!rc && json) {
+        printf("{\"ids\": [");
+        for (size_t i = 0; i < n_out; i++)
+            printf("%s%d", i ? ", " : "", (int)out[i]);
+        printf("], \"text\": ");
+        kvz_json_write_string(stdout, text);
+        printf("}\n");
+    } else if (!rc) {
+        printf("%s\n", text);
+    }
+    free(text), free(ids), free(out), free(logits);
+    kvz_cache_destroy(cache);
+    kvz_tokenizer_free(tok);
+    kvz_model_free(m);
+    return rc;
+}

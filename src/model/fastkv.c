@@ -1,0 +1,318 @@
+/* FastKV prefill (spec/fastkv.md §2): layer-major over the prompt, each layer's cache cut to
+ * the per-KV-head top of its window score right after the layer ran, and token-selective
+ * propagation of T hidden states past the TSP layer. */
+#include "model/fastkv.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cache_internal.h"
+#include "core/internal.h"
+
+void kvz_fastkv_defaults(kvz_fastkv_opts *o)
+{
+    if (!o)
+        return;
+    memset(o, 0, sizeof *o);
+    o->tsp = 1;
+    o->tsp_layer = KVZ_FASTKV_TSP_MIDDLE;
+    o->tsp_len = 2048;
+    o->tsp_rate = 0.2;
+    o->budget = 512;
+    o->retain_rate = 0.1;
+    o->window = 8;
+    o->kernel = 7;
+    o->pool = KVZ_POOL_AVG;
+}
+
+void kvz_fastkv_defaults_rate(kvz_fastkv_opts *o)
+{
+    if (!o)
+        return;
+    kvz_fastkv_defaults(o);
+    o->tsp_len = 0;
+    o->budget = 0;
+    o->pool = KVZ_POOL_MAX;
+}
+
+/* Python's int(n * rate) for rate > 0: the product rounded to double, then truncated. Unlike
+ * kvz_count_of it does not clamp at n, so a rate above 1 reports the budget the reference
+ * computes (which then means "no compression"). */
+static size_t floor_mul(size_t n, double rate)
+{
+    const double p = (double)n * rate;
+    return p >= 0x1p63 ? (size_t)INT64_MAX : (size_t)p;
+}
+
+static int rate_ok(double r) { return isfinite(r) && r > 0 && r <= 1; }
+
+static kvz_status check_opts(const kvz_model *m, const kvz_fastkv_opts *o, size_t *t)
+{
+    static const char fn[] = "kvz_fastkv_prefill";
+    const size_t L = m->hp.n_layers;
+    if (!o->window)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: window must be at least 1", fn);
+    if (!o->kernel || o->kernel % 2 == 0)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: pooling kernel %zu must be odd", fn, o->kernel);
+    if (o->pool != KVZ_POOL_AVG && o->pool != KVZ_POOL_MAX)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: unknown pooling %d", fn, (int)o->pool);
+    if (o->budget && o->budget <= o->window)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: budget %zu must exceed the window %zu (it includes it)", fn,
+                        o->budget, o->window);
+    if (!o->budget && !rate_ok(o->retain_rate))
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: budget 0 needs a retain_rate in (0, 1], not %g", fn,
+                        o->retain_rate);
+    *t = 0;
+    if (!o->tsp)
+        return KVZ_OK;
+    *t = o->tsp_layer == KVZ_FASTKV_TSP_MIDDLE ? (L >= 2 ? L / 2 - 1 : 0) : o->tsp_layer;
+    if (*t >= L)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: TSP layer %zu of a %zu-layer model", fn, *t, L);
+    if (o->tsp_len && o->tsp_len <= o->window)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: tsp_len %zu must exceed the window %zu (it includes it)", fn,
+                        o->tsp_len, o->window);
+    if (!o->tsp_len && !rate_ok(o->tsp_rate))
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: tsp_len 0 needs a tsp_rate in (0, 1], not %g", fn,
+                        o->tsp_rate);
+    /* the reference's proportional mode derives the deeper layers' rate from tsp_rate; with
+       an absolute T there is no such rate, so the mix is refused rather than invented */
+    if (!o->budget && o->tsp_len)
+        return kvz_fail(KVZ_ERR_INVALID_ARG,
+                        "%s: proportional budget (budget 0) needs proportional TSP (tsp_len 0, tsp_rate)", fn);
+    return KVZ_OK;
+}
+
+static kvz_status check_cache(const kvz_model *m, const kvz_cache *c)
+{
+    static const char fn[] = "kvz_fastkv_prefill";
+    const kvz_hparams *hp = &m->hp;
+    if (c->cfg.n_layers != hp->n_layers || c->cfg.n_kv_heads != hp->n_head_kv ||
+        c->cfg.head_dim != hp->head_dim)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: cache of %zu layers x %zu heads x %zu, model %zu x %zu x %zu",
+                        fn, c->cfg.n_layers, c->cfg.n_kv_heads, c->cfg.head_dim, hp->n_layers, hp->n_head_kv,
+                        hp->head_dim);
+    const size_t q = atomic_load(&c->queries);
+    if (q)
+        return kvz_fail(KVZ_ERR_STATE, "%s: %zu queries read this cache", fn, q);
+    for (size_t l = 0; l < hp->n_layers; l++)
+        if (c->next_pos[l] != 0)
+            return kvz_fail(KVZ_ERR_STATE, "%s: the cache is not empty (layer %zu holds %lld positions)", fn, l,
+                            (long long)c->next_pos[l]);
+    return KVZ_OK;
+}
+
+/* Window scores of one layer (n rows per head, just appended): out + h*n gets n - W floats. The
+ * cache keeps each head in its own segment, so every head is one call; the heads run in
+ * parallel (each call's own region is then nested, one thread), as kvz_window_score would
+ * run them. */
+static kvz_status layer_scores(const kvz_model *m, const kvz_cache *c, size_t layer, size_t n, const float *qt,
+                               const kvz_fastkv_opts *o, float *out)
+{
+    const kvz_hparams *hp = &m->hp;
+    const size_t Hkv = hp->n_head_kv, G = hp->n_head / Hkv, d = hp->head_dim;
+    kvz_status st = KVZ_OK;
+#pragma omp parallel for schedule(dynamic, 1) if (Hkv > 1)
+    for (size_t h = 0; h < Hkv; h++) {
+        const void *k = NULL, *v = NULL;
+        size_t len = 0;
+        kvz_status sh = kvz_cache_length(c, layer, h, &len);
+        if (sh == KVZ_OK)
+            sh = kvz_cache_rows(c, layer, h, &k, &v);
+        if (sh == KVZ_OK && len != n)
+            sh = KVZ_ERR_STATE; /* cannot happen: the layer was empty and got n rows */
+        if (sh == KVZ_OK) {
+            const kvz_window_args a = {.struct_size = sizeof a,
+                                       .n_kv_heads = 1,
+                                       .group = G,
+                                       .head_dim = d,
+                                       .n = n,
+                                       .window = o->window,
+                                       .kernel = o->kernel,
+                                       .pool = o->pool,
+                                       .scale = 0.0f,
+                                       .q = qt + h * G * d,
+                                       .q_token_stride = (ptrdiff_t)(hp->n_head * d),
+                                       .q_head_stride = (ptrdiff_t)d,
+                                       .k = k,
+                                       .k_dtype = c->cfg.dtype,
+                                       .k_head_stride = 0,
+                                       .k_row_stride = (ptrdiff_t)d,
+                                       .out = out + h * n,
+                                       .out_head_stride = 0};
+            sh = kvz_window_score(&a);
+        }
+        if (sh != KVZ_OK) {
+#pragma omp critical(kvz_fastkv_status)
+            if (st == KVZ_OK)
+                st = sh;
+        }
+    }
+    if (st != KVZ_OK) /* the worker's message stayed in its thread */
+        return kvz_fail(st, "kvz_fastkv_prefill: window score of layer %zu (%zu tokens) failed: %s", layer, n,
+                        kvz_strerror(st));
+    return KVZ_OK;
+}
+
+typedef struct work {
+    float *x, *qt, *sc, *u;
+    int64_t *pos;
+    uint32_t *idx;
+    uint8_t *mask, *ones;
+    const uint8_t **keep;
+} work;
+
+static void work_free(work *w)
+{
+    free(w->x), free(w->qt), free(w->sc), free(w->u), free(w->pos), free(w->idx), free(w->mask), free(w->ones);
+    free((void *)w->keep);
+}
+
+static kvz_status work_alloc(const kvz_hparams *hp, size_t n, size_t W, work *w)
+{
+    memset(w, 0, sizeof *w);
+    const size_t E = hp->n_embd, Hkv = hp->n_head_kv, QD = hp->n_head * hp->head_dim;
+    size_t xb, sb, mb;
+    if (!kvz_mul_ok(n, E * sizeof(float), &xb) || !kvz_mul_ok(n, Hkv * sizeof(float), &sb) ||
+        !kvz_mul_ok(n, Hkv, &mb) || n > UINT32_MAX)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_fastkv_prefill: %zu tokens is too many", n);
+    w->x = malloc(xb), w->qt = malloc(W * QD * sizeof(float)), w->sc = malloc(sb);
+    w->u = malloc(n * sizeof(float)), w->pos = malloc(n * sizeof(int64_t)),
+    w->idx = malloc(n * sizeof(uint32_t));
+    w->mask = malloc(mb), w->ones = malloc(n), w->keep = malloc(hp->n_layers * Hkv * sizeof *w->keep);
+    if (!w->x || !w->qt || !w->sc || !w->u || !w->pos || !w->idx || !w->mask || !w->ones || !w->keep) {
+        work_free(w);
+        return kvz_fail(KVZ_ERR_NOMEM, "kvz_fastkv_prefill: no memory for %zu tokens", n);
+    }
+    memset(w->ones, 1, n);
+    return KVZ_OK;
+}
+
+/* Keeps, per KV head, the window plus the top (B - W) of the head's n - W scores (ties: the
+ * lower index), then compacts the layer; the other layers' segments get all-ones masks. */
+static kvz_status layer_compact(const kvz_model *m, kvz_cache *c, size_t layer, size_t n, size_t B, size_t W,
+                                work *w)
+{
+    const size_t Hkv = m->hp.n_head_kv, L = m->hp.n_layers;
+    for (size_t h = 0; h < Hkv; h++) {
+        uint8_t *mk = w->mask + h * n;
+        size_t got = 0;
+        kvz_status st = kvz_select_topk(w->sc + h * n, n - W, B - W, w->idx, &got);
+        if (st != KVZ_OK)
+            return st;
+        memset(mk, 0, n - W);
+        memset(mk + n - W, 1, W);
+        for (size_t i = 0; i < got; i++)
+            mk[w->idx[i]] = 1;
+    }
+    for (size_t s = 0; s < L * Hkv; s++)
+        w->keep[s] = s / Hkv == layer ? w->mask + (s % Hkv) * n : w->ones; /* others hold <= n rows */
+    return kvz_cache_compact(c, w->keep);
+}
+
+/* TSP (§2.4): u = the sum of the KV heads' scores; the top (T - W) of u plus the window, in
+ * ascending order, and the hidden states and positions gathered to the front. */
+static kvz_status propagate(const kvz_model *m, size_t n, size_t T, size_t W, work *w)
+{
+    const size_t Hkv = m->hp.n_head_kv, E = m->hp.n_embd;
+    for (size_t j = 0; j < n - W; j++) {
+        float s = 0;
+        for (size_t h = 0; h < Hkv; h++)
+            s += w->sc[h * n + j];
+        w->u[j] = s;
+    }
+    size_t got = 0;
+    kvz_status st = kvz_select_topk(w->u, n - W, T - W, w->idx, &got);
+    if (st != KVZ_OK)
+        return st;
+    for (size_t r = 0; r < W; r++)
+        w->idx[got + r] = (uint32_t)(n - W + r);
+    /* idx is ascending and idx[i] >= i, so the gather can run in place from the front */
+    for (size_t i = 0; i < got + W; i++)
+        if (w->idx[i] != i) {
+            memcpy(w->x + i * E, w->x + (size_t)w->idx[i] * E, E * sizeof(float));
+            w->pos[i] = w->pos[w->idx[i]];
+        }
+    return KVZ_OK;
+}
+
+kvz_status kvz_fastkv_prefill(kvz_model *m, kvz_cache *cache, const int32_t *ids, size_t n,
+                              const kvz_fastkv_opts *o, float *logits, kvz_fastkv_stats *stats)
+{
+    static const char fn[] = "kvz_fastkv_prefill";
+    if (!m || !cache || !ids || !o)
+        return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
+    if (!n)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: no tokens", fn);
+    size_t t = 0;
+    kvz_status st = check_opts(m, o, &t);
+    if (st == KVZ_OK)
+        st = check_cache(m, cache);
+    if (st != KVZ_OK)
+        return st;
+    const kvz_hparams *hp = &m->hp;
+    const size_t L = hp->n_layers, E = hp->n_embd, W = o->window;
+    work w;
+    if ((st = work_alloc(hp, n, W, &w)) != KVZ_OK)
+        return st;
+    if (stats)
+        stats->tsp_count = 0, stats->tsp_layer = t;
+    if ((st = kvz_model_embed(m, ids, n, w.x)) != KVZ_OK) {
+        work_free(&w);
+        return st;
+    }
+    for (size_t i = 0; i < n; i++)
+        w.pos[i] = (int64_t)i;
+    const kvz_kv_target kv = {cache, NULL};
+    size_t cur = n; /* tokens in flight */
+    for (size_t l = 0; l < L && st == KVZ_OK; l++) {
+        /* the layer attends over all of its own tokens before anything is evicted (§2.1) */
+        kvz_layer_io io = {.n = cur,
+                           .x = w.x,
+                           .pos = w.pos,
+                           .explicit_pos = 1,
+                           .chunk = o->chunk,
+                           .q_tail = w.qt,
+                           .q_tail_rows = W};
+        if ((st = kvz_model_layer(m, l, kv, &io)) != KVZ_OK)
+            break;
+        size_t B = o->budget;
+        if (!B) /* §2.7: recomputed from the layer's own length; deeper layers use retain / tsp */
+            B = floor_mul(cur, o->tsp && l > t ? o->retain_rate / o->tsp_rate : o->retain_rate);
+        /* §2.5: no compression (and so no TSP) when n < B; §9.2 item 3: nor when B - W <= 0 */
+        const int compress = B > W && cur >= B;
+        size_t T = 0;
+        if (o->tsp && l == t)
+            T = o->tsp_len ? o->tsp_len : floor_mul(cur, o->tsp_rate);
+        const int tsp_here = compress && o->tsp && l == t && cur > T && T > W;
+        if (compress && (B < cur || tsp_here)) { /* B == n_l without TSP keeps all: nothing to score */
+            if ((st = layer_scores(m, cache, l, cur, w.qt, o, w.sc)) != KVZ_OK)
+                break;
+            if (B < cur && (st = layer_compact(m, cache, l, cur, B, W, &w)) != KVZ_OK)
+                break;
+            if (tsp_here && (st = propagate(m, cur, T, W, &w)) != KVZ_OK)
+                break;
+        }
+        if (stats) {
+            if (stats->tokens)
+                stats->tokens[l] = cur;
+            if (stats->budget)
+                stats->budget[l] = B;
+            if (stats->kept)
+                stats->kept[l] = compress ? B : cur;
+        }
+        if (tsp_here) {
+            cur = T;
+            if (stats) {
+                stats->tsp_count = T;
+                if (stats->tsp_positions)
+                    memcpy(stats->tsp_positions, w.pos, T * sizeof(int64_t));
+            }
+        }
+    }
+    /* the last prompt token is always in flight: it is the end of the window */
+    if (st == KVZ_OK && logits)
+        st = kvz_model_logits(m, w.x + (cur - 1) * E, 1, logits);
+    work_free(&w);
+    return st;
+}

@@ -1,0 +1,110 @@
+/* NumPy .npy v1.0 for float32 arrays: magic, header length, a Python-dict header padded to
+ * 64 bytes, then the data (numpy.lib.format). */
+#include "model/npy.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+
+kvz_status kvz_npy_write_f32(const char *path, const float *data, const size_t *shape, size_t ndim)
+{
+    if (!path || !shape || (!data && ndim))
+        return kvz_fail(KVZ_ERR_NULL, "npy: NULL argument");
+    if (ndim < 1 || ndim > 4)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "npy: %zu dimensions (1..4)", ndim);
+    char dims[128] = "";
+    size_t count = 1, k = 0;
+    for (size_t i = 0; i < ndim; i++) {
+        k += (size_t)snprintf(dims + k, sizeof dims - k, "%zu,%s", shape[i], i + 1 < ndim ? " " : "");
+        count *= shape[i];
+    }
+    if (ndim > 1) /* a 1-tuple keeps its comma, longer tuples drop the trailing one */
+        dims[k - 1] = '\0';
+    char header[256];
+    int hl = snprintf(header, sizeof header, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", dims);
+    size_t total = 10 + (size_t)hl + 1;
+    const size_t pad = (64 - total % 64) % 64;
+    memset(header + hl, ' ', pad);
+    header[hl + (int)pad] = '\n';
+    hl += (int)pad + 1;
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "npy: path too long");
+    const int fd = mkstemp(tmp);
+    if (fd < 0)
+        return kvz_fail(KVZ_ERR_IO, "npy: cannot create a file beside %s: %s", path, strerror(errno));
+    FILE *f = fdopen(fd, "wb");
+    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 0xff), (unsigned char)(hl >> 8)};
+    int ok = f && fwrite(pre, 1, 10, f) == 10 && fwrite(header, 1, (size_t)hl, f) == (size_t)hl &&
+             fwrite(data, sizeof *data, count, f) == count && fflush(f) == 0 && fsync(fd) == 0;
+    const int err = errno;
+    ok = (f ? fclose(f) == 0 : (close(fd), 0)) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        const int e = ok ? errno : err;
+        unlink(tmp);
+        return kvz_fail(KVZ_ERR_IO, "npy: writing %s failed: %s", path, strerror(e));
+    }
+    return KVZ_OK;
+}
+
+kvz_status kvz_npy_read_f32(const char *path, float **data, size_t shape[4], size_t *ndim)
+{
+    if (!path || !data || !shape || !ndim)
+        return kvz_fail(KVZ_ERR_NULL, "npy: NULL argument");
+    *data = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return kvz_fail(KVZ_ERR_IO, "npy: cannot open %s: %s", path, strerror(errno));
+    unsigned char pre[10];
+    char header[4096];
+    kvz_status st = KVZ_OK;
+    size_t hl = 0;
+    if (fread(pre, 1, 10, f) != 10)
+        st = kvz_fail(KVZ_ERR_TRUNCATED, "npy: %s is too short", path);
+    else if (memcmp(pre, "\x93NUMPY", 6) || pre[6] != 1)
+        st = kvz_fail(KVZ_ERR_FORMAT, "npy: %s is not a version-1 .npy file", path);
+    else if ((hl = (size_t)pre[8] | (size_t)pre[9] << 8) >= sizeof header)
+        st = kvz_fail(KVZ_ERR_FORMAT, "npy: %s has a header of %zu bytes", path, hl);
+    else if (fread(header, 1, hl, f) != hl)
+        st = kvz_fail(KVZ_ERR_TRUNCATED, "npy: %s ends inside its header", path);
+    if (st == KVZ_OK) {
+        header[hl] = '\0';
+        const char *shp = strstr(header, "'shape': (");
+        if (!strstr(header, "'descr': '<f4'") || !strstr(header, "'fortran_order': False") || !shp)
+            st = kvz_fail(KVZ_ERR_FORMAT, "npy: %s is not a C-order little-endian float32 array", path);
+        size_t n = 0, count = 1;
+        for (const char *p = shp ? shp + 10 : NULL; st == KVZ_OK && *p != ')';) {
+            char *end;
+            errno = 0;
+            const unsigned long long v = strtoull(p, &end, 10);
+            if (end == p || errno || n == 4 || !kvz_mul_ok(count, (size_t)v, &count)) {
+                st = kvz_fail(KVZ_ERR_FORMAT, "npy: %s has a malformed or too large shape", path);
+                break;
+            }
+            shape[n++] = (size_t)v;
+            p = end;
+            while (*p == ',' || *p == ' ')
+                p++;
+        }
+        if (st == KVZ_OK && n == 0)
+            st = kvz_fail(KVZ_ERR_FORMAT, "npy: %s holds a scalar, not an array", path);
+        if (st == KVZ_OK) {
+            *ndim = n;
+            float *d = malloc(count ? count * sizeof *d : 1);
+            if (!d)
+                st = kvz_fail(KVZ_ERR_NOMEM, "npy: no memory for %zu values", count);
+            else if (fread(d, sizeof *d, count, f) != count) {
+                free(d);
+                st = kvz_fail(KVZ_ERR_TRUNCATED, "npy: %s holds fewer than %zu values", path, count);
+            } else {
+                *data = d;
+            }
+        }
+    }
+    fclose(f);
+    return st;
+}

@@ -1,0 +1,17 @@
+/* NumPy .npy files of float32 arrays (format version 1.0): written atomically, read with checks. */
+#ifndef KVZ_MODEL_NPY_H
+#define KVZ_MODEL_NPY_H
+
+#include <stddef.h>
+
+#include "kvz.h"
+
+/* Writes data (C order, shape[0..ndim-1], ndim 1..4) to path through a temporary file and a
+ * rename: on failure nothing is left at path. KVZ_ERR_IO with errno text. */
+kvz_status kvz_npy_write_f32(const char *path, const float *data, const size_t *shape, size_t ndim);
+
+/* Reads a little-endian float32 C-order array of 1..4 dims: *data malloc'ed, shape[4] and
+ * *ndim filled. KVZ_ERR_FORMAT for another dtype or order, KVZ_ERR_TRUNCATED, KVZ_ERR_IO. */
+kvz_status kvz_npy_read_f32(const char *path, float **data, size_t shape[4], size_t *ndim);
+
+#endif

@@ -1,0 +1,135 @@
+/* The tool's file formats: .npy float32 arrays (round trip, header layout, damaged files) and
+ * the JSON reader (values, escapes, malformed input). */
+#define _GNU_SOURCE /* memmem, fmemopen */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/json.h"
+#include "model/npy.h"
+#include "testutil.h"
+
+static char dir[64];
+
+static void path_in(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", dir, name); }
+
+static void test_npy_round_trip(void **state)
+{
+    (void)state;
+    char p[128];
+    path_in(p, sizeof p, "a.npy");
+    const size_t shapes[3][4] = {{7}, {3, 5}, {2, 3, 4}};
+    for (size_t s = 0; s < 3; s++) {
+        const size_t nd = s + 1;
+        size_t count = 1;
+        for (size_t i = 0; i < nd; i++)
+            count *= shapes[s][i];
+        float *d = tu_malloc(count * 4);
+        for (size_t i = 0; i < count; i++)
+            d[i] = (float)i * 0.25f - 1.0f;
+        assert_int_equal(kvz_npy_write_f32(p, d, shapes[s], nd), KVZ_OK);
+        size_t n;
+        unsigned char *raw = tu_slurp(p, &n);
+        /* numpy's layout: magic, v1.0, header length, header ending in '\n' at a 64-byte boundary */
+        assert_memory_equal(raw, "\x93NUMPY\x01\x00", 8);
+        const size_t hl = raw[8] | (size_t)raw[9] << 8;
+        assert_int_equal((10 + hl) % 64, 0);
+        assert_int_equal(raw[10 + hl - 1], '\n');
+        assert_int_equal(n, 10 + hl + count * 4);
+        char want[64];
+        if (nd == 1)
+            snprintf(want, sizeof want, "'shape': (7,)");
+        else if (nd == 2)
+            snprintf(want, sizeof want, "'shape': (3, 5)");
+        else
+            snprintf(want, sizeof want, "'shape': (2, 3, 4)");
+        assert_non_null(memmem(raw, 10 + hl, want, strlen(want)));
+        float *back = NULL;
+        size_t shape[4], got_nd;
+        assert_int_equal(kvz_npy_read_f32(p, &back, shape, &got_nd), KVZ_OK);
+        assert_int_equal(got_nd, nd);
+        assert_memory_equal(shape, shapes[s], nd * sizeof(size_t));
+        assert_memory_equal(back, d, count * 4);
+        /* truncated data, and a float64 header, are refused */
+        tu_spit(p, raw, n - 1);
+        assert_int_equal(kvz_npy_read_f32(p, &back, shape, &got_nd), KVZ_ERR_TRUNCATED);
+        unsigned char *f8 = memmem(raw, 10 + hl, "<f4", 3);
+        f8[2] = '8';
+        tu_spit(p, raw, n);
+        assert_int_equal(kvz_npy_read_f32(p, &back, shape, &got_nd), KVZ_ERR_FORMAT);
+        tu_spit(p, (const unsigned char *)"hello", 5);
+        assert_int_equal(kvz_npy_read_f32(p, &back, shape, &got_nd), KVZ_ERR_TRUNCATED);
+        free(raw), free(d), free(back);
+    }
+    /* a failed write leaves nothing behind */
+    const size_t one = 1;
+    const float x = 1;
+    assert_int_equal(kvz_npy_write_f32("/nonexistent-dir/x.npy", &x, &one, 1), KVZ_ERR_IO);
+    assert_int_equal(kvz_npy_write_f32(p, &x, &one, 0), KVZ_ERR_INVALID_ARG);
+    unlink(p);
+}
+
+static void test_json(void **state)
+{
+    (void)state;
+    const char *doc = " {\"a\": [1, -2, 3e2], \"s\": \"x\\\"y\\\\z\\n\\u00e9\\ud83d\\ude00\", \"o\": {\"t\": true, \"n\": null},"
+                      " \"e\": [], \"f\": 0.5 } ";
+    char err[128];
+    kvz_json *j = kvz_json_parse(doc, strlen(doc), err, sizeof err);
+    assert_non_null(j);
+    int32_t *ids;
+    size_t n;
+    assert_int_equal(kvz_json_int_array(kvz_json_get(j, "a"), &ids, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(ids[0], 1), assert_int_equal(ids[1], -2), assert_int_equal(ids[2], 300);
+    free(ids);
+    assert_string_equal(kvz_json_get(j, "s")->string, "x\"y\\z\n\xc3\xa9\xf0\x9f\x98\x80");
+    assert_int_equal(kvz_json_get(kvz_json_get(j, "o"), "t")->type, KVZ_JSON_BOOL);
+    assert_int_equal(kvz_json_get(kvz_json_get(j, "o"), "n")->type, KVZ_JSON_NULL);
+    assert_int_equal(kvz_json_get(j, "e")->n_items, 0);
+    assert_int_equal(kvz_json_int_array(kvz_json_get(j, "f"), &ids, &n), -1); /* not an array */
+    assert_null(kvz_json_get(j, "missing"));
+    kvz_json_free(j);
+    const char *bad[] = {"", "{", "[1,]", "{\"a\" 1}", "\"abc", "[1 2]", "{\"a\":1}x", "[\"\\q\"]", "nul", "[1e999]",
+                         "\"\\u12\""};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        err[0] = '\0';
+        assert_null(kvz_json_parse(bad[i], strlen(bad[i]), err, sizeof err));
+        assert_true(strlen(err) > 0);
+    }
+    char deep[200];
+    memset(deep, '[', 100), memset(deep + 100, ']', 100);
+    assert_null(kvz_json_parse(deep, 200, err, sizeof err)); /* nesting limit, not a stack overflow */
+    assert_non_null(strstr(err, "nesting"));
+    /* non-integer ids are refused */
+    j = kvz_json_parse("[1, 2.5]", 8, err, sizeof err);
+    assert_int_equal(kvz_json_int_array(j, &ids, &n), -1);
+    kvz_json_free(j);
+    /* the writer escapes what JSON needs */
+    char buf[128] = {0};
+    FILE *f = fmemopen(buf, sizeof buf - 1, "w");
+    kvz_json_write_string(f, "a\"b\\c\n\x01");
+    fclose(f);
+    assert_string_equal(buf, "\"a\\\"b\\\\c\\n\\u0001\"");
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/kvz_formats_XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_npy_round_trip), cmocka_unit_test(test_json)};
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
