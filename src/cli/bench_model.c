@@ -66,95 +66,97 @@ int kvz_bench_model(int json)
                "context %d tokens, bf16 cache, %d threads\n%-28s %12s %12s\n",
                LAYERS, wt == KVZ_DTYPE_BF16 ? "bf16" : "f32", hp.n_vocab, CONTEXT, kvz_num_threads(), "name",
                "seconds", "rate");
-    kvz_cache *c = NULL;
-    double t_prefill = 0, t_step = 0, t_build = 0, t_score = 0, t_passes = 0, t_fastkv = 0, t_full_ttft = 0;
-    /* 1. plain prefill (this is also the KVzip baseline) and decode */
-    if (!rc && (st = kvz_model_cache_create(m, KVZ_DTYPE_BF16, &c)) == KVZ_OK) {
-        double t0 = now();
-        st = kvz_model_prefill(m, (kvz_kv_target){c, NULL}, ids, CONTEXT, PREFILL_CHUNK, logits);
-        t_prefill = now() - t0;
-        t0 = now();
-        for (int s = 0; s < DECODE_STEPS && st == KVZ_OK; s++)
-            st = kvz_model_step(m, (kvz_kv_target){c, NULL}, ids[s], logits);
-        t_step = (now() - t0) / DECODE_STEPS;
-    }
-    if (!rc && st == KVZ_OK) {
-        report(json, &(result){"prefill", t_prefill, CONTEXT / t_prefill, "tokens/s"});
-        report(json, &(result){"decode_step", t_step, 1.0 / t_step, "tokens/s"});
-    }
-    kvz_cache_destroy(c);
-    c = NULL;
-    /* 2. KVzip: the whole compression, then the same passes without the fused scoring */
-    const int32_t sys[4] = {1, 2, 3, 4}, rf[8] = {5, 6, 7, 8, 9, 10, 11, 12}, rn[12] = {5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17};
-    const int32_t post[6] = {20, 21, 22, 23, 24, 25};
+    /* Order matters on a shared machine: oneDNN builds a primitive the first time it meets a
+       shape, and first-touch page faults land on the first run, so every measured phase
+       follows an untimed run of the same shapes. */
+    const int32_t sys[4] = {1, 2, 3, 4}, rf[8] = {5, 6, 7, 8, 9, 10, 11, 12};
+    const int32_t rn[12] = {5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17}, post[6] = {20, 21, 22, 23, 24, 25};
     const kvz_kvzip_pieces pc = {sys, 4, rf, 8, rn, 12, post, 6};
     kvz_kvzip_opts ko;
     kvz_kvzip_defaults(&ko);
     ko.prefill_chunk = PREFILL_CHUNK;
-    float *scores = NULL;
+    int32_t *all = malloc(CONTEXT * sizeof *all); /* [system | context]: the KVzip cache's tokens */
+    float *scores = malloc(LAYERS * hp.n_head_kv * CONTEXT * sizeof *scores);
+    if (!rc && (!all || !scores))
+        rc = kvz_cli_error("out of memory");
+    if (!rc) {
+        memcpy(all, sys, sizeof sys);
+        memcpy(all + 4, ids, (CONTEXT - 4) * sizeof *all);
+    }
+    kvz_cache *c = NULL;
+    double t_prefill = 0, t_step = 0, t_build = 0, t_score = 0, t_passes = 0, t_fastkv = 0;
+    /* 1. plain prefill (untimed warm-up, then timed as the baseline of both ratios) and decode */
+    for (int rep = 0; rep < 2 && !rc && st == KVZ_OK; rep++) {
+        kvz_cache_destroy(c);
+        c = NULL;
+        if ((st = kvz_model_cache_create(m, KVZ_DTYPE_BF16, &c)) != KVZ_OK)
+            break;
+        const double t0 = now();
+        st = kvz_model_prefill(m, (kvz_kv_target){c, NULL}, all, CONTEXT, PREFILL_CHUNK, logits);
+        t_prefill = now() - t0;
+    }
+    if (!rc && st == KVZ_OK) {
+        st = kvz_model_step(m, (kvz_kv_target){c, NULL}, ids[0], logits); /* warm-up */
+        const double t0 = now();
+        for (int s = 1; s <= DECODE_STEPS && st == KVZ_OK; s++)
+            st = kvz_model_step(m, (kvz_kv_target){c, NULL}, ids[s], logits);
+        t_step = (now() - t0) / DECODE_STEPS;
+        if (st == KVZ_OK)
+            st = kvz_cache_truncate(c, DECODE_STEPS + 1); /* back to [system | context] */
+    }
+    /* 2. the reconstruction passes over that cache: unscored (warm-up), scored, unscored */
+    for (int rep = 0; rep < 3 && !rc && st == KVZ_OK; rep++) {
+        ko.passes_only = rep != 1;
+        const double t0 = now();
+        st = kvz_kvzip_score(m, c, &pc, ids, CONTEXT - 4, &ko, scores);
+        if (rep == 1)
+            t_score = now() - t0;
+        else if (rep == 2)
+            t_passes = now() - t0;
+    }
+    ko.passes_only = 0;
+    kvz_cache_destroy(c);
+    c = NULL;
+    /* 3. the whole KVzip compression at ratio 0.3 */
     if (!rc && st == KVZ_OK) {
         kvz_policy_args pa = {.struct_size = sizeof pa, .policy = KVZ_POLICY_KVZIP_PAIR, .ratio = 0.3};
         kvz_kvzip_report rep;
         const double t0 = now();
         st = kvz_kvzip_build(m, &pc, ids, CONTEXT - 4, &ko, &pa, &c, NULL, &rep);
-        t_build = now() - t0, t_score = rep.score_s;
+        t_build = now() - t0;
         kvz_cache_destroy(c);
         c = NULL;
     }
-    if (!rc && st == KVZ_OK && (st = kvz_model_cache_create(m, KVZ_DTYPE_BF16, &c)) == KVZ_OK) {
-        int32_t *all = malloc(CONTEXT * sizeof *all);
-        scores = malloc(LAYERS * hp.n_head_kv * CONTEXT * sizeof *scores);
-        if (!all || !scores)
-            st = KVZ_ERR_NOMEM;
-        if (st == KVZ_OK) {
-            memcpy(all, sys, sizeof sys);
-            memcpy(all + 4, ids, (CONTEXT - 4) * sizeof *all);
-            st = kvz_model_prefill(m, (kvz_kv_target){c, NULL}, all, CONTEXT, PREFILL_CHUNK, NULL);
-        }
-        ko.passes_only = 1;
-        const double t0 = now();
-        if (st == KVZ_OK)
-            st = kvz_kvzip_score(m, c, &pc, ids, CONTEXT - 4, &ko, scores);
-        t_passes = now() - t0;
-        free(all);
-        kvz_cache_destroy(c);
-        c = NULL;
-    }
-    if (!rc && st == KVZ_OK) {
-        report(json, &(result){"kvzip_compress_r0.3", t_build, CONTEXT / t_build, "tokens/s"});
-        report(json, &(result){"kvzip_scoring_passes", t_score, CONTEXT / t_score, "tokens/s"});
-        report(json, &(result){"kvzip_passes_unscored", t_passes, CONTEXT / t_passes, "tokens/s"});
-    }
-    /* 3. FastKV: TSP at the middle layer, rate 0.2, against a full prefill run the same way
-          (one pass over the prompt, in sub-steps of the same size) */
-    if (!rc && st == KVZ_OK && (st = kvz_model_cache_create(m, KVZ_DTYPE_BF16, &c)) == KVZ_OK) {
+    /* 4. FastKV: TSP at the middle layer, rate 0.2, retain 0.1 (untimed warm-up, then timed),
+          against the plain prefill above (the same sub-steps of PREFILL_CHUNK tokens) */
+    for (int rep = 0; rep < 2 && !rc && st == KVZ_OK; rep++) {
         kvz_fastkv_opts fo;
         kvz_fastkv_defaults_rate(&fo);
         fo.chunk = PREFILL_CHUNK;
-        double t0 = now();
+        if ((st = kvz_model_cache_create(m, KVZ_DTYPE_BF16, &c)) != KVZ_OK)
+            break;
+        const double t0 = now();
         st = kvz_fastkv_prefill(m, c, ids, CONTEXT, &fo, logits, NULL);
         t_fastkv = now() - t0;
         kvz_cache_destroy(c);
         c = NULL;
-        if (st == KVZ_OK && (st = kvz_model_cache_create(m, KVZ_DTYPE_BF16, &c)) == KVZ_OK) {
-            t0 = now();
-            st = kvz_model_prefill(m, (kvz_kv_target){c, NULL}, ids, CONTEXT, PREFILL_CHUNK, logits);
-            t_full_ttft = now() - t0;
-        }
-        kvz_cache_destroy(c);
-        c = NULL;
     }
     if (!rc && st == KVZ_OK) {
+        report(json, &(result){"prefill", t_prefill, CONTEXT / t_prefill, "tokens/s"});
+        report(json, &(result){"decode_step", t_step, 1.0 / t_step, "tokens/s"});
+        report(json, &(result){"kvzip_compress_r0.3", t_build, CONTEXT / t_build, "tokens/s"});
+        report(json, &(result){"kvzip_scoring_passes", t_score, CONTEXT / t_score, "tokens/s"});
+        report(json, &(result){"kvzip_passes_unscored", t_passes, CONTEXT / t_passes, "tokens/s"});
         report(json, &(result){"fastkv_ttft_tsp0.2", t_fastkv, CONTEXT / t_fastkv, "tokens/s"});
-        report(json, &(result){"full_ttft", t_full_ttft, CONTEXT / t_full_ttft, "tokens/s"});
         if (!json)
             printf("\ntarget                        value     bound\n");
         target(json, "kvzip_vs_prefill", t_build / t_prefill, 1, 2.2, "KVzip compression time / plain prefill");
         target(json, "scoring_overhead", t_score / t_passes - 1.0, 1, 0.10,
                "fused scoring passes / the same passes unscored - 1");
-        target(json, "fastkv_ttft_speedup", t_full_ttft / t_fastkv, 0, 1.6,
+        target(json, "fastkv_ttft_speedup", t_prefill / t_fastkv, 0, 1.6,
                "full prefill / FastKV prefill (TSP at L/2, rate 0.2)");
     }
+    free(all);
     if (!rc && st != KVZ_OK)
         rc = kvz_cli_error("bench model: %s (%s)", kvz_last_error(), kvz_strerror(st));
     free(scores), free(ids), free(logits);
