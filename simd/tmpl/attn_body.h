@@ -205,46 +205,66 @@ static void logits_gemm(const blk_ctx *c, const float *kp, size_t ks, size_t nb)
         }
 }
 
-/* Dot products of rows [r0, r0+NR) with key j, into tmp[r][t]: each key vector is loaded
- * once for all NR rows (the queries come from L1 as memory operands). */
+/* Dot products of rows [r0, r0+DOT_TILE) with keys kj0 and kj1, into tmp[r][t] and
+ * tmp[r][t+1]: two keys share each query load and give 2 x DOT_TILE independent FMA chains
+ * (one key's 4 chains left the FMA latency exposed), and nv, a constant for the common
+ * head size, lets the loop unroll completely. */
 #define DOT_TILE 4
-static inline __attribute__((always_inline)) void dot_key_tile(const blk_ctx *c, size_t r0, const void *kb,
-                                                               size_t kj, vload_fn ld, vf *tmp, size_t t)
+static inline __attribute__((always_inline)) void dot_key_tile2(const blk_ctx *c, size_t r0, const void *kb,
+                                                                size_t kj0, size_t kj1, vload_fn ld, vf *tmp,
+                                                                size_t t, size_t nv)
 {
-    vf acc[DOT_TILE];
+    vf a0[DOT_TILE], a1[DOT_TILE];
 #pragma GCC unroll 4
     for (int r = 0; r < DOT_TILE; r++)
-        acc[r] = vf_zero();
+        a0[r] = a1[r] = vf_zero();
     const float *q0 = c->qr + r0 * c->dp;
-    for (size_t x = 0; x < c->dpv * VW; x += VW) {
-        const vf kv = ld(kb, kj + x);
+#pragma GCC unroll 16
+    for (size_t x = 0; x < nv * VW; x += VW) {
+        const vf k0 = ld(kb, kj0 + x), k1 = ld(kb, kj1 + x);
 #pragma GCC unroll 4
-        for (int r = 0; r < DOT_TILE; r++)
-            acc[r] = vf_fma(vf_load(q0 + r * c->dp + x), kv, acc[r]);
+        for (int r = 0; r < DOT_TILE; r++) {
+            const vf q = vf_load(q0 + r * c->dp + x);
+            a0[r] = vf_fma(q, k0, a0[r]);
+            a1[r] = vf_fma(q, k1, a1[r]);
+        }
     }
 #pragma GCC unroll 4
-    for (int r = 0; r < DOT_TILE; r++)
-        tmp[r * VW + t] = acc[r];
+    for (int r = 0; r < DOT_TILE; r++) {
+        tmp[r * VW + t] = a0[r];
+        tmp[r * VW + t + 1] = a1[r];
+    }
+}
+
+/* Prefetches key t's rows of the queued streams (this block's V, the next block's K). */
+static inline __attribute__((always_inline)) void prefetch_key(const blk_ctx *c, size_t jt)
+{
+    for (int w = 0; w < 2; w++)
+        if (jt < c->pf_rows[w]) {
+            const char *row = c->pf[w] + jt * c->pf_stride;
+            for (size_t b = 0; b < c->pf_bytes; b += 64)
+                __builtin_prefetch(row + b, 0, 2);
+        }
 }
 
 /* The same by the dot way, into S[r][j]: VW keys at a time, reduced by one
  * transpose-and-add per row; the row's tail up to whole vectors is -inf. */
 static inline __attribute__((always_inline)) void logits_dot_body(const blk_ctx *c, const void *kp, size_t ks,
-                                                                  size_t nb, vload_fn ld)
+                                                                  size_t nb, vload_fn ld, size_t nv)
 {
-    const size_t dpv = c->dpv, mq = c->mq;
-    vf tmp[DOT_TILE * VW];
+    const size_t mq = c->mq;
+    /* one spare slot: with VW == 1 (a level without vectors) the pair's second key repeats
+       the first, its row-r result lands where row r+1's is written next, the last in the spare */
+    vf tmp[DOT_TILE * VW + 1];
     size_t j = 0;
     for (; j + VW <= nb; j += VW) {
         size_t r = 0;
         for (; r + DOT_TILE <= mq; r += DOT_TILE) {
-            for (size_t t = 0; t < VW; t++) {
+            for (size_t t = 0; t < VW; t += 2) {
+                const size_t t1 = t + 1 < VW ? t + 1 : t;
                 if (r == 0)
-                    for (int w = 0; w < 2; w++)
-                        if (j + t < c->pf_rows[w])
-                            for (size_t b = 0; b < c->pf_bytes; b += 64)
-                                __builtin_prefetch(c->pf[w] + (j + t) * c->pf_stride + b, 0, 2);
-                dot_key_tile(c, r, kp, (j + t) * ks, ld, tmp, t);
+                    prefetch_key(c, j + t), prefetch_key(c, j + t1);
+                dot_key_tile2(c, r, kp, (j + t) * ks, (j + t1) * ks, ld, tmp, t, nv);
             }
 #pragma GCC unroll 4
             for (int a = 0; a < DOT_TILE; a++)
@@ -254,7 +274,7 @@ static inline __attribute__((always_inline)) void logits_dot_body(const blk_ctx 
             const float *qr = c->qr + r * c->dp;
             for (size_t t = 0; t < VW; t++) {
                 vf a0 = vf_zero();
-                for (size_t x = 0; x < dpv * VW; x += VW)
+                for (size_t x = 0; x < nv * VW; x += VW)
                     a0 = vf_fma(vf_load(qr + x), ld(kp, (j + t) * ks + x), a0);
                 tmp[t] = a0;
             }
@@ -267,7 +287,7 @@ static inline __attribute__((always_inline)) void logits_dot_body(const blk_ctx 
         size_t jj = j;
         for (; jj < nb; jj++) {
             vf a0 = vf_zero();
-            for (size_t x = 0; x < dpv * VW; x += VW)
+            for (size_t x = 0; x < nv * VW; x += VW)
                 a0 = vf_fma(vf_load(qr + x), ld(kp, jj * ks + x), a0);
             T[jj] = vf_hsum(a0);
         }
@@ -276,17 +296,22 @@ static inline __attribute__((always_inline)) void logits_dot_body(const blk_ctx 
     }
 }
 
+/* Head size 128 (Llama, Qwen, Mistral) gets a loop of constant length. */
+#define LOGITS_DOT(c, kp, ks, nb, ld)                                                                                  \
+    ((c)->dpv == 128 / VW ? logits_dot_body(c, kp, ks, nb, ld, 128 / VW)                                              \
+                          : logits_dot_body(c, kp, ks, nb, ld, (c)->dpv))
+
 static void logits_dot_f32(const blk_ctx *c, const void *kp, size_t ks, size_t nb)
 {
-    logits_dot_body(c, kp, ks, nb, ld_f32);
+    LOGITS_DOT(c, kp, ks, nb, ld_f32);
 }
 static void logits_dot_bf16(const blk_ctx *c, const void *kp, size_t ks, size_t nb)
 {
-    logits_dot_body(c, kp, ks, nb, ld_bf16);
+    LOGITS_DOT(c, kp, ks, nb, ld_bf16);
 }
 static void logits_dot_f16(const blk_ctx *c, const void *kp, size_t ks, size_t nb)
 {
-    logits_dot_body(c, kp, ks, nb, ld_f16);
+    LOGITS_DOT(c, kp, ks, nb, ld_f16);
 }
 
 /* Fills S for the keys [kb, kb+nb) of the run at k, whose first key has index kb0 in the
