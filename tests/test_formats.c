@@ -52,6 +52,7 @@ static void test_npy_round_trip(void **state)
         assert_int_equal(got_nd, nd);
         assert_memory_equal(shape, shapes[s], nd * sizeof(size_t));
         assert_memory_equal(back, d, count * 4);
+        free(back);
         /* truncated data, and a float64 header, are refused */
         tu_spit(p, raw, n - 1);
         assert_int_equal(kvz_npy_read_f32(p, &back, shape, &got_nd), KVZ_ERR_TRUNCATED);

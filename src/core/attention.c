@@ -174,6 +174,8 @@ kvz_status kvz_window_score(const kvz_window_args *a)
         return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: unknown pooling %d", fn, (int)a->pool);
     if (!a->q || !a->k || !a->out)
         return kvz_fail(KVZ_ERR_NULL, "%s: q, k and out must not be NULL", fn);
+    if (a->window == a->n)
+        return KVZ_OK; /* no key outside the window: nothing to score, nothing is read */
     const kvz_kernel_table *kt = kvz_kernels();
     const size_t H = a->n_kv_heads, G = a->group, d = a->head_dim, esz = dtype_size(a->k_dtype);
     const size_t wfloats = kvz_window_work_floats(a->n, d);
