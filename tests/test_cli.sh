@@ -3,8 +3,11 @@
 # tokenizer and greedy test vectors through `kvz tokenize` and `kvz generate`, `kvz compress`
 # outputs, `kvz eval`, and clear failures on bad input. Skips (77) when ../shared is absent.
 set -u
-KVZ=${KVZ_BIN:?KVZ_BIN must name the kvz tool}
-SHARED=${KVZ_SHARED_DIR:?KVZ_SHARED_DIR must name the shared directory}
+# make check runs this from the build directory; the shared files sit beside the source tree
+KVZ=${KVZ_BIN:-./kvz}
+SHARED=${KVZ_SHARED_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared}
+RUNNER=${KVZ_RUNNER:-} # e.g. qemu-aarch64 for a cross build
+kvz() { $RUNNER "$KVZ" "$@"; }
 MODEL=$SHARED/models/stories260K.gguf
 if [ ! -r "$MODEL" ]; then
     echo "$MODEL is absent: skipping (tests read the shared models from ../shared)"
@@ -24,24 +27,24 @@ check() { # check NAME GOT WANT
     fi
 }
 
-check "tokenize vector" "$("$KVZ" tokenize --model "$MODEL" --json "Tom had a red kite. One day")" \
+check "tokenize vector" "$(kvz tokenize --model "$MODEL" --json "Tom had a red kite. One day")" \
     '{"ids": [1, 274, 287, 381, 261, 352, 266, 409, 275, 411, 426, 385, 328]}'
 
-got=$("$KVZ" generate --model "$MODEL" --prompt-ids 1 --max-tokens 24 --json | sed 's/\], "text".*/]/')
+got=$(kvz generate --model "$MODEL" --prompt-ids 1 --max-tokens 24 --json | sed 's/\], "text".*/]/')
 check "greedy ids from BOS" "$got" \
     '{"ids": [403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337, 410, 408, 419, 292]'
 
-got=$("$KVZ" generate --model "$MODEL" --prompt-ids 1 --max-tokens 80 --json | sed 's/.*"text": //')
+got=$(kvz generate --model "$MODEL" --prompt-ids 1 --max-tokens 80 --json | sed 's/.*"text": //')
 check "greedy text, 80 steps" "$got" \
     '"Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high.\nLily'"'"'s mom said, \"Lily, let'"'"'s go to"}'
 
-got=$("$KVZ" generate --model "$MODEL" --prompt "Tom had a red kite. One day" --max-tokens 10 --json | sed 's/\], "text".*/]/')
+got=$(kvz generate --model "$MODEL" --prompt "Tom had a red kite. One day" --max-tokens 10 --json | sed 's/\], "text".*/]/')
 check "greedy continuation of a text prompt" "$got" '{"ids": [432, 281, 272, 277, 264, 261, 370, 432, 352, 266]'
 
 # compress: a context from the task file, the pieces from its recon file
 sed -n 1p "$SHARED/eval/stories-public.jsonl" | sed 's/.*"context_ids": \[\([^]]*\)\].*/\1/' > "$tmp/ctx.txt"
 n_ctx=$(tr ',' '\n' < "$tmp/ctx.txt" | grep -c .)
-if "$KVZ" compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --recon "$SHARED/eval/stories-recon.json" \
+if kvz compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --recon "$SHARED/eval/stories-recon.json" \
     --ratio 0.3 --chunk 128 --out "$tmp/c.kvz" --dump-scores "$tmp/s.npy" --save-head-scores "$tmp/h.npy" \
     --json > "$tmp/compress.json"; then
     check "compress wrote the cache" "$(test -s "$tmp/c.kvz" && echo yes)" yes
@@ -50,7 +53,7 @@ if "$KVZ" compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --recon "$SHARE
     check "head scores shape" "$(head -c 128 "$tmp/h.npy" | grep -ao "'shape': ([0-9, ]*)")" "'shape': (5, 4)"
     check "passes of 128 tokens" "$(sed 's/.*"passes": \([0-9]*\).*/\1/' "$tmp/compress.json")" \
         "$(( (n_ctx + 127) / 128 ))"
-    "$KVZ" compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --recon "$SHARED/eval/stories-recon.json" \
+    kvz compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --recon "$SHARED/eval/stories-recon.json" \
         --policy kvzip-head --head-scores "$tmp/h.npy" --ratio 0.5 --out "$tmp/h.kvz" > /dev/null
     check "kvzip-head from saved head scores" "$?" 0
 else
@@ -58,23 +61,23 @@ else
 fi
 
 # eval: the full cache answers every query as the reference did
-got=$("$KVZ" eval --model "$MODEL" --tasks "$SHARED/eval/stories-public.jsonl" --recon "$SHARED/eval/stories-recon.json" \
+got=$(kvz eval --model "$MODEL" --tasks "$SHARED/eval/stories-public.jsonl" --recon "$SHARED/eval/stories-recon.json" \
     --policy full --limit 2 --json | sed 's/.*"accuracy": \([0-9.]*\).*/\1/')
 check "eval: full cache accuracy" "$got" "1.000000"
 
 # failures: a message on stderr, exit 1 for bad input and 2 for bad usage, nothing written
-"$KVZ" generate --model "$tmp/missing.gguf" --prompt-ids 1 --max-tokens 1 2> "$tmp/err" > /dev/null
+kvz generate --model "$tmp/missing.gguf" --prompt-ids 1 --max-tokens 1 2> "$tmp/err" > /dev/null
 check "missing model exits 1" "$?" 1
 check "missing model message" "$(grep -c 'kvz: cannot load model' "$tmp/err")" 1
 head -c 5000 "$MODEL" > "$tmp/trunc.gguf"
-"$KVZ" compress --model "$tmp/trunc.gguf" --context-ids "$tmp/ctx.txt" --out "$tmp/t.kvz" 2> /dev/null > /dev/null
+kvz compress --model "$tmp/trunc.gguf" --context-ids "$tmp/ctx.txt" --out "$tmp/t.kvz" 2> /dev/null > /dev/null
 check "truncated model exits 1" "$?" 1
 check "no cache file after a failure" "$(test -e "$tmp/t.kvz" && echo left || echo none)" none
-"$KVZ" generate --model "$MODEL" --prompt-ids 1,99999 --max-tokens 1 2> /dev/null > /dev/null
+kvz generate --model "$MODEL" --prompt-ids 1,99999 --max-tokens 1 2> /dev/null > /dev/null
 check "out-of-vocabulary prompt exits 1" "$?" 1
-"$KVZ" generate --model "$MODEL" --max-tokens 1 2> /dev/null
+kvz generate --model "$MODEL" --max-tokens 1 2> /dev/null
 check "missing prompt exits 2" "$?" 2
-"$KVZ" compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --out "$tmp/x.kvz" --ratio -1 2> /dev/null
+kvz compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --out "$tmp/x.kvz" --ratio -1 2> /dev/null
 check "negative ratio exits 2" "$?" 2
 
 [ "$failures" -eq 0 ]
