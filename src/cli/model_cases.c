@@ -1,0 +1,134 @@
+/* The synthetic-model operations of model_cases.h, each timed by the wall clock. */
+#include "cli/model_cases.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "model/fastkv.h"
+#include "model/generate.h"
+#include "model/kvzip.h"
+
+struct kvz_mc {
+    kvz_model *m;
+    int32_t *all; /* [system | context] */
+    float *logits, *scores;
+    kvz_cache *cache; /* the prefilled cache */
+    kvz_kvzip_pieces pc;
+    kvz_kvzip_opts ko;
+};
+
+enum { N_SYS = 4 };
+static const int32_t sys_ids[N_SYS] = {1, 2, 3, 4}, rf[8] = {5, 6, 7, 8, 9, 10, 11, 12};
+static const int32_t rn[12] = {5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17}, post[6] = {20, 21, 22, 23, 24, 25};
+
+kvz_status kvz_mc_create(kvz_mc **out)
+{
+    *out = NULL;
+    kvz_hparams hp = {.arch = "llama", .n_layers = KVZ_MC_LAYERS, .n_embd = 4096, .n_head = 32, .n_head_kv = 8,
+                      .head_dim = 128, .n_ff = 14336, .n_vocab = KVZ_MC_VOCAB, .rope_dim = 128,
+                      .rope_base = 500000.0f, .rope_linear_factor = 1.0f, .eps = 1e-5f, .rope_mode = KVZ_ROPE_NORM};
+    kvz_mc *mc = calloc(1, sizeof *mc);
+    if (!mc)
+        return kvz_fail(KVZ_ERR_NOMEM, "bench model: no memory");
+    const kvz_dtype wt = kvz_cpu_has_avx512_bf16() ? KVZ_DTYPE_BF16 : KVZ_DTYPE_F32;
+    kvz_status st = kvz_model_synthetic(&hp, wt, 42, &mc->m);
+    mc->all = malloc(KVZ_MC_CONTEXT * sizeof *mc->all);
+    mc->logits = malloc(KVZ_MC_VOCAB * sizeof *mc->logits);
+    mc->scores = malloc((size_t)KVZ_MC_LAYERS * 8 * KVZ_MC_CONTEXT * sizeof *mc->scores);
+    if (st == KVZ_OK && (!mc->all || !mc->logits || !mc->scores))
+        st = kvz_fail(KVZ_ERR_NOMEM, "bench model: no memory");
+    if (st != KVZ_OK) {
+        kvz_mc_destroy(mc);
+        return st;
+    }
+    memcpy(mc->all, sys_ids, sizeof sys_ids);
+    for (size_t i = N_SYS; i < KVZ_MC_CONTEXT; i++)
+        mc->all[i] = (int32_t)((i * 7919u + 13u) % KVZ_MC_VOCAB);
+    mc->pc = (kvz_kvzip_pieces){sys_ids, N_SYS, rf, 8, rn, 12, post, 6};
+    kvz_kvzip_defaults(&mc->ko);
+    mc->ko.prefill_chunk = KVZ_MC_CHUNK;
+    *out = mc;
+    return KVZ_OK;
+}
+
+void kvz_mc_destroy(kvz_mc *mc)
+{
+    if (!mc)
+        return;
+    kvz_cache_destroy(mc->cache);
+    kvz_model_free(mc->m);
+    free(mc->all), free(mc->logits), free(mc->scores), free(mc);
+}
+
+const char *kvz_mc_weights(const kvz_mc *mc) { return mc->m->layers[0].q.wtype == KVZ_DTYPE_BF16 ? "bf16" : "f32"; }
+
+kvz_status kvz_mc_prefill(kvz_mc *mc, double *seconds)
+{
+    kvz_cache_destroy(mc->cache);
+    mc->cache = NULL;
+    kvz_status st = kvz_model_cache_create(mc->m, KVZ_DTYPE_BF16, &mc->cache);
+    const double t0 = omp_get_wtime();
+    if (st == KVZ_OK)
+        st = kvz_model_prefill(mc->m, (kvz_kv_target){mc->cache, NULL}, mc->all, KVZ_MC_CONTEXT, KVZ_MC_CHUNK,
+                               mc->logits);
+    *seconds = omp_get_wtime() - t0;
+    return st;
+}
+
+static kvz_status need_cache(const kvz_mc *mc)
+{
+    return mc->cache ? KVZ_OK : kvz_fail(KVZ_ERR_STATE, "bench model: prefill first");
+}
+
+kvz_status kvz_mc_decode_step(kvz_mc *mc, double *seconds)
+{
+    kvz_status st = need_cache(mc);
+    const double t0 = omp_get_wtime();
+    if (st == KVZ_OK)
+        st = kvz_model_step(mc->m, (kvz_kv_target){mc->cache, NULL}, mc->all[N_SYS], mc->logits);
+    *seconds = omp_get_wtime() - t0;
+    if (st == KVZ_OK)
+        st = kvz_cache_truncate(mc->cache, 1); /* back to [system | context] for the passes */
+    return st;
+}
+
+kvz_status kvz_mc_passes(kvz_mc *mc, int scored, double *seconds)
+{
+    kvz_status st = need_cache(mc);
+    kvz_kvzip_opts o = mc->ko;
+    o.passes_only = !scored;
+    const double t0 = omp_get_wtime();
+    if (st == KVZ_OK)
+        st = kvz_kvzip_score(mc->m, mc->cache, &mc->pc, mc->all + N_SYS, KVZ_MC_CONTEXT - N_SYS, &o, mc->scores);
+    *seconds = omp_get_wtime() - t0;
+    return st;
+}
+
+kvz_status kvz_mc_kvzip(kvz_mc *mc, double *seconds)
+{
+    kvz_policy_args pa = {.struct_size = sizeof pa, .policy = KVZ_POLICY_KVZIP_PAIR, .ratio = 0.3};
+    kvz_cache *c = NULL;
+    const double t0 = omp_get_wtime();
+    const kvz_status st =
+        kvz_kvzip_build(mc->m, &mc->pc, mc->all + N_SYS, KVZ_MC_CONTEXT - N_SYS, &mc->ko, &pa, &c, NULL, NULL);
+    *seconds = omp_get_wtime() - t0;
+    kvz_cache_destroy(c);
+    return st;
+}
+
+kvz_status kvz_mc_fastkv(kvz_mc *mc, double *seconds)
+{
+    kvz_fastkv_opts fo;
+    kvz_fastkv_defaults_rate(&fo);
+    fo.chunk = KVZ_MC_CHUNK;
+    kvz_cache *c = NULL;
+    kvz_status st = kvz_model_cache_create(mc->m, KVZ_DTYPE_BF16, &c);
+    const double t0 = omp_get_wtime();
+    if (st == KVZ_OK)
+        st = kvz_fastkv_prefill(mc->m, c, mc->all, KVZ_MC_CONTEXT, &fo, mc->logits, NULL);
+    *seconds = omp_get_wtime() - t0;
+    kvz_cache_destroy(c);
+    return st;
+}

@@ -1,0 +1,39 @@
+/* The model-runner benchmark cases shared by `kvz bench model` and perf/: a synthetic model
+ * with Llama-3.1-8B layer shapes (4096 wide, 32 query / 8 KV heads of 128, FFN 14336), 4 of
+ * its 32 layers, a 32000-token vocabulary and a 4096-token context, bf16 cache. Each call
+ * times one operation (wall clock) and returns KVZ_OK or a status with kvz_last_error(). */
+#ifndef KVZ_CLI_MODEL_CASES_H
+#define KVZ_CLI_MODEL_CASES_H
+
+#include "kvz.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { KVZ_MC_LAYERS = 4, KVZ_MC_CONTEXT = 4096, KVZ_MC_CHUNK = 2048, KVZ_MC_VOCAB = 32000 };
+
+typedef struct kvz_mc kvz_mc;
+
+/* The model (bf16 weights with AVX512_BF16, else f32) and the token ids. */
+kvz_status kvz_mc_create(kvz_mc **out);
+void kvz_mc_destroy(kvz_mc *mc);
+/* "bf16" or "f32". */
+const char *kvz_mc_weights(const kvz_mc *mc);
+
+/* A plain prefill of [system | context] into a fresh cache, kept for the calls below. */
+kvz_status kvz_mc_prefill(kvz_mc *mc, double *seconds);
+/* One decode step over the prefilled cache (the token is removed again afterwards). */
+kvz_status kvz_mc_decode_step(kvz_mc *mc, double *seconds);
+/* KVzip's reconstruction passes over the prefilled cache, with the fused scoring or without. */
+kvz_status kvz_mc_passes(kvz_mc *mc, int scored, double *seconds);
+/* The whole KVzip compression (prefill, passes, selection at ratio 0.3, compaction). */
+kvz_status kvz_mc_kvzip(kvz_mc *mc, double *seconds);
+/* FastKV prefill: TSP at the middle layer, tsp_rate 0.2, retain 0.1, max pooling. */
+kvz_status kvz_mc_fastkv(kvz_mc *mc, double *seconds);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
