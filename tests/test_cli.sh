@@ -60,6 +60,27 @@ else
     check "compress runs" "failed" "ok"
 fi
 
+# ask: a cache saved at ratio 1 (f32) answers the task file's first query as the reference did
+q=$(sed -n 1p "$SHARED/eval/stories-public.jsonl" | grep -o '"queries": \[{"prompt_ids": \[[^]]*\], "answer_ids": \[[^]]*\]')
+prompt=$(echo "$q" | sed 's/.*"prompt_ids": \[\([^]]*\)\].*/\1/' | tr -d ' ')
+answer=$(echo "$q" | sed 's/.*"answer_ids": \[\([^]]*\)\].*/\1/')
+n_answer=$(echo "$answer" | tr ',' '\n' | grep -c .)
+if kvz compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --recon "$SHARED/eval/stories-recon.json" \
+    --ratio 1 --kv-dtype f32 --out "$tmp/full.kvz" > /dev/null; then
+    got=$(kvz ask --model "$MODEL" --cache "$tmp/full.kvz" --question-ids "$prompt" --max-tokens "$n_answer" \
+        --no-stop --json | sed 's/.*"ids": \[\([^]]*\)\].*/\1/')
+    check "ask: full cache answers like the reference" "$got" "$answer"
+    kvz ask --model "$MODEL" --cache "$tmp/c.kvz" --question "Who is Lily?" --question "Where did Tom go?" \
+        --recon "$SHARED/eval/stories-recon.json" --json > "$tmp/ask.json"
+    check "ask: two questions, two answers" "$(grep -c '"text"' "$tmp/ask.json")" 2
+    head -c 3000 "$tmp/c.kvz" > "$tmp/cut.kvz"
+    kvz ask --model "$MODEL" --cache "$tmp/cut.kvz" --question x 2> "$tmp/err" > /dev/null
+    check "ask: a truncated cache file exits 1" "$?" 1
+    check "ask: and says so" "$(grep -c 'truncated' "$tmp/err")" 1
+else
+    check "compress at ratio 1" failed ok
+fi
+
 # eval: the full cache answers every query as the reference did
 got=$(kvz eval --model "$MODEL" --tasks "$SHARED/eval/stories-public.jsonl" --recon "$SHARED/eval/stories-recon.json" \
     --policy full --limit 2 --json | sed 's/.*"accuracy": \([0-9.]*\).*/\1/')

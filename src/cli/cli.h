@@ -9,6 +9,7 @@ int kvz_cmd_info(int argc, char **argv);
 int kvz_cmd_bench(int argc, char **argv);
 int kvz_cmd_generate(int argc, char **argv);
 int kvz_cmd_compress(int argc, char **argv);
+int kvz_cmd_ask(int argc, char **argv);
 int kvz_cmd_eval(int argc, char **argv);
 int kvz_cmd_demo(int argc, char **argv);
 int kvz_cmd_tokenize(int argc, char **argv);

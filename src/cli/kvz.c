@@ -15,6 +15,7 @@ static void usage(FILE *f)
             "  demo                      KVzip on the shared stories260K model and task file: accuracy, KL, kept\n"
             "  generate --model M ...    prefill a prompt and generate (greedy or sampled)\n"
             "  compress --model M ...    KVzip-compress a context into a .kvz cache file\n"
+            "  ask --model M --cache C   answer questions from a compressed cache file\n"
             "  eval --model M --tasks F  multi-query evaluation of policies and ratios\n"
             "  tokenize --model M TEXT   token ids of TEXT (BOS as the model adds it, specials parsed); --json\n"
             "  info [--json]             library version, ISA in use and available, threads, NUMA nodes\n"
@@ -52,6 +53,8 @@ int main(int argc, char **argv)
         return kvz_cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "compress"))
         return kvz_cmd_compress(argc - 1, argv + 1);
+    if (!strcmp(cmd, "ask"))
+        return kvz_cmd_ask(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval"))
         return kvz_cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "demo"))

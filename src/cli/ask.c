@@ -1,0 +1,172 @@
+/* kvz ask: answer questions from a compressed cache saved by kvz compress. Every question is
+ * appended through its own query tail over the same read-only cache (the multi-query
+ * protocol of KVzip), so the answers do not see each other and the file is never changed. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/cli_model.h"
+#include "cli/json.h"
+#include "cli/recon.h"
+#include "model/chat_template.h"
+#include "model/generate.h"
+
+#define MAX_QUESTIONS 64
+
+static int usage(void)
+{
+    fprintf(stderr,
+            "usage: kvz ask --model M --cache cache.kvz (--question TEXT | --question-ids IDS)... [--max-tokens N]\n"
+            "               [--json] [--temperature T] [--seed S] [--no-stop] [--weights auto|f32|bf16]\n"
+            "               [reconstruction options: the assistant opener]\n"
+            "  --question      text of a question turn: \"\\n\\n\" + the question, then the assistant opener of the\n"
+            "                  chat template (or --postfix-ids / --recon), each encoded on its own (spec kvzip.md)\n"
+            "  --question-ids  ids appended verbatim after the cached context\n"
+            "  repeat --question/--question-ids to ask several questions of the same cache\n"
+            "  --max-tokens    answer length limit (64); answers stop at the end-of-turn token unless --no-stop\n"
+            "  --json          one {\"question\": i, \"ids\": [...], \"text\": \"...\"} per question\n"
+            "%s",
+            kvz_cli_recon_usage);
+    return 2;
+}
+
+static int stop_eog(void *ctx, int32_t id) { return kvz_tokenizer_is_eog(ctx, id); }
+
+/* The ids of a text question: enc("\n\n" + question) ++ postfix. */
+static int question_ids(const kvz_model *m, const kvz_tokenizer *tok, const kvz_kvzip_pieces *p, const char *q,
+                        int32_t **ids, size_t *n)
+{
+    kvz_gguf_str tmpl = {NULL, 0};
+    kvz_gguf_get_str(m->gguf, "tokenizer.chat_template", &tmpl);
+    char *text = NULL;
+    int32_t *body = NULL;
+    size_t nb = 0;
+    kvz_status st = kvz_chat_question(kvz_chat_detect(tmpl.p, tmpl.n), q, strlen(q), 0, &text);
+    if (st != KVZ_OK)
+        return kvz_cli_error("question: %s", kvz_last_error());
+    int rc = kvz_cli_encode(tok, text, 0, 1, &body, &nb);
+    free(text);
+    if (rc)
+        return 1;
+    int32_t *all = realloc(body, (nb + p->n_postfix + 1) * sizeof *all);
+    if (!all) {
+        free(body);
+        return kvz_cli_error("out of memory");
+    }
+    memcpy(all + nb, p->postfix, p->n_postfix * sizeof *all);
+    *ids = all, *n = nb + p->n_postfix;
+    return 0;
+}
+
+int kvz_cmd_ask(int argc, char **argv)
+{
+    const char *model = NULL, *cache_path = NULL, *weights = "auto";
+    const char *questions[MAX_QUESTIONS];
+    int is_ids[MAX_QUESTIONS];
+    size_t n_questions = 0, max_tokens = 64, seed = 0;
+    double temperature = 0;
+    int json = 0, stop = 1;
+    kvz_cli_recon recon = {0};
+    for (int i = 1; i < argc; i++) {
+        const int r = kvz_cli_recon_option(&recon, argc, argv, &i);
+        if (r < 0)
+            return usage();
+        if (r)
+            continue;
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--json")) {
+            json = 1;
+            continue;
+        }
+        if (!strcmp(a, "--no-stop")) {
+            stop = 0;
+            continue;
+        }
+        if (!v)
+            return usage();
+        i++;
+        if (!strcmp(a, "--model"))
+            model = v;
+        else if (!strcmp(a, "--cache"))
+            cache_path = v;
+        else if (!strcmp(a, "--weights"))
+            weights = v;
+        else if (!strcmp(a, "--question") || !strcmp(a, "--question-ids")) {
+            if (n_questions == MAX_QUESTIONS)
+                return kvz_cli_error("at most %d questions", MAX_QUESTIONS), 2;
+            is_ids[n_questions] = !strcmp(a, "--question-ids");
+            questions[n_questions++] = v;
+        } else if (!strcmp(a, "--max-tokens")) {
+            if (kvz_cli_parse_size(v, a, &max_tokens) || !max_tokens)
+                return kvz_cli_error("--max-tokens must be > 0"), 2;
+        } else if (!strcmp(a, "--seed")) {
+            if (kvz_cli_parse_size(v, a, &seed))
+                return 2;
+        } else if (!strcmp(a, "--temperature")) {
+            if (kvz_cli_parse_double(v, a, &temperature) || temperature < 0)
+                return kvz_cli_error("--temperature must be >= 0"), 2;
+        } else
+            return usage();
+    }
+    if (!model || !cache_path || !n_questions)
+        return usage();
+    kvz_model *m = NULL;
+    kvz_tokenizer *tok = NULL;
+    if (kvz_cli_open_model(model, weights, &m, &tok))
+        return 1;
+    kvz_cache *cache = NULL;
+    kvz_cache_meta meta = {.struct_size = sizeof meta};
+    kvz_cli_pieces pc = {0};
+    float *logits = malloc(m->hp.n_vocab * sizeof *logits);
+    int32_t *out = malloc(max_tokens * sizeof *out);
+    int rc = !logits || !out ? kvz_cli_error("out of memory") : 0;
+    kvz_status st = KVZ_OK;
+    if (!rc && (st = kvz_cache_load(cache_path, m->fingerprint, &cache, &meta)) != KVZ_OK)
+        rc = kvz_cli_error("cannot use %s: %s (%s)", cache_path, kvz_last_error(), kvz_strerror(st));
+    if (!rc)
+        rc = kvz_cli_recon_resolve(&recon, m, tok, 0, &pc);
+    if (!rc && !json)
+        printf("cache %s: policy %s, ratio %g\n", cache_path, meta.policy[0] ? meta.policy : "?", meta.ratio);
+    for (size_t qi = 0; !rc && qi < n_questions; qi++) {
+        int32_t *ids = NULL;
+        size_t n = 0, n_out = 0;
+        rc = is_ids[qi] ? kvz_cli_parse_ids(questions[qi], "--question-ids", &ids, &n)
+                        : question_ids(m, tok, &pc.p, questions[qi], &ids, &n);
+        if (!rc && !n)
+            rc = kvz_cli_error("question %zu is empty", qi + 1);
+        kvz_query *q = NULL;
+        if (!rc && ((st = kvz_query_create(cache, &q)) != KVZ_OK ||
+                    (st = kvz_model_prefill(m, (kvz_kv_target){NULL, q}, ids, n, 512, logits)) != KVZ_OK)) {
+            rc = kvz_cli_error("question %zu: %s (%s)", qi + 1, kvz_last_error(), kvz_strerror(st));
+        }
+        if (!rc) {
+            kvz_gen_opts go = {max_tokens, (float)temperature, seed, stop ? stop_eog : NULL, tok};
+            if ((st = kvz_model_generate(m, (kvz_kv_target){NULL, q}, logits, &go, out, &n_out)) != KVZ_OK)
+                rc = kvz_cli_error("question %zu: %s (%s)", qi + 1, kvz_last_error(), kvz_strerror(st));
+        }
+        kvz_query_destroy(q);
+        char *text = NULL;
+        if (!rc && n_out && stop && kvz_tokenizer_is_eog(tok, out[n_out - 1]))
+            n_out--; /* the end-of-turn token ends the answer; it is not part of it */
+        if (!rc && (st = kvz_tokenizer_decode(tok, out, n_out, 0, &text)) != KVZ_OK)
+            rc = kvz_cli_error("cannot decode: %s", kvz_last_error());
+        if (!rc && json) {
+            printf("{\"question\": %zu, \"ids\": [", qi);
+            for (size_t i = 0; i < n_out; i++)
+                printf("%s%d", i ? ", " : "", (int)out[i]);
+            printf("], \"text\": ");
+            kvz_json_write_string(stdout, text);
+            printf("}\n");
+        } else if (!rc) {
+            printf("Q%zu: %s\nA%zu: %s\n", qi + 1, is_ids[qi] ? "(ids)" : questions[qi], qi + 1, text);
+        }
+        free(text), free(ids);
+    }
+    free(logits), free(out);
+    kvz_cli_pieces_free(&pc);
+    kvz_cache_destroy(cache);
+    kvz_tokenizer_free(tok);
+    kvz_model_free(m);
+    return rc;
+}
