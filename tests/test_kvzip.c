@@ -10,6 +10,7 @@
 
 #include "model/generate.h"
 #include "model/kvzip.h"
+#include "model/window_scores.h"
 #include "ref_llama.h"
 #include "testutil.h"
 
@@ -350,12 +351,82 @@ static void test_head_level(void **state)
     kvz_model_free(m);
 }
 
+/* SnapKV-family scores from the prefill: the window score (last 8 queries, softmax over all
+ * keys, sum over the window, average pool 7 with zero padding, sum over the group) of every
+ * layer against the reference's probabilities; the window policies keep the window. */
+static void test_window_scores(void **state)
+{
+    (void)state;
+    NEED_MODEL();
+    make_context();
+    kvz_model *m = load();
+    const size_t L = m->hp.n_layers, H = m->hp.n_head_kv, Hq = m->hp.n_head, G = Hq / H, n = N_SYS + N_C;
+    enum { W = 8, KP = 7 };
+    ref_llama *r = ref_llama_open(path);
+    int32_t seq[N_SYS + N_C];
+    memcpy(seq, SYS, sizeof SYS), memcpy(seq + N_SYS, CTX, sizeof CTX);
+    double *logits = tu_malloc(n * ref_llama_vocab(r) * 8), *P = tu_malloc(L * Hq * n * n * 8);
+    ref_llama_forward(r, seq, NULL, n, NULL, logits, P);
+    double *want = tu_calloc(L * H * N_C, 8), *a = tu_malloc(n * 8);
+    for (size_t l = 0; l < L; l++)
+        for (size_t qh = 0; qh < Hq; qh++) {
+            for (size_t j = 0; j < n - W; j++) {
+                a[j] = 0;
+                for (size_t i = n - W; i < n; i++)
+                    a[j] += P[((l * Hq + qh) * n + i) * n + j];
+            }
+            for (size_t j = N_SYS; j < n - W; j++) { /* pooled, only the context part is reported */
+                double sum = 0;
+                for (ptrdiff_t t = (ptrdiff_t)j - KP / 2; t <= (ptrdiff_t)j + KP / 2; t++)
+                    if (t >= 0 && t < (ptrdiff_t)(n - W))
+                        sum += a[t];
+                want[(l * H + qh / G) * N_C + j - N_SYS] += sum / KP;
+            }
+        }
+    kvz_cache *c;
+    assert_int_equal(kvz_model_cache_create(m, KVZ_DTYPE_F32, &c), KVZ_OK);
+    float *got = tu_malloc(L * H * N_C * 4);
+    /* chunks of 20 leave 5 tokens for a third chunk: the prefill moves the cut so that the
+       window's queries all fall in the last chunk */
+    assert_int_equal(kvz_prefill_window_scores(m, c, seq, n, N_SYS, 20, W, KP, KVZ_POOL_AVG, got), KVZ_OK);
+    tu_check_close(got, want, L * H * N_C, 2e-5, 1e-4, "window scores");
+    /* the prefill itself is the plain one: the cache holds every token at its position */
+    size_t len;
+    assert_int_equal(kvz_cache_length(c, L - 1, H - 1, &len), KVZ_OK);
+    assert_int_equal(len, n);
+    kvz_cache_destroy(c);
+    /* snapkv at 0.3: every head keeps the budget, the window and the system prompt */
+    const kvz_kvzip_pieces p = pieces();
+    const kvz_kvzip_opts o = opts();
+    kvz_policy_args pa = {.struct_size = sizeof pa, .policy = KVZ_POLICY_SNAPKV, .ratio = 0.3};
+    kvz_kvzip_report rep;
+    assert_int_equal(kvz_kvzip_build(m, &p, CTX, N_C, &o, &pa, &c, NULL, &rep), KVZ_OK);
+    for (size_t l = 0; l < L; l++)
+        for (size_t h = 0; h < H; h++) {
+            const int64_t *pos;
+            assert_int_equal(kvz_cache_length(c, l, h, &len), KVZ_OK);
+            assert_int_equal(len, N_SYS + (size_t)(N_C * 0.3));
+            assert_int_equal(kvz_cache_positions(c, l, h, &pos), KVZ_OK);
+            for (size_t i = 0; i < N_SYS; i++)
+                assert_int_equal(pos[i], (int64_t)i);
+            for (size_t i = 0; i < W; i++)
+                assert_int_equal(pos[len - W + i], (int64_t)(n - W + i));
+        }
+    kvz_cache_destroy(c);
+    pa.policy = KVZ_POLICY_H2O;
+    assert_int_equal(kvz_kvzip_build(m, &p, CTX, N_C, &o, &pa, &c, NULL, &rep), KVZ_ERR_UNSUPPORTED);
+    assert_null(c);
+    free(got), free(want), free(a), free(logits), free(P);
+    ref_llama_close(r);
+    kvz_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pass_layout),           cmocka_unit_test(test_scores_vs_reference),
         cmocka_unit_test(test_guard_full_cache),      cmocka_unit_test(test_ratio_one_is_identity),
-        cmocka_unit_test(test_compress_vs_masked_reference), cmocka_unit_test(test_head_level),
+        cmocka_unit_test(test_compress_vs_masked_reference), cmocka_unit_test(test_head_level), cmocka_unit_test(test_window_scores),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,7 +20,8 @@ static int usage(void)
             "                    [--json] [reconstruction options]\n"
             "  --context      the context as text (encoded without BOS: the system prompt opens the cache)\n"
             "  --context-ids  whitespace- or comma-separated token ids of the context\n"
-            "  --policy       kvzip-pair (default), kvzip-pair-uniform, kvzip-head, full, streaming, random\n"
+            "  --policy       kvzip-pair (default), kvzip-pair-uniform, kvzip-head, fastkv, snapkv, pyramidkv,\n"
+            "                 adakv (window scores of the last 8 context tokens, pooled by 7), streaming, random, full\n"
             "  --ratio        KEPT fraction of the context pairs (default 0.3)\n"
             "  --chunk        context tokens per reconstruction pass (default 2000)\n"
             "  --dump-scores  float32 [layers, kv_heads, context tokens] (system prompt excluded)\n"
@@ -120,16 +121,18 @@ int kvz_cmd_compress(int argc, char **argv)
     }
     if (!model || !out || !!context == !!context_ids)
         return usage();
-    if (policy != KVZ_POLICY_FULL && policy != KVZ_POLICY_STREAMING && policy != KVZ_POLICY_RANDOM &&
-        !kvz_kvzip_policy_needs_scores(policy) && policy != KVZ_POLICY_KVZIP_HEAD)
-        return kvz_cli_error("--policy %s needs prefill-time attention scores; kvz compress offers the KVzip "
-                             "policies, full, streaming and random",
-                             kvz_policy_name(policy)),
+    if (policy == KVZ_POLICY_H2O)
+        return kvz_cli_error("--policy h2o needs the accumulated attention of every prefill query, which the "
+                             "prefill does not collect"),
                2;
     if (policy == KVZ_POLICY_KVZIP_HEAD && !heads)
         return kvz_cli_error("--policy kvzip-head needs --head-scores"), 2;
-    if ((dump || save_heads) && !kvz_kvzip_policy_needs_scores(policy))
-        return kvz_cli_error("--dump-scores and --save-head-scores need a pair-level KVzip policy"), 2;
+    if (dump && !kvz_kvzip_policy_needs_scores(policy) && !kvz_kvzip_policy_uses_window(policy))
+        return kvz_cli_error("--dump-scores needs a policy that scores tokens (KVzip pair level, fastkv, snapkv, "
+                             "pyramidkv, adakv)"),
+               2;
+    if (save_heads && !kvz_kvzip_policy_needs_scores(policy))
+        return kvz_cli_error("--save-head-scores needs a pair-level KVzip policy"), 2;
 
     kvz_model *m = NULL;
     kvz_tokenizer *tok = NULL;

@@ -9,6 +9,7 @@
 
 #include "core/cache_internal.h"
 #include "core/internal.h"
+#include "model/window_scores.h"
 
 void kvz_fastkv_defaults(kvz_fastkv_opts *o)
 {
@@ -99,58 +100,6 @@ static kvz_status check_cache(const kvz_model *m, const kvz_cache *c)
         if (c->next_pos[l] != 0)
             return kvz_fail(KVZ_ERR_STATE, "%s: the cache is not empty (layer %zu holds %lld positions)", fn, l,
                             (long long)c->next_pos[l]);
-    return KVZ_OK;
-}
-
-/* Window scores of one layer (n rows per head, just appended): out + h*n gets n - W floats. The
- * cache keeps each head in its own segment, so every head is one call; the heads run in
- * parallel (each call's own region is then nested, one thread), as kvz_window_score would
- * run them. */
-static kvz_status layer_scores(const kvz_model *m, const kvz_cache *c, size_t layer, size_t n, const float *qt,
-                               const kvz_fastkv_opts *o, float *out)
-{
-    const kvz_hparams *hp = &m->hp;
-    const size_t Hkv = hp->n_head_kv, G = hp->n_head / Hkv, d = hp->head_dim;
-    kvz_status st = KVZ_OK;
-#pragma omp parallel for schedule(dynamic, 1) if (Hkv > 1)
-    for (size_t h = 0; h < Hkv; h++) {
-        const void *k = NULL, *v = NULL;
-        size_t len = 0;
-        kvz_status sh = kvz_cache_length(c, layer, h, &len);
-        if (sh == KVZ_OK)
-            sh = kvz_cache_rows(c, layer, h, &k, &v);
-        if (sh == KVZ_OK && len != n)
-            sh = KVZ_ERR_STATE; /* cannot happen: the layer was empty and got n rows */
-        if (sh == KVZ_OK) {
-            const kvz_window_args a = {.struct_size = sizeof a,
-                                       .n_kv_heads = 1,
-                                       .group = G,
-                                       .head_dim = d,
-                                       .n = n,
-                                       .window = o->window,
-                                       .kernel = o->kernel,
-                                       .pool = o->pool,
-                                       .scale = 0.0f,
-                                       .q = qt + h * G * d,
-                                       .q_token_stride = (ptrdiff_t)(hp->n_head * d),
-                                       .q_head_stride = (ptrdiff_t)d,
-                                       .k = k,
-                                       .k_dtype = c->cfg.dtype,
-                                       .k_head_stride = 0,
-                                       .k_row_stride = (ptrdiff_t)d,
-                                       .out = out + h * n,
-                                       .out_head_stride = 0};
-            sh = kvz_window_score(&a);
-        }
-        if (sh != KVZ_OK) {
-#pragma omp critical(kvz_fastkv_status)
-            if (st == KVZ_OK)
-                st = sh;
-        }
-    }
-    if (st != KVZ_OK) /* the worker's message stayed in its thread */
-        return kvz_fail(st, "kvz_fastkv_prefill: window score of layer %zu (%zu tokens) failed: %s", layer, n,
-                        kvz_strerror(st));
     return KVZ_OK;
 }
 
@@ -286,7 +235,7 @@ kvz_status kvz_fastkv_prefill(kvz_model *m, kvz_cache *cache, const int32_t *ids
             T = o->tsp_len ? o->tsp_len : floor_mul(cur, o->tsp_rate);
         const int tsp_here = compress && o->tsp && l == t && cur > T && T > W;
         if (compress && (B < cur || tsp_here)) { /* B == n_l without TSP keeps all: nothing to score */
-            if ((st = layer_scores(m, cache, l, cur, w.qt, o, w.sc)) != KVZ_OK)
+            if ((st = kvz_layer_window_scores(m, cache, l, cur, w.qt, o->window, o->kernel, o->pool, w.sc)) != KVZ_OK)
                 break;
             if (B < cur && (st = layer_compact(m, cache, l, cur, B, W, &w)) != KVZ_OK)
                 break;

@@ -193,31 +193,46 @@ kvz_status kvz_model_prefill(kvz_model *m, kvz_kv_target kv, const int32_t *ids,
 kvz_status kvz_model_prefill_logits(kvz_model *m, kvz_kv_target kv, const int32_t *ids, size_t n, size_t chunk,
                                     size_t n_last, float *logits)
 {
+    return kvz_model_prefill_ex(m, kv, ids, n, chunk, n_last, logits, NULL);
+}
+
+kvz_status kvz_model_prefill_ex(kvz_model *m, kvz_kv_target kv, const int32_t *ids, size_t n, size_t chunk,
+                                size_t n_last, float *logits, const kvz_prefill_hook *hook)
+{
     if (!m || !ids || (!kv.cache && !kv.query) || (n_last && !logits))
         return kvz_fail(KVZ_ERR_NULL, "kvz_model_prefill: NULL argument");
-    if (!n || n_last > n)
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_model_prefill: %zu tokens, logits of the last %zu", n, n_last);
-    const size_t c = chunk && chunk < n ? chunk : n, E = m->hp.n_embd;
-    float *x = malloc(c * E * 4), *tail = malloc((n_last ? n_last : 1) * E * 4);
+    const size_t tail = hook ? hook->q_tail_rows : 0;
+    if (!n || n_last > n || tail > n || (hook && (!hook->q_tail || !hook->after_layer)))
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_model_prefill: %zu tokens, logits of the last %zu, queries of the last %zu",
+                        n, n_last, tail);
+    const size_t c = chunk && chunk < n ? (chunk > tail ? chunk : tail) : n, E = m->hp.n_embd;
+    float *x = malloc(c * E * 4), *tailx = malloc((n_last ? n_last : 1) * E * 4);
     int64_t *pos = malloc(c * sizeof *pos);
-    kvz_status st = x && pos && tail ? KVZ_OK : kvz_fail(KVZ_ERR_NOMEM, "kvz_model_prefill: no memory for %zu tokens", c);
+    kvz_status st = x && pos && tailx ? KVZ_OK : kvz_fail(KVZ_ERR_NOMEM, "kvz_model_prefill: no memory for %zu tokens", c);
     const int64_t p0 = st == KVZ_OK ? kvz_kv_next_position(kv) : 0;
-    for (size_t a = 0; a < n && st == KVZ_OK; a += c) {
-        const size_t nc = n - a < c ? n - a : c;
+    for (size_t a = 0, nc; a < n && st == KVZ_OK; a += nc) {
+        nc = n - a < c ? n - a : c;
+        if (n - a - nc > 0 && n - a - nc < tail)
+            nc = n - a - tail; /* the hook's query rows all fall in the last chunk */
+        const int last = a + nc == n;
         if ((st = kvz_model_embed(m, ids + a, nc, x)))
             break;
         for (size_t i = 0; i < nc; i++)
             pos[i] = p0 + (int64_t)(a + i);
         for (size_t l = 0; l < m->hp.n_layers && st == KVZ_OK; l++) {
             kvz_layer_io io = {.n = nc, .x = x, .pos = pos};
+            if (last && tail)
+                io.q_tail = hook->q_tail, io.q_tail_rows = tail;
             st = kvz_model_layer(m, l, kv, &io);
+            if (st == KVZ_OK && last && hook)
+                st = hook->after_layer(hook->ctx, l);
         }
         for (size_t i = 0; i < nc && st == KVZ_OK; i++) /* the final hidden states of the last n_last tokens */
             if (a + i + n_last >= n)
-                memcpy(tail + (a + i + n_last - n) * E, x + i * E, E * 4);
+                memcpy(tailx + (a + i + n_last - n) * E, x + i * E, E * 4);
     }
     if (st == KVZ_OK && n_last)
-        st = kvz_model_logits(m, tail, n_last, logits);
-    free(x), free(pos), free(tail);
+        st = kvz_model_logits(m, tailx, n_last, logits);
+    free(x), free(pos), free(tailx);
     return st;
 }

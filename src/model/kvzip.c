@@ -7,16 +7,23 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "model/window_scores.h"
 
 void kvz_kvzip_defaults(kvz_kvzip_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->chunk = 2000, o->prev_tokens = 8, o->prefill_chunk = 2048, o->kv_dtype = KVZ_DTYPE_BF16;
+    o->window = 8, o->kernel = 7, o->pool = KVZ_POOL_AVG;
 }
 
 int kvz_kvzip_policy_needs_scores(kvz_policy p)
 {
     return p == KVZ_POLICY_KVZIP_PAIR || p == KVZ_POLICY_KVZIP_PAIR_UNIFORM;
+}
+
+int kvz_kvzip_policy_uses_window(kvz_policy p)
+{
+    return p == KVZ_POLICY_FASTKV || p == KVZ_POLICY_SNAPKV || p == KVZ_POLICY_PYRAMIDKV || p == KVZ_POLICY_ADAKV;
 }
 
 static size_t n_chunks(size_t n_c, size_t m) { return (n_c + m - 1) / m; }
@@ -189,6 +196,13 @@ kvz_status kvz_kvzip_build(kvz_model *m, const kvz_kvzip_pieces *p, const int32_
         *scores_out = NULL;
     if (!n_c)
         return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_kvzip_build: empty context");
+    if (policy->policy == KVZ_POLICY_H2O)
+        return kvz_fail(KVZ_ERR_UNSUPPORTED, "kvz_kvzip_build: h2o needs the accumulated attention of every prefill "
+                        "query, which the prefill does not collect");
+    const int windowed = kvz_kvzip_policy_uses_window(policy->policy);
+    kvz_policy_args pa = *policy;
+    if (windowed && pa.recent < o->window)
+        pa.recent = o->window; /* the observation window is always kept */
     const size_t n = p->n_sys + n_c;
     int32_t *all = malloc(n * sizeof *all);
     kvz_cache *c = NULL;
@@ -201,8 +215,16 @@ kvz_status kvz_kvzip_build(kvz_model *m, const kvz_kvzip_pieces *p, const int32_
         st = kvz_model_cache_create(m, o->kv_dtype, &c);
     }
     double t0 = omp_get_wtime();
-    if (st == KVZ_OK)
-        st = kvz_model_prefill(m, (kvz_kv_target){c, NULL}, all, n, o->prefill_chunk ? o->prefill_chunk : 2048, NULL);
+    const size_t pchunk = o->prefill_chunk ? o->prefill_chunk : 2048;
+    if (st == KVZ_OK && windowed) {
+        const size_t cnt = m->hp.n_layers * m->hp.n_head_kv * n_c;
+        if (!(scores = malloc(cnt * sizeof *scores)))
+            st = kvz_fail(KVZ_ERR_NOMEM, "kvz_kvzip_build: no memory for %zu scores", cnt);
+        else
+            st = kvz_prefill_window_scores(m, c, all, n, p->n_sys, pchunk, o->window, o->kernel, o->pool, scores);
+    } else if (st == KVZ_OK) {
+        st = kvz_model_prefill(m, (kvz_kv_target){c, NULL}, all, n, pchunk, NULL);
+    }
     double t1 = omp_get_wtime();
     rep.prefill_s = t1 - t0;
     if (st == KVZ_OK && kvz_kvzip_policy_needs_scores(policy->policy)) {
@@ -221,7 +243,7 @@ kvz_status kvz_kvzip_build(kvz_model *m, const kvz_kvzip_pieces *p, const int32_
     double t2 = omp_get_wtime();
     rep.score_s = t2 - t1;
     if (st == KVZ_OK)
-        st = kvz_kvzip_compact(m, c, p->n_sys, n_c, scores, policy, &rep.n_kept);
+        st = kvz_kvzip_compact(m, c, p->n_sys, n_c, scores, &pa, &rep.n_kept);
     rep.select_s = omp_get_wtime() - t2;
     if (report)
         *report = rep;

@@ -25,9 +25,13 @@ typedef struct kvz_kvzip_opts {
     kvz_dtype kv_dtype;   /* cache storage type */
     int passes_only;      /* run the passes without folding scores: the baseline that
                              measures what the fused scoring costs (scores stay 0) */
+    /* The window scores of the SnapKV-family policies (fastkv, snapkv, pyramidkv, adakv),
+       computed during the prefill from its last `window` queries: 8, 7, average pooling. */
+    size_t window, kernel;
+    kvz_pool pool;
 } kvz_kvzip_opts;
 
-/* chunk 2000, prev_tokens 8, prefill_chunk 2048, bf16 storage. */
+/* chunk 2000, prev_tokens 8, prefill_chunk 2048, bf16 storage, window 8, kernel 7, avg pooling. */
 void kvz_kvzip_defaults(kvz_kvzip_opts *o);
 
 /* The ids of scoring pass t (0-based): repeat_first ++ postfix ++ chunk_0 for t = 0, and
@@ -62,8 +66,10 @@ typedef struct kvz_kvzip_report {
     size_t n_kept;              /* kept context rows over all heads */
 } kvz_kvzip_report;
 
-/* The whole pipeline: a new cache of [system | context], scored (when the policy uses
- * scores), selected and compacted. scores_out (optional) receives the malloc'ed
+/* The whole pipeline: a new cache of [system | context], scored (reconstruction passes for
+ * the KVzip policies, window scores during the prefill for the SnapKV family, none for the
+ * others; H2O's accumulated attention is not offered: KVZ_ERR_UNSUPPORTED), selected and
+ * compacted; the window policies always keep the last `window` context tokens. scores_out (optional) receives the malloc'ed
  * [layers][kv_heads][n_c] scores (NULL when none were computed); report is optional. */
 kvz_status kvz_kvzip_build(kvz_model *m, const kvz_kvzip_pieces *p, const int32_t *ctx, size_t n_c,
                            const kvz_kvzip_opts *o, const kvz_policy_args *policy, kvz_cache **out,
@@ -71,5 +77,7 @@ kvz_status kvz_kvzip_build(kvz_model *m, const kvz_kvzip_pieces *p, const int32_
 
 /* Whether a policy ranks tokens by KVzip reconstruction scores. */
 int kvz_kvzip_policy_needs_scores(kvz_policy p);
+/* Whether a policy ranks tokens by prefill window scores (fastkv, snapkv, pyramidkv, adakv). */
+int kvz_kvzip_policy_uses_window(kvz_policy p);
 
 #endif

@@ -102,6 +102,21 @@ kvz_status kvz_model_prefill(kvz_model *m, kvz_kv_target kv, const int32_t *ids,
 kvz_status kvz_model_prefill_logits(kvz_model *m, kvz_kv_target kv, const int32_t *ids, size_t n, size_t chunk,
                                     size_t n_last, float *logits);
 
+/* Where a prefill lets its host look at each layer of the last chunk: the post-RoPE queries
+ * of the last q_tail_rows tokens ([r][n_head][head_dim]) are in q_tail when after_layer(ctx,
+ * layer) runs, and the layer's K/V of every token are in the target (SnapKV-family window
+ * scores). The chunking keeps those rows in the last chunk. */
+typedef struct kvz_prefill_hook {
+    size_t q_tail_rows;
+    float *q_tail;
+    kvz_status (*after_layer)(void *ctx, size_t layer);
+    void *ctx;
+} kvz_prefill_hook;
+
+/* As kvz_model_prefill_logits, with an optional hook. */
+kvz_status kvz_model_prefill_ex(kvz_model *m, kvz_kv_target kv, const int32_t *ids, size_t n, size_t chunk,
+                                size_t n_last, float *logits, const kvz_prefill_hook *hook);
+
 /* A cache shaped for the model. */
 kvz_status kvz_model_cache_create(const kvz_model *m, kvz_dtype dtype, kvz_cache **out);
 
