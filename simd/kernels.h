@@ -62,6 +62,10 @@ typedef struct kvz_attn_job {
     float *score;
     size_t sink_end, chunk_begin, chunk_end, own_begin;
     float *work; /* kvz_attn_work_floats(d) floats, 64-byte aligned */
+    /* Optional, scoring only: KVZ_KBLOCK_Q x (chunk_end - chunk_begin) floats where the first
+     * sweep keeps the chunk keys' logits of a query block, so that the second visit does not
+     * compute them again (NULL: it recomputes them). */
+    float *zstore;
 } kvz_attn_job;
 
 /*

@@ -570,6 +570,16 @@ static void fold_sum(const blk_ctx *c, size_t nb, float *dst)
     }
 }
 
+/* Copies the logits of the chunk keys among keys [kb, kb+nb) (gemm layout S[j][row]) into
+ * the job's store, [key - chunk_begin][row]. */
+static void store_chunk_logits(const blk_ctx *c, const kvz_attn_job *job, size_t kb, size_t nb)
+{
+    const size_t lo = kb > job->chunk_begin ? kb : job->chunk_begin;
+    const size_t hi = kb + nb < job->chunk_end ? kb + nb : job->chunk_end;
+    if (lo < hi)
+        memcpy(job->zstore + (lo - job->chunk_begin) * MQ, c->s + (lo - kb) * MQ, (hi - lo) * MQ * sizeof(float));
+}
+
 static void attn_impl(const kvz_attn_job *job)
 {
     blk_ctx c;
@@ -587,6 +597,8 @@ static void attn_impl(const kvz_attn_job *job)
         const size_t n_all = job->n_k + job->n_k2;
         const size_t kend = lim < 0 ? 0 : ((size_t)lim + 1 < n_all ? (size_t)lim + 1 : n_all);
         const size_t bk = c.dot ? BK_DOT : BK;
+        /* scoring on the gemm path keeps the chunk's logits for the second visit */
+        const int keep_z = job->score && job->zstore && !c.dot;
 
         const size_t esz = dt == KVZ_KDT_F32 ? 4 : 2;
         c.pf_stride = (size_t)job->kv_row_stride * esz;
@@ -606,6 +618,8 @@ static void attn_impl(const kvz_attn_job *job)
                     c.pf_rows[1] = kb + bk < rend ? (rend - kb - bk < bk ? rend - kb - bk : bk) : 0;
                 }
                 logits_block(&c, kr, job->kv_row_stride, dt, kb, nb, kb0);
+                if (keep_z) /* the chunk's logits, before they become probabilities */
+                    store_chunk_logits(&c, job, kb0 + kb, nb);
                 if (job->score && reduced_mask(job, kb0 + kb, nb, in))
                     online_update(&c, c.m2, c.l2, nb, in, 0);
                 online_update(&c, c.m, c.l, nb, NULL, 1);
@@ -631,7 +645,10 @@ static void attn_impl(const kvz_attn_job *job)
             c.lse2[r] = (r < mq && c.l2[r] > 0.0f) ? c.m2[r] + logf(c.l2[r]) : INFINITY;
         for (size_t kb = job->chunk_begin; kb < job->chunk_end; kb += BK) {
             const size_t nb = job->chunk_end - kb < BK ? job->chunk_end - kb : BK;
-            logits_block(&c, job->k, job->kv_row_stride, dt, kb, nb, 0);
+            if (keep_z) /* every chunk key is visible to every row: nothing to mask */
+                memcpy(c.s, job->zstore + (kb - job->chunk_begin) * MQ, nb * MQ * sizeof(float));
+            else
+                logits_block(&c, job->k, job->kv_row_stride, dt, kb, nb, 0);
             probs_from_lse(&c, nb);
             fold_max(&c, nb, job->score + (kb - job->chunk_begin));
         }

@@ -16,6 +16,8 @@
 
 /* At most this many rows (queries x group) per head: split along the keys instead. */
 #define KEY_SPLIT_MAX_ROWS 32
+/* Largest per-thread store of chunk logits for scoring (floats: 16 MiB, a 64 x 65536 chunk). */
+#define ZSTORE_MAX ((size_t)1 << 22)
 
 static size_t n_threads(void)
 {
@@ -75,7 +77,16 @@ static kvz_status run_query_slices(const kvz_kernel_table *kt, const kvz_attn_jo
                 break;
         }
     }
-    const size_t wfloats = kvz_attn_work_floats(heads[0].d);
+    /* scoring: room to keep a query block's chunk logits (KVZ_KBLOCK_Q x chunk floats), so
+       that the second visit of the chunk does not compute them again; above ZSTORE_MAX
+       floats per thread the kernel recomputes them instead */
+    size_t zfloats = 0;
+    for (size_t h = 0; h < n_heads; h++)
+        if (heads[h].score && KVZ_KBLOCK_Q * (heads[h].chunk_end - heads[h].chunk_begin) > zfloats)
+            zfloats = KVZ_KBLOCK_Q * (heads[h].chunk_end - heads[h].chunk_begin);
+    if (zfloats > ZSTORE_MAX)
+        zfloats = 0;
+    const size_t wbase = (kvz_attn_work_floats(heads[0].d) + 15) / 16 * 16, wfloats = wbase + zfloats;
 #pragma omp parallel
     {
         float *work = nomem ? NULL : kvz_thread_scratch(wfloats);
@@ -96,6 +107,7 @@ static kvz_status run_query_slices(const kvz_kernel_table *kt, const kvz_attn_jo
             j.q_pos0 = hj->q_pos0 + (ptrdiff_t)i0;
             j.score = priv[x] ? priv[x] : hj->score;
             j.work = work;
+            j.zstore = zfloats && hj->score ? work + wbase : NULL;
             if (!hj->lse) {
                 j.lse = NULL;
                 kt->attn(&j);
