@@ -73,6 +73,10 @@ if kvz compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --recon "$SHARED/e
     kvz ask --model "$MODEL" --cache "$tmp/c.kvz" --question "Who is Lily?" --question "Where did Tom go?" \
         --recon "$SHARED/eval/stories-recon.json" --json > "$tmp/ask.json"
     check "ask: two questions, two answers" "$(grep -c '"text"' "$tmp/ask.json")" 2
+    kvz ask --model "$MODEL" --cache "$tmp/c.kvz" --question "Who is Lily?" --question "Where did Tom go?" \
+        --recon "$SHARED/eval/stories-recon.json" --json --multi-turn > "$tmp/turns.json"
+    check "ask --multi-turn: the first turn is the same answer" "$(head -1 "$tmp/turns.json")" "$(head -1 "$tmp/ask.json")"
+    check "ask --multi-turn: two answers" "$(grep -c '"text"' "$tmp/turns.json")" 2
     head -c 3000 "$tmp/c.kvz" > "$tmp/cut.kvz"
     kvz ask --model "$MODEL" --cache "$tmp/cut.kvz" --question x 2> "$tmp/err" > /dev/null
     check "ask: a truncated cache file exits 1" "$?" 1

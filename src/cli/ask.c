@@ -1,6 +1,8 @@
 /* kvz ask: answer questions from a compressed cache saved by kvz compress. Every question is
  * appended through its own query tail over the same read-only cache (the multi-query
- * protocol of KVzip), so the answers do not see each other and the file is never changed. */
+ * protocol of KVzip), so the answers do not see each other and the file is never changed;
+ * with --multi-turn the questions and answers are appended to the cache itself instead, as
+ * a conversation (in memory: the file still is not changed). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,13 +20,14 @@ static int usage(void)
 {
     fprintf(stderr,
             "usage: kvz ask --model M --cache cache.kvz (--question TEXT | --question-ids IDS)... [--max-tokens N]\n"
-            "               [--json] [--temperature T] [--seed S] [--no-stop] [--weights auto|f32|bf16]\n"
+            "               [--json] [--temperature T] [--seed S] [--no-stop] [--multi-turn] [--weights auto|f32|bf16]\n"
             "               [reconstruction options: the assistant opener]\n"
             "  --question      text of a question turn: \"\\n\\n\" + the question, then the assistant opener of the\n"
             "                  chat template (or --postfix-ids / --recon), each encoded on its own (spec kvzip.md)\n"
             "  --question-ids  ids appended verbatim after the cached context\n"
             "  repeat --question/--question-ids to ask several questions of the same cache\n"
             "  --max-tokens    answer length limit (64); answers stop at the end-of-turn token unless --no-stop\n"
+            "  --multi-turn    each question sees the earlier questions and answers (a conversation)\n"
             "  --json          one {\"question\": i, \"ids\": [...], \"text\": \"...\"} per question\n"
             "%s",
             kvz_cli_recon_usage);
@@ -66,7 +69,7 @@ int kvz_cmd_ask(int argc, char **argv)
     int is_ids[MAX_QUESTIONS];
     size_t n_questions = 0, max_tokens = 64, seed = 0;
     double temperature = 0;
-    int json = 0, stop = 1;
+    int json = 0, stop = 1, multi_turn = 0;
     kvz_cli_recon recon = {0};
     for (int i = 1; i < argc; i++) {
         const int r = kvz_cli_recon_option(&recon, argc, argv, &i);
@@ -81,6 +84,10 @@ int kvz_cmd_ask(int argc, char **argv)
         }
         if (!strcmp(a, "--no-stop")) {
             stop = 0;
+            continue;
+        }
+        if (!strcmp(a, "--multi-turn")) {
+            multi_turn = 1;
             continue;
         }
         if (!v)
@@ -136,15 +143,19 @@ int kvz_cmd_ask(int argc, char **argv)
         if (!rc && !n)
             rc = kvz_cli_error("question %zu is empty", qi + 1);
         kvz_query *q = NULL;
-        if (!rc && ((st = kvz_query_create(cache, &q)) != KVZ_OK ||
-                    (st = kvz_model_prefill(m, (kvz_kv_target){NULL, q}, ids, n, 512, logits)) != KVZ_OK)) {
+        if (!rc && !multi_turn && (st = kvz_query_create(cache, &q)) != KVZ_OK)
             rc = kvz_cli_error("question %zu: %s (%s)", qi + 1, kvz_last_error(), kvz_strerror(st));
-        }
+        const kvz_kv_target kv = {multi_turn ? cache : NULL, q};
+        if (!rc && (st = kvz_model_prefill(m, kv, ids, n, 512, logits)) != KVZ_OK)
+            rc = kvz_cli_error("question %zu: %s (%s)", qi + 1, kvz_last_error(), kvz_strerror(st));
         if (!rc) {
             kvz_gen_opts go = {max_tokens, (float)temperature, seed, stop ? stop_eog : NULL, tok};
-            if ((st = kvz_model_generate(m, (kvz_kv_target){NULL, q}, logits, &go, out, &n_out)) != KVZ_OK)
+            if ((st = kvz_model_generate(m, kv, logits, &go, out, &n_out)) != KVZ_OK)
                 rc = kvz_cli_error("question %zu: %s (%s)", qi + 1, kvz_last_error(), kvz_strerror(st));
         }
+        /* a conversation keeps the whole answer: generation returns its last token unfed */
+        if (!rc && multi_turn && n_out && (st = kvz_model_step(m, kv, out[n_out - 1], logits)) != KVZ_OK)
+            rc = kvz_cli_error("question %zu: %s (%s)", qi + 1, kvz_last_error(), kvz_strerror(st));
         kvz_query_destroy(q);
         char *text = NULL;
         if (!rc && n_out && stop && kvz_tokenizer_is_eog(tok, out[n_out - 1]))
