@@ -96,83 +96,6 @@ static void rope(double *v, size_t heads, size_t d, double pos, double base)
         }
 }
 
-void ref_llama_forward(const ref_llama *r, const int32_t *ids, const int64_t *pos, size_t n,
-                       const uint8_t *keep, double *out, double *attn)
-{
-    ref_llama_forward_masked(r, ids, pos, n, keep, 0, out, attn);
-}
-
-void ref_llama_forward_masked(const ref_llama *r, const int32_t *ids, const int64_t *pos, size_t n,
-                              const uint8_t *keep, size_t mask_from, double *out, double *attn)
-{
-    const size_t E = r->E, d = r->d, Hq = r->Hq, Hkv = r->Hkv, G = Hq / Hkv, F = r->F;
-    double *x = calloc(n * E, 8), *xn = malloc(E * 8), *q = malloc(n * Hq * d * 8);
-    double *k = malloc(n * Hkv * d * 8), *v = malloc(n * Hkv * d * 8), *att = malloc(Hq * d * 8);
-    double *o = malloc(E * 8), *g = malloc(F * 8), *u = malloc(F * 8), *p = malloc(n * 8);
-    const float *emb = T(r, "token_embd.weight");
-    for (size_t t = 0; t < n; t++)
-        for (size_t i = 0; i < E; i++)
-            x[t * E + i] = emb[(size_t)ids[t] * E + i];
-    for (size_t l = 0; l < r->L; l++) {
-        for (size_t t = 0; t < n; t++) {
-            rmsnorm(x + t * E, TL(r, l, "attn_norm.weight"), E, r->eps, xn);
-            matvec(TL(r, l, "attn_q.weight"), xn, E, Hq * d, q + t * Hq * d);
-            matvec(TL(r, l, "attn_k.weight"), xn, E, Hkv * d, k + t * Hkv * d);
-            matvec(TL(r, l, "attn_v.weight"), xn, E, Hkv * d, v + t * Hkv * d);
-            const double ps = pos ? (double)pos[t] : (double)t;
-            rope(q + t * Hq * d, Hq, d, ps, r->base);
-            rope(k + t * Hkv * d, Hkv, d, ps, r->base);
-        }
-        for (size_t t = 0; t < n; t++) {
-            for (size_t qh = 0; qh < Hq; qh++) {
-                const size_t h = qh / G;
-                double mx = -INFINITY;
-                for (size_t j = 0; j <= t; j++) {
-                    const int vis = j == t || !keep || t < mask_from || keep[(l * Hkv + h) * n + j];
-                    double s = 0;
-                    for (size_t i = 0; i < d; i++)
-                        s += q[(t * Hq + qh) * d + i] * k[(j * Hkv + h) * d + i];
-                    p[j] = vis ? s / sqrt((double)d) : -INFINITY;
-                    if (p[j] > mx)
-                        mx = p[j];
-                }
-                double z = 0;
-                for (size_t j = 0; j <= t; j++)
-                    z += (p[j] = exp(p[j] - mx));
-                for (size_t i = 0; i < d; i++)
-                    att[qh * d + i] = 0;
-                for (size_t j = 0; j <= t; j++) {
-                    p[j] /= z;
-                    if (attn)
-                        attn[((l * Hq + qh) * n + t) * n + j] = p[j];
-                    for (size_t i = 0; i < d; i++)
-                        att[qh * d + i] += p[j] * v[(j * Hkv + h) * d + i];
-                }
-                if (attn)
-                    for (size_t j = t + 1; j < n; j++)
-                        attn[((l * Hq + qh) * n + t) * n + j] = 0;
-            }
-            matvec(TL(r, l, "attn_output.weight"), att, Hq * d, E, o);
-            for (size_t i = 0; i < E; i++)
-                x[t * E + i] += o[i];
-            rmsnorm(x + t * E, TL(r, l, "ffn_norm.weight"), E, r->eps, xn);
-            matvec(TL(r, l, "ffn_gate.weight"), xn, E, F, g);
-            matvec(TL(r, l, "ffn_up.weight"), xn, E, F, u);
-            for (size_t i = 0; i < F; i++)
-                g[i] = g[i] / (1.0 + exp(-g[i])) * u[i];
-            matvec(TL(r, l, "ffn_down.weight"), g, F, E, o);
-            for (size_t i = 0; i < E; i++)
-                x[t * E + i] += o[i];
-        }
-    }
-    const float *head = T(r, "output.weight") ? T(r, "output.weight") : emb;
-    for (size_t t = 0; t < n; t++) {
-        rmsnorm(x + t * E, T(r, "output_norm.weight"), E, r->eps, xn);
-        matvec(head, xn, E, r->V, out + t * r->V);
-    }
-    free(x), free(xn), free(q), free(k), free(v), free(att), free(o), free(g), free(u), free(p);
-}
-
 void ref_llama_forward_tsp(const ref_llama *r, const int32_t *ids, size_t n, size_t n_ctx, size_t t,
                            const size_t *sel, size_t m, const uint8_t *keep, double *out, double *attn)
 {
@@ -254,4 +177,15 @@ void ref_llama_forward_tsp(const ref_llama *r, const int32_t *ids, size_t n, siz
         matvec(head, xn, E, V, out + live[a] * V);
     }
     free(x), free(xn), free(q), free(k), free(v), free(att), free(o), free(g), free(u), free(p), free(live);
+}
+
+void ref_llama_forward(const ref_llama *r, const int32_t *ids, size_t n, double *out, double *attn)
+{
+    ref_llama_forward_tsp(r, ids, n, n, 0, NULL, n, NULL, out, attn);
+}
+
+void ref_llama_forward_masked(const ref_llama *r, const int32_t *ids, size_t n, const uint8_t *keep, size_t mask_from,
+                              double *out, double *attn)
+{
+    ref_llama_forward_tsp(r, ids, n, mask_from, 0, NULL, n, keep, out, attn);
 }

@@ -15,14 +15,10 @@ size_t ref_llama_vocab(const ref_llama *r);
 size_t ref_llama_layers(const ref_llama *r);
 size_t ref_llama_kv_heads(const ref_llama *r);
 
-/* Logits of every position of ids (positions pos[i], or 0..n-1 when pos is NULL), causal
- * attention over all earlier tokens: out[n][vocab]. When keep is not NULL, token j is
- * visible to later queries in layer l, KV head h only if keep[(l*H + h)*n + j] (a masked,
- * "retain"-style cache; a token always sees itself). When attn is not NULL it receives,
- * per layer l, query head qh, query i and key j, the softmax probability:
- * attn[((l*Hq + qh)*n + i)*n + j]. */
-void ref_llama_forward(const ref_llama *r, const int32_t *ids, const int64_t *pos, size_t n,
-                       const uint8_t *keep, double *out, double *attn);
+/* Logits of every position of ids (positions 0..n-1), causal attention over all earlier
+ * tokens: out[n][vocab]. When attn is not NULL it receives, per layer l, query head qh,
+ * query i and key j, the softmax probability: attn[((l*Hq + qh)*n + i)*n + j]. */
+void ref_llama_forward(const ref_llama *r, const int32_t *ids, size_t n, double *out, double *attn);
 
 /* FastKV's forward: tokens 0..n-1 (positions 0..n-1) run through layers 0..t; after layer t
  * only the tokens sel[0..m-1] (ascending indices; sel NULL: all) run on, with their original
@@ -35,9 +31,10 @@ void ref_llama_forward(const ref_llama *r, const int32_t *ids, const int64_t *po
 void ref_llama_forward_tsp(const ref_llama *r, const int32_t *ids, size_t n, size_t n_ctx, size_t t,
                            const size_t *sel, size_t m, const uint8_t *keep, double *out, double *attn);
 
-/* As ref_llama_forward, with keep applied only to queries at index >= mask_from: the cache
- * of earlier tokens was built unmasked and pruned afterwards, as KVzip does. */
-void ref_llama_forward_masked(const ref_llama *r, const int32_t *ids, const int64_t *pos, size_t n,
-                              const uint8_t *keep, size_t mask_from, double *out, double *attn);
+/* As ref_llama_forward, except that a query at index >= mask_from sees a key j < mask_from of
+ * KV head h in layer l only if keep[(l*H + h)*n + j]: the cache of the first mask_from tokens
+ * was built unmasked and pruned afterwards, as KVzip does. */
+void ref_llama_forward_masked(const ref_llama *r, const int32_t *ids, size_t n, const uint8_t *keep,
+                              size_t mask_from, double *out, double *attn);
 
 #endif

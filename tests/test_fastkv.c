@@ -14,25 +14,8 @@
 #include "ref_llama.h"
 #include "testutil.h"
 
-static char path[512];
-
-static int have_model(void)
-{
-    snprintf(path, sizeof path, "%s/models/stories260K.gguf", KVZ_SHARED_DIR);
-    if (access(path, R_OK) != 0) {
-        fprintf(stderr, "%s is absent: skipping (tests read the shared models from ../shared)\n", path);
-        return 0;
-    }
-    return 1;
-}
-
-#define NEED_MODEL()                                                                                           \
-    do {                                                                                                       \
-        if (!have_model()) {                                                                                   \
-            skip();                                                                                            \
-            return;                                                                                            \
-        }                                                                                                      \
-    } while (0)
+static const char *path; /* the shared stories260K model */
+#define NEED_MODEL() TU_NEED_SHARED(path, TU_STORIES)
 
 /* Scores closer than this to the selection threshold may flip between the fp32 library and
  * the fp64 reference (window scores are sums of probabilities, O(0.01..10)). */

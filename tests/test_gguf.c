@@ -8,26 +8,14 @@
 #include "model/gguf.h"
 #include "testutil.h"
 
-static char model[512];
+static const char *model; /* the shared stories260K model */
 static char tmpdir[64];
 
-static int have_model(void)
-{
-    snprintf(model, sizeof model, "%s/models/stories260K.gguf", KVZ_SHARED_DIR);
-    if (access(model, R_OK) != 0) {
-        fprintf(stderr, "%s is absent: skipping (tests read the shared models from ../shared)\n", model);
-        return 0;
-    }
-    return 1;
-}
 
 static void test_stories260k(void **state)
 {
     (void)state;
-    if (!have_model()) {
-        skip();
-        return;
-    }
+    TU_NEED_SHARED(model, TU_STORIES);
     kvz_gguf *g;
     assert_int_equal(kvz_gguf_open(model, &g), KVZ_OK);
     assert_int_equal(g->version, 3);
@@ -82,10 +70,7 @@ static void test_stories260k(void **state)
 static void test_damaged(void **state)
 {
     (void)state;
-    if (!have_model()) {
-        skip();
-        return;
-    }
+    TU_NEED_SHARED(model, TU_STORIES);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/kvz-gguf-XXXXXX");
     assert_non_null(mkdtemp(tmpdir));
     char bad[128];

@@ -14,25 +14,8 @@
 #include "ref_llama.h"
 #include "testutil.h"
 
-static char path[512];
-
-static int have_model(void)
-{
-    snprintf(path, sizeof path, "%s/models/stories260K.gguf", KVZ_SHARED_DIR);
-    if (access(path, R_OK) != 0) {
-        fprintf(stderr, "%s is absent: skipping (tests read the shared models from ../shared)\n", path);
-        return 0;
-    }
-    return 1;
-}
-
-#define NEED_MODEL()                                                                                                   \
-    do {                                                                                                               \
-        if (!have_model()) {                                                                                           \
-            skip();                                                                                                    \
-            return;                                                                                                    \
-        }                                                                                                              \
-    } while (0)
+static const char *path; /* the shared stories260K model */
+#define NEED_MODEL() TU_NEED_SHARED(path, TU_STORIES)
 
 /* A small fixed setting: system prompt, 3 reconstruction chunks (16, 16, 9 tokens). */
 enum { N_SYS = 4, N_C = 41, CHUNK = 16, PREV = 8 };
@@ -115,7 +98,7 @@ static double *reference_scores(ref_llama *r, size_t L, size_t H, size_t Hq)
         const size_t n_in = expected_pass(t, seq + rows), n = rows + n_in;
         const size_t b = t * CHUNK, m_t = N_C - b < CHUNK ? N_C - b : CHUNK;
         double *logits = tu_malloc(n * ref_llama_vocab(r) * 8), *P = tu_malloc(L * Hq * n * n * 8);
-        ref_llama_forward(r, seq, NULL, n, NULL, logits, P);
+        ref_llama_forward(r, seq, n, logits, P);
         for (size_t l = 0; l < L; l++)
             for (size_t qh = 0; qh < Hq; qh++)
                 for (size_t i = 0; i < n_in; i++) {
@@ -299,7 +282,7 @@ static void test_compress_vs_masked_reference(void **state)
     int32_t seq[N_SYS + N_C + 5];
     memcpy(seq, SYS, sizeof SYS), memcpy(seq + N_SYS, CTX, sizeof CTX), memcpy(seq + rows, QUESTION, sizeof QUESTION);
     double *want = tu_malloc(n * V * 8);
-    ref_llama_forward_masked(r, seq, NULL, n, keep, rows, want, NULL);
+    ref_llama_forward_masked(r, seq, n, keep, rows, want, NULL);
     float *got = tu_malloc(V * 4);
     answer_logits(m, c, QUESTION, 5, got);
     double scale = 0;
@@ -366,7 +349,7 @@ static void test_window_scores(void **state)
     int32_t seq[N_SYS + N_C];
     memcpy(seq, SYS, sizeof SYS), memcpy(seq + N_SYS, CTX, sizeof CTX);
     double *logits = tu_malloc(n * ref_llama_vocab(r) * 8), *P = tu_malloc(L * Hq * n * n * 8);
-    ref_llama_forward(r, seq, NULL, n, NULL, logits, P);
+    ref_llama_forward(r, seq, n, logits, P);
     double *want = tu_calloc(L * H * N_C, 8), *a = tu_malloc(n * 8);
     for (size_t l = 0; l < L; l++)
         for (size_t qh = 0; qh < Hq; qh++) {

@@ -11,18 +11,9 @@
 #include "model/tokenizer.h"
 #include "testutil.h"
 
-static char model[512];
+static const char *model; /* the shared stories260K model */
 static char tmpdir[64];
 
-static int have_model(void)
-{
-    snprintf(model, sizeof model, "%s/models/stories260K.gguf", KVZ_SHARED_DIR);
-    if (access(model, R_OK) != 0) {
-        fprintf(stderr, "%s is absent: skipping (tests read the shared models from ../shared)\n", model);
-        return 0;
-    }
-    return 1;
-}
 
 static double now(void)
 {
@@ -169,10 +160,7 @@ static const char *const spm_texts[] = {
 static void test_stories_vectors(void **state)
 {
     (void)state;
-    if (!have_model()) {
-        skip();
-        return;
-    }
+    TU_NEED_SHARED(model, TU_STORIES);
     voc v;
     voc_open(&v);
     kvz_gguf *g;
@@ -282,10 +270,7 @@ static void test_stories_vectors(void **state)
 static void test_stories_reference(void **state)
 {
     (void)state;
-    if (!have_model()) {
-        skip();
-        return;
-    }
+    TU_NEED_SHARED(model, TU_STORIES);
     voc v;
     voc_open(&v);
     kvz_tokenizer *t;
@@ -1178,10 +1163,7 @@ static void test_chat_templates(void **state)
 static void test_chat_on_stories(void **state)
 {
     (void)state;
-    if (!have_model()) {
-        skip();
-        return;
-    }
+    TU_NEED_SHARED(model, TU_STORIES);
     kvz_gguf *g;
     kvz_tokenizer *t;
     assert_int_equal(kvz_gguf_open(model, &g), KVZ_OK);

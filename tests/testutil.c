@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void tu_rng_init(tu_rng *r, uint64_t seed) { r->s = seed ^ 0x9e3779b97f4a7c15ull; }
 
@@ -275,4 +276,16 @@ void tu_spit(const char *path, const unsigned char *p, size_t n)
     assert_non_null(f);
     assert_int_equal(fwrite(p, 1, n, f), n);
     fclose(f);
+}
+
+const char *tu_shared_file(const char *relative)
+{
+    static char path[1024];
+    snprintf(path, sizeof path, "%s/%s", KVZ_SHARED_DIR, relative);
+    if (access(path, R_OK) != 0) {
+        fprintf(stderr, "%s is absent: skipping (tests read the shared models and evaluation sets from ../shared)\n",
+                path);
+        return NULL;
+    }
+    return path;
 }

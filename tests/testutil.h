@@ -66,6 +66,20 @@ int tu_is_sentinel(const float *p);
 unsigned char *tu_slurp(const char *path, size_t *n);
 void tu_spit(const char *path, const unsigned char *p, size_t n);
 
+/* The path of a file under the shared directory (../shared: models, evaluation sets) when it
+ * is readable; else NULL, after saying on stderr that the test skips. The path stays valid
+ * until the next call. */
+const char *tu_shared_file(const char *relative);
+#define TU_STORIES "models/stories260K.gguf"
+/* In a test function: skip the test when the shared file is absent, else set path to it. */
+#define TU_NEED_SHARED(path, relative)                                                                                 \
+    do {                                                                                                               \
+        if (!((path) = tu_shared_file(relative))) {                                                                    \
+            skip();                                                                                                    \
+            return;                                                                                                    \
+        }                                                                                                              \
+    } while (0)
+
 void *tu_malloc(size_t bytes);
 void *tu_calloc(size_t n, size_t size);
 

@@ -163,10 +163,9 @@ int kvz_cmd_ask(int argc, char **argv)
         if (!rc && (st = kvz_tokenizer_decode(tok, out, n_out, 0, &text)) != KVZ_OK)
             rc = kvz_cli_error("cannot decode: %s", kvz_last_error());
         if (!rc && json) {
-            printf("{\"question\": %zu, \"ids\": [", qi);
-            for (size_t i = 0; i < n_out; i++)
-                printf("%s%d", i ? ", " : "", (int)out[i]);
-            printf("], \"text\": ");
+            printf("{\"question\": %zu, \"ids\": ", qi);
+            kvz_json_write_ids(stdout, out, n_out);
+            printf(", \"text\": ");
             kvz_json_write_string(stdout, text);
             printf("}\n");
         } else if (!rc) {

@@ -102,10 +102,9 @@ int kvz_cmd_generate(int argc, char **argv)
     if (!rc && (st = kvz_tokenizer_decode(tok, out, n_out, at_start, &text)) != KVZ_OK)
         rc = kvz_cli_error("cannot decode: %s", kvz_last_error());
     if (!rc && json) {
-        printf("{\"ids\": [");
-        for (size_t i = 0; i < n_out; i++)
-            printf("%s%d", i ? ", " : "", (int)out[i]);
-        printf("], \"text\": ");
+        printf("{\"ids\": ");
+        kvz_json_write_ids(stdout, out, n_out);
+        printf(", \"text\": ");
         kvz_json_write_string(stdout, text);
         printf("}\n");
     } else if (!rc) {

@@ -279,6 +279,14 @@ int kvz_json_int_array(const kvz_json *j, int32_t **out, size_t *n)
     return 0;
 }
 
+void kvz_json_write_ids(FILE *f, const int32_t *ids, size_t n)
+{
+    fputc('[', f);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s%d", i ? ", " : "", (int)ids[i]);
+    fputc(']', f);
+}
+
 void kvz_json_write_string(FILE *f, const char *s)
 {
     fputc('"', f);

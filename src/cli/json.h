@@ -28,6 +28,9 @@ const kvz_json *kvz_json_get(const kvz_json *obj, const char *key);
 /* An array of integers that fit int32 into a malloc'ed array; -1 when j is not such an array. */
 int kvz_json_int_array(const kvz_json *j, int32_t **out, size_t *n);
 
+/* Writes ids as a JSON array of numbers: [1, 2, 3]. */
+void kvz_json_write_ids(FILE *f, const int32_t *ids, size_t n);
+
 /* Writes s as a JSON string literal, quotes included. */
 void kvz_json_write_string(FILE *f, const char *s);
 
