@@ -290,6 +290,14 @@ typedef struct kvz_cache_config {
 /** Creates an empty cache. @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG, KVZ_ERR_NOMEM. @since 0.1 */
 KVZ_API kvz_status kvz_cache_create(const kvz_cache_config *config, kvz_cache **cache);
 
+/**
+ * An independent copy of a cache: the same rows, positions and next positions, placed on
+ * NUMA nodes by its own sizes (e.g. to compress one prefill by several policies or ratios).
+ * Only reads the source, so queries may exist on it.
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_NOMEM (nothing is left behind). @since 0.1
+ */
+KVZ_API kvz_status kvz_cache_clone(const kvz_cache *cache, kvz_cache **copy);
+
 /** Frees a cache (NULL is a no-op). Its queries must have been destroyed first. @since 0.1 */
 KVZ_API void kvz_cache_destroy(kvz_cache *cache);
 

@@ -509,13 +509,64 @@ static void test_append_at(void **state)
     free_tokens(&t);
 }
 
+/* A clone holds the same rows, positions and next positions; it is independent of its
+ * source in both directions, and cloning only reads (a query may be alive on the source). */
+static void test_clone(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed());
+    const kvz_dtype dt = KVZ_DTYPE_BF16;
+    const size_t rb = D * 2;
+    kvz_cache *c = make_cache(dt);
+    tokens t = make_tokens(&r, 50, dt);
+    append(c, 0, &t), append(c, 1, &t);
+    uint8_t *keep[L * H];
+    for (size_t i = 0; i < L * H; i++) { /* different lengths per segment */
+        keep[i] = tu_malloc(50);
+        for (size_t j = 0; j < 50; j++)
+            keep[i][j] = (uint8_t)((j * (i + 2)) % 3 != 0);
+    }
+    assert_int_equal(kvz_cache_compact(c, (const uint8_t *const *)keep), KVZ_OK);
+    append(c, 0, &t), append(c, 1, &t); /* 50 more, appended since the compaction */
+    kvz_query *q;
+    assert_int_equal(kvz_query_create(c, &q), KVZ_OK);
+    kvz_cache *d = NULL;
+    assert_int_equal(kvz_cache_clone(c, &d), KVZ_OK);
+    kvz_query_destroy(q);
+    snap a = take(c, rb), b = take(d, rb);
+    same(&a, &b, rb);
+    for (size_t l = 0; l < L; l++) {
+        int64_t pc, pd;
+        assert_int_equal(kvz_cache_next_position(c, l, &pc), KVZ_OK);
+        assert_int_equal(kvz_cache_next_position(d, l, &pd), KVZ_OK);
+        assert_int_equal(pc, pd);
+    }
+    /* the clone truncates what was appended since the compaction, the source stays */
+    assert_int_equal(kvz_cache_truncate(d, 50), KVZ_OK);
+    snap a2 = take(c, rb);
+    same(&a, &a2, rb);
+    drop(&a2);
+    /* and destroying the source leaves the clone intact */
+    kvz_cache_destroy(c);
+    append(d, 0, &t), append(d, 1, &t);
+    snap b2 = take(d, rb);
+    same(&b, &b2, rb);
+    assert_int_equal(kvz_cache_clone(NULL, &d), KVZ_ERR_NULL);
+    drop(&a), drop(&b), drop(&b2);
+    for (size_t i = 0; i < L * H; i++)
+        free(keep[i]);
+    free_tokens(&t);
+    kvz_cache_destroy(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chunked_prefill),       cmocka_unit_test(test_compact_truncate_retain),
         cmocka_unit_test(test_shared_queries),        cmocka_unit_test(test_query_equals_append),
         cmocka_unit_test(test_scoring_through_cache), cmocka_unit_test(test_invalid),
-        cmocka_unit_test(test_append_at),
+        cmocka_unit_test(test_append_at),     cmocka_unit_test(test_clone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -71,6 +71,45 @@ kvz_status kvz_cache_create_placed(const kvz_cache_config *cfg, const uint64_t *
     return KVZ_OK;
 }
 
+kvz_status kvz_cache_clone(const kvz_cache *src, kvz_cache **out)
+{
+    static const char fn[] = "kvz_cache_clone";
+    if (!src || !out)
+        return kvz_fail(KVZ_ERR_NULL, "%s: cache and out must not be NULL", fn);
+    *out = NULL;
+    const size_t L = src->cfg.n_layers, n_seg = L * src->cfg.n_kv_heads;
+    uint64_t *rows = calloc(n_seg ? n_seg : 1, sizeof *rows);
+    if (!rows)
+        return kvz_fail(KVZ_ERR_NOMEM, "%s: no memory", fn);
+    for (size_t i = 0; i < n_seg; i++)
+        rows[i] = src->seg[i].len;
+    kvz_cache_config cfg = src->cfg;
+    cfg.reserve = 0;
+    kvz_cache *c = NULL;
+    kvz_status st = kvz_cache_create_placed(&cfg, rows, &c); /* placed by the copy's own sizes */
+    free(rows);
+    const size_t rb = src->cfg.head_dim * kvz_dtype_bytes(src->cfg.dtype);
+    for (size_t i = 0; st == KVZ_OK && i < n_seg; i++) {
+        const kvz_segment *s = &src->seg[i];
+        kvz_segment *d = &c->seg[i];
+        if (!s->len || (st = kvz_segment_reserve(d, s->len, src->cfg.head_dim, src->cfg.dtype)) != KVZ_OK)
+            continue;
+        memcpy(d->k, s->k, s->len * rb);
+        memcpy(d->v, s->v, s->len * rb);
+        memcpy(d->pos, s->pos, s->len * sizeof *s->pos);
+        d->len = s->len;
+    }
+    if (st != KVZ_OK) {
+        kvz_cache_destroy(c);
+        return st;
+    }
+    memcpy(c->next_pos, src->next_pos, L * sizeof *c->next_pos);
+    memcpy(c->since_compact, src->since_compact, L * sizeof *c->since_compact);
+    c->cfg.reserve = src->cfg.reserve;
+    *out = c;
+    return KVZ_OK;
+}
+
 void kvz_cache_destroy(kvz_cache *c)
 {
     if (!c)
