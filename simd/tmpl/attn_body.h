@@ -27,14 +27,17 @@
 /* Keys per block on the dot path (decode): small, so that the block's K/V lines are still
  * in L1 when P.V reads V and the logits row stays short; K/V are read in place there. */
 #define BK_DOT 32
+/* Query rows per register tile of the dot path. */
+#define DOT_TILE 4
 
 typedef struct blk_ctx {
     size_t d, dp, dpv; /* head dim, padded scratch row, vectors per row */
     size_t group;
     ptrdiff_t q_pos0;
     float *qt, *qr, *o, *s, *kf, *vf_, *m, *l, *m2, *l2, *alpha, *lse2;
-    /* current block */
-    size_t r0, mq, nrv;
+    /* current block; mq_tile: the rows the dot path's tiles cover (2 or 3 rows are padded
+       with zero queries to one tile: a single row's loop is latency-bound, a tile is not) */
+    size_t r0, mq, nrv, mq_tile;
     int dot;
     size_t sj, sr; /* S strides of the current layout */
     /* dot path: rows to prefetch while the logits are computed (this block's V, the next
@@ -80,6 +83,7 @@ static void load_queries(blk_ctx *c, const float *q, ptrdiff_t qhs, ptrdiff_t qr
     c->mq = mq;
     c->nrv = (mq + VW - 1) / VW;
     c->dot = mq <= DOT_MAX_ROWS;
+    c->mq_tile = c->dot && mq >= 2 && mq < DOT_TILE ? DOT_TILE : mq;
     c->sj = c->dot ? 1 : MQ;
     c->sr = c->dot ? BKP : 1;
     const size_t lanes = c->nrv * VW;
@@ -101,6 +105,8 @@ static void load_queries(blk_ctx *c, const float *q, ptrdiff_t qhs, ptrdiff_t qr
         for (size_t x = 0; x < c->d; x++)
             for (size_t r = mq; r < lanes; r++)
                 c->qt[x * MQ + r] = 0.0f;
+    for (size_t r = mq; r < c->mq_tile; r++) /* padding rows: their results are never read */
+        memset(c->qr + r * c->dp, 0, c->dpv * VW * sizeof(float));
 }
 
 /* Vector loaders by storage type: the dot path reads bf16/f16 K/V rows in place and
@@ -209,7 +215,6 @@ static void logits_gemm(const blk_ctx *c, const float *kp, size_t ks, size_t nb)
  * tmp[r][t+1]: two keys share each query load and give 2 x DOT_TILE independent FMA chains
  * (one key's 4 chains left the FMA latency exposed), and nv, a constant for the common
  * head size, lets the loop unroll completely. */
-#define DOT_TILE 4
 static inline __attribute__((always_inline)) void dot_key_tile2(const blk_ctx *c, size_t r0, const void *kb,
                                                                 size_t kj0, size_t kj1, vload_fn ld, vf *tmp,
                                                                 size_t t, size_t nv)
@@ -259,7 +264,7 @@ static inline __attribute__((always_inline)) void logits_dot_body(const blk_ctx 
     size_t j = 0;
     for (; j + VW <= nb; j += VW) {
         size_t r = 0;
-        for (; r + DOT_TILE <= mq; r += DOT_TILE) {
+        for (; r + DOT_TILE <= c->mq_tile; r += DOT_TILE) {
             for (size_t t = 0; t < VW; t += 2) {
                 const size_t t1 = t + 1 < VW ? t + 1 : t;
                 if (r == 0)
@@ -423,7 +428,10 @@ static inline __attribute__((always_inline)) void pv_body(blk_ctx *c, const void
     const size_t mq = c->mq, dpv = c->dpv, dp = c->dp, sj = c->sj, sr = c->sr;
     const float *S = c->s;
     size_t r = 0;
-    for (; r + PV_RT <= mq; r += PV_RT) {
+    /* the dot path's padding rows ride along in the tile (their S rows hold logits of zero
+       queries, their O rows are scratch): cheaper than the single-row loop */
+    const size_t mqt = c->dot && c->mq_tile == PV_RT ? c->mq_tile : mq;
+    for (; r + PV_RT <= mqt; r += PV_RT) {
         size_t x = 0;
         for (; x + PV_CV <= dpv; x += PV_CV) {
             vf acc[PV_RT][PV_CV];
