@@ -1,10 +1,14 @@
 /* The NUMA planner on synthetic 1- to 8-node machines, and cache segments' memory on this machine's nodes. */
+#define _GNU_SOURCE /* pthread affinity, CPU_* */
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "core/internal.h"
 #include "core/numa_alloc.h"
 #include "core/segment.h"
 #include "testutil.h"
@@ -382,6 +386,59 @@ static void test_alloc_failure(void **state)
     }
 }
 
+/* Decode key slices scheduled by node (heads on "nodes" 0, 1, 2; binding to a node this
+ * machine lacks is a harmless no-op) give the very bytes of the unplaced schedule: the same
+ * slices, merged in the same order, whatever thread ran them. Unplaced heads, or more nodes
+ * than threads, fall back to the one shared list. */
+static void test_node_scheduling(void **state)
+{
+    (void)state;
+    enum { HH = 6, GG = 4, DD = 64 };
+    tu_rng r;
+    tu_rng_init(&r, tu_seed());
+    const size_t n_k[HH] = {300, 2000, 777, 1500, 64, 1029};
+    uint16_t *k[HH], *v[HH];
+    float q[HH * GG * DD], o1[HH * GG * DD], o2[HH * GG * DD];
+    for (size_t i = 0; i < HH * GG * DD; i++)
+        q[i] = tu_uniform(&r, -1, 1);
+    kvz_attn_job jobs[HH];
+    memset(jobs, 0, sizeof jobs);
+    for (size_t h = 0; h < HH; h++) {
+        k[h] = tu_fill_kv(&r, KVZ_DTYPE_BF16, n_k[h] * DD, -1, 1, NULL);
+        v[h] = tu_fill_kv(&r, KVZ_DTYPE_BF16, n_k[h] * DD, -1, 1, NULL);
+        kvz_attn_job *j = &jobs[h];
+        j->q = q + h * GG * DD, j->q_head_stride = DD, j->q_row_stride = HH * GG * DD;
+        j->k = k[h], j->v = v[h], j->n_k = n_k[h], j->kv_row_stride = DD, j->dtype = KVZ_KDT_BF16;
+        j->n_q = 1, j->d = DD, j->group = GG, j->q_pos0 = (ptrdiff_t)n_k[h] - 1, j->scale = 0.125f;
+        j->out = o1 + h * GG * DD, j->out_head_stride = DD, j->out_row_stride = HH * GG * DD;
+    }
+    assert_int_equal(kvz_attn_run(jobs, HH), KVZ_OK);
+    const int nodes[][HH] = {{0, 1, 0, 1, 2, 2}, {1, 1, 1, 0, 0, 0}, {0, -1, 0, 1, 1, 1}, {0, 1, 2, 3, 4, 5}};
+    for (size_t t = 0; t < sizeof nodes / sizeof nodes[0]; t++) {
+        for (size_t h = 0; h < HH; h++)
+            jobs[h].out = o2 + h * GG * DD;
+        tu_fill_sentinel(o2, HH * GG * DD);
+        assert_int_equal(kvz_attn_run_placed(jobs, nodes[t], HH), KVZ_OK);
+        assert_memory_equal(o1, o2, sizeof o1);
+    }
+    /* a host's pinning survives: the calling thread pinned to one CPU stays pinned */
+    cpu_set_t was, one, after;
+    assert_int_equal(pthread_getaffinity_np(pthread_self(), sizeof was, &was), 0);
+    CPU_ZERO(&one);
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &was)) {
+            CPU_SET(c, &one);
+            break;
+        }
+    assert_int_equal(pthread_setaffinity_np(pthread_self(), sizeof one, &one), 0);
+    assert_int_equal(kvz_attn_run_placed(jobs, nodes[0], HH), KVZ_OK);
+    assert_int_equal(pthread_getaffinity_np(pthread_self(), sizeof after, &after), 0);
+    assert_true(CPU_EQUAL(&one, &after));
+    assert_int_equal(pthread_setaffinity_np(pthread_self(), sizeof was, &was), 0);
+    for (size_t h = 0; h < HH; h++)
+        free(k[h]), free(v[h]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -393,6 +450,7 @@ int main(void)
         cmocka_unit_test(test_cache_placement),
         cmocka_unit_test(test_node_path_growth),
         cmocka_unit_test(test_alloc_failure),
+        cmocka_unit_test(test_node_scheduling),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

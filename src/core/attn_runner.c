@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "core/numa_alloc.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -141,7 +142,89 @@ static kvz_status run_query_slices(const kvz_kernel_table *kt, const kvz_attn_jo
 
 /* ---- key slices ----------------------------------------------------------------------- */
 
-static kvz_status run_key_slices(const kvz_kernel_table *kt, const kvz_attn_job *heads, size_t n_heads)
+/* Which tasks each thread runs when the heads sit on several NUMA nodes: node k owns
+ * threads [k*T/N, (k+1)*T/N) and its heads' slices (in `order`, node by node, from
+ * node_first[k]); a thread takes its node's slices through that node's counter, then
+ * helps the other nodes. Without a placement every thread shares one list. */
+typedef struct node_sched {
+    size_t n_nodes;
+    int node[64];
+    size_t *order, node_first[65];
+    size_t next[64]; /* per-node counters, taken with atomic adds */
+} node_sched;
+
+static int sched_init(node_sched *ns, const task *tasks, size_t n_tasks, const int *node_of, size_t nthr)
+{
+    ns->n_nodes = 0;
+    ns->order = NULL;
+    if (!node_of)
+        return 0;
+    for (size_t x = 0; x < n_tasks; x++) {
+        const int nd = node_of[tasks[x].head];
+        size_t k = 0;
+        while (k < ns->n_nodes && ns->node[k] != nd)
+            k++;
+        if (k == ns->n_nodes) {
+            if (nd < 0 || k == 64)
+                return ns->n_nodes = 0, 0; /* an unplaced head, or too many nodes: one list */
+            ns->node[ns->n_nodes++] = nd;
+        }
+    }
+    if (ns->n_nodes < 2 || ns->n_nodes > nthr || !(ns->order = malloc(n_tasks * sizeof *ns->order)))
+        return ns->n_nodes = 0, 0;
+    size_t t = 0;
+    for (size_t k = 0; k < ns->n_nodes; k++) {
+        ns->node_first[k] = t, ns->next[k] = 0;
+        for (size_t x = 0; x < n_tasks; x++)
+            if (node_of[tasks[x].head] == ns->node[k])
+                ns->order[t++] = x;
+    }
+    ns->node_first[ns->n_nodes] = t;
+    return 1;
+}
+
+/* The next task for a thread of node k, or n_tasks when none is left anywhere. */
+static size_t sched_next(node_sched *ns, size_t k, size_t n_tasks)
+{
+    for (size_t i = 0; i < ns->n_nodes; i++) {
+        const size_t kk = (k + i) % ns->n_nodes, n = ns->node_first[kk + 1] - ns->node_first[kk];
+        size_t got;
+#pragma omp atomic capture
+        got = ns->next[kk]++;
+        if (got < n)
+            return ns->order[ns->node_first[kk] + got];
+    }
+    return n_tasks;
+}
+
+/* One key slice: the kernel over keys [a, b) of the head's runs, partial output and lse. */
+static void key_task(const kvz_kernel_table *kt, const kvz_attn_job *heads, const task *tk, float *out, float *lse,
+                     float *work)
+{
+    const kvz_attn_job *hj = &heads[tk->head];
+    const size_t k0 = tk->a, k1 = tk->b, in2 = k0 >= hj->n_k && k1 > k0;
+    const size_t local = in2 ? k0 - hj->n_k : k0;
+    const ptrdiff_t off = (ptrdiff_t)local * hj->kv_row_stride * (ptrdiff_t)esize(hj->dtype);
+    kvz_attn_job j = *hj;
+    j.k = in2 ? hj->k2 : hj->k;
+    j.v = in2 ? hj->v2 : hj->v;
+    if (j.k)
+        j.k = (const char *)j.k + off, j.v = (const char *)j.v + off;
+    j.n_k = k1 - k0;
+    j.k2 = j.v2 = NULL;
+    j.n_k2 = 0;
+    j.q_pos0 = hj->q_pos0 - (ptrdiff_t)k0;
+    j.out = out; /* [g][i][d] */
+    j.out_head_stride = (ptrdiff_t)(hj->n_q * hj->d);
+    j.out_row_stride = (ptrdiff_t)hj->d;
+    j.lse = lse; /* [g][i] */
+    j.score = NULL;
+    j.work = work;
+    kt->attn(&j);
+}
+
+static kvz_status run_key_slices(const kvz_kernel_table *kt, const kvz_attn_job *heads, const int *node_of,
+                                 size_t n_heads)
 {
     const size_t nthr = n_threads();
     size_t total = 0;
@@ -187,6 +270,8 @@ static kvz_status run_key_slices(const kvz_kernel_table *kt, const kvz_attn_job 
     first[n_heads] = t;
     const size_t wfloats = kvz_attn_work_floats(d);
     int nomem = 0;
+    node_sched ns;
+    const int placed = sched_init(&ns, tasks, n_tasks, node_of, nthr);
 #pragma omp parallel
     {
         float *work = kvz_thread_scratch(wfloats);
@@ -194,32 +279,25 @@ static kvz_status run_key_slices(const kvz_kernel_table *kt, const kvz_attn_job 
 #pragma omp atomic write
             nomem = 1;
         }
+        if (placed) { /* the same for every thread: either all take this branch or none */
+            size_t my_node = 0;
+#ifdef _OPENMP
+            my_node = (size_t)omp_get_thread_num() * ns.n_nodes / (size_t)omp_get_num_threads();
+#endif
+            kvz_thread_pin pin;
+            kvz_numa_bind_thread(ns.node[my_node], &pin);
+            for (size_t x; (x = sched_next(&ns, my_node, n_tasks)) < n_tasks;)
+                if (work)
+                    key_task(kt, heads, &tasks[x], po + x * rows_max * d, pl + x * rows_max, work);
+            kvz_numa_unbind_thread(&pin); /* OpenMP reuses the thread for the host's other work */
+        } else {
 #pragma omp for schedule(dynamic, 1)
-        for (size_t x = 0; x < n_tasks; x++) {
-            if (!work)
-                continue;
-            const kvz_attn_job *hj = &heads[tasks[x].head];
-            const size_t k0 = tasks[x].a, k1 = tasks[x].b, in2 = k0 >= hj->n_k && k1 > k0;
-            const size_t local = in2 ? k0 - hj->n_k : k0;
-            const ptrdiff_t off = (ptrdiff_t)local * hj->kv_row_stride * (ptrdiff_t)esize(hj->dtype);
-            kvz_attn_job j = *hj;
-            j.k = in2 ? hj->k2 : hj->k;
-            j.v = in2 ? hj->v2 : hj->v;
-            if (j.k)
-                j.k = (const char *)j.k + off, j.v = (const char *)j.v + off;
-            j.n_k = k1 - k0;
-            j.k2 = j.v2 = NULL;
-            j.n_k2 = 0;
-            j.q_pos0 = hj->q_pos0 - (ptrdiff_t)k0;
-            j.out = po + x * rows_max * d; /* [g][i][d] */
-            j.out_head_stride = (ptrdiff_t)(hj->n_q * d);
-            j.out_row_stride = (ptrdiff_t)d;
-            j.lse = pl + x * rows_max; /* [g][i] */
-            j.score = NULL;
-            j.work = work;
-            kt->attn(&j);
+            for (size_t x = 0; x < n_tasks; x++)
+                if (work)
+                    key_task(kt, heads, &tasks[x], po + x * rows_max * d, pl + x * rows_max, work);
         }
     }
+    free(ns.order);
     if (!nomem) /* out = sum_p exp(lse_p - lse) o_p, slice by slice */
         for (size_t h = 0; h < n_heads; h++) {
             const kvz_attn_job *hj = &heads[h];
@@ -258,6 +336,11 @@ static kvz_status run_key_slices(const kvz_kernel_table *kt, const kvz_attn_job 
 
 kvz_status kvz_attn_run(const kvz_attn_job *heads, size_t n_heads)
 {
+    return kvz_attn_run_placed(heads, NULL, n_heads);
+}
+
+kvz_status kvz_attn_run_placed(const kvz_attn_job *heads, const int *node_of, size_t n_heads)
+{
     if (n_heads == 0)
         return KVZ_OK;
     const kvz_kernel_table *kt = kvz_kernels();
@@ -269,6 +352,6 @@ kvz_status kvz_attn_run(const kvz_attn_job *heads, size_t n_heads)
     }
     if (rows == 0)
         return KVZ_OK;
-    return rows <= KEY_SPLIT_MAX_ROWS && !scoring ? run_key_slices(kt, heads, n_heads)
+    return rows <= KEY_SPLIT_MAX_ROWS && !scoring ? run_key_slices(kt, heads, node_of, n_heads)
                                                   : run_query_slices(kt, heads, n_heads);
 }

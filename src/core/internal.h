@@ -27,6 +27,10 @@ kvz_isa kvz_isa_choose(const char *env, unsigned supported_mask, char *msg, size
 /* Runs one attention job per KV head (work and slicing are filled in): query slices for
  * many rows, key slices merged by log-sum-exp for few rows (attn_runner.c). */
 kvz_status kvz_attn_run(const kvz_attn_job *heads, size_t n_heads);
+/* kvz_attn_run with the NUMA node of each head's K/V (node_of[h], -1: unknown): when the
+ * heads sit on two or more nodes, a decode's key slices run on threads bound to the node of
+ * their head, each node's threads taking its slices first and then helping the others. */
+kvz_status kvz_attn_run_placed(const kvz_attn_job *heads, const int *node_of, size_t n_heads);
 
 /* kvz_select_global with the kept count k given directly (k >= N keeps all). */
 kvz_status kvz_select_global_k(const float *const *rows, const size_t *lens, size_t n_rows, uint64_t k,

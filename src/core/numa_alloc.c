@@ -1,6 +1,10 @@
 /* Node-local memory for cache segments: the node each segment gets on this machine, and buffers placed there.
  */
+#define _GNU_SOURCE /* pthread affinity, CPU_* */
 #include "core/numa_alloc.h"
+
+#include <pthread.h>
+#include <sched.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,4 +167,44 @@ void kvz_numa_free(void *p, size_t bytes, int node)
         (void)munmap(p, map_bytes(bytes));
     else
         kvz_aligned_free(p);
+}
+
+void kvz_numa_bind_thread(int node, kvz_thread_pin *pin)
+{
+    pin->bound = 0;
+#ifdef KVZ_HAVE_NUMA
+    _Static_assert(sizeof(cpu_set_t) <= sizeof pin->saved, "cpu_set_t fits the pin");
+    if (node < 0 || numa_available() < 0 || node > numa_max_node() || !numa_bitmask_isbitset(numa_all_nodes_ptr, (unsigned)node))
+        return;
+    cpu_set_t now, want;
+    if (pthread_getaffinity_np(pthread_self(), sizeof now, &now) != 0)
+        return;
+    struct bitmask *cpus = numa_allocate_cpumask();
+    if (!cpus)
+        return;
+    CPU_ZERO(&want);
+    if (numa_node_to_cpus(node, cpus) == 0)
+        for (unsigned c = 0; c < cpus->size && c < CPU_SETSIZE; c++)
+            if (numa_bitmask_isbitset(cpus, c) && CPU_ISSET(c, &now))
+                CPU_SET(c, &want);
+    numa_free_cpumask(cpus);
+    if (CPU_COUNT(&want) == 0 || pthread_setaffinity_np(pthread_self(), sizeof want, &want) != 0)
+        return;
+    memcpy(pin->saved, &now, sizeof now);
+    pin->bound = 1;
+#else
+    (void)node;
+#endif
+}
+
+void kvz_numa_unbind_thread(kvz_thread_pin *pin)
+{
+#ifdef KVZ_HAVE_NUMA
+    if (pin->bound) {
+        cpu_set_t was;
+        memcpy(&was, pin->saved, sizeof was);
+        (void)pthread_setaffinity_np(pthread_self(), sizeof was, &was);
+    }
+#endif
+    pin->bound = 0;
 }

@@ -33,4 +33,17 @@ void *kvz_numa_alloc(size_t bytes, int node);
  * (together they say whether it is a mapping). NULL is a no-op. */
 void kvz_numa_free(void *p, size_t bytes, int node);
 
+/* The CPUs a thread may run on before kvz_numa_bind_thread narrowed them. */
+typedef struct kvz_thread_pin {
+    int bound;
+    unsigned char saved[128]; /* a cpu_set_t */
+} kvz_thread_pin;
+
+/* Narrows the calling thread to the CPUs of a node that it may already use (a host's own
+ * pinning is respected: only its intersection with the node counts). A hint: without
+ * libnuma, for a node this machine lacks, or when the intersection is empty, nothing
+ * happens. kvz_numa_unbind_thread restores what was saved. */
+void kvz_numa_bind_thread(int node, kvz_thread_pin *pin);
+void kvz_numa_unbind_thread(kvz_thread_pin *pin);
+
 #endif
