@@ -203,13 +203,16 @@ int kvz_cmd_compress(int argc, char **argv)
                    "\"prefill_s\": %.6f, \"score_s\": %.6f, \"select_s\": %.6f, \"pieces\": \"%s\", \"out\": ",
                    kvz_policy_name(policy), ratio, n_c, pc.p.n_sys, rep.passes, rep.pass_tokens, kept, cs.bytes_used,
                    rep.prefill_s, rep.score_s, rep.select_s, pc.source);
-        else
+        else {
             printf("context %zu tokens (+%zu system), policy %s at ratio %g: kept %.4f of the context pairs, "
-                   "cache %zu bytes\nprefill %.3f s, %zu reconstruction passes (%zu tokens) %.3f s "
-                   "(%.2fx prefill), selection %.3f s; pieces from %s\nwrote ",
-                   n_c, pc.p.n_sys, kvz_policy_name(policy), ratio, kept, cs.bytes_used, rep.prefill_s, rep.passes,
-                   rep.pass_tokens, rep.score_s, rep.prefill_s > 0 ? rep.score_s / rep.prefill_s : 0, rep.select_s,
-                   pc.source);
+                   "cache %zu bytes\nprefill %.3f s%s",
+                   n_c, pc.p.n_sys, kvz_policy_name(policy), ratio, kept, cs.bytes_used, rep.prefill_s,
+                   kvz_kvzip_policy_uses_window(policy) ? " (window scores included)" : "");
+            if (rep.passes)
+                printf(", %zu reconstruction passes (%zu tokens) %.3f s (%.2fx prefill)", rep.passes, rep.pass_tokens,
+                       rep.score_s, rep.prefill_s > 0 ? rep.score_s / rep.prefill_s : 0);
+            printf(", selection %.3f s; pieces from %s\nwrote ", rep.select_s, pc.source);
+        }
         if (json) {
             kvz_json_write_string(stdout, out);
             printf("}\n");
