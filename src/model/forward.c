@@ -25,13 +25,16 @@ static void rmsnorm(const float *x, size_t n, size_t E, const float *w, float ep
 static void rope_tables(const kvz_model *m, const int64_t *pos, size_t n, float *cs, float *sn)
 {
     const size_t half = m->hp.rope_dim / 2;
+    double freq[KVZ_KMAX_HEAD_DIM / 2]; /* per pair, once per call: theta = position * freq */
+    for (size_t i = 0; i < half; i++) {
+        freq[i] = pow((double)m->hp.rope_base, -2.0 * (double)i / (double)m->hp.rope_dim) / m->hp.rope_linear_factor;
+        if (m->rope_freq_factors)
+            freq[i] /= m->rope_freq_factors[i];
+    }
 #pragma omp parallel for schedule(static) if (n > 16)
     for (size_t t = 0; t < n; t++)
         for (size_t i = 0; i < half; i++) {
-            double theta = (double)pos[t] / m->hp.rope_linear_factor *
-                           pow((double)m->hp.rope_base, -2.0 * (double)i / (double)m->hp.rope_dim);
-            if (m->rope_freq_factors)
-                theta /= m->rope_freq_factors[i];
+            const double theta = (double)pos[t] * freq[i];
             cs[t * half + i] = (float)cos(theta);
             sn[t * half + i] = (float)sin(theta);
         }
