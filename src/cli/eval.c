@@ -191,10 +191,10 @@ static int run(eval_args *a)
             max_answer = tasks[i].q[j].n_answer > max_answer ? tasks[i].q[j].n_answer : max_answer;
         }
     }
-    float *lf = malloc(max_answer * V * 4), *lp = malloc(max_answer * V * 4);
+    float *lp = malloc(max_answer * V * 4);
     double *ls_full = malloc(V * 8), *ls_pol = malloc(V * 8);
     int32_t *ans = malloc(max_answer * sizeof *ans);
-    if (!rc && (!lf || !lp || !ls_full || !ls_pol || !ans))
+    if (!rc && (!lp || !ls_full || !ls_pol || !ans))
         rc = kvz_cli_error("out of memory");
     int need_scores = 0;
     for (size_t k = 0; k < a->n_cells; k++)
@@ -221,6 +221,12 @@ static int run(eval_args *a)
                 prefill_s = again.prefill_s;
             kvz_cache_destroy(scratch);
         }
+        /* the full cache's teacher-forced distributions: once per query, for every cell's KL */
+        float *lf_all = st == KVZ_OK ? malloc((t->n_q ? t->n_q : 1) * max_answer * V * sizeof *lf_all) : NULL;
+        if (st == KVZ_OK && !lf_all)
+            st = KVZ_ERR_NOMEM;
+        for (size_t j = 0; st == KVZ_OK && j < t->n_q; j++)
+            st = forced_logits(m, fc, &t->q[j], lf_all + j * max_answer * V);
         if (st == KVZ_OK && need_scores) {
             const double t0 = omp_get_wtime();
             if (!(scores = malloc(L * H * t->n_c * sizeof *scores)))
@@ -259,8 +265,9 @@ static int run(eval_args *a)
                     break;
                 cl->answered++;
                 cl->correct += !memcmp(ans, q->answer, q->n_answer * sizeof *ans);
-                if ((st = forced_logits(m, fc, q, lf)) != KVZ_OK || (st = forced_logits(m, pcache, q, lp)) != KVZ_OK)
+                if ((st = forced_logits(m, pcache, q, lp)) != KVZ_OK)
                     break;
+                const float *lf = lf_all + j * max_answer * V;
                 for (size_t r = 0; r < q->n_answer; r++) {
                     log_softmax(lf + r * V, V, ls_full);
                     log_softmax(lp + r * V, V, ls_pol);
@@ -274,7 +281,7 @@ static int run(eval_args *a)
         }
         for (size_t k = 0; st == KVZ_OK && k < a->n_cells; k++) /* every cost against the plain prefill */
             a->cells[k].prefill_s += prefill_s, a->cells[k].build_s += build_s[k];
-        free(scores);
+        free(scores), free(lf_all);
         kvz_cache_destroy(fc);
         if (!a->json && isatty(2)) /* progress only for a person watching */
             fprintf(stderr, "\rcontext %zu/%zu", i + 1, n_tasks);
@@ -300,7 +307,7 @@ static int run(eval_args *a)
             printf("%-20s %6.2f %10.4f %10.4f %10.5f %13.2fx\n", kvz_policy_name(cl->policy), cl->ratio, kept, acc,
                    kl, cost);
     }
-    free(lf), free(lp), free(ls_full), free(ls_pol), free(ans);
+    free(lp), free(ls_full), free(ls_pol), free(ans);
     free_tasks(tasks, n_tasks);
     kvz_cli_pieces_free(&pc);
     kvz_tokenizer_free(tok);
