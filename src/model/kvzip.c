@@ -28,6 +28,21 @@ int kvz_kvzip_policy_uses_window(kvz_policy p)
 
 static size_t n_chunks(size_t n_c, size_t m) { return (n_c + m - 1) / m; }
 
+/* Context tokens of chunk t (the last one may be shorter). */
+static size_t chunk_len(size_t n_c, size_t m, size_t t) { return n_c - t * m < m ? n_c - t * m : m; }
+
+/* Tokens of the previous chunk quoted in pass t's prompt. */
+static size_t quoted(const kvz_kvzip_opts *o, size_t t)
+{
+    return t ? (o->prev_tokens < o->chunk ? o->prev_tokens : o->chunk) : 0;
+}
+
+/* Length of pass t: prompt + quoted tokens + opener + chunk. */
+static size_t pass_len(const kvz_kvzip_pieces *p, size_t n_c, const kvz_kvzip_opts *o, size_t t)
+{
+    return (t ? p->n_repeat_next : p->n_repeat_first) + quoted(o, t) + p->n_postfix + chunk_len(n_c, o->chunk, t);
+}
+
 kvz_status kvz_kvzip_pass_ids(const kvz_kvzip_pieces *p, const int32_t *ctx, size_t n_c, const kvz_kvzip_opts *o,
                               size_t t, int32_t **ids, size_t *n)
 {
@@ -36,11 +51,10 @@ kvz_status kvz_kvzip_pass_ids(const kvz_kvzip_pieces *p, const int32_t *ctx, siz
     if (!o->chunk || t >= n_chunks(n_c, o->chunk))
         return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_kvzip_pass_ids: pass %zu of a %zu-token context in chunks of %zu",
                         t, n_c, o->chunk);
-    const size_t b = t * o->chunk, m_t = n_c - b < o->chunk ? n_c - b : o->chunk;
-    const size_t prev = t ? (o->prev_tokens < o->chunk ? o->prev_tokens : o->chunk) : 0;
+    const size_t b = t * o->chunk, m_t = chunk_len(n_c, o->chunk, t), prev = quoted(o, t);
     const int32_t *prompt = t ? p->repeat_next : p->repeat_first;
     const size_t n_prompt = t ? p->n_repeat_next : p->n_repeat_first;
-    const size_t total = n_prompt + prev + p->n_postfix + m_t;
+    const size_t total = pass_len(p, n_c, o, t);
     int32_t *v = malloc(total * sizeof *v);
     if (!v)
         return kvz_fail(KVZ_ERR_NOMEM, "kvz_kvzip_pass_ids: no memory");
@@ -104,7 +118,7 @@ kvz_status kvz_kvzip_score(kvz_model *m, kvz_cache *c, const kvz_kvzip_pieces *p
         /* every pass starts at the same position n_sys + n_c: the cache is unchanged between passes */
         for (size_t i = 0; i < n_in && st == KVZ_OK; i++)
             pos[i] = (int64_t)(rows + i);
-        const size_t b = t * o->chunk, m_t = n_c - b < o->chunk ? n_c - b : o->chunk;
+        const size_t b = t * o->chunk, m_t = chunk_len(n_c, o->chunk, t);
         size_t appended = 0;
         for (size_t l = 0; l < L && st == KVZ_OK; l++) {
             kvz_layer_io io = {.n = n_in,
@@ -234,11 +248,8 @@ kvz_status kvz_kvzip_build(kvz_model *m, const kvz_kvzip_pieces *p, const int32_
         else
             st = kvz_kvzip_score(m, c, p, ctx, n_c, o, scores);
         rep.passes = n_chunks(n_c, o->chunk);
-        for (size_t t = 0; t < rep.passes; t++) { /* prompt + quoted tokens + opener + chunk */
-            const size_t m_t = n_c - t * o->chunk < o->chunk ? n_c - t * o->chunk : o->chunk;
-            rep.pass_tokens += (t ? p->n_repeat_next + (o->prev_tokens < o->chunk ? o->prev_tokens : o->chunk)
-                                  : p->n_repeat_first) + p->n_postfix + m_t;
-        }
+        for (size_t t = 0; t < rep.passes; t++)
+            rep.pass_tokens += pass_len(p, n_c, o, t);
     }
     double t2 = omp_get_wtime();
     rep.score_s = t2 - t1;
