@@ -64,8 +64,9 @@ kvz_status kvz_cache_attend_runs(const kvz_cache *c, size_t layer, const kvz_seg
             j->own_begin = (size_t)j->q_pos0;
         }
     }
-    /* the node of each head's shared segment (a query's tail is small and wherever it is) */
-    int *node_of = malloc(H * sizeof *node_of);
+    /* the node of each head's shared segment (a query's tail is small and wherever it is);
+       a cache is placed whole or not at all, so an unplaced one skips this per call */
+    int *node_of = kvz_segment_node(kvz_cache_seg(c, layer, 0)) >= 0 ? malloc(H * sizeof *node_of) : NULL;
     for (size_t h = 0; node_of && h < H; h++)
         node_of[h] = kvz_segment_node(kvz_cache_seg(c, layer, h));
     const kvz_status st = kvz_attn_run_placed(jobs, node_of, H);
