@@ -56,7 +56,11 @@ typedef enum kvz_isa {
     KVZ_ISA_GENERIC = 0, /**< portable C */
     KVZ_ISA_AVX2 = 1,    /**< x86-64 AVX2 + FMA + F16C */
     KVZ_ISA_AVX512 = 2,  /**< x86-64 AVX-512 F/BW/VL/DQ */
-    KVZ_ISA_NEON = 3     /**< aarch64 Advanced SIMD */
+    KVZ_ISA_NEON = 3,    /**< aarch64 Advanced SIMD */
+    /** x86-64 AVX-512 plus AVX512_BF16: attention over bf16 K/V rounds the queries (and, in
+     *  prefill and scoring, the probabilities) to bf16 for pair dot products with fp32
+     *  accumulation (doc/kernels.md). Above avx512. @since 0.1 */
+    KVZ_ISA_AVX512_BF16 = 4
 } kvz_isa;
 
 /** Runtime library version. @since 0.1 */
@@ -80,7 +84,7 @@ KVZ_API const char *kvz_last_error(void);
 
 /** @name ISA dispatch
  *  The best level is chosen once per process, on first use; the environment variable
- *  KVZ_ISA=generic|avx2|avx512|neon forces a lower one (a level the CPU lacks is refused:
+ *  KVZ_ISA=generic|avx2|avx512|avx512bf16|neon forces a lower one (a level the CPU lacks is refused:
  *  the library then stays on the best level, says why on stderr, and kvz_last_error() of
  *  the thread whose call made the choice says it too).
  *  @{ */
@@ -99,7 +103,8 @@ KVZ_API int kvz_isa_supported(kvz_isa isa);
  */
 KVZ_API kvz_status kvz_isa_force(kvz_isa isa);
 
-/** Lower-case name of a level ("generic", "avx2", "avx512", "neon"), or "unknown". @since 0.1 */
+/** Lower-case name of a level ("generic", "avx2", "avx512", "avx512bf16", "neon"), or "unknown".
+ *  @since 0.1 */
 KVZ_API const char *kvz_isa_name(kvz_isa isa);
 
 /** Parses a level name as accepted by KVZ_ISA. @return KVZ_OK or KVZ_ERR_INVALID_ARG. @since 0.1 */

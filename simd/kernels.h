@@ -10,13 +10,27 @@
  * Scratch memory comes from the caller (`work`, sized by the *_work_floats helpers,
  * 64-byte aligned). All arithmetic is fp32; K/V may be stored as f32, bf16 or f16.
  * Strides are in elements of the array they describe.
+ *
+ * One exception, the AVX512_BF16 level's attention over bf16 K/V: there the queries are
+ * rounded to bf16 (nearest even; before the scale is applied), and in blocks of more than
+ * DOT_MAX_ROWS query rows per KV head (prefill, scoring) the probabilities are rounded to
+ * bf16 for P.V too, so that Q.K and P.V run as bf16 pair dot products (products exact,
+ * fp32 accumulation), as GPU flash attention does over bf16. The log-sum-exp, the softmax
+ * sums and the KVzip scores stay fp32 functions of those logits.
  */
 
 /* Storage dtypes; the values equal the public enum kvz_dtype. */
 enum { KVZ_KDT_F32 = 0, KVZ_KDT_BF16 = 1, KVZ_KDT_F16 = 2, KVZ_KDT_COUNT = 3 };
 
 /* ISA levels; the values equal the public enum kvz_isa. */
-enum { KVZ_KISA_GENERIC = 0, KVZ_KISA_AVX2 = 1, KVZ_KISA_AVX512 = 2, KVZ_KISA_NEON = 3, KVZ_KISA_COUNT = 4 };
+enum {
+    KVZ_KISA_GENERIC = 0,
+    KVZ_KISA_AVX2 = 1,
+    KVZ_KISA_AVX512 = 2,
+    KVZ_KISA_NEON = 3,
+    KVZ_KISA_AVX512_BF16 = 4,
+    KVZ_KISA_COUNT = 5
+};
 
 /* Largest head dimension the attention kernels accept. */
 #define KVZ_KMAX_HEAD_DIM 256
@@ -157,12 +171,16 @@ KVZ_KERNEL_DECLS(generic)
 KVZ_KERNEL_DECLS(avx2)
 KVZ_KERNEL_DECLS(avx512)
 KVZ_KERNEL_DECLS(neon)
+/* the AVX512_BF16 level has attention kernels of its own and shares the rest with avx512 */
+void kvz_attn_avx512bf16(const kvz_attn_job *job);
+void kvz_window_score_avx512bf16(const kvz_window_job *job);
 
 /* The tables of the levels compiled into this build (config.h says which). */
 extern const kvz_kernel_table kvz_kernels_generic;
 #if defined(__x86_64__) || defined(_M_X64)
 extern const kvz_kernel_table kvz_kernels_avx2;
 extern const kvz_kernel_table kvz_kernels_avx512;
+extern const kvz_kernel_table kvz_kernels_avx512bf16;
 #endif
 #if defined(__aarch64__)
 extern const kvz_kernel_table kvz_kernels_neon;

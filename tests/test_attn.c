@@ -129,7 +129,7 @@ static pdata make_data(tu_rng *r, const pcase *c)
     for (size_t qh = 0; qh < HG; qh++)
         for (size_t i = 0; i < c->n_q; i++)
             for (size_t x = 0; x < d; x++) {
-                const float v = tu_uniform(r, -amp, amp);
+                const float v = tu_query(r, -amp, amp, c->dt);
                 p.q[lay_index(p.qs, i, qh) + x] = v;
                 p.qx[(qh * c->n_q + i) * d + x] = v;
             }
@@ -223,7 +223,7 @@ static void check_case(tu_rng *r, const pcase *c)
         free(sh);
     }
 
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     float *out = tu_malloc(p.os.size * sizeof(float)), *lse = tu_malloc(HG * c->n_q * sizeof(float));
     float *score = tu_malloc((ssize ? ssize : 1) * sizeof(float)), *got = tu_malloc(nout * sizeof(float));
@@ -608,7 +608,7 @@ static void test_spec_bounds_and_order(void **state)
     double *want = tu_malloc(H * s.chunk * sizeof(double));
     float *tmp = tu_malloc(H * s.chunk * sizeof(float));
     char what[160];
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     for (size_t l = 0; l < nl; l++) {
         tu_force(lv[l]);
@@ -655,7 +655,7 @@ static void test_spec_reduced_set(void **state)
     (void)state;
     tu_rng r;
     tu_rng_init(&r, tu_seed() + 7);
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     for (size_t l = 0; l < nl; l++) {
         tu_force(lv[l]);
@@ -719,7 +719,7 @@ static void test_spec_causality(void **state)
     (void)state;
     tu_rng r;
     tu_rng_init(&r, tu_seed() + 8);
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     static const struct {
         size_t G, n_in;
@@ -814,7 +814,7 @@ static void test_spec_gqa(void **state)
     (void)state;
     tu_rng r;
     tu_rng_init(&r, tu_seed() + 9);
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     static const size_t Gs[] = {2, 3, 4, 8}, nins[] = {1, 2, 5, 40, 70};
     for (size_t l = 0; l < nl; l++) {
@@ -870,7 +870,7 @@ static void test_kernel_contract(void **state)
     (void)state;
     tu_rng r;
     tu_rng_init(&r, tu_seed() + 10);
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     static const struct {
         size_t G, n_q, d;
@@ -884,7 +884,7 @@ static void test_kernel_contract(void **state)
         float *q = tu_malloc(G * n_q * d * sizeof(float)); /* [g][i][d] */
         double *qx = tu_malloc(G * n_q * d * sizeof(double));
         for (size_t x = 0; x < G * n_q * d; x++)
-            qx[x] = q[x] = tu_uniform(&r, -3, 3);
+            qx[x] = q[x] = tu_query(&r, -3, 3, dt);
         const double scale = 1.0 / sqrt((double)d);
         double *want = tu_malloc(G * n_q * d * sizeof(double)), *want_lse = tu_malloc(G * n_q * sizeof(double));
         double *want_score = tu_malloc((ce - cb) * sizeof(double));
@@ -913,7 +913,7 @@ static void test_kernel_contract(void **state)
             tu_fill_sentinel(out, G * n_q * d);
             tu_fill_sentinel(lse, G * n_q);
             kt->attn(&j);
-            tu_check_close(out, want, G * n_q * d, tu_tol(dt), tu_tol(dt), what);
+            tu_check_close(out, want, G * n_q * d, tu_tol_at(lv[l], dt), tu_tol_at(lv[l], dt), what);
             tu_check_close(lse, want_lse, G * n_q, LSE_ATOL, LSE_RTOL, what);
             /* scoring in slices of the queries: [0, s) and [s, n_q) */
             const size_t s = n_q / 2;
@@ -931,7 +931,7 @@ static void test_kernel_contract(void **state)
                 for (size_t x = 0; x < ce - cb; x++)
                     score[x] = part[x] > score[x] ? part[x] : score[x];
             }
-            tu_check_close(out, want, G * n_q * d, tu_tol(dt), tu_tol(dt), what);
+            tu_check_close(out, want, G * n_q * d, tu_tol_at(lv[l], dt), tu_tol_at(lv[l], dt), what);
             tu_check_close(score, want_score, ce - cb, SCORE_ATOL, SCORE_RTOL, what);
             /* the keys as two runs in separate buffers (a shared segment and a private
              * tail): split anywhere, inside a block, at the ends */
@@ -948,7 +948,7 @@ static void test_kernel_contract(void **state)
                 kt->attn(&j2);
                 snprintf(what, sizeof what, "%s kernel G%zu n_q %zu d%zu dtype %d, two runs split at %zu",
                          kvz_isa_name(lv[l]), G, n_q, d, (int)dt, sp);
-                tu_check_close(out, want, G * n_q * d, tu_tol(dt), tu_tol(dt), what);
+                tu_check_close(out, want, G * n_q * d, tu_tol_at(lv[l], dt), tu_tol_at(lv[l], dt), what);
                 tu_check_close(lse, want_lse, G * n_q, LSE_ATOL, LSE_RTOL, what);
                 free(k2), free(v2);
             }
@@ -956,6 +956,65 @@ static void test_kernel_contract(void **state)
         free(work);
         free(kx), free(vx), free(k), free(v), free(q), free(qx), free(want), free(want_lse), free(want_score);
         free(out), free(lse), free(score), free(part);
+    }
+}
+
+/* kernels.h: the avx512bf16 level reads the queries of attention over bf16 K/V rounded to
+ * bf16 (ties to even), with few query rows (decode) and many (prefill) alike: its lse is
+ * the oracle's over the rounded queries, measurably apart from the unrounded ones'. */
+static void test_bf16_query_rounding(void **state)
+{
+    (void)state;
+    const kvz_kernel_table *kt = kvz_kernels_for(KVZ_ISA_AVX512_BF16);
+    if (!kt)
+        skip();
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 11);
+    static const struct {
+        size_t G, n_q, d;
+    } e[] = {{4, 1, 128}, {4, 40, 128}, {2, 9, 80}, {7, 3, 64}};
+    for (size_t t = 0; t < sizeof e / sizeof e[0]; t++) {
+        const size_t G = e[t].G, n_q = e[t].n_q, d = e[t].d, n_k = 300, P = n_k - n_q, nq = G * n_q * d;
+        double *kx = tu_malloc(n_k * d * sizeof(double)), *vx = tu_malloc(n_k * d * sizeof(double));
+        void *k = tu_fill_kv(&r, KVZ_DTYPE_BF16, n_k * d, -1, 1, kx);
+        void *v = tu_fill_kv(&r, KVZ_DTYPE_BF16, n_k * d, -1, 1, vx);
+        float *q = tu_malloc(nq * sizeof(float)); /* [g][i][d], not bf16 values */
+        double *qx = tu_malloc(nq * sizeof(double)), *qr = tu_malloc(nq * sizeof(double));
+        for (size_t x = 0; x < nq; x++) {
+            q[x] = tu_uniform(&r, -3, 3);
+            qx[x] = q[x], qr[x] = tu_round_bf16(q[x]);
+        }
+        const double scale = 1.0 / sqrt((double)d);
+        double *want = tu_malloc(nq * sizeof(double)), *want_lse = tu_malloc(G * n_q * sizeof(double));
+        double *plain = tu_malloc(nq * sizeof(double)), *plain_lse = tu_malloc(G * n_q * sizeof(double));
+        for (size_t g = 0; g < G; g++) {
+            oracle_attn(qr + g * n_q * d, kx, vx, n_q, n_k, d, (long)P, scale, want + g * n_q * d,
+                        want_lse + g * n_q);
+            oracle_attn(qx + g * n_q * d, kx, vx, n_q, n_k, d, (long)P, scale, plain + g * n_q * d,
+                        plain_lse + g * n_q);
+        }
+        float *out = tu_malloc(nq * sizeof(float)), *lse = tu_malloc(G * n_q * sizeof(float)), *work = NULL;
+        assert_int_equal(posix_memalign((void **)&work, 64, kvz_attn_work_floats(d) * sizeof(float)), 0);
+        kvz_attn_job j;
+        memset(&j, 0, sizeof j);
+        j.q = q, j.q_head_stride = (ptrdiff_t)(n_q * d), j.q_row_stride = (ptrdiff_t)d;
+        j.k = k, j.v = v, j.kv_row_stride = (ptrdiff_t)d, j.dtype = KVZ_DTYPE_BF16;
+        j.n_q = n_q, j.n_k = n_k, j.d = d, j.group = G, j.q_pos0 = (ptrdiff_t)P, j.scale = (float)scale;
+        j.out = out, j.out_head_stride = (ptrdiff_t)(n_q * d), j.out_row_stride = (ptrdiff_t)d;
+        j.lse = lse, j.work = work;
+        kt->attn(&j);
+        char what[96];
+        snprintf(what, sizeof what, "avx512bf16 rounded queries G%zu n_q %zu d%zu", G, n_q, d);
+        tu_check_close(lse, want_lse, G * n_q, LSE_ATOL, LSE_RTOL, what);
+        tu_check_close(out, want, nq, tu_tol_at(KVZ_ISA_AVX512_BF16, KVZ_DTYPE_BF16),
+                       tu_tol_at(KVZ_ISA_AVX512_BF16, KVZ_DTYPE_BF16), what);
+        double apart = 0.0; /* the test can tell rounded queries from unrounded ones */
+        for (size_t i = 0; i < G * n_q; i++)
+            apart = fmax(apart, fabs(plain_lse[i] - want_lse[i]) / (LSE_ATOL + LSE_RTOL * fabs(want_lse[i])));
+        if (apart < 4.0)
+            fail_msg("%s: the unrounded queries' lse is only %.2f tolerances away", what, apart);
+        free(work), free(out), free(lse), free(want), free(want_lse), free(plain), free(plain_lse);
+        free(kx), free(vx), free(k), free(v), free(q), free(qx), free(qr);
     }
 }
 
@@ -1087,6 +1146,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_spec_causality, tu_setup_clock, tu_teardown_report),
         cmocka_unit_test_setup_teardown(test_spec_gqa, tu_setup_clock, tu_teardown_report),
         cmocka_unit_test_setup_teardown(test_kernel_contract, tu_setup_clock, tu_teardown_report),
+        cmocka_unit_test_setup_teardown(test_bf16_query_rounding, tu_setup_clock, tu_teardown_report),
         cmocka_unit_test(test_invalid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -225,7 +225,7 @@ static void test_reference_selfcheck(void **state)
 static void test_widen_exhaustive(void **state)
 {
     (void)state;
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     uint16_t *all = tu_malloc(65536 * 2);
     float *f = tu_malloc(65536 * sizeof(float));
@@ -245,7 +245,7 @@ static void test_widen_exhaustive(void **state)
 static void test_roundtrip_exhaustive(void **state)
 {
     (void)state;
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     uint16_t *all = tu_malloc(65536 * 2), *back = tu_malloc(65536 * 2);
     float *f = tu_malloc(65536 * sizeof(float));
@@ -275,7 +275,7 @@ static void test_roundtrip_exhaustive(void **state)
 static void test_cross_exhaustive(void **state)
 {
     (void)state;
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     uint16_t *all = tu_malloc(65536 * 2), *out = tu_malloc(65536 * 2);
     for (uint32_t i = 0; i < 65536; i++)
@@ -296,7 +296,7 @@ static void test_cross_exhaustive(void **state)
 static void test_narrow_boundaries(void **state)
 {
     (void)state;
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     const size_t cap = 0x8000 * 8;
     float *x = tu_malloc(cap * sizeof(float));
@@ -331,7 +331,7 @@ static void test_narrow_boundaries(void **state)
 static void test_narrow_sweep(void **state)
 {
     (void)state;
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     const size_t n = (tu_quick() ? 1u << 16 : 1u << 20) + 12;
     float *x = tu_malloc(n * sizeof(float));
@@ -392,7 +392,7 @@ static void test_all_pairs_lengths(void **state)
     unsigned char src[3][(MAXN + OFFS) * 4], dst[(MAXN + OFFS + 2 * PAD) * 4];
     for (int s = 0; s < 3; s++)
         fill_mixed(&r, src[s], (kvz_dtype)s, MAXN + OFFS);
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     char what[64];
     for (size_t l = 0; l < nl; l++) {
@@ -429,7 +429,7 @@ static void test_all_pairs_long(void **state)
         src[s] = tu_malloc(n * 4);
         fill_mixed(&r, src[s], (kvz_dtype)s, n);
     }
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     for (size_t l = 0; l < nl; l++) {
         tu_force(lv[l]);
@@ -452,7 +452,7 @@ static void test_in_place(void **state)
     tu_rng_init(&r, tu_seed() + 32);
     const size_t n = 300;
     unsigned char a[300 * 4], b[300 * 4];
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     for (size_t l = 0; l < nl; l++) {
         tu_force(lv[l]);

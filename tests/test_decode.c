@@ -116,7 +116,7 @@ static void check_varlen(tu_rng *r, const vcase *c)
     float *q = tu_malloc(nq * sizeof(float));
     double *qx = tu_malloc(nq * sizeof(double)), *want = tu_malloc(nq * sizeof(double));
     for (size_t i = 0; i < nq; i++)
-        qx[i] = q[i] = tu_uniform(r, -amp, amp);
+        qx[i] = q[i] = tu_query(r, -amp, amp, c->dt);
     if (c->needles)
         plant_needles(r, c, cu, kd, kx, q, qx);
     void *k = NULL, *v = NULL;
@@ -133,7 +133,7 @@ static void check_varlen(tu_rng *r, const vcase *c)
     const double scale = c->scale != 0.0f ? (double)c->scale : 1.0 / sqrt((double)d);
     oracle_varlen(qx, kx, vx, d, cu, H, G, ql, d, scale, want);
 
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     float *out = tu_malloc(nq * sizeof(float));
     char what[400];
@@ -319,7 +319,7 @@ static void test_retain_equals_evict(void **state)
     tu_rng r;
     tu_rng_init(&r, tu_seed() + 23);
     const size_t H = 3, G = 4, d = 64, n_sys = 5, n = tu_quick() ? 200 : 700;
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     char what[200];
     for (int variant = 0; variant < 9; variant++) {
@@ -362,7 +362,7 @@ static void test_retain_equals_evict(void **state)
         float *q = tu_malloc(nq * sizeof(float));
         double *qx = tu_malloc(nq * sizeof(double));
         for (size_t i = 0; i < nq; i++)
-            qx[i] = q[i] = tu_uniform(&r, -3, 3);
+            qx[i] = q[i] = tu_query(&r, -3, 3, dt);
         /* retain: masked attention over the full segment; the new tokens are its last q_len rows */
         double *retain = tu_malloc(nq * sizeof(double)), *evict = tu_malloc(nq * sizeof(double));
         double *qg = tu_malloc(ql * d * sizeof(double)), *og = tu_malloc(ql * d * sizeof(double));

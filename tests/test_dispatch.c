@@ -13,11 +13,12 @@
 
 #define M(i) (1u << (i))
 
-/* The rule kvz_isa_choose must follow: the best level of the mask (avx512 > avx2 > neon >
- * generic) unless the name is a level of the mask. */
+/* The rule kvz_isa_choose must follow: the best level of the mask (avx512bf16 > avx512 > avx2 >
+ * neon > generic) unless the name is a level of the mask. */
 static kvz_isa best_of(unsigned mask)
 {
-    return (mask & M(KVZ_ISA_AVX512)) ? KVZ_ISA_AVX512
+    return (mask & M(KVZ_ISA_AVX512_BF16)) ? KVZ_ISA_AVX512_BF16
+           : (mask & M(KVZ_ISA_AVX512))    ? KVZ_ISA_AVX512
            : (mask & M(KVZ_ISA_AVX2)) ? KVZ_ISA_AVX2
            : (mask & M(KVZ_ISA_NEON)) ? KVZ_ISA_NEON
                                       : KVZ_ISA_GENERIC;
@@ -26,8 +27,8 @@ static kvz_isa best_of(unsigned mask)
 /* -1: not a level name; else the level (any case). */
 static int level_of_name(const char *s)
 {
-    static const char *const names[] = {"generic", "avx2", "avx512", "neon"};
-    for (int i = 0; i < 4; i++) {
+    static const char *const names[] = {"generic", "avx2", "avx512", "neon", "avx512bf16"};
+    for (int i = 0; i < 5; i++) {
         size_t c = 0;
         while (s[c] && names[i][c] && tolower((unsigned char)s[c]) == names[i][c])
             c++;
@@ -38,16 +39,17 @@ static int level_of_name(const char *s)
 }
 
 static const char *const envs[] = {NULL,      "",         "generic", "GENERIC", "Generic", "avx2",
-                                   "AVX2",    "aVx2",     "avx512",  "AVX512",  "Avx512",  "neon",
+                                   "AVX2",    "aVx2",     "avx512",  "AVX512",  "Avx512",  "avx512bf16",
+                                   "AVX512BF16", "avx512_bf16", "neon",
                                    "NEON",    "NeOn",     "sse42",   "avx",     "avx2 ",   " avx2",
                                    "avx-512", "generic2", "x",       "unknown", "0",       "1"};
 
-/* Every mask (all 16 subsets of the four levels) against every value of the variable. */
+/* Every mask (all 32 subsets of the five levels) against every value of the variable. */
 static void test_choose_all_combinations(void **state)
 {
     (void)state;
     char msg[256];
-    for (unsigned mask = 0; mask < 16; mask++)
+    for (unsigned mask = 0; mask < 32; mask++)
         for (size_t e = 0; e < sizeof envs / sizeof envs[0]; e++) {
             const char *env = envs[e];
             memset(msg, 'Z', sizeof msg);
@@ -71,6 +73,10 @@ static void test_choose_all_combinations(void **state)
     const unsigned x86 = M(KVZ_ISA_GENERIC) | M(KVZ_ISA_AVX2) | M(KVZ_ISA_AVX512);
     const unsigned arm = M(KVZ_ISA_GENERIC) | M(KVZ_ISA_NEON);
     assert_int_equal(kvz_isa_choose(NULL, x86, msg, sizeof msg), KVZ_ISA_AVX512);
+    assert_int_equal(kvz_isa_choose(NULL, x86 | M(KVZ_ISA_AVX512_BF16), msg, sizeof msg), KVZ_ISA_AVX512_BF16);
+    assert_int_equal(kvz_isa_choose("avx512", x86 | M(KVZ_ISA_AVX512_BF16), msg, sizeof msg), KVZ_ISA_AVX512);
+    assert_int_equal(kvz_isa_choose("avx512bf16", x86, msg, sizeof msg), KVZ_ISA_AVX512);
+    assert_true(strstr(msg, "avx512bf16") != NULL);
     assert_int_equal(kvz_isa_choose(NULL, arm, msg, sizeof msg), KVZ_ISA_NEON);
     assert_int_equal(kvz_isa_choose(NULL, M(0) | M(KVZ_ISA_AVX2), msg, sizeof msg), KVZ_ISA_AVX2);
     assert_int_equal(kvz_isa_choose(NULL, M(0), msg, sizeof msg), KVZ_ISA_GENERIC);
@@ -114,7 +120,7 @@ typedef struct child_result {
     char stderr_text[512];
 } child_result;
 
-static child_result children[] = {{.env = "GeNeRiC"}, {.env = "avx2"}, {.env = "AVX512"},
+static child_result children[] = {{.env = "GeNeRiC"}, {.env = "avx2"}, {.env = "AVX512"}, {.env = "avx512bf16"},
                                   {.env = "neon"},    {.env = "sse9"}, {.env = ""}};
 enum { N_CHILDREN = sizeof children / sizeof children[0] };
 
@@ -184,7 +190,7 @@ static void test_env_fresh_processes(void **state)
 {
     (void)state;
     unsigned mask = 0;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (kvz_isa_supported((kvz_isa)i))
             mask |= M(i);
     for (size_t i = 0; i < N_CHILDREN; i++) {
@@ -227,9 +233,9 @@ static void test_env_refusal_in_last_error(void **state)
 static void test_force(void **state)
 {
     (void)state;
-    const kvz_isa all[] = {KVZ_ISA_GENERIC, KVZ_ISA_AVX2, KVZ_ISA_AVX512, KVZ_ISA_NEON};
+    const kvz_isa all[] = {KVZ_ISA_GENERIC, KVZ_ISA_AVX2, KVZ_ISA_AVX512, KVZ_ISA_AVX512_BF16, KVZ_ISA_NEON};
     for (int round = 0; round < 2; round++)
-        for (size_t i = 0; i < 4; i++) {
+        for (size_t i = 0; i < 5; i++) {
             const kvz_isa before = kvz_isa_active();
             if (kvz_isa_supported(all[i])) {
                 assert_int_equal(kvz_isa_force(all[i]), KVZ_OK);
@@ -240,7 +246,7 @@ static void test_force(void **state)
                 assert_int_equal(kvz_isa_active(), before);
             }
         }
-    const int bad[] = {4, 5, 99, -1, 0x7fffffff};
+    const int bad[] = {5, 6, 99, -1, 0x7fffffff};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const kvz_isa before = kvz_isa_active();
         assert_int_equal(kvz_isa_force((kvz_isa)bad[i]), KVZ_ERR_INVALID_ARG);
@@ -249,7 +255,7 @@ static void test_force(void **state)
     }
     /* back to the best level, as an unforced process would run */
     kvz_isa best = KVZ_ISA_GENERIC;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (kvz_isa_supported((kvz_isa)i))
             best = best_of(M(best) | M(i));
     assert_int_equal(kvz_isa_force(best), KVZ_OK);
@@ -274,7 +280,7 @@ static void test_tables(void **state)
         tu_force((kvz_isa)i);
         assert_ptr_equal(kvz_kernels(), t);
     }
-    const int bad[] = {4, 99, -1};
+    const int bad[] = {5, 99, -1};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_null(kvz_kernels_for((kvz_isa)bad[i]));
 #if !defined(KVZ_HAVE_NEON)
@@ -282,6 +288,9 @@ static void test_tables(void **state)
 #endif
 #if !defined(KVZ_HAVE_AVX512)
     assert_null(kvz_kernels_for(KVZ_ISA_AVX512));
+#endif
+#if !defined(KVZ_HAVE_AVX512BF16)
+    assert_null(kvz_kernels_for(KVZ_ISA_AVX512_BF16));
 #endif
 }
 
@@ -303,6 +312,9 @@ static void test_detection_matches_compiler(void **state)
 #endif
     if (kvz_cpu_has_avx512_bf16())
         assert_true(avx512);
+#ifdef KVZ_HAVE_AVX512BF16
+    assert_int_equal(kvz_isa_supported(KVZ_ISA_AVX512_BF16) != 0, avx512 && __builtin_cpu_supports("avx512bf16"));
+#endif
 #else
     skip();
 #endif
@@ -313,7 +325,7 @@ static void test_detection_matches_compiler(void **state)
 static void test_force_while_computing(void **state)
 {
     (void)state;
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     tu_rng r;
     tu_rng_init(&r, tu_seed() + 40);

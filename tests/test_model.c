@@ -110,7 +110,7 @@ static void test_logits_vs_reference(void **state)
     ref_llama_forward(r, ids, N, want, NULL);
     kvz_model *m = load();
     float *got = tu_malloc(V * 4);
-    kvz_isa isas[4];
+    kvz_isa isas[TU_MAX_LEVELS];
     const size_t n_isa = tu_isa_levels(isas);
     for (size_t li = 0; li < n_isa; li++) {
         tu_force(isas[li]);

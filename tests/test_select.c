@@ -212,7 +212,7 @@ static const double ratios[] = {0.0, 1e-9, 0.05, 0.29, 0.3, 0.5, 0.7777, 0.999, 
  * every level (all_levels) or only the best one */
 static void check_shape(const shape *s, const int *threads, size_t n_threads, int all_levels, const char *what)
 {
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     size_t nl = tu_isa_levels(lv);
     if (!all_levels) {
         lv[0] = lv[nl - 1];
@@ -307,7 +307,7 @@ static void test_large(void **state)
         for (size_t j = 0; j < len; j++)
             s.rows[i][j] = gen_score(&r, GEN_BF16);
     }
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     char what[64];
     size_t n;
@@ -422,7 +422,7 @@ static void test_signed_zero(void **state)
     uint8_t *keep[2] = {ka, kb};
     size_t n;
     float thr;
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     for (size_t l = 0; l < nl; l++) {
         tu_force(lv[l]);
@@ -540,7 +540,7 @@ static void test_topk(void **state)
     /* random rows against the reference, every level, short rows and one above the parallel cutoff */
     tu_rng r;
     tu_rng_init(&r, tu_seed() + 43);
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     const int saved = omp_get_max_threads();
     for (size_t l = 0; l < nl; l++) {
@@ -581,7 +581,7 @@ static void test_kernel_histogram(void **state)
     for (size_t j = 0; j < n; j++)
         x[j] = gen_score(&r, j % 3 ? GEN_BF16 : GEN_WIDE);
     uint64_t got[256], want[256];
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     for (size_t l = 0; l < nl; l++) {
         const kvz_kernel_table *kt = kvz_kernels_for(lv[l]);

@@ -117,7 +117,7 @@ static void test_spec_softmax_example(void **state)
      * [0.24473, 0.09003, 0.66524, 0] and [0.03770, 0.10249, 0.10249, 0.75731] on the
      * non-window keys */
     const double row0[2] = {0.24473, 0.09003}, row1[3] = {0.03770, 0.10249, 0.10249};
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     char what[64];
     for (size_t l = 0; l < nl; l++) {
@@ -262,7 +262,7 @@ static void test_spec_pooling_through_kernel(void **state)
         for (int j = 0; j < 10; j++)
             s_exact[(h / 2) * 10 + j] += m0[j];
     }
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     char what[64];
     for (size_t l = 0; l < nl; l++) {
@@ -386,7 +386,7 @@ static void check_case(tu_rng *r, const wcase *c)
 
     const size_t olen = H * (size_t)ohs + 8;
     float *out = tu_malloc(olen * sizeof(float)), *got = tu_malloc((H * nk + 1) * sizeof(float));
-    kvz_isa lv[4];
+    kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     char what[200];
     for (size_t l = 0; l < nl; l++) {

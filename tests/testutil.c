@@ -54,12 +54,12 @@ int tu_quick(void)
     return e && *e && strcmp(e, "0") != 0;
 }
 
-size_t tu_isa_levels(kvz_isa out[4])
+size_t tu_isa_levels(kvz_isa out[TU_MAX_LEVELS])
 {
-    static const kvz_isa all[4] = {KVZ_ISA_GENERIC, KVZ_ISA_AVX2, KVZ_ISA_AVX512, KVZ_ISA_NEON};
+    static const kvz_isa all[TU_MAX_LEVELS] = {KVZ_ISA_GENERIC, KVZ_ISA_AVX2, KVZ_ISA_AVX512, KVZ_ISA_AVX512_BF16, KVZ_ISA_NEON};
     static int printed;
     size_t n = 0;
-    for (size_t i = 0; i < 4; i++)
+    for (size_t i = 0; i < TU_MAX_LEVELS; i++)
         if (kvz_isa_supported(all[i]))
             out[n++] = all[i];
     assert_true(n >= 1 && out[0] == KVZ_ISA_GENERIC); /* the portable level always runs */
@@ -114,6 +114,8 @@ static double round_sig(double x, int p, int emin)
     const double quantum = ldexp(1.0, lead - (p - 1));
     return nearbyint(x / quantum) * quantum;
 }
+
+double tu_round_bf16(double x) { return round_sig(x, 8, -126); }
 
 static uint16_t encode_bf16(double y)
 {
@@ -187,10 +189,21 @@ void *tu_fill_kv(tu_rng *r, kvz_dtype dt, size_t n, float lo, float hi, double *
  * bf16-rounded query change outputs by 1e-4 .. 1e-1 (the tests shape their inputs so that
  * softmaxes are peaked enough for this to hold).
  */
-double tu_tol(kvz_dtype dt)
+double tu_tol_at(kvz_isa isa, kvz_dtype dt)
 {
-    (void)dt;
-    return 2e-5;
+    /* The avx512bf16 level rounds the probabilities to bf16 for P.V over bf16 V (relative
+     * error at most 2^-8 each): the output, a weighted mean of V rows, moves by at most
+     * 2^-8 max|V|. */
+    const double p_rounding = isa == KVZ_ISA_AVX512_BF16 && dt == KVZ_DTYPE_BF16 ? 1.0 / 256 : 0.0;
+    return 2e-5 + p_rounding;
+}
+
+double tu_tol(kvz_dtype dt) { return tu_tol_at(kvz_isa_active(), dt); }
+
+float tu_query(tu_rng *r, float lo, float hi, kvz_dtype dt)
+{
+    const float x = tu_uniform(r, lo, hi);
+    return dt == KVZ_DTYPE_BF16 ? (float)tu_round_bf16(x) : x;
 }
 
 void tu_assert_close(const float *got, const double *want, size_t n, double atol, double rtol, const char *what)

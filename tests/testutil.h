@@ -27,8 +27,10 @@ double tu_normal(tu_rng *r);
 uint64_t tu_seed(void);
 
 /* Every level kvz_isa_supported() says this build and CPU run, generic first; returns the
- * count (at most 4, the number of kvz_isa values). Logs the list once to stderr. */
-size_t tu_isa_levels(kvz_isa out[4]);
+ * count (at most TU_MAX_LEVELS). Logs the list once to stderr. */
+/* The most kernel levels one build can have (x86: generic, avx2, avx512, avx512bf16). */
+#define TU_MAX_LEVELS 5
+size_t tu_isa_levels(kvz_isa out[TU_MAX_LEVELS]);
 /* kvz_isa_force(isa) and assert that it returned KVZ_OK. */
 void tu_force(kvz_isa isa);
 
@@ -37,8 +39,17 @@ size_t tu_dtype_size(kvz_dtype dt);
  * even) to dt by the test's own encoder, not the library's. exact (n doubles, may be NULL)
  * receives the values exactly as stored, so an oracle sees the inputs the kernel sees. */
 void *tu_fill_kv(tu_rng *r, kvz_dtype dt, size_t n, float lo, float hi, double *exact);
-/* Absolute tolerance of attention outputs against the double oracle (reasoning in testutil.c). */
+/* x rounded to the nearest bf16 (ties to even), by the test's own rounding. */
+double tu_round_bf16(double x);
+/* A query element uniform in [lo, hi); for bf16 K/V rounded to bf16, which the avx512bf16
+ * level's attention reads queries as (simd/kernels.h): every level then reads the same
+ * query and one oracle serves them all (test_attn checks the rounding on its own). */
+float tu_query(tu_rng *r, float lo, float hi, kvz_dtype dt);
+/* Absolute tolerance of attention outputs against the double oracle at the active level,
+ * for V in [-1, 1] (reasoning in testutil.c). */
 double tu_tol(kvz_dtype dt);
+/* The same at level isa (for kernels called through a table, not the active level). */
+double tu_tol_at(kvz_isa isa, kvz_dtype dt);
 
 /* Fails on the first i with |got - want| > atol + rtol*|want|, printing what, i and both
  * values. NaN never passes; equal infinities do. */

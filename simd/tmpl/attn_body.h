@@ -29,6 +29,10 @@
 #define BK_DOT 32
 /* Query rows per register tile of the dot path. */
 #define DOT_TILE 4
+/* Levels with bf16 pair dot products define this to 1 (see kernels.h for what it rounds). */
+#ifndef KVZ_ATTN_BF16DOT
+#define KVZ_ATTN_BF16DOT 0
+#endif
 
 typedef struct blk_ctx {
     size_t d, dp, dpv; /* head dim, padded scratch row, vectors per row */
@@ -39,6 +43,11 @@ typedef struct blk_ctx {
        with zero queries to one tile: a single row's loop is latency-bound, a tile is not) */
     size_t r0, mq, nrv, mq_tile;
     int dot;
+    /* bf16 K/V on a level with pair dot products: q is rounded to bf16 and, on the gemm
+       path, qt holds it as pairs [x/2][row], kf the probabilities as pairs [key/2][row] and
+       vf_ the V rows zipped in pairs [key/2][x] */
+    int bdot;
+    float scale;
     size_t sj, sr; /* S strides of the current layout */
     /* dot path: rows to prefetch while the logits are computed (this block's V, the next
      * block's K), spread one row per key so the memory system always has work queued */
@@ -49,6 +58,7 @@ typedef struct blk_ctx {
 static void scratch_init(blk_ctx *c, float *work, size_t d, size_t group, ptrdiff_t q_pos0)
 {
     c->pf_rows[0] = c->pf_rows[1] = 0;
+    c->bdot = 0;
     c->d = d;
     c->dp = kvz_kpad(d);
     c->dpv = (d + VW - 1) / VW;
@@ -75,6 +85,32 @@ static inline ptrdiff_t row_limit(const blk_ctx *c, size_t r)
     return c->q_pos0 + (ptrdiff_t)((c->r0 + r) / c->group);
 }
 
+#if KVZ_ATTN_BF16DOT
+/* The query rows rounded to bf16: on the dot path as pre-scaled f32 rows, on the gemm path
+ * unscaled as pairs [x/2][row] (the logits are scaled when stored). */
+static void load_queries_bf16(blk_ctx *c, const float *q, ptrdiff_t qhs, ptrdiff_t qrs, float scale)
+{
+    uint32_t *qb = (uint32_t *)c->qt;
+    const size_t lanes = c->dot ? c->mq_tile : c->nrv * VW;
+    for (size_t r = 0; r < lanes; r++) {
+        const size_t gr = c->r0 + r;
+        const float *src =
+            r < c->mq ? q + (ptrdiff_t)(gr % c->group) * qhs + (ptrdiff_t)(gr / c->group) * qrs : NULL;
+        if (c->dot) {
+            float *dst = c->qr + r * c->dp;
+            for (size_t x = 0; x < c->dpv * VW; x++)
+                dst[x] = src && x < c->d ? kvz_bf16_to_f32(kvz_f32_to_bf16(src[x])) * scale : 0.0f;
+        } else {
+            for (size_t x = 0; x < c->d; x += 2) {
+                const uint32_t lo = src ? kvz_f32_to_bf16(src[x]) : 0;
+                const uint32_t hi = src && x + 1 < c->d ? kvz_f32_to_bf16(src[x + 1]) : 0;
+                qb[x / 2 * MQ + r] = lo | hi << 16;
+            }
+        }
+    }
+}
+#endif
+
 /* Loads the block's query rows, pre-scaled, into the transposed or the row scratch. */
 static void load_queries(blk_ctx *c, const float *q, ptrdiff_t qhs, ptrdiff_t qrs, float scale, size_t r0,
                          size_t mq)
@@ -87,6 +123,13 @@ static void load_queries(blk_ctx *c, const float *q, ptrdiff_t qhs, ptrdiff_t qr
     c->sj = c->dot ? 1 : MQ;
     c->sr = c->dot ? BKP : 1;
     const size_t lanes = c->nrv * VW;
+    c->scale = scale;
+#if KVZ_ATTN_BF16DOT
+    if (c->bdot) {
+        load_queries_bf16(c, q, qhs, qrs, scale);
+        return;
+    }
+#endif
     for (size_t r = 0; r < mq; r++) {
         const size_t gr = r0 + r;
         const float *src = q + (ptrdiff_t)(gr % c->group) * qhs + (ptrdiff_t)(gr / c->group) * qrs;
@@ -319,12 +362,74 @@ static void logits_dot_f16(const blk_ctx *c, const void *kp, size_t ks, size_t n
     LOGITS_DOT(c, kp, ks, nb, ld_f16);
 }
 
-/* Fills S for the keys [kb, kb+nb) of the run at k, whose first key has index kb0 in the
- * job's key numbering, and masks what each row may not see with -inf. */
-static void logits_block(blk_ctx *c, const void *k, ptrdiff_t kst, int dt, size_t kb, size_t nb, size_t kb0)
+#if KVZ_ATTN_BF16DOT
+/* S[j][r] = scale * <bf16 q_r, k_j> for nb bf16 keys at kp read in place: each key's
+ * elements (2x, 2x+1) are one 32-bit pair, broadcast against the rows' pairs. */
+static void logits_gemm_bf16(const blk_ctx *c, const uint16_t *kp, size_t ks, size_t nb)
 {
+    const size_t np = c->d / 2, nrv = c->nrv;
+    const uint32_t *qb = (const uint32_t *)c->qt;
+    const vf sc = vf_set1(c->scale);
+    float *S = c->s;
+    size_t j = 0;
+    for (; j < nb; j += TILE_J) {
+        const size_t nj = nb - j < TILE_J ? nb - j : TILE_J;
+        const uint16_t *kr[TILE_J];
+        for (size_t a = 0; a < TILE_J; a++) /* a short tile repeats its last key */
+            kr[a] = kp + (j + (a < nj ? a : nj - 1)) * ks;
+        size_t v = 0;
+        for (; v < nrv; v += TILE_RV) {
+            vf acc[TILE_J][TILE_RV];
+#pragma GCC unroll 8
+            for (int a = 0; a < TILE_J; a++)
+#pragma GCC unroll 8
+                for (int b = 0; b < TILE_RV; b++)
+                    acc[a][b] = vf_zero();
+            if (v + TILE_RV <= nrv) {
+                for (size_t x = 0; x < np; x++) {
+                    vbp qv[TILE_RV];
+#pragma GCC unroll 8
+                    for (int b = 0; b < TILE_RV; b++)
+                        qv[b] = vbp_load(qb + x * MQ + (v + b) * VW);
+#pragma GCC unroll 8
+                    for (int a = 0; a < TILE_J; a++) {
+                        uint32_t pair;
+                        memcpy(&pair, kr[a] + 2 * x, sizeof pair);
+                        const vbp kv = vbp_set1(pair);
+#pragma GCC unroll 8
+                        for (int b = 0; b < TILE_RV; b++)
+                            acc[a][b] = vbp_dot(acc[a][b], kv, qv[b]);
+                    }
+                }
+            } else { /* the block's last row vectors */
+                for (size_t x = 0; x < np; x++)
+                    for (size_t b = 0; v + b < nrv; b++) {
+                        const vbp qv = vbp_load(qb + x * MQ + (v + b) * VW);
+                        for (int a = 0; a < TILE_J; a++) {
+                            uint32_t pair;
+                            memcpy(&pair, kr[a] + 2 * x, sizeof pair);
+                            acc[a][b] = vbp_dot(acc[a][b], vbp_set1(pair), qv);
+                        }
+                    }
+            }
+            for (size_t a = 0; a < nj; a++)
+                for (size_t b = 0; b < TILE_RV && v + b < nrv; b++)
+                    vf_store(S + (j + a) * MQ + (v + b) * VW, vf_mul(acc[a][b], sc));
+        }
+    }
+}
+#endif
+
+/* S for the keys [kb, kb+nb) of the run at k, by the way the block's layout takes. */
+static void logits_fill(blk_ctx *c, const void *k, ptrdiff_t kst, int dt, size_t kb, size_t nb)
+{
+#if KVZ_ATTN_BF16DOT
+    if (c->bdot && !c->dot) {
+        logits_gemm_bf16(c, (const uint16_t *)k + (ptrdiff_t)kb * kst, (size_t)kst, nb);
+        return;
+    }
+#endif
     const rows_ref kr = key_rows(c, c->kf, k, kst, dt, kb, nb);
-    kb += kb0;
     if (!c->dot)
         logits_gemm(c, kr.p, kr.stride, nb);
     else if (kr.dt == KVZ_KDT_BF16)
@@ -333,6 +438,14 @@ static void logits_block(blk_ctx *c, const void *k, ptrdiff_t kst, int dt, size_
         logits_dot_f16(c, kr.p, kr.stride, nb);
     else
         logits_dot_f32(c, kr.p, kr.stride, nb);
+}
+
+/* Fills S for the keys [kb, kb+nb) of the run at k, whose first key has index kb0 in the
+ * job's key numbering, and masks what each row may not see with -inf. */
+static void logits_block(blk_ctx *c, const void *k, ptrdiff_t kst, int dt, size_t kb, size_t nb, size_t kb0)
+{
+    logits_fill(c, k, kst, dt, kb, nb);
+    kb += kb0;
     const ptrdiff_t last = (ptrdiff_t)(kb + nb) - 1;
     if (last > row_limit(c, 0))
         for (size_t r = 0; r < c->mq; r++) {
@@ -496,6 +609,66 @@ static void pv_update(blk_ctx *c, rows_ref v, size_t nb)
         pv_body(c, v.p, v.stride, nb, ld_f32);
 }
 
+#if KVZ_ATTN_BF16DOT
+/* O[r] = O[r]*alpha[r] + sum_j P[j][r] V[j] by pair dot products: the probabilities of keys
+ * (2i, 2i+1) become one bf16 pair per row, the two V rows one vector of pairs per 16
+ * elements (an odd last key pairs with zeros). */
+static void pv_bf16(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
+{
+    const size_t np = (nb + 1) / 2, nrv = c->nrv, dp = c->dp, dpv = c->dpv, d = c->d;
+    uint32_t *pb = (uint32_t *)c->kf, *vz = (uint32_t *)c->vf_;
+    for (size_t i = 0; i < np; i++) {
+        const int pair = 2 * i + 1 < nb;
+        for (size_t v = 0; v < nrv; v++)
+            vbp_store(pb + i * MQ + v * VW, vbp_pack(vf_load(c->s + 2 * i * MQ + v * VW),
+                                                     pair ? vf_load(c->s + (2 * i + 1) * MQ + v * VW) : vf_zero()));
+        const uint16_t *v0 = vp + 2 * i * vs, *v1 = pair ? v0 + vs : NULL;
+        for (size_t x = 0; x < dpv * VW; x += VW)
+            vbp_store(vz + i * dp + x, vbp_zip(v0 + x, v1 ? v1 + x : NULL, x + VW <= d ? VW : d - x));
+    }
+    /* whole tiles of PV_RT rows: rows past mq up to the row vectors are scratch */
+    const size_t mqt = (c->mq + PV_RT - 1) / PV_RT * PV_RT;
+    for (size_t r = 0; r < mqt; r += PV_RT) {
+        for (size_t x = 0; x < dpv; x += PV_CV) {
+            const size_t ncv = dpv - x < PV_CV ? dpv - x : PV_CV;
+            vf acc[PV_RT][PV_CV];
+#pragma GCC unroll 8
+            for (int a = 0; a < PV_RT; a++) {
+                const vf al = vf_set1(c->alpha[r + a]);
+#pragma GCC unroll 8
+                for (int b = 0; b < PV_CV; b++)
+                    acc[a][b] = (size_t)b < ncv ? vf_mul(vf_load(c->o + (r + a) * dp + (x + b) * VW), al) : vf_zero();
+            }
+            if (ncv == PV_CV) {
+                for (size_t i = 0; i < np; i++) {
+                    vbp vv[PV_CV];
+#pragma GCC unroll 8
+                    for (int b = 0; b < PV_CV; b++)
+                        vv[b] = vbp_load(vz + i * dp + (x + b) * VW);
+#pragma GCC unroll 8
+                    for (int a = 0; a < PV_RT; a++) {
+                        const vbp p = vbp_set1(pb[i * MQ + r + a]);
+#pragma GCC unroll 8
+                        for (int b = 0; b < PV_CV; b++)
+                            acc[a][b] = vbp_dot(acc[a][b], p, vv[b]);
+                    }
+                }
+            } else {
+                for (size_t i = 0; i < np; i++)
+                    for (size_t b = 0; b < ncv; b++) {
+                        const vbp vv = vbp_load(vz + i * dp + (x + b) * VW);
+                        for (int a = 0; a < PV_RT; a++)
+                            acc[a][b] = vbp_dot(acc[a][b], vbp_set1(pb[i * MQ + r + a]), vv);
+                    }
+            }
+            for (int a = 0; a < PV_RT; a++)
+                for (size_t b = 0; b < ncv; b++)
+                    vf_store(c->o + (r + a) * dp + (x + b) * VW, acc[a][b]);
+        }
+    }
+}
+#endif
+
 static void stats_reset(blk_ctx *c)
 {
     for (size_t r = 0; r < MQ; r++) {
@@ -594,13 +767,15 @@ static void attn_impl(const kvz_attn_job *job)
     scratch_init(&c, job->work, job->d, job->group, job->q_pos0);
     const size_t rows = job->n_q * job->group;
     const int dt = job->dtype;
+    c.bdot = KVZ_ATTN_BF16DOT && dt == KVZ_KDT_BF16 && job->d % 2 == 0;
     unsigned char in[BK];
 
     for (size_t r0 = 0; r0 < rows; r0 += MQ) {
         const size_t mq = rows - r0 < MQ ? rows - r0 : MQ;
         load_queries(&c, job->q, job->q_head_stride, job->q_row_stride, job->scale, r0, mq);
         stats_reset(&c);
-        memset(c.o, 0, mq * c.dp * sizeof(float));
+        /* the bf16 P.V runs whole row tiles: their padding rows must hold numbers too */
+        memset(c.o, 0, (c.bdot && !c.dot ? c.nrv * VW : mq) * c.dp * sizeof(float));
         const ptrdiff_t lim = row_limit(&c, mq - 1);
         const size_t n_all = job->n_k + job->n_k2;
         const size_t kend = lim < 0 ? 0 : ((size_t)lim + 1 < n_all ? (size_t)lim + 1 : n_all);
@@ -631,7 +806,13 @@ static void attn_impl(const kvz_attn_job *job)
                 if (job->score && reduced_mask(job, kb0 + kb, nb, in))
                     online_update(&c, c.m2, c.l2, nb, in, 0);
                 online_update(&c, c.m, c.l, nb, NULL, 1);
-                pv_update(&c, key_rows(&c, c.vf_, vr, job->kv_row_stride, dt, kb, nb), nb);
+#if KVZ_ATTN_BF16DOT
+                if (c.bdot && !c.dot)
+                    pv_bf16(&c, (const uint16_t *)vr + kb * (size_t)job->kv_row_stride, (size_t)job->kv_row_stride,
+                            nb);
+                else
+#endif
+                    pv_update(&c, key_rows(&c, c.vf_, vr, job->kv_row_stride, dt, kb, nb), nb);
             }
         }
         c.pf_rows[0] = c.pf_rows[1] = 0;

@@ -52,6 +52,24 @@ static const kvz_bench_case kernel_cases[] = {
      .queries = 2048,
      .dtype = KVZ_DTYPE_F32,
      .scoring = 1},
+    /* the models' cache type: the avx512bf16 level runs it on pair dot products */
+    {.name = "prefill_attn_bf16",
+     .kind = KVZ_BENCH_PREFILL,
+     .kv_heads = 8,
+     .group = 4,
+     .head_dim = 128,
+     .context = 32768,
+     .queries = 2048,
+     .dtype = KVZ_DTYPE_BF16},
+    {.name = "score_attn_bf16",
+     .kind = KVZ_BENCH_PREFILL,
+     .kv_heads = 8,
+     .group = 4,
+     .head_dim = 128,
+     .context = 32768,
+     .queries = 2048,
+     .dtype = KVZ_DTYPE_BF16,
+     .scoring = 1},
 };
 
 /* KVzip scoring shape of score_attn_f32 and perf's score cases: a 64-token system prompt

@@ -23,7 +23,7 @@ static void usage(FILE *f)
             "  bench cache [--json]      decode over compressed caches per policy and ratio; .kvz save/load\n"
             "  help                      this text\n"
             "\n"
-            "environment: KVZ_ISA=generic|avx2|avx512|neon forces a lower kernel level;\n"
+            "environment: KVZ_ISA=generic|avx2|avx512|avx512bf16|neon forces a lower kernel level;\n"
             "             OMP_NUM_THREADS sets the thread count.\n");
 }
 

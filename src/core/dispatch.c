@@ -29,6 +29,9 @@ static const kvz_kernel_table *table_of(kvz_isa isa)
 #ifdef KVZ_HAVE_AVX512
     case KVZ_ISA_AVX512: return &kvz_kernels_avx512;
 #endif
+#ifdef KVZ_HAVE_AVX512BF16
+    case KVZ_ISA_AVX512_BF16: return &kvz_kernels_avx512bf16;
+#endif
 #ifdef KVZ_HAVE_NEON
     case KVZ_ISA_NEON: return &kvz_kernels_neon;
 #endif
@@ -38,7 +41,7 @@ static const kvz_kernel_table *table_of(kvz_isa isa)
 
 static int parse_isa(const char *s, kvz_isa *out)
 {
-    static const char *const names[] = {"generic", "avx2", "avx512", "neon"};
+    static const char *const names[] = {"generic", "avx2", "avx512", "neon", "avx512bf16"};
     for (int i = 0; i < KVZ_KISA_COUNT; i++)
         if (strcasecmp(s, names[i]) == 0) {
             *out = (kvz_isa)i;
@@ -49,6 +52,8 @@ static int parse_isa(const char *s, kvz_isa *out)
 
 static kvz_isa best_of(unsigned mask)
 {
+    if (mask & (1u << KVZ_ISA_AVX512_BF16))
+        return KVZ_ISA_AVX512_BF16;
     if (mask & (1u << KVZ_ISA_AVX512))
         return KVZ_ISA_AVX512;
     if (mask & (1u << KVZ_ISA_AVX2))
@@ -67,7 +72,7 @@ kvz_isa kvz_isa_choose(const char *env, unsigned mask, char *msg, size_t msg_siz
         return best;
     kvz_isa want;
     if (!parse_isa(env, &want)) {
-        snprintf(msg, msg_size, "KVZ_ISA=%s is not a level (generic, avx2, avx512, neon); using %s", env,
+        snprintf(msg, msg_size, "KVZ_ISA=%s is not a level (generic, avx2, avx512, avx512bf16, neon); using %s", env,
                  kvz_isa_name(best));
         return best;
     }
@@ -87,6 +92,8 @@ static void choose_once(void)
         mask |= 1u << KVZ_ISA_AVX2;
     if ((cpu_flags & KVZ_CPU_AVX512) && table_of(KVZ_ISA_AVX512))
         mask |= 1u << KVZ_ISA_AVX512;
+    if ((cpu_flags & KVZ_CPU_AVX512_BF16) && table_of(KVZ_ISA_AVX512_BF16))
+        mask |= 1u << KVZ_ISA_AVX512_BF16;
     if ((cpu_flags & KVZ_CPU_NEON) && table_of(KVZ_ISA_NEON))
         mask |= 1u << KVZ_ISA_NEON;
     supported_mask = mask;
@@ -137,6 +144,7 @@ const char *kvz_isa_name(kvz_isa isa)
     case KVZ_ISA_AVX2: return "avx2";
     case KVZ_ISA_AVX512: return "avx512";
     case KVZ_ISA_NEON: return "neon";
+    case KVZ_ISA_AVX512_BF16: return "avx512bf16";
     }
     return "unknown";
 }
@@ -146,7 +154,7 @@ kvz_status kvz_isa_from_name(const char *name, kvz_isa *isa)
     if (!name || !isa)
         return kvz_fail(KVZ_ERR_NULL, "kvz_isa_from_name: NULL argument");
     if (!parse_isa(name, isa))
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_isa_from_name: '%s' is not generic, avx2, avx512 or neon",
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_isa_from_name: '%s' is not generic, avx2, avx512, avx512bf16 or neon",
                         name);
     return KVZ_OK;
 }
