@@ -16,7 +16,7 @@ int kvz_cmd_tokenize(int argc, char **argv);
 /* kvz bench cache (bench_cache.c); returns the exit status. */
 int kvz_bench_cache(int json);
 /* kvz bench model (bench_model.c); returns the exit status. */
-int kvz_bench_model(int json);
+int kvz_bench_model(int json, int rounds);
 
 /* Prints "kvz: <message>" to stderr; returns 1. */
 int kvz_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

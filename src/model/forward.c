@@ -88,23 +88,34 @@ typedef struct scratch {
     float *xn, *q, *k, *v, *att, *g, *u, *cs, *sn;
 } scratch;
 
-static void scratch_free(scratch *s)
+/* The activations of a step of c tokens, carved from the model's kept buffer (grown when
+ * a step is larger than any before). */
+static kvz_status scratch_get(kvz_model *m, size_t c, scratch *s)
 {
-    free(s->xn), free(s->q), free(s->k), free(s->v), free(s->att), free(s->g), free(s->u), free(s->cs), free(s->sn);
-}
-
-static kvz_status scratch_alloc(const kvz_hparams *hp, size_t c, scratch *s)
-{
-    memset(s, 0, sizeof *s);
-    const size_t QD = hp->n_head * hp->head_dim, KD = hp->n_head_kv * hp->head_dim;
-    s->xn = malloc(c * hp->n_embd * 4), s->q = malloc(c * QD * 4), s->k = malloc(c * KD * 4);
-    s->v = malloc(c * KD * 4), s->att = malloc(c * QD * 4), s->g = malloc(c * hp->n_ff * 4);
-    s->u = malloc(c * hp->n_ff * 4), s->cs = malloc(c * hp->rope_dim / 2 * 4 + 4);
-    s->sn = malloc(c * hp->rope_dim / 2 * 4 + 4);
-    if (!s->xn || !s->q || !s->k || !s->v || !s->att || !s->g || !s->u || !s->cs || !s->sn) {
-        scratch_free(s);
-        return kvz_fail(KVZ_ERR_NOMEM, "model: no memory for the activations of %zu tokens", c);
+    const kvz_hparams *hp = &m->hp;
+    const size_t QD = hp->n_head * hp->head_dim, KD = hp->n_head_kv * hp->head_dim, R = hp->rope_dim / 2;
+    const size_t per_token = hp->n_embd + 2 * QD + 2 * KD + 2 * hp->n_ff + 2 * R;
+    size_t need;
+    if (!kvz_mul_ok(c, per_token, &need) || need > ((size_t)-1) / sizeof(float) - 2)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "model: activations of %zu tokens are too large", c);
+    need += 2; /* the rope tables of a rope_dim of 0 still get distinct pointers */
+    if (need > m->act_floats) {
+        float *a = kvz_aligned_alloc(need * sizeof *a);
+        if (!a)
+            return kvz_fail(KVZ_ERR_NOMEM, "model: no memory for the activations of %zu tokens", c);
+        kvz_aligned_free(m->act);
+        m->act = a, m->act_floats = need;
     }
+    float *p = m->act;
+    s->xn = p, p += c * hp->n_embd;
+    s->q = p, p += c * QD;
+    s->att = p, p += c * QD;
+    s->k = p, p += c * KD;
+    s->v = p, p += c * KD;
+    s->g = p, p += c * hp->n_ff;
+    s->u = p, p += c * hp->n_ff;
+    s->cs = p, p += c * R + 1;
+    s->sn = p;
     return KVZ_OK;
 }
 
@@ -134,8 +145,8 @@ kvz_status kvz_model_layer(kvz_model *m, size_t layer, kvz_kv_target kv, kvz_lay
        whole pass), so it never splits */
     const size_t c = io->score || !io->chunk || io->chunk > n ? n : io->chunk;
     const kvz_layer_weights *w = &m->layers[layer];
-    scratch s;
-    kvz_status st = scratch_alloc(hp, c, &s);
+    scratch s = {0};
+    kvz_status st = scratch_get(m, c, &s);
     for (size_t a = 0; a < n && st == KVZ_OK; a += c) {
         const size_t nc = n - a < c ? n - a : c;
         float *x = io->x + a * E;
@@ -170,7 +181,6 @@ kvz_status kvz_model_layer(kvz_model *m, size_t layer, kvz_kv_target kv, kvz_lay
             break;
         add_into(x, s.xn, nc * E);
     }
-    scratch_free(&s);
     return st;
 }
 

@@ -438,6 +438,7 @@ void kvz_model_free(kvz_model *m)
         kvz_aligned_free(m->owned[i]);
     free(m->owned);
     free(m->layers);
+    kvz_aligned_free(m->act);
     kvz_mm_destroy(m->mm);
     if (m->gguf)
         kvz_gguf_close(m->gguf);

@@ -39,6 +39,11 @@ typedef struct kvz_model {
     kvz_linear output; /* the LM head (token_embd when the file ties them) */
     const float *rope_freq_factors; /* llama3-style per-pair divisors, or NULL */
     kvz_mm *mm;
+    /* one layer step's activations, kept from call to call: fresh pages for every layer of
+       every chunk cost a page fault and a zeroing per 4 KiB (a few % of a prefill). Like
+       mm's buffers, it makes a model usable by one caller at a time. */
+    float *act;
+    size_t act_floats;
     uint8_t fingerprint[32];
     void **owned; /* converted weights */
     size_t n_owned, cap_owned;
