@@ -8,11 +8,14 @@
 #include "cli/cli.h"
 #include "cli/model_cases.h"
 
+/* What every JSON line records of the run: kernel level, threads, rounds. */
+static char run_facts[96];
+
 static void report(int json, const char *name, double seconds, double rate, const char *unit)
 {
     if (json)
-        printf("{\"suite\": \"model\", \"name\": \"%s\", \"seconds\": %.6f, \"rate\": %.4f, \"unit\": \"%s\"}\n", name,
-               seconds, rate, unit);
+        printf("{\"suite\": \"model\", \"name\": \"%s\", \"seconds\": %.6f, \"rate\": %.4f, \"unit\": \"%s\", %s}\n",
+               name, seconds, rate, unit, run_facts);
     else
         printf("%-28s %12.4f %12.2f %s\n", name, seconds, rate, unit);
 }
@@ -22,8 +25,8 @@ static void target(int json, const char *name, double value, int at_most, double
     const int pass = at_most ? value <= bound : value >= bound;
     if (json)
         printf("{\"suite\": \"model\", \"target\": \"%s\", \"value\": %.4f, \"bound\": %.4f, \"at_most\": %s, "
-               "\"pass\": %s}\n",
-               name, value, bound, at_most ? "true" : "false", pass ? "true" : "false");
+               "\"pass\": %s, %s}\n",
+               name, value, bound, at_most ? "true" : "false", pass ? "true" : "false", run_facts);
     else
         printf("%-26s %8.3f %s %6.2f  %s  %s\n", name, value, at_most ? "<=" : ">=", bound, pass ? "PASS" : "MISS", what);
 }
@@ -77,6 +80,8 @@ int kvz_bench_model(int json, int rounds)
     kvz_status st = kvz_mc_create(&mc);
     if (st != KVZ_OK)
         return kvz_cli_error("bench model: %s", kvz_last_error());
+    snprintf(run_facts, sizeof run_facts, "\"isa\": \"%s\", \"threads\": %d, \"rounds\": %d",
+             kvz_isa_name(kvz_isa_active()), kvz_num_threads(), rounds);
     if (!json)
         printf("synthetic model: Llama-3.1-8B layer shapes, %d layers, %s weights, vocabulary %d, context %d tokens, "
                "bf16 cache, %d threads, %s kernels; medians of %d rounds\n%-28s %12s %12s\n",
