@@ -34,6 +34,17 @@ static const kvz_bench_case kernel_cases[] = {
      .context = 32768,
      .kept = 0.3,
      .dtype = KVZ_DTYPE_BF16},
+    /* the same step over 4096 tokens (16 MiB) that stay in a 32 MiB last-level cache: what
+       the kernel computes with memory out of the way (a diagnostic; no target) */
+    {.name = "decode_bf16_4k_hot",
+     .kind = KVZ_BENCH_DECODE,
+     .kv_heads = 8,
+     .group = 4,
+     .head_dim = 128,
+     .context = 4096,
+     .kept = 1.0,
+     .dtype = KVZ_DTYPE_BF16,
+     .hot = 1},
     {.name = "sgemm_f32", .kind = KVZ_BENCH_SGEMM, .size = 2048},
     {.name = "prefill_attn_f32",
      .kind = KVZ_BENCH_PREFILL,
@@ -301,7 +312,7 @@ kvz_bench_state *kvz_bench_setup(const kvz_bench_case *c)
         const size_t rows = (size_t)s->cu[H];
         /* copies of the layer's K/V, each starting on a 4 KiB boundary, used in turn */
         const size_t layer_bytes = 2 * rows * d * es;
-        s->copies = layer_bytes ? (cold_bytes() + layer_bytes - 1) / layer_bytes : 1;
+        s->copies = layer_bytes && !c->hot ? (cold_bytes() + layer_bytes - 1) / layer_bytes : 1;
         if (s->copies < 1)
             s->copies = 1;
         s->copy_stride = (rows * d * es + 4095) / 4096 * 4096 / es;

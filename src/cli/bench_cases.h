@@ -23,6 +23,7 @@ typedef struct kvz_bench_case {
     size_t context;                   /* cached tokens per KV head (decode), keys (prefill) */
     size_t queries;                   /* prefill chunk */
     double kept;                      /* decode: mean kept ratio over heads (1 = full) */
+    int hot;                          /* decode: one copy of K/V, read again and again (cache-resident when it fits) */
     int dtype;                        /* kvz_dtype of K/V */
     int scoring;                      /* prefill: KVzip scoring mode */
     size_t size;                      /* stream bytes (at least; 8x the LLC when larger) or sgemm dimension */
