@@ -19,9 +19,9 @@ static kvz_isa best_of(unsigned mask)
 {
     return (mask & M(KVZ_ISA_AVX512_BF16)) ? KVZ_ISA_AVX512_BF16
            : (mask & M(KVZ_ISA_AVX512))    ? KVZ_ISA_AVX512
-           : (mask & M(KVZ_ISA_AVX2)) ? KVZ_ISA_AVX2
-           : (mask & M(KVZ_ISA_NEON)) ? KVZ_ISA_NEON
-                                      : KVZ_ISA_GENERIC;
+           : (mask & M(KVZ_ISA_AVX2))      ? KVZ_ISA_AVX2
+           : (mask & M(KVZ_ISA_NEON))      ? KVZ_ISA_NEON
+                                           : KVZ_ISA_GENERIC;
 }
 
 /* -1: not a level name; else the level (any case). */
@@ -38,11 +38,10 @@ static int level_of_name(const char *s)
     return -1;
 }
 
-static const char *const envs[] = {NULL,      "",         "generic", "GENERIC", "Generic", "avx2",
-                                   "AVX2",    "aVx2",     "avx512",  "AVX512",  "Avx512",  "avx512bf16",
-                                   "AVX512BF16", "avx512_bf16", "neon",
-                                   "NEON",    "NeOn",     "sse42",   "avx",     "avx2 ",   " avx2",
-                                   "avx-512", "generic2", "x",       "unknown", "0",       "1"};
+static const char *const envs[] = {
+    NULL,     "",       "generic",    "GENERIC",    "Generic",     "avx2", "AVX2",    "aVx2", "avx512",
+    "AVX512", "Avx512", "avx512bf16", "AVX512BF16", "avx512_bf16", "neon", "NEON",    "NeOn", "sse42",
+    "avx",    "avx2 ",  " avx2",      "avx-512",    "generic2",    "x",    "unknown", "0",    "1"};
 
 /* Every mask (all 32 subsets of the five levels) against every value of the variable. */
 static void test_choose_all_combinations(void **state)
@@ -313,7 +312,8 @@ static void test_detection_matches_compiler(void **state)
     if (kvz_cpu_has_avx512_bf16())
         assert_true(avx512);
 #ifdef KVZ_HAVE_AVX512BF16
-    assert_int_equal(kvz_isa_supported(KVZ_ISA_AVX512_BF16) != 0, avx512 && __builtin_cpu_supports("avx512bf16"));
+    assert_int_equal(kvz_isa_supported(KVZ_ISA_AVX512_BF16) != 0,
+                     avx512 && __builtin_cpu_supports("avx512bf16"));
 #endif
 #else
     skip();

@@ -345,8 +345,8 @@ static inline __attribute__((always_inline)) void logits_dot_body(const blk_ctx 
 }
 
 /* Head size 128 (Llama, Qwen, Mistral) gets a loop of constant length. */
-#define LOGITS_DOT(c, kp, ks, nb, ld)                                                                                  \
-    ((c)->dpv == 128 / VW ? logits_dot_body(c, kp, ks, nb, ld, 128 / VW)                                              \
+#define LOGITS_DOT(c, kp, ks, nb, ld)                                                                          \
+    ((c)->dpv == 128 / VW ? logits_dot_body(c, kp, ks, nb, ld, 128 / VW)                                       \
                           : logits_dot_body(c, kp, ks, nb, ld, (c)->dpv))
 
 static void logits_dot_f32(const blk_ctx *c, const void *kp, size_t ks, size_t nb)
@@ -620,8 +620,9 @@ static void pv_bf16(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
     for (size_t i = 0; i < np; i++) {
         const int pair = 2 * i + 1 < nb;
         for (size_t v = 0; v < nrv; v++)
-            vbp_store(pb + i * MQ + v * VW, vbp_pack(vf_load(c->s + 2 * i * MQ + v * VW),
-                                                     pair ? vf_load(c->s + (2 * i + 1) * MQ + v * VW) : vf_zero()));
+            vbp_store(pb + i * MQ + v * VW,
+                      vbp_pack(vf_load(c->s + 2 * i * MQ + v * VW),
+                               pair ? vf_load(c->s + (2 * i + 1) * MQ + v * VW) : vf_zero()));
         const uint16_t *v0 = vp + 2 * i * vs, *v1 = pair ? v0 + vs : NULL;
         for (size_t x = 0; x < dpv * VW; x += VW)
             vbp_store(vz + i * dp + x, vbp_zip(v0 + x, v1 ? v1 + x : NULL, x + VW <= d ? VW : d - x));
@@ -637,7 +638,8 @@ static void pv_bf16(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
                 const vf al = vf_set1(c->alpha[r + a]);
 #pragma GCC unroll 8
                 for (int b = 0; b < PV_CV; b++)
-                    acc[a][b] = (size_t)b < ncv ? vf_mul(vf_load(c->o + (r + a) * dp + (x + b) * VW), al) : vf_zero();
+                    acc[a][b] =
+                        (size_t)b < ncv ? vf_mul(vf_load(c->o + (r + a) * dp + (x + b) * VW), al) : vf_zero();
             }
             if (ncv == PV_CV) {
                 for (size_t i = 0; i < np; i++) {
@@ -758,7 +760,8 @@ static void store_chunk_logits(const blk_ctx *c, const kvz_attn_job *job, size_t
     const size_t lo = kb > job->chunk_begin ? kb : job->chunk_begin;
     const size_t hi = kb + nb < job->chunk_end ? kb + nb : job->chunk_end;
     if (lo < hi)
-        memcpy(job->zstore + (lo - job->chunk_begin) * MQ, c->s + (lo - kb) * MQ, (hi - lo) * MQ * sizeof(float));
+        memcpy(job->zstore + (lo - job->chunk_begin) * MQ, c->s + (lo - kb) * MQ,
+               (hi - lo) * MQ * sizeof(float));
 }
 
 static void attn_impl(const kvz_attn_job *job)
@@ -808,8 +811,8 @@ static void attn_impl(const kvz_attn_job *job)
                 online_update(&c, c.m, c.l, nb, NULL, 1);
 #if KVZ_ATTN_BF16DOT
                 if (c.bdot && !c.dot)
-                    pv_bf16(&c, (const uint16_t *)vr + kb * (size_t)job->kv_row_stride, (size_t)job->kv_row_stride,
-                            nb);
+                    pv_bf16(&c, (const uint16_t *)vr + kb * (size_t)job->kv_row_stride,
+                            (size_t)job->kv_row_stride, nb);
                 else
 #endif
                     pv_update(&c, key_rows(&c, c.vf_, vr, job->kv_row_stride, dt, kb, nb), nb);

@@ -1,4 +1,5 @@
-/* The AVX-512 vector plus AVX512_BF16 pair dot products for the kernel templates; compiled with CFLAGS_AVX512BF16 only. */
+/* The AVX-512 vector plus AVX512_BF16 pair dot products for the kernel templates; compiled with
+ * CFLAGS_AVX512BF16 only. */
 #ifndef KVZ_VEC_AVX512BF16_H
 #define KVZ_VEC_AVX512BF16_H
 
@@ -6,9 +7,9 @@
 
 #undef KVZ_ISA_SUFFIX
 #undef KVZ_ISA_ID
-#define KVZ_ISA_SUFFIX    avx512bf16
-#define KVZ_ISA_ID        KVZ_KISA_AVX512_BF16
-#define KVZ_ATTN_BF16DOT  1
+#define KVZ_ISA_SUFFIX   avx512bf16
+#define KVZ_ISA_ID       KVZ_KISA_AVX512_BF16
+#define KVZ_ATTN_BF16DOT 1
 
 /* A vector of 16 bf16 pairs: lane i holds two bf16, the lower one in its low half. */
 typedef __m512i vbp;

@@ -13,75 +13,31 @@
 
 #include "kvz.h"
 
-/* The issue's shapes: one Llama-3.1-8B layer (8 KV heads, G = 4, d = 128). Each reference
- * runs right before the figures it is compared with, so that the machine's state (other
- * tenants of a shared host) drifts as little as possible between the two. */
+/* The issue's shapes: one Llama-3.1-8B layer (8 KV heads, G = 4, d = 128); its decode
+ * steps over cached bf16 rows, its prefill chunks of 2048 queries against 32768 keys. Each
+ * reference runs right before the figures it is compared with, so that the machine's state
+ * (other tenants of a shared host) drifts as little as possible between the two. */
+#define LLAMA31_8B_LAYER .kv_heads = 8, .group = 4, .head_dim = 128
+#define DECODE(ctx)      .kind = KVZ_BENCH_DECODE, LLAMA31_8B_LAYER, .context = (ctx), .dtype = KVZ_DTYPE_BF16
+#define PREFILL(dt)                                                                                            \
+    .kind = KVZ_BENCH_PREFILL, LLAMA31_8B_LAYER, .context = 32768, .queries = 2048, .dtype = (dt)
 static const kvz_bench_case kernel_cases[] = {
     {.name = "stream_read", .kind = KVZ_BENCH_STREAM, .size = (size_t)1 << 30},
-    {.name = "decode_bf16_32k",
-     .kind = KVZ_BENCH_DECODE,
-     .kv_heads = 8,
-     .group = 4,
-     .head_dim = 128,
-     .context = 32768,
-     .kept = 1.0,
-     .dtype = KVZ_DTYPE_BF16},
-    {.name = "decode_bf16_32k_r0.3",
-     .kind = KVZ_BENCH_DECODE,
-     .kv_heads = 8,
-     .group = 4,
-     .head_dim = 128,
-     .context = 32768,
-     .kept = 0.3,
-     .dtype = KVZ_DTYPE_BF16},
+    {.name = "decode_bf16_32k", DECODE(32768), .kept = 1.0},
+    {.name = "decode_bf16_32k_r0.3", DECODE(32768), .kept = 0.3},
     /* the same step over 4096 tokens (16 MiB) that stay in a 32 MiB last-level cache: what
        the kernel computes with memory out of the way (a diagnostic; no target) */
-    {.name = "decode_bf16_4k_hot",
-     .kind = KVZ_BENCH_DECODE,
-     .kv_heads = 8,
-     .group = 4,
-     .head_dim = 128,
-     .context = 4096,
-     .kept = 1.0,
-     .dtype = KVZ_DTYPE_BF16,
-     .hot = 1},
+    {.name = "decode_bf16_4k_hot", DECODE(4096), .kept = 1.0, .hot = 1},
     {.name = "sgemm_f32", .kind = KVZ_BENCH_SGEMM, .size = 2048},
-    {.name = "prefill_attn_f32",
-     .kind = KVZ_BENCH_PREFILL,
-     .kv_heads = 8,
-     .group = 4,
-     .head_dim = 128,
-     .context = 32768,
-     .queries = 2048,
-     .dtype = KVZ_DTYPE_F32},
-    {.name = "score_attn_f32",
-     .kind = KVZ_BENCH_PREFILL,
-     .kv_heads = 8,
-     .group = 4,
-     .head_dim = 128,
-     .context = 32768,
-     .queries = 2048,
-     .dtype = KVZ_DTYPE_F32,
-     .scoring = 1},
+    {.name = "prefill_attn_f32", PREFILL(KVZ_DTYPE_F32)},
+    {.name = "score_attn_f32", PREFILL(KVZ_DTYPE_F32), .scoring = 1},
     /* the models' cache type: the avx512bf16 level runs it on pair dot products */
-    {.name = "prefill_attn_bf16",
-     .kind = KVZ_BENCH_PREFILL,
-     .kv_heads = 8,
-     .group = 4,
-     .head_dim = 128,
-     .context = 32768,
-     .queries = 2048,
-     .dtype = KVZ_DTYPE_BF16},
-    {.name = "score_attn_bf16",
-     .kind = KVZ_BENCH_PREFILL,
-     .kv_heads = 8,
-     .group = 4,
-     .head_dim = 128,
-     .context = 32768,
-     .queries = 2048,
-     .dtype = KVZ_DTYPE_BF16,
-     .scoring = 1},
+    {.name = "prefill_attn_bf16", PREFILL(KVZ_DTYPE_BF16)},
+    {.name = "score_attn_bf16", PREFILL(KVZ_DTYPE_BF16), .scoring = 1},
 };
+#undef DECODE
+#undef PREFILL
+#undef LLAMA31_8B_LAYER
 
 /* KVzip scoring shape of score_attn_f32 and perf's score cases: a 64-token system prompt
  * (the sink) and a 2000-token context chunk right after it. */

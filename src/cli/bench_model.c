@@ -14,7 +14,8 @@ static char run_facts[96];
 static void report(int json, const char *name, double seconds, double rate, const char *unit)
 {
     if (json)
-        printf("{\"suite\": \"model\", \"name\": \"%s\", \"seconds\": %.6f, \"rate\": %.4f, \"unit\": \"%s\", %s}\n",
+        printf("{\"suite\": \"model\", \"name\": \"%s\", \"seconds\": %.6f, \"rate\": %.4f, \"unit\": \"%s\", "
+               "%s}\n",
                name, seconds, rate, unit, run_facts);
     else
         printf("%-28s %12.4f %12.2f %s\n", name, seconds, rate, unit);
@@ -28,7 +29,8 @@ static void target(int json, const char *name, double value, int at_most, double
                "\"pass\": %s, %s}\n",
                name, value, bound, at_most ? "true" : "false", pass ? "true" : "false", run_facts);
     else
-        printf("%-26s %8.3f %s %6.2f  %s  %s\n", name, value, at_most ? "<=" : ">=", bound, pass ? "PASS" : "MISS", what);
+        printf("%-26s %8.3f %s %6.2f  %s  %s\n", name, value, at_most ? "<=" : ">=", bound,
+               pass ? "PASS" : "MISS", what);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -83,7 +85,8 @@ int kvz_bench_model(int json, int rounds)
     snprintf(run_facts, sizeof run_facts, "\"isa\": \"%s\", \"threads\": %d, \"rounds\": %d",
              kvz_isa_name(kvz_isa_active()), kvz_num_threads(), rounds);
     if (!json)
-        printf("synthetic model: Llama-3.1-8B layer shapes, %d layers, %s weights, vocabulary %d, context %d tokens, "
+        printf("synthetic model: Llama-3.1-8B layer shapes, %d layers, %s weights, vocabulary %d, context %d "
+               "tokens, "
                "bf16 cache, %d threads, %s kernels; medians of %d rounds\n%-28s %12s %12s\n",
                KVZ_MC_LAYERS, kvz_mc_weights(mc), KVZ_MC_VOCAB, KVZ_MC_CONTEXT, kvz_num_threads(),
                kvz_isa_name(kvz_isa_active()), rounds, "name", "seconds", "rate");
@@ -113,8 +116,10 @@ int kvz_bench_model(int json, int rounds)
         report(json, "kvzip_passes_unscored", t_unscored, n / t_unscored, "tokens/s");
         report(json, "fastkv_ttft_tsp0.2", t_fastkv, n / t_fastkv, "tokens/s");
         if (!json)
-            printf("\ntarget                        value     bound  (each the median of the rounds' ratios)\n");
-        target(json, "kvzip_vs_prefill", median(v[6], rounds), 1, 2.2, "KVzip compression time / plain prefill");
+            printf(
+                "\ntarget                        value     bound  (each the median of the rounds' ratios)\n");
+        target(json, "kvzip_vs_prefill", median(v[6], rounds), 1, 2.2,
+               "KVzip compression time / plain prefill");
         target(json, "scoring_overhead", median(v[7], rounds), 1, 0.10,
                "fused scoring passes / the same passes unscored - 1");
         target(json, "fastkv_ttft_speedup", median(v[8], rounds), 0, 1.6,

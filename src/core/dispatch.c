@@ -72,8 +72,8 @@ kvz_isa kvz_isa_choose(const char *env, unsigned mask, char *msg, size_t msg_siz
         return best;
     kvz_isa want;
     if (!parse_isa(env, &want)) {
-        snprintf(msg, msg_size, "KVZ_ISA=%s is not a level (generic, avx2, avx512, avx512bf16, neon); using %s", env,
-                 kvz_isa_name(best));
+        snprintf(msg, msg_size, "KVZ_ISA=%s is not a level (generic, avx2, avx512, avx512bf16, neon); using %s",
+                 env, kvz_isa_name(best));
         return best;
     }
     if (!(mask & (1u << want))) {
@@ -154,8 +154,8 @@ kvz_status kvz_isa_from_name(const char *name, kvz_isa *isa)
     if (!name || !isa)
         return kvz_fail(KVZ_ERR_NULL, "kvz_isa_from_name: NULL argument");
     if (!parse_isa(name, isa))
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_isa_from_name: '%s' is not generic, avx2, avx512, avx512bf16 or neon",
-                        name);
+        return kvz_fail(KVZ_ERR_INVALID_ARG,
+                        "kvz_isa_from_name: '%s' is not generic, avx2, avx512, avx512bf16 or neon", name);
     return KVZ_OK;
 }
 
