@@ -282,42 +282,63 @@ const kvz_gguf_tensor *kvz_gguf_tensor_find(const kvz_gguf *g, const char *name)
     return NULL;
 }
 
-kvz_status kvz_gguf_get_u64(const kvz_gguf *g, const char *key, uint64_t *v)
+int kvz_gguf_kv_int(const kvz_gguf_kv *kv, int64_t *v)
 {
-    const kvz_gguf_kv *kv = kvz_gguf_find(g, key);
-    if (!kv)
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "gguf: no metadata key %s", key ? key : "(null)");
     switch (kv->type) {
-    case KVZ_GGUF_U8: *v = *kv->data; return KVZ_OK;
+    case KVZ_GGUF_U8:
+    case KVZ_GGUF_BOOL: *v = kv->data[0]; return 1;
+    case KVZ_GGUF_I8: *v = (int8_t)kv->data[0]; return 1;
     case KVZ_GGUF_U16: {
         uint16_t x;
         memcpy(&x, kv->data, 2);
         *v = x;
-        return KVZ_OK;
+        return 1;
+    }
+    case KVZ_GGUF_I16: {
+        int16_t x;
+        memcpy(&x, kv->data, 2);
+        *v = x;
+        return 1;
     }
     case KVZ_GGUF_U32: {
         uint32_t x;
         memcpy(&x, kv->data, 4);
         *v = x;
-        return KVZ_OK;
+        return 1;
     }
-    case KVZ_GGUF_U64: memcpy(v, kv->data, 8); return KVZ_OK;
     case KVZ_GGUF_I32: {
         int32_t x;
         memcpy(&x, kv->data, 4);
-        if (x < 0)
-            break;
-        *v = (uint64_t)x;
-        return KVZ_OK;
+        *v = x;
+        return 1;
     }
-    case KVZ_GGUF_I64: {
-        int64_t x;
+    case KVZ_GGUF_U64: {
+        uint64_t x;
         memcpy(&x, kv->data, 8);
-        if (x < 0)
-            break;
-        *v = (uint64_t)x;
+        *v = x > INT64_MAX ? -1 : (int64_t)x;
+        return 1;
+    }
+    case KVZ_GGUF_I64: memcpy(v, kv->data, 8); return 1;
+    }
+    return 0;
+}
+
+kvz_status kvz_gguf_get_u64(const kvz_gguf *g, const char *key, uint64_t *v)
+{
+    const kvz_gguf_kv *kv = kvz_gguf_find(g, key);
+    if (!kv)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "gguf: no metadata key %s", key ? key : "(null)");
+    if (kv->type == KVZ_GGUF_U64) { /* the whole unsigned range, which int64 cannot carry */
+        memcpy(v, kv->data, 8);
         return KVZ_OK;
     }
+    /* 8- and 16-bit signed types and booleans are no sizes or counts */
+    const int sized = kv->type == KVZ_GGUF_U8 || kv->type == KVZ_GGUF_U16 || kv->type == KVZ_GGUF_U32 ||
+                      kv->type == KVZ_GGUF_I32 || kv->type == KVZ_GGUF_I64;
+    int64_t x;
+    if (sized && kvz_gguf_kv_int(kv, &x) && x >= 0) {
+        *v = (uint64_t)x;
+        return KVZ_OK;
     }
     return kvz_fail(KVZ_ERR_MISMATCH, "gguf: %s is not a non-negative integer", key);
 }

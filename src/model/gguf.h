@@ -66,7 +66,11 @@ void kvz_gguf_close(kvz_gguf *g);
 
 const kvz_gguf_kv *kvz_gguf_find(const kvz_gguf *g, const char *key);
 const kvz_gguf_tensor *kvz_gguf_tensor_find(const kvz_gguf *g, const char *name);
-/* Integer metadata of any integer type (KVZ_ERR_MISMATCH for another type, KVZ_ERR_INVALID_ARG when absent). */
+/* The value of an integer (or boolean) metadata entry of any width and sign; 0 for another
+ * type. A u64 above INT64_MAX reads as -1 (how converters write "none"). */
+int kvz_gguf_kv_int(const kvz_gguf_kv *kv, int64_t *v);
+/* A non-negative u8/u16/u32/u64/i32/i64 metadata value (KVZ_ERR_MISMATCH for another type or a
+ * negative value, KVZ_ERR_INVALID_ARG when absent). */
 kvz_status kvz_gguf_get_u64(const kvz_gguf *g, const char *key, uint64_t *v);
 kvz_status kvz_gguf_get_f32(const kvz_gguf *g, const char *key, float *v);
 kvz_status kvz_gguf_get_str(const kvz_gguf *g, const char *key, kvz_gguf_str *v);

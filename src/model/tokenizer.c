@@ -852,48 +852,6 @@ int32_t kvz_tokenizer_find(const kvz_tokenizer *t, const char *piece)
 
 static int key_is(kvz_gguf_str s, const char *z) { return strlen(z) == s.n && !memcmp(s.p, z, s.n); }
 
-/* An integer metadata value of any integer type (or bool). */
-static int meta_int(const kvz_gguf_kv *kv, int64_t *v)
-{
-    switch (kv->type) {
-    case KVZ_GGUF_U8:
-    case KVZ_GGUF_BOOL: *v = kv->data[0]; return 1;
-    case KVZ_GGUF_I8: *v = (int8_t)kv->data[0]; return 1;
-    case KVZ_GGUF_U16: {
-        uint16_t x;
-        memcpy(&x, kv->data, 2);
-        *v = x;
-        return 1;
-    }
-    case KVZ_GGUF_I16: {
-        int16_t x;
-        memcpy(&x, kv->data, 2);
-        *v = x;
-        return 1;
-    }
-    case KVZ_GGUF_U32: {
-        uint32_t x;
-        memcpy(&x, kv->data, 4);
-        *v = x;
-        return 1;
-    }
-    case KVZ_GGUF_I32: {
-        int32_t x;
-        memcpy(&x, kv->data, 4);
-        *v = x;
-        return 1;
-    }
-    case KVZ_GGUF_U64: {
-        uint64_t x;
-        memcpy(&x, kv->data, 8);
-        *v = x > INT64_MAX ? -1 : (int64_t)x;
-        return 1;
-    }
-    case KVZ_GGUF_I64: memcpy(v, kv->data, 8); return 1;
-    }
-    return 0;
-}
-
 /* A token id: absent -> def; -1 or 0xFFFFFFFF (how converters write "none") -> -1; else within the vocabulary.
  */
 static kvz_status meta_id(const kvz_gguf *g, const char *key, size_t n, int32_t def, int32_t *out)
@@ -903,7 +861,7 @@ static kvz_status meta_id(const kvz_gguf *g, const char *key, size_t n, int32_t 
     *out = def;
     if (!kv)
         return KVZ_OK;
-    if (kv->type == KVZ_GGUF_BOOL || !meta_int(kv, &v))
+    if (kv->type == KVZ_GGUF_BOOL || !kvz_gguf_kv_int(kv, &v))
         return kvz_fail(KVZ_ERR_FORMAT, "tokenizer: %s is not an integer", key);
     if (v == -1 || v == 0xFFFFFFFF) {
         *out = -1;
@@ -923,7 +881,7 @@ static kvz_status meta_bool(const kvz_gguf *g, const char *key, int def, int *ou
     *out = def;
     if (!kv)
         return KVZ_OK;
-    if (!meta_int(kv, &v))
+    if (!kvz_gguf_kv_int(kv, &v))
         return kvz_fail(KVZ_ERR_FORMAT, "tokenizer: %s is not a boolean", key);
     *out = v != 0;
     return KVZ_OK;
