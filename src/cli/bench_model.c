@@ -3,7 +3,9 @@
  * adds over the same passes), FastKV time to first token against a full prefill. Every
  * target is the median over rounds of a ratio of two times measured back to back. */
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
 #include "cli/model_cases.h"
@@ -39,12 +41,6 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 enum { MAX_ROUNDS = 64 };
 
 /* One round: every operation once, each ratio's two operations back to back so that the
@@ -52,6 +48,7 @@ enum { MAX_ROUNDS = 64 };
  * both: a prefill before FastKV's and another after KVzip's compression. */
 typedef struct round_times {
     double prefill, fastkv, build, prefill2, unscored, scored, step;
+    double kvzip_vs_prefill, scoring_overhead, fastkv_speedup; /* this round's ratios */
 } round_times;
 
 static kvz_status one_round(kvz_mc *mc, round_times *r)
@@ -71,8 +68,23 @@ static kvz_status one_round(kvz_mc *mc, round_times *r)
     for (int s = 0; s < 16 && st == KVZ_OK; s++, sum += t)
         st = kvz_mc_decode_step(mc, &t);
     r->step = sum / 16;
+    r->kvzip_vs_prefill = r->build / r->prefill2;
+    r->scoring_overhead = r->scored / r->unscored - 1.0;
+    r->fastkv_speedup = r->prefill / r->fastkv;
     return st;
 }
+
+/* The median over n rounds of the double at byte offset `field` of round_times. */
+static double median_of(const round_times *r, int n, size_t field)
+{
+    double v[MAX_ROUNDS];
+    for (int i = 0; i < n; i++)
+        memcpy(&v[i], (const char *)&r[i] + field, sizeof v[i]);
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+#define MEDIAN(field) median_of(r, rounds, offsetof(round_times, field))
 
 int kvz_bench_model(int json, int rounds)
 {
@@ -85,9 +97,9 @@ int kvz_bench_model(int json, int rounds)
     snprintf(run_facts, sizeof run_facts, "\"isa\": \"%s\", \"threads\": %d, \"rounds\": %d",
              kvz_isa_name(kvz_isa_active()), kvz_num_threads(), rounds);
     if (!json)
-        printf("synthetic model: Llama-3.1-8B layer shapes, %d layers, %s weights, vocabulary %d, context %d "
-               "tokens, "
-               "bf16 cache, %d threads, %s kernels; medians of %d rounds\n%-28s %12s %12s\n",
+        printf("synthetic model: Llama-3.1-8B layer shapes, %d layers, %s weights, vocabulary %d, "
+               "context %d tokens, bf16 cache, %d threads, %s kernels; medians of %d rounds\n"
+               "%-28s %12s %12s\n",
                KVZ_MC_LAYERS, kvz_mc_weights(mc), KVZ_MC_VOCAB, KVZ_MC_CONTEXT, kvz_num_threads(),
                kvz_isa_name(kvz_isa_active()), rounds, "name", "seconds", "rate");
     /* oneDNN builds a primitive the first time it meets a shape and first-touch page faults
@@ -98,17 +110,9 @@ int kvz_bench_model(int json, int rounds)
         st = one_round(mc, &r[i]);
     int rc = 0;
     if (st == KVZ_OK) {
-        double v[9][MAX_ROUNDS];
-        for (int i = 0; i < rounds; i++) {
-            v[0][i] = r[i].prefill, v[1][i] = r[i].step, v[2][i] = r[i].build, v[3][i] = r[i].scored;
-            v[4][i] = r[i].unscored, v[5][i] = r[i].fastkv;
-            v[6][i] = r[i].build / r[i].prefill2;
-            v[7][i] = r[i].scored / r[i].unscored - 1.0;
-            v[8][i] = r[i].prefill / r[i].fastkv;
-        }
-        const double n = KVZ_MC_CONTEXT, t_prefill = median(v[0], rounds), t_step = median(v[1], rounds);
-        const double t_build = median(v[2], rounds), t_scored = median(v[3], rounds);
-        const double t_unscored = median(v[4], rounds), t_fastkv = median(v[5], rounds);
+        const double n = KVZ_MC_CONTEXT, t_prefill = MEDIAN(prefill), t_step = MEDIAN(step);
+        const double t_build = MEDIAN(build), t_scored = MEDIAN(scored), t_unscored = MEDIAN(unscored);
+        const double t_fastkv = MEDIAN(fastkv);
         report(json, "prefill", t_prefill, n / t_prefill, "tokens/s");
         report(json, "decode_step", t_step, 1.0 / t_step, "tokens/s");
         report(json, "kvzip_compress_r0.3", t_build, n / t_build, "tokens/s");
@@ -118,11 +122,11 @@ int kvz_bench_model(int json, int rounds)
         if (!json)
             printf(
                 "\ntarget                        value     bound  (each the median of the rounds' ratios)\n");
-        target(json, "kvzip_vs_prefill", median(v[6], rounds), 1, 2.2,
+        target(json, "kvzip_vs_prefill", MEDIAN(kvzip_vs_prefill), 1, 2.2,
                "KVzip compression time / plain prefill");
-        target(json, "scoring_overhead", median(v[7], rounds), 1, 0.10,
+        target(json, "scoring_overhead", MEDIAN(scoring_overhead), 1, 0.10,
                "fused scoring passes / the same passes unscored - 1");
-        target(json, "fastkv_ttft_speedup", median(v[8], rounds), 0, 1.6,
+        target(json, "fastkv_ttft_speedup", MEDIAN(fastkv_speedup), 0, 1.6,
                "full prefill / FastKV prefill (TSP at L/2, rate 0.2)");
     } else {
         rc = kvz_cli_error("bench model: %s (%s)", kvz_last_error(), kvz_strerror(st));
