@@ -12,11 +12,12 @@
  * Strides are in elements of the array they describe.
  *
  * One exception, the AVX512_BF16 level's attention over bf16 K/V: there the queries are
- * rounded to bf16 (nearest even; before the scale is applied), and in blocks of more than
- * DOT_MAX_ROWS query rows per KV head (prefill, scoring) the probabilities are rounded to
- * bf16 for P.V too, so that Q.K and P.V run as bf16 pair dot products (products exact,
- * fp32 accumulation), as GPU flash attention does over bf16. The log-sum-exp, the softmax
- * sums and the KVzip scores stay fp32 functions of those logits.
+ * rounded to bf16 (nearest even; before the scale is applied), and the probabilities are
+ * rounded to bf16 for P.V too, so that Q.K and P.V run as bf16 pair dot products (products
+ * exact, fp32 accumulation), as GPU flash attention does over bf16. Only blocks of at most
+ * DOT_MAX_ROWS query rows per KV head (decode) with a head size that is not a multiple of
+ * 32 keep fp32 probabilities. The log-sum-exp, the softmax sums and the KVzip scores stay
+ * fp32 functions of those logits.
  */
 
 /* Storage dtypes; the values equal the public enum kvz_dtype. */

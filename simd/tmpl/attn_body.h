@@ -13,6 +13,8 @@
  * VW keys' dot products at once, reduced by one transpose-and-add, and S laid out
  * [row][key] so that exp and the running max work on whole vectors of keys).
  * Element (key j, row r) of S is at s[j*sj + r*sr]: gemm sj = MQ, sr = 1; dot sj = 1, sr = BKP.
+ * At the avx512bf16 level, bf16 K/V take pair dot products on both ways (logits_gemm_bf16
+ * and pv_bf16; logits_dot_bp and pv_dot_bp, the "bp" dot path).
  */
 #include <float.h>
 #include <math.h>
@@ -24,9 +26,15 @@
 #define MQ  KVZ_KBLOCK_Q
 #define BK  KVZ_KBLOCK_K
 #define BKP (BK + KVZ_KMAX_VW) /* dot layout: a row of S padded to whole vectors */
-/* Keys per block on the dot path (decode): small, so that the block's K/V lines are still
- * in L1 when P.V reads V and the logits row stays short; K/V are read in place there. */
+/* Keys per block on the dot path (decode): small, so that a block's K and V rows stay in L1
+ * from their first to their last use and the logits rows stay short; K/V are read in place
+ * there. */
 #define BK_DOT 32
+/* The dot path prefetches the rows of the block this many blocks ahead: its K while the
+ * logits are computed, its V while P.V runs, so that the requests are spread over all of
+ * a block's work (queued all at once, or only during the logits, they left the memory
+ * idle while P.V ran; one block ahead was too late to hide the latency). */
+#define PF_BLOCKS 2
 /* Query rows per register tile of the dot path. */
 #define DOT_TILE 4
 /* Levels with bf16 pair dot products define this to 1 (see kernels.h for what it rounds). */
@@ -47,10 +55,12 @@ typedef struct blk_ctx {
        path, qt holds it as pairs [x/2][row], kf the probabilities as pairs [key/2][row] and
        vf_ the V rows zipped in pairs [key/2][x] */
     int bdot;
+    /* bdot on the dot path with d a multiple of 32 (decode): "bp", see logits_dot_bp */
+    int bpdot;
     float scale;
     size_t sj, sr; /* S strides of the current layout */
-    /* dot path: rows to prefetch while the logits are computed (this block's V, the next
-     * block's K), spread one row per key so the memory system always has work queued */
+    /* dot path: the V [0] and K [1] rows PF_BLOCKS blocks ahead, prefetched one row per
+     * key processed (see PF_BLOCKS) */
     const char *pf[2];
     size_t pf_rows[2], pf_stride, pf_bytes;
 } blk_ctx;
@@ -58,7 +68,7 @@ typedef struct blk_ctx {
 static void scratch_init(blk_ctx *c, float *work, size_t d, size_t group, ptrdiff_t q_pos0)
 {
     c->pf_rows[0] = c->pf_rows[1] = 0;
-    c->bdot = 0;
+    c->bdot = c->bpdot = 0;
     c->d = d;
     c->dp = kvz_kpad(d);
     c->dpv = (d + VW - 1) / VW;
@@ -86,8 +96,9 @@ static inline ptrdiff_t row_limit(const blk_ctx *c, size_t r)
 }
 
 #if KVZ_ATTN_BF16DOT
-/* The query rows rounded to bf16: on the dot path as pre-scaled f32 rows, on the gemm path
- * unscaled as pairs [x/2][row] (the logits are scaled when stored). */
+/* The query rows rounded to bf16: on the gemm path unscaled as pairs [x/2][row], on the bp
+ * path unscaled in tiles of 4 rows, [tile][x/8][row % 4][4 pairs] (both scale the logits
+ * when they store them), on the other dot paths as pre-scaled f32 rows. */
 static void load_queries_bf16(blk_ctx *c, const float *q, ptrdiff_t qhs, ptrdiff_t qrs, float scale)
 {
     uint32_t *qb = (uint32_t *)c->qt;
@@ -96,7 +107,14 @@ static void load_queries_bf16(blk_ctx *c, const float *q, ptrdiff_t qhs, ptrdiff
         const size_t gr = c->r0 + r;
         const float *src =
             r < c->mq ? q + (ptrdiff_t)(gr % c->group) * qhs + (ptrdiff_t)(gr / c->group) * qrs : NULL;
-        if (c->dot) {
+        if (c->bpdot) {
+            uint32_t *dst = qb + r / 4 * (c->d / 8) * 16 + r % 4 * 4;
+            for (size_t x = 0; x < c->d; x += 2) {
+                const uint32_t lo = src ? kvz_f32_to_bf16(src[x]) : 0,
+                               hi = src ? kvz_f32_to_bf16(src[x + 1]) : 0;
+                dst[x / 8 * 16 + x / 2 % 4] = lo | hi << 16;
+            }
+        } else if (c->dot) {
             float *dst = c->qr + r * c->dp;
             for (size_t x = 0; x < c->dpv * VW; x++)
                 dst[x] = src && x < c->d ? kvz_bf16_to_f32(kvz_f32_to_bf16(src[x])) * scale : 0.0f;
@@ -119,7 +137,11 @@ static void load_queries(blk_ctx *c, const float *q, ptrdiff_t qhs, ptrdiff_t qr
     c->mq = mq;
     c->nrv = (mq + VW - 1) / VW;
     c->dot = mq <= DOT_MAX_ROWS;
-    c->mq_tile = c->dot && mq >= 2 && mq < DOT_TILE ? DOT_TILE : mq;
+    c->bpdot = c->bdot && c->dot && c->d % 32 == 0;
+    if (c->bpdot) /* whole tiles of 4 rows */
+        c->mq_tile = (mq + 3) / 4 * 4;
+    else
+        c->mq_tile = c->dot && mq >= 2 && mq < DOT_TILE ? DOT_TILE : mq;
     c->sj = c->dot ? 1 : MQ;
     c->sr = c->dot ? BKP : 1;
     const size_t lanes = c->nrv * VW;
@@ -284,15 +306,20 @@ static inline __attribute__((always_inline)) void dot_key_tile2(const blk_ctx *c
     }
 }
 
-/* Prefetches key t's rows of the queued streams (this block's V, the next block's K). */
-static inline __attribute__((always_inline)) void prefetch_key(const blk_ctx *c, size_t jt)
+/* Prefetches row jt of the queued V (w = 0) or K (w = 1) rows into L2. */
+static inline __attribute__((always_inline)) void prefetch_row(const blk_ctx *c, int w, size_t jt)
 {
-    for (int w = 0; w < 2; w++)
-        if (jt < c->pf_rows[w]) {
-            const char *row = c->pf[w] + jt * c->pf_stride;
-            for (size_t b = 0; b < c->pf_bytes; b += 64)
-                __builtin_prefetch(row + b, 0, 2);
-        }
+    if (jt >= c->pf_rows[w])
+        return;
+    const char *row = c->pf[w] + jt * c->pf_stride;
+    if (c->pf_bytes == 256) { /* the common row (d = 128 at 2 bytes): unrolled */
+#pragma GCC unroll 4
+        for (size_t b = 0; b < 256; b += 64)
+            __builtin_prefetch(row + b, 0, 2);
+    } else {
+        for (size_t b = 0; b < c->pf_bytes; b += 64)
+            __builtin_prefetch(row + b, 0, 2);
+    }
 }
 
 /* The same by the dot way, into S[r][j]: VW keys at a time, reduced by one
@@ -311,7 +338,7 @@ static inline __attribute__((always_inline)) void logits_dot_body(const blk_ctx 
             for (size_t t = 0; t < VW; t += 2) {
                 const size_t t1 = t + 1 < VW ? t + 1 : t;
                 if (r == 0)
-                    prefetch_key(c, j + t), prefetch_key(c, j + t1);
+                    prefetch_row(c, 1, j + t), prefetch_row(c, 1, j + t1);
                 dot_key_tile2(c, r, kp, (j + t) * ks, (j + t1) * ks, ld, tmp, t, nv);
             }
 #pragma GCC unroll 4
@@ -420,12 +447,162 @@ static void logits_gemm_bf16(const blk_ctx *c, const uint16_t *kp, size_t ks, si
 }
 #endif
 
+#if KVZ_ATTN_BF16DOT
+/* Decode logits over bf16 K by pair dot products, into S[r][j]. A query tile holds 4 rows'
+ * pairs in the four 128-bit lanes of a vector (8 elements of d per vector) and a key's
+ * matching 8 elements are broadcast to all four lanes, so one pair dot product serves 4
+ * rows; 4 keys' vectors then reduce to one vector (lane r: row r) in a few shuffles, and 4
+ * of those to 4 rows of 16 logits (the f32 dot path needs a 16x16 transpose per row). */
+
+/* Row sums of keys k[0..3] against query tile qt: two partial sums per key (even and odd
+ * chunks) so that 8 dot-product chains run at once. */
+static inline __attribute__((always_inline)) vf logits_bp_keys4(const uint32_t *qt, const uint16_t *const *k,
+                                                                size_t nch)
+{
+    vf a[4][2];
+#pragma GCC unroll 4
+    for (int t = 0; t < 4; t++)
+        a[t][0] = a[t][1] = vf_zero();
+#pragma GCC unroll 16
+    for (size_t ch = 0; ch < nch; ch += 2)
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const vbp qv = vbp_load(qt + (ch + h) * 16);
+#pragma GCC unroll 4
+            for (int t = 0; t < 4; t++)
+                a[t][h] = vbp_dot(a[t][h], vbp_bcast4(k[t] + (ch + h) * 8), qv);
+        }
+    vf s[4];
+#pragma GCC unroll 4
+    for (int t = 0; t < 4; t++)
+        s[t] = vf_add(a[t][0], a[t][1]);
+    return vbp_sum_keys4(s);
+}
+
+static inline __attribute__((always_inline)) void logits_bp_body(const blk_ctx *c, const uint16_t *kp,
+                                                                 size_t ks, size_t nb, size_t nch)
+{
+    const size_t ntile = c->mq_tile / 4;
+    const vf sc = vf_set1(c->scale);
+    size_t j = 0;
+    for (; j < nb; j += VW) {
+        const size_t nk = nb - j < VW ? nb - j : VW;
+        for (size_t tile = 0; tile < ntile; tile++) {
+            const uint32_t *qt = (const uint32_t *)c->qt + tile * nch * 16;
+            vf w[4], out[4];
+            for (size_t g = 0; g < 4; g++) {
+                if (4 * g >= nk) {
+                    w[g] = vf_zero();
+                    continue;
+                }
+                const uint16_t *k[4];
+                for (size_t t = 0; t < 4; t++) { /* a short group repeats its last key */
+                    const size_t jt = 4 * g + t < nk ? 4 * g + t : nk - 1;
+                    k[t] = kp + (j + jt) * ks;
+                    if (tile == 0)
+                        prefetch_row(c, 1, j + 4 * g + t);
+                }
+                w[g] = logits_bp_keys4(qt, k, nch);
+            }
+            vbp_rows4(w, out);
+            for (int a = 0; a < 4; a++)
+                vf_store(c->s + (tile * 4 + a) * BKP + j, vf_mul(out[a], sc));
+        }
+    }
+    for (size_t r = 0; r < c->mq; r++) /* keys past nb: -inf up to whole vectors */
+        for (size_t jj = nb; jj < j; jj++)
+            c->s[r * BKP + jj] = -INFINITY;
+}
+
+/* Head size 128 gets a chunk loop of constant length. */
+static void logits_dot_bp(const blk_ctx *c, const uint16_t *kp, size_t ks, size_t nb)
+{
+    if (c->d == 128)
+        logits_bp_body(c, kp, ks, nb, 16);
+    else
+        logits_bp_body(c, kp, ks, nb, c->d / 8);
+}
+
+/* Where element x of an O row lives on the bp path: in each 32 elements, the 16 of the
+ * zip_lo halves (8k..8k+3 at 4k..4k+3) and then the 16 of the zip_hi halves. */
+static inline size_t bp_slot(size_t x)
+{
+    const size_t y = x % 32, k = y / 8, i = y % 8;
+    return x - y + (i < 4 ? 4 * k + i : 16 + 4 * k + i - 4);
+}
+
+/* O tile rows [r0, r0+4), elements [x0, x0 + 32 NB) (bp_slot order) += P.V over the key
+ * pairs; rows past mq start from zero (their alpha is not set). */
+static inline __attribute__((always_inline)) void pv_bp_tile(blk_ctx *c, const uint16_t *vp, size_t vs,
+                                                             size_t nb, const uint32_t *pb, size_t r0,
+                                                             size_t x0, int NB)
+{
+    const size_t np = (nb + 1) / 2, dp = c->dp;
+    vf acc[4][4];
+#pragma GCC unroll 4
+    for (int a = 0; a < 4; a++) {
+        const vf al = vf_set1(r0 + a < c->mq ? c->alpha[r0 + a] : 0.0f);
+#pragma GCC unroll 4
+        for (int e = 0; e < 2 * NB; e++)
+            acc[a][e] = vf_mul(vf_load(c->o + (r0 + a) * dp + x0 + e * 16), al);
+    }
+    for (size_t i = 0; i < np; i++) {
+        /* an odd last key pairs with itself under a probability of zero */
+        const uint16_t *v0 = vp + 2 * i * vs, *v1 = 2 * i + 1 < nb ? v0 + vs : v0;
+        if (r0 == 0 && x0 == 0)
+            prefetch_row(c, 0, 2 * i), prefetch_row(c, 0, 2 * i + 1);
+        vbp z[4];
+#pragma GCC unroll 2
+        for (int b = 0; b < NB; b++) {
+            const vbp a0 = vbp_load32(v0 + x0 + 32 * b), a1 = vbp_load32(v1 + x0 + 32 * b);
+            z[2 * b] = vbp_zip_lo(a0, a1);
+            z[2 * b + 1] = vbp_zip_hi(a0, a1);
+        }
+#pragma GCC unroll 4
+        for (int a = 0; a < 4; a++) {
+            const vbp p = vbp_set1(pb[(r0 + a) * (BK / 2) + i]);
+#pragma GCC unroll 4
+            for (int e = 0; e < 2 * NB; e++)
+                acc[a][e] = vbp_dot(acc[a][e], p, z[e]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int a = 0; a < 4; a++)
+#pragma GCC unroll 4
+        for (int e = 0; e < 2 * NB; e++)
+            vf_store(c->o + (r0 + a) * dp + x0 + e * 16, acc[a][e]);
+}
+
+/* O[r] = O[r]*alpha[r] + sum_j P[r][j] V[j] over bf16 V on the bp path: each row's
+ * probabilities are rounded to bf16 pairs (keys 2i, 2i+1), the two V rows are interleaved
+ * in registers, and O stays in bp_slot order until the job's output is written. */
+static void pv_dot_bp(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
+{
+    uint32_t *pb = (uint32_t *)c->kf;
+    for (size_t r = 0; r < c->mq_tile; r++)
+        for (size_t j = 0; j < nb; j += 32)
+            vbp_pack32((uint16_t *)(pb + r * (BK / 2) + j / 2), c->s + r * BKP + j,
+                       r < c->mq ? (nb - j < 32 ? nb - j : 32) : 0);
+    for (size_t r0 = 0; r0 < c->mq_tile; r0 += 4)
+        for (size_t x0 = 0; x0 < c->d; x0 += 64) {
+            if (x0 + 64 <= c->d)
+                pv_bp_tile(c, vp, vs, nb, pb, r0, x0, 2);
+            else
+                pv_bp_tile(c, vp, vs, nb, pb, r0, x0, 1);
+        }
+}
+#endif
+
 /* S for the keys [kb, kb+nb) of the run at k, by the way the block's layout takes. */
 static void logits_fill(blk_ctx *c, const void *k, ptrdiff_t kst, int dt, size_t kb, size_t nb)
 {
 #if KVZ_ATTN_BF16DOT
     if (c->bdot && !c->dot) {
         logits_gemm_bf16(c, (const uint16_t *)k + (ptrdiff_t)kb * kst, (size_t)kst, nb);
+        return;
+    }
+    if (c->bpdot) {
+        logits_dot_bp(c, (const uint16_t *)k + (ptrdiff_t)kb * kst, (size_t)kst, nb);
         return;
     }
 #endif
@@ -556,6 +733,8 @@ static inline __attribute__((always_inline)) void pv_body(blk_ctx *c, const void
                     acc[a][b] = vf_mul(vf_load(c->o + (r + a) * dp + (x + b) * VW), al);
             }
             for (size_t j = 0; j < nb; j++) {
+                if (r == 0 && x == 0) /* the dot path's V prefetch (nothing queued on the gemm path) */
+                    prefetch_row(c, 0, j);
                 vf vv[PV_CV];
 #pragma GCC unroll 8
                 for (int b = 0; b < PV_CV; b++)
@@ -590,11 +769,14 @@ static inline __attribute__((always_inline)) void pv_body(blk_ctx *c, const void
                 vf_store(c->o + (r + a) * dp + x * VW, acc[a]);
         }
     }
-    for (; r < mq; r++)
+    for (; r < mq; r++) /* (row 0 here: no tile ran, the V prefetch is this loop's) */
         for (size_t x = 0; x < dpv; x++) {
             vf acc = vf_mul(vf_load(c->o + r * dp + x * VW), vf_set1(c->alpha[r]));
-            for (size_t j = 0; j < nb; j++)
+            for (size_t j = 0; j < nb; j++) {
+                if (r == 0 && x == 0)
+                    prefetch_row(c, 0, j);
                 acc = vf_fma(vf_set1(S[j * sj + r * sr]), ld(vp, j * vs + x * VW), acc);
+            }
             vf_store(c->o + r * dp + x * VW, acc);
         }
 }
@@ -778,7 +960,7 @@ static void attn_impl(const kvz_attn_job *job)
         load_queries(&c, job->q, job->q_head_stride, job->q_row_stride, job->scale, r0, mq);
         stats_reset(&c);
         /* the bf16 P.V runs whole row tiles: their padding rows must hold numbers too */
-        memset(c.o, 0, (c.bdot && !c.dot ? c.nrv * VW : mq) * c.dp * sizeof(float));
+        memset(c.o, 0, (c.bdot && !c.dot ? c.nrv * VW : c.mq_tile) * c.dp * sizeof(float));
         const ptrdiff_t lim = row_limit(&c, mq - 1);
         const size_t n_all = job->n_k + job->n_k2;
         const size_t kend = lim < 0 ? 0 : ((size_t)lim + 1 < n_all ? (size_t)lim + 1 : n_all);
@@ -798,10 +980,10 @@ static void attn_impl(const kvz_attn_job *job)
             for (size_t kb = 0; kb < rend; kb += bk) {
                 const size_t nb = rend - kb < bk ? rend - kb : bk;
                 if (c.dot) {
-                    c.pf[0] = (const char *)vr + kb * c.pf_stride;
-                    c.pf_rows[0] = nb;
-                    c.pf[1] = (const char *)kr + (kb + bk) * c.pf_stride;
-                    c.pf_rows[1] = kb + bk < rend ? (rend - kb - bk < bk ? rend - kb - bk : bk) : 0;
+                    const size_t ahead = kb + PF_BLOCKS * bk;
+                    c.pf[0] = (const char *)vr + ahead * c.pf_stride;
+                    c.pf[1] = (const char *)kr + ahead * c.pf_stride;
+                    c.pf_rows[0] = c.pf_rows[1] = ahead < rend ? (rend - ahead < bk ? rend - ahead : bk) : 0;
                 }
                 logits_block(&c, kr, job->kv_row_stride, dt, kb, nb, kb0);
                 if (keep_z) /* the chunk's logits, before they become probabilities */
@@ -813,6 +995,9 @@ static void attn_impl(const kvz_attn_job *job)
                 if (c.bdot && !c.dot)
                     pv_bf16(&c, (const uint16_t *)vr + kb * (size_t)job->kv_row_stride,
                             (size_t)job->kv_row_stride, nb);
+                else if (c.bpdot)
+                    pv_dot_bp(&c, (const uint16_t *)vr + kb * (size_t)job->kv_row_stride,
+                              (size_t)job->kv_row_stride, nb);
                 else
 #endif
                     pv_update(&c, key_rows(&c, c.vf_, vr, job->kv_row_stride, dt, kb, nb), nb);
@@ -824,8 +1009,14 @@ static void attn_impl(const kvz_attn_job *job)
             const size_t gr = r0 + r, g = gr % job->group, i = gr / job->group;
             float *dst = job->out + (ptrdiff_t)g * job->out_head_stride + (ptrdiff_t)i * job->out_row_stride;
             const float inv = c.l[r] > 0.0f ? 1.0f / c.l[r] : 0.0f;
-            for (size_t x = 0; x < job->d; x++)
-                dst[x] = c.o[r * c.dp + x] * inv;
+#if KVZ_ATTN_BF16DOT
+            if (c.bpdot)
+                for (size_t x = 0; x < job->d; x++)
+                    dst[x] = c.o[r * c.dp + bp_slot(x)] * inv;
+            else
+#endif
+                for (size_t x = 0; x < job->d; x++)
+                    dst[x] = c.o[r * c.dp + x] * inv;
             if (job->lse)
                 job->lse[g * job->n_q + i] = c.l[r] > 0.0f ? c.m[r] + logf(c.l[r]) : -INFINITY;
         }

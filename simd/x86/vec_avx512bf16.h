@@ -40,4 +40,57 @@ static inline vbp vbp_zip(const uint16_t *a, const uint16_t *b, size_t n)
     return _mm512_or_si512(l, _mm512_slli_epi32(h, 16));
 }
 
+/* The decode path's pieces (tmpl/attn_body.h, "bp" dot path). */
+
+/* The 4 pairs (8 bf16) at p in each of the four 128-bit lanes. */
+static inline vbp vbp_bcast4(const uint16_t *p)
+{
+    return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)p));
+}
+
+/* 32 bf16 of one row. */
+static inline vbp vbp_load32(const uint16_t *p) { return _mm512_loadu_si512(p); }
+
+/* Pairs of two rows' elements, interleaved within each 128-bit lane k: lo holds elements
+ * 8k..8k+3 of (a, b), hi elements 8k+4..8k+7 (one instruction each; the caller keeps its
+ * sums in that order, see bp_slot in tmpl/attn_body.h). */
+static inline vbp vbp_zip_lo(vbp a, vbp b) { return _mm512_unpacklo_epi16(a, b); }
+static inline vbp vbp_zip_hi(vbp a, vbp b) { return _mm512_unpackhi_epi16(a, b); }
+
+/* k[t] (t < 4) holds in 128-bit lane r four partial sums of row r's dot product with key
+ * t; the result holds in lane r the four keys' sums for row r. */
+static inline vf vbp_sum_keys4(const vf *k)
+{
+    /* per lane: [k0: s0+s2, s1+s3, k1: s0+s2, s1+s3], the same for k2, k3 */
+    const vf s01 = _mm512_add_ps(_mm512_shuffle_ps(k[0], k[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                                 _mm512_shuffle_ps(k[0], k[1], _MM_SHUFFLE(3, 2, 3, 2)));
+    const vf s23 = _mm512_add_ps(_mm512_shuffle_ps(k[2], k[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                                 _mm512_shuffle_ps(k[2], k[3], _MM_SHUFFLE(3, 2, 3, 2)));
+    return _mm512_add_ps(_mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* w[g] holds in lane r row r's sums of keys 4g..4g+3; out[r] lane t = row r, key t: a 4x4
+ * transpose of 128-bit lanes. */
+static inline void vbp_rows4(const vf *w, vf *out)
+{
+    const vf t0 = _mm512_shuffle_f32x4(w[0], w[1], _MM_SHUFFLE(1, 0, 1, 0));
+    const vf t1 = _mm512_shuffle_f32x4(w[0], w[1], _MM_SHUFFLE(3, 2, 3, 2));
+    const vf t2 = _mm512_shuffle_f32x4(w[2], w[3], _MM_SHUFFLE(1, 0, 1, 0));
+    const vf t3 = _mm512_shuffle_f32x4(w[2], w[3], _MM_SHUFFLE(3, 2, 3, 2));
+    out[0] = _mm512_shuffle_f32x4(t0, t2, _MM_SHUFFLE(2, 0, 2, 0));
+    out[1] = _mm512_shuffle_f32x4(t0, t2, _MM_SHUFFLE(3, 1, 3, 1));
+    out[2] = _mm512_shuffle_f32x4(t1, t3, _MM_SHUFFLE(2, 0, 2, 0));
+    out[3] = _mm512_shuffle_f32x4(t1, t3, _MM_SHUFFLE(3, 1, 3, 1));
+}
+
+/* dst[0..32) = src[0..n) rounded to bf16 (nearest even), zeros from n on; n <= 32. */
+static inline void vbp_pack32(uint16_t *dst, const float *src, size_t n)
+{
+    const size_t n0 = n < 16 ? n : 16, n1 = n - n0;
+    const __m512 lo = _mm512_maskz_loadu_ps(kvz_mask16(n0), src);
+    const __m512 hi = n1 ? _mm512_maskz_loadu_ps(kvz_mask16(n1), src + 16) : _mm512_setzero_ps();
+    _mm512_storeu_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+}
+
 #endif
