@@ -402,8 +402,10 @@ static void logits_gemm_bf16(const blk_ctx *c, const uint16_t *kp, size_t ks, si
     for (; j < nb; j += TILE_J) {
         const size_t nj = nb - j < TILE_J ? nb - j : TILE_J;
         const uint16_t *kr[TILE_J];
-        for (size_t a = 0; a < TILE_J; a++) /* a short tile repeats its last key */
+        for (size_t a = 0; a < TILE_J; a++) { /* a short tile repeats its last key */
             kr[a] = kp + (j + (a < nj ? a : nj - 1)) * ks;
+            prefetch_row(c, 1, j + a);
+        }
         size_t v = 0;
         for (; v < nrv; v += TILE_RV) {
             vf acc[TILE_J][TILE_RV];
@@ -806,7 +808,11 @@ static void pv_bf16(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
                       vbp_pack(vf_load(c->s + 2 * i * MQ + v * VW),
                                pair ? vf_load(c->s + (2 * i + 1) * MQ + v * VW) : vf_zero()));
         const uint16_t *v0 = vp + 2 * i * vs, *v1 = pair ? v0 + vs : NULL;
-        for (size_t x = 0; x < dpv * VW; x += VW)
+        prefetch_row(c, 0, 2 * i), prefetch_row(c, 0, 2 * i + 1);
+        size_t x = 0;
+        for (; x + 32 <= d; x += 32)
+            vbp_zip32(vz + i * dp + x, v0 + x, v1 ? v1 + x : NULL);
+        for (; x < dpv * VW; x += VW)
             vbp_store(vz + i * dp + x, vbp_zip(v0 + x, v1 ? v1 + x : NULL, x + VW <= d ? VW : d - x));
     }
     /* whole tiles of PV_RT rows: rows past mq up to the row vectors are scratch */
@@ -874,8 +880,9 @@ static int reduced_mask(const kvz_attn_job *job, size_t kb, size_t nb, unsigned 
     return any;
 }
 
-/* p = exp(S - lse2) per row over keys [kb, kb+nb); lse2 = +inf hides a row. */
-static void probs_from_lse(blk_ctx *c, size_t nb)
+/* p = exp(S - lse2) per row over keys [kb, kb+nb); lse2 = +inf hides a row. On the gemm
+ * path the logits may come from z (kept logits, S's layout) instead of S. */
+static void probs_from_lse(blk_ctx *c, const float *z, size_t nb)
 {
     if (c->dot) {
         for (size_t r = 0; r < c->mq; r++) {
@@ -888,10 +895,8 @@ static void probs_from_lse(blk_ctx *c, size_t nb)
     }
     for (size_t v = 0; v < c->nrv; v++) {
         const vf ls = vf_load(c->lse2 + v * VW);
-        for (size_t j = 0; j < nb; j++) {
-            float *p = c->s + j * MQ + v * VW;
-            vf_store(p, vf_exp(vf_sub(vf_load(p), ls)));
-        }
+        for (size_t j = 0; j < nb; j++)
+            vf_store(c->s + j * MQ + v * VW, vf_exp(vf_sub(vf_load(z + j * MQ + v * VW), ls)));
     }
 }
 
@@ -979,8 +984,8 @@ static void attn_impl(const kvz_attn_job *job)
             const size_t rend = kend < kb0 ? 0 : (kend - kb0 < kn ? kend - kb0 : kn);
             for (size_t kb = 0; kb < rend; kb += bk) {
                 const size_t nb = rend - kb < bk ? rend - kb : bk;
-                if (c.dot) {
-                    const size_t ahead = kb + PF_BLOCKS * bk;
+                if (c.dot || c.bdot) { /* (the bf16 gemm path's blocks take long: one ahead) */
+                    const size_t ahead = kb + (c.dot ? PF_BLOCKS : 1) * bk;
                     c.pf[0] = (const char *)vr + ahead * c.pf_stride;
                     c.pf[1] = (const char *)kr + ahead * c.pf_stride;
                     c.pf_rows[0] = c.pf_rows[1] = ahead < rend ? (rend - ahead < bk ? rend - ahead : bk) : 0;
@@ -1028,11 +1033,10 @@ static void attn_impl(const kvz_attn_job *job)
             c.lse2[r] = (r < mq && c.l2[r] > 0.0f) ? c.m2[r] + logf(c.l2[r]) : INFINITY;
         for (size_t kb = job->chunk_begin; kb < job->chunk_end; kb += BK) {
             const size_t nb = job->chunk_end - kb < BK ? job->chunk_end - kb : BK;
-            if (keep_z) /* every chunk key is visible to every row: nothing to mask */
-                memcpy(c.s, job->zstore + (kb - job->chunk_begin) * MQ, nb * MQ * sizeof(float));
-            else
+            /* kept logits: every chunk key is visible to every row, nothing to mask */
+            if (!keep_z)
                 logits_block(&c, job->k, job->kv_row_stride, dt, kb, nb, 0);
-            probs_from_lse(&c, nb);
+            probs_from_lse(&c, keep_z ? job->zstore + (kb - job->chunk_begin) * MQ : c.s, nb);
             fold_max(&c, nb, job->score + (kb - job->chunk_begin));
         }
     }
@@ -1067,7 +1071,7 @@ static void window_impl(const kvz_window_job *job)
             for (size_t kb = 0; kb < nk; kb += BK) {
                 const size_t nb = nk - kb < BK ? nk - kb : BK;
                 logits_block(&c, job->k, job->k_row_stride, job->dtype, kb, nb, 0);
-                probs_from_lse(&c, nb);
+                probs_from_lse(&c, c.s, nb);
                 fold_sum(&c, nb, a + kb);
             }
         }

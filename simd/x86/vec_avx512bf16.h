@@ -40,6 +40,19 @@ static inline vbp vbp_zip(const uint16_t *a, const uint16_t *b, size_t n)
     return _mm512_or_si512(l, _mm512_slli_epi32(h, 16));
 }
 
+/* The same for 32 elements, into dst[0..32): two word permutes of whole rows (b NULL:
+ * zeros), a third of vbp_zip's work. */
+static inline void vbp_zip32(uint32_t *dst, const uint16_t *a, const uint16_t *b)
+{
+    /* word 2i of the result is a[i] (index i), word 2i+1 is b[i] (index 32 + i) */
+    const __m512i i = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i lo = _mm512_or_si512(i, _mm512_slli_epi32(_mm512_add_epi32(i, _mm512_set1_epi32(32)), 16));
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(16 | 16 << 16));
+    const __m512i va = _mm512_loadu_si512(a), vb = b ? _mm512_loadu_si512(b) : _mm512_setzero_si512();
+    _mm512_storeu_si512(dst, _mm512_permutex2var_epi16(va, lo, vb));
+    _mm512_storeu_si512(dst + 16, _mm512_permutex2var_epi16(va, hi, vb));
+}
+
 /* The decode path's pieces (tmpl/attn_body.h, "bp" dot path). */
 
 /* The 4 pairs (8 bf16) at p in each of the four 128-bit lanes. */
