@@ -456,59 +456,73 @@ static void logits_gemm_bf16(const blk_ctx *c, const uint16_t *kp, size_t ks, si
  * rows; 4 keys' vectors then reduce to one vector (lane r: row r) in a few shuffles, and 4
  * of those to 4 rows of 16 logits (the f32 dot path needs a 16x16 transpose per row). */
 
-/* Row sums of keys k[0..3] against query tile qt: two partial sums per key (even and odd
- * chunks) so that 8 dot-product chains run at once. */
-static inline __attribute__((always_inline)) vf logits_bp_keys4(const uint32_t *qt, const uint16_t *const *k,
-                                                                size_t nch)
+/* Row sums of keys k[0..3] against NT query tiles (tile t at qt + t*qts): w[t] holds in
+ * lane r row r's sums of the four keys. Each key's broadcast serves every tile, and two
+ * partial sums per key and tile (even and odd chunks) keep 8 or more dot-product chains in
+ * flight. */
+static inline __attribute__((always_inline)) void
+logits_bp_keys4(const uint32_t *qt, size_t qts, const uint16_t *const *k, size_t nch, int NT, vf *w)
 {
-    vf a[4][2];
+    vf a[2][4][2];
+#pragma GCC unroll 2
+    for (int u = 0; u < NT; u++)
 #pragma GCC unroll 4
-    for (int t = 0; t < 4; t++)
-        a[t][0] = a[t][1] = vf_zero();
+        for (int t = 0; t < 4; t++)
+            a[u][t][0] = a[u][t][1] = vf_zero();
 #pragma GCC unroll 16
     for (size_t ch = 0; ch < nch; ch += 2)
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
-            const vbp qv = vbp_load(qt + (ch + h) * 16);
+            vbp qv[2];
+#pragma GCC unroll 2
+            for (int u = 0; u < NT; u++)
+                qv[u] = vbp_load(qt + u * qts + (ch + h) * 16);
 #pragma GCC unroll 4
-            for (int t = 0; t < 4; t++)
-                a[t][h] = vbp_dot(a[t][h], vbp_bcast4(k[t] + (ch + h) * 8), qv);
+            for (int t = 0; t < 4; t++) {
+                const vbp kv = vbp_bcast4(k[t] + (ch + h) * 8);
+#pragma GCC unroll 2
+                for (int u = 0; u < NT; u++)
+                    a[u][t][h] = vbp_dot(a[u][t][h], kv, qv[u]);
+            }
         }
-    vf s[4];
+#pragma GCC unroll 2
+    for (int u = 0; u < NT; u++) {
+        vf s[4];
 #pragma GCC unroll 4
-    for (int t = 0; t < 4; t++)
-        s[t] = vf_add(a[t][0], a[t][1]);
-    return vbp_sum_keys4(s);
+        for (int t = 0; t < 4; t++)
+            s[t] = vf_add(a[u][t][0], a[u][t][1]);
+        w[u] = vbp_sum_keys4(s);
+    }
 }
 
+/* NT tiles of 4 rows (mq_tile = 4 NT). */
 static inline __attribute__((always_inline)) void logits_bp_body(const blk_ctx *c, const uint16_t *kp,
-                                                                 size_t ks, size_t nb, size_t nch)
+                                                                 size_t ks, size_t nb, size_t nch, int NT)
 {
-    const size_t ntile = c->mq_tile / 4;
+    const uint32_t *qt = (const uint32_t *)c->qt;
     const vf sc = vf_set1(c->scale);
     size_t j = 0;
     for (; j < nb; j += VW) {
         const size_t nk = nb - j < VW ? nb - j : VW;
-        for (size_t tile = 0; tile < ntile; tile++) {
-            const uint32_t *qt = (const uint32_t *)c->qt + tile * nch * 16;
-            vf w[4], out[4];
-            for (size_t g = 0; g < 4; g++) {
-                if (4 * g >= nk) {
-                    w[g] = vf_zero();
-                    continue;
-                }
-                const uint16_t *k[4];
-                for (size_t t = 0; t < 4; t++) { /* a short group repeats its last key */
-                    const size_t jt = 4 * g + t < nk ? 4 * g + t : nk - 1;
-                    k[t] = kp + (j + jt) * ks;
-                    if (tile == 0)
-                        prefetch_row(c, 1, j + 4 * g + t);
-                }
-                w[g] = logits_bp_keys4(qt, k, nch);
+        vf w[4][2], out[4];
+        for (size_t g = 0; g < 4; g++) {
+            if (4 * g >= nk) {
+                w[g][0] = w[g][1] = vf_zero();
+                continue;
             }
-            vbp_rows4(w, out);
+            const uint16_t *k[4];
+            for (size_t t = 0; t < 4; t++) { /* a short group repeats its last key */
+                const size_t jt = 4 * g + t < nk ? 4 * g + t : nk - 1;
+                k[t] = kp + (j + jt) * ks;
+                prefetch_row(c, 1, j + 4 * g + t);
+            }
+            logits_bp_keys4(qt, nch * 16, k, nch, NT, w[g]);
+        }
+        for (int u = 0; u < NT; u++) {
+            const vf wu[4] = {w[0][u], w[1][u], w[2][u], w[3][u]};
+            vbp_rows4(wu, out);
             for (int a = 0; a < 4; a++)
-                vf_store(c->s + (tile * 4 + a) * BKP + j, vf_mul(out[a], sc));
+                vf_store(c->s + (u * 4 + a) * BKP + j, vf_mul(out[a], sc));
         }
     }
     for (size_t r = 0; r < c->mq; r++) /* keys past nb: -inf up to whole vectors */
@@ -516,13 +530,14 @@ static inline __attribute__((always_inline)) void logits_bp_body(const blk_ctx *
             c->s[r * BKP + jj] = -INFINITY;
 }
 
-/* Head size 128 gets a chunk loop of constant length. */
+/* Head size 128 gets a chunk loop of constant length; one tile or two (5 to 8 rows). */
 static void logits_dot_bp(const blk_ctx *c, const uint16_t *kp, size_t ks, size_t nb)
 {
+    const int two = c->mq_tile > 4;
     if (c->d == 128)
-        logits_bp_body(c, kp, ks, nb, 16);
+        two ? logits_bp_body(c, kp, ks, nb, 16, 2) : logits_bp_body(c, kp, ks, nb, 16, 1);
     else
-        logits_bp_body(c, kp, ks, nb, c->d / 8);
+        two ? logits_bp_body(c, kp, ks, nb, c->d / 8, 2) : logits_bp_body(c, kp, ks, nb, c->d / 8, 1);
 }
 
 /* Where element x of an O row lives on the bp path: in each 32 elements, the 16 of the
@@ -533,25 +548,24 @@ static inline size_t bp_slot(size_t x)
     return x - y + (i < 4 ? 4 * k + i : 16 + 4 * k + i - 4);
 }
 
-/* O tile rows [r0, r0+4), elements [x0, x0 + 32 NB) (bp_slot order) += P.V over the key
- * pairs; rows past mq start from zero (their alpha is not set). */
-static inline __attribute__((always_inline)) void pv_bp_tile(blk_ctx *c, const uint16_t *vp, size_t vs,
-                                                             size_t nb, const uint32_t *pb, size_t r0,
-                                                             size_t x0, int NB)
+/* O rows [0, R), elements [x0, x0 + 32 NB) (bp_slot order) += P.V over the key pairs, with
+ * R x 2NB <= 16 accumulators; rows past mq start from zero (their alpha is not set). */
+static inline __attribute__((always_inline)) void
+pv_bp_tile(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb, const uint32_t *pb, size_t x0, int R, int NB)
 {
     const size_t np = (nb + 1) / 2, dp = c->dp;
-    vf acc[4][4];
-#pragma GCC unroll 4
-    for (int a = 0; a < 4; a++) {
-        const vf al = vf_set1(r0 + a < c->mq ? c->alpha[r0 + a] : 0.0f);
+    vf acc[8][4];
+#pragma GCC unroll 8
+    for (int a = 0; a < R; a++) {
+        const vf al = vf_set1((size_t)a < c->mq ? c->alpha[a] : 0.0f);
 #pragma GCC unroll 4
         for (int e = 0; e < 2 * NB; e++)
-            acc[a][e] = vf_mul(vf_load(c->o + (r0 + a) * dp + x0 + e * 16), al);
+            acc[a][e] = vf_mul(vf_load(c->o + a * dp + x0 + e * 16), al);
     }
     for (size_t i = 0; i < np; i++) {
         /* an odd last key pairs with itself under a probability of zero */
         const uint16_t *v0 = vp + 2 * i * vs, *v1 = 2 * i + 1 < nb ? v0 + vs : v0;
-        if (r0 == 0 && x0 == 0)
+        if (x0 == 0)
             prefetch_row(c, 0, 2 * i), prefetch_row(c, 0, 2 * i + 1);
         vbp z[4];
 #pragma GCC unroll 2
@@ -560,24 +574,25 @@ static inline __attribute__((always_inline)) void pv_bp_tile(blk_ctx *c, const u
             z[2 * b] = vbp_zip_lo(a0, a1);
             z[2 * b + 1] = vbp_zip_hi(a0, a1);
         }
-#pragma GCC unroll 4
-        for (int a = 0; a < 4; a++) {
-            const vbp p = vbp_set1(pb[(r0 + a) * (BK / 2) + i]);
+#pragma GCC unroll 8
+        for (int a = 0; a < R; a++) {
+            const vbp p = vbp_set1(pb[a * (BK / 2) + i]);
 #pragma GCC unroll 4
             for (int e = 0; e < 2 * NB; e++)
                 acc[a][e] = vbp_dot(acc[a][e], p, z[e]);
         }
     }
-#pragma GCC unroll 4
-    for (int a = 0; a < 4; a++)
+#pragma GCC unroll 8
+    for (int a = 0; a < R; a++)
 #pragma GCC unroll 4
         for (int e = 0; e < 2 * NB; e++)
-            vf_store(c->o + (r0 + a) * dp + x0 + e * 16, acc[a][e]);
+            vf_store(c->o + a * dp + x0 + e * 16, acc[a][e]);
 }
 
 /* O[r] = O[r]*alpha[r] + sum_j P[r][j] V[j] over bf16 V on the bp path: each row's
  * probabilities are rounded to bf16 pairs (keys 2i, 2i+1), the two V rows are interleaved
- * in registers, and O stays in bp_slot order until the job's output is written. */
+ * in registers, and O stays in bp_slot order until the job's output is written. All rows
+ * (4 or 8) share each interleave: 4 rows take 64 elements per sweep, 8 rows 32. */
 static void pv_dot_bp(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
 {
     uint32_t *pb = (uint32_t *)c->kf;
@@ -585,13 +600,17 @@ static void pv_dot_bp(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
         for (size_t j = 0; j < nb; j += 32)
             vbp_pack32((uint16_t *)(pb + r * (BK / 2) + j / 2), c->s + r * BKP + j,
                        r < c->mq ? (nb - j < 32 ? nb - j : 32) : 0);
-    for (size_t r0 = 0; r0 < c->mq_tile; r0 += 4)
-        for (size_t x0 = 0; x0 < c->d; x0 += 64) {
-            if (x0 + 64 <= c->d)
-                pv_bp_tile(c, vp, vs, nb, pb, r0, x0, 2);
-            else
-                pv_bp_tile(c, vp, vs, nb, pb, r0, x0, 1);
-        }
+    if (c->mq_tile > 4) {
+        for (size_t x0 = 0; x0 < c->d; x0 += 32)
+            pv_bp_tile(c, vp, vs, nb, pb, x0, 8, 1);
+        return;
+    }
+    for (size_t x0 = 0; x0 < c->d; x0 += 64) {
+        if (x0 + 64 <= c->d)
+            pv_bp_tile(c, vp, vs, nb, pb, x0, 4, 2);
+        else
+            pv_bp_tile(c, vp, vs, nb, pb, x0, 4, 1);
+    }
 }
 #endif
 
