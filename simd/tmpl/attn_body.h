@@ -48,7 +48,8 @@ typedef struct blk_ctx {
     ptrdiff_t q_pos0;
     float *qt, *qr, *o, *s, *kf, *vf_, *m, *l, *m2, *l2, *alpha, *lse2;
     /* current block; mq_tile: the rows the dot path's tiles cover (2 or 3 rows are padded
-       with zero queries to one tile: a single row's loop is latency-bound, a tile is not) */
+       with zero queries to one tile: a single row's loop is latency-bound, a tile is not;
+       the bp path pads to whole tiles of 4) */
     size_t r0, mq, nrv, mq_tile;
     int dot;
     /* bf16 K/V on a level with pair dot products: q is rounded to bf16 and, on the gemm

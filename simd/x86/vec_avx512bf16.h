@@ -97,7 +97,8 @@ static inline void vbp_rows4(const vf *w, vf *out)
     out[3] = _mm512_shuffle_f32x4(t1, t3, _MM_SHUFFLE(3, 1, 3, 1));
 }
 
-/* dst[0..32) = src[0..n) rounded to bf16 (nearest even), zeros from n on; n <= 32. */
+/* dst[0..32) = src[0..n) rounded to bf16 (nearest even; like vbp_pack, denormal inputs
+ * become zero), zeros from n on; n <= 32. */
 static inline void vbp_pack32(uint16_t *dst, const float *src, size_t n)
 {
     const size_t n0 = n < 16 ? n : 16, n1 = n - n0;
