@@ -385,11 +385,16 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+double kvz_bench_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 /* Median and best of n sorted-in-place times into r. */
 static void summarize(kvz_bench_state *s, double *t, int n, kvz_bench_result *r)
 {
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    r->seconds = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+    r->seconds = kvz_bench_median(t, n);
     r->best = t[0];
     r->work = kvz_bench_work(s, &r->unit);
     r->rate = r->work / r->seconds / 1e9;

@@ -54,6 +54,8 @@ kvz_bench_state *kvz_bench_setup(const kvz_bench_case *c);
 int kvz_bench_run(kvz_bench_state *s);
 /* Bytes or flops per operation, and the unit of its rate ("GB/s" or "GFLOP/s"). */
 double kvz_bench_work(const kvz_bench_state *s, const char **unit);
+/* The median of v[0..n), n >= 1; sorts v in place. */
+double kvz_bench_median(double *v, int n);
 void kvz_bench_teardown(kvz_bench_state *s);
 
 /* One warm-up, then repetitions until min_seconds have passed and at least min_reps ran

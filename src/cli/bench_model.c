@@ -4,9 +4,9 @@
  * target is the median over rounds of a ratio of two times measured back to back. */
 #include <stdio.h>
 #include <stddef.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "cli/bench_cases.h"
 #include "cli/cli.h"
 #include "cli/model_cases.h"
 
@@ -33,12 +33,6 @@ static void target(int json, const char *name, double value, int at_most, double
     else
         printf("%-26s %8.3f %s %6.2f  %s  %s\n", name, value, at_most ? "<=" : ">=", bound,
                pass ? "PASS" : "MISS", what);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 enum { MAX_ROUNDS = 64 };
@@ -80,8 +74,7 @@ static double median_of(const round_times *r, int n, size_t field)
     double v[MAX_ROUNDS];
     for (int i = 0; i < n; i++)
         memcpy(&v[i], (const char *)&r[i] + field, sizeof v[i]);
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    return kvz_bench_median(v, n);
 }
 
 #define MEDIAN(field) median_of(r, rounds, offsetof(round_times, field))
