@@ -391,6 +391,43 @@ static void logits_dot_f16(const blk_ctx *c, const void *kp, size_t ks, size_t n
 }
 
 #if KVZ_ATTN_BF16DOT
+/* acc[a*NB + b] += sum over x < n of pair(a, x) . B(x, b): the register tile of both bf16
+ * gemm products (Q.K: keys x row vectors; P.V: rows x vectors of V elements). pair(a, x)
+ * is the 32-bit word at byte offset x*astep from ap[a] (read unaligned), broadcast against
+ * the nbv <= NB vectors of pairs B(x, b) at bp + x*bstep + b*VW. */
+static inline __attribute__((always_inline)) void bp_tile(vf *acc, int NA, int NB, const void *const *ap,
+                                                          size_t astep, const uint32_t *bp, size_t bstep,
+                                                          size_t n, size_t nbv)
+{
+    if (nbv == (size_t)NB) {
+        for (size_t x = 0; x < n; x++) {
+            vbp bv[8];
+#pragma GCC unroll 8
+            for (int b = 0; b < NB; b++)
+                bv[b] = vbp_load(bp + x * bstep + b * VW);
+#pragma GCC unroll 8
+            for (int a = 0; a < NA; a++) {
+                uint32_t pair;
+                memcpy(&pair, (const char *)ap[a] + x * astep, sizeof pair);
+                const vbp av = vbp_set1(pair);
+#pragma GCC unroll 8
+                for (int b = 0; b < NB; b++)
+                    acc[a * NB + b] = vbp_dot(acc[a * NB + b], av, bv[b]);
+            }
+        }
+    } else { /* the last, partial vectors */
+        for (size_t x = 0; x < n; x++)
+            for (size_t b = 0; b < nbv; b++) {
+                const vbp bv = vbp_load(bp + x * bstep + b * VW);
+                for (int a = 0; a < NA; a++) {
+                    uint32_t pair;
+                    memcpy(&pair, (const char *)ap[a] + x * astep, sizeof pair);
+                    acc[a * NB + b] = vbp_dot(acc[a * NB + b], vbp_set1(pair), bv);
+                }
+            }
+    }
+}
+
 /* S[j][r] = scale * <bf16 q_r, k_j> for nb bf16 keys at kp read in place: each key's
  * elements (2x, 2x+1) are one 32-bit pair, broadcast against the rows' pairs. */
 static void logits_gemm_bf16(const blk_ctx *c, const uint16_t *kp, size_t ks, size_t nb)
@@ -402,49 +439,22 @@ static void logits_gemm_bf16(const blk_ctx *c, const uint16_t *kp, size_t ks, si
     size_t j = 0;
     for (; j < nb; j += TILE_J) {
         const size_t nj = nb - j < TILE_J ? nb - j : TILE_J;
-        const uint16_t *kr[TILE_J];
+        const void *kr[TILE_J];
         for (size_t a = 0; a < TILE_J; a++) { /* a short tile repeats its last key */
             kr[a] = kp + (j + (a < nj ? a : nj - 1)) * ks;
             prefetch_row(c, 1, j + a);
         }
-        size_t v = 0;
-        for (; v < nrv; v += TILE_RV) {
-            vf acc[TILE_J][TILE_RV];
-#pragma GCC unroll 8
-            for (int a = 0; a < TILE_J; a++)
-#pragma GCC unroll 8
-                for (int b = 0; b < TILE_RV; b++)
-                    acc[a][b] = vf_zero();
-            if (v + TILE_RV <= nrv) {
-                for (size_t x = 0; x < np; x++) {
-                    vbp qv[TILE_RV];
-#pragma GCC unroll 8
-                    for (int b = 0; b < TILE_RV; b++)
-                        qv[b] = vbp_load(qb + x * MQ + (v + b) * VW);
-#pragma GCC unroll 8
-                    for (int a = 0; a < TILE_J; a++) {
-                        uint32_t pair;
-                        memcpy(&pair, kr[a] + 2 * x, sizeof pair);
-                        const vbp kv = vbp_set1(pair);
-#pragma GCC unroll 8
-                        for (int b = 0; b < TILE_RV; b++)
-                            acc[a][b] = vbp_dot(acc[a][b], kv, qv[b]);
-                    }
-                }
-            } else { /* the block's last row vectors */
-                for (size_t x = 0; x < np; x++)
-                    for (size_t b = 0; v + b < nrv; b++) {
-                        const vbp qv = vbp_load(qb + x * MQ + (v + b) * VW);
-                        for (int a = 0; a < TILE_J; a++) {
-                            uint32_t pair;
-                            memcpy(&pair, kr[a] + 2 * x, sizeof pair);
-                            acc[a][b] = vbp_dot(acc[a][b], vbp_set1(pair), qv);
-                        }
-                    }
-            }
+        for (size_t v = 0; v < nrv; v += TILE_RV) {
+            const size_t nbv = nrv - v < TILE_RV ? nrv - v : TILE_RV;
+            vf acc[TILE_J * TILE_RV];
+#pragma GCC unroll 16
+            for (int e = 0; e < TILE_J * TILE_RV; e++)
+                acc[e] = vf_zero();
+            /* key pairs 4 bytes apart along a row, row pairs MQ words apart in qt */
+            bp_tile(acc, TILE_J, TILE_RV, kr, 4, qb + v * VW, MQ, np, nbv);
             for (size_t a = 0; a < nj; a++)
-                for (size_t b = 0; b < TILE_RV && v + b < nrv; b++)
-                    vf_store(S + (j + a) * MQ + (v + b) * VW, vf_mul(acc[a][b], sc));
+                for (size_t b = 0; b < nbv; b++)
+                    vf_store(S + (j + a) * MQ + (v + b) * VW, vf_mul(acc[a * TILE_RV + b], sc));
         }
     }
 }
@@ -571,7 +581,7 @@ pv_bp_tile(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb, const uint32_t 
         vbp z[4];
 #pragma GCC unroll 2
         for (int b = 0; b < NB; b++) {
-            const vbp a0 = vbp_load32(v0 + x0 + 32 * b), a1 = vbp_load32(v1 + x0 + 32 * b);
+            const vbp a0 = vbp_load(v0 + x0 + 32 * b), a1 = vbp_load(v1 + x0 + 32 * b);
             z[2 * b] = vbp_zip_lo(a0, a1);
             z[2 * b + 1] = vbp_zip_hi(a0, a1);
         }
@@ -840,40 +850,22 @@ static void pv_bf16(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
     for (size_t r = 0; r < mqt; r += PV_RT) {
         for (size_t x = 0; x < dpv; x += PV_CV) {
             const size_t ncv = dpv - x < PV_CV ? dpv - x : PV_CV;
-            vf acc[PV_RT][PV_CV];
+            vf acc[PV_RT * PV_CV];
+            const void *pr[PV_RT];
 #pragma GCC unroll 8
             for (int a = 0; a < PV_RT; a++) {
                 const vf al = vf_set1(c->alpha[r + a]);
+                pr[a] = pb + r + a;
 #pragma GCC unroll 8
                 for (int b = 0; b < PV_CV; b++)
-                    acc[a][b] =
+                    acc[a * PV_CV + b] =
                         (size_t)b < ncv ? vf_mul(vf_load(c->o + (r + a) * dp + (x + b) * VW), al) : vf_zero();
             }
-            if (ncv == PV_CV) {
-                for (size_t i = 0; i < np; i++) {
-                    vbp vv[PV_CV];
-#pragma GCC unroll 8
-                    for (int b = 0; b < PV_CV; b++)
-                        vv[b] = vbp_load(vz + i * dp + (x + b) * VW);
-#pragma GCC unroll 8
-                    for (int a = 0; a < PV_RT; a++) {
-                        const vbp p = vbp_set1(pb[i * MQ + r + a]);
-#pragma GCC unroll 8
-                        for (int b = 0; b < PV_CV; b++)
-                            acc[a][b] = vbp_dot(acc[a][b], p, vv[b]);
-                    }
-                }
-            } else {
-                for (size_t i = 0; i < np; i++)
-                    for (size_t b = 0; b < ncv; b++) {
-                        const vbp vv = vbp_load(vz + i * dp + (x + b) * VW);
-                        for (int a = 0; a < PV_RT; a++)
-                            acc[a][b] = vbp_dot(acc[a][b], vbp_set1(pb[i * MQ + r + a]), vv);
-                    }
-            }
+            /* a row's probability pairs MQ words apart, the zipped V rows dp words apart */
+            bp_tile(acc, PV_RT, PV_CV, pr, MQ * sizeof(uint32_t), vz + x * VW, dp, np, ncv);
             for (int a = 0; a < PV_RT; a++)
                 for (size_t b = 0; b < ncv; b++)
-                    vf_store(c->o + (r + a) * dp + (x + b) * VW, acc[a][b]);
+                    vf_store(c->o + (r + a) * dp + (x + b) * VW, acc[a * PV_CV + b]);
         }
     }
 }

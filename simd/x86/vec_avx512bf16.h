@@ -16,7 +16,8 @@ typedef __m512i vbp;
 
 /* acc[i] += a.lo[i]*b.lo[i] + a.hi[i]*b.hi[i], products exact, fp32 accumulation. */
 static inline vf vbp_dot(vf acc, vbp a, vbp b) { return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b); }
-static inline vbp vbp_load(const uint32_t *p) { return _mm512_loadu_si512(p); }
+/* 64 bytes: 16 pairs, or 32 bf16 of one row. */
+static inline vbp vbp_load(const void *p) { return _mm512_loadu_si512(p); }
 static inline void vbp_store(uint32_t *p, vbp v) { _mm512_storeu_si512(p, v); }
 static inline vbp vbp_set1(uint32_t pair) { return _mm512_set1_epi32((int)pair); }
 
@@ -60,9 +61,6 @@ static inline vbp vbp_bcast4(const uint16_t *p)
 {
     return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)p));
 }
-
-/* 32 bf16 of one row. */
-static inline vbp vbp_load32(const uint16_t *p) { return _mm512_loadu_si512(p); }
 
 /* Pairs of two rows' elements, interleaved within each 128-bit lane k: lo holds elements
  * 8k..8k+3 of (a, b), hi elements 8k+4..8k+7 (one instruction each; the caller keeps its
