@@ -12,7 +12,7 @@
  * vectors: compute bound prefill) and "dot" (few rows, memory bound decode: per row,
  * VW keys' dot products at once, reduced by one transpose-and-add, and S laid out
  * [row][key] so that exp and the running max work on whole vectors of keys).
- * Element (key j, row r) of S is at s[j*sj + r*sr]: gemm sj = MQ, sr = 1; dot sj = 1, sr = BKP.
+ * Element (key j, row r) of S is at s[j*sj + r*sr]: gemm sj = MQ, sr = 1; dot sj = 1, sr = SROW.
  * At the avx512bf16 level, bf16 K/V take pair dot products on both ways (logits_gemm_bf16
  * and pv_bf16; logits_dot_bp and pv_dot_bp, the "bp" dot path).
  */
@@ -25,16 +25,26 @@
 
 #define MQ  KVZ_KBLOCK_Q
 #define BK  KVZ_KBLOCK_K
-#define BKP (BK + KVZ_KMAX_VW) /* dot layout: a row of S padded to whole vectors */
-/* Keys per block on the dot path (decode): small, so that a block's K and V rows stay in L1
- * from their first to their last use and the logits rows stay short; K/V are read in place
- * there. */
-#define BK_DOT 32
-/* The dot path prefetches the rows of the block this many blocks ahead: its K while the
- * logits are computed, its V while P.V runs, so that the requests are spread over all of
- * a block's work (queued all at once, or only during the logits, they left the memory
- * idle while P.V ran; one block ahead was too late to hide the latency). */
-#define PF_BLOCKS 2
+/* Keys per block on the dot path (decode), which reads K and V in place. Its blocks are
+ * long so that memory sees long runs of one stream: the logits read BK_DOT rows of K in a
+ * row, then P.V the same rows of V (with blocks of 32 keys, alternating every 8 KiB,
+ * decode read about a tenth slower). Where K or V must be converted to f32 first, the
+ * block is the scratch's BK rows. */
+#define BK_DOT 256
+/* dot layout: a row of S, BK_DOT logits padded to whole vectors */
+#define SROW (BK_DOT + KVZ_KMAX_VW)
+/* P.V on the dot path runs a block in pieces of this many keys, so that a piece's V rows
+ * stay in L1 across the sweeps over the head's elements. */
+#define BK_PV 32
+/* The dot path prefetches this many rows ahead along the order it reads them in (a block's
+ * K rows, its V rows, the next block's K rows, ...), one row per key processed, so that
+ * the requests are spread over all the work: queued all at once they left the memory idle
+ * while P.V ran; 32 rows ahead was too late to hide the latency, 128 no better than 64. */
+#define PF_AHEAD 64
+/* the dot layout's rows (at most DOT_MAX_ROWS, rounded up to tiles of 4) fit S's scratch;
+ * the prefetch never looks past the next block */
+_Static_assert((DOT_MAX_ROWS + 3) / 4 * 4 * SROW <= BK * MQ, "dot-layout S exceeds its scratch");
+_Static_assert(PF_AHEAD <= BK && BK_PV <= BK && BK_DOT % BK_PV == 0, "dot path block sizes");
 /* Query rows per register tile of the dot path. */
 #define DOT_TILE 4
 /* Levels with bf16 pair dot products define this to 1 (see kernels.h for what it rounds). */
@@ -60,15 +70,15 @@ typedef struct blk_ctx {
     int bpdot;
     float scale;
     size_t sj, sr; /* S strides of the current layout */
-    /* dot path: the V [0] and K [1] rows PF_BLOCKS blocks ahead, prefetched one row per
-     * key processed (see PF_BLOCKS) */
+    /* the prefetch queue: rows [0, pf_n[0]) at pf[0], then rows [0, pf_n[1]) at pf[1];
+     * processing key j prefetches queue row j + pf_skip (see pf_queue) */
     const char *pf[2];
-    size_t pf_rows[2], pf_stride, pf_bytes;
+    size_t pf_n[2], pf_skip, pf_stride, pf_bytes;
 } blk_ctx;
 
 static void scratch_init(blk_ctx *c, float *work, size_t d, size_t group, ptrdiff_t q_pos0)
 {
-    c->pf_rows[0] = c->pf_rows[1] = 0;
+    c->pf_n[0] = c->pf_n[1] = 0;
     c->bdot = c->bpdot = 0;
     c->d = d;
     c->dp = kvz_kpad(d);
@@ -144,7 +154,7 @@ static void load_queries(blk_ctx *c, const float *q, ptrdiff_t qhs, ptrdiff_t qr
     else
         c->mq_tile = c->dot && mq >= 2 && mq < DOT_TILE ? DOT_TILE : mq;
     c->sj = c->dot ? 1 : MQ;
-    c->sr = c->dot ? BKP : 1;
+    c->sr = c->dot ? SROW : 1;
     const size_t lanes = c->nrv * VW;
     c->scale = scale;
 #if KVZ_ATTN_BF16DOT
@@ -307,12 +317,26 @@ static inline __attribute__((always_inline)) void dot_key_tile2(const blk_ctx *c
     }
 }
 
-/* Prefetches row jt of the queued V (w = 0) or K (w = 1) rows into L2. */
-static inline __attribute__((always_inline)) void prefetch_row(const blk_ctx *c, int w, size_t jt)
+/* Sets the prefetch queue: n0 rows at a, then n1 rows at b (stride and row size set per
+ * job); processing key j will prefetch queue row j + skip. */
+static inline void pf_queue(blk_ctx *c, const void *a, size_t n0, const void *b, size_t n1, size_t skip)
 {
-    if (jt >= c->pf_rows[w])
+    c->pf[0] = (const char *)a, c->pf_n[0] = n0;
+    c->pf[1] = (const char *)b, c->pf_n[1] = n1;
+    c->pf_skip = skip;
+}
+
+/* Prefetches into L2 the queue row that processing key j asks for (see pf_queue). */
+static inline __attribute__((always_inline)) void prefetch_row(const blk_ctx *c, size_t j)
+{
+    size_t t = j + c->pf_skip;
+    const char *row;
+    if (t < c->pf_n[0])
+        row = c->pf[0] + t * c->pf_stride;
+    else if ((t -= c->pf_n[0]) < c->pf_n[1])
+        row = c->pf[1] + t * c->pf_stride;
+    else
         return;
-    const char *row = c->pf[w] + jt * c->pf_stride;
     if (c->pf_bytes == 256) { /* the common row (d = 128 at 2 bytes): unrolled */
 #pragma GCC unroll 4
         for (size_t b = 0; b < 256; b += 64)
@@ -339,12 +363,12 @@ static inline __attribute__((always_inline)) void logits_dot_body(const blk_ctx 
             for (size_t t = 0; t < VW; t += 2) {
                 const size_t t1 = t + 1 < VW ? t + 1 : t;
                 if (r == 0)
-                    prefetch_row(c, 1, j + t), prefetch_row(c, 1, j + t1);
+                    prefetch_row(c, j + t), prefetch_row(c, j + t1);
                 dot_key_tile2(c, r, kp, (j + t) * ks, (j + t1) * ks, ld, tmp, t, nv);
             }
 #pragma GCC unroll 4
             for (int a = 0; a < DOT_TILE; a++)
-                vf_store(c->s + (r + a) * BKP + j, vf_hsum_vw(tmp + a * VW));
+                vf_store(c->s + (r + a) * SROW + j, vf_hsum_vw(tmp + a * VW));
         }
         for (; r < mq; r++) {
             const float *qr = c->qr + r * c->dp;
@@ -354,12 +378,12 @@ static inline __attribute__((always_inline)) void logits_dot_body(const blk_ctx 
                     a0 = vf_fma(vf_load(qr + x), ld(kp, (j + t) * ks + x), a0);
                 tmp[t] = a0;
             }
-            vf_store(c->s + r * BKP + j, vf_hsum_vw(tmp));
+            vf_store(c->s + r * SROW + j, vf_hsum_vw(tmp));
         }
     }
     for (size_t r = 0; r < mq; r++) {
         const float *qr = c->qr + r * c->dp;
-        float *T = c->s + r * BKP;
+        float *T = c->s + r * SROW;
         size_t jj = j;
         for (; jj < nb; jj++) {
             vf a0 = vf_zero();
@@ -442,7 +466,7 @@ static void logits_gemm_bf16(const blk_ctx *c, const uint16_t *kp, size_t ks, si
         const void *kr[TILE_J];
         for (size_t a = 0; a < TILE_J; a++) { /* a short tile repeats its last key */
             kr[a] = kp + (j + (a < nj ? a : nj - 1)) * ks;
-            prefetch_row(c, 1, j + a);
+            prefetch_row(c, j + a);
         }
         for (size_t v = 0; v < nrv; v += TILE_RV) {
             const size_t nbv = nrv - v < TILE_RV ? nrv - v : TILE_RV;
@@ -525,7 +549,7 @@ static inline __attribute__((always_inline)) void logits_bp_body(const blk_ctx *
             for (size_t t = 0; t < 4; t++) { /* a short group repeats its last key */
                 const size_t jt = 4 * g + t < nk ? 4 * g + t : nk - 1;
                 k[t] = kp + (j + jt) * ks;
-                prefetch_row(c, 1, j + 4 * g + t);
+                prefetch_row(c, j + 4 * g + t);
             }
             logits_bp_keys4(qt, nch * 16, k, nch, NT, w[g]);
         }
@@ -533,12 +557,12 @@ static inline __attribute__((always_inline)) void logits_bp_body(const blk_ctx *
             const vf wu[4] = {w[0][u], w[1][u], w[2][u], w[3][u]};
             vbp_rows4(wu, out);
             for (int a = 0; a < 4; a++)
-                vf_store(c->s + (u * 4 + a) * BKP + j, vf_mul(out[a], sc));
+                vf_store(c->s + (u * 4 + a) * SROW + j, vf_mul(out[a], sc));
         }
     }
     for (size_t r = 0; r < c->mq; r++) /* keys past nb: -inf up to whole vectors */
         for (size_t jj = nb; jj < j; jj++)
-            c->s[r * BKP + jj] = -INFINITY;
+            c->s[r * SROW + jj] = -INFINITY;
 }
 
 /* Head size 128 gets a chunk loop of constant length; one tile or two (5 to 8 rows). */
@@ -577,7 +601,7 @@ pv_bp_tile(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb, const uint32_t 
         /* an odd last key pairs with itself under a probability of zero */
         const uint16_t *v0 = vp + 2 * i * vs, *v1 = 2 * i + 1 < nb ? v0 + vs : v0;
         if (x0 == 0)
-            prefetch_row(c, 0, 2 * i), prefetch_row(c, 0, 2 * i + 1);
+            prefetch_row(c, 2 * i), prefetch_row(c, 2 * i + 1);
         vbp z[4];
 #pragma GCC unroll 2
         for (int b = 0; b < NB; b++) {
@@ -609,7 +633,7 @@ static void pv_dot_bp(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
     uint32_t *pb = (uint32_t *)c->kf;
     for (size_t r = 0; r < c->mq_tile; r++)
         for (size_t j = 0; j < nb; j += 32)
-            vbp_pack32((uint16_t *)(pb + r * (BK / 2) + j / 2), c->s + r * BKP + j,
+            vbp_pack32((uint16_t *)(pb + r * (BK / 2) + j / 2), c->s + r * SROW + j,
                        r < c->mq ? (nb - j < 32 ? nb - j : 32) : 0);
     if (c->mq_tile > 4) {
         for (size_t x0 = 0; x0 < c->d; x0 += 32)
@@ -672,7 +696,7 @@ static void online_update_dot(blk_ctx *c, float *m, float *l, size_t nb, const u
 {
     const size_t nbv = (nb + VW - 1) / VW * VW; /* the tail is -inf: whole vectors are safe */
     for (size_t r = 0; r < c->mq; r++) {
-        float *T = c->s + r * BKP;
+        float *T = c->s + r * SROW;
         float bm = -INFINITY;
         if (in) {
             for (size_t j = 0; j < nb; j++)
@@ -766,7 +790,7 @@ static inline __attribute__((always_inline)) void pv_body(blk_ctx *c, const void
             }
             for (size_t j = 0; j < nb; j++) {
                 if (r == 0 && x == 0) /* the dot path's V prefetch (nothing queued on the gemm path) */
-                    prefetch_row(c, 0, j);
+                    prefetch_row(c, j);
                 vf vv[PV_CV];
 #pragma GCC unroll 8
                 for (int b = 0; b < PV_CV; b++)
@@ -806,7 +830,7 @@ static inline __attribute__((always_inline)) void pv_body(blk_ctx *c, const void
             vf acc = vf_mul(vf_load(c->o + r * dp + x * VW), vf_set1(c->alpha[r]));
             for (size_t j = 0; j < nb; j++) {
                 if (r == 0 && x == 0)
-                    prefetch_row(c, 0, j);
+                    prefetch_row(c, j);
                 acc = vf_fma(vf_set1(S[j * sj + r * sr]), ld(vp, j * vs + x * VW), acc);
             }
             vf_store(c->o + r * dp + x * VW, acc);
@@ -838,7 +862,7 @@ static void pv_bf16(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
                       vbp_pack(vf_load(c->s + 2 * i * MQ + v * VW),
                                pair ? vf_load(c->s + (2 * i + 1) * MQ + v * VW) : vf_zero()));
         const uint16_t *v0 = vp + 2 * i * vs, *v1 = pair ? v0 + vs : NULL;
-        prefetch_row(c, 0, 2 * i), prefetch_row(c, 0, 2 * i + 1);
+        prefetch_row(c, 2 * i), prefetch_row(c, 2 * i + 1);
         size_t x = 0;
         for (; x + 32 <= d; x += 32)
             vbp_zip32(vz + i * dp + x, v0 + x, v1 ? v1 + x : NULL);
@@ -871,6 +895,29 @@ static void pv_bf16(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
 }
 #endif
 
+/* P.V of a dot-path block (keys [kb, kb+nb) of the run at v), in pieces of BK_PV keys: the
+ * first piece rescales O by alpha, the later ones add to it. The prefetch queue runs on
+ * through the rest of the block's V into the next block's K (nk rows at knext). */
+static void pv_dot(blk_ctx *c, const char *v, ptrdiff_t vst, int dt, size_t kb, size_t nb, const char *knext,
+                   size_t nk)
+{
+    float *const s = c->s;
+    for (size_t j0 = 0; j0 < nb; j0 += BK_PV) {
+        const size_t n = nb - j0 < BK_PV ? nb - j0 : BK_PV;
+        pf_queue(c, v + kb * c->pf_stride, nb, knext, nk, PF_AHEAD + j0);
+        c->s = s + j0; /* S seen from key j0 on (dot layout: keys are contiguous in a row) */
+#if KVZ_ATTN_BF16DOT
+        if (c->bpdot)
+            pv_dot_bp(c, (const uint16_t *)(v + (kb + j0) * c->pf_stride), (size_t)vst, n);
+        else
+#endif
+            pv_update(c, key_rows(c, c->vf_, v, vst, dt, kb + j0, n), n);
+        for (size_t r = 0; r < c->mq_tile; r++)
+            c->alpha[r] = 1.0f;
+    }
+    c->s = s;
+}
+
 static void stats_reset(blk_ctx *c)
 {
     for (size_t r = 0; r < MQ; r++) {
@@ -899,7 +946,7 @@ static void probs_from_lse(blk_ctx *c, const float *z, size_t nb)
     if (c->dot) {
         for (size_t r = 0; r < c->mq; r++) {
             const vf ls = vf_set1(c->lse2[r]);
-            float *T = c->s + r * BKP;
+            float *T = c->s + r * SROW;
             for (size_t j = 0; j < nb; j += VW)
                 vf_store(T + j, vf_exp(vf_sub(vf_load(T + j), ls)));
         }
@@ -919,7 +966,7 @@ static void fold_max(const blk_ctx *c, size_t nb, float *dst)
         for (size_t j = 0; j < nb; j++) {
             float mx = c->s[j];
             for (size_t r = 1; r < c->mq; r++)
-                mx = c->s[r * BKP + j] > mx ? c->s[r * BKP + j] : mx;
+                mx = c->s[r * SROW + j] > mx ? c->s[r * SROW + j] : mx;
             if (mx > dst[j])
                 dst[j] = mx;
         }
@@ -941,7 +988,7 @@ static void fold_sum(const blk_ctx *c, size_t nb, float *dst)
     if (c->dot) {
         for (size_t r = 0; r < c->mq; r++)
             for (size_t j = 0; j < nb; j++)
-                dst[j] += c->s[r * BKP + j];
+                dst[j] += c->s[r * SROW + j];
         return;
     }
     for (size_t j = 0; j < nb; j++) {
@@ -970,7 +1017,7 @@ static void attn_impl(const kvz_attn_job *job)
     const size_t rows = job->n_q * job->group;
     const int dt = job->dtype;
     c.bdot = KVZ_ATTN_BF16DOT && dt == KVZ_KDT_BF16 && job->d % 2 == 0;
-    unsigned char in[BK];
+    unsigned char in[BK_DOT > BK ? BK_DOT : BK]; /* a block's reduced-set marks */
 
     for (size_t r0 = 0; r0 < rows; r0 += MQ) {
         const size_t mq = rows - r0 < MQ ? rows - r0 : MQ;
@@ -981,7 +1028,8 @@ static void attn_impl(const kvz_attn_job *job)
         const ptrdiff_t lim = row_limit(&c, mq - 1);
         const size_t n_all = job->n_k + job->n_k2;
         const size_t kend = lim < 0 ? 0 : ((size_t)lim + 1 < n_all ? (size_t)lim + 1 : n_all);
-        const size_t bk = c.dot ? BK_DOT : BK;
+        /* the dot path reads K/V in place unless they need converting (key_rows) */
+        const size_t bk = c.dot ? (c.d % VW == 0 ? BK_DOT : BK) : BK;
         /* scoring on the gemm path keeps the chunk's logits for the second visit */
         const int keep_z = job->score && job->zstore && !c.dot;
 
@@ -991,36 +1039,42 @@ static void attn_impl(const kvz_attn_job *job)
         /* the keys come in two runs (a shared cache segment and a private tail): the online
          * softmax simply continues from one to the other */
         for (int run = 0; run < 2; run++) {
-            const void *kr = run ? job->k2 : job->k, *vr = run ? job->v2 : job->v;
+            const char *kr = run ? job->k2 : job->k, *vr = run ? job->v2 : job->v;
             const size_t kb0 = run ? job->n_k : 0, kn = run ? job->n_k2 : job->n_k;
             const size_t rend = kend < kb0 ? 0 : (kend - kb0 < kn ? kend - kb0 : kn);
             for (size_t kb = 0; kb < rend; kb += bk) {
                 const size_t nb = rend - kb < bk ? rend - kb : bk;
-                if (c.dot || c.bdot) { /* (the bf16 gemm path's blocks take long: one ahead) */
-                    const size_t ahead = kb + (c.dot ? PF_BLOCKS : 1) * bk;
-                    c.pf[0] = (const char *)vr + ahead * c.pf_stride;
-                    c.pf[1] = (const char *)kr + ahead * c.pf_stride;
-                    c.pf_rows[0] = c.pf_rows[1] = ahead < rend ? (rend - ahead < bk ? rend - ahead : bk) : 0;
-                }
+                const size_t next = kb + bk < rend ? (rend - kb - bk < bk ? rend - kb - bk : bk) : 0;
+                const char *kblk = kr + kb * c.pf_stride, *vblk = vr + kb * c.pf_stride;
+                const char *knext = next ? kblk + bk * c.pf_stride : NULL,
+                           *vnext = next ? vblk + bk * c.pf_stride : NULL;
+                /* the dot path prefetches along its reads (this block's K, its V, the next
+                 * block's K); the bf16 gemm path, whose blocks take long, the next block's
+                 * K during the logits and its V during P.V */
+                if (c.dot)
+                    pf_queue(&c, kblk, nb, vblk, nb, PF_AHEAD);
+                else
+                    pf_queue(&c, knext, c.bdot ? next : 0, NULL, 0, 0);
                 logits_block(&c, kr, job->kv_row_stride, dt, kb, nb, kb0);
                 if (keep_z) /* the chunk's logits, before they become probabilities */
                     store_chunk_logits(&c, job, kb0 + kb, nb);
                 if (job->score && reduced_mask(job, kb0 + kb, nb, in))
                     online_update(&c, c.m2, c.l2, nb, in, 0);
                 online_update(&c, c.m, c.l, nb, NULL, 1);
+                if (c.dot) {
+                    pv_dot(&c, vr, job->kv_row_stride, dt, kb, nb, knext, next);
+                    continue;
+                }
+                pf_queue(&c, vnext, c.bdot ? next : 0, NULL, 0, 0);
 #if KVZ_ATTN_BF16DOT
-                if (c.bdot && !c.dot)
-                    pv_bf16(&c, (const uint16_t *)vr + kb * (size_t)job->kv_row_stride,
-                            (size_t)job->kv_row_stride, nb);
-                else if (c.bpdot)
-                    pv_dot_bp(&c, (const uint16_t *)vr + kb * (size_t)job->kv_row_stride,
-                              (size_t)job->kv_row_stride, nb);
+                if (c.bdot)
+                    pv_bf16(&c, (const uint16_t *)vblk, (size_t)job->kv_row_stride, nb);
                 else
 #endif
                     pv_update(&c, key_rows(&c, c.vf_, vr, job->kv_row_stride, dt, kb, nb), nb);
             }
         }
-        c.pf_rows[0] = c.pf_rows[1] = 0;
+        pf_queue(&c, NULL, 0, NULL, 0, 0);
 
         for (size_t r = 0; r < mq; r++) {
             const size_t gr = r0 + r, g = gr % job->group, i = gr / job->group;
