@@ -61,7 +61,12 @@ typedef enum kvz_isa {
      *  probabilities to bf16 for pair dot products with fp32 accumulation (in decode with a
      *  head size that is not a multiple of 32, only the queries; doc/kernels.md). Above
      *  avx512. @since 0.1 */
-    KVZ_ISA_AVX512_BF16 = 4
+    KVZ_ISA_AVX512_BF16 = 4,
+    /** x86-64 AVX512_BF16 plus AMX-BF16 tiles (Sapphire Rapids and later; on Linux the
+     *  process is granted the tile state on first use): the avx512bf16 level with the
+     *  products of attention over bf16 K/V in blocks of many query rows (prefill, KVzip
+     *  scoring) on tiles, same rounding. Above avx512bf16. @since 0.1 */
+    KVZ_ISA_AMX = 5
 } kvz_isa;
 
 /** Runtime library version. @since 0.1 */
@@ -85,7 +90,7 @@ KVZ_API const char *kvz_last_error(void);
 
 /** @name ISA dispatch
  *  The best level is chosen once per process, on first use; the environment variable
- *  KVZ_ISA=generic|avx2|avx512|avx512bf16|neon forces a lower one (a level the CPU lacks is refused:
+ *  KVZ_ISA=generic|avx2|avx512|avx512bf16|amx|neon forces a lower one (a level the CPU lacks is refused:
  *  the library then stays on the best level, says why on stderr, and kvz_last_error() of
  *  the thread whose call made the choice says it too).
  *  @{ */
@@ -104,7 +109,8 @@ KVZ_API int kvz_isa_supported(kvz_isa isa);
  */
 KVZ_API kvz_status kvz_isa_force(kvz_isa isa);
 
-/** Lower-case name of a level ("generic", "avx2", "avx512", "avx512bf16", "neon"), or "unknown".
+/** Lower-case name of a level ("generic", "avx2", "avx512", "avx512bf16", "amx", "neon"), or
+ *  "unknown".
  *  @since 0.1 */
 KVZ_API const char *kvz_isa_name(kvz_isa isa);
 

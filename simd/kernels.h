@@ -11,7 +11,7 @@
  * 64-byte aligned). All arithmetic is fp32; K/V may be stored as f32, bf16 or f16.
  * Strides are in elements of the array they describe.
  *
- * One exception, the AVX512_BF16 level's attention over bf16 K/V: there the queries are
+ * One exception, the AVX512_BF16 and AMX levels' attention over bf16 K/V: there the queries are
  * rounded to bf16 (nearest even; before the scale is applied), and the probabilities are
  * rounded to bf16 for P.V too, so that Q.K and P.V run as bf16 pair dot products (products
  * exact, fp32 accumulation), as GPU flash attention does over bf16. Only blocks of at most
@@ -30,7 +30,8 @@ enum {
     KVZ_KISA_AVX512 = 2,
     KVZ_KISA_NEON = 3,
     KVZ_KISA_AVX512_BF16 = 4,
-    KVZ_KISA_COUNT = 5
+    KVZ_KISA_AMX = 5,
+    KVZ_KISA_COUNT = 6
 };
 
 /* Largest head dimension the attention kernels accept. */
@@ -175,6 +176,9 @@ KVZ_KERNEL_DECLS(neon)
 /* the AVX512_BF16 level has attention kernels of its own and shares the rest with avx512 */
 void kvz_attn_avx512bf16(const kvz_attn_job *job);
 void kvz_window_score_avx512bf16(const kvz_window_job *job);
+/* the AMX level likewise: its attention runs the bf16 gemm path's products on AMX tiles */
+void kvz_attn_amx(const kvz_attn_job *job);
+void kvz_window_score_amx(const kvz_window_job *job);
 
 /* The tables of the levels compiled into this build (config.h says which). */
 extern const kvz_kernel_table kvz_kernels_generic;
@@ -182,6 +186,7 @@ extern const kvz_kernel_table kvz_kernels_generic;
 extern const kvz_kernel_table kvz_kernels_avx2;
 extern const kvz_kernel_table kvz_kernels_avx512;
 extern const kvz_kernel_table kvz_kernels_avx512bf16;
+extern const kvz_kernel_table kvz_kernels_amx;
 #endif
 #if defined(__aarch64__)
 extern const kvz_kernel_table kvz_kernels_neon;

@@ -234,9 +234,10 @@ static void test_last_error_per_thread(void **state)
 static void test_isa_names(void **state)
 {
     (void)state;
-    const kvz_isa all[] = {KVZ_ISA_GENERIC, KVZ_ISA_AVX2, KVZ_ISA_AVX512, KVZ_ISA_AVX512_BF16, KVZ_ISA_NEON};
-    const char *names[] = {"generic", "avx2", "avx512", "avx512bf16", "neon"};
-    for (size_t i = 0; i < 5; i++) {
+    const kvz_isa all[] = {KVZ_ISA_GENERIC, KVZ_ISA_AVX2, KVZ_ISA_AVX512, KVZ_ISA_AVX512_BF16, KVZ_ISA_AMX,
+                           KVZ_ISA_NEON};
+    const char *names[] = {"generic", "avx2", "avx512", "avx512bf16", "amx", "neon"};
+    for (size_t i = 0; i < 6; i++) {
         assert_string_equal(kvz_isa_name(all[i]), names[i]);
         kvz_isa back = (kvz_isa)-1;
         assert_int_equal(kvz_isa_from_name(kvz_isa_name(all[i]), &back), KVZ_OK);
@@ -248,7 +249,7 @@ static void test_isa_names(void **state)
         assert_int_equal(kvz_isa_from_name(up, &back), KVZ_OK);
         assert_int_equal(back, all[i]);
     }
-    assert_string_equal(kvz_isa_name((kvz_isa)5), "unknown");
+    assert_string_equal(kvz_isa_name((kvz_isa)6), "unknown");
     assert_string_equal(kvz_isa_name((kvz_isa)42), "unknown");
     assert_string_equal(kvz_isa_name((kvz_isa)-1), "unknown");
     const char *bad[] = {"", "avx", "avx2 ", " avx2", "avx5120", "unknown", "sse4.2", "generic\n"};
@@ -286,7 +287,7 @@ static void test_facts(void **state)
     assert_true(kvz_num_threads() >= 1);
     assert_true(kvz_numa_nodes() >= 1);
     assert_true(kvz_isa_supported(KVZ_ISA_GENERIC));
-    assert_false(kvz_isa_supported((kvz_isa)5));
+    assert_false(kvz_isa_supported((kvz_isa)6));
     assert_false(kvz_isa_supported((kvz_isa)-1));
     const kvz_isa act = kvz_isa_active();
     assert_true(kvz_isa_supported(act));
@@ -296,6 +297,7 @@ static void test_facts(void **state)
     assert_false(kvz_isa_supported(KVZ_ISA_AVX2));
     assert_false(kvz_isa_supported(KVZ_ISA_AVX512));
     assert_false(kvz_isa_supported(KVZ_ISA_AVX512_BF16));
+    assert_false(kvz_isa_supported(KVZ_ISA_AMX));
 #endif
 #if !defined(__aarch64__)
     assert_false(kvz_isa_supported(KVZ_ISA_NEON));

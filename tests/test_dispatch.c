@@ -8,16 +8,20 @@
 #include <unistd.h>
 
 #include "config.h"
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #include "core/internal.h"
 #include "testutil.h"
 
 #define M(i) (1u << (i))
 
-/* The rule kvz_isa_choose must follow: the best level of the mask (avx512bf16 > avx512 > avx2 >
- * neon > generic) unless the name is a level of the mask. */
+/* The rule kvz_isa_choose must follow: the best level of the mask (amx > avx512bf16 > avx512 >
+ * avx2 > neon > generic) unless the name is a level of the mask. */
 static kvz_isa best_of(unsigned mask)
 {
-    return (mask & M(KVZ_ISA_AVX512_BF16)) ? KVZ_ISA_AVX512_BF16
+    return (mask & M(KVZ_ISA_AMX))            ? KVZ_ISA_AMX
+           : (mask & M(KVZ_ISA_AVX512_BF16)) ? KVZ_ISA_AVX512_BF16
            : (mask & M(KVZ_ISA_AVX512))    ? KVZ_ISA_AVX512
            : (mask & M(KVZ_ISA_AVX2))      ? KVZ_ISA_AVX2
            : (mask & M(KVZ_ISA_NEON))      ? KVZ_ISA_NEON
@@ -27,8 +31,8 @@ static kvz_isa best_of(unsigned mask)
 /* -1: not a level name; else the level (any case). */
 static int level_of_name(const char *s)
 {
-    static const char *const names[] = {"generic", "avx2", "avx512", "neon", "avx512bf16"};
-    for (int i = 0; i < 5; i++) {
+    static const char *const names[] = {"generic", "avx2", "avx512", "neon", "avx512bf16", "amx"};
+    for (int i = 0; i < 6; i++) {
         size_t c = 0;
         while (s[c] && names[i][c] && tolower((unsigned char)s[c]) == names[i][c])
             c++;
@@ -41,14 +45,15 @@ static int level_of_name(const char *s)
 static const char *const envs[] = {
     NULL,     "",       "generic",    "GENERIC",    "Generic",     "avx2", "AVX2",    "aVx2", "avx512",
     "AVX512", "Avx512", "avx512bf16", "AVX512BF16", "avx512_bf16", "neon", "NEON",    "NeOn", "sse42",
-    "avx",    "avx2 ",  " avx2",      "avx-512",    "generic2",    "x",    "unknown", "0",    "1"};
+    "avx",    "avx2 ",  " avx2",      "avx-512",    "generic2",    "x",    "unknown", "0",    "1",
+    "amx",    "AMX",    "Amx",        "amx-bf16",   "avx512amx"};
 
-/* Every mask (all 32 subsets of the five levels) against every value of the variable. */
+/* Every mask (all 64 subsets of the six levels) against every value of the variable. */
 static void test_choose_all_combinations(void **state)
 {
     (void)state;
     char msg[256];
-    for (unsigned mask = 0; mask < 32; mask++)
+    for (unsigned mask = 0; mask < 64; mask++)
         for (size_t e = 0; e < sizeof envs / sizeof envs[0]; e++) {
             const char *env = envs[e];
             memset(msg, 'Z', sizeof msg);
@@ -76,6 +81,11 @@ static void test_choose_all_combinations(void **state)
     assert_int_equal(kvz_isa_choose("avx512", x86 | M(KVZ_ISA_AVX512_BF16), msg, sizeof msg), KVZ_ISA_AVX512);
     assert_int_equal(kvz_isa_choose("avx512bf16", x86, msg, sizeof msg), KVZ_ISA_AVX512);
     assert_true(strstr(msg, "avx512bf16") != NULL);
+    const unsigned spr = x86 | M(KVZ_ISA_AVX512_BF16) | M(KVZ_ISA_AMX);
+    assert_int_equal(kvz_isa_choose(NULL, spr, msg, sizeof msg), KVZ_ISA_AMX);
+    assert_int_equal(kvz_isa_choose("avx512bf16", spr, msg, sizeof msg), KVZ_ISA_AVX512_BF16);
+    assert_int_equal(kvz_isa_choose("amx", x86 | M(KVZ_ISA_AVX512_BF16), msg, sizeof msg), KVZ_ISA_AVX512_BF16);
+    assert_true(strstr(msg, "amx") != NULL);
     assert_int_equal(kvz_isa_choose(NULL, arm, msg, sizeof msg), KVZ_ISA_NEON);
     assert_int_equal(kvz_isa_choose(NULL, M(0) | M(KVZ_ISA_AVX2), msg, sizeof msg), KVZ_ISA_AVX2);
     assert_int_equal(kvz_isa_choose(NULL, M(0), msg, sizeof msg), KVZ_ISA_GENERIC);
@@ -120,7 +130,7 @@ typedef struct child_result {
 } child_result;
 
 static child_result children[] = {{.env = "GeNeRiC"}, {.env = "avx2"}, {.env = "AVX512"}, {.env = "avx512bf16"},
-                                  {.env = "neon"},    {.env = "sse9"}, {.env = ""}};
+                                  {.env = "amx"},     {.env = "neon"},    {.env = "sse9"}, {.env = ""}};
 enum { N_CHILDREN = sizeof children / sizeof children[0] };
 
 static void run_child(child_result *c)
@@ -189,7 +199,7 @@ static void test_env_fresh_processes(void **state)
 {
     (void)state;
     unsigned mask = 0;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         if (kvz_isa_supported((kvz_isa)i))
             mask |= M(i);
     for (size_t i = 0; i < N_CHILDREN; i++) {
@@ -232,9 +242,10 @@ static void test_env_refusal_in_last_error(void **state)
 static void test_force(void **state)
 {
     (void)state;
-    const kvz_isa all[] = {KVZ_ISA_GENERIC, KVZ_ISA_AVX2, KVZ_ISA_AVX512, KVZ_ISA_AVX512_BF16, KVZ_ISA_NEON};
+    const kvz_isa all[] = {KVZ_ISA_GENERIC, KVZ_ISA_AVX2, KVZ_ISA_AVX512, KVZ_ISA_AVX512_BF16, KVZ_ISA_AMX,
+                           KVZ_ISA_NEON};
     for (int round = 0; round < 2; round++)
-        for (size_t i = 0; i < 5; i++) {
+        for (size_t i = 0; i < 6; i++) {
             const kvz_isa before = kvz_isa_active();
             if (kvz_isa_supported(all[i])) {
                 assert_int_equal(kvz_isa_force(all[i]), KVZ_OK);
@@ -245,7 +256,7 @@ static void test_force(void **state)
                 assert_int_equal(kvz_isa_active(), before);
             }
         }
-    const int bad[] = {5, 6, 99, -1, 0x7fffffff};
+    const int bad[] = {6, 7, 99, -1, 0x7fffffff};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const kvz_isa before = kvz_isa_active();
         assert_int_equal(kvz_isa_force((kvz_isa)bad[i]), KVZ_ERR_INVALID_ARG);
@@ -254,7 +265,7 @@ static void test_force(void **state)
     }
     /* back to the best level, as an unforced process would run */
     kvz_isa best = KVZ_ISA_GENERIC;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         if (kvz_isa_supported((kvz_isa)i))
             best = best_of(M(best) | M(i));
     assert_int_equal(kvz_isa_force(best), KVZ_OK);
@@ -264,7 +275,7 @@ static void test_force(void **state)
 static void test_tables(void **state)
 {
     (void)state;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < KVZ_KISA_COUNT; i++) {
         const kvz_kernel_table *t = kvz_kernels_for((kvz_isa)i);
         assert_int_equal(t != NULL, kvz_isa_supported((kvz_isa)i) != 0);
         if (!t)
@@ -279,7 +290,7 @@ static void test_tables(void **state)
         tu_force((kvz_isa)i);
         assert_ptr_equal(kvz_kernels(), t);
     }
-    const int bad[] = {5, 99, -1};
+    const int bad[] = {6, 99, -1};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_null(kvz_kernels_for((kvz_isa)bad[i]));
 #if !defined(KVZ_HAVE_NEON)
@@ -290,6 +301,9 @@ static void test_tables(void **state)
 #endif
 #if !defined(KVZ_HAVE_AVX512BF16)
     assert_null(kvz_kernels_for(KVZ_ISA_AVX512_BF16));
+#endif
+#if !defined(KVZ_HAVE_AMX)
+    assert_null(kvz_kernels_for(KVZ_ISA_AMX));
 #endif
 }
 
@@ -315,6 +329,13 @@ static void test_detection_matches_compiler(void **state)
     assert_int_equal(kvz_isa_supported(KVZ_ISA_AVX512_BF16) != 0,
                      avx512 && __builtin_cpu_supports("avx512bf16"));
 #endif
+    /* gcc 12's CPU model knows no AMX: read CPUID leaf 7 (EDX bits 22, 24) directly; the OS
+       side (XCR0, the Linux permission) may still refuse, never the other way round */
+    unsigned a7, b7, c7, d7;
+    __cpuid_count(7, 0, a7, b7, c7, d7);
+    const int amx_cpu = ((d7 >> 22) & 1) && ((d7 >> 24) & 1);
+    if (kvz_isa_supported(KVZ_ISA_AMX))
+        assert_true(amx_cpu && kvz_isa_supported(KVZ_ISA_AVX512_BF16));
 #else
     skip();
 #endif

@@ -57,7 +57,7 @@ int tu_quick(void)
 size_t tu_isa_levels(kvz_isa out[TU_MAX_LEVELS])
 {
     static const kvz_isa all[TU_MAX_LEVELS] = {KVZ_ISA_GENERIC, KVZ_ISA_AVX2, KVZ_ISA_AVX512,
-                                               KVZ_ISA_AVX512_BF16, KVZ_ISA_NEON};
+                                               KVZ_ISA_AVX512_BF16, KVZ_ISA_AMX, KVZ_ISA_NEON};
     static int printed;
     size_t n = 0;
     for (size_t i = 0; i < TU_MAX_LEVELS; i++)
@@ -192,10 +192,11 @@ void *tu_fill_kv(tu_rng *r, kvz_dtype dt, size_t n, float lo, float hi, double *
  */
 double tu_tol_at(kvz_isa isa, kvz_dtype dt)
 {
-    /* The avx512bf16 level rounds the probabilities to bf16 for P.V over bf16 V (relative
-     * error at most 2^-8 each): the output, a weighted mean of V rows, moves by at most
-     * 2^-8 max|V|. */
-    const double p_rounding = isa == KVZ_ISA_AVX512_BF16 && dt == KVZ_DTYPE_BF16 ? 1.0 / 256 : 0.0;
+    /* The avx512bf16 and amx levels round the probabilities to bf16 for P.V over bf16 V
+     * (relative error at most 2^-8 each): the output, a weighted mean of V rows, moves by at
+     * most 2^-8 max|V|. */
+    const int bf16_level = isa == KVZ_ISA_AVX512_BF16 || isa == KVZ_ISA_AMX;
+    const double p_rounding = bf16_level && dt == KVZ_DTYPE_BF16 ? 1.0 / 256 : 0.0;
     return 2e-5 + p_rounding;
 }
 

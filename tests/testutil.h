@@ -28,8 +28,8 @@ uint64_t tu_seed(void);
 
 /* Every level kvz_isa_supported() says this build and CPU run, generic first; returns the
  * count (at most TU_MAX_LEVELS). Logs the list once to stderr. */
-/* The most kernel levels one build can have (x86: generic, avx2, avx512, avx512bf16). */
-#define TU_MAX_LEVELS 5
+/* The most kernel levels one build can have (x86: generic, avx2, avx512, avx512bf16, amx). */
+#define TU_MAX_LEVELS 6
 size_t tu_isa_levels(kvz_isa out[TU_MAX_LEVELS]);
 /* kvz_isa_force(isa) and assert that it returned KVZ_OK. */
 void tu_force(kvz_isa isa);

@@ -51,6 +51,10 @@ _Static_assert(PF_AHEAD <= BK && BK_PV <= BK && BK_DOT % BK_PV == 0, "dot path b
 #ifndef KVZ_ATTN_BF16DOT
 #define KVZ_ATTN_BF16DOT 0
 #endif
+/* Levels with AMX-BF16 tiles define this to 1 (the same rounding as KVZ_ATTN_BF16DOT). */
+#ifndef KVZ_ATTN_AMX
+#define KVZ_ATTN_AMX 0
+#endif
 
 typedef struct blk_ctx {
     size_t d, dp, dpv; /* head dim, padded scratch row, vectors per row */
@@ -68,6 +72,9 @@ typedef struct blk_ctx {
     int bdot;
     /* bdot on the dot path with d a multiple of 32 (decode): "bp", see logits_dot_bp */
     int bpdot;
+    /* bdot on the gemm path with d a multiple of 32 at a level with AMX tiles: the products
+       run on tiles (logits_amx, pv_amx) */
+    int amx;
     float scale;
     size_t sj, sr; /* S strides of the current layout */
     /* the prefetch queue: rows [0, pf_n[0]) at pf[0], then rows [0, pf_n[1]) at pf[1];
@@ -79,7 +86,7 @@ typedef struct blk_ctx {
 static void scratch_init(blk_ctx *c, float *work, size_t d, size_t group, ptrdiff_t q_pos0)
 {
     c->pf_n[0] = c->pf_n[1] = 0;
-    c->bdot = c->bpdot = 0;
+    c->bdot = c->bpdot = c->amx = 0;
     c->d = d;
     c->dp = kvz_kpad(d);
     c->dpv = (d + VW - 1) / VW;
@@ -113,7 +120,8 @@ static inline ptrdiff_t row_limit(const blk_ctx *c, size_t r)
 static void load_queries_bf16(blk_ctx *c, const float *q, ptrdiff_t qhs, ptrdiff_t qrs, float scale)
 {
     uint32_t *qb = (uint32_t *)c->qt;
-    const size_t lanes = c->dot ? c->mq_tile : c->nrv * VW;
+    /* AMX takes row tiles in pairs: the lanes of an odd last tile are zero queries */
+    const size_t lanes = c->dot ? c->mq_tile : (c->amx ? (c->nrv + 1) / 2 * 2 : c->nrv) * VW;
     for (size_t r = 0; r < lanes; r++) {
         const size_t gr = c->r0 + r;
         const float *src =
@@ -149,6 +157,7 @@ static void load_queries(blk_ctx *c, const float *q, ptrdiff_t qhs, ptrdiff_t qr
     c->nrv = (mq + VW - 1) / VW;
     c->dot = mq <= DOT_MAX_ROWS;
     c->bpdot = c->bdot && c->dot && c->d % 32 == 0;
+    c->amx = KVZ_ATTN_AMX && c->bdot && !c->dot && c->d % 32 == 0;
     if (c->bpdot) /* whole tiles of 4 rows */
         c->mq_tile = (mq + 3) / 4 * 4;
     else
@@ -649,10 +658,132 @@ static void pv_dot_bp(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
 }
 #endif
 
+#if KVZ_ATTN_AMX
+/* S[j][r] = scale * <bf16 q_r, k_j> on AMX tiles. A C tile is 16 keys x 16 rows of S, an A
+ * tile 16 key rows (32 elements of x) read in place, a B tile 16 x pairs of qt ([x/2][row]);
+ * keys and rows go in pairs of tiles (four C, two A, two B). A last pair of key tiles that
+ * runs past nb is copied, zero padded, into the qr scratch: the rows after the block may
+ * not exist. The tiles' sums are unscaled, as the pair dot products', and scaled here. */
+static void logits_amx(const blk_ctx *c, const uint16_t *kp, size_t ks, size_t nb)
+{
+    const size_t d = c->d, nrt2 = (c->nrv + 1) / 2;
+    const uint32_t *qb = (const uint32_t *)c->qt;
+    float *S = c->s;
+    for (size_t j0 = 0; j0 < nb; j0 += 32) {
+        const char *k0 = (const char *)(kp + j0 * ks);
+        size_t kst = ks * sizeof(uint16_t);
+        if (j0 + 32 > nb) {
+            uint16_t *pad = (uint16_t *)c->qr;
+            for (size_t j = 0; j < 32; j++)
+                if (j0 + j < nb)
+                    memcpy(pad + j * d, kp + (j0 + j) * ks, d * sizeof(uint16_t));
+                else
+                    memset(pad + j * d, 0, d * sizeof(uint16_t));
+            k0 = (const char *)pad, kst = d * sizeof(uint16_t);
+        }
+        for (size_t j = j0; j < j0 + 32; j++)
+            prefetch_row(c, j);
+        for (size_t rt = 0; rt < nrt2; rt++) {
+            AMX_ZERO(0);
+            AMX_ZERO(1);
+            AMX_ZERO(2);
+            AMX_ZERO(3);
+            for (size_t x = 0; x < d; x += 32) {
+                AMX_LOAD(4, k0 + x * sizeof(uint16_t), kst);
+                AMX_LOAD(5, k0 + 16 * kst + x * sizeof(uint16_t), kst);
+                AMX_LOAD(6, qb + x / 2 * MQ + rt * 32, MQ * sizeof(uint32_t));
+                AMX_LOAD(7, qb + x / 2 * MQ + rt * 32 + 16, MQ * sizeof(uint32_t));
+                AMX_DP(0, 4, 6);
+                AMX_DP(1, 4, 7);
+                AMX_DP(2, 5, 6);
+                AMX_DP(3, 5, 7);
+            }
+            float *s0 = S + j0 * MQ + rt * 32;
+            AMX_STORE(0, s0, MQ * sizeof(float));
+            AMX_STORE(1, s0 + 16, MQ * sizeof(float));
+            AMX_STORE(2, s0 + 16 * MQ, MQ * sizeof(float));
+            AMX_STORE(3, s0 + 16 * MQ + 16, MQ * sizeof(float));
+        }
+    }
+    const vf sc = vf_set1(c->scale);
+    for (size_t j = 0; j < nb; j++)
+        for (size_t v = 0; v < c->nrv; v++)
+            vf_store(S + j * MQ + v * VW, vf_mul(vf_load(S + j * MQ + v * VW), sc));
+}
+
+/* O[r] = O[r]*alpha[r] + sum_j P[j][r] V[j] on AMX tiles. A C tile is 16 rows x 16 elements
+ * of O, an A tile 16 rows' probabilities of 32 keys as bf16 pairs (the transpose of the
+ * pairs pv_bf16 broadcasts, built in registers), a B tile 16 zipped V pairs [key/2][x] (as
+ * pv_bf16 zips them). Keys past nb are zero pairs in both, up to whole 32-key chunks. */
+static void pv_amx(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
+{
+    const size_t d = c->d, dp = c->dp, nrt = c->nrv, nkc = (nb + 31) / 32, np = (nb + 1) / 2;
+    uint32_t *pt = (uint32_t *)c->kf, *vz = (uint32_t *)c->vf_;
+    /* A tile (rt, kc) at pt + (2 rt + kc) 256: row r holds the pairs of keys 32 kc + 2i, +1 */
+    for (size_t rt = 0; rt < nrt; rt++)
+        for (size_t kc = 0; kc < nkc; kc++) {
+            vbp w[16];
+            for (size_t i = 0; i < 16; i++) {
+                const size_t j = kc * 32 + 2 * i;
+                const vf lo = j < nb ? vf_load(c->s + j * MQ + rt * VW) : vf_zero();
+                const vf hi = j + 1 < nb ? vf_load(c->s + (j + 1) * MQ + rt * VW) : vf_zero();
+                w[i] = vbp_pack(lo, hi);
+            }
+            vbp_transpose16(w);
+            for (size_t i = 0; i < 16; i++)
+                vbp_store(pt + (2 * rt + kc) * 256 + i * 16, w[i]);
+        }
+    for (size_t i = 0; i < np; i++) {
+        const uint16_t *v0 = vp + 2 * i * vs, *v1 = 2 * i + 1 < nb ? v0 + vs : NULL;
+        prefetch_row(c, 2 * i), prefetch_row(c, 2 * i + 1);
+        for (size_t x = 0; x < d; x += 32)
+            vbp_zip32(vz + i * dp + x, v0 + x, v1 ? v1 + x : NULL);
+    }
+    for (size_t i = np; i < nkc * 16; i++)
+        memset(vz + i * dp, 0, d * sizeof(uint32_t));
+    /* the rescale, row by row: once the running maxima settle, most rows keep alpha = 1 */
+    for (size_t r = 0; r < nrt * VW; r++)
+        if (c->alpha[r] != 1.0f) {
+            const vf al = vf_set1(c->alpha[r]);
+            for (size_t x = 0; x < d; x += VW)
+                vf_store(c->o + r * dp + x, vf_mul(vf_load(c->o + r * dp + x), al));
+        }
+    const size_t ost = dp * sizeof(float), vst = dp * sizeof(uint32_t);
+    for (size_t rt = 0; rt < nrt; rt++) {
+        AMX_LOAD(2, pt + 2 * rt * 256, 64);
+        if (nkc > 1)
+            AMX_LOAD(3, pt + (2 * rt + 1) * 256, 64);
+        for (size_t x = 0; x < d; x += 32) {
+            float *o = c->o + rt * 16 * dp + x;
+            AMX_LOAD(0, o, ost);
+            AMX_LOAD(1, o + 16, ost);
+            AMX_LOAD(4, vz + x, vst);
+            AMX_LOAD(5, vz + x + 16, vst);
+            AMX_DP(0, 2, 4);
+            AMX_DP(1, 2, 5);
+            if (nkc > 1) {
+                AMX_LOAD(6, vz + 16 * dp + x, vst);
+                AMX_LOAD(7, vz + 16 * dp + x + 16, vst);
+                AMX_DP(0, 3, 6);
+                AMX_DP(1, 3, 7);
+            }
+            AMX_STORE(0, o, ost);
+            AMX_STORE(1, o + 16, ost);
+        }
+    }
+}
+#endif
+
 /* S for the keys [kb, kb+nb) of the run at k, by the way the block's layout takes. */
 static void logits_fill(blk_ctx *c, const void *k, ptrdiff_t kst, int dt, size_t kb, size_t nb)
 {
 #if KVZ_ATTN_BF16DOT
+#if KVZ_ATTN_AMX
+    if (c->amx) {
+        logits_amx(c, (const uint16_t *)k + (ptrdiff_t)kb * kst, (size_t)kst, nb);
+        return;
+    }
+#endif
     if (c->bdot && !c->dot) {
         logits_gemm_bf16(c, (const uint16_t *)k + (ptrdiff_t)kb * kst, (size_t)kst, nb);
         return;
@@ -764,6 +895,53 @@ static void online_update(blk_ctx *c, float *m, float *l, size_t nb, const unsig
         vf_store(m + v * VW, mnew);
         if (overwrite)
             vf_store(c->alpha + v * VW, alpha);
+    }
+}
+
+/* Beyond this gap between a row's running max and its reduced-set max, the scored update
+ * sums the reduced set's own exps (see online_update_scored). */
+#define RESCALE_MAX 2.0f
+
+/* Scoring on the gemm path: the statistics over all keys (m, l) and over the reduced key
+ * set, the keys that pass `in` (m2, l2), in one sweep; S becomes the probabilities of the
+ * first. The reduced sum reuses them, exp(s - m2) = exp(s - m) exp(m - m2): one exp per
+ * row instead of one per reduced key. It loses only terms whose exp(s - m) is below the
+ * normal floats (s - m < -87), which is below e^-47 of the reduced set's largest term
+ * while m - m2 <= RESCALE_MAX; a row vector with a larger gap sums its own exps. */
+static void online_update_scored(blk_ctx *c, size_t nb, const unsigned char *in)
+{
+    for (size_t v = 0; v < c->nrv; v++) {
+        float *sv = c->s + v * VW;
+        vf bm = vf_set1(-INFINITY), bm2 = bm;
+        for (size_t j = 0; j < nb; j++) {
+            const vf x = vf_load(sv + j * MQ);
+            bm = vf_max(bm, x);
+            if (in[j])
+                bm2 = vf_max(bm2, x);
+        }
+        /* maxes of -inf (nothing visible yet) must not produce inf - inf */
+        const vf mold = vf_load(c->m + v * VW), mnew = vf_max(mold, bm);
+        const vf muse = vf_max(mnew, vf_set1(-FLT_MAX));
+        const vf m2old = vf_load(c->m2 + v * VW), m2new = vf_max(m2old, bm2);
+        const vf muse2 = vf_max(m2new, vf_set1(-FLT_MAX));
+        const vf gap = vf_sub(muse, muse2);
+        const int direct = vf_hmax(gap) > RESCALE_MAX;
+        vf sum = vf_zero(), sum2 = vf_zero();
+        for (size_t j = 0; j < nb; j++) {
+            const vf x = vf_load(sv + j * MQ), p = vf_exp(vf_sub(x, muse));
+            vf_store(sv + j * MQ, p);
+            sum = vf_add(sum, p);
+            if (in[j])
+                sum2 = vf_add(sum2, direct ? vf_exp(vf_sub(x, muse2)) : p);
+        }
+        if (!direct)
+            sum2 = vf_mul(sum2, vf_exp(gap));
+        const vf alpha = vf_exp(vf_sub(mold, muse));
+        vf_store(c->l + v * VW, vf_fma(vf_load(c->l + v * VW), alpha, sum));
+        vf_store(c->m + v * VW, mnew);
+        vf_store(c->alpha + v * VW, alpha);
+        vf_store(c->l2 + v * VW, vf_fma(vf_load(c->l2 + v * VW), vf_exp(vf_sub(m2old, muse2)), sum2));
+        vf_store(c->m2 + v * VW, m2new);
     }
 }
 
@@ -939,9 +1117,8 @@ static int reduced_mask(const kvz_attn_job *job, size_t kb, size_t nb, unsigned 
     return any;
 }
 
-/* p = exp(S - lse2) per row over keys [kb, kb+nb); lse2 = +inf hides a row. On the gemm
- * path the logits may come from z (kept logits, S's layout) instead of S. */
-static void probs_from_lse(blk_ctx *c, const float *z, size_t nb)
+/* S = p = exp(S - lse2) per row over keys [kb, kb+nb); lse2 = +inf hides a row. */
+static void probs_from_lse(blk_ctx *c, size_t nb)
 {
     if (c->dot) {
         for (size_t r = 0; r < c->mq; r++) {
@@ -955,30 +1132,46 @@ static void probs_from_lse(blk_ctx *c, const float *z, size_t nb)
     for (size_t v = 0; v < c->nrv; v++) {
         const vf ls = vf_load(c->lse2 + v * VW);
         for (size_t j = 0; j < nb; j++)
-            vf_store(c->s + j * MQ + v * VW, vf_exp(vf_sub(vf_load(z + j * MQ + v * VW), ls)));
+            vf_store(c->s + j * MQ + v * VW, vf_exp(vf_sub(vf_load(c->s + j * MQ + v * VW), ls)));
     }
 }
 
-/* dst[j] = max(dst[j], max over the block's rows of P[j][r]) for j < nb. */
-static void fold_max(const blk_ctx *c, size_t nb, float *dst)
+/* The dot path's second visit, after probs_from_lse: dst[j] = max(dst[j], max over the
+ * block's rows of P[r][j]) for j < nb. */
+static void fold_max_dot(const blk_ctx *c, size_t nb, float *dst)
 {
-    if (c->dot) {
-        for (size_t j = 0; j < nb; j++) {
-            float mx = c->s[j];
-            for (size_t r = 1; r < c->mq; r++)
-                mx = c->s[r * SROW + j] > mx ? c->s[r * SROW + j] : mx;
-            if (mx > dst[j])
-                dst[j] = mx;
-        }
-        return;
-    }
     for (size_t j = 0; j < nb; j++) {
-        vf mx = vf_load(c->s + j * MQ);
-        for (size_t v = 1; v < c->nrv; v++)
-            mx = vf_max(mx, vf_load(c->s + j * MQ + v * VW));
-        const float h = vf_hmax(mx);
-        if (h > dst[j])
-            dst[j] = h;
+        float mx = c->s[j];
+        for (size_t r = 1; r < c->mq; r++)
+            mx = c->s[r * SROW + j] > mx ? c->s[r * SROW + j] : mx;
+        if (mx > dst[j])
+            dst[j] = mx;
+    }
+}
+
+/* The gemm path's second visit: dst[j] = max(dst[j], max over rows r of exp(z[j][r] -
+ * lse2[r])) for j < nb, z in S's layout. exp is monotonic, so the max over rows is taken
+ * of the exponents: one exp per key instead of one per key and row. */
+static void fold_max_exp(const blk_ctx *c, const float *z, size_t nb, float *dst)
+{
+    float h[VW];
+    for (size_t j0 = 0; j0 < nb; j0 += VW) {
+        const size_t n = nb - j0 < VW ? nb - j0 : VW;
+        for (size_t t = 0; t < VW; t++) {
+            if (t >= n) {
+                h[t] = -INFINITY;
+                continue;
+            }
+            const float *zj = z + (j0 + t) * MQ;
+            vf mx = vf_sub(vf_load(zj), vf_load(c->lse2));
+            for (size_t v = 1; v < c->nrv; v++)
+                mx = vf_max(mx, vf_sub(vf_load(zj + v * VW), vf_load(c->lse2 + v * VW)));
+            h[t] = vf_hmax(mx);
+        }
+        vf_store(h, vf_exp(vf_load(h)));
+        for (size_t t = 0; t < n; t++)
+            if (h[t] > dst[j0 + t])
+                dst[j0 + t] = h[t];
     }
 }
 
@@ -1018,6 +1211,12 @@ static void attn_impl(const kvz_attn_job *job)
     const int dt = job->dtype;
     c.bdot = KVZ_ATTN_BF16DOT && dt == KVZ_KDT_BF16 && job->d % 2 == 0;
     unsigned char in[BK_DOT > BK ? BK_DOT : BK]; /* a block's reduced-set marks */
+#if KVZ_ATTN_AMX
+    /* the tile configuration is per thread: loaded for this call when a block may use tiles */
+    const int tiles = c.bdot && job->d % 32 == 0 && rows > DOT_MAX_ROWS;
+    if (tiles)
+        amx_begin();
+#endif
 
     for (size_t r0 = 0; r0 < rows; r0 += MQ) {
         const size_t mq = rows - r0 < MQ ? rows - r0 : MQ;
@@ -1058,14 +1257,24 @@ static void attn_impl(const kvz_attn_job *job)
                 logits_block(&c, kr, job->kv_row_stride, dt, kb, nb, kb0);
                 if (keep_z) /* the chunk's logits, before they become probabilities */
                     store_chunk_logits(&c, job, kb0 + kb, nb);
-                if (job->score && reduced_mask(job, kb0 + kb, nb, in))
-                    online_update(&c, c.m2, c.l2, nb, in, 0);
-                online_update(&c, c.m, c.l, nb, NULL, 1);
+                const int reduced = job->score && reduced_mask(job, kb0 + kb, nb, in);
+                if (reduced && !c.dot) {
+                    online_update_scored(&c, nb, in);
+                } else {
+                    if (reduced)
+                        online_update(&c, c.m2, c.l2, nb, in, 0);
+                    online_update(&c, c.m, c.l, nb, NULL, 1);
+                }
                 if (c.dot) {
                     pv_dot(&c, vr, job->kv_row_stride, dt, kb, nb, knext, next);
                     continue;
                 }
                 pf_queue(&c, vnext, c.bdot ? next : 0, NULL, 0, 0);
+#if KVZ_ATTN_AMX
+                if (c.amx)
+                    pv_amx(&c, (const uint16_t *)vblk, (size_t)job->kv_row_stride, nb);
+                else
+#endif
 #if KVZ_ATTN_BF16DOT
                 if (c.bdot)
                     pv_bf16(&c, (const uint16_t *)vblk, (size_t)job->kv_row_stride, nb);
@@ -1102,10 +1311,19 @@ static void attn_impl(const kvz_attn_job *job)
             /* kept logits: every chunk key is visible to every row, nothing to mask */
             if (!keep_z)
                 logits_block(&c, job->k, job->kv_row_stride, dt, kb, nb, 0);
-            probs_from_lse(&c, keep_z ? job->zstore + (kb - job->chunk_begin) * MQ : c.s, nb);
-            fold_max(&c, nb, job->score + (kb - job->chunk_begin));
+            float *const dst = job->score + (kb - job->chunk_begin);
+            if (c.dot) {
+                probs_from_lse(&c, nb);
+                fold_max_dot(&c, nb, dst);
+            } else {
+                fold_max_exp(&c, keep_z ? job->zstore + (kb - job->chunk_begin) * MQ : c.s, nb, dst);
+            }
         }
     }
+#if KVZ_ATTN_AMX
+    if (tiles)
+        amx_end();
+#endif
 }
 
 /* FastKV window score, one query head at a time so each head is pooled on its own. */
@@ -1137,7 +1355,7 @@ static void window_impl(const kvz_window_job *job)
             for (size_t kb = 0; kb < nk; kb += BK) {
                 const size_t nb = nk - kb < BK ? nk - kb : BK;
                 logits_block(&c, job->k, job->k_row_stride, job->dtype, kb, nb, 0);
-                probs_from_lse(&c, c.s, nb);
+                probs_from_lse(&c, nb);
                 fold_sum(&c, nb, a + kb);
             }
         }

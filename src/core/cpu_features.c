@@ -1,17 +1,35 @@
 /*
  * CPU feature detection. Compiled without ISA flags and without LTO (see Makefile.am) so
- * nothing here can execute an instruction the CPU lacks before the check has run.
+ * nothing here can execute an instruction the CPU lacks before the check has run. On Linux
+ * it also asks for the AMX tile permission, which is part of what the OS must grant.
  */
 #include "core/cpu_features.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 static unsigned long long xgetbv0(void)
 {
     unsigned eax, edx;
     __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
     return ((unsigned long long)edx << 32) | eax;
+}
+
+/* Linux hands AMX tile data to a process only on request (since 5.16; the XCR0 bits alone
+ * do not suffice: a tile instruction without the permission raises SIGILL). The permission
+ * is the whole process's, and asking again is harmless. */
+static int os_grants_amx(void)
+{
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#else
+    return 0;
+#endif
 }
 
 unsigned kvz_cpu_detect(void)
@@ -31,6 +49,8 @@ unsigned kvz_cpu_detect(void)
     const int avx2 = (b >> 5) & 1;
     const int avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1, avx512bw = (b >> 30) & 1,
               avx512vl = (b >> 31) & 1;
+    const int amx_bf16 = (d >> 22) & 1, amx_tile = (d >> 24) & 1;
+    const int os_tiles = (xcr0 & 0x60000) == 0x60000; /* XTILECFG and XTILEDATA state */
     if (os_ymm && avx2 && fma && f16c)
         f |= KVZ_CPU_AVX2;
     if (os_zmm && (f & KVZ_CPU_AVX2) && avx512f && avx512dq && avx512bw && avx512vl)
@@ -38,6 +58,8 @@ unsigned kvz_cpu_detect(void)
     __cpuid_count(7, 1, a, b, c, d);
     if ((f & KVZ_CPU_AVX512) && ((a >> 5) & 1))
         f |= KVZ_CPU_AVX512_BF16;
+    if ((f & KVZ_CPU_AVX512_BF16) && amx_bf16 && amx_tile && os_tiles && os_grants_amx())
+        f |= KVZ_CPU_AMX;
     return f;
 }
 

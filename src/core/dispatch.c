@@ -32,6 +32,9 @@ static const kvz_kernel_table *table_of(kvz_isa isa)
 #ifdef KVZ_HAVE_AVX512BF16
     case KVZ_ISA_AVX512_BF16: return &kvz_kernels_avx512bf16;
 #endif
+#ifdef KVZ_HAVE_AMX
+    case KVZ_ISA_AMX: return &kvz_kernels_amx;
+#endif
 #ifdef KVZ_HAVE_NEON
     case KVZ_ISA_NEON: return &kvz_kernels_neon;
 #endif
@@ -41,7 +44,7 @@ static const kvz_kernel_table *table_of(kvz_isa isa)
 
 static int parse_isa(const char *s, kvz_isa *out)
 {
-    static const char *const names[] = {"generic", "avx2", "avx512", "neon", "avx512bf16"};
+    static const char *const names[] = {"generic", "avx2", "avx512", "neon", "avx512bf16", "amx"};
     for (int i = 0; i < KVZ_KISA_COUNT; i++)
         if (strcasecmp(s, names[i]) == 0) {
             *out = (kvz_isa)i;
@@ -52,6 +55,8 @@ static int parse_isa(const char *s, kvz_isa *out)
 
 static kvz_isa best_of(unsigned mask)
 {
+    if (mask & (1u << KVZ_ISA_AMX))
+        return KVZ_ISA_AMX;
     if (mask & (1u << KVZ_ISA_AVX512_BF16))
         return KVZ_ISA_AVX512_BF16;
     if (mask & (1u << KVZ_ISA_AVX512))
@@ -72,7 +77,7 @@ kvz_isa kvz_isa_choose(const char *env, unsigned mask, char *msg, size_t msg_siz
         return best;
     kvz_isa want;
     if (!parse_isa(env, &want)) {
-        snprintf(msg, msg_size, "KVZ_ISA=%s is not a level (generic, avx2, avx512, avx512bf16, neon); using %s",
+        snprintf(msg, msg_size, "KVZ_ISA=%s is not a level (generic, avx2, avx512, avx512bf16, amx, neon); using %s",
                  env, kvz_isa_name(best));
         return best;
     }
@@ -94,6 +99,8 @@ static void choose_once(void)
         mask |= 1u << KVZ_ISA_AVX512;
     if ((cpu_flags & KVZ_CPU_AVX512_BF16) && table_of(KVZ_ISA_AVX512_BF16))
         mask |= 1u << KVZ_ISA_AVX512_BF16;
+    if ((cpu_flags & KVZ_CPU_AMX) && table_of(KVZ_ISA_AMX))
+        mask |= 1u << KVZ_ISA_AMX;
     if ((cpu_flags & KVZ_CPU_NEON) && table_of(KVZ_ISA_NEON))
         mask |= 1u << KVZ_ISA_NEON;
     supported_mask = mask;
@@ -145,6 +152,7 @@ const char *kvz_isa_name(kvz_isa isa)
     case KVZ_ISA_AVX512: return "avx512";
     case KVZ_ISA_NEON: return "neon";
     case KVZ_ISA_AVX512_BF16: return "avx512bf16";
+    case KVZ_ISA_AMX: return "amx";
     }
     return "unknown";
 }
@@ -155,7 +163,7 @@ kvz_status kvz_isa_from_name(const char *name, kvz_isa *isa)
         return kvz_fail(KVZ_ERR_NULL, "kvz_isa_from_name: NULL argument");
     if (!parse_isa(name, isa))
         return kvz_fail(KVZ_ERR_INVALID_ARG,
-                        "kvz_isa_from_name: '%s' is not generic, avx2, avx512, avx512bf16 or neon", name);
+                        "kvz_isa_from_name: '%s' is not generic, avx2, avx512, avx512bf16, amx or neon", name);
     return KVZ_OK;
 }
 

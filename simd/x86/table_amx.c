@@ -1,0 +1,13 @@
+/* The kernel table of the AMX level: its own attention, the rest of avx512. */
+#include "kernels.h"
+
+const kvz_kernel_table kvz_kernels_amx = {
+    .isa = KVZ_KISA_AMX,
+    .name = "amx",
+    .attn = kvz_attn_amx,
+    .window_score = kvz_window_score_amx,
+    .to_f32 = kvz_to_f32_avx512,
+    .from_f32 = kvz_from_f32_avx512,
+    .key_histogram = kvz_key_histogram_avx512,
+    .crc32c = kvz_crc32c_avx512,
+};
