@@ -65,7 +65,9 @@ typedef enum kvz_isa {
     /** x86-64 AVX512_BF16 plus AMX-BF16 tiles (Sapphire Rapids and later; on Linux the
      *  process is granted the tile state on first use): the avx512bf16 level with the
      *  products of attention over bf16 K/V in blocks of many query rows (prefill, KVzip
-     *  scoring) on tiles, same rounding. Above avx512bf16. @since 0.1 */
+     *  scoring) on tiles, same rounding. Those calls load their own tile configuration and
+     *  release the tiles before they return (as oneDNN's kernels do): a caller's tile state
+     *  does not survive them. Above avx512bf16. @since 0.1 */
     KVZ_ISA_AMX = 5
 } kvz_isa;
 
