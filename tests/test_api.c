@@ -234,8 +234,8 @@ static void test_last_error_per_thread(void **state)
 static void test_isa_names(void **state)
 {
     (void)state;
-    const kvz_isa all[] = {KVZ_ISA_GENERIC, KVZ_ISA_AVX2, KVZ_ISA_AVX512, KVZ_ISA_AVX512_BF16, KVZ_ISA_AMX,
-                           KVZ_ISA_NEON};
+    const kvz_isa all[] = {KVZ_ISA_GENERIC,     KVZ_ISA_AVX2, KVZ_ISA_AVX512,
+                           KVZ_ISA_AVX512_BF16, KVZ_ISA_AMX,  KVZ_ISA_NEON};
     const char *names[] = {"generic", "avx2", "avx512", "avx512bf16", "amx", "neon"};
     for (size_t i = 0; i < 6; i++) {
         assert_string_equal(kvz_isa_name(all[i]), names[i]);

@@ -20,12 +20,12 @@
  * avx2 > neon > generic) unless the name is a level of the mask. */
 static kvz_isa best_of(unsigned mask)
 {
-    return (mask & M(KVZ_ISA_AMX))            ? KVZ_ISA_AMX
+    return (mask & M(KVZ_ISA_AMX))           ? KVZ_ISA_AMX
            : (mask & M(KVZ_ISA_AVX512_BF16)) ? KVZ_ISA_AVX512_BF16
-           : (mask & M(KVZ_ISA_AVX512))    ? KVZ_ISA_AVX512
-           : (mask & M(KVZ_ISA_AVX2))      ? KVZ_ISA_AVX2
-           : (mask & M(KVZ_ISA_NEON))      ? KVZ_ISA_NEON
-                                           : KVZ_ISA_GENERIC;
+           : (mask & M(KVZ_ISA_AVX512))      ? KVZ_ISA_AVX512
+           : (mask & M(KVZ_ISA_AVX2))        ? KVZ_ISA_AVX2
+           : (mask & M(KVZ_ISA_NEON))        ? KVZ_ISA_NEON
+                                             : KVZ_ISA_GENERIC;
 }
 
 /* -1: not a level name; else the level (any case). */
@@ -43,10 +43,10 @@ static int level_of_name(const char *s)
 }
 
 static const char *const envs[] = {
-    NULL,     "",       "generic",    "GENERIC",    "Generic",     "avx2", "AVX2",    "aVx2", "avx512",
-    "AVX512", "Avx512", "avx512bf16", "AVX512BF16", "avx512_bf16", "neon", "NEON",    "NeOn", "sse42",
-    "avx",    "avx2 ",  " avx2",      "avx-512",    "generic2",    "x",    "unknown", "0",    "1",
-    "amx",    "AMX",    "Amx",        "amx-bf16",   "avx512amx"};
+    NULL,      "",       "generic", "GENERIC",    "Generic",    "avx2",        "AVX2",     "aVx2",
+    "avx512",  "AVX512", "Avx512",  "avx512bf16", "AVX512BF16", "avx512_bf16", "neon",     "NEON",
+    "NeOn",    "sse42",  "avx",     "avx2 ",      " avx2",      "avx-512",     "generic2", "x",
+    "unknown", "0",      "1",       "amx",        "AMX",        "Amx",         "amx-bf16", "avx512amx"};
 
 /* Every mask (all 64 subsets of the six levels) against every value of the variable. */
 static void test_choose_all_combinations(void **state)
@@ -130,7 +130,7 @@ typedef struct child_result {
 } child_result;
 
 static child_result children[] = {{.env = "GeNeRiC"}, {.env = "avx2"}, {.env = "AVX512"}, {.env = "avx512bf16"},
-                                  {.env = "amx"},     {.env = "neon"},    {.env = "sse9"}, {.env = ""}};
+                                  {.env = "amx"},     {.env = "neon"}, {.env = "sse9"},   {.env = ""}};
 enum { N_CHILDREN = sizeof children / sizeof children[0] };
 
 static void run_child(child_result *c)
@@ -242,8 +242,8 @@ static void test_env_refusal_in_last_error(void **state)
 static void test_force(void **state)
 {
     (void)state;
-    const kvz_isa all[] = {KVZ_ISA_GENERIC, KVZ_ISA_AVX2, KVZ_ISA_AVX512, KVZ_ISA_AVX512_BF16, KVZ_ISA_AMX,
-                           KVZ_ISA_NEON};
+    const kvz_isa all[] = {KVZ_ISA_GENERIC,     KVZ_ISA_AVX2, KVZ_ISA_AVX512,
+                           KVZ_ISA_AVX512_BF16, KVZ_ISA_AMX,  KVZ_ISA_NEON};
     for (int round = 0; round < 2; round++)
         for (size_t i = 0; i < 6; i++) {
             const kvz_isa before = kvz_isa_active();

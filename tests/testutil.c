@@ -56,8 +56,8 @@ int tu_quick(void)
 
 size_t tu_isa_levels(kvz_isa out[TU_MAX_LEVELS])
 {
-    static const kvz_isa all[TU_MAX_LEVELS] = {KVZ_ISA_GENERIC, KVZ_ISA_AVX2, KVZ_ISA_AVX512,
-                                               KVZ_ISA_AVX512_BF16, KVZ_ISA_AMX, KVZ_ISA_NEON};
+    static const kvz_isa all[TU_MAX_LEVELS] = {KVZ_ISA_GENERIC,     KVZ_ISA_AVX2, KVZ_ISA_AVX512,
+                                               KVZ_ISA_AVX512_BF16, KVZ_ISA_AMX,  KVZ_ISA_NEON};
     static int printed;
     size_t n = 0;
     for (size_t i = 0; i < TU_MAX_LEVELS; i++)

@@ -53,7 +53,8 @@ static inline void vbp_transpose16(vbp *r)
         u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
     }
     for (int k = 0; k < 4; k++) {
-        const vbp v0 = _mm512_shuffle_i32x4(u[k], u[4 + k], 0x88), v1 = _mm512_shuffle_i32x4(u[k], u[4 + k], 0xdd);
+        const vbp v0 = _mm512_shuffle_i32x4(u[k], u[4 + k], 0x88),
+                  v1 = _mm512_shuffle_i32x4(u[k], u[4 + k], 0xdd);
         const vbp w0 = _mm512_shuffle_i32x4(u[8 + k], u[12 + k], 0x88),
                   w1 = _mm512_shuffle_i32x4(u[8 + k], u[12 + k], 0xdd);
         r[k] = _mm512_shuffle_i32x4(v0, w0, 0x88);

@@ -16,8 +16,8 @@ int kvz_cmd_info(int argc, char **argv)
             return 2;
         }
     }
-    const kvz_isa isas[] = {KVZ_ISA_GENERIC, KVZ_ISA_AVX2, KVZ_ISA_AVX512, KVZ_ISA_AVX512_BF16, KVZ_ISA_AMX,
-                                       KVZ_ISA_NEON};
+    const kvz_isa isas[] = {KVZ_ISA_GENERIC,     KVZ_ISA_AVX2, KVZ_ISA_AVX512,
+                            KVZ_ISA_AVX512_BF16, KVZ_ISA_AMX,  KVZ_ISA_NEON};
     char avail[64] = "";
     for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++)
         if (kvz_isa_supported(isas[i])) {

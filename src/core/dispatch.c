@@ -77,8 +77,9 @@ kvz_isa kvz_isa_choose(const char *env, unsigned mask, char *msg, size_t msg_siz
         return best;
     kvz_isa want;
     if (!parse_isa(env, &want)) {
-        snprintf(msg, msg_size, "KVZ_ISA=%s is not a level (generic, avx2, avx512, avx512bf16, amx, neon); using %s",
-                 env, kvz_isa_name(best));
+        snprintf(msg, msg_size,
+                 "KVZ_ISA=%s is not a level (generic, avx2, avx512, avx512bf16, amx, neon); using %s", env,
+                 kvz_isa_name(best));
         return best;
     }
     if (!(mask & (1u << want))) {
