@@ -365,6 +365,42 @@ static void test_prefill_paths(void **state)
         }
 }
 
+/* The tile shapes of the bf16 gemm path (AMX tiles at the amx level, pair dot products at
+ * avx512bf16; plain fp32 elsewhere, checked all the same): every head size that is a
+ * multiple of 32, query blocks of 9 .. 130 rows (odd numbers of 16-row tiles, a last block
+ * of a few rows), key runs ending just before, at and after each 16- and 32-key tile
+ * boundary of a 64-key block, plain and in scoring mode. */
+static void test_bf16_tile_shapes(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 11);
+    static const size_t head_dims[] = {32, 64, 96, 128, 256};
+    static const struct {
+        size_t G, n_q;
+    } rows[] = {{1, 9}, {4, 4}, {1, 17}, {3, 11}, {8, 6}, {1, 64}, {5, 13}, {2, 65}};
+    static const size_t before[] = {0, 15, 16, 31, 32, 33, 47, 63, 64, 65, 100};
+    const size_t step = tu_quick() ? 3 : 1;
+    size_t t = 0;
+    for (size_t di = 0; di < sizeof head_dims / sizeof head_dims[0]; di++)
+        for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++, t++) {
+            if (t % step)
+                continue;
+            pcase c = {0};
+            c.H = 2, c.G = rows[ri].G, c.n_q = rows[ri].n_q, c.d = head_dims[di], c.dt = KVZ_DTYPE_BF16;
+            c.q_pos0 = (long)before[t % (sizeof before / sizeof before[0])];
+            c.n_k = (size_t)c.q_pos0 + c.n_q;
+            c.qamp = 3.0f;
+            c.with_lse = (int)(t % 2);
+            c.ql.head_major = c.ol.head_major = c.kl.head_major = (int)(t / 2 % 2);
+            if (t % 3 == 1 && c.q_pos0 > 2) { /* scoring: a sink, a chunk, the queries' own keys */
+                c.scoring = 1;
+                c.sink_end = 1, c.chunk_begin = 2, c.chunk_end = (size_t)c.q_pos0;
+            }
+            check_case(&r, &c);
+        }
+}
+
 /* Causal offsets: rows that see nothing (zeros, lse -inf), all keys visible, one key, no
  * keys at all (k = v = NULL), blank rows inside a dot block and across gemm blocks; the
  * last four split into key slices of 256+ keys, with rows that see only the first slice,
@@ -1138,6 +1174,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prefill_random, tu_setup_clock, tu_teardown_report),
         cmocka_unit_test_setup_teardown(test_prefill_paths, tu_setup_clock, tu_teardown_report),
         cmocka_unit_test_setup_teardown(test_prefill_offsets, tu_setup_clock, tu_teardown_report),
+        cmocka_unit_test_setup_teardown(test_bf16_tile_shapes, tu_setup_clock, tu_teardown_report),
         cmocka_unit_test_setup_teardown(test_prefill_layouts, tu_setup_clock, tu_teardown_report),
         cmocka_unit_test_setup_teardown(test_scoring_random, tu_setup_clock, tu_teardown_report),
         cmocka_unit_test_setup_teardown(test_scoring_large, tu_setup_clock, tu_teardown_report),
