@@ -122,27 +122,27 @@ static void load_queries_bf16(blk_ctx *c, const float *q, ptrdiff_t qhs, ptrdiff
     uint32_t *qb = (uint32_t *)c->qt;
     /* AMX takes row tiles in pairs: the lanes of an odd last tile are zero queries */
     const size_t lanes = c->dot ? c->mq_tile : (c->amx ? (c->nrv + 1) / 2 * 2 : c->nrv) * VW;
+    /* a row rounded with the level's vector conversion (nearest even, as kvz_f32_to_bf16),
+       then placed: decode packs its queries once per key slice, so this is not negligible */
+    uint16_t h[KVZ_KMAX_HEAD_DIM];
     for (size_t r = 0; r < lanes; r++) {
         const size_t gr = c->r0 + r;
-        const float *src =
-            r < c->mq ? q + (ptrdiff_t)(gr % c->group) * qhs + (ptrdiff_t)(gr / c->group) * qrs : NULL;
-        if (c->bpdot) {
+        if (r < c->mq)
+            cvt_from_f32(h, KVZ_KDT_BF16, q + (ptrdiff_t)(gr % c->group) * qhs + (ptrdiff_t)(gr / c->group) * qrs,
+                         c->d);
+        else
+            memset(h, 0, c->d * sizeof *h);
+        if (c->bpdot) { /* 4 pairs (16 bytes) per 8 elements */
             uint32_t *dst = qb + r / 4 * (c->d / 8) * 16 + r % 4 * 4;
-            for (size_t x = 0; x < c->d; x += 2) {
-                const uint32_t lo = src ? kvz_f32_to_bf16(src[x]) : 0,
-                               hi = src ? kvz_f32_to_bf16(src[x + 1]) : 0;
-                dst[x / 8 * 16 + x / 2 % 4] = lo | hi << 16;
-            }
+            for (size_t x = 0; x < c->d; x += 8)
+                memcpy(dst + x / 8 * 16, h + x, 8 * sizeof *h);
         } else if (c->dot) {
             float *dst = c->qr + r * c->dp;
             for (size_t x = 0; x < c->dpv * VW; x++)
-                dst[x] = src && x < c->d ? kvz_bf16_to_f32(kvz_f32_to_bf16(src[x])) * scale : 0.0f;
-        } else {
-            for (size_t x = 0; x < c->d; x += 2) {
-                const uint32_t lo = src ? kvz_f32_to_bf16(src[x]) : 0;
-                const uint32_t hi = src && x + 1 < c->d ? kvz_f32_to_bf16(src[x + 1]) : 0;
-                qb[x / 2 * MQ + r] = lo | hi << 16;
-            }
+                dst[x] = x < c->d ? kvz_bf16_to_f32(h[x]) * scale : 0.0f;
+        } else { /* d is even here (bdot) */
+            for (size_t x = 0; x < c->d; x += 2)
+                memcpy(qb + x / 2 * MQ + r, h + x, 2 * sizeof *h);
         }
     }
 }
