@@ -491,6 +491,23 @@ static void logits_gemm_bf16(const blk_ctx *c, const uint16_t *kp, size_t ks, si
         }
     }
 }
+
+/* The V rows of nb keys zipped in pairs for P.V by pair products, vz[i][x] = (V[2i][x],
+ * V[2i+1][x]) with rows dp words apart (an odd last key pairs with zeros), prefetching
+ * along the queue the caller set: the B operand of pv_bf16 and of pv_amx. */
+static void zip_v_pairs(const blk_ctx *c, uint32_t *vz, const uint16_t *vp, size_t vs, size_t nb)
+{
+    const size_t d = c->d, dp = c->dp, dpv = c->dpv;
+    for (size_t i = 0; i < (nb + 1) / 2; i++) {
+        const uint16_t *v0 = vp + 2 * i * vs, *v1 = 2 * i + 1 < nb ? v0 + vs : NULL;
+        prefetch_row(c, 2 * i), prefetch_row(c, 2 * i + 1);
+        size_t x = 0;
+        for (; x + 32 <= d; x += 32)
+            vbp_zip32(vz + i * dp + x, v0 + x, v1 ? v1 + x : NULL);
+        for (; x < dpv * VW; x += VW)
+            vbp_store(vz + i * dp + x, vbp_zip(v0 + x, v1 ? v1 + x : NULL, x + VW <= d ? VW : d - x));
+    }
+}
 #endif
 
 #if KVZ_ATTN_BF16DOT
@@ -733,13 +750,8 @@ static void pv_amx(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
             for (size_t i = 0; i < 16; i++)
                 vbp_store(pt + (2 * rt + kc) * 256 + i * 16, w[i]);
         }
-    for (size_t i = 0; i < np; i++) {
-        const uint16_t *v0 = vp + 2 * i * vs, *v1 = 2 * i + 1 < nb ? v0 + vs : NULL;
-        prefetch_row(c, 2 * i), prefetch_row(c, 2 * i + 1);
-        for (size_t x = 0; x < d; x += 32)
-            vbp_zip32(vz + i * dp + x, v0 + x, v1 ? v1 + x : NULL);
-    }
-    for (size_t i = np; i < nkc * 16; i++)
+    zip_v_pairs(c, vz, vp, vs, nb);
+    for (size_t i = np; i < nkc * 16; i++) /* zero pairs up to whole chunks */
         memset(vz + i * dp, 0, d * sizeof(uint32_t));
     /* the rescale, row by row: once the running maxima settle, most rows keep alpha = 1 */
     for (size_t r = 0; r < nrt * VW; r++)
@@ -1031,7 +1043,7 @@ static void pv_update(blk_ctx *c, rows_ref v, size_t nb)
  * elements (an odd last key pairs with zeros). */
 static void pv_bf16(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
 {
-    const size_t np = (nb + 1) / 2, nrv = c->nrv, dp = c->dp, dpv = c->dpv, d = c->d;
+    const size_t np = (nb + 1) / 2, nrv = c->nrv, dp = c->dp, dpv = c->dpv;
     uint32_t *pb = (uint32_t *)c->kf, *vz = (uint32_t *)c->vf_;
     for (size_t i = 0; i < np; i++) {
         const int pair = 2 * i + 1 < nb;
@@ -1039,14 +1051,8 @@ static void pv_bf16(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
             vbp_store(pb + i * MQ + v * VW,
                       vbp_pack(vf_load(c->s + 2 * i * MQ + v * VW),
                                pair ? vf_load(c->s + (2 * i + 1) * MQ + v * VW) : vf_zero()));
-        const uint16_t *v0 = vp + 2 * i * vs, *v1 = pair ? v0 + vs : NULL;
-        prefetch_row(c, 2 * i), prefetch_row(c, 2 * i + 1);
-        size_t x = 0;
-        for (; x + 32 <= d; x += 32)
-            vbp_zip32(vz + i * dp + x, v0 + x, v1 ? v1 + x : NULL);
-        for (; x < dpv * VW; x += VW)
-            vbp_store(vz + i * dp + x, vbp_zip(v0 + x, v1 ? v1 + x : NULL, x + VW <= d ? VW : d - x));
     }
+    zip_v_pairs(c, vz, vp, vs, nb);
     /* whole tiles of PV_RT rows: rows past mq up to the row vectors are scratch */
     const size_t mqt = (c->mq + PV_RT - 1) / PV_RT * PV_RT;
     for (size_t r = 0; r < mqt; r += PV_RT) {
