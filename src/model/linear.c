@@ -14,6 +14,15 @@
 #define SMALL_M 32
 #define MAX_PRIMS 64
 
+/* bf16 products of SMALL_M rows or more run transposed: Y^T[out][m] = W[out][in] . X^T, the
+ * weights as oneDNN's source and the activations as its weights operand, then Y^T is
+ * transposed back. In the plain orientation oneDNN 2.6's bf16 brgemm is slow for some row
+ * counts: few rows, and counts off its row blocking. Measured on a Sapphire-Rapids-class VM
+ * (AMX), 2 threads, 4096 -> 14336, plain against transposed: 118 rows 55 ms against 14,
+ * 819 rows 120 against 71, 2144 rows 284 against 182, 4096 rows 377 against 376. The
+ * transposed orientation's row count is `out`, a multiple of every block. */
+static int transposed(kvz_dtype wtype, size_t m) { return wtype == KVZ_DTYPE_BF16 && m >= SMALL_M; }
+
 typedef struct prim_entry {
     size_t in, out, m; /* m == 0: runtime-M primitive */
     kvz_dtype wtype;
@@ -27,8 +36,10 @@ struct kvz_mm {
     prim_entry prims[MAX_PRIMS];
     size_t n_prims;
     uint64_t clock;
-    uint16_t *xbuf; /* bf16 copy of the input rows */
+    void *xbuf; /* bf16 copy of the input rows */
     size_t xbuf_elems;
+    void *ybuf; /* f32 Y^T of a transposed product */
+    size_t ybuf_elems;
 };
 
 static kvz_status dnnl_fail(dnnl_status_t s, const char *what)
@@ -66,22 +77,52 @@ void kvz_mm_destroy(kvz_mm *mm)
     if (mm->engine)
         dnnl_engine_destroy(mm->engine);
     free(mm->xbuf);
+    free(mm->ybuf);
     free(mm);
 }
 
 static dnnl_data_type_t dt_of(kvz_dtype t) { return t == KVZ_DTYPE_BF16 ? dnnl_bf16 : dnnl_f32; }
 
-/* src [m][in] in the weight type, weights [in][out] stored transposed ("ba"), dst [m][out] f32. */
-static dnnl_status_t descs(size_t in, size_t out, dnnl_dim_t m, kvz_dtype wt, dnnl_memory_desc_t *src,
+/* The plain orientation: src [m][in] in the weight type, weights [in][out] stored transposed
+ * ("ba"), dst [m][out] f32. Transposed: src W [out][in], weights X^T [in][m] (X stored
+ * [m][in], so "ba"), dst Y^T [out][m] f32. */
+static dnnl_status_t descs(size_t in, size_t out, dnnl_dim_t m, kvz_dtype wt, int tr, dnnl_memory_desc_t *src,
                            dnnl_memory_desc_t *wei, dnnl_memory_desc_t *dst)
 {
-    const dnnl_dims_t sd = {m, (dnnl_dim_t)in}, wd = {(dnnl_dim_t)in, (dnnl_dim_t)out}, dd = {m, (dnnl_dim_t)out};
+    const dnnl_dim_t rows = tr ? (dnnl_dim_t)out : m, cols = tr ? m : (dnnl_dim_t)out;
+    const dnnl_dims_t sd = {rows, (dnnl_dim_t)in}, wd = {(dnnl_dim_t)in, cols}, dd = {rows, cols};
     dnnl_status_t s = dnnl_memory_desc_init_by_tag(src, 2, sd, dt_of(wt), dnnl_ab);
     if (s == dnnl_success)
         s = dnnl_memory_desc_init_by_tag(wei, 2, wd, dt_of(wt), dnnl_ba);
     if (s == dnnl_success)
         s = dnnl_memory_desc_init_by_tag(dst, 2, dd, dnnl_f32, dnnl_ab);
     return s;
+}
+
+/* A scratch buffer of at least `elems` elements of `size` bytes: *buf itself, or *buf grown. */
+static void *reserve(void **buf, size_t *have, size_t elems, size_t size)
+{
+    if (elems > *have) {
+        void *b = realloc(*buf, elems * size);
+        if (!b)
+            return NULL;
+        *buf = b, *have = elems;
+    }
+    return *buf;
+}
+
+/* y[i][j] = yt[j][i] (+ bias[j]): square blocks keep both sides' lines in L1. */
+#define TBLOCK 32
+static void transpose_back(size_t m, size_t n, const float *yt, const float *bias, float *y)
+{
+#pragma omp parallel for schedule(static) collapse(2) if (m * n > 65536)
+    for (size_t j0 = 0; j0 < n; j0 += TBLOCK)
+        for (size_t i0 = 0; i0 < m; i0 += TBLOCK) {
+            const size_t j1 = j0 + TBLOCK < n ? j0 + TBLOCK : n, i1 = i0 + TBLOCK < m ? i0 + TBLOCK : m;
+            for (size_t i = i0; i < i1; i++)
+                for (size_t j = j0; j < j1; j++)
+                    y[i * n + j] = yt[j * m + i] + (bias ? bias[j] : 0.0f);
+        }
 }
 
 static kvz_status get_prim(kvz_mm *mm, const kvz_linear *l, size_t m, dnnl_primitive_t *out)
@@ -100,7 +141,8 @@ static kvz_status get_prim(kvz_mm *mm, const kvz_linear *l, size_t m, dnnl_primi
     dnnl_matmul_desc_t md;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t prim = NULL;
-    dnnl_status_t s = descs(l->in, l->out, key_m ? (dnnl_dim_t)m : DNNL_RUNTIME_DIM_VAL, l->wtype, &src, &wei, &dst);
+    dnnl_status_t s = descs(l->in, l->out, key_m ? (dnnl_dim_t)m : DNNL_RUNTIME_DIM_VAL, l->wtype,
+                            transposed(l->wtype, m), &src, &wei, &dst);
     if (s == dnnl_success)
         s = dnnl_matmul_desc_init(&md, &src, &wei, NULL, &dst);
     if (s == dnnl_success)
@@ -132,33 +174,37 @@ kvz_status kvz_linear_apply(kvz_mm *mm, const kvz_linear *l, size_t m, const flo
         return kvz_fail(KVZ_ERR_NULL, "kvz_linear_apply: NULL argument");
     if (!m)
         return KVZ_OK;
+    size_t elems, out_elems;
+    if (!kvz_mul_ok(m, l->in, &elems) || !kvz_mul_ok(m, l->out, &out_elems))
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_linear_apply: %zu rows of %zu -> %zu too large", m, l->in, l->out);
     dnnl_primitive_t prim = NULL;
     kvz_status st = get_prim(mm, l, m, &prim);
     if (st != KVZ_OK)
         return st;
+    const int tr = transposed(l->wtype, m);
     const void *src = x;
     if (l->wtype == KVZ_DTYPE_BF16) { /* oneDNN's bf16 matmul wants bf16 activations too */
-        size_t elems;
-        if (!kvz_mul_ok(m, l->in, &elems))
-            return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_linear_apply: %zu x %zu too large", m, l->in);
-        if (elems > mm->xbuf_elems) {
-            uint16_t *b = realloc(mm->xbuf, elems * sizeof *b);
-            if (!b)
-                return kvz_fail(KVZ_ERR_NOMEM, "kvz_linear_apply: no memory for %zu activations", elems);
-            mm->xbuf = b, mm->xbuf_elems = elems;
-        }
-        kvz_convert(mm->xbuf, KVZ_DTYPE_BF16, x, KVZ_DTYPE_F32, elems);
-        src = mm->xbuf;
+        uint16_t *xb = reserve(&mm->xbuf, &mm->xbuf_elems, elems, sizeof *xb);
+        if (!xb)
+            return kvz_fail(KVZ_ERR_NOMEM, "kvz_linear_apply: no memory for %zu activations", elems);
+        kvz_convert(xb, KVZ_DTYPE_BF16, x, KVZ_DTYPE_F32, elems);
+        src = xb;
+    }
+    float *dst = y;
+    if (tr) {
+        dst = reserve(&mm->ybuf, &mm->ybuf_elems, out_elems, sizeof *dst);
+        if (!dst)
+            return kvz_fail(KVZ_ERR_NOMEM, "kvz_linear_apply: no memory for %zu outputs", out_elems);
     }
     dnnl_memory_desc_t sd, wd, dd;
     dnnl_memory_t ms = NULL, mw = NULL, md = NULL;
-    dnnl_status_t s = descs(l->in, l->out, (dnnl_dim_t)m, l->wtype, &sd, &wd, &dd);
+    dnnl_status_t s = descs(l->in, l->out, (dnnl_dim_t)m, l->wtype, tr, &sd, &wd, &dd);
     if (s == dnnl_success)
-        s = dnnl_memory_create(&ms, &sd, mm->engine, (void *)src);
+        s = dnnl_memory_create(&ms, &sd, mm->engine, tr ? (void *)l->w : (void *)src);
     if (s == dnnl_success)
-        s = dnnl_memory_create(&mw, &wd, mm->engine, (void *)l->w);
+        s = dnnl_memory_create(&mw, &wd, mm->engine, tr ? (void *)src : (void *)l->w);
     if (s == dnnl_success)
-        s = dnnl_memory_create(&md, &dd, mm->engine, y);
+        s = dnnl_memory_create(&md, &dd, mm->engine, dst);
     if (s == dnnl_success) {
         const dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}};
         s = dnnl_primitive_execute(prim, mm->stream, 3, args);
@@ -173,7 +219,9 @@ kvz_status kvz_linear_apply(kvz_mm *mm, const kvz_linear *l, size_t m, const flo
         dnnl_memory_destroy(md);
     if (s != dnnl_success)
         return dnnl_fail(s, "matmul execution");
-    if (l->bias)
+    if (tr)
+        transpose_back(m, l->out, dst, l->bias, y);
+    else if (l->bias)
 #pragma omp parallel for schedule(static) if (m * l->out > 65536)
         for (size_t i = 0; i < m; i++)
             for (size_t j = 0; j < l->out; j++)

@@ -1,0 +1,104 @@
+/* kvz_linear_apply (src/model/linear.c) against a double-precision product of the values it
+ * is given: f32 and bf16 weights, with and without bias, at row counts on both sides of the
+ * plain/transposed switch and off every block size, with cached primitives reused. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "model/linear.h"
+#include "testutil.h"
+
+/* y[i][j] = sum_k x[i][k] w[j][k] (+ b[j]), with x rounded as the weight type rounds it, and
+ * the bound sum_k |x w| that scales oneDNN's fp32 accumulation error. */
+static void reference(size_t m, size_t in, size_t out, const float *x, const double *w, const float *b, int bf16,
+                      double *y, double *mag)
+{
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < out; j++) {
+            double s = b ? b[j] : 0.0, a = b ? fabs(b[j]) : 0.0;
+            for (size_t k = 0; k < in; k++) {
+                const double xv = bf16 ? tu_round_bf16(x[i * in + k]) : x[i * in + k];
+                s += xv * w[j * in + k];
+                a += fabs(xv * w[j * in + k]);
+            }
+            y[i * out + j] = s, mag[i * out + j] = a;
+        }
+}
+
+static void check_shape(kvz_mm *mm, tu_rng *r, kvz_dtype wt, size_t in, size_t out, int with_bias)
+{
+    double *w_exact = tu_malloc(in * out * sizeof *w_exact);
+    void *w = tu_fill_kv(r, wt, in * out, -1.0f, 1.0f, w_exact);
+    float *b = NULL;
+    if (with_bias) {
+        b = tu_malloc(out * sizeof *b);
+        for (size_t j = 0; j < out; j++)
+            b[j] = tu_uniform(r, -2.0f, 2.0f);
+    }
+    const kvz_linear l = {in, out, wt, w, b};
+    /* 31/32 straddle the switch; 118, 130 and 200 are off oneDNN's row blocks; 118 comes back
+     * to reuse its cached primitive after others were built */
+    static const size_t rows[] = {1, 5, 31, 32, 33, 118, 64, 130, 118, 200};
+    const size_t max_m = 200;
+    float *x = tu_malloc(max_m * in * sizeof *x), *y = tu_malloc(max_m * out * sizeof *y);
+    double *want = tu_malloc(max_m * out * sizeof *want), *mag = tu_malloc(max_m * out * sizeof *mag);
+    for (size_t t = 0; t < sizeof rows / sizeof rows[0]; t++) {
+        const size_t m = rows[t];
+        for (size_t i = 0; i < m * in; i++)
+            x[i] = tu_uniform(r, -1.0f, 1.0f);
+        tu_fill_sentinel(y, m * out);
+        assert_int_equal(kvz_linear_apply(mm, &l, m, x, y), KVZ_OK);
+        reference(m, in, out, x, w_exact, b, wt == KVZ_DTYPE_BF16, want, mag);
+        for (size_t i = 0; i < m * out; i++) {
+            const double err = fabs(y[i] - want[i]), tol = 1e-5 * mag[i] + 1e-6;
+            if (!(err <= tol))
+                fail_msg("%s weights %zu -> %zu, bias %d, m %zu: y[%zu][%zu] = %.9g, want %.9g (tol %.3g)",
+                         wt == KVZ_DTYPE_BF16 ? "bf16" : "f32", in, out, with_bias, m, i / out, i % out,
+                         (double)y[i], want[i], tol);
+        }
+    }
+    free(x), free(y), free(want), free(mag), free(w), free(w_exact), free(b);
+}
+
+static void test_products(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed());
+    kvz_mm *mm = NULL;
+    assert_int_equal(kvz_mm_create(&mm), KVZ_OK);
+    const kvz_dtype types[] = {KVZ_DTYPE_F32, KVZ_DTYPE_BF16};
+    for (size_t t = 0; t < 2; t++) {
+        check_shape(mm, &r, types[t], 96, 80, 0);
+        check_shape(mm, &r, types[t], 96, 80, 1);
+        check_shape(mm, &r, types[t], 200, 1030, 1); /* > 65536 outputs: the threaded loops */
+    }
+    kvz_mm_destroy(mm);
+}
+
+static void test_bad_arguments(void **state)
+{
+    (void)state;
+    kvz_mm *mm = NULL;
+    assert_int_equal(kvz_mm_create(&mm), KVZ_OK);
+    float x[4] = {0}, y[4] = {0};
+    const uint16_t w[4] = {0};
+    const kvz_linear l = {2, 2, KVZ_DTYPE_BF16, w, NULL};
+    assert_int_equal(kvz_linear_apply(NULL, &l, 1, x, y), KVZ_ERR_NULL);
+    assert_int_equal(kvz_linear_apply(mm, NULL, 1, x, y), KVZ_ERR_NULL);
+    assert_int_equal(kvz_linear_apply(mm, &l, 1, NULL, y), KVZ_ERR_NULL);
+    assert_int_equal(kvz_linear_apply(mm, &l, 1, x, NULL), KVZ_ERR_NULL);
+    assert_int_equal(kvz_linear_apply(mm, &l, 0, x, y), KVZ_OK); /* nothing to do */
+    const kvz_linear huge = {(size_t)1 << 40, (size_t)1 << 40, KVZ_DTYPE_BF16, w, NULL};
+    assert_int_equal(kvz_linear_apply(mm, &huge, (size_t)1 << 40, x, y), KVZ_ERR_INVALID_ARG);
+    kvz_mm_destroy(mm);
+    assert_int_equal(kvz_mm_create(NULL), KVZ_ERR_NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_products),
+        cmocka_unit_test(test_bad_arguments),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
