@@ -14,14 +14,19 @@
 #define SMALL_M 32
 #define MAX_PRIMS 64
 
-/* bf16 products of SMALL_M rows or more run transposed: Y^T[out][m] = W[out][in] . X^T, the
- * weights as oneDNN's source and the activations as its weights operand, then Y^T is
- * transposed back. In the plain orientation oneDNN 2.6's bf16 brgemm is slow for some row
- * counts: few rows, and counts off its row blocking. Measured on a Sapphire-Rapids-class VM
- * (AMX), 2 threads, 4096 -> 14336, plain against transposed: 118 rows 55 ms against 14,
- * 819 rows 120 against 71, 2144 rows 284 against 182, 4096 rows 377 against 376. The
- * transposed orientation's row count is `out`, a multiple of every block. */
-static int transposed(kvz_dtype wtype, size_t m) { return wtype == KVZ_DTYPE_BF16 && m >= SMALL_M; }
+/* bf16 products of SMALL_M to TRANSPOSED_MAX_M rows run transposed: Y^T[out][m] = W[out][in]
+ * . X^T, the weights as oneDNN's source and the activations as its weights operand, then
+ * Y^T is transposed back. In the plain orientation oneDNN 2.6's bf16 brgemm is slow for
+ * few rows. Measured on a Sapphire-Rapids-class VM (AMX), 2 threads, 4096 -> 14336, plain
+ * against transposed (without the transposition back): 118 rows 55 ms against 14, 819 rows
+ * 120 against 71, 1024 rows 96 against 90, 2048 rows 194 against 176, 4096 rows 377 against
+ * 376. Transposing back 2048 x 14336 takes 30 ms, so from about 1024 rows on the plain
+ * orientation is as fast or faster. */
+#define TRANSPOSED_MAX_M 1024
+static int transposed(kvz_dtype wtype, size_t m)
+{
+    return wtype == KVZ_DTYPE_BF16 && m >= SMALL_M && m < TRANSPOSED_MAX_M;
+}
 
 typedef struct prim_entry {
     size_t in, out, m; /* m == 0: runtime-M primitive */
