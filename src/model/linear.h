@@ -23,7 +23,9 @@ typedef struct kvz_mm kvz_mm;
 kvz_status kvz_mm_create(kvz_mm **out);
 void kvz_mm_destroy(kvz_mm *mm);
 
-/* y[m][out] = x[m][in] . W^T (+ bias); x and y f32, row-major, not overlapping. */
+/* y[m][out] = x[m][in] . W^T (+ bias); x and y f32, row-major, not overlapping. bf16
+ * weights need a CPU where oneDNN has a bf16 matmul (AVX512_BF16; the model loads them only
+ * there): elsewhere KVZ_ERR_UNSUPPORTED. */
 kvz_status kvz_linear_apply(kvz_mm *mm, const kvz_linear *l, size_t m, const float *x, float *y);
 
 #endif
