@@ -108,7 +108,7 @@ static dnnl_status_t descs(size_t in, size_t out, dnnl_dim_t m, kvz_dtype wt, in
 static void *reserve(void **buf, size_t *have, size_t elems, size_t size)
 {
     if (elems > *have) {
-        void *b = realloc(*buf, elems * size);
+        void *b = elems <= SIZE_MAX / size ? realloc(*buf, elems * size) : NULL;
         if (!b)
             return NULL;
         *buf = b, *have = elems;
