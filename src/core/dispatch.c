@@ -42,11 +42,17 @@ static const kvz_kernel_table *table_of(kvz_isa isa)
     }
 }
 
+/* The levels' names, indexed by kvz_isa, whose values are the KVZ_KISA_* of kernels.h. */
+static const char *const isa_names[KVZ_KISA_COUNT] = {"generic", "avx2", "avx512", "neon", "avx512bf16", "amx"};
+_Static_assert((int)KVZ_ISA_GENERIC == KVZ_KISA_GENERIC && (int)KVZ_ISA_AVX2 == KVZ_KISA_AVX2 &&
+                   (int)KVZ_ISA_AVX512 == KVZ_KISA_AVX512 && (int)KVZ_ISA_NEON == KVZ_KISA_NEON &&
+                   (int)KVZ_ISA_AVX512_BF16 == KVZ_KISA_AVX512_BF16 && (int)KVZ_ISA_AMX == KVZ_KISA_AMX,
+               "public and kernel level ids agree");
+
 static int parse_isa(const char *s, kvz_isa *out)
 {
-    static const char *const names[] = {"generic", "avx2", "avx512", "neon", "avx512bf16", "amx"};
     for (int i = 0; i < KVZ_KISA_COUNT; i++)
-        if (strcasecmp(s, names[i]) == 0) {
+        if (strcasecmp(s, isa_names[i]) == 0) {
             *out = (kvz_isa)i;
             return 1;
         }
@@ -147,15 +153,7 @@ kvz_status kvz_isa_force(kvz_isa isa)
 
 const char *kvz_isa_name(kvz_isa isa)
 {
-    switch (isa) {
-    case KVZ_ISA_GENERIC: return "generic";
-    case KVZ_ISA_AVX2: return "avx2";
-    case KVZ_ISA_AVX512: return "avx512";
-    case KVZ_ISA_NEON: return "neon";
-    case KVZ_ISA_AVX512_BF16: return "avx512bf16";
-    case KVZ_ISA_AMX: return "amx";
-    }
-    return "unknown";
+    return (unsigned)isa < KVZ_KISA_COUNT ? isa_names[isa] : "unknown";
 }
 
 kvz_status kvz_isa_from_name(const char *name, kvz_isa *isa)
