@@ -110,13 +110,8 @@ static int run_kernels(const bench_opts *o)
     const int threads = kvz_num_threads();
     const char *version = kvz_version().string;
     if (!o->json) {
-        static const kvz_isa isas[] = {KVZ_ISA_GENERIC,     KVZ_ISA_AVX2, KVZ_ISA_AVX512,
-                                       KVZ_ISA_AVX512_BF16, KVZ_ISA_AMX,  KVZ_ISA_NEON};
-        char avail[64] = "";
-        for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++)
-            if (kvz_isa_supported(isas[i]))
-                snprintf(avail + strlen(avail), sizeof avail - strlen(avail), "%s%s", avail[0] ? " " : "",
-                         kvz_isa_name(isas[i]));
+        char avail[64];
+        kvz_cli_isa_available(avail, sizeof avail, 0);
         printf("libkvz %s  isa %s (available: %s)  threads %d  numa nodes %d\n", version, isa, avail, threads,
                kvz_numa_nodes());
         printf("cpu %s  llc %zu MiB  avx512_bf16 %s\n", cpu_raw, kvz_bench_llc_bytes() >> 20,

@@ -2,6 +2,7 @@
 #ifndef KVZ_CLI_H
 #define KVZ_CLI_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 /* Each returns the process exit status: 0 success, 1 failure, 2 usage error. */
@@ -17,6 +18,10 @@ int kvz_cmd_tokenize(int argc, char **argv);
 int kvz_bench_cache(int json);
 /* kvz bench model (bench_model.c); returns the exit status. */
 int kvz_bench_model(int json, int rounds);
+
+/* The levels this build and CPU run, from generic up (info.c): space-separated names, or
+ * with json a list of quoted names for a JSON array. */
+void kvz_cli_isa_available(char *buf, size_t size, int json);
 
 /* Prints "kvz: <message>" to stderr; returns 1. */
 int kvz_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

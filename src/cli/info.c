@@ -5,6 +5,19 @@
 #include "cli/cli.h"
 #include "kvz.h"
 
+void kvz_cli_isa_available(char *buf, size_t size, int json)
+{
+    static const kvz_isa isas[] = {KVZ_ISA_GENERIC,     KVZ_ISA_AVX2, KVZ_ISA_AVX512,
+                                   KVZ_ISA_AVX512_BF16, KVZ_ISA_AMX,  KVZ_ISA_NEON};
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++)
+        if (kvz_isa_supported(isas[i])) {
+            const size_t n = strlen(buf);
+            snprintf(buf + n, size - n, json ? "%s\"%s\"" : "%s%s", n ? (json ? "," : " ") : "",
+                     kvz_isa_name(isas[i]));
+        }
+}
+
 int kvz_cmd_info(int argc, char **argv)
 {
     int json = 0;
@@ -16,18 +29,8 @@ int kvz_cmd_info(int argc, char **argv)
             return 2;
         }
     }
-    const kvz_isa isas[] = {KVZ_ISA_GENERIC,     KVZ_ISA_AVX2, KVZ_ISA_AVX512,
-                            KVZ_ISA_AVX512_BF16, KVZ_ISA_AMX,  KVZ_ISA_NEON};
-    char avail[64] = "";
-    for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++)
-        if (kvz_isa_supported(isas[i])) {
-            if (json)
-                snprintf(avail + strlen(avail), sizeof avail - strlen(avail), "%s\"%s\"", avail[0] ? "," : "",
-                         kvz_isa_name(isas[i]));
-            else
-                snprintf(avail + strlen(avail), sizeof avail - strlen(avail), "%s%s", avail[0] ? " " : "",
-                         kvz_isa_name(isas[i]));
-        }
+    char avail[64];
+    kvz_cli_isa_available(avail, sizeof avail, json);
     const kvz_version_info v = kvz_version();
     if (json)
         printf("{\"version\":\"%s\",\"isa\":\"%s\",\"isa_available\":[%s],\"avx512_bf16\":%s,\"threads\":%d,"
