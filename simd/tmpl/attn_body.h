@@ -1218,15 +1218,18 @@ static void attn_impl(const kvz_attn_job *job)
     c.bdot = KVZ_ATTN_BF16DOT && dt == KVZ_KDT_BF16 && job->d % 2 == 0;
     unsigned char in[BK_DOT > BK ? BK_DOT : BK]; /* a block's reduced-set marks */
 #if KVZ_ATTN_AMX
-    /* the tile configuration is per thread: loaded for this call when a block may use tiles */
-    const int tiles = c.bdot && job->d % 32 == 0 && rows > DOT_MAX_ROWS;
-    if (tiles)
-        amx_begin();
+    int tiles = 0; /* the tile configuration is per thread: loaded by the first block on tiles */
 #endif
 
     for (size_t r0 = 0; r0 < rows; r0 += MQ) {
         const size_t mq = rows - r0 < MQ ? rows - r0 : MQ;
         load_queries(&c, job->q, job->q_head_stride, job->q_row_stride, job->scale, r0, mq);
+#if KVZ_ATTN_AMX
+        if (c.amx && !tiles) {
+            amx_begin();
+            tiles = 1;
+        }
+#endif
         stats_reset(&c);
         /* the bf16 P.V runs whole row tiles: their padding rows must hold numbers too */
         memset(c.o, 0, (c.bdot && !c.dot ? c.nrv * VW : c.mq_tile) * c.dp * sizeof(float));
