@@ -38,8 +38,8 @@ enum {
 #define KVZ_KMAX_HEAD_DIM 256
 
 /* Query rows per block and keys per block of the attention kernels (scratch sizing). */
-#define KVZ_KBLOCK_Q 64
-#define KVZ_KBLOCK_K 64
+#define KVZ_KBLOCK_Q 128
+#define KVZ_KBLOCK_K 128
 /* Widest vector of any level, in floats: padding unit of the scratch rows. */
 #define KVZ_KMAX_VW 16
 
@@ -153,6 +153,7 @@ static inline size_t kvz_attn_work_floats(size_t d)
            + KVZ_KBLOCK_Q * dp                               /* Q rows (dot path) and O accumulator */
            + KVZ_KBLOCK_Q * dp + KVZ_KBLOCK_K * KVZ_KBLOCK_Q /* logits / probabilities */
            + 2 * KVZ_KBLOCK_K * dp                           /* K and V converted */
+           + KVZ_KBLOCK_K * KVZ_KBLOCK_Q / 2                 /* probabilities as bf16 pairs */
            + 8 * KVZ_KBLOCK_Q                                /* row statistics */
            + 64;
 }

@@ -289,8 +289,8 @@ static lay random_lay(tu_rng *r)
 }
 
 /* Random shapes: every dtype, d of whole and partial vectors, groups 1..8, one row, a few
- * rows (the "dot" path), one block and several blocks of 64 rows, key counts off the
- * 64-key blocks, random layouts, strides and thread counts. */
+ * rows (the "dot" path), one block and several blocks of KVZ_KBLOCK_Q rows, key counts
+ * off the KVZ_KBLOCK_K-key blocks, random layouts, strides and thread counts. */
 static void test_prefill_random(void **state)
 {
     (void)state;
@@ -367,9 +367,10 @@ static void test_prefill_paths(void **state)
 
 /* The tile shapes of the bf16 gemm path (AMX tiles at the amx level, pair dot products at
  * avx512bf16; plain fp32 elsewhere, checked all the same): every head size that is a
- * multiple of 32, query blocks of 9 .. 130 rows (odd numbers of 16-row tiles, a last block
- * of a few rows), key runs ending just before, at and after each 16- and 32-key tile
- * boundary of a 64-key block, plain and in scoring mode. */
+ * multiple of 32, query blocks of 9 .. 160 rows (odd numbers of 16-row tiles; past one
+ * KVZ_KBLOCK_Q-row block, a last block of a few rows or of two tiles), key runs ending just
+ * before, at and after each 16- and 32-key tile boundary and each KVZ_KBLOCK_K-key block
+ * boundary, plain and in scoring mode. */
 static void test_bf16_tile_shapes(void **state)
 {
     (void)state;
@@ -378,8 +379,11 @@ static void test_bf16_tile_shapes(void **state)
     static const size_t head_dims[] = {32, 64, 96, 128, 256};
     static const struct {
         size_t G, n_q;
-    } rows[] = {{1, 9}, {4, 4}, {1, 17}, {3, 11}, {8, 6}, {1, 64}, {5, 13}, {2, 65}};
-    static const size_t before[] = {0, 15, 16, 31, 32, 33, 47, 63, 64, 65, 100};
+    } rows[] = {{1, 9}, {4, 4}, {1, 17}, {3, 11}, {8, 6}, {1, 64}, {5, 13}, {2, 65}, {4, 40}};
+    _Static_assert(KVZ_KBLOCK_Q < 130 && KVZ_KBLOCK_Q % 32 == 0, "the rows above span two query blocks");
+    enum { BKEYS = KVZ_KBLOCK_K };
+    static const size_t before[] = {0,         15,    16,        31,  32, 33, 47, 63, 64, 65, 100,
+                                    BKEYS - 1, BKEYS, BKEYS + 1, 2 * BKEYS + 17};
     const size_t step = tu_quick() ? 3 : 1;
     size_t t = 0;
     for (size_t di = 0; di < sizeof head_dims / sizeof head_dims[0]; di++)
@@ -399,6 +403,27 @@ static void test_bf16_tile_shapes(void **state)
             }
             check_case(&r, &c);
         }
+}
+
+/* Small even head sizes on the bf16 gemm path (pair products at avx512bf16, and the f32
+ * paths elsewhere): a block's probability pairs, KVZ_KBLOCK_K / 2 x KVZ_KBLOCK_Q words,
+ * outgrow a converted-K scratch of KVZ_KBLOCK_K rows of a small d, so they have a region of
+ * their own; query blocks of 40 and 160 rows against keys spanning several key blocks. */
+static void test_bf16_small_heads(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 12);
+    static const size_t head_dims[] = {2, 8, 16, 18, 30};
+    for (size_t t = 0; t < sizeof head_dims / sizeof head_dims[0]; t++) {
+        pcase c = {0};
+        c.H = 2, c.G = 4, c.n_q = t % 2 ? 40 : 10, c.d = head_dims[t], c.dt = KVZ_DTYPE_BF16;
+        c.q_pos0 = 2 * KVZ_KBLOCK_K + 30;
+        c.n_k = (size_t)c.q_pos0 + c.n_q;
+        c.qamp = 3.0f;
+        c.with_lse = (int)(t % 2);
+        check_case(&r, &c);
+    }
 }
 
 /* Causal offsets: rows that see nothing (zeros, lse -inf), all keys visible, one key, no
@@ -1175,6 +1200,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prefill_paths, tu_setup_clock, tu_teardown_report),
         cmocka_unit_test_setup_teardown(test_prefill_offsets, tu_setup_clock, tu_teardown_report),
         cmocka_unit_test_setup_teardown(test_bf16_tile_shapes, tu_setup_clock, tu_teardown_report),
+        cmocka_unit_test_setup_teardown(test_bf16_small_heads, tu_setup_clock, tu_teardown_report),
         cmocka_unit_test_setup_teardown(test_prefill_layouts, tu_setup_clock, tu_teardown_report),
         cmocka_unit_test_setup_teardown(test_scoring_random, tu_setup_clock, tu_teardown_report),
         cmocka_unit_test_setup_teardown(test_scoring_large, tu_setup_clock, tu_teardown_report),

@@ -1,7 +1,7 @@
 /*
  * kvz_attn_decode_varlen at every ISA level and K/V dtype against the double-precision
  * oracle: many heads of different lengths (empty, shorter than the new tokens, off the
- * 64-key blocks, long enough to be split over threads and merged by log-sum-exp), padded
+ * key blocks, long enough to be split over threads and merged by log-sum-exp), padded
  * rows, the retain-versus-evict identity (spec kvzip.md sections 4.5 and 9.7) and argument
  * checking.
  */
@@ -162,7 +162,7 @@ static void check_varlen(tu_rng *r, const vcase *c)
 static const size_t dims[] = {64, 80, 96, 128, 72, 40, 33, 256};
 
 /* Random heads: H and G 1..8, 1..4 new tokens, segments empty, of one row, shorter than
- * (or equal to) q_len, around a 64-key block, or up to 300 rows; padded rows; explicit
+ * (or equal to) q_len, around a key block, or up to 300 rows; padded rows; explicit
  * scales; 1..4 threads. */
 static void test_random(void **state)
 {
@@ -233,7 +233,7 @@ static void test_shapes(void **state)
 
 /* More new tokens than a decode step (chunked append, speculative tokens): q_len x group
  * above 32 rows runs as query slices instead of key slices; segments shorter than q_len,
- * around the 64-row blocks, and long. */
+ * around the query blocks, and long. */
 static void test_many_tokens(void **state)
 {
     (void)state;
@@ -245,6 +245,7 @@ static void test_many_tokens(void **state)
     } e[] = {
         {2, 8, 5, 64, {40, 3}},           {3, 4, 9, 80, {0, 9, 200}}, {1, 1, 70, 72, {150}},
         {4, 2, 40, 128, {39, 41, 64, 1}}, {2, 8, 16, 64, {1200, 17}}, {1, 3, 33, 96, {33}},
+        {2, 4, 40, 128, {45, 300}}, /* 160 rows: a whole query block and a part */
     };
     for (size_t t = 0; t < sizeof e / sizeof e[0]; t++)
         for (int dt = 0; dt < 3; dt++) {

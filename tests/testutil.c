@@ -186,7 +186,7 @@ void *tu_fill_kv(tu_rng *r, kvz_dtype dt, size_t n, float lo, float hi, double *
  * relative, a few 1e-6). The outputs are convex combinations of V rows in [-1, 1], so
  * these relative errors are also absolute errors in units of max|V| = 1: the observed
  * error stays below ~3e-6, and 2e-5 leaves a wide margin. Real mistakes are far larger:
- * dropping one key of a 64-key block, a missing rescale, an off-by-one causal mask or a
+ * dropping one key of a key block, a missing rescale, an off-by-one causal mask or a
  * bf16-rounded query change outputs by 1e-4 .. 1e-1 (the tests shape their inputs so that
  * softmaxes are peaked enough for this to hold).
  */

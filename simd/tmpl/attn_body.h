@@ -61,13 +61,14 @@ typedef struct blk_ctx {
     size_t group;
     ptrdiff_t q_pos0;
     float *qt, *qr, *o, *s, *kf, *vf_, *m, *l, *m2, *l2, *alpha, *lse2;
+    uint32_t *pp; /* the probabilities as bf16 pairs, for P.V by pair products or on tiles */
     /* current block; mq_tile: the rows the dot path's tiles cover (2 or 3 rows are padded
        with zero queries to one tile: a single row's loop is latency-bound, a tile is not;
        the bp path pads to whole tiles of 4) */
     size_t r0, mq, nrv, mq_tile;
     int dot;
     /* bf16 K/V on a level with pair dot products: q is rounded to bf16 and, on the gemm
-       path, qt holds it as pairs [x/2][row], kf the probabilities as pairs [key/2][row] and
+       path, qt holds it as pairs [x/2][row], pp the probabilities as pairs [key/2][row] and
        vf_ the V rows zipped in pairs [key/2][x] */
     int bdot;
     /* bdot on the dot path with d a multiple of 32 (decode): "bp", see logits_dot_bp */
@@ -99,6 +100,7 @@ static void scratch_init(blk_ctx *c, float *work, size_t d, size_t group, ptrdif
     c->s = w, w += BK * MQ;
     c->kf = w, w += BK * c->dp;
     c->vf_ = w, w += BK * c->dp;
+    c->pp = (uint32_t *)w, w += BK * MQ / 2;
     c->m = w, w += MQ;
     c->l = w, w += MQ;
     c->m2 = w, w += MQ;
@@ -656,7 +658,7 @@ pv_bp_tile(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb, const uint32_t 
  * (4 or 8) share each interleave: 4 rows take 64 elements per sweep, 8 rows 32. */
 static void pv_dot_bp(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
 {
-    uint32_t *pb = (uint32_t *)c->kf;
+    uint32_t *pb = c->pp;
     for (size_t r = 0; r < c->mq_tile; r++)
         for (size_t j = 0; j < nb; j += 32)
             vbp_pack32((uint16_t *)(pb + r * (BK / 2) + j / 2), c->s + r * SROW + j,
@@ -731,24 +733,26 @@ static void logits_amx(const blk_ctx *c, const uint16_t *kp, size_t ks, size_t n
 /* O[r] = O[r]*alpha[r] + sum_j P[j][r] V[j] on AMX tiles. A C tile is 16 rows x 16 elements
  * of O, an A tile 16 rows' probabilities of 32 keys as bf16 pairs (the transpose of the
  * pairs pv_bf16 broadcasts, built in registers), a B tile 16 zipped V pairs [key/2][x] (as
- * pv_bf16 zips them). Keys past nb are zero pairs in both, up to whole 32-key chunks. */
+ * pv_bf16 zips them). Keys past nb are zero pairs in both, up to whole 32-key chunks. Row
+ * tiles go in pairs, as in logits_amx (four C, two A, two B): an odd last tile's A tiles
+ * are zero, and its O rows are scratch within the block's MQ rows. */
 static void pv_amx(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
 {
-    const size_t d = c->d, dp = c->dp, nrt = c->nrv, nkc = (nb + 31) / 32, np = (nb + 1) / 2;
-    uint32_t *pt = (uint32_t *)c->kf, *vz = (uint32_t *)c->vf_;
-    /* A tile (rt, kc) at pt + (2 rt + kc) 256: row r holds the pairs of keys 32 kc + 2i, +1 */
-    for (size_t rt = 0; rt < nrt; rt++)
+    const size_t d = c->d, dp = c->dp, nrt = c->nrv, nrt2 = (nrt + 1) / 2, nkc = (nb + 31) / 32, np = (nb + 1) / 2;
+    uint32_t *pt = c->pp, *vz = (uint32_t *)c->vf_;
+    /* A tile (rt, kc) at pt + (rt nkc + kc) 256: row r holds the pairs of keys 32 kc + 2i, +1 */
+    for (size_t rt = 0; rt < 2 * nrt2; rt++)
         for (size_t kc = 0; kc < nkc; kc++) {
             vbp w[16];
             for (size_t i = 0; i < 16; i++) {
                 const size_t j = kc * 32 + 2 * i;
-                const vf lo = j < nb ? vf_load(c->s + j * MQ + rt * VW) : vf_zero();
-                const vf hi = j + 1 < nb ? vf_load(c->s + (j + 1) * MQ + rt * VW) : vf_zero();
+                const vf lo = rt < nrt && j < nb ? vf_load(c->s + j * MQ + rt * VW) : vf_zero();
+                const vf hi = rt < nrt && j + 1 < nb ? vf_load(c->s + (j + 1) * MQ + rt * VW) : vf_zero();
                 w[i] = vbp_pack(lo, hi);
             }
             vbp_transpose16(w);
             for (size_t i = 0; i < 16; i++)
-                vbp_store(pt + (2 * rt + kc) * 256 + i * 16, w[i]);
+                vbp_store(pt + (rt * nkc + kc) * 256 + i * 16, w[i]);
         }
     zip_v_pairs(c, vz, vp, vs, nb);
     for (size_t i = np; i < nkc * 16; i++) /* zero pairs up to whole chunks */
@@ -761,28 +765,28 @@ static void pv_amx(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
                 vf_store(c->o + r * dp + x, vf_mul(vf_load(c->o + r * dp + x), al));
         }
     const size_t ost = dp * sizeof(float), vst = dp * sizeof(uint32_t);
-    for (size_t rt = 0; rt < nrt; rt++) {
-        AMX_LOAD(2, pt + 2 * rt * 256, 64);
-        if (nkc > 1)
-            AMX_LOAD(3, pt + (2 * rt + 1) * 256, 64);
+    for (size_t rp = 0; rp < nrt2; rp++)
         for (size_t x = 0; x < d; x += 32) {
-            float *o = c->o + rt * 16 * dp + x;
-            AMX_LOAD(0, o, ost);
-            AMX_LOAD(1, o + 16, ost);
-            AMX_LOAD(4, vz + x, vst);
-            AMX_LOAD(5, vz + x + 16, vst);
-            AMX_DP(0, 2, 4);
-            AMX_DP(1, 2, 5);
-            if (nkc > 1) {
-                AMX_LOAD(6, vz + 16 * dp + x, vst);
-                AMX_LOAD(7, vz + 16 * dp + x + 16, vst);
-                AMX_DP(0, 3, 6);
-                AMX_DP(1, 3, 7);
+            float *o0 = c->o + 2 * rp * 16 * dp + x, *o1 = o0 + 16 * dp;
+            AMX_LOAD(0, o0, ost);
+            AMX_LOAD(1, o0 + 16, ost);
+            AMX_LOAD(2, o1, ost);
+            AMX_LOAD(3, o1 + 16, ost);
+            for (size_t kc = 0; kc < nkc; kc++) {
+                AMX_LOAD(4, pt + (2 * rp * nkc + kc) * 256, 64);
+                AMX_LOAD(5, pt + ((2 * rp + 1) * nkc + kc) * 256, 64);
+                AMX_LOAD(6, vz + kc * 16 * dp + x, vst);
+                AMX_LOAD(7, vz + kc * 16 * dp + x + 16, vst);
+                AMX_DP(0, 4, 6);
+                AMX_DP(1, 4, 7);
+                AMX_DP(2, 5, 6);
+                AMX_DP(3, 5, 7);
             }
-            AMX_STORE(0, o, ost);
-            AMX_STORE(1, o + 16, ost);
+            AMX_STORE(0, o0, ost);
+            AMX_STORE(1, o0 + 16, ost);
+            AMX_STORE(2, o1, ost);
+            AMX_STORE(3, o1 + 16, ost);
         }
-    }
 }
 #endif
 
@@ -1044,7 +1048,7 @@ static void pv_update(blk_ctx *c, rows_ref v, size_t nb)
 static void pv_bf16(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
 {
     const size_t np = (nb + 1) / 2, nrv = c->nrv, dp = c->dp, dpv = c->dpv;
-    uint32_t *pb = (uint32_t *)c->kf, *vz = (uint32_t *)c->vf_;
+    uint32_t *pb = c->pp, *vz = (uint32_t *)c->vf_;
     for (size_t i = 0; i < np; i++) {
         const int pair = 2 * i + 1 < nb;
         for (size_t v = 0; v < nrv; v++)
@@ -1231,8 +1235,10 @@ static void attn_impl(const kvz_attn_job *job)
         }
 #endif
         stats_reset(&c);
-        /* the bf16 P.V runs whole row tiles: their padding rows must hold numbers too */
-        memset(c.o, 0, (c.bdot && !c.dot ? c.nrv * VW : c.mq_tile) * c.dp * sizeof(float));
+        /* the bf16 P.V runs whole row tiles (on AMX, pairs of them): their padding rows must
+           hold numbers too */
+        const size_t o_rows = c.amx ? (c.nrv + 1) / 2 * 2 * VW : c.bdot && !c.dot ? c.nrv * VW : c.mq_tile;
+        memset(c.o, 0, o_rows * c.dp * sizeof(float));
         const ptrdiff_t lim = row_limit(&c, mq - 1);
         const size_t n_all = job->n_k + job->n_k2;
         const size_t kend = lim < 0 ? 0 : ((size_t)lim + 1 < n_all ? (size_t)lim + 1 : n_all);

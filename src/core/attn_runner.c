@@ -43,7 +43,7 @@ static kvz_status run_query_slices(const kvz_kernel_table *kt, const kvz_attn_jo
     const size_t G = heads[0].group, nthr = n_threads();
     const size_t tok_per_block = (KVZ_KBLOCK_Q + G - 1) / G;
     size_t n_tasks = 0;
-    /* slices of whole 64-row blocks, about four tasks per thread over all heads */
+    /* slices of whole KVZ_KBLOCK_Q-row blocks, about four tasks per thread over all heads */
     size_t *slice_tok = malloc(n_heads * sizeof *slice_tok);
     if (!slice_tok)
         return kvz_fail(KVZ_ERR_NOMEM, "attention: no memory for the work split");
