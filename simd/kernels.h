@@ -114,6 +114,9 @@ typedef struct kvz_kernel_table {
     /* dtype conversions of n contiguous elements (round to nearest even on narrowing) */
     void (*to_f32)(float *dst, const void *src, int src_dtype, size_t n);
     void (*from_f32)(void *dst, int dst_dtype, const float *src, size_t n);
+    /* The SwiGLU gate of a feed-forward layer in place: g[i] = silu(g[i]) * u[i], silu(x) =
+     * x / (1 + e^-x) (vector exp from SLEEF; within a few ulp of the formula in fp32). */
+    void (*swiglu)(float *g, const float *u, size_t n);
     /*
      * Selection primitive: radix histogram of the order-preserving 32-bit keys of x
      * (kvz_score_key). Counts, into hist[256], byte `shift/8` of every key whose bits
@@ -167,6 +170,7 @@ static inline size_t kvz_window_work_floats(size_t n, size_t d) { return kvz_att
     void kvz_window_score_##isa(const kvz_window_job *job);                                                    \
     void kvz_to_f32_##isa(float *dst, const void *src, int src_dtype, size_t n);                               \
     void kvz_from_f32_##isa(void *dst, int dst_dtype, const float *src, size_t n);                             \
+    void kvz_swiglu_##isa(float *g, const float *u, size_t n);                                                 \
     void kvz_key_histogram_##isa(const float *x, size_t n, uint32_t prefix, unsigned shift, uint64_t hist[256]);
 uint32_t kvz_crc32c_avx2(uint32_t crc, const void *data, size_t n);
 uint32_t kvz_crc32c_avx512(uint32_t crc, const void *data, size_t n);

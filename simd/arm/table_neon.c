@@ -8,5 +8,6 @@ const kvz_kernel_table kvz_kernels_neon = {
     .window_score = kvz_window_score_neon,
     .to_f32 = kvz_to_f32_neon,
     .from_f32 = kvz_from_f32_neon,
+    .swiglu = kvz_swiglu_neon,
     .key_histogram = kvz_key_histogram_neon,
 };

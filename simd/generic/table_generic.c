@@ -8,5 +8,6 @@ const kvz_kernel_table kvz_kernels_generic = {
     .window_score = kvz_window_score_generic,
     .to_f32 = kvz_to_f32_generic,
     .from_f32 = kvz_from_f32_generic,
+    .swiglu = kvz_swiglu_generic,
     .key_histogram = kvz_key_histogram_generic,
 };

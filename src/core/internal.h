@@ -16,6 +16,9 @@ const kvz_kernel_table *kvz_kernels(void);
 /* The table of a level, or NULL when this build or CPU cannot run it. */
 const kvz_kernel_table *kvz_kernels_for(kvz_isa isa);
 
+/* g[i] = silu(g[i]) * u[i] for i < n (the kernel table's swiglu, over the OpenMP threads). */
+void kvz_swiglu(float *g, const float *u, size_t n);
+
 /*
  * The pure part of the choice: given the KVZ_ISA value (NULL when unset) and which levels
  * this build and CPU support (bit i for kvz_isa i), the level to use. When the value is

@@ -66,14 +66,6 @@ static void add_into(float *x, const float *y, size_t n)
         x[i] += y[i];
 }
 
-/* SwiGLU: g = silu(g) * u */
-static void swiglu(float *g, const float *u, size_t n)
-{
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++)
-        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
-}
-
 int64_t kvz_kv_next_position(kvz_kv_target kv)
 {
     int64_t p = 0;
@@ -176,7 +168,7 @@ kvz_status kvz_model_layer(kvz_model *m, size_t layer, kvz_kv_target kv, kvz_lay
         rmsnorm(x, nc, E, w->ffn_norm, hp->eps, s.xn);
         if ((st = kvz_linear_apply(m->mm, &w->gate, nc, s.xn, s.g)) || (st = kvz_linear_apply(m->mm, &w->up, nc, s.xn, s.u)))
             break;
-        swiglu(s.g, s.u, nc * F);
+        kvz_swiglu(s.g, s.u, nc * F);
         if ((st = kvz_linear_apply(m->mm, &w->down, nc, s.g, s.xn)))
             break;
         add_into(x, s.xn, nc * E);

@@ -1,0 +1,5 @@
+/* The SwiGLU gate kernel at the NEON level (one source: tmpl/swiglu_body.h). */
+#include "arm/vec_neon.h"
+#include "tmpl/swiglu_body.h"
+
+void kvz_swiglu_neon(float *g, const float *u, size_t n) { swiglu_body(g, u, n); }

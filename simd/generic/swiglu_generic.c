@@ -1,0 +1,5 @@
+/* The SwiGLU gate kernel at the portable C level (one source: tmpl/swiglu_body.h). */
+#include "generic/vec_generic.h"
+#include "tmpl/swiglu_body.h"
+
+void kvz_swiglu_generic(float *g, const float *u, size_t n) { swiglu_body(g, u, n); }

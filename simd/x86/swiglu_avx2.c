@@ -1,0 +1,5 @@
+/* The SwiGLU gate kernel at the AVX2 level (one source: tmpl/swiglu_body.h). */
+#include "x86/vec_avx2.h"
+#include "tmpl/swiglu_body.h"
+
+void kvz_swiglu_avx2(float *g, const float *u, size_t n) { swiglu_body(g, u, n); }

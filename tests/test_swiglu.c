@@ -1,0 +1,127 @@
+/* The SwiGLU gate kernel (kernel table's swiglu) at every level, and kvz_swiglu over threads,
+ * against silu(g) * u computed in double. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "testutil.h"
+
+/* SLEEF's exp is within 1 ulp; the sum, the division and the product round once each. */
+#define RTOL 6e-7
+/* Below g = -88.7, e^-g overflows in float and the formula gives a signed zero where the
+ * true value is still up to ~2.6e-37 |u| (|u| <= 4 here): the absolute bound covers that (as
+ * it does the subnormal results just above), far below anything an activation carries. */
+#define ATOL 2e-36
+
+static double ref_swiglu(float g, float u) { return (double)g / (1.0 + exp(-(double)g)) * (double)u; }
+
+/* One level's kernel on n elements at offset `off` into an array (so that vectors also start
+ * unaligned), against the double reference; the elements around the range stay untouched. */
+static void check_level(const kvz_kernel_table *kt, tu_rng *r, size_t n, size_t off)
+{
+    float *g = tu_malloc((n + off + 8) * sizeof *g), *u = tu_malloc((n + off + 8) * sizeof *u);
+    double *want = tu_malloc((n ? n : 1) * sizeof *want);
+    for (size_t i = 0; i < n + off + 8; i++) {
+        /* gates over the whole range a model sees, and beyond: silu's left tail underflows */
+        const size_t kind = tu_range(r, 0, 9);
+        g[i] = kind == 0 ? tu_uniform(r, -110.0f, -80.0f) : kind == 1 ? tu_uniform(r, 20.0f, 90.0f)
+                                                            : tu_uniform(r, -12.0f, 12.0f);
+        u[i] = tu_uniform(r, -4.0f, 4.0f);
+    }
+    for (size_t i = 0; i < n; i++)
+        want[i] = ref_swiglu(g[off + i], u[off + i]);
+    const float before = g[off + n], first = off ? g[off - 1] : 0.0f;
+    kt->swiglu(g + off, u + off, n);
+    char what[96];
+    snprintf(what, sizeof what, "%s swiglu n %zu off %zu", kt->name, n, off);
+    tu_assert_close(g + off, want, n, ATOL, RTOL, what);
+    assert_true(g[off + n] == before);
+    if (off)
+        assert_true(g[off - 1] == first);
+    free(g), free(u), free(want);
+}
+
+static void test_levels(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 40);
+    kvz_isa lv[TU_MAX_LEVELS];
+    const size_t nl = tu_isa_levels(lv);
+    /* lengths around every vector width (4, 8, 16 floats) and long runs */
+    static const size_t lens[] = {0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1000, 4099};
+    for (size_t l = 0; l < nl; l++) {
+        const kvz_kernel_table *kt = kvz_kernels_for(lv[l]);
+        assert_non_null(kt);
+        for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++)
+            for (size_t off = 0; off < 3; off++)
+                check_level(kt, &r, lens[i], off);
+    }
+}
+
+/* Values at the edges: zeros of both signs, the largest gates, where e^-g overflows (g below
+ * -88.7: silu is then x / inf, a signed zero, never NaN), infinities and NaN as the formula
+ * gives them in IEEE arithmetic. */
+static void test_edges(void **state)
+{
+    (void)state;
+    static const float gs[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 88.0f, -88.0f, -89.0f, -100.0f, -1e30f, 1e30f, 3e38f,
+                               -3e38f, INFINITY, NAN};
+    enum { N = sizeof gs / sizeof gs[0] };
+    kvz_isa lv[TU_MAX_LEVELS];
+    const size_t nl = tu_isa_levels(lv);
+    for (size_t l = 0; l < nl; l++) {
+        const kvz_kernel_table *kt = kvz_kernels_for(lv[l]);
+        /* 2 N + 1 elements: with 16 lanes every value lands once in a vector and once in the
+           scalar tail; narrower levels put more of them in vectors */
+        float g[2 * N + 1], u[2 * N + 1];
+        for (size_t i = 0; i < 2 * N + 1; i++)
+            g[i] = gs[i % N], u[i] = i % 3 ? 1.5f : -2.0f;
+        kt->swiglu(g, u, 2 * N + 1);
+        for (size_t i = 0; i < 2 * N + 1; i++) {
+            const float x = gs[i % N], uu = i % 3 ? 1.5f : -2.0f;
+            const double want = ref_swiglu(x, uu);
+            if (isnan(x)) {
+                assert_true(isnan(g[i]));
+            } else if (x < -88.8f) { /* e^-x overflows in float: a zero (the double reference is tiny) */
+                assert_true(g[i] == 0.0f && !isnan(g[i]));
+            } else if (isinf(want) || fabs(want) > 3.4e38) {
+                assert_true(isinf(g[i]) && (g[i] > 0) == (want > 0));
+            } else if (fabs(g[i] - want) > RTOL * fabs(want) + ATOL) {
+                fail_msg("%s swiglu(%g, %g): got %.9g, want %.9g", kt->name, (double)x, (double)uu, (double)g[i],
+                         want);
+            }
+        }
+    }
+}
+
+/* kvz_swiglu splits a long array over the threads: every element as the kernel gives it. */
+static void test_threads(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 41);
+    const size_t n = 3 * 16384 + 123;
+    float *g = tu_malloc(n * sizeof *g), *u = tu_malloc(n * sizeof *u);
+    double *want = tu_malloc(n * sizeof *want);
+    for (size_t i = 0; i < n; i++) {
+        g[i] = tu_uniform(&r, -10.0f, 10.0f), u[i] = tu_uniform(&r, -3.0f, 3.0f);
+        want[i] = ref_swiglu(g[i], u[i]);
+    }
+    kvz_swiglu(g, u, n);
+    tu_assert_close(g, want, n, ATOL, RTOL, "kvz_swiglu");
+    kvz_swiglu(g, u, 0); /* nothing to do, nothing touched */
+    free(g), free(u), free(want);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_levels),
+        cmocka_unit_test(test_edges),
+        cmocka_unit_test(test_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
