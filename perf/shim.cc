@@ -140,7 +140,7 @@ kvz_status op_prefill(kvz_mc *mc, double *s) { return kvz_mc_prefill(mc, s); }
 kvz_status op_decode(kvz_mc *mc, double *s) { return kvz_mc_decode_step(mc, s); }
 kvz_status op_scored(kvz_mc *mc, double *s) { return kvz_mc_passes(mc, 1, s); }
 kvz_status op_unscored(kvz_mc *mc, double *s) { return kvz_mc_passes(mc, 0, s); }
-kvz_status op_kvzip(kvz_mc *mc, double *s) { return kvz_mc_kvzip(mc, s); }
+kvz_status op_kvzip(kvz_mc *mc, double *s) { return kvz_mc_kvzip(mc, s, nullptr); }
 kvz_status op_fastkv(kvz_mc *mc, double *s) { return kvz_mc_fastkv(mc, s); }
 
 void run_model_case(benchmark::State &st, mc_op op)

@@ -106,14 +106,17 @@ kvz_status kvz_mc_passes(kvz_mc *mc, int scored, double *seconds)
     return st;
 }
 
-kvz_status kvz_mc_kvzip(kvz_mc *mc, double *seconds)
+kvz_status kvz_mc_kvzip(kvz_mc *mc, double *seconds, double *parts)
 {
     kvz_policy_args pa = {.struct_size = sizeof pa, .policy = KVZ_POLICY_KVZIP_PAIR, .ratio = 0.3};
     kvz_cache *c = NULL;
     const double t0 = omp_get_wtime();
+    kvz_kvzip_report rep = {0};
     const kvz_status st =
-        kvz_kvzip_build(mc->m, &mc->pc, mc->all + N_SYS, KVZ_MC_CONTEXT - N_SYS, &mc->ko, &pa, &c, NULL, NULL);
+        kvz_kvzip_build(mc->m, &mc->pc, mc->all + N_SYS, KVZ_MC_CONTEXT - N_SYS, &mc->ko, &pa, &c, NULL, &rep);
     *seconds = omp_get_wtime() - t0;
+    if (parts)
+        parts[0] = rep.prefill_s, parts[1] = rep.score_s;
     kvz_cache_destroy(c);
     return st;
 }

@@ -27,8 +27,9 @@ kvz_status kvz_mc_prefill(kvz_mc *mc, double *seconds);
 kvz_status kvz_mc_decode_step(kvz_mc *mc, double *seconds);
 /* KVzip's reconstruction passes over the prefilled cache, with the fused scoring or without. */
 kvz_status kvz_mc_passes(kvz_mc *mc, int scored, double *seconds);
-/* The whole KVzip compression (prefill, passes, selection at ratio 0.3, compaction). */
-kvz_status kvz_mc_kvzip(kvz_mc *mc, double *seconds);
+/* The whole KVzip compression (prefill, passes, selection at ratio 0.3, compaction); parts
+ * (NULL or two doubles) receives the seconds of its prefill and of its passes. */
+kvz_status kvz_mc_kvzip(kvz_mc *mc, double *seconds, double *parts);
 /* FastKV prefill: TSP at the middle layer, tsp_rate 0.2, retain 0.1, max pooling. */
 kvz_status kvz_mc_fastkv(kvz_mc *mc, double *seconds);
 
