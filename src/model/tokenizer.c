@@ -1,11 +1,15 @@
 /* The GGUF tokenizers: SentencePiece-style and byte-level BPE encoding with a heap of merges, the Llama-3 /
- * Qwen2 / GPT-2 pre-tokenizer regexes as hand-written matchers, and decoding. */
+ * Qwen2 / GPT-2 pre-tokenizer regexes as hand-written matchers (Qwen2's after its NFC normalizer, in
+ * unicode_nfc.c), and decoding. */
 #include "model/tokenizer.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/internal.h"
+#include "model/grow.h"
+#include "model/unicode_nfc.h"
+#include "model/unicode_util.h"
 
 /* GGUF token types (llama.cpp's numbering). 0 appears in some files and is treated as normal. */
 enum { TT_UNDEF = 0, TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5, TT_BYTE = 6 };
@@ -24,6 +28,7 @@ typedef struct merge_slot {
 struct kvz_tokenizer {
     int model, pre;
     int ignore_merges; /* Llama-3: a pre-token that is a vocabulary entry is taken whole */
+    int nfc;           /* Qwen2: the text is put in Unicode NFC before the pre-tokenizer */
     int add_bos, add_space_prefix;
     int32_t bos, eos, unk, eot, eom;
     size_t n;    /* vocabulary size */
@@ -46,67 +51,7 @@ struct kvz_tokenizer {
     size_t n_eog;
 };
 
-/* ---- Unicode: UTF-8 decoding and the classes the pre-tokenizer regexes use ------------------------ */
-
-/* Code point at s[i] (i < n) and its length in *l. Malformed or truncated sequences, surrogates and values
- * above U+10FFFF decode as U+FFFD of length 1, so every byte is consumed exactly once. Overlong forms are
- * not rejected (they only affect how a pre-token is classified; the bytes are kept either way). */
-static uint32_t utf8_at(const unsigned char *s, size_t n, size_t i, size_t *l)
-{
-    const unsigned c = s[i];
-    size_t k;
-    uint32_t v;
-    if (c < 0x80) {
-        *l = 1;
-        return c;
-    } else if ((c & 0xE0) == 0xC0)
-        k = 2, v = c & 0x1F;
-    else if ((c & 0xF0) == 0xE0)
-        k = 3, v = c & 0x0F;
-    else if ((c & 0xF8) == 0xF0)
-        k = 4, v = c & 0x07;
-    else {
-        *l = 1;
-        return 0xFFFD;
-    }
-    if (k > n - i) {
-        *l = 1;
-        return 0xFFFD;
-    }
-    for (size_t j = 1; j < k; j++) {
-        if ((s[i + j] & 0xC0) != 0x80) {
-            *l = 1;
-            return 0xFFFD;
-        }
-        v = v << 6 | (s[i + j] & 0x3F);
-    }
-    if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
-        *l = 1;
-        return 0xFFFD;
-    }
-    *l = k;
-    return v;
-}
-
-static size_t utf8_put(uint32_t v, char *d)
-{
-    if (v < 0x80) {
-        d[0] = (char)v;
-        return 1;
-    }
-    if (v < 0x800) {
-        d[0] = (char)(0xC0 | v >> 6), d[1] = (char)(0x80 | (v & 0x3F));
-        return 2;
-    }
-    if (v < 0x10000) {
-        d[0] = (char)(0xE0 | v >> 12), d[1] = (char)(0x80 | (v >> 6 & 0x3F)), d[2] = (char)(0x80 | (v & 0x3F));
-        return 3;
-    }
-    d[0] = (char)(0xF0 | v >> 18), d[1] = (char)(0x80 | (v >> 12 & 0x3F)),
-    d[2] = (char)(0x80 | (v >> 6 & 0x3F));
-    d[3] = (char)(0x80 | (v & 0x3F));
-    return 4;
-}
+/* ---- Unicode: the classes the pre-tokenizer regexes use (UTF-8 decoding is in unicode_util.h) ------- */
 
 /*
  * \p{L} and \p{N} as sorted, inclusive code-point ranges: every code point of General_Category L* (letters:
@@ -215,17 +160,7 @@ enum { CC_OTHER, CC_LETTER, CC_NUMBER, CC_SPACE };
 
 static int in_ranges(uint32_t c, const uint32_t (*r)[2], size_t n)
 {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        const size_t mid = lo + (hi - lo) / 2;
-        if (c < r[mid][0])
-            hi = mid;
-        else if (c > r[mid][1])
-            lo = mid + 1;
-        else
-            return 1;
-    }
-    return 0;
+    return kvz_row_of(r[0], n, 2, 1, c) != NULL;
 }
 
 /* \s: the White_Space property. */
@@ -247,9 +182,9 @@ static int cp_class(uint32_t c)
     }
     if (is_space(c))
         return CC_SPACE;
-    if (in_ranges(c, uc_letters, sizeof uc_letters / sizeof uc_letters[0]))
+    if (in_ranges(c, uc_letters, KVZ_N_ROWS(uc_letters)))
         return CC_LETTER;
-    if (in_ranges(c, uc_numbers, sizeof uc_numbers / sizeof uc_numbers[0]))
+    if (in_ranges(c, uc_numbers, KVZ_N_ROWS(uc_numbers)))
         return CC_NUMBER;
     return CC_OTHER;
 }
@@ -261,7 +196,7 @@ static int class_at(const unsigned char *s, size_t n, size_t i, size_t *l)
         *l = 0;
         return -1;
     }
-    return cp_class(utf8_at(s, n, i, l));
+    return cp_class(kvz_utf8_at(s, n, i, l));
 }
 
 /* End of the run of class cc starting at i. */
@@ -313,7 +248,7 @@ static size_t space_tail(const unsigned char *s, size_t n, size_t i)
 static size_t match_llama3(const unsigned char *s, size_t n, size_t i, size_t max_digits)
 {
     size_t l0, l1, m;
-    const uint32_t c0 = utf8_at(s, n, i, &l0);
+    const uint32_t c0 = kvz_utf8_at(s, n, i, &l0);
     const int k0 = cp_class(c0);
     if ((m = contraction(s, n, i, 1)))
         return m;
@@ -354,7 +289,7 @@ static size_t match_llama3(const unsigned char *s, size_t n, size_t i, size_t ma
 static size_t match_gpt2(const unsigned char *s, size_t n, size_t i)
 {
     size_t l0, l1, m;
-    const uint32_t c0 = utf8_at(s, n, i, &l0);
+    const uint32_t c0 = kvz_utf8_at(s, n, i, &l0);
     const int k0 = cp_class(c0);
     if ((m = contraction(s, n, i, 0)))
         return m;
@@ -461,6 +396,7 @@ typedef struct work {
     size_t heap_n, heap_cap;
     char *buf;
     size_t buf_cap;
+    kvz_nfc_buf nfc; /* Qwen2: the NFC form of the text */
 } work;
 
 typedef struct ivec {
@@ -468,26 +404,9 @@ typedef struct ivec {
     size_t n, cap;
 } ivec;
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 1;
-    size_t c = *cap ? *cap : 64;
-    while (c < need)
-        c *= 2;
-    size_t bytes;
-    if (!kvz_mul_ok(c, elem, &bytes))
-        return 0;
-    void *q = realloc(*p, bytes);
-    if (!q)
-        return 0;
-    *p = q, *cap = c;
-    return 1;
-}
-
 static kvz_status push_id(ivec *o, int32_t id)
 {
-    if (!grow((void **)&o->v, &o->cap, o->n + 1, sizeof *o->v))
+    if (!kvz_grow((void **)&o->v, &o->cap, o->n + 1, sizeof *o->v))
         return kvz_fail(KVZ_ERR_NOMEM, "tokenizer: no memory for the token ids");
     o->v[o->n++] = id;
     return KVZ_OK;
@@ -500,7 +419,7 @@ static int cand_before(const cand *x, const cand *y)
 
 static int heap_push(work *w, cand c)
 {
-    if (!grow((void **)&w->heap, &w->heap_cap, w->heap_n + 1, sizeof *w->heap))
+    if (!kvz_grow((void **)&w->heap, &w->heap_cap, w->heap_n + 1, sizeof *w->heap))
         return 0;
     size_t i = w->heap_n++;
     while (i > 0) {
@@ -598,7 +517,7 @@ static kvz_status byte_fallback(const kvz_tokenizer *t, unsigned char byte, ivec
 static kvz_status spm_text(const kvz_tokenizer *t, work *w, const char *s, size_t n, int prefix, ivec *o)
 {
     static const char sep[3] = {'\xE2', '\x96', '\x81'}; /* U+2581 */
-    if (!grow((void **)&w->buf, &w->buf_cap, 3 * n + 3, 1))
+    if (!kvz_grow((void **)&w->buf, &w->buf_cap, 3 * n + 3, 1))
         return kvz_fail(KVZ_ERR_NOMEM, "tokenizer: no memory for the text");
     size_t m = 0;
     if (prefix)
@@ -608,12 +527,12 @@ static kvz_status spm_text(const kvz_tokenizer *t, work *w, const char *s, size_
             memcpy(w->buf + m, sep, 3), m += 3;
         else
             w->buf[m++] = s[i];
-    if (!grow((void **)&w->syms, &w->syms_cap, m, sizeof *w->syms))
+    if (!kvz_grow((void **)&w->syms, &w->syms_cap, m, sizeof *w->syms))
         return kvz_fail(KVZ_ERR_NOMEM, "tokenizer: no memory for the symbols");
     const unsigned char *u = (const unsigned char *)w->buf;
     size_t ns = 0;
     for (size_t i = 0, l; i < m; i += l) {
-        utf8_at(u, m, i, &l);
+        kvz_utf8_at(u, m, i, &l);
         w->syms[ns] = (sym){(int32_t)ns - 1, (int32_t)ns + 1, (uint32_t)i, (uint32_t)l, -1};
         ns++;
     }
@@ -642,16 +561,16 @@ static kvz_status spm_text(const kvz_tokenizer *t, work *w, const char *s, size_
 static kvz_status bpe_word(const kvz_tokenizer *t, work *w, const unsigned char *s, size_t n, ivec *o)
 {
     if (t->ignore_merges && n > 1) {
-        if (!grow((void **)&w->buf, &w->buf_cap, 2 * n, 1))
+        if (!kvz_grow((void **)&w->buf, &w->buf_cap, 2 * n, 1))
             return kvz_fail(KVZ_ERR_NOMEM, "tokenizer: no memory for the text");
         size_t m = 0;
         for (size_t i = 0; i < n; i++)
-            m += utf8_put(t->byte_cp[s[i]], w->buf + m);
+            m += kvz_utf8_put(t->byte_cp[s[i]], w->buf + m);
         const int32_t id = lookup(t, w->buf, m);
         if (id >= 0)
             return push_id(o, id);
     }
-    if (!grow((void **)&w->syms, &w->syms_cap, n, sizeof *w->syms))
+    if (!kvz_grow((void **)&w->syms, &w->syms_cap, n, sizeof *w->syms))
         return kvz_fail(KVZ_ERR_NOMEM, "tokenizer: no memory for the symbols");
     for (size_t i = 0; i < n; i++)
         w->syms[i] = (sym){(int32_t)i - 1, i + 1 < n ? (int32_t)i + 1 : -1, (uint32_t)i, 1, t->byte_id[s[i]]};
@@ -663,10 +582,16 @@ static kvz_status bpe_word(const kvz_tokenizer *t, work *w, const unsigned char 
     return st;
 }
 
+/* Qwen2's tokenizer.json (Qwen2, Qwen2.5, Qwen3) puts each stretch of text between special tokens in
+ * Normalization Form C before its pre-tokenizer regex, so "e" + U+0301 is read as "é" and gets é's token; GGUF
+ * files do not record the normalizer (llama.cpp applies none), so the pre-tokenizer name selects it (qwen2, and
+ * deepseek-r1-qwen, the R1 distillations of Qwen2.5, which llama.cpp treats as qwen2 as this file does). */
 static kvz_status bpe_text(const kvz_tokenizer *t, work *w, const char *text, size_t n, ivec *o)
 {
-    const unsigned char *s = (const unsigned char *)text;
     kvz_status st = KVZ_OK;
+    if (t->nfc && (st = kvz_nfc_normalize(&w->nfc, text, n, &text, &n)) != KVZ_OK)
+        return st;
+    const unsigned char *s = (const unsigned char *)text;
     for (size_t i = 0; i < n && st == KVZ_OK;) {
         const size_t l = pre_next(t->pre, s, n, i);
         st = bpe_word(t, w, s + i, l, o);
@@ -688,7 +613,7 @@ kvz_status kvz_tokenizer_encode(const kvz_tokenizer *t, const char *text, size_t
     ivec o = {NULL, 0, 0};
     work w = {0};
     kvz_status st = KVZ_OK;
-    if (!grow((void **)&o.v, &o.cap, len / 3 + 16, sizeof *o.v))
+    if (!kvz_grow((void **)&o.v, &o.cap, len / 3 + 16, sizeof *o.v))
         return kvz_fail(KVZ_ERR_NOMEM, "tokenizer: no memory for the token ids");
     if (add_bos && t->add_bos && t->bos >= 0)
         st = push_id(&o, t->bos);
@@ -723,6 +648,7 @@ kvz_status kvz_tokenizer_encode(const kvz_tokenizer *t, const char *text, size_t
         raw = i;
     }
     free(w.syms), free(w.heap), free(w.buf);
+    kvz_nfc_buf_free(&w.nfc);
     if (st != KVZ_OK) {
         free(o.v);
         return st;
@@ -775,7 +701,7 @@ static size_t render(const kvz_tokenizer *t, int32_t id, int special, char *d)
     }
     const unsigned char *u = (const unsigned char *)p;
     for (size_t i = 0, l; i < n; i += l) {
-        const uint32_t c = utf8_at(u, n, i, &l);
+        const uint32_t c = kvz_utf8_at(u, n, i, &l);
         if (c < 324 && t->cp_byte[c] >= 0) {
             if (d)
                 d[m] = (char)t->cp_byte[c];
@@ -965,7 +891,7 @@ static kvz_status load_merges(kvz_tokenizer *t, const kvz_gguf *g)
             goto done;
         }
         const size_t la = (size_t)(sp - m[i].p), lb = m[i].n - la - 1;
-        if (!grow((void **)&joined, &joined_cap, la + lb + 1, 1)) {
+        if (!kvz_grow((void **)&joined, &joined_cap, la + lb + 1, 1)) {
             st = kvz_fail(KVZ_ERR_NOMEM, "tokenizer: no memory for the merges");
             goto done;
         }
@@ -1026,6 +952,7 @@ static kvz_status load(kvz_tokenizer *t, const kvz_gguf *g)
                 (int)(s.n < 64 ? s.n : 64), s.p);
     }
     t->ignore_merges = t->model == MODEL_BPE && t->pre == PRE_LLAMA3;
+    t->nfc = t->model == MODEL_BPE && t->pre == PRE_QWEN2;
 
     kv = kvz_gguf_find(g, "tokenizer.ggml.tokens");
     if (!kv || kv->type != KVZ_GGUF_ARRAY || kv->elem_type != KVZ_GGUF_STRING)
@@ -1132,7 +1059,7 @@ static kvz_status load(kvz_tokenizer *t, const kvz_gguf *g)
             const int cp = printable ? b : 256 + extra++;
             char u[4];
             t->cp_byte[cp] = (int16_t)b, t->byte_cp[b] = (uint16_t)cp;
-            t->byte_id[b] = lookup(t, u, utf8_put((uint32_t)cp, u));
+            t->byte_id[b] = lookup(t, u, kvz_utf8_put((uint32_t)cp, u));
         }
         if ((st = load_merges(t, g)) != KVZ_OK)
             return st;
