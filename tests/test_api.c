@@ -45,6 +45,7 @@ static const struct {
     FN(kvz_cache_append),
     FN(kvz_cache_append_at),
     FN(kvz_cache_clone),
+    FN(kvz_cache_reserve),
     FN(kvz_cache_truncate),
     FN(kvz_cache_compact),
     FN(kvz_cache_length),

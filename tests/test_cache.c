@@ -560,6 +560,50 @@ static void test_clone(void **state)
     kvz_cache_destroy(d);
 }
 
+/* kvz_cache_reserve: room for more tokens without touching the rows; appends up to it allocate
+ * nothing more; refused while queries read the cache, for NULL and for sizes past memory. */
+static void test_reserve(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 7);
+    const kvz_dtype dt = KVZ_DTYPE_BF16;
+    const size_t rb = D * 2;
+    kvz_cache *c = make_cache(dt);
+    tokens t = make_tokens(&r, 30, dt), more = make_tokens(&r, 200, dt);
+    append(c, 0, &t), append(c, 1, &t);
+    snap a = take(c, rb);
+    kvz_cache_stats st0 = {.struct_size = sizeof st0}, st1 = st0, st2 = st0;
+    assert_int_equal(kvz_cache_get_stats(c, &st0), KVZ_OK);
+    assert_int_equal(kvz_cache_reserve(c, 0), KVZ_OK);
+    assert_int_equal(kvz_cache_reserve(c, 200), KVZ_OK);
+    assert_int_equal(kvz_cache_get_stats(c, &st1), KVZ_OK);
+    /* every segment holds 230 rows of K, V (rb bytes each) and a position */
+    assert_true(st1.bytes_reserved >= (size_t)L * H * 230 * (2 * rb + sizeof(int64_t)));
+    assert_true(st1.bytes_used == st0.bytes_used);
+    snap b = take(c, rb);
+    same(&a, &b, rb);
+    append(c, 0, &more), append(c, 1, &more);
+    assert_int_equal(kvz_cache_get_stats(c, &st2), KVZ_OK);
+    assert_true(st2.bytes_reserved == st1.bytes_reserved); /* the appends found their room */
+    assert_int_equal(kvz_cache_truncate(c, 200), KVZ_OK);
+    snap b2 = take(c, rb);
+    same(&a, &b2, rb);
+    /* a size no segment can hold: refused, the rows as they were */
+    assert_int_equal(kvz_cache_reserve(c, SIZE_MAX), KVZ_ERR_NOMEM);
+    assert_int_equal(kvz_cache_reserve(c, SIZE_MAX / 4), KVZ_ERR_NOMEM);
+    snap b3 = take(c, rb);
+    same(&a, &b3, rb);
+    kvz_query *q;
+    assert_int_equal(kvz_query_create(c, &q), KVZ_OK);
+    assert_int_equal(kvz_cache_reserve(c, 10), KVZ_ERR_STATE);
+    kvz_query_destroy(q);
+    assert_int_equal(kvz_cache_reserve(NULL, 10), KVZ_ERR_NULL);
+    drop(&a), drop(&b), drop(&b2), drop(&b3);
+    free_tokens(&t), free_tokens(&more);
+    kvz_cache_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -567,6 +611,7 @@ int main(void)
         cmocka_unit_test(test_shared_queries),        cmocka_unit_test(test_query_equals_append),
         cmocka_unit_test(test_scoring_through_cache), cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_append_at),     cmocka_unit_test(test_clone),
+        cmocka_unit_test(test_reserve),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

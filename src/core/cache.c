@@ -1,4 +1,5 @@
 /* The compressed KV cache object: per-(layer, KV head) segments, append, truncate, compaction, accounting. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -188,6 +189,18 @@ kvz_status kvz_cache_append_at(kvz_cache *c, size_t layer, size_t n, const float
     if (n && !positions)
         return kvz_fail(KVZ_ERR_NULL, "kvz_cache_append_at: positions must not be NULL");
     return append(c, layer, n, k, v, token_stride, head_stride, positions, "kvz_cache_append_at");
+}
+
+kvz_status kvz_cache_reserve(kvz_cache *c, size_t n)
+{
+    kvz_status st = check_writable(c, "kvz_cache_reserve");
+    for (size_t i = 0; st == KVZ_OK && i < c->cfg.n_layers * c->cfg.n_kv_heads; i++) {
+        kvz_segment *s = &c->seg[i];
+        if (n > SIZE_MAX - s->len)
+            return kvz_fail(KVZ_ERR_NOMEM, "kvz_cache_reserve: %zu more rows than a segment can hold", n);
+        st = kvz_segment_reserve(s, s->len + n, c->cfg.head_dim, c->cfg.dtype);
+    }
+    return st;
 }
 
 kvz_status kvz_cache_truncate(kvz_cache *c, size_t n)

@@ -43,6 +43,15 @@ static size_t pass_len(const kvz_kvzip_pieces *p, size_t n_c, const kvz_kvzip_op
     return (t ? p->n_repeat_next : p->n_repeat_first) + quoted(o, t) + p->n_postfix + chunk_len(n_c, o->chunk, t);
 }
 
+/* The longest pass: the room the cache needs beyond the prefill, since each pass drops its own K/V. */
+static size_t longest_pass(const kvz_kvzip_pieces *p, size_t n_c, const kvz_kvzip_opts *o)
+{
+    size_t m = 0;
+    for (size_t t = 0; t < n_chunks(n_c, o->chunk); t++)
+        m = pass_len(p, n_c, o, t) > m ? pass_len(p, n_c, o, t) : m;
+    return m;
+}
+
 kvz_status kvz_kvzip_pass_ids(const kvz_kvzip_pieces *p, const int32_t *ctx, size_t n_c, const kvz_kvzip_opts *o,
                               size_t t, int32_t **ids, size_t *n)
 {
@@ -101,7 +110,8 @@ kvz_status kvz_kvzip_score(kvz_model *m, kvz_cache *c, const kvz_kvzip_pieces *p
         return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_kvzip_score: %zu context tokens, chunk %zu", n_c, o->chunk);
     const size_t L = m->hp.n_layers, H = m->hp.n_head_kv, E = m->hp.n_embd, rows = p->n_sys + n_c;
     memset(scores, 0, L * H * n_c * sizeof *scores); /* probabilities are >= 0: max-folding starts at 0 */
-    kvz_status st = KVZ_OK;
+    /* room for the longest pass up front: the first pass would otherwise grow (and copy) every segment */
+    kvz_status st = kvz_cache_reserve(c, longest_pass(p, n_c, o));
     for (size_t t = 0; t < n_chunks(n_c, o->chunk) && st == KVZ_OK; t++) {
         if ((st = check_full(m, c, rows)) != KVZ_OK)
             return st;
@@ -228,6 +238,9 @@ kvz_status kvz_kvzip_build(kvz_model *m, const kvz_kvzip_pieces *p, const int32_
         memcpy(all + p->n_sys, ctx, n_c * sizeof *all);
         st = kvz_model_cache_create(m, o->kv_dtype, &c);
     }
+    /* the prefill and the longest pass in one allocation per segment (scoring policies only) */
+    if (st == KVZ_OK && kvz_kvzip_policy_needs_scores(policy->policy) && o->chunk)
+        st = kvz_cache_reserve(c, n + longest_pass(p, n_c, o));
     double t0 = omp_get_wtime();
     const size_t pchunk = o->prefill_chunk ? o->prefill_chunk : 2048;
     if (st == KVZ_OK && windowed) {
