@@ -340,7 +340,8 @@ KVZ_API kvz_status kvz_cache_append_at(kvz_cache *cache, size_t layer, size_t n_
 /**
  * Makes room for n_tokens more tokens in every segment, so that appending them moves no
  * rows: a segment otherwise doubles its capacity as it fills, copying what it holds. A
- * segment with room enough is left as it is; nothing shrinks and no row changes.
+ * segment that grows gets exactly the room asked for (appends past it double again); one
+ * with room enough is left as it is; nothing shrinks and no row changes.
  * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_NOMEM (the segments reserved before the failure
  *         keep their room), KVZ_ERR_STATE (queries exist: they read the rows where they
  *         are). @since 0.1

@@ -560,8 +560,8 @@ static void test_clone(void **state)
     kvz_cache_destroy(d);
 }
 
-/* kvz_cache_reserve: room for more tokens without touching the rows; appends up to it allocate
- * nothing more; refused while queries read the cache, for NULL and for sizes past memory. */
+/* kvz_cache_reserve: exactly the room for more tokens, without touching the rows; appends up to
+ * it allocate nothing more; refused while queries read the cache, for NULL and for sizes past memory. */
 static void test_reserve(void **state)
 {
     (void)state;
@@ -578,8 +578,8 @@ static void test_reserve(void **state)
     assert_int_equal(kvz_cache_reserve(c, 0), KVZ_OK);
     assert_int_equal(kvz_cache_reserve(c, 200), KVZ_OK);
     assert_int_equal(kvz_cache_get_stats(c, &st1), KVZ_OK);
-    /* every segment holds 230 rows of K, V (rb bytes each) and a position */
-    assert_true(st1.bytes_reserved >= (size_t)L * H * 230 * (2 * rb + sizeof(int64_t)));
+    /* every segment holds exactly 230 rows of K, V (rb bytes each) and a position */
+    assert_true(st1.bytes_reserved == (size_t)L * H * 230 * (2 * rb + sizeof(int64_t)));
     assert_true(st1.bytes_used == st0.bytes_used);
     snap b = take(c, rb);
     same(&a, &b, rb);

@@ -198,7 +198,7 @@ kvz_status kvz_cache_reserve(kvz_cache *c, size_t n)
         kvz_segment *s = &c->seg[i];
         if (n > SIZE_MAX - s->len)
             return kvz_fail(KVZ_ERR_NOMEM, "kvz_cache_reserve: %zu more rows than a segment can hold", n);
-        st = kvz_segment_reserve(s, s->len + n, c->cfg.head_dim, c->cfg.dtype);
+        st = kvz_segment_reserve_exact(s, s->len + n, c->cfg.head_dim, c->cfg.dtype);
     }
     return st;
 }

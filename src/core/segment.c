@@ -59,6 +59,11 @@ kvz_status kvz_segment_reserve(kvz_segment *s, size_t rows, size_t d, kvz_dtype 
     return resize(s, cap, d, dt);
 }
 
+kvz_status kvz_segment_reserve_exact(kvz_segment *s, size_t rows, size_t d, kvz_dtype dt)
+{
+    return rows <= s->cap ? KVZ_OK : resize(s, rows, d, dt);
+}
+
 kvz_status kvz_segment_append(kvz_segment *s, size_t n, const float *k, const float *v, ptrdiff_t stride,
                               size_t d, kvz_dtype dt, int64_t p0)
 {

@@ -26,8 +26,13 @@ static inline int kvz_segment_node(const kvz_segment *s) { return s->node1 - 1; 
  * reserve: KVZ_ERR_STATE once it holds buffers, whose release depends on where they are. */
 kvz_status kvz_segment_place(kvz_segment *s, int node);
 
-/* Makes room for `rows` rows in total (keeps the contents); KVZ_OK or KVZ_ERR_NOMEM. */
+/* Makes room for `rows` rows in total (keeps the contents), doubling the capacity as often as
+ * that takes, so that appends row by row stay amortised O(1); KVZ_OK or KVZ_ERR_NOMEM. */
 kvz_status kvz_segment_reserve(kvz_segment *s, size_t rows, size_t d, kvz_dtype dt);
+/* The same with a capacity of exactly `rows` when it grows: for a caller that knows how many
+ * rows will come (a power of two past it would only hold memory, and past 2 MiB would turn
+ * the buffers into huge pages, whose first touch costs far more in a VM). */
+kvz_status kvz_segment_reserve_exact(kvz_segment *s, size_t rows, size_t d, kvz_dtype dt);
 
 /* Appends n rows of f32 K/V (row t at k + t*stride), converted, with positions p0, p0+1, ... */
 kvz_status kvz_segment_append(kvz_segment *s, size_t n, const float *k, const float *v, ptrdiff_t stride,
