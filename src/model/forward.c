@@ -214,8 +214,6 @@ kvz_status kvz_model_prefill_ex(kvz_model *m, kvz_kv_target kv, const int32_t *i
     float *x = malloc(c * E * 4), *tailx = malloc((n_last ? n_last : 1) * E * 4);
     int64_t *pos = malloc(c * sizeof *pos);
     kvz_status st = x && pos && tailx ? KVZ_OK : kvz_fail(KVZ_ERR_NOMEM, "kvz_model_prefill: no memory for %zu tokens", c);
-    if (st == KVZ_OK && kv.cache) /* room for every token at once: no segment grows (and copies) chunk by chunk */
-        st = kvz_cache_reserve(kv.cache, n);
     const int64_t p0 = st == KVZ_OK ? kvz_kv_next_position(kv) : 0;
     for (size_t a = 0, nc; a < n && st == KVZ_OK; a += nc) {
         nc = n - a < c ? n - a : c;
