@@ -109,6 +109,10 @@ static void scratch_init(blk_ctx *c, float *work, size_t d, size_t group, ptrdif
     c->lse2 = w, w += MQ;
 }
 
+/* The row vectors (16-row tiles) the AMX products cover: logits_amx and pv_amx take row tiles
+ * in pairs, so an odd last tile gets a partner of zero queries and scratch O rows. */
+static inline size_t amx_row_tiles(const blk_ctx *c) { return (c->nrv + 1) / 2 * 2; }
+
 /* The key index up to which row r of the current block may look (inclusive). */
 static inline ptrdiff_t row_limit(const blk_ctx *c, size_t r)
 {
@@ -122,8 +126,7 @@ static inline ptrdiff_t row_limit(const blk_ctx *c, size_t r)
 static void load_queries_bf16(blk_ctx *c, const float *q, ptrdiff_t qhs, ptrdiff_t qrs, float scale)
 {
     uint32_t *qb = (uint32_t *)c->qt;
-    /* AMX takes row tiles in pairs: the lanes of an odd last tile are zero queries */
-    const size_t lanes = c->dot ? c->mq_tile : (c->amx ? (c->nrv + 1) / 2 * 2 : c->nrv) * VW;
+    const size_t lanes = c->dot ? c->mq_tile : (c->amx ? amx_row_tiles(c) : c->nrv) * VW;
     /* a row rounded with the level's vector conversion (nearest even, as kvz_f32_to_bf16),
        then placed: decode packs its queries once per key slice, so this is not negligible */
     uint16_t h[KVZ_KMAX_HEAD_DIM];
@@ -685,7 +688,7 @@ static void pv_dot_bp(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
  * not exist. The tiles' sums are unscaled, as the pair dot products', and scaled here. */
 static void logits_amx(const blk_ctx *c, const uint16_t *kp, size_t ks, size_t nb)
 {
-    const size_t d = c->d, nrt2 = (c->nrv + 1) / 2;
+    const size_t d = c->d, nrt2 = amx_row_tiles(c) / 2;
     const uint32_t *qb = (const uint32_t *)c->qt;
     float *S = c->s;
     for (size_t j0 = 0; j0 < nb; j0 += 32) {
@@ -738,7 +741,8 @@ static void logits_amx(const blk_ctx *c, const uint16_t *kp, size_t ks, size_t n
  * are zero, and its O rows are scratch within the block's MQ rows. */
 static void pv_amx(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
 {
-    const size_t d = c->d, dp = c->dp, nrt = c->nrv, nrt2 = (nrt + 1) / 2, nkc = (nb + 31) / 32, np = (nb + 1) / 2;
+    const size_t d = c->d, dp = c->dp, nrt = c->nrv, nrt2 = amx_row_tiles(c) / 2, nkc = (nb + 31) / 32;
+    const size_t np = (nb + 1) / 2;
     uint32_t *pt = c->pp, *vz = (uint32_t *)c->vf_;
     /* A tile (rt, kc) at pt + (rt nkc + kc) 256: row r holds the pairs of keys 32 kc + 2i, +1 */
     for (size_t rt = 0; rt < 2 * nrt2; rt++)
@@ -1237,7 +1241,7 @@ static void attn_impl(const kvz_attn_job *job)
         stats_reset(&c);
         /* the bf16 P.V runs whole row tiles (on AMX, pairs of them): their padding rows must
            hold numbers too */
-        const size_t o_rows = c.amx ? (c.nrv + 1) / 2 * 2 * VW : c.bdot && !c.dot ? c.nrv * VW : c.mq_tile;
+        const size_t o_rows = c.amx ? amx_row_tiles(&c) * VW : c.bdot && !c.dot ? c.nrv * VW : c.mq_tile;
         memset(c.o, 0, o_rows * c.dp * sizeof(float));
         const ptrdiff_t lim = row_limit(&c, mq - 1);
         const size_t n_all = job->n_k + job->n_k2;

@@ -28,7 +28,6 @@ typedef struct merge_slot {
 struct kvz_tokenizer {
     int model, pre;
     int ignore_merges; /* Llama-3: a pre-token that is a vocabulary entry is taken whole */
-    int nfc;           /* Qwen2: the text is put in Unicode NFC before the pre-tokenizer */
     int add_bos, add_space_prefix;
     int32_t bos, eos, unk, eot, eom;
     size_t n;    /* vocabulary size */
@@ -589,7 +588,7 @@ static kvz_status bpe_word(const kvz_tokenizer *t, work *w, const unsigned char 
 static kvz_status bpe_text(const kvz_tokenizer *t, work *w, const char *text, size_t n, ivec *o)
 {
     kvz_status st = KVZ_OK;
-    if (t->nfc && (st = kvz_nfc_normalize(&w->nfc, text, n, &text, &n)) != KVZ_OK)
+    if (t->pre == PRE_QWEN2 && (st = kvz_nfc_normalize(&w->nfc, text, n, &text, &n)) != KVZ_OK)
         return st;
     const unsigned char *s = (const unsigned char *)text;
     for (size_t i = 0; i < n && st == KVZ_OK;) {
@@ -952,7 +951,6 @@ static kvz_status load(kvz_tokenizer *t, const kvz_gguf *g)
                 (int)(s.n < 64 ? s.n : 64), s.p);
     }
     t->ignore_merges = t->model == MODEL_BPE && t->pre == PRE_LLAMA3;
-    t->nfc = t->model == MODEL_BPE && t->pre == PRE_QWEN2;
 
     kv = kvz_gguf_find(g, "tokenizer.ggml.tokens");
     if (!kv || kv->type != KVZ_GGUF_ARRAY || kv->elem_type != KVZ_GGUF_STRING)
