@@ -22,18 +22,28 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Prints where got and want part when they differ; returns whether they are equal. */
+static int ids_match(const int32_t *got, size_t n_got, const int32_t *want, size_t n_want, const char *what)
+{
+    size_t i = 0;
+    while (i < n_got && i < n_want && got[i] == want[i])
+        i++;
+    if (i == n_got && i == n_want)
+        return 1;
+    fprintf(stderr, "%s: %zu ids, want %zu; first difference at %zu:\n  got ", what, n_got, n_want, i);
+    for (size_t k = i; k < n_got && k < i + 16; k++)
+        fprintf(stderr, " %d", (int)got[k]);
+    fprintf(stderr, "\n  want");
+    for (size_t k = i; k < n_want && k < i + 16; k++)
+        fprintf(stderr, " %d", (int)want[k]);
+    fprintf(stderr, "\n");
+    return 0;
+}
+
 static void assert_ids(const int32_t *got, size_t n_got, const int32_t *want, size_t n_want, const char *what)
 {
-    if (n_got == n_want && (n_got == 0 || !memcmp(got, want, n_got * sizeof *got)))
-        return;
-    fprintf(stderr, "%s:\n  got ", what);
-    for (size_t i = 0; i < n_got; i++)
-        fprintf(stderr, " %d", (int)got[i]);
-    fprintf(stderr, "\n  want");
-    for (size_t i = 0; i < n_want; i++)
-        fprintf(stderr, " %d", (int)want[i]);
-    fprintf(stderr, "\n");
-    fail_msg("token ids differ");
+    if (!ids_match(got, n_got, want, n_want, what))
+        fail_msg("token ids differ");
 }
 
 /* Length of a well-formed UTF-8 character at s[i] (continuation bytes checked), else 1. */
@@ -1031,24 +1041,6 @@ static kvz_gguf *ref_gguf(const lines *vocab, const lines *merges, const ref_met
     kv_bool(&b, "tokenizer.ggml.add_bos_token", m->add_bos);
     free(tok), free(type);
     return gb_open(&b, m->family);
-}
-
-/* Prints where got and want part when they differ; returns whether they are equal. */
-static int ids_match(const int32_t *got, size_t n_got, const int32_t *want, size_t n_want, const char *what)
-{
-    size_t i = 0;
-    while (i < n_got && i < n_want && got[i] == want[i])
-        i++;
-    if (i == n_got && i == n_want)
-        return 1;
-    fprintf(stderr, "%s: %zu ids, the reference %zu; first difference at %zu:\n  got ", what, n_got, n_want, i);
-    for (size_t k = i; k < n_got && k < i + 16; k++)
-        fprintf(stderr, " %d", (int)got[k]);
-    fprintf(stderr, "\n  want");
-    for (size_t k = i; k < n_want && k < i + 16; k++)
-        fprintf(stderr, " %d", (int)want[k]);
-    fprintf(stderr, "\n");
-    return 0;
 }
 
 static int hex_digit(char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; }
