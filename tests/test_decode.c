@@ -246,6 +246,9 @@ static void test_many_tokens(void **state)
         {2, 8, 5, 64, {40, 3}},           {3, 4, 9, 80, {0, 9, 200}}, {1, 1, 70, 72, {150}},
         {4, 2, 40, 128, {39, 41, 64, 1}}, {2, 8, 16, 64, {1200, 17}}, {1, 3, 33, 96, {33}},
         {2, 4, 40, 128, {45, 300}}, /* 160 rows: a whole query block and a part */
+        /* 132 and 133 rows: a query block on the gemm path, then 4 or 5 rows on the dot
+           path in the same kernel call (the second always: 19 tokens are one block's) */
+        {2, 4, 33, 128, {45, 300}}, {1, 7, 19, 96, {200}},
     };
     for (size_t t = 0; t < sizeof e / sizeof e[0]; t++)
         for (int dt = 0; dt < 3; dt++) {
