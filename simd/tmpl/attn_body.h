@@ -641,20 +641,23 @@ static void logits_dot_bp(const blk_ctx *c, const uint16_t *kp, size_t ks, size_
         two ? logits_bp_body(c, kp, ks, nb, c->d / 8, 2) : logits_bp_body(c, kp, ks, nb, c->d / 8, 1);
 }
 
-/* Where element x of an O row lives on the bp path: in each 32 elements, the 16 of the
- * zip_lo halves (8k..8k+3 at 4k..4k+3) and then the 16 of the zip_hi halves. */
+/* Where element x of an O row lives on the bp path: in each 32 elements, the 16 even ones
+ * and then the 16 odd ones (vbp_even_f32, vbp_odd_f32). */
 static inline size_t bp_slot(size_t x)
 {
-    const size_t y = x % 32, k = y / 8, i = y % 8;
-    return x - y + (i < 4 ? 4 * k + i : 16 + 4 * k + i - 4);
+    const size_t y = x % 32;
+    return x - y + (y % 2 ? 16 + y / 2 : y / 2);
 }
 
-/* O rows [0, R), elements [x0, x0 + 32 NB) (bp_slot order) += P.V over the key pairs, with
- * R x 2NB <= 16 accumulators; rows past mq start from zero (their alpha is not set). */
-static inline __attribute__((always_inline)) void
-pv_bp_tile(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb, const uint32_t *pb, size_t x0, int R, int NB)
+/* O rows [0, R), elements [x0, x0 + 32 NB) (bp_slot order) += P.V, with R x 2NB <= 16
+ * accumulators; rows past mq start from zero (their alpha is not set). fp32 FMAs on V
+ * split into its even and odd elements: on the Sapphire-Rapids-class core a vdpbf16ps
+ * (32 products) issues once per 2.1 cycles, an fp32 FMA (16) every 0.5, and the split
+ * costs no shuffle. The probabilities stay f32. */
+static inline __attribute__((always_inline)) void pv_bp_tile(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb,
+                                                             size_t x0, int R, int NB)
 {
-    const size_t np = (nb + 1) / 2, dp = c->dp;
+    const size_t dp = c->dp;
     vf acc[8][4];
 #pragma GCC unroll 8
     for (int a = 0; a < R; a++) {
@@ -663,24 +666,24 @@ pv_bp_tile(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb, const uint32_t 
         for (int e = 0; e < 2 * NB; e++)
             acc[a][e] = vf_mul(vf_load(c->o + a * dp + x0 + e * 16), al);
     }
-    for (size_t i = 0; i < np; i++) {
-        /* an odd last key pairs with itself under a probability of zero */
-        const uint16_t *v0 = vp + ilv_key(c, 2 * i) * vs, *v1 = 2 * i + 1 < nb ? v0 + vs : v0;
+    for (size_t j = 0; j < nb; j++) {
+        const uint16_t *v = vp + ilv_key(c, j) * vs;
         if (x0 == 0)
-            prefetch_row(c, 2 * i), prefetch_row(c, 2 * i + 1);
-        vbp z[4];
+            prefetch_row(c, j);
+        vf z[4];
 #pragma GCC unroll 2
         for (int b = 0; b < NB; b++) {
-            const vbp a0 = vbp_load(v0 + x0 + 32 * b), a1 = vbp_load(v1 + x0 + 32 * b);
-            z[2 * b] = vbp_zip_lo(a0, a1);
-            z[2 * b + 1] = vbp_zip_hi(a0, a1);
+            const vbp a = vbp_load(v + x0 + 32 * b);
+            z[2 * b] = vbp_even_f32(a);
+            z[2 * b + 1] = vbp_odd_f32(a);
         }
 #pragma GCC unroll 8
         for (int a = 0; a < R; a++) {
-            const vbp p = vbp_set1(pb[a * (BK / 2) + i]);
+            /* padding rows (a >= mq) read row 0's probabilities: their O is never read */
+            const vf p = vf_set1(c->s[((size_t)a < c->mq ? a : 0) * SROW + j]);
 #pragma GCC unroll 4
             for (int e = 0; e < 2 * NB; e++)
-                acc[a][e] = vbp_dot(acc[a][e], p, z[e]);
+                acc[a][e] = vf_fma(p, z[e], acc[a][e]);
         }
     }
 #pragma GCC unroll 8
@@ -690,27 +693,21 @@ pv_bp_tile(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb, const uint32_t 
             vf_store(c->o + a * dp + x0 + e * 16, acc[a][e]);
 }
 
-/* O[r] = O[r]*alpha[r] + sum_j P[r][j] V[j] over bf16 V on the bp path: each row's
- * probabilities are rounded to bf16 pairs (keys 2i, 2i+1), the two V rows are interleaved
- * in registers, and O stays in bp_slot order until the job's output is written. All rows
- * (4 or 8) share each interleave: 4 rows take 64 elements per sweep, 8 rows 32. */
+/* O[r] = O[r]*alpha[r] + sum_j P[r][j] V[j] over bf16 V on the bp path (see pv_bp_tile); O
+ * stays in bp_slot order until the job's output is written. All rows (4 or 8) share each
+ * V vector's split: 4 rows take 64 elements per sweep, 8 rows 32. */
 static void pv_dot_bp(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
 {
-    uint32_t *pb = c->pp;
-    for (size_t r = 0; r < c->mq_tile; r++)
-        for (size_t j = 0; j < nb; j += 32)
-            vbp_pack32((uint16_t *)(pb + r * (BK / 2) + j / 2), c->s + r * SROW + j,
-                       r < c->mq ? (nb - j < 32 ? nb - j : 32) : 0);
     if (c->mq_tile > 4) {
         for (size_t x0 = 0; x0 < c->d; x0 += 32)
-            pv_bp_tile(c, vp, vs, nb, pb, x0, 8, 1);
+            pv_bp_tile(c, vp, vs, nb, x0, 8, 1);
         return;
     }
     for (size_t x0 = 0; x0 < c->d; x0 += 64) {
         if (x0 + 64 <= c->d)
-            pv_bp_tile(c, vp, vs, nb, pb, x0, 4, 2);
+            pv_bp_tile(c, vp, vs, nb, x0, 4, 2);
         else
-            pv_bp_tile(c, vp, vs, nb, pb, x0, 4, 1);
+            pv_bp_tile(c, vp, vs, nb, x0, 4, 1);
     }
 }
 #endif
