@@ -58,8 +58,9 @@ typedef enum kvz_isa {
     KVZ_ISA_AVX512 = 2,  /**< x86-64 AVX-512 F/BW/VL/DQ */
     KVZ_ISA_NEON = 3,    /**< aarch64 Advanced SIMD */
     /** x86-64 AVX-512 plus AVX512_BF16: attention over bf16 K/V rounds the queries and the
-     *  probabilities to bf16 for pair dot products with fp32 accumulation (in decode only
-     *  the queries; doc/kernels.md). Above avx512. @since 0.1 */
+     *  probabilities to bf16 for pair dot products with fp32 accumulation (in decode with a
+     *  head size that is not a multiple of 32, only the queries; doc/kernels.md). Above
+     *  avx512. @since 0.1 */
     KVZ_ISA_AVX512_BF16 = 4,
     /** x86-64 AVX512_BF16 plus AMX-BF16 tiles (Sapphire Rapids and later; on Linux the
      *  process is granted the tile state on first use): the avx512bf16 level with the

@@ -14,9 +14,10 @@
  * One exception, the AVX512_BF16 and AMX levels' attention over bf16 K/V: there the queries are
  * rounded to bf16 (nearest even; before the scale is applied), and the probabilities are
  * rounded to bf16 for P.V too, so that Q.K and P.V run as bf16 pair dot products (products
- * exact, fp32 accumulation), as GPU flash attention does over bf16. Only blocks of at most
- * DOT_MAX_ROWS query rows per KV head (decode) keep fp32 probabilities (their P.V runs
- * fp32 FMAs on V widened exactly). The log-sum-exp, the softmax sums and the KVzip scores stay
+ * exact, fp32 accumulation), as GPU flash attention does over bf16. Blocks of at most
+ * DOT_MAX_ROWS query rows per KV head (decode) keep fp32 probabilities at the AMX level
+ * (their P.V runs fp32 FMAs on V widened exactly), and at the AVX512_BF16 level where the
+ * head size is not a multiple of 32. The log-sum-exp, the softmax sums and the KVzip scores stay
  * fp32 functions of those logits.
  */
 

@@ -641,19 +641,33 @@ static void logits_dot_bp(const blk_ctx *c, const uint16_t *kp, size_t ks, size_
         two ? logits_bp_body(c, kp, ks, nb, c->d / 8, 2) : logits_bp_body(c, kp, ks, nb, c->d / 8, 1);
 }
 
-/* Where element x of an O row lives on the bp path: in each 32 elements, the 16 even ones
- * and then the 16 odd ones (vbp_even_f32, vbp_odd_f32). */
+/* P.V on the bp path takes one of two ways. At the amx level (Intel cores with AMX, where a
+ * vdpbf16ps (32 products) issues once per 2.1 cycles and an fp32 FMA (16) every 0.5) it
+ * runs fp32 FMAs: each 32 bf16 of a V row split into their even and odd elements as f32 (a
+ * shift and a mask, no shuffle; exact), against the fp32 probabilities. At avx512bf16 (Zen
+ * 4, say, where a vdpbf16ps issues as often as an FMA and does twice its products) it runs
+ * pair products: the probabilities rounded to bf16 pairs (keys 2i, 2i+1) against two V
+ * rows interleaved by vpunpck{l,h}wd. bp_slot(x): where element x of an O row lives in
+ * the way's order, until the job's output is written. */
+#if KVZ_ATTN_AMX
+/* in each 32 elements, the 16 even ones, then the 16 odd ones */
 static inline size_t bp_slot(size_t x)
 {
     const size_t y = x % 32;
     return x - y + (y % 2 ? 16 + y / 2 : y / 2);
 }
+#else
+/* in each 32 elements, the 16 of the zip_lo halves (8k..8k+3 at 4k..4k+3), then the 16 of
+ * the zip_hi halves */
+static inline size_t bp_slot(size_t x)
+{
+    const size_t y = x % 32, k = y / 8, i = y % 8;
+    return x - y + (i < 4 ? 4 * k + i : 16 + 4 * k + i - 4);
+}
+#endif
 
 /* O rows [0, R), elements [x0, x0 + 32 NB) (bp_slot order) += P.V, with R x 2NB <= 16
- * accumulators; rows past mq start from zero (their alpha is not set). fp32 FMAs on V
- * split into its even and odd elements: on the Sapphire-Rapids-class core a vdpbf16ps
- * (32 products) issues once per 2.1 cycles, an fp32 FMA (16) every 0.5, and the split
- * costs no shuffle. The probabilities stay f32. */
+ * accumulators; rows past mq start from zero (their alpha is not set). */
 static inline __attribute__((always_inline)) void pv_bp_tile(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb,
                                                              size_t x0, int R, int NB)
 {
@@ -666,6 +680,7 @@ static inline __attribute__((always_inline)) void pv_bp_tile(blk_ctx *c, const u
         for (int e = 0; e < 2 * NB; e++)
             acc[a][e] = vf_mul(vf_load(c->o + a * dp + x0 + e * 16), al);
     }
+#if KVZ_ATTN_AMX
     for (size_t j = 0; j < nb; j++) {
         const uint16_t *v = vp + ilv_key(c, j) * vs;
         if (x0 == 0)
@@ -686,6 +701,29 @@ static inline __attribute__((always_inline)) void pv_bp_tile(blk_ctx *c, const u
                 acc[a][e] = vf_fma(p, z[e], acc[a][e]);
         }
     }
+#else
+    const uint32_t *pb = c->pp; /* the pairs of pv_dot_bp */
+    for (size_t i = 0; i < (nb + 1) / 2; i++) {
+        /* an odd last key pairs with itself under a probability of zero */
+        const uint16_t *v0 = vp + ilv_key(c, 2 * i) * vs, *v1 = 2 * i + 1 < nb ? v0 + vs : v0;
+        if (x0 == 0)
+            prefetch_row(c, 2 * i), prefetch_row(c, 2 * i + 1);
+        vbp z[4];
+#pragma GCC unroll 2
+        for (int b = 0; b < NB; b++) {
+            const vbp a0 = vbp_load(v0 + x0 + 32 * b), a1 = vbp_load(v1 + x0 + 32 * b);
+            z[2 * b] = vbp_zip_lo(a0, a1);
+            z[2 * b + 1] = vbp_zip_hi(a0, a1);
+        }
+#pragma GCC unroll 8
+        for (int a = 0; a < R; a++) {
+            const vbp p = vbp_set1(pb[a * (BK / 2) + i]);
+#pragma GCC unroll 4
+            for (int e = 0; e < 2 * NB; e++)
+                acc[a][e] = vbp_dot(acc[a][e], p, z[e]);
+        }
+    }
+#endif
 #pragma GCC unroll 8
     for (int a = 0; a < R; a++)
 #pragma GCC unroll 4
@@ -693,11 +731,17 @@ static inline __attribute__((always_inline)) void pv_bp_tile(blk_ctx *c, const u
             vf_store(c->o + a * dp + x0 + e * 16, acc[a][e]);
 }
 
-/* O[r] = O[r]*alpha[r] + sum_j P[r][j] V[j] over bf16 V on the bp path (see pv_bp_tile); O
- * stays in bp_slot order until the job's output is written. All rows (4 or 8) share each
- * V vector's split: 4 rows take 64 elements per sweep, 8 rows 32. */
+/* O[r] = O[r]*alpha[r] + sum_j P[r][j] V[j] over bf16 V on the bp path (see pv_bp_tile). All
+ * rows (4 or 8) share each V vector's split or interleave: 4 rows take 64 elements per
+ * sweep, 8 rows 32. */
 static void pv_dot_bp(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
 {
+#if !KVZ_ATTN_AMX
+    for (size_t r = 0; r < c->mq_tile; r++)
+        for (size_t j = 0; j < nb; j += 32)
+            vbp_pack32((uint16_t *)(c->pp + r * (BK / 2) + j / 2), c->s + r * SROW + j,
+                       r < c->mq ? (nb - j < 32 ? nb - j : 32) : 0);
+#endif
     if (c->mq_tile > 4) {
         for (size_t x0 = 0; x0 < c->d; x0 += 32)
             pv_bp_tile(c, vp, vs, nb, x0, 8, 1);
