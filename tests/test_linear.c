@@ -39,8 +39,9 @@ static void check_shape(kvz_mm *mm, tu_rng *r, kvz_dtype wt, size_t in, size_t o
     const kvz_linear l = {in, out, wt, w, b};
     /* 31/32 and 1023/1024 straddle the switches between oneDNN's runtime-row gemm, the
      * transposed and the plain orientation; 118, 130 and 200 are off oneDNN's row blocks; 118
-     * comes back to reuse its cached primitive after others were built */
-    static const size_t rows[] = {1, 5, 31, 32, 33, 118, 64, 130, 118, 200, 1023, 1024};
+     * comes back to reuse its cached primitive after others were built; 1030 and 1130 run
+     * (in bf16) as 1024 rows and 6 more, 1088 and 42 more (ROW_ALIGN) */
+    static const size_t rows[] = {1, 5, 31, 32, 33, 118, 64, 130, 118, 200, 1023, 1024, 1030, 1130};
     float *x = tu_malloc(max_m * in * sizeof *x), *y = tu_malloc(max_m * out * sizeof *y);
     double *want = tu_malloc(max_m * out * sizeof *want), *mag = tu_malloc(max_m * out * sizeof *mag);
     for (size_t t = 0; t < sizeof rows / sizeof rows[0]; t++) {
@@ -77,8 +78,8 @@ static void test_products(void **state)
     if (n_types == 1)
         fprintf(stderr, "test_linear: no AVX512_BF16 on this CPU: bf16 weights not tested\n");
     for (size_t t = 0; t < n_types; t++) {
-        check_shape(mm, &r, types[t], 96, 80, 0, 1024);
-        check_shape(mm, &r, types[t], 96, 80, 1, 1024);
+        check_shape(mm, &r, types[t], 96, 80, 0, 1130);
+        check_shape(mm, &r, types[t], 96, 80, 1, 1130);
         check_shape(mm, &r, types[t], 200, 1030, 1, 200); /* > 65536 outputs: the threaded loops */
     }
     kvz_mm_destroy(mm);

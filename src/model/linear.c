@@ -28,6 +28,17 @@ static int transposed(kvz_dtype wtype, size_t m)
     return wtype == KVZ_DTYPE_BF16 && m >= SMALL_M && m < TRANSPOSED_MAX_M;
 }
 
+/* oneDNN 2.6's fixed-shape bf16 brgemm is fast for some row counts and 2 to 4x slower for
+ * others, with no pattern we could name. On the Sapphire-Rapids-class VM, 4096 -> 4096: 9
+ * of the 36 even counts from 1990 to 2060 (1996, 1998, 2006, 2008, 2028, 2030, 2042, 2050,
+ * 2052) ran at 580 .. 860 GFLOP/s against 1200 .. 1580; 10 of the odd multiples of 32 from
+ * 1024 to 4096 at 310 .. 940 (1696: 300); 4096 -> 14336 at 2030 rows 532 against ~1290.
+ * Every multiple of 64 from 1024 to 4096 ran at 1200 .. 1490, in two sweeps. So a bf16
+ * product in the plain orientation runs its rows in a multiple of ROW_ALIGN and the rest
+ * (fewer than 64 rows) as a product of its own: that costs 0 .. 10 % where the whole count
+ * was fast (a second read of the weights), and removes the 2 to 4x. */
+#define ROW_ALIGN 64
+
 typedef struct prim_entry {
     size_t in, out, m; /* m == 0: runtime-M primitive */
     kvz_dtype wtype;
@@ -182,11 +193,16 @@ kvz_status kvz_linear_apply(kvz_mm *mm, const kvz_linear *l, size_t m, const flo
     size_t elems, out_elems;
     if (!kvz_mul_ok(m, l->in, &elems) || !kvz_mul_ok(m, l->out, &out_elems))
         return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_linear_apply: %zu rows of %zu -> %zu too large", m, l->in, l->out);
+    const int tr = transposed(l->wtype, m);
+    if (l->wtype == KVZ_DTYPE_BF16 && !tr && m >= TRANSPOSED_MAX_M && m % ROW_ALIGN) {
+        const size_t m1 = m - m % ROW_ALIGN;
+        kvz_status st = kvz_linear_apply(mm, l, m1, x, y);
+        return st == KVZ_OK ? kvz_linear_apply(mm, l, m - m1, x + m1 * l->in, y + m1 * l->out) : st;
+    }
     dnnl_primitive_t prim = NULL;
     kvz_status st = get_prim(mm, l, m, &prim);
     if (st != KVZ_OK)
         return st;
-    const int tr = transposed(l->wtype, m);
     const void *src = x;
     if (l->wtype == KVZ_DTYPE_BF16) { /* oneDNN's bf16 matmul wants bf16 activations too */
         uint16_t *xb = reserve(&mm->xbuf, &mm->xbuf_elems, elems, sizeof *xb);
