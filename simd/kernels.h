@@ -17,8 +17,8 @@
  * exact, fp32 accumulation), as GPU flash attention does over bf16. Blocks of at most
  * DOT_MAX_ROWS query rows per KV head (decode) keep fp32 probabilities at the AMX level
  * (their P.V runs fp32 FMAs on V widened exactly), and at the AVX512_BF16 level where the
- * head size is not a multiple of 32. The log-sum-exp, the softmax sums and the KVzip scores stay
- * fp32 functions of those logits.
+ * head size is not a multiple of 32. The log-sum-exp, the softmax sums and the KVzip scores
+ * stay fp32 functions of those logits.
  */
 
 /* Storage dtypes; the values equal the public enum kvz_dtype. */

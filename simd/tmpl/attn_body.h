@@ -132,8 +132,8 @@ static inline size_t amx_row_tiles(const blk_ctx *c) { return (c->nrv + 1) / 2 *
 
 /* The row, counted from the block's first row, of the block's key j (see ILV_N): turn
  * t = j / ILV_TURN reads region t % 2^log2n, whose rows start `rows` rows further on (a
- * power of two: this runs once per key). With one region it is j. A block starts at a whole round of turns, so pairs of keys (P.V) and
- * blocks of BK_DOT keys never split one. */
+ * power of two: this runs once per key). With one region it is j. Blocks and P.V pieces
+ * start at whole rounds of turns, and a turn never splits a pair of keys. */
 _Static_assert(BK_DOT % (ILV_TURN * ILV_N) == 0 && BK_PV % (ILV_TURN * ILV_N) == 0 && ILV_TURN % 2 == 0,
                "interleaved turns");
 static inline size_t ilv_row(size_t log2n, size_t rows, size_t j)
@@ -141,7 +141,10 @@ static inline size_t ilv_row(size_t log2n, size_t rows, size_t j)
     const size_t t = j / ILV_TURN;
     return (t >> log2n) * ILV_TURN + j % ILV_TURN + (t & ((1u << log2n) - 1)) * rows;
 }
-static inline size_t ilv_key(const blk_ctx *c, size_t j) { return ilv_row(c->ilv_log2n, c->ilv_rows, c->ilv_j0 + j); }
+static inline size_t ilv_key(const blk_ctx *c, size_t j)
+{
+    return ilv_row(c->ilv_log2n, c->ilv_rows, c->ilv_j0 + j);
+}
 
 /* The key index up to which row r of the current block may look (inclusive). */
 static inline ptrdiff_t row_limit(const blk_ctx *c, size_t r)
@@ -668,8 +671,8 @@ static inline size_t bp_slot(size_t x)
 
 /* O rows [0, R), elements [x0, x0 + 32 NB) (bp_slot order) += P.V, with R x 2NB <= 16
  * accumulators; rows past mq start from zero (their alpha is not set). */
-static inline __attribute__((always_inline)) void pv_bp_tile(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb,
-                                                             size_t x0, int R, int NB)
+static inline __attribute__((always_inline)) void pv_bp_tile(blk_ctx *c, const uint16_t *vp, size_t vs,
+                                                             size_t nb, size_t x0, int R, int NB)
 {
     const size_t dp = c->dp;
     vf acc[8][4];

@@ -24,7 +24,10 @@ static inline vbp vbp_set1(uint32_t pair) { return _mm512_set1_epi32((int)pair);
 /* The even and the odd elements of 32 bf16 as f32 (a bf16 is the high half of its f32):
  * a shift and a mask, no shuffle. */
 static inline vf vbp_even_f32(vbp x) { return _mm512_castsi512_ps(_mm512_slli_epi32(x, 16)); }
-static inline vf vbp_odd_f32(vbp x) { return _mm512_castsi512_ps(_mm512_and_si512(x, _mm512_set1_epi32((int)0xffff0000u))); }
+static inline vf vbp_odd_f32(vbp x)
+{
+    return _mm512_castsi512_ps(_mm512_and_si512(x, _mm512_set1_epi32((int)0xffff0000u)));
+}
 
 /* Pairs (lo[i], hi[i]) rounded to nearest even. */
 static inline vbp vbp_pack(vf lo, vf hi)
