@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "model/linear.h"
 #include "testutil.h"
@@ -42,7 +43,8 @@ static void check_shape(kvz_mm *mm, tu_rng *r, kvz_dtype wt, size_t in, size_t o
      * comes back to reuse its cached primitive after others were built; 1030 and 1130 run
      * (in bf16) as 1024 rows and 6 more, 1088 and 42 more (ROW_ALIGN) */
     static const size_t rows[] = {1, 5, 31, 32, 33, 118, 64, 130, 118, 200, 1023, 1024, 1030, 1130};
-    float *x = tu_malloc(max_m * in * sizeof *x), *y = tu_malloc(max_m * out * sizeof *y);
+    /* y has the padded products' room (kvz_linear_rows) */
+    float *x = tu_malloc(max_m * in * sizeof *x), *y = tu_malloc(kvz_linear_rows(max_m) * out * sizeof *y);
     double *want = tu_malloc(max_m * out * sizeof *want), *mag = tu_malloc(max_m * out * sizeof *mag);
     for (size_t t = 0; t < sizeof rows / sizeof rows[0]; t++) {
         const size_t m = rows[t];
@@ -50,16 +52,22 @@ static void check_shape(kvz_mm *mm, tu_rng *r, kvz_dtype wt, size_t in, size_t o
             continue;
         for (size_t i = 0; i < m * in; i++)
             x[i] = tu_uniform(r, -1.0f, 1.0f);
-        tu_fill_sentinel(y, m * out);
-        assert_int_equal(kvz_linear_apply(mm, &l, m, x, y), KVZ_OK);
         reference(m, in, out, x, w_exact, b, wt == KVZ_DTYPE_BF16, want, mag);
-        for (size_t i = 0; i < m * out; i++) {
-            const double err = fabs(y[i] - want[i]), tol = 1e-5 * mag[i] + 1e-6;
-            if (!(err <= tol))
-                fail_msg("%s weights %zu -> %zu, bias %d, m %zu: y[%zu][%zu] = %.9g, want %.9g (tol %.3g)",
-                         wt == KVZ_DTYPE_BF16 ? "bf16" : "f32", in, out, with_bias, m, i / out, i % out,
-                         (double)y[i], want[i], tol);
+        float *xm = tu_malloc(m * in * sizeof *xm); /* exactly m rows: an over-read shows under ASan */
+        memcpy(xm, x, m * in * sizeof *xm);
+        for (int padded = 0; padded < 2; padded++) {
+            tu_fill_sentinel(y, m * out);
+            assert_int_equal(padded ? kvz_linear_apply_padded(mm, &l, m, xm, y) : kvz_linear_apply(mm, &l, m, xm, y),
+                             KVZ_OK);
+            for (size_t i = 0; i < m * out; i++) {
+                const double err = fabs(y[i] - want[i]), tol = 1e-5 * mag[i] + 1e-6;
+                if (!(err <= tol))
+                    fail_msg("%s weights %zu -> %zu, bias %d, m %zu%s: y[%zu][%zu] = %.9g, want %.9g (tol %.3g)",
+                             wt == KVZ_DTYPE_BF16 ? "bf16" : "f32", in, out, with_bias, m, padded ? " (padded)" : "",
+                             i / out, i % out, (double)y[i], want[i], tol);
+            }
         }
+        free(xm);
     }
     free(x), free(y), free(want), free(mag), free(w), free(w_exact), free(b);
 }
@@ -77,6 +85,13 @@ static void test_products(void **state)
     const size_t n_types = kvz_cpu_has_avx512_bf16() ? 2 : 1;
     if (n_types == 1)
         fprintf(stderr, "test_linear: no AVX512_BF16 on this CPU: bf16 weights not tested\n");
+    /* the padded products' room: whole multiples of 64 from 1024 rows on */
+    assert_int_equal(kvz_linear_rows(1), 1);
+    assert_int_equal(kvz_linear_rows(1023), 1023);
+    assert_int_equal(kvz_linear_rows(1024), 1024);
+    assert_int_equal(kvz_linear_rows(1025), 1088);
+    assert_int_equal(kvz_linear_rows(1088), 1088);
+    assert_int_equal(kvz_linear_rows(1130), 1152);
     for (size_t t = 0; t < n_types; t++) {
         check_shape(mm, &r, types[t], 96, 80, 0, 1130);
         check_shape(mm, &r, types[t], 96, 80, 1, 1130);

@@ -81,13 +81,15 @@ typedef struct scratch {
 } scratch;
 
 /* The activations of a step of c tokens, carved from the model's kept buffer (grown when
- * a step is larger than any before). */
+ * a step is larger than any before); each holds kvz_linear_rows(c) rows, the room of
+ * kvz_linear_apply_padded. */
 static kvz_status scratch_get(kvz_model *m, size_t c, scratch *s)
 {
     const kvz_hparams *hp = &m->hp;
     const size_t QD = hp->n_head * hp->head_dim, KD = hp->n_head_kv * hp->head_dim, R = hp->rope_dim / 2;
     const size_t per_token = hp->n_embd + 2 * QD + 2 * KD + 2 * hp->n_ff + 2 * R;
     size_t need;
+    c = kvz_linear_rows(c);
     if (!kvz_mul_ok(c, per_token, &need) || need > ((size_t)-1) / sizeof(float) - 2)
         return kvz_fail(KVZ_ERR_INVALID_ARG, "model: activations of %zu tokens are too large", c);
     need += 2; /* the rope tables of a rope_dim of 0 still get distinct pointers */
@@ -144,8 +146,9 @@ kvz_status kvz_model_layer(kvz_model *m, size_t layer, kvz_kv_target kv, kvz_lay
         float *x = io->x + a * E;
         const int64_t *pos = io->pos + a;
         rmsnorm(x, nc, E, w->attn_norm, hp->eps, s.xn);
-        if ((st = kvz_linear_apply(m->mm, &w->q, nc, s.xn, s.q)) || (st = kvz_linear_apply(m->mm, &w->k, nc, s.xn, s.k)) ||
-            (st = kvz_linear_apply(m->mm, &w->v, nc, s.xn, s.v)))
+        if ((st = kvz_linear_apply_padded(m->mm, &w->q, nc, s.xn, s.q)) ||
+            (st = kvz_linear_apply_padded(m->mm, &w->k, nc, s.xn, s.k)) ||
+            (st = kvz_linear_apply_padded(m->mm, &w->v, nc, s.xn, s.v)))
             break;
         rope_tables(m, pos, nc, s.cs, s.sn);
         rope_apply(m, s.q, nc, Hq, s.cs, s.sn);
@@ -162,14 +165,15 @@ kvz_status kvz_model_layer(kvz_model *m, size_t layer, kvz_kv_target kv, kvz_lay
                               (ptrdiff_t)d, io->score, io->score_head_stride, io->sink_end, io->chunk_begin,
                               io->chunk_end};
         st = kv.query ? kvz_query_attend(kv.query, layer, &at) : kvz_cache_attend(kv.cache, layer, &at);
-        if (st || (st = kvz_linear_apply(m->mm, &w->o, nc, s.att, s.xn)))
+        if (st || (st = kvz_linear_apply_padded(m->mm, &w->o, nc, s.att, s.xn)))
             break;
         add_into(x, s.xn, nc * E);
         rmsnorm(x, nc, E, w->ffn_norm, hp->eps, s.xn);
-        if ((st = kvz_linear_apply(m->mm, &w->gate, nc, s.xn, s.g)) || (st = kvz_linear_apply(m->mm, &w->up, nc, s.xn, s.u)))
+        if ((st = kvz_linear_apply_padded(m->mm, &w->gate, nc, s.xn, s.g)) ||
+            (st = kvz_linear_apply_padded(m->mm, &w->up, nc, s.xn, s.u)))
             break;
         kvz_swiglu(s.g, s.u, nc * F);
-        if ((st = kvz_linear_apply(m->mm, &w->down, nc, s.g, s.xn)))
+        if ((st = kvz_linear_apply_padded(m->mm, &w->down, nc, s.g, s.xn)))
             break;
         add_into(x, s.xn, nc * E);
     }

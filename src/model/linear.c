@@ -5,6 +5,7 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/internal.h"
 
@@ -36,8 +37,17 @@ static int transposed(kvz_dtype wtype, size_t m)
  * Every multiple of 64 from 1024 to 4096 ran at 1200 .. 1490, in two sweeps. So a bf16
  * product in the plain orientation runs its rows in a multiple of ROW_ALIGN and the rest
  * (fewer than 64 rows) as a product of its own: that costs 0 .. 10 % where the whole count
- * was fast (a second read of the weights), and removes the 2 to 4x. */
+ * was fast (a second read of the weights), and removes the 2 to 4x. Where the caller has
+ * room for the rounded-up rows (kvz_linear_apply_padded), the product runs them all
+ * instead, the extra ones on zero inputs: as fast as the multiple of 64 itself. */
 #define ROW_ALIGN 64
+
+static int aligned_rows(kvz_dtype wtype, size_t m) { return wtype == KVZ_DTYPE_BF16 && m >= TRANSPOSED_MAX_M; }
+
+size_t kvz_linear_rows(size_t m)
+{
+    return m >= TRANSPOSED_MAX_M && m % ROW_ALIGN && m <= SIZE_MAX - ROW_ALIGN ? m + ROW_ALIGN - m % ROW_ALIGN : m;
+}
 
 typedef struct prim_entry {
     size_t in, out, m; /* m == 0: runtime-M primitive */
@@ -184,23 +194,18 @@ static kvz_status get_prim(kvz_mm *mm, const kvz_linear *l, size_t m, dnnl_primi
     return KVZ_OK;
 }
 
-kvz_status kvz_linear_apply(kvz_mm *mm, const kvz_linear *l, size_t m, const float *x, float *y)
+/* y[0 .. m) = x[0 .. m) W^T (+ b), the product run on `rows` >= m rows (rows > m: bf16
+ * weights only, x's rows past m taken as zeros, y with room for `rows` rows). */
+static kvz_status apply_rows(kvz_mm *mm, const kvz_linear *l, size_t m, size_t rows, const float *x, float *y)
 {
-    if (!mm || !l || !x || !y)
-        return kvz_fail(KVZ_ERR_NULL, "kvz_linear_apply: NULL argument");
-    if (!m)
-        return KVZ_OK;
-    size_t elems, out_elems;
-    if (!kvz_mul_ok(m, l->in, &elems) || !kvz_mul_ok(m, l->out, &out_elems))
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_linear_apply: %zu rows of %zu -> %zu too large", m, l->in, l->out);
-    const int tr = transposed(l->wtype, m);
-    if (l->wtype == KVZ_DTYPE_BF16 && !tr && m >= TRANSPOSED_MAX_M && m % ROW_ALIGN) {
-        const size_t m1 = m - m % ROW_ALIGN;
-        kvz_status st = kvz_linear_apply(mm, l, m1, x, y);
-        return st == KVZ_OK ? kvz_linear_apply(mm, l, m - m1, x + m1 * l->in, y + m1 * l->out) : st;
-    }
+    size_t elems, in_elems, out_elems;
+    if (!kvz_mul_ok(rows, l->in, &elems) || !kvz_mul_ok(rows, l->out, &out_elems))
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_linear_apply: %zu rows of %zu -> %zu too large", rows, l->in,
+                        l->out);
+    in_elems = m * l->in;
+    const int tr = transposed(l->wtype, rows); /* only below 1024 rows, where rows == m */
     dnnl_primitive_t prim = NULL;
-    kvz_status st = get_prim(mm, l, m, &prim);
+    kvz_status st = get_prim(mm, l, rows, &prim);
     if (st != KVZ_OK)
         return st;
     const void *src = x;
@@ -208,7 +213,8 @@ kvz_status kvz_linear_apply(kvz_mm *mm, const kvz_linear *l, size_t m, const flo
         uint16_t *xb = reserve(&mm->xbuf, &mm->xbuf_elems, elems, sizeof *xb);
         if (!xb)
             return kvz_fail(KVZ_ERR_NOMEM, "kvz_linear_apply: no memory for %zu activations", elems);
-        kvz_convert(xb, KVZ_DTYPE_BF16, x, KVZ_DTYPE_F32, elems);
+        kvz_convert(xb, KVZ_DTYPE_BF16, x, KVZ_DTYPE_F32, in_elems);
+        memset(xb + in_elems, 0, (elems - in_elems) * sizeof *xb);
         src = xb;
     }
     float *dst = y;
@@ -219,7 +225,7 @@ kvz_status kvz_linear_apply(kvz_mm *mm, const kvz_linear *l, size_t m, const flo
     }
     dnnl_memory_desc_t sd, wd, dd;
     dnnl_memory_t ms = NULL, mw = NULL, md = NULL;
-    dnnl_status_t s = descs(l->in, l->out, (dnnl_dim_t)m, l->wtype, tr, &sd, &wd, &dd);
+    dnnl_status_t s = descs(l->in, l->out, (dnnl_dim_t)rows, l->wtype, tr, &sd, &wd, &dd);
     if (s == dnnl_success)
         s = dnnl_memory_create(&ms, &sd, mm->engine, tr ? (void *)l->w : (void *)src);
     if (s == dnnl_success)
@@ -248,4 +254,27 @@ kvz_status kvz_linear_apply(kvz_mm *mm, const kvz_linear *l, size_t m, const flo
             for (size_t j = 0; j < l->out; j++)
                 y[i * l->out + j] += l->bias[j];
     return KVZ_OK;
+}
+
+kvz_status kvz_linear_apply(kvz_mm *mm, const kvz_linear *l, size_t m, const float *x, float *y)
+{
+    if (!mm || !l || !x || !y)
+        return kvz_fail(KVZ_ERR_NULL, "kvz_linear_apply: NULL argument");
+    if (!m)
+        return KVZ_OK;
+    if (aligned_rows(l->wtype, m) && m % ROW_ALIGN) { /* a multiple of ROW_ALIGN, then the rest */
+        const size_t m1 = m - m % ROW_ALIGN;
+        kvz_status st = apply_rows(mm, l, m1, m1, x, y);
+        return st == KVZ_OK ? kvz_linear_apply(mm, l, m - m1, x + m1 * l->in, y + m1 * l->out) : st;
+    }
+    return apply_rows(mm, l, m, m, x, y);
+}
+
+kvz_status kvz_linear_apply_padded(kvz_mm *mm, const kvz_linear *l, size_t m, const float *x, float *y)
+{
+    if (!mm || !l || !x || !y)
+        return kvz_fail(KVZ_ERR_NULL, "kvz_linear_apply: NULL argument");
+    if (!m)
+        return KVZ_OK;
+    return apply_rows(mm, l, m, aligned_rows(l->wtype, m) ? kvz_linear_rows(m) : m, x, y);
 }

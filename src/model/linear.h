@@ -28,4 +28,13 @@ void kvz_mm_destroy(kvz_mm *mm);
  * there): elsewhere KVZ_ERR_UNSUPPORTED. */
 kvz_status kvz_linear_apply(kvz_mm *mm, const kvz_linear *l, size_t m, const float *x, float *y);
 
+/* The rows kvz_linear_apply_padded may write for m rows: m, or for 1024 rows and more m
+ * rounded up to a multiple of 64 (see ROW_ALIGN in linear.c). */
+size_t kvz_linear_rows(size_t m);
+
+/* kvz_linear_apply where y has room for kvz_linear_rows(m) rows: a bf16 product runs those
+ * rows whole, the ones past m on zero inputs, instead of the rest apart (no second read of
+ * the weights). x is read for m rows only; what lands in y past row m is unspecified. */
+kvz_status kvz_linear_apply_padded(kvz_mm *mm, const kvz_linear *l, size_t m, const float *x, float *y);
+
 #endif
