@@ -42,11 +42,10 @@ static int transposed(kvz_dtype wtype, size_t m)
  * instead, the extra ones on zero inputs: as fast as the multiple of 64 itself. */
 #define ROW_ALIGN 64
 
-static int aligned_rows(kvz_dtype wtype, size_t m) { return wtype == KVZ_DTYPE_BF16 && m >= TRANSPOSED_MAX_M; }
-
 size_t kvz_linear_rows(size_t m)
 {
-    return m >= TRANSPOSED_MAX_M && m % ROW_ALIGN && m <= SIZE_MAX - ROW_ALIGN ? m + ROW_ALIGN - m % ROW_ALIGN : m;
+    const int round = m >= TRANSPOSED_MAX_M && m % ROW_ALIGN && m <= SIZE_MAX - ROW_ALIGN;
+    return round ? m + ROW_ALIGN - m % ROW_ALIGN : m;
 }
 
 typedef struct prim_entry {
@@ -198,11 +197,11 @@ static kvz_status get_prim(kvz_mm *mm, const kvz_linear *l, size_t m, dnnl_primi
  * weights only, x's rows past m taken as zeros, y with room for `rows` rows). */
 static kvz_status apply_rows(kvz_mm *mm, const kvz_linear *l, size_t m, size_t rows, const float *x, float *y)
 {
-    size_t elems, in_elems, out_elems;
+    size_t elems, out_elems;
     if (!kvz_mul_ok(rows, l->in, &elems) || !kvz_mul_ok(rows, l->out, &out_elems))
         return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_linear_apply: %zu rows of %zu -> %zu too large", rows, l->in,
                         l->out);
-    in_elems = m * l->in;
+    const size_t in_elems = m * l->in;
     const int tr = transposed(l->wtype, rows); /* only below 1024 rows, where rows == m */
     dnnl_primitive_t prim = NULL;
     kvz_status st = get_prim(mm, l, rows, &prim);
@@ -262,7 +261,7 @@ kvz_status kvz_linear_apply(kvz_mm *mm, const kvz_linear *l, size_t m, const flo
         return kvz_fail(KVZ_ERR_NULL, "kvz_linear_apply: NULL argument");
     if (!m)
         return KVZ_OK;
-    if (aligned_rows(l->wtype, m) && m % ROW_ALIGN) { /* a multiple of ROW_ALIGN, then the rest */
+    if (l->wtype == KVZ_DTYPE_BF16 && kvz_linear_rows(m) != m) { /* a multiple of ROW_ALIGN, then the rest */
         const size_t m1 = m - m % ROW_ALIGN;
         kvz_status st = apply_rows(mm, l, m1, m1, x, y);
         return st == KVZ_OK ? kvz_linear_apply(mm, l, m - m1, x + m1 * l->in, y + m1 * l->out) : st;
@@ -273,8 +272,8 @@ kvz_status kvz_linear_apply(kvz_mm *mm, const kvz_linear *l, size_t m, const flo
 kvz_status kvz_linear_apply_padded(kvz_mm *mm, const kvz_linear *l, size_t m, const float *x, float *y)
 {
     if (!mm || !l || !x || !y)
-        return kvz_fail(KVZ_ERR_NULL, "kvz_linear_apply: NULL argument");
+        return kvz_fail(KVZ_ERR_NULL, "kvz_linear_apply_padded: NULL argument");
     if (!m)
         return KVZ_OK;
-    return apply_rows(mm, l, m, aligned_rows(l->wtype, m) ? kvz_linear_rows(m) : m, x, y);
+    return apply_rows(mm, l, m, l->wtype == KVZ_DTYPE_BF16 ? kvz_linear_rows(m) : m, x, y);
 }
