@@ -964,6 +964,29 @@ static void online_update_dot(blk_ctx *c, float *m, float *l, size_t nb, const u
     }
 }
 
+/* The max over keys j < nb (those passing `in`, if given) of the gemm layout's row vector at
+ * sv: four chains, since each max waits on the one before. */
+static inline vf col_max(const float *sv, size_t nb, const unsigned char *in)
+{
+    vf a = vf_set1(-INFINITY), b = a, e = a, f = a;
+    size_t j = 0;
+    if (in) {
+        for (; j < nb; j++)
+            if (in[j])
+                a = vf_max(a, vf_load(sv + j * MQ));
+        return a;
+    }
+    for (; j + 4 <= nb; j += 4) {
+        a = vf_max(a, vf_load(sv + j * MQ));
+        b = vf_max(b, vf_load(sv + (j + 1) * MQ));
+        e = vf_max(e, vf_load(sv + (j + 2) * MQ));
+        f = vf_max(f, vf_load(sv + (j + 3) * MQ));
+    }
+    for (; j < nb; j++)
+        a = vf_max(a, vf_load(sv + j * MQ));
+    return vf_max(vf_max(a, b), vf_max(e, f));
+}
+
 static void online_update(blk_ctx *c, float *m, float *l, size_t nb, const unsigned char *in, int overwrite)
 {
     if (c->dot) {
@@ -972,10 +995,7 @@ static void online_update(blk_ctx *c, float *m, float *l, size_t nb, const unsig
     }
     for (size_t v = 0; v < c->nrv; v++) {
         float *sv = c->s + v * VW;
-        vf bm = vf_set1(-INFINITY);
-        for (size_t j = 0; j < nb; j++)
-            if (!in || in[j])
-                bm = vf_max(bm, vf_load(sv + j * MQ));
+        const vf bm = col_max(sv, nb, in);
         const vf mold = vf_load(m + v * VW);
         const vf mnew = vf_max(mold, bm);
         /* a max of -inf (nothing visible yet) must not produce inf - inf */
@@ -997,6 +1017,16 @@ static void online_update(blk_ctx *c, float *m, float *l, size_t nb, const unsig
     }
 }
 
+/* The sum over the keys j < nb that pass `in` of the gemm layout's row vector at sv. */
+static inline vf masked_sum(const float *sv, size_t nb, const unsigned char *in)
+{
+    vf sum = vf_zero();
+    for (size_t j = 0; j < nb; j++)
+        if (in[j])
+            sum = vf_add(sum, vf_load(sv + j * MQ));
+    return sum;
+}
+
 /* Beyond this gap between a row's running max and its reduced-set max, the scored update
  * sums the reduced set's own exps (see online_update_scored). */
 #define RESCALE_MAX 2.0f
@@ -1006,18 +1036,13 @@ static void online_update(blk_ctx *c, float *m, float *l, size_t nb, const unsig
  * first. The reduced sum reuses them, exp(s - m2) = exp(s - m) exp(m - m2): one exp per
  * row instead of one per reduced key. It loses only terms whose exp(s - m) is below the
  * normal floats (s - m < -87), which is below e^-47 of the reduced set's largest term
- * while m - m2 <= RESCALE_MAX; a row vector with a larger gap sums its own exps. */
-static void online_update_scored(blk_ctx *c, size_t nb, const unsigned char *in)
+ * while m - m2 <= RESCALE_MAX; a row vector with a larger gap sums its own exps. all_in:
+ * every key of the block is in the reduced set (most blocks are all in or all out). */
+static void online_update_scored(blk_ctx *c, size_t nb, const unsigned char *in, int all_in)
 {
     for (size_t v = 0; v < c->nrv; v++) {
         float *sv = c->s + v * VW;
-        vf bm = vf_set1(-INFINITY), bm2 = bm;
-        for (size_t j = 0; j < nb; j++) {
-            const vf x = vf_load(sv + j * MQ);
-            bm = vf_max(bm, x);
-            if (in[j])
-                bm2 = vf_max(bm2, x);
-        }
+        const vf bm = col_max(sv, nb, NULL), bm2 = all_in ? bm : col_max(sv, nb, in);
         /* maxes of -inf (nothing visible yet) must not produce inf - inf */
         const vf mold = vf_load(c->m + v * VW), mnew = vf_max(mold, bm);
         const vf muse = vf_max(mnew, vf_set1(-FLT_MAX));
@@ -1030,11 +1055,11 @@ static void online_update_scored(blk_ctx *c, size_t nb, const unsigned char *in)
             const vf x = vf_load(sv + j * MQ), p = vf_exp(vf_sub(x, muse));
             vf_store(sv + j * MQ, p);
             sum = vf_add(sum, p);
-            if (in[j])
-                sum2 = vf_add(sum2, direct ? vf_exp(vf_sub(x, muse2)) : p);
+            if (direct && in[j])
+                sum2 = vf_add(sum2, vf_exp(vf_sub(x, muse2)));
         }
-        if (!direct)
-            sum2 = vf_mul(sum2, vf_exp(gap));
+        if (!direct) /* the reduced set's share of the same exps, rescaled to its own max */
+            sum2 = vf_mul(all_in ? sum : masked_sum(sv, nb, in), vf_exp(gap));
         const vf alpha = vf_exp(vf_sub(mold, muse));
         vf_store(c->l + v * VW, vf_fma(vf_load(c->l + v * VW), alpha, sum));
         vf_store(c->m + v * VW, mnew);
@@ -1199,16 +1224,18 @@ static void stats_reset(blk_ctx *c)
     }
 }
 
-/* Marks which keys of [kb, kb+nb) belong to the KVzip reduced key set; returns whether any. */
-static int reduced_mask(const kvz_attn_job *job, size_t kb, size_t nb, unsigned char *in)
+/* Marks which keys of [kb, kb+nb) belong to the KVzip reduced key set; returns whether any,
+ * and sets *all to whether every one does. */
+static int reduced_mask(const kvz_attn_job *job, size_t kb, size_t nb, unsigned char *in, int *all)
 {
-    int any = 0;
+    int any = 0, every = 1;
     for (size_t j = 0; j < nb; j++) {
         const size_t key = kb + j;
         in[j] =
             key < job->sink_end || (key >= job->chunk_begin && key < job->chunk_end) || key >= job->own_begin;
-        any |= in[j];
+        any |= in[j], every &= in[j];
     }
+    *all = every;
     return any;
 }
 
@@ -1378,9 +1405,10 @@ static void attn_impl(const kvz_attn_job *job)
                 logits_block(&c, kr, job->kv_row_stride, dt, kb, nb, kb0);
                 if (keep_z) /* the chunk's logits, before they become probabilities */
                     store_chunk_logits(&c, job, kb0 + kb, nb);
-                const int reduced = job->score && reduced_mask(job, kb0 + kb, nb, in);
+                int all_in = 0;
+                const int reduced = job->score && reduced_mask(job, kb0 + kb, nb, in, &all_in);
                 if (reduced && !c.dot) {
-                    online_update_scored(&c, nb, in);
+                    online_update_scored(&c, nb, in, all_in);
                 } else {
                     if (reduced)
                         online_update(&c, c.m2, c.l2, nb, in, 0);
