@@ -83,6 +83,11 @@ typedef struct kvz_attn_job {
      * sweep keeps the chunk keys' logits of a query block, so that the second visit does not
      * compute them again (NULL: it recomputes them). */
     float *zstore;
+    /* Optional, bf16 K/V: kvz_attn_vt_words(n_k, n_k2, d) 16-bit words, 64-byte aligned,
+     * where a level with AMX tiles keeps the V rows transposed into tiles as the job's query
+     * blocks first reach them, for its later query blocks (NULL: each key block builds its
+     * own). Other levels ignore it. */
+    uint16_t *vtstore;
 } kvz_attn_job;
 
 /*
@@ -160,6 +165,12 @@ static inline size_t kvz_attn_work_floats(size_t d)
            + KVZ_KBLOCK_K * KVZ_KBLOCK_Q / 2                 /* probabilities as bf16 pairs */
            + 8 * KVZ_KBLOCK_Q                                /* row statistics */
            + 64;
+}
+/* The 16-bit words of a job's vtstore: each run's keys in whole chunks of 32, d words a key
+ * (d rounded up to 32). */
+static inline size_t kvz_attn_vt_words(size_t n_k, size_t n_k2, size_t d)
+{
+    return ((n_k + 31) / 32 + (n_k2 + 31) / 32) * 32 * ((d + 31) / 32 * 32);
 }
 static inline size_t kvz_window_work_floats(size_t n, size_t d) { return kvz_attn_work_floats(d) + n + 64; }
 

@@ -88,6 +88,10 @@ typedef struct blk_ctx {
     /* bdot on the gemm path with d a multiple of 32 at a level with AMX tiles: the products
        run on tiles (logits_amx, pv_amx) */
     int amx;
+    /* the amx path's V tiles (vt_block): the job's store or NULL, the first chunk of each
+       run in it and how many chunks of each run it holds so far */
+    uint16_t *vt;
+    size_t vt_base[2], vt_done[2];
     float scale;
     /* the bp path's interleaved streams: the current block's keys come from 2^ilv_log2n
        regions ilv_rows rows apart (ilv_log2n 0: one run); ilv_j0, the first key of a P.V
@@ -104,6 +108,8 @@ static void scratch_init(blk_ctx *c, float *work, size_t d, size_t group, ptrdif
 {
     c->pf_n[0] = c->pf_n[1] = 0;
     c->bdot = c->bpdot = c->amx = 0;
+    c->vt = NULL;
+    c->vt_base[0] = c->vt_base[1] = c->vt_done[0] = c->vt_done[1] = 0;
     c->ilv_log2n = c->ilv_rows = c->ilv_j0 = 0;
     c->d = d;
     c->dp = kvz_kpad(d);
@@ -812,54 +818,92 @@ static void logits_amx(const blk_ctx *c, const uint16_t *kp, size_t ks, size_t n
             vf_store(S + j * MQ + v * VW, vf_mul(vf_load(S + j * MQ + v * VW), sc));
 }
 
-/* O[r] = O[r]*alpha[r] + sum_j P[j][r] V[j] on AMX tiles. A C tile is 16 rows x 16 elements
- * of O, an A tile 16 rows' probabilities of 32 keys as bf16 pairs (the transpose of the
- * pairs pv_bf16 broadcasts, built in registers), a B tile 16 zipped V pairs [key/2][x] (as
- * pv_bf16 zips them). Keys past nb are zero pairs in both, up to whole 32-key chunks. Row
- * tiles go in pairs, as in logits_amx (four C, two A, two B): an odd last tile's A tiles
- * are zero, and its O rows are scratch within the block's MQ rows. */
-static void pv_amx(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
+/* The V rows of a 32-key chunk (n <= 32 of them at vp, zeros after) as pv_amx's A tiles,
+ * V transposed: tile t (elements x = 16t .. 16t+15) holds in row x - 16t the chunk's 32
+ * values of element x in key order. Zipping pairs of keys per element, then transposing the
+ * 16 x 16 words, builds it. */
+static void vt_chunk(const blk_ctx *c, uint16_t *dst, const uint16_t *vp, size_t vs, size_t n)
 {
-    const size_t d = c->d, dp = c->dp, nrt = c->nrv, nrt2 = amx_row_tiles(c) / 2, nkc = (nb + 31) / 32;
-    const size_t np = (nb + 1) / 2;
-    uint32_t *pt = c->pp, *vz = (uint32_t *)c->vf_;
-    /* A tile (rt, kc) at pt + (rt nkc + kc) 256: row r holds the pairs of keys 32 kc + 2i, +1 */
-    for (size_t rt = 0; rt < 2 * nrt2; rt++)
-        for (size_t kc = 0; kc < nkc; kc++) {
-            vbp w[16];
+    for (size_t t = 0; t < c->d / 16; t++) {
+        vbp w[16];
+        for (size_t i = 0; i < 16; i++) {
+            const uint16_t *v0 = 2 * i < n ? vp + 2 * i * vs + 16 * t : NULL;
+            w[i] = v0 ? vbp_zip(v0, 2 * i + 1 < n ? v0 + vs : NULL, 16) : vbp_set1(0);
+        }
+        vbp_transpose16(w);
+        for (size_t x = 0; x < 16; x++)
+            vbp_store((uint32_t *)(dst + t * 512 + x * 32), w[x]);
+    }
+}
+
+/* The rows of a run of n_run that its 32-key chunk ch holds. */
+static inline size_t chunk_rows(size_t n_run, size_t ch) { return n_run - ch * 32 < 32 ? n_run - ch * 32 : 32; }
+
+/* The A tiles of the keys [kb, kb+nb) of a run (kb a multiple of 32; the run's n_run rows
+ * at vr): from the job's store, which is filled as the job's query blocks first reach each
+ * chunk (the later blocks, which see at least as many keys, reuse them), or without a store
+ * built into scratch for this block alone. */
+static const uint16_t *vt_block(blk_ctx *c, int run, const uint16_t *vr, size_t vs, size_t n_run, size_t kb,
+                                size_t nb)
+{
+    const size_t cw = 32 * c->d, ch0 = kb / 32, ch1 = (kb + nb + 31) / 32;
+    if (!c->vt) {
+        uint16_t *dst = (uint16_t *)c->vf_;
+        for (size_t ch = ch0; ch < ch1; ch++)
+            vt_chunk(c, dst + (ch - ch0) * cw, vr + ch * 32 * vs, vs, chunk_rows(n_run, ch));
+        return dst;
+    }
+    uint16_t *base = c->vt + c->vt_base[run] * cw;
+    for (size_t ch; (ch = c->vt_done[run]) < ch1; c->vt_done[run]++)
+        vt_chunk(c, base + ch * cw, vr + ch * 32 * vs, vs, chunk_rows(n_run, ch));
+    return base + ch0 * cw;
+}
+
+/* O^T[x][r] = O^T[x][r]*alpha[r] + sum_j V[j][x] P[j][r] on AMX tiles: at the amx level the
+ * block's O is kept transposed, [x][MQ] (written out by rows at the end), so that the
+ * probabilities, already [key][row] in S, are the B operand as they stand: a B tile holds in
+ * row i the pairs of keys 2i, 2i+1 for 16 rows, one pack per row vector and pair, no
+ * transpose. The A tiles are V transposed (vt_block), C tiles 16 elements x 16 rows. Keys
+ * past nb are zero pairs up to whole 32-key chunks; tiles go in pairs (four C, two A, two B):
+ * an odd last row tile has zero probabilities, and its O^T columns are scratch. */
+static void pv_amx(blk_ctx *c, const uint16_t *vt, size_t nb)
+{
+    const size_t d = c->d, nrt = c->nrv, nra = amx_row_tiles(c), nkc = (nb + 31) / 32, cw = 32 * d;
+    uint32_t *pt = c->pp;
+    /* B tile (kc, rt) at pt + (kc nra + rt) 256 */
+    for (size_t kc = 0; kc < nkc; kc++)
+        for (size_t rt = 0; rt < nra; rt++)
             for (size_t i = 0; i < 16; i++) {
                 const size_t j = kc * 32 + 2 * i;
                 const vf lo = rt < nrt && j < nb ? vf_load(c->s + j * MQ + rt * VW) : vf_zero();
                 const vf hi = rt < nrt && j + 1 < nb ? vf_load(c->s + (j + 1) * MQ + rt * VW) : vf_zero();
-                w[i] = vbp_pack(lo, hi);
+                vbp_store(pt + (kc * nra + rt) * 256 + i * 16, vbp_pack(lo, hi));
             }
-            vbp_transpose16(w);
-            for (size_t i = 0; i < 16; i++)
-                vbp_store(pt + (rt * nkc + kc) * 256 + i * 16, w[i]);
-        }
-    zip_v_pairs(c, vz, vp, vs, nb);
-    for (size_t i = np; i < nkc * 16; i++) /* zero pairs up to whole chunks */
-        memset(vz + i * dp, 0, d * sizeof(uint32_t));
-    /* the rescale, row by row: once the running maxima settle, most rows keep alpha = 1 */
-    for (size_t r = 0; r < nrt * VW; r++)
-        if (c->alpha[r] != 1.0f) {
-            const vf al = vf_set1(c->alpha[r]);
-            for (size_t x = 0; x < d; x += VW)
-                vf_store(c->o + r * dp + x, vf_mul(vf_load(c->o + r * dp + x), al));
-        }
-    const size_t ost = dp * sizeof(float), vst = dp * sizeof(uint32_t);
-    for (size_t rp = 0; rp < nrt2; rp++)
-        for (size_t x = 0; x < d; x += 32) {
-            float *o0 = c->o + 2 * rp * 16 * dp + x, *o1 = o0 + 16 * dp;
+    /* the rescale, a row vector of columns at a time: once the running maxima settle, most
+       rows keep alpha = 1 */
+    for (size_t rt = 0; rt < nrt; rt++) {
+        int ones = 1;
+        for (size_t r = 0; r < VW; r++)
+            ones &= c->alpha[rt * VW + r] == 1.0f;
+        if (ones)
+            continue;
+        const vf al = vf_load(c->alpha + rt * VW);
+        for (size_t x = 0; x < d; x++)
+            vf_store(c->o + x * MQ + rt * VW, vf_mul(vf_load(c->o + x * MQ + rt * VW), al));
+    }
+    const size_t ost = MQ * sizeof(float);
+    for (size_t xp = 0; xp < d / 32; xp++)
+        for (size_t rp = 0; rp < nra / 2; rp++) {
+            float *o0 = c->o + 32 * xp * MQ + 32 * rp, *o1 = o0 + 16 * MQ;
             AMX_LOAD(0, o0, ost);
             AMX_LOAD(1, o0 + 16, ost);
             AMX_LOAD(2, o1, ost);
             AMX_LOAD(3, o1 + 16, ost);
             for (size_t kc = 0; kc < nkc; kc++) {
-                AMX_LOAD(4, pt + (2 * rp * nkc + kc) * 256, 64);
-                AMX_LOAD(5, pt + ((2 * rp + 1) * nkc + kc) * 256, 64);
-                AMX_LOAD(6, vz + kc * 16 * dp + x, vst);
-                AMX_LOAD(7, vz + kc * 16 * dp + x + 16, vst);
+                AMX_LOAD(4, vt + kc * cw + 2 * xp * 512, 64);
+                AMX_LOAD(5, vt + kc * cw + (2 * xp + 1) * 512, 64);
+                AMX_LOAD(6, pt + (kc * nra + 2 * rp) * 256, 64);
+                AMX_LOAD(7, pt + (kc * nra + 2 * rp + 1) * 256, 64);
                 AMX_DP(0, 4, 6);
                 AMX_DP(1, 4, 7);
                 AMX_DP(2, 5, 6);
@@ -964,6 +1008,19 @@ static void online_update_dot(blk_ctx *c, float *m, float *l, size_t nb, const u
     }
 }
 
+/* The gemm layout's running max (m) is a block's max rounded up to a multiple of 8 (the
+ * softmax is the same for any m at or above the true max): a row's m moves only when a
+ * block's max passes into a higher step of 8, so that the rescale of O by alpha, costly on
+ * the transposed O of the amx path, is skipped by most rows after the first blocks. The
+ * probabilities stay at most 1 and lose nothing but terms below e^-79 of the largest.
+ * Adding and subtracting 1.5 * 2^26, where floats are 8 apart, rounds to a multiple of 8
+ * (below 2^25); the max with x keeps m >= x beyond. */
+static inline vf max_step(vf x)
+{
+    const vf c = vf_set1(100663296.0f);
+    return vf_max(x, vf_sub(vf_add(vf_add(x, vf_set1(4.0f)), c), c));
+}
+
 /* The max over keys j < nb (those passing `in`, if given) of the gemm layout's row vector at
  * sv: four chains, since each max waits on the one before. */
 static inline vf col_max(const float *sv, size_t nb, const unsigned char *in)
@@ -997,7 +1054,7 @@ static void online_update(blk_ctx *c, float *m, float *l, size_t nb, const unsig
         float *sv = c->s + v * VW;
         const vf bm = col_max(sv, nb, in);
         const vf mold = vf_load(m + v * VW);
-        const vf mnew = vf_max(mold, bm);
+        const vf mnew = vf_max(mold, max_step(bm));
         /* a max of -inf (nothing visible yet) must not produce inf - inf */
         const vf muse = vf_max(mnew, vf_set1(-FLT_MAX));
         const vf alpha = vf_exp(vf_sub(mold, muse));
@@ -1044,7 +1101,7 @@ static void online_update_scored(blk_ctx *c, size_t nb, const unsigned char *in,
         float *sv = c->s + v * VW;
         const vf bm = col_max(sv, nb, NULL), bm2 = all_in ? bm : col_max(sv, nb, in);
         /* maxes of -inf (nothing visible yet) must not produce inf - inf */
-        const vf mold = vf_load(c->m + v * VW), mnew = vf_max(mold, bm);
+        const vf mold = vf_load(c->m + v * VW), mnew = vf_max(mold, max_step(bm));
         const vf muse = vf_max(mnew, vf_set1(-FLT_MAX));
         const vf m2old = vf_load(c->m2 + v * VW), m2new = vf_max(m2old, bm2);
         const vf muse2 = vf_max(m2new, vf_set1(-FLT_MAX));
@@ -1332,6 +1389,8 @@ static void attn_impl(const kvz_attn_job *job)
     const size_t rows = job->n_q * job->group;
     const int dt = job->dtype;
     c.bdot = KVZ_ATTN_BF16DOT && dt == KVZ_KDT_BF16 && job->d % 2 == 0;
+    if (c.bdot && job->vtstore) /* the runs' V tiles, chunk by chunk (vt_block) */
+        c.vt = job->vtstore, c.vt_base[1] = (job->n_k + 31) / 32;
     unsigned char in[BK_DOT > BK ? BK_DOT : BK]; /* a block's reduced-set marks */
 #if KVZ_ATTN_AMX
     int tiles = 0; /* the tile configuration is per thread: loaded by the first block on tiles */
@@ -1350,7 +1409,10 @@ static void attn_impl(const kvz_attn_job *job)
         /* the bf16 P.V runs whole row tiles (on AMX, pairs of them): their padding rows must
            hold numbers too */
         const size_t o_rows = c.amx ? amx_row_tiles(&c) * VW : c.bdot && !c.dot ? c.nrv * VW : c.mq_tile;
-        memset(c.o, 0, o_rows * c.dp * sizeof(float));
+        if (c.amx) /* O transposed, [x][MQ] (see pv_amx) */
+            memset(c.o, 0, c.d * MQ * sizeof(float));
+        else
+            memset(c.o, 0, o_rows * c.dp * sizeof(float));
         const ptrdiff_t lim = row_limit(&c, mq - 1);
         const size_t n_all = job->n_k + job->n_k2;
         const size_t kend = lim < 0 ? 0 : ((size_t)lim + 1 < n_all ? (size_t)lim + 1 : n_all);
@@ -1421,7 +1483,7 @@ static void attn_impl(const kvz_attn_job *job)
                 pf_queue(&c, vnext, c.bdot ? next : 0, NULL, 0, 0);
 #if KVZ_ATTN_AMX
                 if (c.amx)
-                    pv_amx(&c, (const uint16_t *)vblk, (size_t)job->kv_row_stride, nb);
+                    pv_amx(&c, vt_block(&c, run, (const uint16_t *)vr, (size_t)job->kv_row_stride, kn, kb, nb), nb);
                 else
 #endif
 #if KVZ_ATTN_BF16DOT
@@ -1442,6 +1504,9 @@ static void attn_impl(const kvz_attn_job *job)
             if (c.bpdot)
                 for (size_t x = 0; x < job->d; x++)
                     dst[x] = c.o[r * c.dp + bp_slot(x)] * inv;
+            else if (c.amx)
+                for (size_t x = 0; x < job->d; x++)
+                    dst[x] = c.o[x * MQ + r] * inv;
             else
 #endif
                 for (size_t x = 0; x < job->d; x++)

@@ -29,12 +29,14 @@ static inline vf vbp_odd_f32(vbp x)
     return _mm512_castsi512_ps(_mm512_and_si512(x, _mm512_set1_epi32((int)0xffff0000u)));
 }
 
-/* Pairs (lo[i], hi[i]) rounded to nearest even. */
+/* Pairs (lo[i], hi[i]) rounded to nearest even: both rounded into one vector (lo's 16 bf16,
+ * then hi's), then interleaved by one word permute. */
 static inline vbp vbp_pack(vf lo, vf hi)
 {
-    const __m512i l = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(lo));
-    const __m512i h = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(hi));
-    return _mm512_or_si512(l, _mm512_slli_epi32(h, 16));
+    const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
+                                         22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    return _mm512_permutexvar_epi16(idx, both);
 }
 
 /* Pairs (a[i], b[i]) of n <= 16 bf16 elements of two rows (b may be NULL: zeros), zero

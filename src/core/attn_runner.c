@@ -19,6 +19,8 @@
 #define KEY_SPLIT_MAX_ROWS 32
 /* Largest per-thread store of chunk logits for scoring (floats: 16 MiB, a 64 x 65536 chunk). */
 #define ZSTORE_MAX ((size_t)1 << 22)
+/* Largest per-thread store of V tiles (floats: 32 MiB, 131072 keys of 128 bf16). */
+#define VTSTORE_MAX ((size_t)1 << 23)
 
 static size_t n_threads(void)
 {
@@ -87,7 +89,21 @@ static kvz_status run_query_slices(const kvz_kernel_table *kt, const kvz_attn_jo
             zfloats = KVZ_KBLOCK_Q * (heads[h].chunk_end - heads[h].chunk_begin);
     if (zfloats > ZSTORE_MAX)
         zfloats = 0;
-    const size_t wbase = (kvz_attn_work_floats(heads[0].d) + 15) / 16 * 16, wfloats = wbase + zfloats;
+    /* bf16 K/V: room for a slice's V tiles when it has several query blocks to reuse them
+       (kernels.h; only levels with AMX tiles use it); above VTSTORE_MAX floats per thread
+       each key block builds its own */
+    size_t vtfloats = 0;
+    for (size_t h = 0; h < n_heads; h++)
+        if (heads[h].dtype == KVZ_KDT_BF16 &&
+            (slice_tok[h] < heads[h].n_q ? slice_tok[h] : heads[h].n_q) * G > KVZ_KBLOCK_Q) {
+            const size_t w = (kvz_attn_vt_words(heads[h].n_k, heads[h].n_k2, heads[h].d) + 1) / 2;
+            vtfloats = w > vtfloats ? w : vtfloats;
+        }
+    if (vtfloats > VTSTORE_MAX)
+        vtfloats = 0;
+    const size_t wbase = (kvz_attn_work_floats(heads[0].d) + 15) / 16 * 16,
+                 zbase = wbase + (zfloats + 15) / 16 * 16;
+    const size_t wfloats = zbase + vtfloats;
 #pragma omp parallel
     {
         float *work = nomem ? NULL : kvz_thread_scratch(wfloats);
@@ -109,6 +125,7 @@ static kvz_status run_query_slices(const kvz_kernel_table *kt, const kvz_attn_jo
             j.score = priv[x] ? priv[x] : hj->score;
             j.work = work;
             j.zstore = zfloats && hj->score ? work + wbase : NULL;
+            j.vtstore = vtfloats && hj->dtype == KVZ_KDT_BF16 ? (uint16_t *)(work + zbase) : NULL;
             if (!hj->lse) {
                 j.lse = NULL;
                 kt->attn(&j);
