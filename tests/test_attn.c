@@ -779,8 +779,11 @@ static void test_spec_reduced_set(void **state)
         size_t at = max_abs_diff_at(s.out, out0, nout, &diff);
         if (!(diff > 1e-2)) /* control: the keys are visible and take over the attention output */
             fail_msg("%s: output moved only by %g at %zu", ln, diff, at);
+        /* unchanged up to fp32 rounding: without the loud keys the fused reduced sum reuses
+           exp(s - m) with m up to RESCALE_MAX + 8 (attn_body.h) above the reduced set's max,
+           each exp within about 18 * 2^-24 relative; with them it sums its own exps */
         for (size_t x = 0; x < H * m; x++)
-            if (!(fabsf(other[x] - base[x]) <= 1e-6f * base[x]))
+            if (!(fabsf(other[x] - base[x]) <= 4e-6f * base[x]))
                 fail_msg("%s: chunk score %zu changed from %.9g to %.9g by other chunks' keys", ln, x,
                          (double)base[x], (double)other[x]);
         kctx_oracle(&s, s.n_in, s.n_sys, cb, ce, want);

@@ -98,6 +98,7 @@ typedef struct blk_ctx {
        piece (see ilv_key) */
     size_t ilv_log2n, ilv_rows, ilv_j0;
     size_t sj, sr; /* S strides of the current layout */
+    float s_scale; /* the factor the gemm layout's S still needs: the scale on AMX tiles, else 1 */
     /* the prefetch queue: rows [0, pf_n[0]) at pf[0], then rows [0, pf_n[1]) at pf[1];
      * processing key j prefetches queue row j + pf_skip (see pf_queue) */
     const char *pf[2];
@@ -202,6 +203,7 @@ static void load_queries(blk_ctx *c, const float *q, ptrdiff_t qhs, ptrdiff_t qr
     c->dot = mq <= DOT_MAX_ROWS;
     c->bpdot = c->bdot && c->dot && c->d % 32 == 0;
     c->amx = KVZ_ATTN_AMX && c->bdot && !c->dot && c->d % 32 == 0;
+    c->s_scale = c->amx ? scale : 1.0f;
     if (c->bpdot) /* whole tiles of 4 rows */
         c->mq_tile = (mq + 3) / 4 * 4;
     else
@@ -770,7 +772,9 @@ static void pv_dot_bp(blk_ctx *c, const uint16_t *vp, size_t vs, size_t nb)
  * tile 16 key rows (32 elements of x) read in place, a B tile 16 x pairs of qt ([x/2][row]);
  * keys and rows go in pairs of tiles (four C, two A, two B). A last pair of key tiles that
  * runs past nb is copied, zero padded, into the qr scratch: the rows after the block may
- * not exist. The tiles' sums are unscaled, as the pair dot products', and scaled here. */
+ * not exist. The tiles' sums are left unscaled: the softmax scales them as it reads them
+ * (s_scale), for free inside its max and its exp's argument, where a pass of its own over
+ * S, right after the tile stores, cost 4 % of the kernel. */
 static void logits_amx(const blk_ctx *c, const uint16_t *kp, size_t ks, size_t nb)
 {
     const size_t d = c->d, nrt2 = amx_row_tiles(c) / 2;
@@ -812,10 +816,6 @@ static void logits_amx(const blk_ctx *c, const uint16_t *kp, size_t ks, size_t n
             AMX_STORE(3, s0 + 16 * MQ + 16, MQ * sizeof(float));
         }
     }
-    const vf sc = vf_set1(c->scale);
-    for (size_t j = 0; j < nb; j++)
-        for (size_t v = 0; v < c->nrv; v++)
-            vf_store(S + j * MQ + v * VW, vf_mul(vf_load(S + j * MQ + v * VW), sc));
 }
 
 /* The V rows of a 32-key chunk (n <= 32 of them at vp, zeros after) as pv_amx's A tiles,
@@ -1050,19 +1050,20 @@ static void online_update(blk_ctx *c, float *m, float *l, size_t nb, const unsig
         online_update_dot(c, m, l, nb, in, overwrite);
         return;
     }
+    const vf sc = vf_set1(c->s_scale); /* > 0: the max of the scaled is the scaled max */
     for (size_t v = 0; v < c->nrv; v++) {
         float *sv = c->s + v * VW;
-        const vf bm = col_max(sv, nb, in);
+        const vf bm = vf_mul(col_max(sv, nb, in), sc);
         const vf mold = vf_load(m + v * VW);
         const vf mnew = vf_max(mold, max_step(bm));
         /* a max of -inf (nothing visible yet) must not produce inf - inf */
-        const vf muse = vf_max(mnew, vf_set1(-FLT_MAX));
+        const vf muse = vf_max(mnew, vf_set1(-FLT_MAX)), nmu = vf_sub(vf_zero(), muse);
         const vf alpha = vf_exp(vf_sub(mold, muse));
         vf sum = vf_zero();
         for (size_t j = 0; j < nb; j++) {
             if (in && !in[j])
                 continue;
-            const vf p = vf_exp(vf_sub(vf_load(sv + j * MQ), muse));
+            const vf p = vf_exp(vf_fma(vf_load(sv + j * MQ), sc, nmu));
             if (overwrite)
                 vf_store(sv + j * MQ, p);
             sum = vf_add(sum, p);
@@ -1085,21 +1086,23 @@ static inline vf masked_sum(const float *sv, size_t nb, const unsigned char *in)
 }
 
 /* Beyond this gap between a row's running max and its reduced-set max, the scored update
- * sums the reduced set's own exps (see online_update_scored). */
-#define RESCALE_MAX 2.0f
+ * sums the reduced set's own exps (see online_update_scored). The running max is stepped
+ * (max_step), up to 8 above the true one: at 2 most rows took that slower way. */
+#define RESCALE_MAX 10.0f
 
 /* Scoring on the gemm path: the statistics over all keys (m, l) and over the reduced key
  * set, the keys that pass `in` (m2, l2), in one sweep; S becomes the probabilities of the
  * first. The reduced sum reuses them, exp(s - m2) = exp(s - m) exp(m - m2): one exp per
  * row instead of one per reduced key. It loses only terms whose exp(s - m) is below the
- * normal floats (s - m < -87), which is below e^-47 of the reduced set's largest term
+ * normal floats (s - m < -87), which is below e^-77 of the reduced set's largest term
  * while m - m2 <= RESCALE_MAX; a row vector with a larger gap sums its own exps. all_in:
  * every key of the block is in the reduced set (most blocks are all in or all out). */
 static void online_update_scored(blk_ctx *c, size_t nb, const unsigned char *in, int all_in)
 {
+    const vf sc = vf_set1(c->s_scale);
     for (size_t v = 0; v < c->nrv; v++) {
         float *sv = c->s + v * VW;
-        const vf bm = col_max(sv, nb, NULL), bm2 = all_in ? bm : col_max(sv, nb, in);
+        const vf bm = vf_mul(col_max(sv, nb, NULL), sc), bm2 = all_in ? bm : vf_mul(col_max(sv, nb, in), sc);
         /* maxes of -inf (nothing visible yet) must not produce inf - inf */
         const vf mold = vf_load(c->m + v * VW), mnew = vf_max(mold, max_step(bm));
         const vf muse = vf_max(mnew, vf_set1(-FLT_MAX));
@@ -1108,12 +1111,13 @@ static void online_update_scored(blk_ctx *c, size_t nb, const unsigned char *in,
         const vf gap = vf_sub(muse, muse2);
         const int direct = vf_hmax(gap) > RESCALE_MAX;
         vf sum = vf_zero(), sum2 = vf_zero();
+        const vf nmu = vf_sub(vf_zero(), muse), nmu2 = vf_sub(vf_zero(), muse2);
         for (size_t j = 0; j < nb; j++) {
-            const vf x = vf_load(sv + j * MQ), p = vf_exp(vf_sub(x, muse));
+            const vf x = vf_load(sv + j * MQ), p = vf_exp(vf_fma(x, sc, nmu));
             vf_store(sv + j * MQ, p);
             sum = vf_add(sum, p);
             if (direct && in[j])
-                sum2 = vf_add(sum2, vf_exp(vf_sub(x, muse2)));
+                sum2 = vf_add(sum2, vf_exp(vf_fma(x, sc, nmu2)));
         }
         if (!direct) /* the reduced set's share of the same exps, rescaled to its own max */
             sum2 = vf_mul(all_in ? sum : masked_sum(sv, nb, in), vf_exp(gap));
@@ -1308,10 +1312,11 @@ static void probs_from_lse(blk_ctx *c, size_t nb)
         }
         return;
     }
+    const vf sc = vf_set1(c->s_scale);
     for (size_t v = 0; v < c->nrv; v++) {
         const vf ls = vf_load(c->lse2 + v * VW);
         for (size_t j = 0; j < nb; j++)
-            vf_store(c->s + j * MQ + v * VW, vf_exp(vf_sub(vf_load(c->s + j * MQ + v * VW), ls)));
+            vf_store(c->s + j * MQ + v * VW, vf_exp(vf_sub(vf_mul(vf_load(c->s + j * MQ + v * VW), sc), ls)));
     }
 }
 
@@ -1333,6 +1338,7 @@ static void fold_max_dot(const blk_ctx *c, size_t nb, float *dst)
  * of the exponents: one exp per key instead of one per key and row. */
 static void fold_max_exp(const blk_ctx *c, const float *z, size_t nb, float *dst)
 {
+    const vf sc = vf_set1(c->s_scale); /* z as S holds them (see logits_amx) */
     float h[VW];
     for (size_t j0 = 0; j0 < nb; j0 += VW) {
         const size_t n = nb - j0 < VW ? nb - j0 : VW;
@@ -1342,9 +1348,9 @@ static void fold_max_exp(const blk_ctx *c, const float *z, size_t nb, float *dst
                 continue;
             }
             const float *zj = z + (j0 + t) * MQ;
-            vf mx = vf_sub(vf_load(zj), vf_load(c->lse2));
+            vf mx = vf_sub(vf_mul(vf_load(zj), sc), vf_load(c->lse2));
             for (size_t v = 1; v < c->nrv; v++)
-                mx = vf_max(mx, vf_sub(vf_load(zj + v * VW), vf_load(c->lse2 + v * VW)));
+                mx = vf_max(mx, vf_sub(vf_mul(vf_load(zj + v * VW), sc), vf_load(c->lse2 + v * VW)));
             h[t] = vf_hmax(mx);
         }
         vf_store(h, vf_exp(vf_load(h)));

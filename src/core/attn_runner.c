@@ -40,6 +40,17 @@ typedef struct task {
 
 /* ---- query slices ------------------------------------------------------------------- */
 
+/* The floats of a vtstore (kernels.h) for a head's slices of `slice` tokens: bf16 K/V whose
+ * slices have several query blocks to reuse the V tiles (only levels with AMX tiles use
+ * them), else 0. */
+static size_t vt_floats(const kvz_attn_job *h, size_t slice)
+{
+    const size_t rows = (slice < h->n_q ? slice : h->n_q) * h->group;
+    if (h->dtype != KVZ_KDT_BF16 || rows <= KVZ_KBLOCK_Q)
+        return 0;
+    return (kvz_attn_vt_words(h->n_k, h->n_k2, h->d) + 1) / 2;
+}
+
 static kvz_status run_query_slices(const kvz_kernel_table *kt, const kvz_attn_job *heads, size_t n_heads)
 {
     const size_t G = heads[0].group, nthr = n_threads();
@@ -89,17 +100,12 @@ static kvz_status run_query_slices(const kvz_kernel_table *kt, const kvz_attn_jo
             zfloats = KVZ_KBLOCK_Q * (heads[h].chunk_end - heads[h].chunk_begin);
     if (zfloats > ZSTORE_MAX)
         zfloats = 0;
-    /* bf16 K/V: room for a slice's V tiles when it has several query blocks to reuse them
-       (kernels.h; only levels with AMX tiles use it); above VTSTORE_MAX floats per thread
-       each key block builds its own */
     size_t vtfloats = 0;
-    for (size_t h = 0; h < n_heads; h++)
-        if (heads[h].dtype == KVZ_KDT_BF16 &&
-            (slice_tok[h] < heads[h].n_q ? slice_tok[h] : heads[h].n_q) * G > KVZ_KBLOCK_Q) {
-            const size_t w = (kvz_attn_vt_words(heads[h].n_k, heads[h].n_k2, heads[h].d) + 1) / 2;
-            vtfloats = w > vtfloats ? w : vtfloats;
-        }
-    if (vtfloats > VTSTORE_MAX)
+    for (size_t h = 0; h < n_heads; h++) {
+        const size_t w = vt_floats(&heads[h], slice_tok[h]);
+        vtfloats = w > vtfloats ? w : vtfloats;
+    }
+    if (vtfloats > VTSTORE_MAX) /* each key block then builds its own V tiles */
         vtfloats = 0;
     const size_t wbase = (kvz_attn_work_floats(heads[0].d) + 15) / 16 * 16,
                  zbase = wbase + (zfloats + 15) / 16 * 16;
@@ -125,7 +131,7 @@ static kvz_status run_query_slices(const kvz_kernel_table *kt, const kvz_attn_jo
             j.score = priv[x] ? priv[x] : hj->score;
             j.work = work;
             j.zstore = zfloats && hj->score ? work + wbase : NULL;
-            j.vtstore = vtfloats && hj->dtype == KVZ_KDT_BF16 ? (uint16_t *)(work + zbase) : NULL;
+            j.vtstore = vtfloats && vt_floats(hj, slice_tok[tasks[x].head]) ? (uint16_t *)(work + zbase) : NULL;
             if (!hj->lse) {
                 j.lse = NULL;
                 kt->attn(&j);
