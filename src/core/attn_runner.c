@@ -40,13 +40,13 @@ typedef struct task {
 
 /* ---- query slices ------------------------------------------------------------------- */
 
-/* The floats of a vtstore (kernels.h) for a head's slices of `slice` tokens: bf16 K/V whose
- * slices have several query blocks to reuse the V tiles (only levels with AMX tiles use
- * them), else 0. */
+/* The floats of a vtstore (kernels.h) for a head's slices of `slice` tokens: bf16 K/V with
+ * a head size of whole tiles (32) whose slices have several query blocks to reuse the V
+ * tiles (only levels with AMX tiles use them), else 0. */
 static size_t vt_floats(const kvz_attn_job *h, size_t slice)
 {
     const size_t rows = (slice < h->n_q ? slice : h->n_q) * h->group;
-    if (h->dtype != KVZ_KDT_BF16 || rows <= KVZ_KBLOCK_Q)
+    if (h->dtype != KVZ_KDT_BF16 || h->d % 32 || rows <= KVZ_KBLOCK_Q)
         return 0;
     return (kvz_attn_vt_words(h->n_k, h->n_k2, h->d) + 1) / 2;
 }
