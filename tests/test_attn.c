@@ -460,7 +460,7 @@ static void test_prefill_offsets(void **state)
 /* Layouts: token-major with the plain strides (q_token_stride = H*G*d, kv_row_stride = H*d),
  * head-major, padded rows and heads, q, out and K/V in different layouts, explicit scales. */
 /* Logits spread over thousands (a scale of 40): exp overflows unless every block's running
- * max really is the max of its keys, on every path (the gemm layout's max runs as several
+ * max is at least the max of its keys, on every path (the gemm layout's max runs as several
  * chains, any of which may hold it) and in scoring, where the reduced set's max is far below
  * the full one. Softmax is otherwise blind to which max it subtracts. */
 static void test_prefill_wide_logits(void **state)

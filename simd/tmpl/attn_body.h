@@ -545,7 +545,7 @@ static void logits_gemm_bf16(const blk_ctx *c, const uint16_t *kp, size_t ks, si
 
 /* The V rows of nb keys zipped in pairs for P.V by pair products, vz[i][x] = (V[2i][x],
  * V[2i+1][x]) with rows dp words apart (an odd last key pairs with zeros), prefetching
- * along the queue the caller set: the B operand of pv_bf16 and of pv_amx. */
+ * along the queue the caller set: the B operand of pv_bf16. */
 static void zip_v_pairs(const blk_ctx *c, uint32_t *vz, const uint16_t *vp, size_t vs, size_t nb)
 {
     const size_t d = c->d, dp = c->dp, dpv = c->dpv;
