@@ -821,9 +821,12 @@ static void logits_amx(const blk_ctx *c, const uint16_t *kp, size_t ks, size_t n
 /* The V rows of a 32-key chunk (n <= 32 of them at vp, zeros after) as pv_amx's A tiles,
  * V transposed: tile t (elements x = 16t .. 16t+15) holds in row x - 16t the chunk's 32
  * values of element x in key order. Zipping pairs of keys per element, then transposing the
- * 16 x 16 words, builds it. */
-static void vt_chunk(const blk_ctx *c, uint16_t *dst, const uint16_t *vp, size_t vs, size_t n)
+ * 16 x 16 words, builds it. The chunk's keys are j0 .. j0+31 of the block: it prefetches
+ * those rows of the queue the caller set (the next block's V), as zip_v_pairs does. */
+static void vt_chunk(const blk_ctx *c, uint16_t *dst, const uint16_t *vp, size_t vs, size_t n, size_t j0)
 {
+    for (size_t j = j0; j < j0 + 32; j++)
+        prefetch_row(c, j);
     for (size_t t = 0; t < c->d / 16; t++) {
         vbp w[16];
         for (size_t i = 0; i < 16; i++) {
@@ -850,12 +853,12 @@ static const uint16_t *vt_block(blk_ctx *c, int run, const uint16_t *vr, size_t 
     if (!c->vt) {
         uint16_t *dst = (uint16_t *)c->vf_;
         for (size_t ch = ch0; ch < ch1; ch++)
-            vt_chunk(c, dst + (ch - ch0) * cw, vr + ch * 32 * vs, vs, chunk_rows(n_run, ch));
+            vt_chunk(c, dst + (ch - ch0) * cw, vr + ch * 32 * vs, vs, chunk_rows(n_run, ch), (ch - ch0) * 32);
         return dst;
     }
     uint16_t *base = c->vt + c->vt_base[run] * cw;
     for (size_t ch; (ch = c->vt_done[run]) < ch1; c->vt_done[run]++)
-        vt_chunk(c, base + ch * cw, vr + ch * 32 * vs, vs, chunk_rows(n_run, ch));
+        vt_chunk(c, base + ch * cw, vr + ch * 32 * vs, vs, chunk_rows(n_run, ch), ch * 32 - kb);
     return base + ch0 * cw;
 }
 
@@ -1412,13 +1415,12 @@ static void attn_impl(const kvz_attn_job *job)
         }
 #endif
         stats_reset(&c);
-        /* the bf16 P.V runs whole row tiles (on AMX, pairs of them): their padding rows must
-           hold numbers too */
-        const size_t o_rows = c.amx ? amx_row_tiles(&c) * VW : c.bdot && !c.dot ? c.nrv * VW : c.mq_tile;
-        if (c.amx) /* O transposed, [x][MQ] (see pv_amx) */
+        /* the bf16 P.V runs whole row tiles: their padding rows must hold numbers too; on AMX
+           O is transposed, [x][MQ] (see pv_amx), all of its columns zeroed */
+        if (c.amx)
             memset(c.o, 0, c.d * MQ * sizeof(float));
         else
-            memset(c.o, 0, o_rows * c.dp * sizeof(float));
+            memset(c.o, 0, (c.bdot && !c.dot ? c.nrv * VW : c.mq_tile) * c.dp * sizeof(float));
         const ptrdiff_t lim = row_limit(&c, mq - 1);
         const size_t n_all = job->n_k + job->n_k2;
         const size_t kend = lim < 0 ? 0 : ((size_t)lim + 1 < n_all ? (size_t)lim + 1 : n_all);
