@@ -69,6 +69,31 @@ static size_t scalar_size(uint32_t t)
     return 0;
 }
 
+static const kvz_ggml_type types[] = {
+    [KVZ_GGML_F32] = {"F32", 1, 4},     [KVZ_GGML_F16] = {"F16", 1, 2},      [KVZ_GGML_Q4_0] = {"Q4_0", 32, 18},
+    [KVZ_GGML_Q4_1] = {"Q4_1", 32, 20}, [KVZ_GGML_Q5_0] = {"Q5_0", 32, 22},  [KVZ_GGML_Q5_1] = {"Q5_1", 32, 24},
+    [KVZ_GGML_Q8_0] = {"Q8_0", 32, 34}, [KVZ_GGML_Q2_K] = {"Q2_K", 256, 84}, [KVZ_GGML_Q3_K] = {"Q3_K", 256, 110},
+    [KVZ_GGML_Q4_K] = {"Q4_K", 256, 144}, [KVZ_GGML_Q5_K] = {"Q5_K", 256, 176},
+    [KVZ_GGML_Q6_K] = {"Q6_K", 256, 210}, [KVZ_GGML_BF16] = {"BF16", 1, 2},
+};
+
+const kvz_ggml_type *kvz_ggml_type_of(uint32_t type)
+{
+    return type < sizeof types / sizeof *types && types[type].name ? &types[type] : NULL;
+}
+
+/* The names of ggml's other tensor types, for the message that refuses them. */
+static const char *ggml_type_name(uint32_t type)
+{
+    static const char *const names[] = {
+        [9] = "Q8_1",     [15] = "Q8_K",   [16] = "IQ2_XXS", [17] = "IQ2_XS", [18] = "IQ3_XXS", [19] = "IQ1_S",
+        [20] = "IQ4_NL",  [21] = "IQ3_S",  [22] = "IQ2_S",   [23] = "IQ4_XS", [24] = "I8",      [25] = "I16",
+        [26] = "I32",     [27] = "I64",    [28] = "F64",     [29] = "IQ1_M",  [34] = "TQ1_0",   [35] = "TQ2_0",
+        [39] = "MXFP4",
+    };
+    return type < sizeof names / sizeof *names ? names[type] : NULL;
+}
+
 /* Skips one value of type t (not an array), checking it lies in the file. */
 static kvz_status skip_value(cur *c, uint32_t t, const char *what)
 {
@@ -178,26 +203,21 @@ static kvz_status parse(kvz_gguf *g, const char *path)
         if ((st = rd32(&c, &t->type, "a tensor type")) != KVZ_OK ||
             (st = rd64(&c, &off, "a tensor offset")) != KVZ_OK)
             return st;
-        uint64_t bytes;
-        switch (t->type) {
-        case KVZ_GGML_F32: bytes = t->n_elements * 4; break;
-        case KVZ_GGML_F16:
-        case KVZ_GGML_BF16: bytes = t->n_elements * 2; break;
-        case KVZ_GGML_Q8_0:
-            if (t->dims[0] % 32)
-                return kvz_fail(KVZ_ERR_CORRUPT,
-                                "gguf: %s: Q8_0 tensor %.*s has rows of %llu (not blocks of 32)", path,
-                                (int)t->name.n, t->name.p, (unsigned long long)t->dims[0]);
-            bytes = t->n_elements / 32 * 34;
-            break;
-        default:
+        const kvz_ggml_type *ty = kvz_ggml_type_of(t->type);
+        if (!ty) {
+            const char *known = ggml_type_name(t->type);
             return kvz_fail(KVZ_ERR_UNSUPPORTED,
-                            "gguf: %s: tensor %.*s has type %u (F32, F16, BF16, Q8_0 are read)", path,
-                            (int)t->name.n, t->name.p, t->type);
+                            "gguf: %s: tensor %.*s has type %s (%u), which is not read (F32, F16, BF16, Q4_0, Q4_1, "
+                            "Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K are)",
+                            path, (int)t->name.n, t->name.p, known ? known : "unknown", t->type);
         }
-        if (t->n_elements > UINT64_MAX / 4)
+        if (t->dims[0] % ty->block)
+            return kvz_fail(KVZ_ERR_CORRUPT, "gguf: %s: %s tensor %.*s has rows of %llu (not blocks of %u)", path,
+                            ty->name, (int)t->name.n, t->name.p, (unsigned long long)t->dims[0], ty->block);
+        if (t->n_elements / ty->block > UINT64_MAX / 4 / ty->bytes)
             return kvz_fail(KVZ_ERR_CORRUPT, "gguf: %s: tensor %.*s is too large", path, (int)t->name.n,
                             t->name.p);
+        const uint64_t bytes = t->n_elements / ty->block * ty->bytes;
         t->n_bytes = bytes;
         t->data = (const void *)(uintptr_t)off; /* relative until the data offset is known */
     }

@@ -25,7 +25,31 @@ enum {
 };
 
 /* Tensor types this reader accepts (ggml's numbering). */
-enum { KVZ_GGML_F32 = 0, KVZ_GGML_F16 = 1, KVZ_GGML_Q8_0 = 8, KVZ_GGML_BF16 = 30 };
+enum {
+    KVZ_GGML_F32 = 0,
+    KVZ_GGML_F16 = 1,
+    KVZ_GGML_Q4_0 = 2,
+    KVZ_GGML_Q4_1 = 3,
+    KVZ_GGML_Q5_0 = 6,
+    KVZ_GGML_Q5_1 = 7,
+    KVZ_GGML_Q8_0 = 8,
+    KVZ_GGML_Q2_K = 10,
+    KVZ_GGML_Q3_K = 11,
+    KVZ_GGML_Q4_K = 12,
+    KVZ_GGML_Q5_K = 13,
+    KVZ_GGML_Q6_K = 14,
+    KVZ_GGML_BF16 = 30
+};
+
+/* A tensor type's name, and its blocks: `block` elements along a row stored in `bytes` bytes
+ * (1 element of 4 or 2 bytes for the float types). */
+typedef struct kvz_ggml_type {
+    const char *name;
+    uint32_t block, bytes;
+} kvz_ggml_type;
+
+/* The description of a tensor type; NULL for a type this reader does not know. */
+const kvz_ggml_type *kvz_ggml_type_of(uint32_t type);
 
 typedef struct kvz_gguf_str {
     const char *p; /* not NUL-terminated: inside the mapping */
