@@ -293,15 +293,40 @@ void tu_spit(const char *path, const unsigned char *p, size_t n)
     fclose(f);
 }
 
+int tu_in_ci(void)
+{
+    const char *ci = getenv("CI");
+    return ci && *ci && strcmp(ci, "0") && strcmp(ci, "false");
+}
+
+/* NULL after saying why the test skips; under CI, where everything a test needs is installed, a
+ * missing file fails the test instead. */
+static const char *readable_or_skip(const char *path, const char *why)
+{
+    if (access(path, R_OK) == 0)
+        return path;
+    if (tu_in_ci())
+        fail_msg("%s is absent under CI (%s)", path, why);
+    fprintf(stderr, "%s is absent: skipping (%s)\n", path, why);
+    return NULL;
+}
+
 const char *tu_shared_file(const char *relative)
 {
     static char path[1024];
     snprintf(path, sizeof path, "%s/%s", KVZ_SHARED_DIR, relative);
-    if (access(path, R_OK) != 0) {
-        fprintf(stderr,
-                "%s is absent: skipping (tests read the shared models and evaluation sets from ../shared)\n",
-                path);
-        return NULL;
-    }
-    return path;
+    return readable_or_skip(path, "tests read the shared models and evaluation sets from ../shared");
+}
+
+const char *tu_model_file(const char *file)
+{
+    static char path[1024];
+    const char *dir = getenv("KVZ_MODEL_DIR"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (dir && *dir)
+        snprintf(path, sizeof path, "%s/%s", dir, file);
+    else if (xdg && *xdg)
+        snprintf(path, sizeof path, "%s/kvz/models/%s", xdg, file);
+    else
+        snprintf(path, sizeof path, "%s/.cache/kvz/models/%s", home ? home : ".", file);
+    return readable_or_skip(path, ".ci/fetch-models downloads the real models into this cache");
 }

@@ -77,10 +77,19 @@ int tu_is_sentinel(const float *p);
 unsigned char *tu_slurp(const char *path, size_t *n);
 void tu_spit(const char *path, const unsigned char *p, size_t n);
 
+/* Non-zero under CI (the environment variable CI set, not "0" or "false"). */
+int tu_in_ci(void);
+
 /* The path of a file under the shared directory (../shared: models, evaluation sets) when it
- * is readable; else NULL, after saying on stderr that the test skips. The path stays valid
- * until the next call. */
+ * is readable; else NULL, after saying on stderr that the test skips (under CI the test fails
+ * instead). The path stays valid until the next call. */
 const char *tu_shared_file(const char *relative);
+
+/* The same for a real model fetched by .ci/fetch-models: $KVZ_MODEL_DIR/file, else
+ * ${XDG_CACHE_HOME:-$HOME/.cache}/kvz/models/file. */
+const char *tu_model_file(const char *file);
+#define TU_SMOLLM2 "SmolLM2-135M-Instruct.Q4_1.gguf"
+#define TU_GEMMA3  "gemma-3-270m-q4_k_m.gguf"
 #define TU_STORIES "models/stories260K.gguf"
 /* In a test function: skip the test when the shared file is absent, else set path to it. */
 #define TU_NEED_SHARED(path, relative)                                                                                 \

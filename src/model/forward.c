@@ -1,5 +1,5 @@
-/* The Llama-family forward pass, one layer at a time, as a host of the cache API: project,
- * rotate, append K/V to the cache (or a query's tail), attend through the library, FFN. */
+/* The decoder's forward pass (Llama family, Gemma 3), one layer at a time, as a host of the cache
+ * API: project, rotate, append K/V to the cache (or a query's tail), attend through the library, FFN. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,12 +22,12 @@ static void rmsnorm(const float *x, size_t n, size_t E, const float *w, float ep
 
 /* cos/sin of every (token, pair): theta = pos / linear_factor * base^(-2i/rope_dim) / factor_i,
  * evaluated in double so long positions keep their precision. */
-static void rope_tables(const kvz_model *m, const int64_t *pos, size_t n, float *cs, float *sn)
+static void rope_tables(const kvz_model *m, double base, const int64_t *pos, size_t n, float *cs, float *sn)
 {
     const size_t half = m->hp.rope_dim / 2;
     double freq[KVZ_KMAX_HEAD_DIM / 2]; /* per pair, once per call: theta = position * freq */
     for (size_t i = 0; i < half; i++) {
-        freq[i] = pow((double)m->hp.rope_base, -2.0 * (double)i / (double)m->hp.rope_dim) / m->hp.rope_linear_factor;
+        freq[i] = pow(base, -2.0 * (double)i / (double)m->hp.rope_dim) / m->hp.rope_linear_factor;
         if (m->rope_freq_factors)
             freq[i] /= m->rope_freq_factors[i];
     }
@@ -56,6 +56,17 @@ static void rope_apply(const kvz_model *m, float *x, size_t n, size_t heads, con
             r[a] = x0 * c[i] - x1 * s[i];
             r[b] = x0 * s[i] + x1 * c[i];
         }
+    }
+}
+
+/* g[i] = gelu(g[i]) * u[i] with GELU's tanh approximation, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))),
+ * written as x / (1 + e^(-2t)) with t the tanh's argument (the same function, no overflow in tanh). */
+static void geglu(float *g, const float *u, size_t n)
+{
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        const float x = g[i], t = 0.7978845608028654f * (x + 0.044715f * x * x * x);
+        g[i] = x / (1.0f + expf(-2.0f * t)) * u[i];
     }
 }
 
@@ -139,6 +150,7 @@ kvz_status kvz_model_layer(kvz_model *m, size_t layer, kvz_kv_target kv, kvz_lay
        whole pass), so it never splits */
     const size_t c = io->score || !io->chunk || io->chunk > n ? n : io->chunk;
     const kvz_layer_weights *w = &m->layers[layer];
+    const size_t window = kvz_hparams_window(hp, layer);
     scratch s = {0};
     kvz_status st = scratch_get(m, c, &s);
     for (size_t a = 0; a < n && st == KVZ_OK; a += c) {
@@ -150,7 +162,11 @@ kvz_status kvz_model_layer(kvz_model *m, size_t layer, kvz_kv_target kv, kvz_lay
             (st = kvz_linear_apply_padded(m->mm, &w->k, nc, s.xn, s.k)) ||
             (st = kvz_linear_apply_padded(m->mm, &w->v, nc, s.xn, s.v)))
             break;
-        rope_tables(m, pos, nc, s.cs, s.sn);
+        if (w->q_norm) { /* Gemma 3 normalizes every query and key head (in place: one row a head) */
+            rmsnorm(s.q, nc * Hq, d, w->q_norm, hp->eps, s.q);
+            rmsnorm(s.k, nc * Hkv, d, w->k_norm, hp->eps, s.k);
+        }
+        rope_tables(m, window ? hp->rope_base_swa : hp->rope_base, pos, nc, s.cs, s.sn);
         rope_apply(m, s.q, nc, Hq, s.cs, s.sn);
         rope_apply(m, s.k, nc, Hkv, s.cs, s.sn);
         if (io->q_tail && io->q_tail_rows) { /* keep the queries of the last rows of the whole batch */
@@ -161,20 +177,27 @@ kvz_status kvz_model_layer(kvz_model *m, size_t layer, kvz_kv_target kv, kvz_lay
         }
         if ((st = append_kv(kv, layer, nc, s.k, s.v, KD, d, pos, io->explicit_pos)))
             break;
-        kvz_attend_args at = {sizeof at, Hq / Hkv, nc, 0.0f, s.q, (ptrdiff_t)QD, (ptrdiff_t)d, s.att, (ptrdiff_t)QD,
+        kvz_attend_args at = {sizeof at, Hq / Hkv, nc, hp->attn_scale, s.q, (ptrdiff_t)QD, (ptrdiff_t)d, s.att, (ptrdiff_t)QD,
                               (ptrdiff_t)d, io->score, io->score_head_stride, io->sink_end, io->chunk_begin,
                               io->chunk_end};
         st = kv.query ? kvz_query_attend(kv.query, layer, &at) : kvz_cache_attend(kv.cache, layer, &at);
         if (st || (st = kvz_linear_apply_padded(m->mm, &w->o, nc, s.att, s.xn)))
             break;
+        if (w->post_attn_norm)
+            rmsnorm(s.xn, nc, E, w->post_attn_norm, hp->eps, s.xn);
         add_into(x, s.xn, nc * E);
         rmsnorm(x, nc, E, w->ffn_norm, hp->eps, s.xn);
         if ((st = kvz_linear_apply_padded(m->mm, &w->gate, nc, s.xn, s.g)) ||
             (st = kvz_linear_apply_padded(m->mm, &w->up, nc, s.xn, s.u)))
             break;
-        kvz_swiglu(s.g, s.u, nc * F);
+        if (hp->ffn_act == KVZ_FFN_GELU_TANH)
+            geglu(s.g, s.u, nc * F);
+        else
+            kvz_swiglu(s.g, s.u, nc * F);
         if ((st = kvz_linear_apply_padded(m->mm, &w->down, nc, s.g, s.xn)))
             break;
+        if (w->post_ffn_norm)
+            rmsnorm(s.xn, nc, E, w->post_ffn_norm, hp->eps, s.xn);
         add_into(x, s.xn, nc * E);
     }
     return st;

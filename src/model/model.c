@@ -1,5 +1,6 @@
-/* Loading a Llama-family GGUF model: hyper-parameters from the metadata, every tensor checked
- * for presence, type and shape, weights converted once into what oneDNN multiplies. */
+/* Loading a GGUF decoder (the Llama family and Gemma 3): hyper-parameters from the metadata,
+ * every tensor checked for presence, type and shape, weights converted once into what oneDNN
+ * multiplies. */
 #include "model/model.h"
 
 #include <math.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "model/dequant.h"
 
 /* ---- metadata ------------------------------------------------------------------------ */
 
@@ -41,22 +43,50 @@ static kvz_status get_f32(const kvz_gguf *g, const char *arch, const char *suffi
     return KVZ_OK;
 }
 
+/* Gemma 3's additions (spec/models.md section 3, as llama.cpp reads them): the embedding scale,
+ * the query scale, GELU, and the sliding-window layers with their own RoPE base. */
+static kvz_status gemma3_hparams(const kvz_gguf *g, kvz_hparams *hp)
+{
+    uint64_t window, period;
+    kvz_status st;
+    if ((st = get_u64(g, "gemma3", "attention.sliding_window", 0, 0, &window)) ||
+        (st = get_u64(g, "gemma3", "attention.sliding_window_pattern", 0, 6, &period)) ||
+        (st = get_f32(g, "gemma3", "rope.freq_base_swa", 10000.0f, &hp->rope_base_swa)))
+        return st;
+    if (kvz_gguf_find(g, "gemma3.final_logit_softcapping"))
+        return kvz_fail(KVZ_ERR_UNSUPPORTED, "model: gemma3.final_logit_softcapping is not supported");
+    if (hp->rope_linear_factor != 1.0f)
+        return kvz_fail(KVZ_ERR_UNSUPPORTED, "model: gemma3 with rope scaling is not supported");
+    if (!period || period > hp->n_layers + 1 || !(hp->rope_base_swa > 0))
+        return kvz_fail(KVZ_ERR_FORMAT, "model: gemma3 sliding-window period %llu / local rope base %g",
+                        (unsigned long long)period, (double)hp->rope_base_swa);
+    hp->swa_window = window, hp->swa_period = period;
+    hp->embd_scale = sqrtf((float)hp->n_embd);
+    /* the 27B model scales queries by 1/sqrt(n_embd / n_head) (its query_pre_attn_scalar), the
+       others by 1/sqrt(head_dim); llama.cpp tells the 27B by its 62 layers */
+    hp->attn_scale = 1.0f / sqrtf((float)(hp->n_layers == 62 ? hp->n_embd / hp->n_head : hp->head_dim));
+    hp->ffn_act = KVZ_FFN_GELU_TANH;
+    return KVZ_OK;
+}
+
 static kvz_status read_hparams(const kvz_gguf *g, kvz_hparams *hp)
 {
     kvz_gguf_str a;
     if (kvz_gguf_get_str(g, "general.architecture", &a) != KVZ_OK)
         return kvz_fail(KVZ_ERR_FORMAT, "model: general.architecture is missing");
     if (a.n >= sizeof hp->arch)
-        return kvz_fail(KVZ_ERR_UNSUPPORTED, "model: architecture '%.*s' is not supported (llama, mistral, qwen2)",
+        return kvz_fail(KVZ_ERR_UNSUPPORTED,
+                        "model: architecture '%.*s' is not supported (llama, mistral, qwen2, gemma3)",
                         (int)(a.n > 64 ? 64 : a.n), a.p);
     memcpy(hp->arch, a.p, a.n);
     hp->arch[a.n] = '\0';
     const char *arch = hp->arch;
-    if (strcmp(arch, "llama") && strcmp(arch, "mistral") && strcmp(arch, "qwen2"))
-        return kvz_fail(KVZ_ERR_UNSUPPORTED, "model: architecture '%s' is not supported (llama, mistral, qwen2)",
-                        arch);
-    /* llama/mistral rotate adjacent pairs (ggml's normal mode); qwen2 uses the NeoX halves */
-    hp->rope_mode = strcmp(arch, "qwen2") ? KVZ_ROPE_NORM : KVZ_ROPE_NEOX;
+    const int gemma3 = !strcmp(arch, "gemma3");
+    if (strcmp(arch, "llama") && strcmp(arch, "mistral") && strcmp(arch, "qwen2") && !gemma3)
+        return kvz_fail(KVZ_ERR_UNSUPPORTED,
+                        "model: architecture '%s' is not supported (llama, mistral, qwen2, gemma3)", arch);
+    /* llama/mistral rotate adjacent pairs (ggml's normal mode); qwen2 and gemma3 the NeoX halves */
+    hp->rope_mode = strcmp(arch, "qwen2") && !gemma3 ? KVZ_ROPE_NORM : KVZ_ROPE_NEOX;
     uint64_t layers, embd, ff, heads, heads_kv, hd, rope_dim, ctx;
     kvz_status st;
     if ((st = get_u64(g, arch, "block_count", 1, 0, &layers)) || (st = get_u64(g, arch, "embedding_length", 1, 0, &embd)) ||
@@ -99,7 +129,7 @@ static kvz_status read_hparams(const kvz_gguf *g, kvz_hparams *hp)
     if (!(hp->rope_base > 0) || !(hp->eps > 0))
         return kvz_fail(KVZ_ERR_FORMAT, "model: rope base %g / rms epsilon %g must be positive",
                         (double)hp->rope_base, (double)hp->eps);
-    return KVZ_OK;
+    return gemma3 ? gemma3_hparams(g, hp) : KVZ_OK;
 }
 
 /* ---- tensors ------------------------------------------------------------------------- */
@@ -119,34 +149,12 @@ static void *own(kvz_model *m, size_t bytes)
     return b;
 }
 
-static float f16_to_f32(uint16_t h)
+/* Elements [first, first + n) of a tensor as f32; first and n are whole blocks of its type,
+ * which every caller guarantees by whole rows (a row is whole blocks: kvz_gguf_open checks it). */
+static kvz_status tensor_to_f32(const kvz_gguf_tensor *t, size_t first, size_t n, float *out)
 {
-    float f;
-    kvz_convert(&f, KVZ_DTYPE_F32, &h, KVZ_DTYPE_F16, 1);
-    return f;
-}
-
-/* Elements [first, first + n) of a tensor as f32 (any accepted type). first and n are
- * multiples of 32 for Q8_0, which every caller guarantees by whole rows. */
-static void tensor_to_f32(const kvz_gguf_tensor *t, size_t first, size_t n, float *out)
-{
-    switch (t->type) {
-    case KVZ_GGML_F32: memcpy(out, (const float *)t->data + first, n * 4); break;
-    case KVZ_GGML_F16: kvz_convert(out, KVZ_DTYPE_F32, (const uint16_t *)t->data + first, KVZ_DTYPE_F16, n); break;
-    case KVZ_GGML_BF16: kvz_convert(out, KVZ_DTYPE_F32, (const uint16_t *)t->data + first, KVZ_DTYPE_BF16, n); break;
-    case KVZ_GGML_Q8_0: {
-        /* blocks of 32 values: an f16 scale, then 32 int8 */
-        const uint8_t *b = (const uint8_t *)t->data + first / 32 * 34;
-        for (size_t i = 0; i < n; i += 32, b += 34) {
-            uint16_t dh;
-            memcpy(&dh, b, 2);
-            const float d = f16_to_f32(dh);
-            for (size_t j = 0; j < 32; j++)
-                out[i + j] = d * (float)(int8_t)b[2 + j];
-        }
-        break;
-    }
-    }
+    const kvz_ggml_type *ty = kvz_ggml_type_of(t->type);
+    return kvz_dequantize(out, KVZ_DTYPE_F32, (const uint8_t *)t->data + first / ty->block * ty->bytes, t->type, n);
 }
 
 static const kvz_gguf_tensor *find(const kvz_model *m, const char *name, uint64_t ne0, uint64_t ne1, int required,
@@ -165,11 +173,6 @@ static const kvz_gguf_tensor *find(const kvz_model *m, const char *name, uint64_
                        (unsigned long long)ne0, (unsigned long long)(ne1 ? ne1 : 1));
         return NULL;
     }
-    if (t->type == KVZ_GGML_Q8_0 && ne0 % 32) {
-        *st = kvz_fail(KVZ_ERR_FORMAT, "model: Q8_0 tensor '%s' rows of %llu are not whole blocks", name,
-                       (unsigned long long)ne0);
-        return NULL;
-    }
     return t;
 }
 
@@ -186,11 +189,13 @@ static const float *vector_f32(kvz_model *m, const char *name, uint64_t n, int r
         *st = kvz_fail(KVZ_ERR_NOMEM, "model: no memory for '%s'", name);
         return NULL;
     }
-    tensor_to_f32(t, 0, n, f);
+    if ((*st = tensor_to_f32(t, 0, n, f)) != KVZ_OK)
+        return NULL;
     return f;
 }
 
-/* Chooses the matmul weight type of a tensor (see kvz_model_opts) and converts when needed. */
+/* Chooses the matmul weight type of a tensor (see kvz_model_opts) and converts when needed,
+ * straight into the weights' own buffer (no scratch). */
 static kvz_status make_linear(kvz_model *m, const kvz_gguf_tensor *t, int bf16_mode, int cpu_bf16, kvz_linear *l)
 {
     l->in = t->dims[0], l->out = t->dims[1];
@@ -198,8 +203,8 @@ static kvz_status make_linear(kvz_model *m, const kvz_gguf_tensor *t, int bf16_m
     int want_bf16;
     if (bf16_mode >= 0)
         want_bf16 = bf16_mode;
-    else /* keep the file's precision class: 16-bit brain floats and Q8_0 as bf16, F32/F16 as f32 */
-        want_bf16 = cpu_bf16 && (t->type == KVZ_GGML_BF16 || t->type == KVZ_GGML_Q8_0);
+    else /* F32 and F16 keep f32 (bf16 would drop mantissa bits); brain floats and quantized types need no more */
+        want_bf16 = cpu_bf16 && t->type != KVZ_GGML_F32 && t->type != KVZ_GGML_F16;
     l->wtype = want_bf16 ? KVZ_DTYPE_BF16 : KVZ_DTYPE_F32;
     if ((t->type == KVZ_GGML_F32 && !want_bf16) || (t->type == KVZ_GGML_BF16 && want_bf16)) {
         l->w = t->data; /* zero copy from the mapping */
@@ -208,24 +213,8 @@ static kvz_status make_linear(kvz_model *m, const kvz_gguf_tensor *t, int bf16_m
     void *w = own(m, n * (want_bf16 ? 2 : 4));
     if (!w)
         return kvz_fail(KVZ_ERR_NOMEM, "model: no memory to convert '%.*s'", (int)t->name.n, t->name.p);
-    if (t->type == KVZ_GGML_BF16 || (t->type == KVZ_GGML_F32 && want_bf16)) {
-        kvz_convert(w, l->wtype, t->data, t->type == KVZ_GGML_BF16 ? KVZ_DTYPE_BF16 : KVZ_DTYPE_F32, n);
-    } else { /* F16 or Q8_0: through f32 in row blocks */
-        const size_t rows_per = 64, in = l->in;
-        float *tmp = want_bf16 ? malloc(rows_per * in * 4) : NULL;
-        if (want_bf16 && !tmp)
-            return kvz_fail(KVZ_ERR_NOMEM, "model: no memory to convert '%.*s'", (int)t->name.n, t->name.p);
-        for (size_t r = 0; r < l->out; r += rows_per) {
-            const size_t nr = l->out - r < rows_per ? l->out - r : rows_per;
-            float *dst = want_bf16 ? tmp : (float *)w + r * in;
-            tensor_to_f32(t, r * in, nr * in, dst);
-            if (want_bf16)
-                kvz_convert((uint16_t *)w + r * in, KVZ_DTYPE_BF16, tmp, KVZ_DTYPE_F32, nr * in);
-        }
-        free(tmp);
-    }
     l->w = w;
-    return KVZ_OK;
+    return kvz_dequantize(w, l->wtype, t->data, t->type, n);
 }
 
 static kvz_status linear(kvz_model *m, const char *name, uint64_t in, uint64_t out, int bf16_mode, int cpu_bf16,
@@ -285,10 +274,6 @@ kvz_status kvz_model_load(const char *path, const kvz_model_opts *opts, kvz_mode
         st = kvz_fail(KVZ_ERR_FORMAT, "model: tensor 'token_embd.weight' is missing or not [%zu, vocab]", hp->n_embd);
         goto fail;
     }
-    if (emb->type == KVZ_GGML_Q8_0 && hp->n_embd % 32) {
-        st = kvz_fail(KVZ_ERR_FORMAT, "model: Q8_0 embedding rows are not whole blocks");
-        goto fail;
-    }
     m->tok_embd = emb;
     hp->n_vocab = emb->dims[1];
     const size_t E = hp->n_embd, QD = hp->n_head * hp->head_dim, KD = hp->n_head_kv * hp->head_dim;
@@ -310,6 +295,12 @@ kvz_status kvz_model_load(const char *path, const kvz_model_opts *opts, kvz_mode
             (st = linear(m, NAME("ffn_gate.weight"), E, hp->n_ff, bf16_mode, cpu_bf16, &w->gate)) ||
             (st = linear(m, NAME("ffn_up.weight"), E, hp->n_ff, bf16_mode, cpu_bf16, &w->up)) ||
             (st = linear(m, NAME("ffn_down.weight"), hp->n_ff, E, bf16_mode, cpu_bf16, &w->down)))
+            break;
+        if (!strcmp(hp->arch, "gemma3") &&
+            (!(w->q_norm = vector_f32(m, NAME("attn_q_norm.weight"), hp->head_dim, 1, &st)) ||
+             !(w->k_norm = vector_f32(m, NAME("attn_k_norm.weight"), hp->head_dim, 1, &st)) ||
+             !(w->post_attn_norm = vector_f32(m, NAME("post_attention_norm.weight"), E, 1, &st)) ||
+             !(w->post_ffn_norm = vector_f32(m, NAME("post_ffw_norm.weight"), E, 1, &st))))
             break;
         /* qwen2 has Q/K/V biases; llama files may too (optional everywhere) */
         w->q.bias = vector_f32(m, NAME("attn_q.bias"), QD, 0, &st);
@@ -452,7 +443,12 @@ kvz_status kvz_model_embed(const kvz_model *m, const int32_t *ids, size_t n, flo
         if (ids[i] < 0 || (size_t)ids[i] >= m->hp.n_vocab)
             return kvz_fail(KVZ_ERR_INVALID_ARG, "model: token id %d outside the vocabulary of %zu", (int)ids[i],
                             m->hp.n_vocab);
-        tensor_to_f32(m->tok_embd, (size_t)ids[i] * E, E, x + i * E);
+        const kvz_status st = tensor_to_f32(m->tok_embd, (size_t)ids[i] * E, E, x + i * E);
+        if (st != KVZ_OK)
+            return st;
+        if (m->hp.embd_scale != 0.0f)
+            for (size_t j = 0; j < E; j++)
+                x[i * E + j] *= m->hp.embd_scale;
     }
     return KVZ_OK;
 }

@@ -1,5 +1,5 @@
-/* A Llama-family decoder loaded from GGUF (llama, mistral, qwen2): hyper-parameters, weights
- * ready for oneDNN, and the per-layer forward pass that drives the cache API as a host. */
+/* A decoder loaded from GGUF (llama, mistral, qwen2, gemma3): hyper-parameters, weights ready
+ * for oneDNN, and the per-layer forward pass that drives the cache API as a host. */
 #ifndef KVZ_MODEL_MODEL_H
 #define KVZ_MODEL_MODEL_H
 
@@ -14,6 +14,9 @@
  * NeoX/HF (x[i], x[i + rope_dim/2]). */
 typedef enum kvz_rope_mode { KVZ_ROPE_NORM = 0, KVZ_ROPE_NEOX = 1 } kvz_rope_mode;
 
+/* The gate of the feed-forward layer: SwiGLU (Llama) or GELU with the tanh approximation (Gemma). */
+typedef enum kvz_ffn_act { KVZ_FFN_SILU = 0, KVZ_FFN_GELU_TANH = 1 } kvz_ffn_act;
+
 typedef struct kvz_hparams {
     char arch[16];
     size_t n_layers, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_ctx_train;
@@ -22,10 +25,26 @@ typedef struct kvz_hparams {
     float rope_linear_factor; /* positions divided by it (1 = none) */
     float eps;                /* RMSNorm epsilon */
     kvz_rope_mode rope_mode;
+    /* Gemma 3 (all zero for the Llama family, which keeps its behaviour): */
+    float embd_scale;     /* token embeddings multiplied by it (0: 1; Gemma: sqrt(n_embd)) */
+    float attn_scale;     /* logits scale (0: 1/sqrt(head_dim)) */
+    kvz_ffn_act ffn_act;  /* the feed-forward gate */
+    size_t swa_window;    /* local layers attend to the last swa_window tokens (0: every layer global) */
+    size_t swa_period;    /* layer l is local when l % swa_period < swa_period - 1 */
+    float rope_base_swa;  /* the RoPE base of the local layers */
 } kvz_hparams;
+
+/* The attention window of a layer: 0 for a global layer, hp->swa_window for a local one. */
+static inline size_t kvz_hparams_window(const kvz_hparams *hp, size_t layer)
+{
+    return hp->swa_window && hp->swa_period && layer % hp->swa_period < hp->swa_period - 1 ? hp->swa_window : 0;
+}
 
 typedef struct kvz_layer_weights {
     const float *attn_norm, *ffn_norm; /* n_embd each */
+    /* Gemma 3, NULL otherwise: RMSNorm weights of each query and key head (head_dim) and of the
+       attention and feed-forward outputs before they join the residual (n_embd) */
+    const float *q_norm, *k_norm, *post_attn_norm, *post_ffn_norm;
     kvz_linear q, k, v, o, gate, up, down;
 } kvz_layer_weights;
 
