@@ -24,6 +24,20 @@
 /* Storage dtypes; the values equal the public enum kvz_dtype. */
 enum { KVZ_KDT_F32 = 0, KVZ_KDT_BF16 = 1, KVZ_KDT_F16 = 2, KVZ_KDT_COUNT = 3 };
 
+/* GGUF block-quantized tensor types of the dequant kernel; the values are ggml's type ids. */
+enum {
+    KVZ_KQ_Q4_0 = 2,
+    KVZ_KQ_Q4_1 = 3,
+    KVZ_KQ_Q5_0 = 6,
+    KVZ_KQ_Q5_1 = 7,
+    KVZ_KQ_Q8_0 = 8,
+    KVZ_KQ_Q2_K = 10,
+    KVZ_KQ_Q3_K = 11,
+    KVZ_KQ_Q4_K = 12,
+    KVZ_KQ_Q5_K = 13,
+    KVZ_KQ_Q6_K = 14
+};
+
 /* ISA levels; the values equal the public enum kvz_isa. */
 enum {
     KVZ_KISA_GENERIC = 0,
@@ -132,6 +146,13 @@ typedef struct kvz_kernel_table {
     /* CRC32C continued over n bytes (start with 0); NULL where the level has no
      * instruction for it: src/core/crc32c.c then uses its portable tables. */
     uint32_t (*crc32c)(uint32_t crc, const void *data, size_t n);
+    /*
+     * n_blocks whole blocks of a quantized type (KVZ_KQ_*) from src into dst as KVZ_KDT_F32 or
+     * KVZ_KDT_BF16 (the f32 value rounded to nearest even). The f32 values are ggml's
+     * dequantize_row_*: f16 scales widened exactly, then the same fp32 products and sums in the
+     * same order, without fusing a multiply and an add (every level gives the same bits).
+     */
+    void (*dequant)(void *dst, int dst_dtype, const void *src, int type, size_t n_blocks);
 } kvz_kernel_table;
 
 /* Order-preserving map of a float to an unsigned key (larger float, larger key). */
@@ -183,7 +204,9 @@ static inline size_t kvz_window_work_floats(size_t n, size_t d) { return kvz_att
     void kvz_to_f32_##isa(float *dst, const void *src, int src_dtype, size_t n);                               \
     void kvz_from_f32_##isa(void *dst, int dst_dtype, const float *src, size_t n);                             \
     void kvz_swiglu_##isa(float *g, const float *u, size_t n);                                                 \
-    void kvz_key_histogram_##isa(const float *x, size_t n, uint32_t prefix, unsigned shift, uint64_t hist[256]);
+    void kvz_key_histogram_##isa(const float *x, size_t n, uint32_t prefix, unsigned shift,                    \
+                                 uint64_t hist[256]);                                                          \
+    void kvz_dequant_##isa(void *dst, int dst_dtype, const void *src, int type, size_t n_blocks);
 uint32_t kvz_crc32c_avx2(uint32_t crc, const void *data, size_t n);
 uint32_t kvz_crc32c_avx512(uint32_t crc, const void *data, size_t n);
 KVZ_KERNEL_DECLS(generic)

@@ -51,7 +51,7 @@ static int hexval(int c) { return c <= '9' ? c - '0' : (c | 32) - 'a' + 10; }
 static refvec *ref_load(const char *name)
 {
     char path[512];
-    snprintf(path, sizeof path, "%s/tests/data/ref_%s.txt", KVZ_SRCDIR, name);
+    snprintf(path, sizeof path, "%s/ref_%s.txt", KVZ_TESTDATA_DIR, name);
     size_t size;
     char *buf = (char *)tu_slurp(path, &size);
     refvec *r = tu_calloc(1, sizeof *r);

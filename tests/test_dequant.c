@@ -1,0 +1,294 @@
+/* kvz_dequantize and every level's dequant kernel against the gguf package's values
+ * (tests/data/dequant_ref.bin, made by tests/dequant_ref.py). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "model/dequant.h"
+#include "model/gguf.h"
+#include "testutil.h"
+
+#ifndef KVZ_TESTDATA_DIR
+#define KVZ_TESTDATA_DIR "tests/data"
+#endif
+
+/* Allowed distance from the reference, in f32 ulps: the kernels keep ggml's separate roundings
+ * (so 0 is expected), but a level that fused a multiply and an add would be 1 ulp off. */
+#define MAX_ULP 1
+
+typedef struct {
+    uint32_t type, n_blocks, block, bytes;
+    const unsigned char *raw;
+    float *ref;
+} ref_set;
+
+static unsigned char *file_data;
+static ref_set sets[16];
+static size_t n_sets;
+
+static uint32_t rd_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static int load_refs(void **state)
+{
+    (void)state;
+    size_t n;
+    file_data = tu_slurp(KVZ_TESTDATA_DIR "/dequant_ref.bin", &n);
+    assert_true(n >= 16 && memcmp(file_data, "KVZDQREF", 8) == 0 && rd_u32(file_data + 8) == 1);
+    const uint32_t count = rd_u32(file_data + 12);
+    assert_true(count <= sizeof sets / sizeof sets[0]);
+    size_t off = 16;
+    for (uint32_t i = 0; i < count; i++) {
+        assert_true(off + 16 <= n);
+        ref_set *s = &sets[n_sets++];
+        s->type = rd_u32(file_data + off), s->n_blocks = rd_u32(file_data + off + 4);
+        s->block = rd_u32(file_data + off + 8), s->bytes = rd_u32(file_data + off + 12);
+        off += 16;
+        const kvz_ggml_type *ty = kvz_ggml_type_of(s->type);
+        assert_non_null(ty);
+        assert_true(ty->block == s->block && ty->bytes == s->bytes);
+        const size_t nv = (size_t)s->n_blocks * s->block;
+        assert_true(off + (size_t)s->n_blocks * s->bytes + nv * 4 <= n);
+        s->raw = file_data + off;
+        off += (size_t)s->n_blocks * s->bytes;
+        s->ref = tu_malloc(nv * sizeof *s->ref);
+        for (size_t j = 0; j < nv; j++) {
+            const uint32_t u = rd_u32(file_data + off + 4 * j);
+            memcpy(&s->ref[j], &u, 4);
+        }
+        off += nv * 4;
+    }
+    assert_int_equal(off, n);
+    assert_int_equal(n_sets, 10);
+    return 0;
+}
+
+static int free_refs(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < n_sets; i++)
+        free(sets[i].ref);
+    free(file_data);
+    return 0;
+}
+
+static uint32_t bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+/* Distance in representable floats (+0 and -0 count as the same point); huge for NaN. */
+static uint64_t ulp_dist(float a, float b)
+{
+    if (isnan(a) || isnan(b))
+        return UINT64_MAX;
+    const uint32_t ua = bits(a), ub = bits(b);
+    const int64_t ka = ua >> 31 ? -(int64_t)(ua & 0x7fffffffu) : (int64_t)ua;
+    const int64_t kb = ub >> 31 ? -(int64_t)(ub & 0x7fffffffu) : (int64_t)ub;
+    return (uint64_t)(ka > kb ? ka - kb : kb - ka);
+}
+
+/* x (finite) rounded to bf16 by the test's own rounding (testutil), as bits; a zero keeps its sign. */
+static uint16_t bf16_of(float x) { return (uint16_t)(bits(copysignf((float)tu_round_bf16(x), x)) >> 16); }
+
+static const char *type_name(uint32_t t) { return kvz_ggml_type_of(t)->name; }
+
+/* The largest ulp distance seen per (level, set), and the bf16 outputs that differ from the
+ * reference's rounding only because a 1-ulp f32 difference crossed a bf16 rounding boundary. */
+static uint64_t max_ulp[KVZ_KISA_COUNT][16];
+static size_t straddles;
+
+/* got (f32, n values) against ref; fails on the first value beyond MAX_ULP. */
+static void check_f32(const float *got, const float *ref, size_t n, const char *what, uint64_t *worst)
+{
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t d = ulp_dist(got[i], ref[i]);
+        if (d > MAX_ULP)
+            fail_msg("%s: value %zu is %.9g, the reference %.9g (%llu ulp)", what, i, (double)got[i],
+                     (double)ref[i], (unsigned long long)d);
+        if (d > *worst)
+            *worst = d;
+    }
+}
+
+/* got (bf16) must be the reference rounded; or, where the same level's f32 value (got32) is 1 ulp
+ * from the reference and rounds differently, that value rounded. */
+static void check_bf16(const uint16_t *got, const float *got32, const float *ref, size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        const uint16_t want = bf16_of(ref[i]);
+        if (got[i] == want)
+            continue;
+        if (got32 && ulp_dist(got32[i], ref[i]) <= MAX_ULP && got[i] == bf16_of(got32[i])) {
+            straddles++;
+            continue;
+        }
+        fail_msg("%s: bf16 value %zu is 0x%04x, want 0x%04x (reference %.9g)", what, i, got[i], want,
+                 (double)ref[i]);
+    }
+}
+
+/* Every set through kvz_dequantize at every level, f32 and bf16, with a guard past the end. */
+static void test_reference(void **state)
+{
+    (void)state;
+    kvz_isa lv[TU_MAX_LEVELS];
+    const size_t nl = tu_isa_levels(lv);
+    for (size_t l = 0; l < nl; l++) {
+        tu_force(lv[l]);
+        for (size_t k = 0; k < n_sets; k++) {
+            const ref_set *s = &sets[k];
+            const size_t nv = (size_t)s->n_blocks * s->block;
+            float *y = tu_malloc((nv + 16) * sizeof *y);
+            uint16_t *h = tu_malloc((nv + 16) * sizeof *h);
+            tu_fill_sentinel(y, nv + 16);
+            memset(h, 0xA5, (nv + 16) * sizeof *h);
+            char what[96];
+            snprintf(what, sizeof what, "%s %s f32", kvz_isa_name(lv[l]), type_name(s->type));
+            assert_int_equal(kvz_dequantize(y, KVZ_DTYPE_F32, s->raw, s->type, nv), KVZ_OK);
+            check_f32(y, s->ref, nv, what, &max_ulp[lv[l]][k]);
+            for (size_t i = nv; i < nv + 16; i++)
+                assert_true(tu_is_sentinel(y + i));
+            snprintf(what, sizeof what, "%s %s bf16", kvz_isa_name(lv[l]), type_name(s->type));
+            assert_int_equal(kvz_dequantize(h, KVZ_DTYPE_BF16, s->raw, s->type, nv), KVZ_OK);
+            check_bf16(h, y, s->ref, nv, what);
+            for (size_t i = nv; i < nv + 16; i++)
+                assert_int_equal(h[i], 0xA5A5);
+            free(y), free(h);
+        }
+    }
+    tu_force(lv[nl - 1]);
+    fprintf(stderr, "dequant: max ulp from the gguf reference per level:");
+    for (size_t k = 0; k < n_sets; k++) {
+        fprintf(stderr, "\n  %-5s", type_name(sets[k].type));
+        for (size_t l = 0; l < nl; l++)
+            fprintf(stderr, " %s %llu", kvz_isa_name(lv[l]), (unsigned long long)max_ulp[lv[l]][k]);
+    }
+    fprintf(stderr, "\ndequant: bf16 outputs across a rounding boundary from a 1-ulp f32 difference: %zu\n",
+            straddles);
+}
+
+/* Each level's kernel called directly on runs of 1, 3, 7 and 33 blocks, at the start of a set
+ * and at its end (its last block is the last of a row), unaligned destinations included. */
+static void test_kernel_runs(void **state)
+{
+    (void)state;
+    static const size_t runs[] = {1, 3, 7, 33};
+    kvz_isa lv[TU_MAX_LEVELS];
+    const size_t nl = tu_isa_levels(lv);
+    for (size_t l = 0; l < nl; l++) {
+        const kvz_kernel_table *kt = kvz_kernels_for(lv[l]);
+        assert_non_null(kt);
+        for (size_t k = 0; k < n_sets; k++) {
+            const ref_set *s = &sets[k];
+            for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+                for (int at_end = 0; at_end < 2; at_end++) {
+                    const size_t nb = runs[r], b0 = at_end ? s->n_blocks - nb : 0, nv = nb * s->block;
+                    const size_t pad = 1 + r; /* an odd element offset: destinations not vector aligned */
+                    float *y = tu_malloc((nv + pad + 8) * sizeof *y);
+                    uint16_t *h = tu_malloc((nv + pad + 8) * sizeof *h);
+                    tu_fill_sentinel(y, nv + pad + 8);
+                    memset(h, 0xA5, (nv + pad + 8) * sizeof *h);
+                    const unsigned char *src = s->raw + b0 * s->bytes;
+                    const float *ref = s->ref + b0 * s->block;
+                    char what[96];
+                    snprintf(what, sizeof what, "%s kernel %s, %zu blocks from %zu", kt->name,
+                             type_name(s->type), nb, b0);
+                    kt->dequant(y + pad, KVZ_KDT_F32, src, (int)s->type, nb);
+                    check_f32(y + pad, ref, nv, what, &max_ulp[lv[l]][k]);
+                    kt->dequant(h + pad, KVZ_KDT_BF16, src, (int)s->type, nb);
+                    check_bf16(h + pad, y + pad, ref, nv, what);
+                    for (size_t i = 0; i < pad; i++)
+                        assert_true(tu_is_sentinel(y + i) && h[i] == 0xA5A5);
+                    for (size_t i = nv + pad; i < nv + pad + 8; i++)
+                        assert_true(tu_is_sentinel(y + i) && h[i] == 0xA5A5);
+                    free(y), free(h);
+                }
+            }
+        }
+    }
+}
+
+/* A run long enough to be split over the threads (some 300K values): the set repeated, and its
+ * values repeated. */
+static void test_threads(void **state)
+{
+    (void)state;
+    for (size_t k = 0; k < n_sets; k++) {
+        const ref_set *s = &sets[k];
+        const size_t reps = (300000 / s->block + s->n_blocks - 1) / s->n_blocks;
+        const size_t nb = reps * s->n_blocks, nv = nb * s->block, one = (size_t)s->n_blocks * s->block;
+        unsigned char *raw = tu_malloc(nb * s->bytes);
+        for (size_t r = 0; r < reps; r++)
+            memcpy(raw + r * s->n_blocks * s->bytes, s->raw, (size_t)s->n_blocks * s->bytes);
+        float *y = tu_malloc(nv * sizeof *y);
+        uint16_t *h = tu_malloc(nv * sizeof *h);
+        assert_int_equal(kvz_dequantize(y, KVZ_DTYPE_F32, raw, s->type, nv), KVZ_OK);
+        assert_int_equal(kvz_dequantize(h, KVZ_DTYPE_BF16, raw, s->type, nv), KVZ_OK);
+        char what[64];
+        snprintf(what, sizeof what, "%s threaded", type_name(s->type));
+        uint64_t worst = 0;
+        for (size_t r = 0; r < reps; r++) {
+            check_f32(y + r * one, s->ref, one, what, &worst);
+            check_bf16(h + r * one, y + r * one, s->ref, one, what);
+        }
+        free(raw), free(y), free(h);
+    }
+}
+
+/* The float types go through kvz_convert: F32 copies, F16 and BF16 widen exactly. */
+static void test_float_types(void **state)
+{
+    (void)state;
+    const float f[4] = {1.5f, -0.0f, 3.0e38f, 1.0e-40f};
+    const uint16_t f16[4] = {0x3e00, 0x8000, 0x7bff, 0x0001}, b16[4] = {0x3fc0, 0x8000, 0x7f7f, 0x0001};
+    float y[4];
+    uint16_t h[4];
+    assert_int_equal(kvz_dequantize(y, KVZ_DTYPE_F32, f, KVZ_GGML_F32, 4), KVZ_OK);
+    assert_memory_equal(y, f, sizeof f);
+    assert_int_equal(kvz_dequantize(y, KVZ_DTYPE_F32, f16, KVZ_GGML_F16, 4), KVZ_OK);
+    assert_true(y[0] == 1.5f && bits(y[1]) == 0x80000000u && y[2] == 65504.0f && y[3] == ldexpf(1.0f, -24));
+    assert_int_equal(kvz_dequantize(h, KVZ_DTYPE_BF16, b16, KVZ_GGML_BF16, 4), KVZ_OK);
+    assert_memory_equal(h, b16, sizeof b16);
+    assert_int_equal(kvz_dequantize(h, KVZ_DTYPE_BF16, f, KVZ_GGML_F32, 4), KVZ_OK);
+    assert_true(h[0] == 0x3fc0 && h[1] == 0x8000);
+}
+
+/* Refusals, each with its status, and nothing written. */
+static void test_errors(void **state)
+{
+    (void)state;
+    const ref_set *s = &sets[0]; /* Q4_0: blocks of 32 */
+    float y[64];
+    tu_fill_sentinel(y, 64);
+    assert_int_equal(kvz_dequantize(NULL, KVZ_DTYPE_F32, s->raw, s->type, 32), KVZ_ERR_NULL);
+    assert_int_equal(kvz_dequantize(y, KVZ_DTYPE_F32, NULL, s->type, 32), KVZ_ERR_NULL);
+    assert_int_equal(kvz_dequantize(y, KVZ_DTYPE_F32, s->raw, s->type, 33), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(kvz_dequantize(y, KVZ_DTYPE_F32, s->raw, s->type, 16), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(kvz_dequantize(y, KVZ_DTYPE_F32, s->raw, KVZ_GGML_Q4_K, 64), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(kvz_dequantize(y, KVZ_DTYPE_F16, s->raw, s->type, 32), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(kvz_dequantize(y, (kvz_dtype)7, s->raw, s->type, 32), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(kvz_dequantize(y, KVZ_DTYPE_F32, s->raw, 9, 32), KVZ_ERR_UNSUPPORTED);    /* Q8_1 */
+    assert_int_equal(kvz_dequantize(y, KVZ_DTYPE_F32, s->raw, 15, 256), KVZ_ERR_UNSUPPORTED);  /* Q8_K */
+    assert_int_equal(kvz_dequantize(y, KVZ_DTYPE_F32, s->raw, 1000, 32), KVZ_ERR_UNSUPPORTED); /* none */
+    assert_non_null(strstr(kvz_last_error(), "1000"));
+    for (size_t i = 0; i < 64; i++)
+        assert_true(tu_is_sentinel(y + i));
+    /* nothing to do is not an error, even without buffers */
+    assert_int_equal(kvz_dequantize(NULL, KVZ_DTYPE_F32, NULL, s->type, 0), KVZ_OK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reference),   cmocka_unit_test(test_kernel_runs), cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_float_types), cmocka_unit_test(test_errors),
+    };
+    return cmocka_run_group_tests(tests, load_refs, free_refs);
+}
