@@ -6,10 +6,19 @@ Unicode, code, numbers, whitespace runs, chat markers), greedy continuations of 
 prompts with the top-2 logit gap of every step, and the top-20 log-probabilities at every position
 of a 512-token teacher-forced text. tests/test_real_models.c holds libkvz to them.
 
+With --f32 it writes tests/data/ref_<name>_f32.txt from a copy of the file whose tensors the gguf
+package's dequantize has turned into F32: llama.cpp then computes in fp32 on exactly the weights
+libkvz dequantizes, where on the quantized file its matrix products round the activations to 8 bits
+(Q8_1 / Q8_K blocks), a difference of method, not of model. Both runs keep the KV cache in F32 and
+flash attention off.
+
     python3 -m venv build/refvenv
-    build/refvenv/bin/pip install llama-cpp-python==0.3.36 numpy==2.4.6
-    build/refvenv/bin/python tests/llama_ref.py smollm2 ~/.cache/kvz/models/SmolLM2-135M-Instruct.Q4_1.gguf
-    build/refvenv/bin/python tests/llama_ref.py gemma3 ~/.cache/kvz/models/gemma-3-270m-q4_k_m.gguf
+    build/refvenv/bin/pip install llama-cpp-python==0.3.36 gguf==0.19.0 numpy==2.4.6
+    for m in smollm2:SmolLM2-135M-Instruct.Q4_1 gemma3:gemma-3-270m-q4_k_m; do
+        for f in "" --f32; do
+            build/refvenv/bin/python tests/llama_ref.py $f ${m%%:*} ~/.cache/kvz/models/${m#*:}.gguf
+        done
+    done
 
 Format (text, one record a line, fields separated by single spaces):
     kvz-ref 1
@@ -23,9 +32,12 @@ Format (text, one record a line, fields separated by single spaces):
     top P ID:LOGPROB...      the 20 most likely next tokens after position P, best first
 """
 import hashlib
+import os
 import random
 import sys
+import tempfile
 
+import gguf
 import llama_cpp
 import numpy as np
 
@@ -126,17 +138,49 @@ def prompts(name, tok):
     return [tok(t) for t in texts]
 
 
+def dequantized_copy(path, out):
+    """The GGUF at path with every tensor turned into F32 by gguf.quants.dequantize."""
+    r = gguf.GGUFReader(path)
+    arch = r.fields["general.architecture"].contents()
+    w = gguf.GGUFWriter(out, arch)
+    for key, f in r.fields.items():
+        if key.startswith("GGUF.") or key == "general.architecture":
+            continue
+        if key == "general.file_type":
+            w.add_file_type(gguf.LlamaFileType.ALL_F32)
+            continue
+        vtype = f.types[0]
+        sub = f.types[1] if vtype == gguf.GGUFValueType.ARRAY else None
+        w.add_key_value(key, f.contents(), vtype, sub_type=sub)
+    for t in r.tensors:
+        x = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)
+        w.add_tensor(t.name, x.reshape([int(d) for d in reversed(t.shape)]), raw_dtype=gguf.GGMLQuantizationType.F32)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def main():
-    name, path = sys.argv[1], sys.argv[2]
-    out = sys.argv[3] if len(sys.argv) > 3 else f"tests/data/ref_{name}.txt"
+    args = sys.argv[1:]
+    f32 = "--f32" in args
+    args = [a for a in args if a != "--f32"]
+    name, path = args[0], args[1]
+    out = args[2] if len(args) > 2 else f"tests/data/ref_{name}{'_f32' if f32 else ''}.txt"
     sha = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    tmp = tempfile.TemporaryDirectory()
+    if f32:
+        path = os.path.join(tmp.name, "f32.gguf")
+        dequantized_copy(sys.argv[sys.argv.index(name) + 1], path)
     llm = llama_cpp.Llama(model_path=path, n_ctx=1024, n_batch=512, n_ubatch=512, n_threads=2, logits_all=True,
-                          verbose=False, seed=1)
+                          verbose=False, seed=1, flash_attn=False, type_k=llama_cpp.GGML_TYPE_F32,
+                          type_v=llama_cpp.GGML_TYPE_F32)
 
     def tok(text):
         return llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
 
-    lines = ["kvz-ref 1", f"model {name} {sha} llama-cpp-python {llama_cpp.__version__}"]
+    weights = "dequantized-f32" if f32 else "as-quantized"
+    lines = ["kvz-ref 1", f"model {name} {sha} llama-cpp-python {llama_cpp.__version__} weights {weights}"]
     for t in texts_for_tokenizer():
         lines.append("text " + t.encode("utf-8").hex())
         lines.append("ids " + " ".join(map(str, tok(t))))

@@ -19,6 +19,7 @@ static void usage(FILE *f)
             "  eval --model M --tasks F  multi-query evaluation of policies and ratios\n"
             "  tokenize --model M TEXT   token ids of TEXT (BOS as the model adds it, specials parsed); --json\n"
             "  info [--json]             library version, ISA in use and available, threads, NUMA nodes\n"
+            "  info --model M [--json]   a model's architecture, shape, tensor types and parameter count\n"
             "  bench kernels [--json]    kernel benchmarks with the machine's memory bandwidth and GEMM rate\n"
             "  bench cache [--json]      decode over compressed caches per policy and ratio; .kvz save/load\n"
             "  help                      this text\n"
