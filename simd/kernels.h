@@ -149,8 +149,9 @@ typedef struct kvz_kernel_table {
     /*
      * n_blocks whole blocks of a quantized type (KVZ_KQ_*) from src into dst as KVZ_KDT_F32 or
      * KVZ_KDT_BF16 (the f32 value rounded to nearest even). The f32 values are ggml's
-     * dequantize_row_*: f16 scales widened exactly, then the same fp32 products and sums in the
-     * same order, without fusing a multiply and an add (every level gives the same bits).
+     * dequantize_row_*: f16 scales widened exactly, the same fp32 products and sums. Every product
+     * of a scale and a quant is exact in fp32, so the values are the same bits at every level,
+     * with or without FMA.
      */
     void (*dequant)(void *dst, int dst_dtype, const void *src, int type, size_t n_blocks);
 } kvz_kernel_table;
