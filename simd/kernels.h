@@ -214,9 +214,10 @@ KVZ_KERNEL_DECLS(generic)
 KVZ_KERNEL_DECLS(avx2)
 KVZ_KERNEL_DECLS(avx512)
 KVZ_KERNEL_DECLS(neon)
-/* the AVX512_BF16 level has attention kernels of its own and shares the rest with avx512 */
+/* the AVX512_BF16 level has attention and dequant kernels of its own and shares the rest with avx512 */
 void kvz_attn_avx512bf16(const kvz_attn_job *job);
 void kvz_window_score_avx512bf16(const kvz_window_job *job);
+void kvz_dequant_avx512bf16(void *dst, int dst_dtype, const void *src, int type, size_t n_blocks);
 /* the AMX level likewise: its attention runs the bf16 gemm path's products on AMX tiles */
 void kvz_attn_amx(const kvz_attn_job *job);
 void kvz_window_score_amx(const kvz_window_job *job);
