@@ -1,6 +1,7 @@
 /* The perf/ suite's own cases: decode over 4K..128K contexts, full and kept 0.3, for Llama-3.1-8B
- * and Qwen2.5-7B layer shapes, prefill/scoring chunks at 8K and 16K keys, and decode at every
- * group size 1..8 (the kernels tile query rows: a group that is not a whole tile shows here). */
+ * and Qwen2.5-7B layer shapes, prefill/scoring chunks at 8K and 16K keys, decode at every
+ * group size 1..8 (the kernels tile query rows: a group that is not a whole tile shows here), and
+ * GGUF dequantization into bf16 (`kvz bench kernels` has it into f32). */
 #include "perf/perf_cases.h"
 
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "kvz.h"
+#include "model/gguf.h"
 
 enum { N_CTX = 6, N_PREFILL = 2, MAX_GROUP = 8, MAX_CASES = 64, CHUNK = 2048 };
 static const size_t contexts[N_CTX] = {4096, 8192, 16384, 32768, 65536, 131072};
@@ -73,6 +75,17 @@ const kvz_bench_case *kvz_perf_cases(size_t *n)
             c.kind = KVZ_BENCH_DECODE, c.kv_heads = 4, c.group = g, c.head_dim = 128, c.context = 32768;
             c.dtype = KVZ_DTYPE_BF16, c.kept = 1.0;
             add_group(c);
+        }
+        static const unsigned qtypes[] = {KVZ_GGML_Q4_0, KVZ_GGML_Q4_1, KVZ_GGML_Q5_0, KVZ_GGML_Q5_1,
+                                          KVZ_GGML_Q8_0, KVZ_GGML_Q2_K, KVZ_GGML_Q3_K, KVZ_GGML_Q4_K,
+                                          KVZ_GGML_Q5_K, KVZ_GGML_Q6_K};
+        for (size_t t = 0; t < sizeof qtypes / sizeof qtypes[0] && n_cases < MAX_CASES; t++) {
+            kvz_bench_case c;
+            memset(&c, 0, sizeof c);
+            c.kind = KVZ_BENCH_DEQUANT, c.qtype = qtypes[t], c.dtype = KVZ_DTYPE_BF16;
+            snprintf(names[n_cases], sizeof names[0], "dequant_bf16/%s", kvz_ggml_type_of(qtypes[t])->name);
+            c.name = names[n_cases];
+            cases[n_cases++] = c;
         }
     }
     *n = n_cases;

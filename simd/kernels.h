@@ -149,8 +149,9 @@ typedef struct kvz_kernel_table {
     /*
      * n_blocks whole blocks of a quantized type (KVZ_KQ_*) from src into dst as KVZ_KDT_F32 or
      * KVZ_KDT_BF16 (the f32 value rounded to nearest even). The f32 values are ggml's
-     * dequantize_row_*: f16 scales widened exactly, then the same fp32 products and sums in the
-     * same order, without fusing a multiply and an add (every level gives the same bits).
+     * dequantize_row_*: f16 scales widened exactly, the same fp32 products and sums. Every product
+     * of a scale and a quant is exact in fp32, so the values are the same bits at every level,
+     * with or without FMA.
      */
     void (*dequant)(void *dst, int dst_dtype, const void *src, int type, size_t n_blocks);
 } kvz_kernel_table;
@@ -213,9 +214,10 @@ KVZ_KERNEL_DECLS(generic)
 KVZ_KERNEL_DECLS(avx2)
 KVZ_KERNEL_DECLS(avx512)
 KVZ_KERNEL_DECLS(neon)
-/* the AVX512_BF16 level has attention kernels of its own and shares the rest with avx512 */
+/* the AVX512_BF16 level has attention and dequant kernels of its own and shares the rest with avx512 */
 void kvz_attn_avx512bf16(const kvz_attn_job *job);
 void kvz_window_score_avx512bf16(const kvz_window_job *job);
+void kvz_dequant_avx512bf16(void *dst, int dst_dtype, const void *src, int type, size_t n_blocks);
 /* the AMX level likewise: its attention runs the bf16 gemm path's products on AMX tiles */
 void kvz_attn_amx(const kvz_attn_job *job);
 void kvz_window_score_amx(const kvz_window_job *job);

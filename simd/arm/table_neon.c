@@ -10,5 +10,5 @@ const kvz_kernel_table kvz_kernels_neon = {
     .from_f32 = kvz_from_f32_neon,
     .swiglu = kvz_swiglu_neon,
     .key_histogram = kvz_key_histogram_neon,
-    .dequant = kvz_dequant_generic,
+    .dequant = kvz_dequant_neon,
 };

@@ -10,25 +10,14 @@
 
 static inline float ld_f16(const uint8_t *p) { return kvz_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
 
-/* ggml rounds a product before adding to it; an optimization barrier keeps the compiler from
- * fusing the two into an FMA (contraction is on by default in GNU C), so every level and every
- * build gives ggml's bits. */
-static inline float rounded(float x)
-{
-#if defined(__GNUC__) && defined(__aarch64__)
-    __asm__("" : "+w"(x));
-#elif defined(__GNUC__) && defined(__x86_64__)
-    __asm__("" : "+x"(x));
-#else
-    volatile float v = x;
-    x = v;
-#endif
-    return x;
-}
-
-/* y = d * q, and y = d * q + m (m negated by the caller for the types that subtract it) */
+/* y = d * q, and y = d * q + m (m negated by the caller for the types that subtract it: x - m and
+ * x + (-m) are the same IEEE operation). Every product here is exact in fp32: an f16 scale has 11
+ * significant bits, a sub-block scale at most 7 and a quant at most 5 (powers of two count as one),
+ * 23 in all, and no result comes near the subnormals. So the only rounding is that of the sum, the
+ * order of the products does not matter, and a compiler that fuses them into an FMA gives the
+ * same bits. */
 static inline float mul(float d, int q) { return d * (float)q; }
-static inline float mul_add(float d, int q, float m) { return rounded(d * (float)q) + m; }
+static inline float mul_add(float d, int q, float m) { return d * (float)q + m; }
 
 static void q4_0(float *y, const uint8_t *b)
 {

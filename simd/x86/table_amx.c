@@ -1,4 +1,4 @@
-/* The kernel table of the AMX level: its own attention, the rest of avx512. */
+/* The kernel table of the AMX level: its own attention, avx512bf16's dequant, the rest of avx512. */
 #include "kernels.h"
 
 const kvz_kernel_table kvz_kernels_amx = {
@@ -10,6 +10,6 @@ const kvz_kernel_table kvz_kernels_amx = {
     .from_f32 = kvz_from_f32_avx512,
     .swiglu = kvz_swiglu_avx512,
     .key_histogram = kvz_key_histogram_avx512,
-    .dequant = kvz_dequant_generic,
+    .dequant = kvz_dequant_avx512bf16,
     .crc32c = kvz_crc32c_avx512,
 };

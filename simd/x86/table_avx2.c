@@ -10,6 +10,6 @@ const kvz_kernel_table kvz_kernels_avx2 = {
     .from_f32 = kvz_from_f32_avx2,
     .swiglu = kvz_swiglu_avx2,
     .key_histogram = kvz_key_histogram_avx2,
-    .dequant = kvz_dequant_generic,
+    .dequant = kvz_dequant_avx2,
     .crc32c = kvz_crc32c_avx2,
 };

@@ -1,4 +1,4 @@
-/* The kernel table of the AVX-512 + AVX512_BF16 level: its own attention, the rest of avx512. */
+/* The kernel table of the AVX-512 + AVX512_BF16 level: its own attention and dequant, the rest of avx512. */
 #include "kernels.h"
 
 const kvz_kernel_table kvz_kernels_avx512bf16 = {
@@ -10,6 +10,6 @@ const kvz_kernel_table kvz_kernels_avx512bf16 = {
     .from_f32 = kvz_from_f32_avx512,
     .swiglu = kvz_swiglu_avx512,
     .key_histogram = kvz_key_histogram_avx512,
-    .dequant = kvz_dequant_generic,
+    .dequant = kvz_dequant_avx512bf16,
     .crc32c = kvz_crc32c_avx512,
 };

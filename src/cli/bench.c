@@ -42,7 +42,7 @@ static void usage(FILE *f)
             "  --reps N    exactly N timed repetitions per case (default: until --min-time, 0.5 s, with at\n"
             "              least 5; the prefill cases 2), each after one untimed warm-up\n"
             "seconds are the median of the timed repetitions; rates are computed from them. stream_read\n"
-            "runs interleaved with the decode cases, sgemm_f32 with the prefill cases.\n");
+            "runs interleaved with the decode and dequant cases, sgemm_f32 with the prefill cases.\n");
 }
 
 /* Whether name contains one of the comma-separated substrings of filter (NULL: all). */
@@ -90,6 +90,27 @@ static const target targets[] = {
      0.35, 0},
     {"prefill_vs_sgemm", "prefill_attn_f32", "sgemm_f32", "prefill GFLOP/s / oneDNN sgemm GFLOP/s", 0, 0.60, 1},
     {"score_vs_prefill", "score_attn_f32", "prefill_attn_f32", "scoring time / plain prefill time", 1, 1.15, 0},
+    /* a dequantizing pass moves its input and its output: half the read bandwidth for both */
+    {"dequant_q4_0_vs_stream", "dequant_q4_0", "stream_read",
+     "dequant Q4_0 GB/s (in + f32 out) / stream_read GB/s", 0, 0.5, 1},
+    {"dequant_q4_1_vs_stream", "dequant_q4_1", "stream_read",
+     "dequant Q4_1 GB/s (in + f32 out) / stream_read GB/s", 0, 0.5, 1},
+    {"dequant_q5_0_vs_stream", "dequant_q5_0", "stream_read",
+     "dequant Q5_0 GB/s (in + f32 out) / stream_read GB/s", 0, 0.5, 1},
+    {"dequant_q5_1_vs_stream", "dequant_q5_1", "stream_read",
+     "dequant Q5_1 GB/s (in + f32 out) / stream_read GB/s", 0, 0.5, 1},
+    {"dequant_q8_0_vs_stream", "dequant_q8_0", "stream_read",
+     "dequant Q8_0 GB/s (in + f32 out) / stream_read GB/s", 0, 0.5, 1},
+    {"dequant_q2_k_vs_stream", "dequant_q2_k", "stream_read",
+     "dequant Q2_K GB/s (in + f32 out) / stream_read GB/s", 0, 0.5, 1},
+    {"dequant_q3_k_vs_stream", "dequant_q3_k", "stream_read",
+     "dequant Q3_K GB/s (in + f32 out) / stream_read GB/s", 0, 0.5, 1},
+    {"dequant_q4_k_vs_stream", "dequant_q4_k", "stream_read",
+     "dequant Q4_K GB/s (in + f32 out) / stream_read GB/s", 0, 0.5, 1},
+    {"dequant_q5_k_vs_stream", "dequant_q5_k", "stream_read",
+     "dequant Q5_K GB/s (in + f32 out) / stream_read GB/s", 0, 0.5, 1},
+    {"dequant_q6_k_vs_stream", "dequant_q6_k", "stream_read",
+     "dequant Q6_K GB/s (in + f32 out) / stream_read GB/s", 0, 0.5, 1},
 };
 
 enum { MAX_CASES = 32 };

@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "kvz.h"
+#include "model/dequant.h"
+#include "model/gguf.h"
 
 /* The issue's shapes: one Llama-3.1-8B layer (8 KV heads, G = 4, d = 128); its decode
  * steps over cached bf16 rows, its prefill chunks of 2048 queries against 32768 keys. Each
@@ -19,6 +21,7 @@
  * (other tenants of a shared host) drifts as little as possible between the two. */
 #define LLAMA31_8B_LAYER .kv_heads = 8, .group = 4, .head_dim = 128
 #define DECODE(ctx)      .kind = KVZ_BENCH_DECODE, LLAMA31_8B_LAYER, .context = (ctx), .dtype = KVZ_DTYPE_BF16
+#define DEQUANT(t)       .kind = KVZ_BENCH_DEQUANT, .qtype = (t), .dtype = KVZ_DTYPE_F32
 #define PREFILL(dt)                                                                                            \
     .kind = KVZ_BENCH_PREFILL, LLAMA31_8B_LAYER, .context = 32768, .queries = 2048, .dtype = (dt)
 static const kvz_bench_case kernel_cases[] = {
@@ -31,6 +34,18 @@ static const kvz_bench_case kernel_cases[] = {
     /* 512 tokens (2 MiB, 1 MiB a thread at 2 threads) stay in a 2 MiB L2 as well: where the
        4K step reads a shared L3 (the Sapphire-Rapids-class VM), this is the kernel's rate */
     {.name = "decode_bf16_512_hot", DECODE(512), .kept = 1.0, .hot = 1},
+    /* GGUF tensors into f32 as a loader or a matrix product without a quantized kernel would,
+       one case per block type, from and to memory no cache holds */
+    {.name = "dequant_q4_0", DEQUANT(KVZ_GGML_Q4_0)},
+    {.name = "dequant_q4_1", DEQUANT(KVZ_GGML_Q4_1)},
+    {.name = "dequant_q5_0", DEQUANT(KVZ_GGML_Q5_0)},
+    {.name = "dequant_q5_1", DEQUANT(KVZ_GGML_Q5_1)},
+    {.name = "dequant_q8_0", DEQUANT(KVZ_GGML_Q8_0)},
+    {.name = "dequant_q2_k", DEQUANT(KVZ_GGML_Q2_K)},
+    {.name = "dequant_q3_k", DEQUANT(KVZ_GGML_Q3_K)},
+    {.name = "dequant_q4_k", DEQUANT(KVZ_GGML_Q4_K)},
+    {.name = "dequant_q5_k", DEQUANT(KVZ_GGML_Q5_K)},
+    {.name = "dequant_q6_k", DEQUANT(KVZ_GGML_Q6_K)},
     {.name = "sgemm_f32", .kind = KVZ_BENCH_SGEMM, .size = 2048},
     {.name = "prefill_attn_f32", PREFILL(KVZ_DTYPE_F32)},
     {.name = "score_attn_f32", PREFILL(KVZ_DTYPE_F32), .scoring = 1},
@@ -39,6 +54,7 @@ static const kvz_bench_case kernel_cases[] = {
     {.name = "score_attn_bf16", PREFILL(KVZ_DTYPE_BF16), .scoring = 1},
 };
 #undef DECODE
+#undef DEQUANT
 #undef PREFILL
 #undef LLAMA31_8B_LAYER
 
@@ -57,10 +73,11 @@ struct kvz_bench_state {
     void *a, *b, *out;
     float *q, *o, *score;
     int32_t *cu;
-    size_t bytes;               /* stream: bytes read per op */
+    size_t bytes;                              /* stream: bytes read per op */
     float (*stream)(const float *x, size_t n); /* stream: the loop stream_pick chose */
-    size_t copies, copy_stride; /* decode: layers' worth of K/V used in turn, elements apart */
-    size_t next;                /* decode: the copy the next run reads */
+    size_t copies, copy_stride;                /* decode: layers' worth of K/V used in turn, elements apart */
+    size_t next;                               /* decode: the copy the next run reads */
+    size_t n;                                  /* dequant: values per operation */
     double work;
     volatile float sink;
 };
@@ -266,6 +283,47 @@ static stream_fn stream_pick(const float *x, size_t n, volatile float *sink)
     return best;
 }
 
+/* ---- dequant -----------------------------------------------------------------------------
+ * The cases of a group are set up together, so the dequant cases share one input and one output
+ * buffer (their own would take ten times the memory): half the cold size in all, the output f32,
+ * the input random bytes enough for the largest blocks per value (Q8_0's 34 bytes for 32). */
+static struct {
+    void *in, *out;
+    size_t n, users;
+} dq_pool;
+
+static int dq_pool_get(size_t *n)
+{
+    if (!dq_pool.users) {
+        const size_t total = cold_bytes() / 2, n_val = total / (4 + 2) / 256 * 256;
+        const size_t in_bytes = n_val / 32 * 34;
+        if (!(dq_pool.in = xmalloc(in_bytes)) || !(dq_pool.out = xmalloc(n_val * 4))) {
+            free(dq_pool.in), free(dq_pool.out);
+            dq_pool.in = dq_pool.out = NULL;
+            return -1;
+        }
+        unsigned char *p = dq_pool.in;
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < in_bytes; i++) {
+            uint32_t x = (uint32_t)i * 2654435761u ^ 0x9e3779b9u;
+            x ^= x >> 15, x *= 2246822519u, x ^= x >> 13;
+            p[i] = (unsigned char)(x >> 24);
+        }
+        dq_pool.n = n_val;
+    }
+    dq_pool.users++;
+    *n = dq_pool.n;
+    return 0;
+}
+
+static void dq_pool_put(void)
+{
+    if (dq_pool.users && !--dq_pool.users) {
+        free(dq_pool.in), free(dq_pool.out);
+        dq_pool.in = dq_pool.out = NULL;
+    }
+}
+
 /* ---- setup / run / teardown --------------------------------------------------------------- */
 
 kvz_bench_state *kvz_bench_setup(const kvz_bench_case *c)
@@ -336,6 +394,13 @@ kvz_bench_state *kvz_bench_setup(const kvz_bench_case *c)
         s->work = 4.0 * (double)d * pairs * (double)(H * G);
         break;
     }
+    case KVZ_BENCH_DEQUANT: {
+        const kvz_ggml_type *ty = kvz_ggml_type_of(c->qtype);
+        if (!ty || ty->block < 32 || dq_pool_get(&s->n) != 0)
+            goto fail;
+        s->work = (double)s->n * (double)es + (double)(s->n / ty->block) * (double)ty->bytes;
+        break;
+    }
     default: fprintf(stderr, "kvz bench: %s: unknown case kind %d\n", c->name, (int)c->kind); goto fail;
     }
     return s;
@@ -392,6 +457,9 @@ int kvz_bench_run(kvz_bench_state *s)
         st = kvz_attn_prefill(&a);
         break;
     }
+    case KVZ_BENCH_DEQUANT:
+        st = kvz_dequantize(dq_pool.out, (kvz_dtype)c->dtype, dq_pool.in, c->qtype, s->n);
+        break;
     }
     if (st != KVZ_OK) {
         fprintf(stderr, "kvz bench: %s: %s (%s)\n", c->name, kvz_strerror(st), kvz_last_error());
@@ -411,6 +479,8 @@ void kvz_bench_teardown(kvz_bench_state *s)
 {
     if (!s)
         return;
+    if (s->c->kind == KVZ_BENCH_DEQUANT && s->n)
+        dq_pool_put();
     free(s->a), free(s->b), free(s->out), free(s->q), free(s->o), free(s->score), free(s->cu);
     free(s);
 }

@@ -14,6 +14,7 @@ typedef enum kvz_bench_kind {
     KVZ_BENCH_SGEMM,   /* oneDNN sgemm m = n = k = size: flops */
     KVZ_BENCH_DECODE,  /* one decode step over all KV heads of a layer: K/V bytes read */
     KVZ_BENCH_PREFILL, /* a query chunk against the cache (optionally KVzip scoring): flops */
+    KVZ_BENCH_DEQUANT, /* GGUF blocks of qtype into dtype (f32 or bf16): bytes read + bytes written */
 } kvz_bench_kind;
 
 typedef struct kvz_bench_case {
@@ -23,10 +24,11 @@ typedef struct kvz_bench_case {
     size_t context;                   /* cached tokens per KV head (decode), keys (prefill) */
     size_t queries;                   /* prefill chunk */
     double kept;                      /* decode: mean kept ratio over heads (1 = full) */
-    int hot;                          /* decode: one copy of K/V, read again and again (cache-resident when it fits) */
-    int dtype;                        /* kvz_dtype of K/V */
-    int scoring;                      /* prefill: KVzip scoring mode */
-    size_t size;                      /* stream bytes (at least; 8x the LLC when larger) or sgemm dimension */
+    int hot;        /* decode: one copy of K/V, read again and again (cache-resident when it fits) */
+    int dtype;      /* kvz_dtype of K/V; dequant: of the output */
+    unsigned qtype; /* dequant: the ggml type of the blocks (KVZ_GGML_*) */
+    int scoring;    /* prefill: KVzip scoring mode */
+    size_t size;    /* stream bytes (at least; 8x the LLC when larger) or sgemm dimension */
 } kvz_bench_case;
 
 typedef struct kvz_bench_result {
