@@ -40,12 +40,10 @@ static int stop_eog(void *ctx, int32_t id) { return kvz_tokenizer_is_eog(ctx, id
 static int question_ids(const kvz_model *m, const kvz_tokenizer *tok, const kvz_kvzip_pieces *p, const char *q,
                         int32_t **ids, size_t *n)
 {
-    kvz_gguf_str tmpl = {NULL, 0};
-    kvz_gguf_get_str(m->gguf, "tokenizer.chat_template", &tmpl);
     char *text = NULL;
     int32_t *body = NULL;
     size_t nb = 0;
-    kvz_status st = kvz_chat_question(kvz_chat_detect(tmpl.p, tmpl.n), q, strlen(q), 0, &text);
+    kvz_status st = kvz_chat_question(kvz_chat_family_of(m), q, strlen(q), 0, &text);
     if (st != KVZ_OK)
         return kvz_cli_error("question: %s", kvz_last_error());
     int rc = kvz_cli_encode(tok, text, 0, 1, &body, &nb);

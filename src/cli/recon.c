@@ -51,9 +51,7 @@ void kvz_cli_pieces_free(kvz_cli_pieces *p)
 static int from_template(const kvz_model *m, const kvz_tokenizer *tok, int gsm, int32_t **ids, size_t *n,
                          const char **source)
 {
-    kvz_gguf_str tmpl = {NULL, 0};
-    kvz_gguf_get_str(m->gguf, "tokenizer.chat_template", &tmpl);
-    const kvz_chat_family fam = kvz_chat_detect(tmpl.p, tmpl.n);
+    const kvz_chat_family fam = kvz_chat_family_of(m);
     kvz_chat_pieces cp;
     if (kvz_chat_pieces_for(fam, gsm, &cp) != KVZ_OK)
         return kvz_cli_error("chat template: %s", kvz_last_error());

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "model/model.h"
 
 #define INSTR     "Given the context, answer to the following question or request without explanation.\n\n"
 #define INSTR_GSM "Given the context, answer to the following reasoning question.\n\n"
@@ -53,6 +54,14 @@ kvz_chat_family kvz_chat_detect(const char *template_text, size_t len)
     if (contains(template_text, len, "<start_of_turn>"))
         return KVZ_CHAT_GEMMA;
     return KVZ_CHAT_PLAIN;
+}
+
+kvz_chat_family kvz_chat_family_of(const kvz_model *m)
+{
+    kvz_gguf_str tmpl = {NULL, 0};
+    if (m->gguf && kvz_gguf_get_str(m->gguf, "tokenizer.chat_template", &tmpl) == KVZ_OK && tmpl.n)
+        return kvz_chat_detect(tmpl.p, tmpl.n);
+    return !strcmp(m->hp.arch, "gemma3") ? KVZ_CHAT_GEMMA : KVZ_CHAT_PLAIN;
 }
 
 const char *kvz_chat_family_name(kvz_chat_family f)

@@ -38,6 +38,12 @@ typedef struct kvz_chat_pieces {
  * otherwise PLAIN.
  */
 kvz_chat_family kvz_chat_detect(const char *template_text, size_t len);
+/* The family of a model: kvz_chat_detect on its tokenizer.chat_template; a file without a template
+ * gets its architecture's family where that has one (gemma3: GEMMA, as Gemma 3's base models ship
+ * without a template but their vocabulary has the turn markers), else PLAIN. */
+struct kvz_model;
+kvz_chat_family kvz_chat_family_of(const struct kvz_model *m);
+
 /* "plain", "llama3", "chatml", "qwen3", "gemma"; "unknown" for another value. */
 const char *kvz_chat_family_name(kvz_chat_family f);
 
