@@ -196,7 +196,9 @@ int kvz_cmd_compress(int argc, char **argv)
     if (!rc) {
         kvz_cache_stats cs = {.struct_size = sizeof cs};
         kvz_cache_get_stats(cache, &cs);
-        const double kept = (double)rep.n_kept / (double)(L * H * n_c);
+        /* of the compressed (global) layers: a sliding-window layer keeps its window */
+        const size_t LG = kvz_hparams_global_layers(&m->hp);
+        const double kept = (double)rep.n_kept / (double)(LG * H * n_c);
         if (json)
             printf("{\"policy\": \"%s\", \"ratio\": %g, \"context_tokens\": %zu, \"system_tokens\": %zu, "
                    "\"passes\": %zu, \"pass_tokens\": %zu, \"kept_context_ratio\": %.6f, \"cache_bytes\": %zu, "
@@ -204,9 +206,11 @@ int kvz_cmd_compress(int argc, char **argv)
                    kvz_policy_name(policy), ratio, n_c, pc.p.n_sys, rep.passes, rep.pass_tokens, kept, cs.bytes_used,
                    rep.prefill_s, rep.score_s, rep.select_s, pc.source);
         else {
-            printf("context %zu tokens (+%zu system), policy %s at ratio %g: kept %.4f of the context pairs, "
+            printf("context %zu tokens (+%zu system), policy %s at ratio %g: kept %.4f of the context pairs%s, "
                    "cache %zu bytes\nprefill %.3f s%s",
-                   n_c, pc.p.n_sys, kvz_policy_name(policy), ratio, kept, cs.bytes_used, rep.prefill_s,
+                   n_c, pc.p.n_sys, kvz_policy_name(policy), ratio, kept,
+                   LG < L ? " of the global layers (the sliding-window layers keep their window)" : "", cs.bytes_used,
+                   rep.prefill_s,
                    kvz_kvzip_policy_uses_window(policy) ? " (window scores included)" : "");
             if (rep.passes)
                 printf(", %zu reconstruction passes (%zu tokens) %.3f s (%.2fx prefill)", rep.passes, rep.pass_tokens,

@@ -258,7 +258,8 @@ static int run(eval_args *a)
                 build_s[k] = prefill_s + (kvz_kvzip_policy_needs_scores(cl->policy) ? score_s : 0) +
                              omp_get_wtime() - t1;
             }
-            cl->kept += kept, cl->pairs += L * H * t->n_c;
+            /* kept of the compressed (global) layers: a sliding-window layer keeps its window */
+            cl->kept += kept, cl->pairs += kvz_hparams_global_layers(&m->hp) * H * t->n_c;
             for (size_t j = 0; st == KVZ_OK && j < t->n_q; j++) {
                 const task_query *q = &t->q[j];
                 if ((st = greedy_answer(m, pcache, q, lp, ans)) != KVZ_OK)

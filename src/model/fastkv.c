@@ -193,6 +193,10 @@ kvz_status kvz_fastkv_prefill(kvz_model *m, kvz_cache *cache, const int32_t *ids
         return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
     if (!n)
         return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: no tokens", fn);
+    /* the propagated tokens keep their positions, with gaps a sliding-window layer cannot hold */
+    if (m->hp.swa_window)
+        return kvz_fail(KVZ_ERR_UNSUPPORTED, "%s: token-selective propagation on a model with sliding-window "
+                        "layers (%s) is not supported", fn, m->hp.arch);
     size_t t = 0;
     kvz_status st = check_opts(m, o, &t);
     if (st == KVZ_OK)

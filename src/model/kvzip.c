@@ -79,7 +79,8 @@ kvz_status kvz_kvzip_pass_ids(const kvz_kvzip_pieces *p, const int32_t *ctx, siz
     return KVZ_OK;
 }
 
-/* The guard of kvpress #147: the scoring passes must see the whole prefilled cache. */
+/* The guard of kvpress #147: the scoring passes must see the whole prefilled cache (a
+ * sliding-window layer the window's part of it, which its next position vouches for). */
 static kvz_status check_full(const kvz_model *m, const kvz_cache *c, size_t rows)
 {
     for (size_t l = 0; l < m->hp.n_layers; l++) {
@@ -87,11 +88,12 @@ static kvz_status check_full(const kvz_model *m, const kvz_cache *c, size_t rows
         kvz_status st = kvz_cache_next_position(c, l, &next);
         if (st != KVZ_OK)
             return st;
+        const int windowed = kvz_hparams_window(&m->hp, l) != 0;
         for (size_t h = 0; h < m->hp.n_head_kv; h++) {
             size_t len;
             if ((st = kvz_cache_length(c, l, h, &len)) != KVZ_OK)
                 return st;
-            if (len != rows || next != (int64_t)rows)
+            if ((len != rows && !windowed) || next != (int64_t)rows)
                 return kvz_fail(KVZ_ERR_STATE,
                                 "kvzip: scoring must see the full prefilled cache of %zu rows, but layer %zu head %zu "
                                 "holds %zu (next position %lld)",
@@ -134,7 +136,9 @@ kvz_status kvz_kvzip_score(kvz_model *m, kvz_cache *c, const kvz_kvzip_pieces *p
             kvz_layer_io io = {.n = n_in,
                                .x = x,
                                .pos = pos,
-                               .score = o->passes_only ? NULL : scores + l * H * n_c + b,
+                               /* KVzip scores the global layers (kvpress's KVzipPress on Gemma 3) */
+                               .score = o->passes_only || kvz_hparams_window(&m->hp, l) ? NULL
+                                                                                        : scores + l * H * n_c + b,
                                .score_head_stride = (ptrdiff_t)n_c,
                                .sink_end = p->n_sys,
                                .chunk_begin = p->n_sys + b,
@@ -173,14 +177,27 @@ kvz_status kvz_kvzip_compact(const kvz_model *m, kvz_cache *c, size_t n_sys, siz
         return kvz_fail(KVZ_ERR_NULL, "kvz_kvzip_compact: NULL argument");
     const size_t L = m->hp.n_layers, H = m->hp.n_head_kv;
     kvz_status st = KVZ_OK;
+    /* the policy sees the global layers only: a sliding-window layer keeps its window */
+    const size_t n_global = kvz_hparams_global_layers(&m->hp);
     kvz_policy_args pa = *policy;
-    pa.n_layers = L, pa.n_kv_heads = H, pa.n_tokens = n_c;
-    const float **rows = calloc(L * H, sizeof *rows);
+    pa.n_layers = n_global, pa.n_kv_heads = H, pa.n_tokens = n_c;
+    const float **rows = calloc(n_global * H + 1, sizeof *rows);
     uint8_t **keep = calloc(L * H, sizeof *keep);
-    uint8_t **ctx_keep = calloc(L * H, sizeof *ctx_keep);
+    uint8_t **ctx_keep = calloc(n_global * H + 1, sizeof *ctx_keep);
+    float *head_scores = NULL;
     if (!rows || !keep || !ctx_keep)
         st = kvz_fail(KVZ_ERR_NOMEM, "kvz_kvzip_compact: no memory");
-    for (size_t r = 0; r < L * H && st == KVZ_OK; r++) {
+    if (st == KVZ_OK && policy->head_scores && n_global < L) { /* the global layers' head scores, in order */
+        if (!(head_scores = malloc(n_global * H * sizeof *head_scores)))
+            st = kvz_fail(KVZ_ERR_NOMEM, "kvz_kvzip_compact: no memory");
+        for (size_t l = 0, g = 0; st == KVZ_OK && l < L; l++)
+            if (kvz_hparams_window(&m->hp, l) == 0)
+                memcpy(head_scores + g++ * H, policy->head_scores + l * H, H * sizeof *head_scores);
+        pa.head_scores = head_scores;
+    }
+    for (size_t r = 0, g = 0; r < L * H && st == KVZ_OK; r++) {
+        if (kvz_hparams_window(&m->hp, r / H))
+            continue;
         size_t seg_len = 0;
         kvz_cache_length(c, r / H, r % H, &seg_len);
         if (seg_len < n_sys + n_c) {
@@ -193,18 +210,18 @@ kvz_status kvz_kvzip_compact(const kvz_model *m, kvz_cache *c, size_t n_sys, siz
             break;
         }
         memset(keep[r], 1, seg_len); /* system prompt and later rows stay */
-        ctx_keep[r] = keep[r] + n_sys;
-        rows[r] = scores ? scores + r * n_c : NULL;
+        ctx_keep[g] = keep[r] + n_sys;
+        rows[g++] = scores ? scores + r * n_c : NULL;
     }
     if (st == KVZ_OK) {
         pa.scores = scores ? rows : NULL;
         st = kvz_policy_select(&pa, ctx_keep, n_kept);
     }
-    if (st == KVZ_OK)
+    if (st == KVZ_OK) /* a windowed layer's mask is NULL: the cache leaves it as it is */
         st = kvz_cache_compact(c, (const uint8_t *const *)keep);
     for (size_t r = 0; keep && r < L * H; r++)
         free(keep[r]);
-    free(rows), free(keep), free(ctx_keep);
+    free(rows), free(keep), free(ctx_keep), free(head_scores);
     return st;
 }
 

@@ -455,6 +455,16 @@ kvz_status kvz_model_embed(const kvz_model *m, const int32_t *ids, size_t n, flo
 
 kvz_status kvz_model_cache_create(const kvz_model *m, kvz_dtype dtype, kvz_cache **out)
 {
-    const kvz_cache_config cfg = {sizeof cfg, m->hp.n_layers, m->hp.n_head_kv, m->hp.head_dim, dtype, 0};
-    return kvz_cache_create(&cfg, out);
+    kvz_cache_config cfg = {sizeof cfg, m->hp.n_layers, m->hp.n_head_kv, m->hp.head_dim, dtype, 0, NULL};
+    size_t *window = NULL;
+    if (m->hp.swa_window) { /* Gemma 3's local layers */
+        if (!(window = malloc(m->hp.n_layers * sizeof *window)))
+            return kvz_fail(KVZ_ERR_NOMEM, "kvz_model_cache_create: no memory");
+        for (size_t l = 0; l < m->hp.n_layers; l++)
+            window[l] = kvz_hparams_window(&m->hp, l);
+        cfg.layer_window = window;
+    }
+    const kvz_status st = kvz_cache_create(&cfg, out);
+    free(window);
+    return st;
 }

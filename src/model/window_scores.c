@@ -74,6 +74,10 @@ static kvz_status score_layer(void *ctx, size_t layer)
 {
     prefill_ctx *p = ctx;
     const size_t H = p->m->hp.n_head_kv, n_c = p->n - p->n_sys, n_w = p->n - p->window;
+    if (kvz_hparams_window(&p->m->hp, layer)) { /* a sliding-window layer is not selected from */
+        memset(p->scores + layer * H * n_c, 0, H * n_c * sizeof *p->scores);
+        return KVZ_OK;
+    }
     kvz_status st = kvz_layer_window_scores(p->m, p->c, layer, p->n, p->qt, p->window, p->kernel, p->pool, p->ws);
     for (size_t h = 0; st == KVZ_OK && h < H; h++) {
         float *dst = p->scores + (layer * H + h) * n_c;
