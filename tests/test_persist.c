@@ -32,7 +32,7 @@ static void path_of(char *buf, size_t n, const char *name) { snprintf(buf, n, "%
 /* A compacted cache with a few appended tokens on top, like a KVzip cache after a turn. */
 static kvz_cache *sample(tu_rng *r, kvz_dtype dt, size_t n, size_t layers, size_t heads, size_t d)
 {
-    kvz_cache_config cfg = {sizeof cfg, layers, heads, d, dt, 0};
+    kvz_cache_config cfg = {sizeof cfg, layers, heads, d, dt, 0, NULL};
     kvz_cache *c;
     assert_int_equal(kvz_cache_create(&cfg, &c), KVZ_OK);
     float *k = tu_malloc(n * heads * d * 4), *v = tu_malloc(n * heads * d * 4);
@@ -113,7 +113,7 @@ static void test_round_trip(void **state)
         kvz_cache_destroy(c);
     }
     /* an empty cache and NULL meta */
-    kvz_cache_config cfg = {sizeof cfg, 1, 1, 8, KVZ_DTYPE_F32, 0};
+    kvz_cache_config cfg = {sizeof cfg, 1, 1, 8, KVZ_DTYPE_F32, 0, NULL};
     kvz_cache *e, *b;
     assert_int_equal(kvz_cache_create(&cfg, &e), KVZ_OK);
     assert_int_equal(kvz_cache_save(e, path, NULL), KVZ_OK);

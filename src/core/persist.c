@@ -276,7 +276,7 @@ static kvz_status load_body(reader *r, const unsigned char *h, kvz_cache **out)
                       r->path, (unsigned long long)rows);
     kvz_cache *c = NULL;
     if (st == KVZ_OK) {
-        kvz_cache_config cfg = {sizeof cfg, (size_t)L, (size_t)H, (size_t)d, (kvz_dtype)dt, 0};
+        kvz_cache_config cfg = {sizeof cfg, (size_t)L, (size_t)H, (size_t)d, (kvz_dtype)dt, 0, NULL};
         st = kvz_cache_create_placed(&cfg, seg_rows, &c);
     }
     free(seg_rows);

@@ -459,6 +459,6 @@ kvz_status kvz_model_embed(const kvz_model *m, const int32_t *ids, size_t n, flo
 
 kvz_status kvz_model_cache_create(const kvz_model *m, kvz_dtype dtype, kvz_cache **out)
 {
-    const kvz_cache_config cfg = {sizeof cfg, m->hp.n_layers, m->hp.n_head_kv, m->hp.head_dim, dtype, 0};
+    const kvz_cache_config cfg = {sizeof cfg, m->hp.n_layers, m->hp.n_head_kv, m->hp.head_dim, dtype, 0, NULL};
     return kvz_cache_create(&cfg, out);
 }
