@@ -591,7 +591,8 @@ typedef struct kvz_cache_meta {
 /**
  * Writes a cache to path atomically: a temporary file in the same directory, fsync, rename,
  * fsync of the directory. On failure nothing is left at path (an earlier file stays as it
- * was) and no temporary file remains.
+ * was) and no temporary file remains. A sliding-window layer is saved with its window and
+ * only its last `window` rows, those later tokens can still see (doc/kvz-format.md).
  * @param meta may be NULL (zero fingerprint, empty policy, ratio 0).
  * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_IO (with errno text in kvz_last_error), KVZ_ERR_STATE. @since 0.1
  */
@@ -599,7 +600,8 @@ KVZ_API kvz_status kvz_cache_save(const kvz_cache *cache, const char *path, cons
 
 /**
  * Reads a cache written by kvz_cache_save. Every section is checked (bounds, sizes, CRC32C)
- * before the cache is handed out; on any failure *cache is NULL and nothing leaks.
+ * before the cache is handed out; on any failure *cache is NULL and nothing leaks. Files of
+ * format version 1, which predate sliding windows, load with every layer global.
  * @param expect_fingerprint when not NULL, the 32-byte model fingerprint the file must carry.
  * @param meta when not NULL, receives the file's metadata (set its struct_size).
  * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_IO, KVZ_ERR_FORMAT (not a .kvz file), KVZ_ERR_VERSION,
