@@ -81,7 +81,7 @@ static unsigned char *causal_vis(size_t n_q, size_t n_k, long q_pos0, size_t win
     for (size_t i = 0; i < n_q; i++)
         for (size_t j = 0; j < n_k; j++) {
             const long age = q_pos0 + (long)i - (long)j; /* how far back key j lies */
-            vis[i * n_k + j] = age >= 0 && (!window || age < (long)window) && (!keep || keep[j]);
+            vis[i * n_k + j] = age >= 0 && (!window || (size_t)age < window) && (!keep || keep[j]);
         }
     return vis;
 }

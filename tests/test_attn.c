@@ -87,7 +87,7 @@ typedef struct pcase {
     int scoring;
     size_t sink_end, chunk_begin, chunk_end;
     size_t score_pad;
-    int score_prior; /* scores start from random values in [0, 0.5) instead of 0 */
+    int score_prior;  /* scores start from random values in [0, 0.5) instead of 0 */
     double tol_scale; /* every tolerance times this (0: 1) */
 } pcase;
 
@@ -383,8 +383,8 @@ static void test_bf16_tile_shapes(void **state)
     } rows[] = {{1, 9}, {4, 4}, {1, 17}, {3, 11}, {8, 6}, {1, 64}, {5, 13}, {2, 65}, {4, 40}};
     _Static_assert(KVZ_KBLOCK_Q < 130 && KVZ_KBLOCK_Q % 32 == 0, "the rows above span two query blocks");
     enum { BKEYS = KVZ_KBLOCK_K };
-    static const size_t before[] = {0,         15,    16,        31,  32, 33, 47, 63, 64, 65, 100,
-                                    BKEYS - 1, BKEYS, BKEYS + 1, 2 * BKEYS + 17};
+    static const size_t before[] = {
+        0, 15, 16, 31, 32, 33, 47, 63, 64, 65, 100, BKEYS - 1, BKEYS, BKEYS + 1, 2 * BKEYS + 17};
     const size_t step = tu_quick() ? 3 : 1;
     size_t t = 0;
     for (size_t di = 0; di < sizeof head_dims / sizeof head_dims[0]; di++)
@@ -1145,7 +1145,7 @@ static void check_window_case(tu_rng *r, const wcase *c, const kvz_isa *lv, size
     const size_t G = c->G, n_q = c->n_q, d = c->d, n_k = c->n_k, nq = G * n_q * d, es = tu_dtype_size(c->dt);
     double *kx = tu_malloc(n_k * d * sizeof(double)), *vx = tu_malloc(n_k * d * sizeof(double));
     char *k = tu_fill_kv(r, c->dt, n_k * d, -1, 1, kx), *v = tu_fill_kv(r, c->dt, n_k * d, -1, 1, vx);
-    const long first = c->q_pos0 + 1 - (long)c->window;
+    const long first = c->q_pos0 >= 0 && (size_t)c->q_pos0 >= c->window ? c->q_pos0 + 1 - (long)c->window : 0;
     for (long j = 0; j + 32 <= first && j < (long)n_k; j++)
         fill_nan(k + (size_t)j * d * es, c->dt, d), fill_nan(v + (size_t)j * d * es, c->dt, d);
     float *q = tu_malloc(nq * sizeof(float)); /* [g][i][d] */
@@ -1232,6 +1232,19 @@ static void test_window_kernel(void **state)
                                                                              : (size_t)in_win;
                 check_window_case(&r, &c, lv, nl);
             }
+    /* windows reaching back past the first key, up to the largest size_t: as none */
+    static const size_t wide[] = {(size_t)-1, (size_t)PTRDIFF_MAX + 1, 700};
+    for (size_t i = 0; i < sizeof wide / sizeof wide[0]; i++) {
+        const wcase c = {.window = wide[i],
+                         .n_q = 130,
+                         .G = 4,
+                         .d = 128,
+                         .n_k = 650,
+                         .split = 300,
+                         .q_pos0 = 520,
+                         .dt = (kvz_dtype)(i % 3)};
+        check_window_case(&r, &c, lv, nl);
+    }
 }
 
 /* The runner (query slices over threads, lse per query head) with windowed jobs over two

@@ -919,6 +919,19 @@ static void test_window_config(void **state)
     assert_int_equal(kvz_cache_layer_window(c, 0, &got), KVZ_OK);
     assert_int_equal(got, 5);
     kvz_cache_destroy(c);
+    /* a window longer than anything appended, up to the largest size_t: as a global layer */
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 60);
+    const size_t huge[L] = {(size_t)-1, 400};
+    c = make_windowed(KVZ_DTYPE_F32, huge);
+    tokens all = make_tokens(&r, 301, KVZ_DTYPE_F32);
+    float *q = queries(&r, 301);
+    append_part(c, &all, 0, 300);
+    append_part(c, &all, 300, 1);
+    const size_t none[L] = {0, 0};
+    check_layers(c, &all, 301, 1, none, q, KVZ_DTYPE_F32, "windows past the first token");
+    free_tokens(&all), free(q);
+    kvz_cache_destroy(c);
 }
 
 int main(void)

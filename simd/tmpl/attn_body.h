@@ -161,11 +161,12 @@ static inline ptrdiff_t row_limit(const blk_ctx *c, size_t r)
     return c->q_pos0 + (ptrdiff_t)((c->r0 + r) / c->group);
 }
 
-/* The first key index row r of the current block may see: 0 without a window. */
+/* The first key index row r of the current block may see: 0 without a window (or with
+ * one reaching back past key 0, however large). */
 static inline ptrdiff_t row_first(const blk_ctx *c, size_t r)
 {
-    const ptrdiff_t f = c->window ? row_limit(c, r) + 1 - (ptrdiff_t)c->window : 0;
-    return f > 0 ? f : 0;
+    const ptrdiff_t lim = row_limit(c, r);
+    return c->window && lim >= 0 && (size_t)lim >= c->window ? lim + 1 - (ptrdiff_t)c->window : 0;
 }
 
 #if KVZ_ATTN_BF16DOT

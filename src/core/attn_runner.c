@@ -254,9 +254,10 @@ static void visible_keys(const kvz_attn_job *h, size_t *lo, size_t *hi)
     *lo = 0, *hi = n_all;
     if (!h->window)
         return;
-    const ptrdiff_t end = h->q_pos0 + (ptrdiff_t)h->n_q, first = h->q_pos0 + 1 - (ptrdiff_t)h->window;
+    const ptrdiff_t end = h->q_pos0 + (ptrdiff_t)h->n_q;
     *hi = end <= 0 ? 0 : ((size_t)end < n_all ? (size_t)end : n_all);
-    *lo = first <= 0 ? 0 : (size_t)first;
+    /* the first row's window starts first; a window past key 0, however large, starts there */
+    *lo = h->q_pos0 >= 0 && (size_t)h->q_pos0 >= h->window ? (size_t)h->q_pos0 + 1 - h->window : 0;
     if (*lo >= *hi)
         *lo = *hi = 0;
 }

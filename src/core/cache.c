@@ -187,7 +187,7 @@ static kvz_status append(kvz_cache *c, size_t layer, size_t n, const float *k, c
        `window` of them beyond the last `window` rows: a move of `window` rows per `window`
        tokens or more appended, and at most 2 x window rows plus this append's held; a
        buffer grown far past that (a long prefill in one append) shrinks with the move */
-    if (w && c->seg[layer * H].len >= 2 * w) {
+    if (w && c->seg[layer * H].len > w && c->seg[layer * H].len - w >= w) {
         const size_t drop = c->seg[layer * H].len - w, cap_max = 2 * (2 * w + n) > 64 ? 2 * (2 * w + n) : 64;
         for (size_t h = 0; h < H; h++)
             kvz_segment_drop_front(&c->seg[layer * H + h], drop, cap_max, c->cfg.head_dim, c->cfg.dtype);
