@@ -293,15 +293,31 @@ typedef struct kvz_cache kvz_cache;
 /** A private tail of appended tokens over a shared, read-only cache. @since 0.1 */
 typedef struct kvz_query kvz_query;
 
-/** Shape and storage of a cache. @since 0.1 */
+/**
+ * Shape and storage of a cache. Fields are only ever added at the end: a struct_size from
+ * that of the first release (offsetof(kvz_cache_config, layer_window)) up is accepted, and
+ * the fields past it take their defaults (layer_window: NULL).
+ * @since 0.1
+ */
 typedef struct kvz_cache_config {
     size_t struct_size; /**< sizeof(kvz_cache_config) */
     size_t n_layers, n_kv_heads, head_dim;
     kvz_dtype dtype; /**< storage type of K/V rows */
     size_t reserve;  /**< rows reserved per segment up front (0: grow on demand) */
+    /**
+     * Sliding-window (local) layers, such as Gemma 3's: NULL for none, else n_layers
+     * entries, layer_window[l] the window of layer l in tokens or 0 for a global layer
+     * (copied at creation). A query token at position p of a windowed layer sees the keys
+     * at positions p - window < p' <= p. A windowed layer holds only the rows its window
+     * can still need: appends drop the oldest rows once at least `window` of them lie more
+     * than `window` tokens back (so it holds at most 2 x window rows plus one append's),
+     * its tokens take consecutive positions, and it is neither scored nor compacted.
+     */
+    const size_t *layer_window;
 } kvz_cache_config;
 
-/** Creates an empty cache. @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG, KVZ_ERR_NOMEM. @since 0.1 */
+/** Creates an empty cache. @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (shape, struct_size below
+ *  the first release's), KVZ_ERR_NOMEM. @since 0.1 */
 KVZ_API kvz_status kvz_cache_create(const kvz_cache_config *config, kvz_cache **cache);
 
 /**
@@ -329,9 +345,11 @@ KVZ_API kvz_status kvz_cache_append(kvz_cache *cache, size_t layer, size_t n_tok
 /**
  * As kvz_cache_append, with the tokens' original positions given: positions[t] for token t,
  * strictly increasing and not below kvz_cache_next_position of the layer (gaps allowed: the
- * tokens FastKV propagates past its TSP layer keep their original positions). The layer's
- * next position becomes positions[n_tokens-1] + 1.
- * @return as kvz_cache_append; KVZ_ERR_INVALID_ARG for positions out of order. @since 0.1
+ * tokens FastKV propagates past its TSP layer keep their original positions; not on a
+ * sliding-window layer, whose positions must continue without gaps). The layer's next
+ * position becomes positions[n_tokens-1] + 1.
+ * @return as kvz_cache_append; KVZ_ERR_INVALID_ARG for positions out of order or, on a
+ *         windowed layer, not consecutive. @since 0.1
  */
 KVZ_API kvz_status kvz_cache_append_at(kvz_cache *cache, size_t layer, size_t n_tokens, const float *k,
                                        const float *v, ptrdiff_t token_stride, ptrdiff_t head_stride,
@@ -354,15 +372,22 @@ KVZ_API kvz_status kvz_cache_reserve(kvz_cache *cache, size_t n_tokens);
  * bytes and metadata (after kvz_cache_append_at, a layer's next position becomes the first
  * removed token's position). This is the "drop the query" step of KVzip's multi-query protocol
  * when queries are appended to the cache itself.
+ * A sliding-window layer may have dropped old rows at the start of the last append: going
+ * back no further than that append's start always works (the layer keeps every row its
+ * window needs, though maybe fewer rows than before the append); going further back is
+ * refused with KVZ_ERR_STATE, and nothing changes, when rows were dropped and it would leave
+ * the layer fewer rows than its window.
  * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (more than were appended since the last
- *         compaction), KVZ_ERR_STATE (queries exist). @since 0.1
+ *         compaction), KVZ_ERR_STATE (queries exist, or a windowed layer's rows are gone).
+ *         @since 0.1
  */
 KVZ_API kvz_status kvz_cache_truncate(kvz_cache *cache, size_t n_tokens);
 
 /**
  * Evicts rows: keep[layer*n_kv_heads + head] holds one byte per current row of that
  * segment (non-zero keeps it). Survivors keep their order, data and positions; memory of
- * evicted rows is released when a segment shrinks below half its capacity.
+ * evicted rows is released when a segment shrinks below half its capacity. Sliding-window
+ * layers are left as they are: their entries of keep are ignored and may be NULL.
  * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_NOMEM, KVZ_ERR_STATE (queries exist). @since 0.1
  */
 KVZ_API kvz_status kvz_cache_compact(kvz_cache *cache, const uint8_t *const *keep);
@@ -380,6 +405,16 @@ KVZ_API kvz_status kvz_cache_rows(const kvz_cache *cache, size_t layer, size_t h
 
 /** The position the next token appended to a layer gets: the uncompressed length. @since 0.1 */
 KVZ_API kvz_status kvz_cache_next_position(const kvz_cache *cache, size_t layer, int64_t *position);
+
+/**
+ * The sliding window of a layer (kvz_cache_config.layer_window).
+ * @param cache the cache.
+ * @param layer a layer of the cache.
+ * @param window receives the layer's window in tokens, 0 for a global layer.
+ * @return KVZ_OK, KVZ_ERR_NULL (cache or window), KVZ_ERR_INVALID_ARG (layer).
+ *         Thread-safe (reads only). @since 0.1
+ */
+KVZ_API kvz_status kvz_cache_layer_window(const kvz_cache *cache, size_t layer, size_t *window);
 
 /** Memory accounting. @since 0.1 */
 typedef struct kvz_cache_stats {
@@ -430,7 +465,10 @@ typedef struct kvz_attend_args {
     size_t sink_end, chunk_begin, chunk_end;
 } kvz_attend_args;
 
-/** @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG, KVZ_ERR_NOMEM. @since 0.1 */
+/** On a sliding-window layer each token sees only the rows of its window, and scoring is
+ *  refused (KVzip scores the global layers only).
+ *  @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (also: scoring on a windowed layer),
+ *  KVZ_ERR_NOMEM. @since 0.1 */
 KVZ_API kvz_status kvz_cache_attend(const kvz_cache *cache, size_t layer, const kvz_attend_args *args);
 
 /**
@@ -553,7 +591,8 @@ typedef struct kvz_cache_meta {
 /**
  * Writes a cache to path atomically: a temporary file in the same directory, fsync, rename,
  * fsync of the directory. On failure nothing is left at path (an earlier file stays as it
- * was) and no temporary file remains.
+ * was) and no temporary file remains. A sliding-window layer is saved with its window and
+ * only its last `window` rows, those later tokens can still see (doc/kvz-format.md).
  * @param meta may be NULL (zero fingerprint, empty policy, ratio 0).
  * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_IO (with errno text in kvz_last_error), KVZ_ERR_STATE. @since 0.1
  */
@@ -561,7 +600,8 @@ KVZ_API kvz_status kvz_cache_save(const kvz_cache *cache, const char *path, cons
 
 /**
  * Reads a cache written by kvz_cache_save. Every section is checked (bounds, sizes, CRC32C)
- * before the cache is handed out; on any failure *cache is NULL and nothing leaks.
+ * before the cache is handed out; on any failure *cache is NULL and nothing leaks. Files of
+ * format version 1, which predate sliding windows, load with every layer global.
  * @param expect_fingerprint when not NULL, the 32-byte model fingerprint the file must carry.
  * @param meta when not NULL, receives the file's metadata (set its struct_size).
  * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_IO, KVZ_ERR_FORMAT (not a .kvz file), KVZ_ERR_VERSION,

@@ -70,6 +70,11 @@ enum {
  * that sees no key) and lse, when not NULL, the natural log-sum-exp of the row's logits
  * (-inf when it sees no key), at lse[g*n_q + i].
  *
+ * Sliding window (window > 0, a local layer such as Gemma 3's): row i sees key j only when
+ * also q_pos0 + i - j < window, both runs counting as one index space. Key blocks outside
+ * every row's window are never read, so the work scales with the window, not with n_k.
+ * Not combined with scoring: window must be 0 when score != NULL.
+ *
  * Scoring mode (score != NULL, KVzip spec section 2): a second log-sum-exp over the reduced
  * key set [0, sink_end) + [chunk_begin, chunk_end) + the row's own causal keys
  * [own_begin, q_pos0 + i] is built in the same sweep; then every chunk key j gets
@@ -86,6 +91,7 @@ typedef struct kvz_attn_job {
     int dtype;
     size_t n_q, n_k, n_k2, d, group;
     ptrdiff_t q_pos0;
+    size_t window; /* 0: no window */
     float scale;
     float *out;
     ptrdiff_t out_head_stride, out_row_stride;

@@ -73,20 +73,29 @@ static void dense_attention(const double *q, const double *k, const double *v, c
     free(Z);
 }
 
-/* vis[i][j] = key j visible to query i: causal with offset q_pos0, and kept when keep is given */
-static unsigned char *causal_vis(size_t n_q, size_t n_k, long q_pos0, const unsigned char *keep)
+/* vis[i][j] = key j visible to query i: causal with offset q_pos0, within the window when
+ * there is one (the query's position minus the key's below it), and kept when keep is given */
+static unsigned char *causal_vis(size_t n_q, size_t n_k, long q_pos0, size_t window, const unsigned char *keep)
 {
     unsigned char *vis = xmalloc(n_q * n_k);
     for (size_t i = 0; i < n_q; i++)
-        for (size_t j = 0; j < n_k; j++)
-            vis[i * n_k + j] = (long)j - (long)i <= q_pos0 && (!keep || keep[j]);
+        for (size_t j = 0; j < n_k; j++) {
+            const long age = q_pos0 + (long)i - (long)j; /* how far back key j lies */
+            vis[i * n_k + j] = age >= 0 && (!window || (size_t)age < window) && (!keep || keep[j]);
+        }
     return vis;
 }
 
 void oracle_attn(const double *q, const double *k, const double *v, size_t n_q, size_t n_k, size_t d,
                  long q_pos0, double scale, double *out, double *lse)
 {
-    unsigned char *vis = causal_vis(n_q, n_k, q_pos0, NULL);
+    oracle_attn_window(q, k, v, n_q, n_k, d, q_pos0, 0, scale, out, lse);
+}
+
+void oracle_attn_window(const double *q, const double *k, const double *v, size_t n_q, size_t n_k, size_t d,
+                        long q_pos0, size_t window, double scale, double *out, double *lse)
+{
+    unsigned char *vis = causal_vis(n_q, n_k, q_pos0, window, NULL);
     dense_attention(q, k, v, vis, n_q, n_k, d, scale, out, lse);
     free(vis);
 }
@@ -94,7 +103,7 @@ void oracle_attn(const double *q, const double *k, const double *v, size_t n_q, 
 void oracle_attn_masked(const double *q, const double *k, const double *v, const unsigned char *keep,
                         size_t n_q, size_t n_k, size_t d, long q_pos0, double scale, double *out)
 {
-    unsigned char *vis = causal_vis(n_q, n_k, q_pos0, keep);
+    unsigned char *vis = causal_vis(n_q, n_k, q_pos0, 0, keep);
     dense_attention(q, k, v, vis, n_q, n_k, d, scale, out, NULL);
     free(vis);
 }

@@ -20,6 +20,13 @@ void oracle_attn(const double *q, const double *k, const double *v, size_t n_q, 
                  long q_pos0, double scale, double *out, double *lse);
 
 /*
+ * oracle_attn with a sliding window (a local layer): query i sees key j iff
+ * 0 <= q_pos0 + i - j < window; window 0 is oracle_attn.
+ */
+void oracle_attn_window(const double *q, const double *k, const double *v, size_t n_q, size_t n_k, size_t d,
+                        long q_pos0, size_t window, double scale, double *out, double *lse);
+
+/*
  * Like oracle_attn, with an additional key mask: key j takes part only when keep[j] != 0
  * (the KVzip RetainCache view of a full segment, spec kvzip.md section 4.5).
  */

@@ -55,6 +55,7 @@ static const struct {
     FN(kvz_cache_get_stats),
     FN(kvz_cache_segment_bytes),
     FN(kvz_cache_segment_node),
+    FN(kvz_cache_layer_window),
     FN(kvz_cache_attend),
     FN(kvz_query_create),
     FN(kvz_query_destroy),

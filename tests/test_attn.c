@@ -87,7 +87,7 @@ typedef struct pcase {
     int scoring;
     size_t sink_end, chunk_begin, chunk_end;
     size_t score_pad;
-    int score_prior; /* scores start from random values in [0, 0.5) instead of 0 */
+    int score_prior;  /* scores start from random values in [0, 0.5) instead of 0 */
     double tol_scale; /* every tolerance times this (0: 1) */
 } pcase;
 
@@ -383,8 +383,8 @@ static void test_bf16_tile_shapes(void **state)
     } rows[] = {{1, 9}, {4, 4}, {1, 17}, {3, 11}, {8, 6}, {1, 64}, {5, 13}, {2, 65}, {4, 40}};
     _Static_assert(KVZ_KBLOCK_Q < 130 && KVZ_KBLOCK_Q % 32 == 0, "the rows above span two query blocks");
     enum { BKEYS = KVZ_KBLOCK_K };
-    static const size_t before[] = {0,         15,    16,        31,  32, 33, 47, 63, 64, 65, 100,
-                                    BKEYS - 1, BKEYS, BKEYS + 1, 2 * BKEYS + 17};
+    static const size_t before[] = {
+        0, 15, 16, 31, 32, 33, 47, 63, 64, 65, 100, BKEYS - 1, BKEYS, BKEYS + 1, 2 * BKEYS + 17};
     const size_t step = tu_quick() ? 3 : 1;
     size_t t = 0;
     for (size_t di = 0; di < sizeof head_dims / sizeof head_dims[0]; di++)
@@ -1128,6 +1128,191 @@ static void test_bf16_query_rounding(void **state)
     }
 }
 
+/* ---- sliding window (kernels.h) ----------------------------------------------------------- */
+
+typedef struct wcase {
+    size_t window, n_q, G, d, n_k, split;
+    long q_pos0;
+    kvz_dtype dt;
+} wcase;
+
+/* One windowed job at every level straight to the kernel, against the oracle: all keys in one
+ * run, then as two runs split at c->split with a vtstore (bf16 NaNs: a tile read before it is
+ * built shows). The K/V rows more than 31 keys before the first row's window hold NaN: a
+ * block that reads them (one the window should have skipped) spoils the output. */
+static void check_window_case(tu_rng *r, const wcase *c, const kvz_isa *lv, size_t nl)
+{
+    const size_t G = c->G, n_q = c->n_q, d = c->d, n_k = c->n_k, nq = G * n_q * d, es = tu_dtype_size(c->dt);
+    double *kx = tu_malloc(n_k * d * sizeof(double)), *vx = tu_malloc(n_k * d * sizeof(double));
+    char *k = tu_fill_kv(r, c->dt, n_k * d, -1, 1, kx), *v = tu_fill_kv(r, c->dt, n_k * d, -1, 1, vx);
+    const long first = c->q_pos0 >= 0 && (size_t)c->q_pos0 >= c->window ? c->q_pos0 + 1 - (long)c->window : 0;
+    for (long j = 0; j + 32 <= first && j < (long)n_k; j++)
+        fill_nan(k + (size_t)j * d * es, c->dt, d), fill_nan(v + (size_t)j * d * es, c->dt, d);
+    float *q = tu_malloc(nq * sizeof(float)); /* [g][i][d] */
+    double *qx = tu_malloc(nq * sizeof(double));
+    for (size_t x = 0; x < nq; x++)
+        qx[x] = q[x] = tu_query(r, -3, 3, c->dt);
+    const double scale = 1.0 / sqrt((double)d);
+    double *want = tu_malloc(nq * sizeof(double)), *want_lse = tu_malloc(G * n_q * sizeof(double));
+    for (size_t g = 0; g < G; g++)
+        oracle_attn_window(qx + g * n_q * d, kx, vx, n_q, n_k, d, c->q_pos0, c->window, scale,
+                           want + g * n_q * d, want_lse + g * n_q);
+    float *out = tu_malloc(nq * sizeof(float)), *lse = tu_malloc(G * n_q * sizeof(float)), *work = NULL;
+    assert_int_equal(posix_memalign((void **)&work, 64, kvz_attn_work_floats(d) * sizeof(float)), 0);
+    const size_t sp = c->split, n2 = n_k - sp, vtw = kvz_attn_vt_words(sp, n2, d);
+    char *k2 = tu_malloc(n2 * d * es + 1), *v2 = tu_malloc(n2 * d * es + 1);
+    memcpy(k2, k + sp * d * es, n2 * d * es);
+    memcpy(v2, v + sp * d * es, n2 * d * es);
+    uint16_t *vt = NULL;
+    assert_int_equal(posix_memalign((void **)&vt, 64, vtw * 2 + 64), 0);
+    for (size_t l = 0; l < nl; l++) {
+        const kvz_kernel_table *kt = kvz_kernels_for(lv[l]);
+        assert_non_null(kt);
+        for (int two = 0; two < 2; two++) {
+            kvz_attn_job j;
+            memset(&j, 0, sizeof j);
+            j.q = q, j.q_head_stride = (ptrdiff_t)(n_q * d), j.q_row_stride = (ptrdiff_t)d;
+            j.k = k, j.v = v, j.kv_row_stride = (ptrdiff_t)d, j.dtype = (int)c->dt;
+            j.n_q = n_q, j.n_k = n_k, j.d = d, j.group = G, j.q_pos0 = (ptrdiff_t)c->q_pos0;
+            j.window = c->window, j.scale = (float)scale;
+            j.out = out, j.out_head_stride = (ptrdiff_t)(n_q * d), j.out_row_stride = (ptrdiff_t)d;
+            j.lse = lse, j.work = work;
+            if (two) {
+                j.n_k = sp, j.k2 = k2, j.v2 = v2, j.n_k2 = n2;
+                memset(vt, 0xff, vtw * 2);
+                j.vtstore = vt;
+            }
+            tu_fill_sentinel(out, nq);
+            tu_fill_sentinel(lse, G * n_q);
+            kt->attn(&j);
+            char what[192];
+            snprintf(what, sizeof what,
+                     "%s kernel window %zu G%zu n_q %zu d%zu n_k %zu q_pos0 %ld dtype %d%s (split at %zu)",
+                     kvz_isa_name(lv[l]), c->window, G, n_q, d, n_k, c->q_pos0, (int)c->dt,
+                     two ? ", two runs, vtstore" : "", sp);
+            tu_check_close(out, want, nq, tu_tol_at(lv[l], c->dt), tu_tol_at(lv[l], c->dt), what);
+            tu_check_close(lse, want_lse, G * n_q, LSE_ATOL, LSE_RTOL, what);
+        }
+    }
+    free(work), free(vt), free(k2), free(v2), free(out), free(lse), free(want), free(want_lse);
+    free(kx), free(vx), free(k), free(v), free(q), free(qx);
+}
+
+/* Windows of 1, 7, 128, 129 and 512 keys (Gemma 3's), for 1 (decode), 8, 130 and 600 query
+ * tokens, groups of 1, 4 and 7, head sizes 64, 128 and 256, f32, bf16 and f16 K/V, at every
+ * level: key runs shorter and longer than the window, the queries at the end of the keys or
+ * off by an offset either way, a split into two runs anywhere (often inside the window). */
+static void test_window_kernel(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 12);
+    kvz_isa lv[TU_MAX_LEVELS];
+    const size_t nl = tu_isa_levels(lv);
+    static const size_t windows[] = {1, 7, 128, 129, 512}, nqs[] = {1, 8, 130, 600}, gs[] = {1, 4, 7},
+                        ds[] = {64, 128, 256};
+    size_t idx = 0;
+    for (size_t wi = 0; wi < sizeof windows / sizeof windows[0]; wi++)
+        for (size_t qi = 0; qi < sizeof nqs / sizeof nqs[0]; qi++)
+            for (int dt = 0; dt < 3; dt++, idx++) {
+                if (tu_quick() && idx % 4)
+                    continue;
+                wcase c;
+                c.window = windows[wi], c.n_q = nqs[qi], c.dt = (kvz_dtype)dt;
+                c.G = gs[idx % 3];
+                c.d = c.n_q == 600 ? 64 : ds[(idx / 3 + qi) % 3]; /* the oracle's time */
+                const int longer = idx % 2 == 0;
+                c.n_k = c.n_q + (longer ? c.window + 37 + tu_range(&r, 0, 300) : c.window / 2);
+                c.q_pos0 = (long)(c.n_k - c.n_q);
+                if (idx % 4 == 3)
+                    c.q_pos0 += (long)tu_range(&r, 0, 80) - 40;
+                /* a split inside the window, or anywhere */
+                const long in_win = c.q_pos0 - (long)tu_range(&r, 0, c.window);
+                c.split = idx % 3 == 0 || in_win < 0 || in_win > (long)c.n_k ? tu_range(&r, 0, c.n_k)
+                                                                             : (size_t)in_win;
+                check_window_case(&r, &c, lv, nl);
+            }
+    /* windows reaching back past the first key, up to the largest size_t: as none */
+    static const size_t wide[] = {(size_t)-1, (size_t)PTRDIFF_MAX + 1, 700};
+    for (size_t i = 0; i < sizeof wide / sizeof wide[0]; i++) {
+        const wcase c = {.window = wide[i],
+                         .n_q = 130,
+                         .G = 4,
+                         .d = 128,
+                         .n_k = 650,
+                         .split = 300,
+                         .q_pos0 = 520,
+                         .dt = (kvz_dtype)(i % 3)};
+        check_window_case(&r, &c, lv, nl);
+    }
+}
+
+/* The runner (query slices over threads, lse per query head) with windowed jobs over two
+ * heads, and scoring with a window refused. */
+static void test_window_runner(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 13);
+    static const struct {
+        size_t window, n_q, G, d, n_k;
+        kvz_dtype dt;
+    } e[] = {{128, 600, 4, 128, 900, KVZ_DTYPE_BF16},
+             {512, 130, 7, 64, 2000, KVZ_DTYPE_F32},
+             {129, 300, 1, 256, 300, KVZ_DTYPE_F16},
+             {7, 64, 4, 128, 1000, KVZ_DTYPE_BF16}};
+    const size_t H = 2;
+    for (size_t t = 0; t < sizeof e / sizeof e[0]; t++) {
+        const size_t G = e[t].G, n_q = e[t].n_q, d = e[t].d, n_k = e[t].n_k, nq = G * n_q * d;
+        const kvz_dtype dt = e[t].dt;
+        double *kx = tu_malloc(H * n_k * d * sizeof(double)), *vx = tu_malloc(H * n_k * d * sizeof(double));
+        char *k = tu_fill_kv(&r, dt, H * n_k * d, -1, 1, kx), *v = tu_fill_kv(&r, dt, H * n_k * d, -1, 1, vx);
+        float *q = tu_malloc(H * nq * sizeof(float)); /* [h][g][i][d] */
+        double *qx = tu_malloc(H * nq * sizeof(double));
+        for (size_t x = 0; x < H * nq; x++)
+            qx[x] = q[x] = tu_query(&r, -3, 3, dt);
+        const double scale = 1.0 / sqrt((double)d);
+        double *want = tu_malloc(H * nq * sizeof(double)), *want_lse = tu_malloc(H * G * n_q * sizeof(double));
+        for (size_t h = 0; h < H; h++)
+            for (size_t g = 0; g < G; g++)
+                oracle_attn_window(qx + (h * G + g) * n_q * d, kx + h * n_k * d, vx + h * n_k * d, n_q, n_k, d,
+                                   (long)(n_k - n_q), e[t].window, scale, want + (h * G + g) * n_q * d,
+                                   want_lse + (h * G + g) * n_q);
+        float *out = tu_malloc(H * nq * sizeof(float)), *lse = tu_malloc(H * G * n_q * sizeof(float));
+        kvz_attn_job jobs[2];
+        memset(jobs, 0, sizeof jobs);
+        for (size_t h = 0; h < H; h++) {
+            kvz_attn_job *j = &jobs[h];
+            j->q = q + h * nq, j->q_head_stride = (ptrdiff_t)(n_q * d), j->q_row_stride = (ptrdiff_t)d;
+            j->k = k + h * n_k * d * tu_dtype_size(dt), j->v = v + h * n_k * d * tu_dtype_size(dt);
+            j->kv_row_stride = (ptrdiff_t)d, j->dtype = (int)dt;
+            j->n_q = n_q, j->n_k = n_k, j->d = d, j->group = G, j->q_pos0 = (ptrdiff_t)(n_k - n_q);
+            j->window = e[t].window, j->scale = (float)scale;
+            j->out = out + h * nq, j->out_head_stride = (ptrdiff_t)(n_q * d), j->out_row_stride = (ptrdiff_t)d;
+            j->lse = lse + h * G * n_q;
+        }
+        kvz_isa lv[TU_MAX_LEVELS];
+        const size_t nl = tu_isa_levels(lv);
+        for (size_t l = 0; l < nl; l++) {
+            tu_force(lv[l]);
+            tu_fill_sentinel(out, H * nq);
+            assert_int_equal(kvz_attn_run(jobs, H), KVZ_OK);
+            char what[128];
+            snprintf(what, sizeof what, "%s runner window %zu G%zu n_q %zu d%zu n_k %zu dtype %d",
+                     kvz_isa_name(lv[l]), e[t].window, G, n_q, d, n_k, (int)dt);
+            tu_check_close(out, want, H * nq, tu_tol_at(lv[l], dt), tu_tol_at(lv[l], dt), what);
+            tu_check_close(lse, want_lse, H * G * n_q, LSE_ATOL, LSE_RTOL, what);
+        }
+        float score[16] = {0};
+        jobs[1].score = score, jobs[1].chunk_begin = 0, jobs[1].chunk_end = 16, jobs[1].own_begin = n_k - n_q;
+        kvz_clear_error();
+        assert_int_equal(kvz_attn_run(jobs, H), KVZ_ERR_INVALID_ARG);
+        assert_non_null(strstr(kvz_last_error(), "window"));
+        free(out), free(lse), free(want), free(want_lse), free(kx), free(vx), free(k), free(v), free(q),
+            free(qx);
+    }
+}
+
 /* ---- argument checking ------------------------------------------------------------------- */
 
 static void expect_status(const kvz_attn_args *a, kvz_status want, const char *word)
@@ -1260,6 +1445,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_spec_gqa, tu_setup_clock, tu_teardown_report),
         cmocka_unit_test_setup_teardown(test_kernel_contract, tu_setup_clock, tu_teardown_report),
         cmocka_unit_test_setup_teardown(test_bf16_query_rounding, tu_setup_clock, tu_teardown_report),
+        cmocka_unit_test_setup_teardown(test_window_kernel, tu_setup_clock, tu_teardown_report),
+        cmocka_unit_test_setup_teardown(test_window_runner, tu_setup_clock, tu_teardown_report),
         cmocka_unit_test(test_invalid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

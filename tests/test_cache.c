@@ -2,6 +2,7 @@
  * shared use by concurrent queries, positions after compaction, accounting, bad input. */
 #include <math.h>
 #include <omp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,7 @@ static void free_tokens(tokens *t) { free(t->k), free(t->v), free(t->kx), free(t
 
 static kvz_cache *make_cache(kvz_dtype dt)
 {
-    kvz_cache_config cfg = {sizeof cfg, L, H, D, dt, 0};
+    kvz_cache_config cfg = {sizeof cfg, L, H, D, dt, 0, NULL};
     kvz_cache *c = NULL;
     assert_int_equal(kvz_cache_create(&cfg, &c), KVZ_OK);
     return c;
@@ -425,7 +426,7 @@ static void test_invalid(void **state)
 {
     (void)state;
     kvz_cache *c = NULL;
-    kvz_cache_config cfg = {sizeof cfg, L, H, D, KVZ_DTYPE_BF16, 0};
+    kvz_cache_config cfg = {sizeof cfg, L, H, D, KVZ_DTYPE_BF16, 0, NULL};
     assert_int_equal(kvz_cache_create(NULL, &c), KVZ_ERR_NULL);
     cfg.head_dim = 0;
     assert_int_equal(kvz_cache_create(&cfg, &c), KVZ_ERR_INVALID_ARG);
@@ -604,14 +605,351 @@ static void test_reserve(void **state)
     kvz_cache_destroy(c);
 }
 
+/* ---- sliding-window layers ------------------------------------------------------------------ */
+
+static kvz_cache *make_windowed(kvz_dtype dt, const size_t window[L])
+{
+    kvz_cache_config cfg = {sizeof cfg, L, H, D, dt, 0, window};
+    kvz_cache *c = NULL;
+    assert_int_equal(kvz_cache_create(&cfg, &c), KVZ_OK);
+    return c;
+}
+
+/* The oracle for n_q queries whose keys end token `done` of all, with a window (0: none). */
+static void expect_window(const tokens *all, size_t done, size_t n_q, size_t window, const float *q,
+                          double *want)
+{
+    double *qd = tu_malloc(n_q * D * 8), *od = tu_malloc(n_q * D * 8);
+    for (size_t h = 0; h < H; h++)
+        for (size_t g = 0; g < G; g++) {
+            for (size_t t = 0; t < n_q; t++)
+                for (size_t x = 0; x < D; x++)
+                    qd[t * D + x] = q[(t * H * G + h * G + g) * D + x];
+            oracle_attn_window(qd, all->kx + h * all->n * D, all->vx + h * all->n * D, n_q, done, D,
+                               (long)(done - n_q), window, 1.0 / 8.0, od, NULL);
+            for (size_t t = 0; t < n_q; t++)
+                for (size_t x = 0; x < D; x++)
+                    want[(t * H * G + h * G + g) * D + x] = od[t * D + x];
+        }
+    free(qd), free(od);
+}
+
+/* Tokens [from, from + n) of all, appended to both layers. */
+static void append_part(kvz_cache *c, const tokens *all, size_t from, size_t n)
+{
+    for (size_t l = 0; l < L; l++)
+        assert_int_equal(kvz_cache_append(c, l, n, all->k + from * H * D, all->v + from * H * D, H * D, D),
+                         KVZ_OK);
+}
+
+/* Both layers' attention for the n queries ending at token `done`, against the oracle. */
+static void check_layers(const kvz_cache *c, const tokens *all, size_t done, size_t n, const size_t window[L],
+                         const float *q, kvz_dtype dt, const char *what)
+{
+    float *out = tu_malloc(n * H * G * D * 4);
+    double *want = tu_malloc(n * H * G * D * 8);
+    for (size_t l = 0; l < L; l++) {
+        kvz_attend_args a = attend_args(n, q + (done - n) * H * G * D, out);
+        assert_int_equal(kvz_cache_attend(c, l, &a), KVZ_OK);
+        expect_window(all, done, n, window[l], q + (done - n) * H * G * D, want);
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s: layer %zu (window %zu) after %zu tokens, %zu queries", what, l,
+                 window[l], done, n);
+        tu_assert_close(out, want, n * H * G * D, tu_tol(dt), 0, msg);
+    }
+    free(out), free(want);
+}
+
+/* A windowed layer's rows: consecutive positions ending at done - 1, at least the window's
+ * (or all tokens when fewer), at most 2 x window - 1 plus the last append's. */
+static void check_window_rows(const kvz_cache *c, size_t layer, size_t window, size_t done, size_t last_append)
+{
+    for (size_t h = 0; h < H; h++) {
+        size_t len;
+        const int64_t *pos;
+        assert_int_equal(kvz_cache_length(c, layer, h, &len), KVZ_OK);
+        assert_int_equal(kvz_cache_positions(c, layer, h, &pos), KVZ_OK);
+        assert_true(len >= (done < window ? done : window));
+        assert_true(len <= done && len <= 2 * window - 1 + last_append);
+        for (size_t j = 0; j < len; j++)
+            assert_int_equal(pos[j], (int64_t)(done - len + j));
+    }
+}
+
+/*
+ * A local layer (windows 7, 128, 129) beside a global one through a long stream: prefill
+ * chunks shorter and longer than the window, then one-token decode appends, each attended
+ * with its own queries against the oracle over everything appended (the window hides what
+ * the layer dropped); the rows held stay bounded by the window.
+ */
+static void test_window_stream(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 57);
+    static const size_t windows[] = {7, 128, 129};
+    const size_t steps = tu_quick() ? 40 : 300;
+    for (size_t wi = 0; wi < 3; wi++) {
+        const kvz_dtype dt = (kvz_dtype)wi;
+        const size_t w[L] = {windows[wi], 0};
+        kvz_cache *c = make_windowed(dt, w);
+        size_t got;
+        assert_int_equal(kvz_cache_layer_window(c, 0, &got), KVZ_OK);
+        assert_int_equal(got, w[0]);
+        assert_int_equal(kvz_cache_layer_window(c, 1, &got), KVZ_OK);
+        assert_int_equal(got, 0);
+        const size_t chunks[] = {1, 77, 300, 130, 5, 400};
+        size_t total = steps;
+        for (size_t i = 0; i < 6; i++)
+            total += chunks[i];
+        tokens all = make_tokens(&r, total, dt);
+        float *q = queries(&r, total);
+        size_t done = 0;
+        char what[64];
+        snprintf(what, sizeof what, "window %zu dtype %d", w[0], (int)dt);
+        for (size_t i = 0; i < 6 + steps; i++) {
+            const size_t n = i < 6 ? chunks[i] : 1;
+            append_part(c, &all, done, n);
+            done += n;
+            check_window_rows(c, 0, w[0], done, n);
+            if (i < 6 || i % 7 == 0 || i + 1 == 6 + steps) /* the oracle's time */
+                check_layers(c, &all, done, n, w, q, dt, what);
+        }
+        int64_t p;
+        assert_int_equal(kvz_cache_next_position(c, 0, &p), KVZ_OK);
+        assert_int_equal(p, (int64_t)done);
+        size_t len1;
+        assert_int_equal(kvz_cache_length(c, 1, 0, &len1), KVZ_OK);
+        assert_int_equal(len1, done);
+        free_tokens(&all), free(q);
+        kvz_cache_destroy(c);
+    }
+}
+
+/* The memory of windowed layers stays bounded: a long prefill in one append, then many
+ * one-token appends; the rows and the bytes reserved (kvz_cache_get_stats) stay within a
+ * few windows, not the tokens appended. */
+static void test_window_memory(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 58);
+    const size_t w[L] = {7, 512}, prefill = 5000, decode = tu_quick() ? 600 : 1500;
+    kvz_cache *c = make_windowed(KVZ_DTYPE_BF16, w);
+    tokens t = make_tokens(&r, prefill, KVZ_DTYPE_BF16);
+    append_part(c, &t, 0, prefill);
+    const size_t row_bytes = 2 * D * 2 + 8;
+    for (size_t i = 0; i < decode; i++) {
+        append_part(c, &t, i % prefill, 1);
+        kvz_cache_stats st = {.struct_size = sizeof st};
+        assert_int_equal(kvz_cache_get_stats(c, &st), KVZ_OK);
+        size_t rows = 0, cap = 0;
+        for (size_t l = 0; l < L; l++) {
+            size_t len;
+            for (size_t h = 0; h < H; h++) {
+                assert_int_equal(kvz_cache_length(c, l, h, &len), KVZ_OK);
+                assert_true(len >= w[l] && len <= 2 * w[l]);
+                rows += len;
+            }
+            const size_t most = 2 * (2 * w[l] + 1) > 64 ? 2 * (2 * w[l] + 1) : 64; /* twice the rows held */
+            cap += H * most * row_bytes;
+        }
+        assert_int_equal(st.rows, rows);
+        assert_int_equal(st.full_rows, L * H * (prefill + i + 1));
+        assert_true(st.bytes_used == rows * row_bytes);
+        if (!(st.bytes_reserved <= cap))
+            fail_msg("after %zu decode appends: %zu bytes reserved, more than %zu", i + 1, st.bytes_reserved,
+                     cap);
+    }
+    free_tokens(&t);
+    kvz_cache_destroy(c);
+}
+
+/*
+ * Truncation, queries, compaction and scoring on a cache with a windowed layer: a pass
+ * appended and truncated away leaves the window's rows and the next attention as without
+ * the pass; truncating further back than the rows kept is refused and changes nothing;
+ * a query's private tail longer than the window; compaction leaves the windowed layer as
+ * it is (its masks ignored, NULL allowed) and compacts the global one; scoring refused on
+ * the windowed layer only; explicit positions must continue without gaps there.
+ */
+static void test_window_truncate_query_compact(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 59);
+    const size_t w[L] = {64, 0}, n0 = 300, pass = 90, tail = 80;
+    const kvz_dtype dt = KVZ_DTYPE_F32;
+    kvz_cache *c = make_windowed(dt, w);
+    tokens all = make_tokens(&r, n0 + pass + tail, dt);
+    float *q = queries(&r, n0 + pass + tail);
+    append_part(c, &all, 0, 150);
+    append_part(c, &all, 150, n0 - 150 - 1);
+    const size_t row_bytes = D * 4;
+    snap before = take(c, row_bytes);
+    /* a pass whose append drops rows of the windowed layer (it holds 149 >= 2 x 64), then
+       truncated: the layer keeps its last 64 rows, the global one is as before */
+    append_part(c, &all, n0 - 1, pass);
+    check_window_rows(c, 0, w[0], n0 - 1 + pass, pass);
+    assert_int_equal(kvz_cache_truncate(c, pass), KVZ_OK);
+    check_window_rows(c, 0, w[0], n0 - 1, 0);
+    size_t len;
+    assert_int_equal(kvz_cache_length(c, 0, 0, &len), KVZ_OK);
+    assert_int_equal(len, w[0]);
+    int64_t p;
+    assert_int_equal(kvz_cache_next_position(c, 0, &p), KVZ_OK);
+    assert_int_equal(p, (int64_t)(n0 - 1));
+    snap after = take(c, row_bytes);
+    for (size_t h = 0; h < H; h++) { /* the global layer exactly as before */
+        assert_int_equal(after.len[1][h], before.len[1][h]);
+        assert_memory_equal(after.k[1][h], before.k[1][h], before.len[1][h] * row_bytes);
+        assert_memory_equal(after.pos[1][h], before.pos[1][h], before.len[1][h] * 8);
+    }
+    /* further back than the windowed layer's rows: refused, nothing changes */
+    assert_int_equal(kvz_cache_truncate(c, 10), KVZ_ERR_STATE);
+    assert_non_null(strstr(kvz_last_error(), "window"));
+    snap again = take(c, row_bytes);
+    same(&after, &again, row_bytes);
+    drop(&again);
+    /* the next token, appended where the pass was */
+    append_part(c, &all, n0 - 1, 1);
+    check_layers(c, &all, n0, 1, w, q, dt, "after a truncated pass");
+
+    /* a query: a private tail longer than the window, token by token */
+    kvz_query *qu = NULL;
+    assert_int_equal(kvz_query_create(c, &qu), KVZ_OK);
+    float *out = tu_malloc(H * G * D * 4);
+    double *want = tu_malloc(H * G * D * 8);
+    for (size_t t = 0; t < tail; t++) {
+        const size_t at = n0 + t;
+        for (size_t l = 0; l < L; l++) {
+            assert_int_equal(kvz_query_append(qu, l, 1, all.k + at * H * D, all.v + at * H * D, H * D, D),
+                             KVZ_OK);
+            kvz_attend_args a = attend_args(1, q + at * H * G * D, out);
+            assert_int_equal(kvz_query_attend(qu, l, &a), KVZ_OK);
+            expect_window(&all, at + 1, 1, w[l], q + at * H * G * D, want);
+            tu_assert_close(out, want, H * G * D, tu_tol(dt), 0, "query over a windowed cache");
+        }
+    }
+    /* the query's tokens as one block of queries too */
+    float *outb = tu_malloc(tail * H * G * D * 4);
+    double *wantb = tu_malloc(tail * H * G * D * 8);
+    kvz_attend_args ab = attend_args(tail, q + n0 * H * G * D, outb);
+    assert_int_equal(kvz_query_attend(qu, 0, &ab), KVZ_OK);
+    expect_window(&all, n0 + tail, tail, w[0], q + n0 * H * G * D, wantb);
+    tu_assert_close(outb, wantb, tail * H * G * D, tu_tol(dt), 0, "query block over a windowed cache");
+    kvz_query_destroy(qu);
+    free(outb), free(wantb);
+
+    /* scoring: refused on the windowed layer, not on the global one */
+    float score[H * 10];
+    kvz_attend_args s = attend_args(1, q + (n0 - 1) * H * G * D, out);
+    s.score = score, s.score_head_stride = 10, s.chunk_begin = 0, s.chunk_end = 10;
+    assert_int_equal(kvz_cache_attend(c, 0, &s), KVZ_ERR_INVALID_ARG);
+    assert_non_null(strstr(kvz_last_error(), "window"));
+    memset(score, 0, sizeof score);
+    assert_int_equal(kvz_cache_attend(c, 1, &s), KVZ_OK);
+
+    /* compaction: the windowed layer's masks ignored (NULL or all zero), the global one's kept */
+    snap pre = take(c, row_bytes);
+    uint8_t *keep[L * H];
+    for (size_t h = 0; h < H; h++) {
+        keep[h] = h == 0 ? NULL : tu_calloc(pre.len[0][h] + 1, 1);
+        keep[H + h] = tu_malloc(pre.len[1][h] + 1);
+        for (size_t j = 0; j < pre.len[1][h]; j++)
+            keep[H + h][j] = j % 3 != 1;
+    }
+    assert_int_equal(kvz_cache_compact(c, (const uint8_t *const *)keep), KVZ_OK);
+    snap post = take(c, row_bytes);
+    for (size_t h = 0; h < H; h++) {
+        assert_int_equal(post.len[0][h], pre.len[0][h]);
+        assert_memory_equal(post.k[0][h], pre.k[0][h], pre.len[0][h] * row_bytes);
+        assert_memory_equal(post.v[0][h], pre.v[0][h], pre.len[0][h] * row_bytes);
+        assert_memory_equal(post.pos[0][h], pre.pos[0][h], pre.len[0][h] * 8);
+        assert_true(post.len[1][h] < pre.len[1][h]);
+        free(keep[h]), free(keep[H + h]);
+    }
+    /* the windowed layer goes on as before after a compaction */
+    append_part(c, &all, n0, 1);
+    float *out1 = tu_malloc(H * G * D * 4);
+    kvz_attend_args a1 = attend_args(1, q + n0 * H * G * D, out1);
+    assert_int_equal(kvz_cache_attend(c, 0, &a1), KVZ_OK);
+    expect_window(&all, n0 + 1, 1, w[0], q + n0 * H * G * D, want);
+    tu_assert_close(out1, want, H * G * D, tu_tol(dt), 0, "windowed layer after a compaction");
+
+    /* explicit positions: consecutive ones only on the windowed layer */
+    const int64_t gap[2] = {(int64_t)n0 + 1, (int64_t)n0 + 3}, next[2] = {(int64_t)n0 + 1, (int64_t)n0 + 2};
+    assert_int_equal(kvz_cache_append_at(c, 0, 2, all.k, all.v, H * D, D, gap), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(kvz_cache_append_at(c, 0, 2, all.k, all.v, H * D, D, next), KVZ_OK);
+    assert_int_equal(kvz_cache_append_at(c, 1, 2, all.k, all.v, H * D, D, gap), KVZ_OK);
+
+    /* a clone keeps the windows */
+    kvz_cache *cl = NULL;
+    assert_int_equal(kvz_cache_clone(c, &cl), KVZ_OK);
+    size_t wc;
+    assert_int_equal(kvz_cache_layer_window(cl, 0, &wc), KVZ_OK);
+    assert_int_equal(wc, w[0]);
+    kvz_cache_destroy(cl);
+
+    drop(&before), drop(&after), drop(&pre), drop(&post);
+    free(out), free(out1), free(want), free(q), free_tokens(&all);
+    kvz_cache_destroy(c);
+}
+
+/* The config of the first release (no layer_window field) is accepted, with no windows; a
+ * smaller one and bad arguments of the getter are refused. */
+static void test_window_config(void **state)
+{
+    (void)state;
+    const size_t w[L] = {5, 0};
+    kvz_cache_config cfg = {offsetof(kvz_cache_config, layer_window), L, H, D, KVZ_DTYPE_F32, 0, w};
+    kvz_cache *c = NULL;
+    assert_int_equal(kvz_cache_create(&cfg, &c), KVZ_OK); /* layer_window lies past its size: unread */
+    size_t got = 99;
+    assert_int_equal(kvz_cache_layer_window(c, 0, &got), KVZ_OK);
+    assert_int_equal(got, 0);
+    assert_int_equal(kvz_cache_layer_window(c, L, &got), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(kvz_cache_layer_window(c, 0, NULL), KVZ_ERR_NULL);
+    assert_int_equal(kvz_cache_layer_window(NULL, 0, &got), KVZ_ERR_NULL);
+    kvz_cache_destroy(c);
+    cfg.struct_size = offsetof(kvz_cache_config, layer_window) - 1;
+    assert_int_equal(kvz_cache_create(&cfg, &c), KVZ_ERR_INVALID_ARG);
+    cfg.struct_size = sizeof cfg;
+    assert_int_equal(kvz_cache_create(&cfg, &c), KVZ_OK);
+    assert_int_equal(kvz_cache_layer_window(c, 0, &got), KVZ_OK);
+    assert_int_equal(got, 5);
+    kvz_cache_destroy(c);
+    /* a window longer than anything appended, up to the largest size_t: as a global layer */
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 60);
+    const size_t huge[L] = {(size_t)-1, 400};
+    c = make_windowed(KVZ_DTYPE_F32, huge);
+    tokens all = make_tokens(&r, 301, KVZ_DTYPE_F32);
+    float *q = queries(&r, 301);
+    append_part(c, &all, 0, 300);
+    append_part(c, &all, 300, 1);
+    const size_t none[L] = {0, 0};
+    check_layers(c, &all, 301, 1, none, q, KVZ_DTYPE_F32, "windows past the first token");
+    free_tokens(&all), free(q);
+    kvz_cache_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chunked_prefill),       cmocka_unit_test(test_compact_truncate_retain),
-        cmocka_unit_test(test_shared_queries),        cmocka_unit_test(test_query_equals_append),
-        cmocka_unit_test(test_scoring_through_cache), cmocka_unit_test(test_invalid),
-        cmocka_unit_test(test_append_at),     cmocka_unit_test(test_clone),
+        cmocka_unit_test(test_chunked_prefill),
+        cmocka_unit_test(test_compact_truncate_retain),
+        cmocka_unit_test(test_shared_queries),
+        cmocka_unit_test(test_query_equals_append),
+        cmocka_unit_test(test_scoring_through_cache),
+        cmocka_unit_test(test_invalid),
+        cmocka_unit_test(test_append_at),
+        cmocka_unit_test(test_clone),
         cmocka_unit_test(test_reserve),
+        cmocka_unit_test(test_window_stream),
+        cmocka_unit_test(test_window_memory),
+        cmocka_unit_test(test_window_truncate_query_compact),
+        cmocka_unit_test(test_window_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -411,6 +411,89 @@ static void test_retain_equals_evict(void **state)
     }
 }
 
+/* ---- sliding window ----------------------------------------------------------------------- */
+
+/*
+ * Decode steps of a local layer through the attention runner's key slices (q_len x G <= 32):
+ * windowed jobs over three heads (long, shorter than the window, as short as the new tokens)
+ * whose keys come as a shared run and a private tail, against the oracle over each head's
+ * keys. The rows more than 31 keys before a head's window hold NaN: a slice or a block that
+ * reads them (one the window should have skipped) spoils the output.
+ */
+static void test_window_decode(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 24);
+    static const size_t windows[] = {1, 7, 128, 129, 512}, qls[] = {1, 2, 4}, gs[] = {1, 4, 7},
+                        ds[] = {64, 128, 256};
+    kvz_isa lv[TU_MAX_LEVELS];
+    const size_t nl = tu_isa_levels(lv), H = 3;
+    size_t idx = 0;
+    for (size_t wi = 0; wi < sizeof windows / sizeof windows[0]; wi++)
+        for (size_t qi = 0; qi < sizeof qls / sizeof qls[0]; qi++, idx++) {
+            if (tu_quick() && idx % 3)
+                continue;
+            const size_t w = windows[wi], ql = qls[qi], G = gs[(idx + wi) % 3], d = ds[idx % 3];
+            const kvz_dtype dt = (kvz_dtype)(idx % 3);
+            const size_t es = tu_dtype_size(dt), len[3] = {w + 1500 + tu_range(&r, 0, 300), w / 2 + ql, ql};
+            const double scale = 1.0 / sqrt((double)d);
+            const size_t nq = ql * G * d;
+            float *q = tu_malloc(H * nq * sizeof(float)),
+                  *out = tu_malloc(H * nq * sizeof(float)); /* [h][g][t][d] */
+            double *qx = tu_malloc(H * nq * sizeof(double)), *want = tu_malloc(H * nq * sizeof(double));
+            for (size_t x = 0; x < H * nq; x++)
+                qx[x] = q[x] = tu_query(&r, -3, 3, dt);
+            void *k[3], *v[3];
+            kvz_attn_job jobs[3];
+            memset(jobs, 0, sizeof jobs);
+            for (size_t h = 0; h < H; h++) {
+                const size_t n = len[h];
+                double *kx = tu_malloc(n * d * sizeof(double)), *vx = tu_malloc(n * d * sizeof(double));
+                k[h] = tu_fill_kv(&r, dt, n * d, -1, 1, kx), v[h] = tu_fill_kv(&r, dt, n * d, -1, 1, vx);
+                for (size_t g = 0; g < G; g++)
+                    oracle_attn_window(qx + h * nq + g * ql * d, kx, vx, ql, n, d, (long)(n - ql), w, scale,
+                                       want + h * nq + g * ql * d, NULL);
+                const long first = (long)(n - ql) + 1 - (long)w;
+                for (long j = 0; j + 32 <= first; j++)
+                    fill_nan((char *)k[h] + (size_t)j * d * es, dt, d),
+                        fill_nan((char *)v[h] + (size_t)j * d * es, dt, d);
+                const size_t tail = tu_range(&r, ql, ql + 5 < n ? ql + 5 : n); /* the query's private keys */
+                kvz_attn_job *j = &jobs[h];
+                j->q = q + h * nq, j->q_head_stride = (ptrdiff_t)(ql * d), j->q_row_stride = (ptrdiff_t)d;
+                j->k = k[h], j->v = v[h], j->n_k = n - tail;
+                j->k2 = (char *)k[h] + (n - tail) * d * es, j->v2 = (char *)v[h] + (n - tail) * d * es,
+                j->n_k2 = tail;
+                j->kv_row_stride = (ptrdiff_t)d, j->dtype = (int)dt;
+                j->n_q = ql, j->d = d, j->group = G, j->q_pos0 = (ptrdiff_t)(n - ql), j->window = w;
+                j->scale = (float)scale;
+                j->out = out + h * nq, j->out_head_stride = (ptrdiff_t)(ql * d),
+                j->out_row_stride = (ptrdiff_t)d;
+                free(kx), free(vx);
+            }
+            for (size_t l = 0; l < nl; l++) {
+                tu_force(lv[l]);
+                /* as check_varlen: few rows keep fp32 probabilities at the amx level */
+                const double tol =
+                    ql * G <= 8 && lv[l] == KVZ_ISA_AMX ? tu_tol_at(KVZ_ISA_AVX512, dt) : tu_tol(dt);
+                tu_fill_sentinel(out, H * nq);
+                const int saved = omp_get_max_threads();
+                omp_set_num_threads(4);
+                const kvz_status st = kvz_attn_run(jobs, H);
+                omp_set_num_threads(saved);
+                assert_int_equal(st, KVZ_OK);
+                char what[160];
+                snprintf(what, sizeof what,
+                         "%s window decode w %zu q_len %zu G%zu d%zu dtype %d len %zu %zu %zu",
+                         kvz_isa_name(lv[l]), w, ql, G, d, (int)dt, len[0], len[1], len[2]);
+                tu_check_close(out, want, H * nq, tol, tol, what);
+            }
+            for (size_t h = 0; h < H; h++)
+                free(k[h]), free(v[h]);
+            free(q), free(out), free(qx), free(want);
+        }
+}
+
 /* ---- argument checking ---------------------------------------------------------------- */
 
 static void expect_status(const kvz_varlen_args *a, kvz_status want, const char *word)
@@ -511,6 +594,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_many_tokens, tu_setup_clock, tu_teardown_report),
         cmocka_unit_test_setup_teardown(test_long_split, tu_setup_clock, tu_teardown_report),
         cmocka_unit_test_setup_teardown(test_retain_equals_evict, tu_setup_clock, tu_teardown_report),
+        cmocka_unit_test_setup_teardown(test_window_decode, tu_setup_clock, tu_teardown_report),
         cmocka_unit_test(test_invalid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -601,7 +601,7 @@ static void test_bad_input(void **state)
     kvz_cache_destroy(c);
     /* a cache of another shape */
     const kvz_cache_config cfg = {sizeof cfg,         m->hp.n_layers, m->hp.n_head_kv,
-                                  m->hp.head_dim * 2, KVZ_DTYPE_F32,  0};
+                                  m->hp.head_dim * 2, KVZ_DTYPE_F32,  0, NULL};
     assert_int_equal(kvz_cache_create(&cfg, &c), KVZ_OK);
     assert_int_equal(kvz_fastkv_prefill(m, c, ids, N, &o, lg, NULL), KVZ_ERR_INVALID_ARG);
     kvz_cache_destroy(c);

@@ -219,7 +219,7 @@ static void test_cache_placement(void **state)
     tu_rng_init(&r, tu_seed() + 81);
     const size_t L = 3, H = 4, d = 64, n = 300;
     const kvz_dtype dt = KVZ_DTYPE_BF16;
-    kvz_cache_config cfg = {sizeof cfg, L, H, d, dt, 0};
+    kvz_cache_config cfg = {sizeof cfg, L, H, d, dt, 0, NULL};
     kvz_cache *c = NULL, *back = NULL;
     assert_int_equal(kvz_cache_create(&cfg, &c), KVZ_OK);
     float *kv = tu_fill_kv(&r, KVZ_DTYPE_F32, 2 * n * H * d, -1.0f, 1.0f, NULL);

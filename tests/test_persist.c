@@ -32,7 +32,7 @@ static void path_of(char *buf, size_t n, const char *name) { snprintf(buf, n, "%
 /* A compacted cache with a few appended tokens on top, like a KVzip cache after a turn. */
 static kvz_cache *sample(tu_rng *r, kvz_dtype dt, size_t n, size_t layers, size_t heads, size_t d)
 {
-    kvz_cache_config cfg = {sizeof cfg, layers, heads, d, dt, 0};
+    kvz_cache_config cfg = {sizeof cfg, layers, heads, d, dt, 0, NULL};
     kvz_cache *c;
     assert_int_equal(kvz_cache_create(&cfg, &c), KVZ_OK);
     float *k = tu_malloc(n * heads * d * 4), *v = tu_malloc(n * heads * d * 4);
@@ -113,7 +113,7 @@ static void test_round_trip(void **state)
         kvz_cache_destroy(c);
     }
     /* an empty cache and NULL meta */
-    kvz_cache_config cfg = {sizeof cfg, 1, 1, 8, KVZ_DTYPE_F32, 0};
+    kvz_cache_config cfg = {sizeof cfg, 1, 1, 8, KVZ_DTYPE_F32, 0, NULL};
     kvz_cache *e, *b;
     assert_int_equal(kvz_cache_create(&cfg, &e), KVZ_OK);
     assert_int_equal(kvz_cache_save(e, path, NULL), KVZ_OK);
@@ -164,9 +164,9 @@ static void test_damage(void **state)
     tu_spit(bad, buf, n + 7);
     kvz_cache *x;
     assert_int_equal(kvz_cache_load(bad, NULL, &x, NULL), KVZ_ERR_CORRUPT);
-    /* another version, with a valid header checksum, is a version error */
+    /* a later version, whatever its header checksum, is a version error */
     memcpy(buf, good, n);
-    buf[8] = 2;
+    buf[8] = 3;
     tu_spit(bad, buf, n);
     assert_int_equal(kvz_cache_load(bad, NULL, &x, NULL), KVZ_ERR_VERSION);
     /* not a cache file at all */
@@ -239,13 +239,195 @@ static void test_crc32c(void **state)
     free(buf);
 }
 
+/* ---- sliding-window layers ------------------------------------------------------------------ */
+
+/* Where a file's LENS payload starts: after the header and the section's own 16 bytes. */
+enum { LENS_AT = 128 + 16 };
+
+/* A cache whose layer 0 has a window of w and layer 1 none, after n tokens in chunks of 37. */
+static kvz_cache *windowed_sample(tu_rng *r, size_t w, size_t n, kvz_dtype dt)
+{
+    const size_t win[L] = {w, 0};
+    kvz_cache_config cfg = {sizeof cfg, L, H, D, dt, 0, win};
+    kvz_cache *c;
+    assert_int_equal(kvz_cache_create(&cfg, &c), KVZ_OK);
+    float *k = tu_malloc(37 * H * D * 4), *v = tu_malloc(37 * H * D * 4);
+    for (size_t done = 0; done < n;) {
+        const size_t m = n - done < 37 ? n - done : 37;
+        for (size_t i = 0; i < m * H * D; i++)
+            k[i] = tu_uniform(r, -1, 1), v[i] = tu_uniform(r, -1, 1);
+        for (size_t l = 0; l < L; l++)
+            assert_int_equal(kvz_cache_append(c, l, m, k, v, H * D, D), KVZ_OK);
+        done += m;
+    }
+    free(k), free(v);
+    return c;
+}
+
+/*
+ * A windowed layer round trip: the window comes back, the file holds only the layer's last
+ * `window` rows (fewer tokens than the window: all of them), the global layer whole, and the
+ * loaded cache attends to a new token as the original does.
+ */
+static void test_window_round_trip(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 64);
+    char path[128];
+    path_of(path, sizeof path, "win.kvz");
+    static const size_t shapes[][2] = {{16, 300}, {16, 10}, {64, 100}, {1, 50}};
+    for (size_t t = 0; t < 4; t++) {
+        const size_t w = shapes[t][0], n = shapes[t][1], rb = D * 2;
+        kvz_cache *c = windowed_sample(&r, w, n, KVZ_DTYPE_BF16), *b = NULL;
+        assert_int_equal(kvz_cache_save(c, path, NULL), KVZ_OK);
+        assert_int_equal(kvz_cache_load(path, NULL, &b, NULL), KVZ_OK);
+        size_t wb;
+        assert_int_equal(kvz_cache_layer_window(b, 0, &wb), KVZ_OK);
+        assert_int_equal(wb, w);
+        assert_int_equal(kvz_cache_layer_window(b, 1, &wb), KVZ_OK);
+        assert_int_equal(wb, 0);
+        const size_t keep = n < w ? n : w;
+        for (size_t h = 0; h < H; h++) {
+            size_t la, lb, lg;
+            const void *ka, *va, *kb, *vb;
+            const int64_t *pa, *pb;
+            kvz_cache_length(c, 0, h, &la), kvz_cache_length(b, 0, h, &lb);
+            assert_int_equal(lb, keep);
+            kvz_cache_rows(c, 0, h, &ka, &va), kvz_cache_rows(b, 0, h, &kb, &vb);
+            kvz_cache_positions(c, 0, h, &pa), kvz_cache_positions(b, 0, h, &pb);
+            assert_memory_equal((const char *)ka + (la - keep) * rb, kb, keep * rb);
+            assert_memory_equal((const char *)va + (la - keep) * rb, vb, keep * rb);
+            assert_memory_equal(pa + (la - keep), pb, keep * 8);
+            kvz_cache_length(b, 1, h, &lg);
+            assert_int_equal(lg, n);
+        }
+        /* the same next token on both: the same attention on both layers */
+        float *k = tu_malloc(H * D * 4), *v = tu_malloc(H * D * 4), *q = tu_malloc(H * 2 * D * 4);
+        float *oa = tu_malloc(H * 2 * D * 4), *ob = tu_malloc(H * 2 * D * 4);
+        for (size_t i = 0; i < H * D; i++)
+            k[i] = tu_uniform(&r, -1, 1), v[i] = tu_uniform(&r, -1, 1);
+        for (size_t i = 0; i < H * 2 * D; i++)
+            q[i] = tu_uniform(&r, -1, 1);
+        for (size_t l = 0; l < L; l++) {
+            assert_int_equal(kvz_cache_append(c, l, 1, k, v, H * D, D), KVZ_OK);
+            assert_int_equal(kvz_cache_append(b, l, 1, k, v, H * D, D), KVZ_OK);
+            kvz_attend_args a = {.struct_size = sizeof a,
+                                 .group = 2,
+                                 .n_q = 1,
+                                 .q = q,
+                                 .q_token_stride = H * 2 * D,
+                                 .q_head_stride = D,
+                                 .out = oa,
+                                 .out_token_stride = H * 2 * D,
+                                 .out_head_stride = D};
+            assert_int_equal(kvz_cache_attend(c, l, &a), KVZ_OK);
+            a.out = ob;
+            assert_int_equal(kvz_cache_attend(b, l, &a), KVZ_OK);
+            double *want = tu_malloc(H * 2 * D * 8);
+            for (size_t i = 0; i < H * 2 * D; i++)
+                want[i] = oa[i];
+            tu_assert_close(ob, want, H * 2 * D, 1e-5, 1e-5, "loaded windowed cache");
+            free(want);
+        }
+        free(k), free(v), free(q), free(oa), free(ob);
+        kvz_cache_destroy(b), kvz_cache_destroy(c);
+    }
+}
+
+/* A damaged window field: a flipped bit fails the LENS checksum; a window rewritten with a
+ * valid checksum that disagrees with the rows is refused too; a window beyond INT64_MAX. */
+static void test_window_damage(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 65);
+    char path[128], bad[128];
+    path_of(path, sizeof path, "wd.kvz");
+    path_of(bad, sizeof bad, "wd-bad.kvz");
+    kvz_cache *c = windowed_sample(&r, 16, 100, KVZ_DTYPE_F32);
+    assert_int_equal(kvz_cache_save(c, path, NULL), KVZ_OK);
+    kvz_cache_destroy(c);
+    size_t n;
+    unsigned char *good = tu_slurp(path, &n), *buf = tu_malloc(n);
+    const size_t lens_bytes = 8 * (2 * L + L * H), at_w = LENS_AT + 8 * L; /* layer 0's window */
+    uint64_t w0;
+    memcpy(&w0, good + at_w, 8);
+    assert_int_equal(w0, 16);
+    for (int bit = 0; bit < 64; bit += 5) {
+        memcpy(buf, good, n);
+        buf[at_w + bit / 8] ^= (unsigned char)(1u << (bit % 8));
+        tu_spit(bad, buf, n);
+        kvz_cache *x = (kvz_cache *)1;
+        assert_int_equal(kvz_cache_load(bad, NULL, &x, NULL), KVZ_ERR_CORRUPT);
+        assert_null(x);
+    }
+    static const uint64_t rewritten[] = {8, 32, 17, (uint64_t)1 << 63};
+    for (size_t i = 0; i < 4; i++) {
+        memcpy(buf, good, n);
+        memcpy(buf + at_w, &rewritten[i], 8);
+        const uint32_t crc = kvz_crc32c(0, buf + LENS_AT, lens_bytes);
+        memcpy(buf + LENS_AT - 12, &crc, 4);
+        tu_spit(bad, buf, n);
+        kvz_cache *x = (kvz_cache *)1;
+        const kvz_status st = kvz_cache_load(bad, NULL, &x, NULL);
+        if (st != KVZ_ERR_CORRUPT)
+            fail_msg("window rewritten to %llu: status %d, not KVZ_ERR_CORRUPT",
+                     (unsigned long long)rewritten[i], (int)st);
+        assert_null(x);
+    }
+    free(good), free(buf);
+}
+
+/* A version 1 file (no windows in LENS) loads with every layer global. */
+static void test_version1(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 66);
+    char path[128], old[128];
+    path_of(path, sizeof path, "v2.kvz");
+    path_of(old, sizeof old, "v1.kvz");
+    kvz_cache *c = sample(&r, KVZ_DTYPE_BF16, 40, L, H, D);
+    assert_int_equal(kvz_cache_save(c, path, NULL), KVZ_OK);
+    size_t n;
+    unsigned char *v2 = tu_slurp(path, &n), *v1 = tu_malloc(n);
+    /* the header with version 1, then LENS without its L windows */
+    const uint32_t one = 1;
+    memcpy(v1, v2, 128);
+    memcpy(v1 + 8, &one, 4);
+    const uint32_t hcrc = kvz_crc32c(0, v1, 124);
+    memcpy(v1 + 124, &hcrc, 4);
+    const size_t lens1 = 8 * (L + L * H);
+    memcpy(v1 + 128, v2 + 128, 4); /* tag */
+    const uint64_t bytes = lens1;
+    memcpy(v1 + 136, &bytes, 8);
+    memcpy(v1 + LENS_AT, v2 + LENS_AT, 8 * L);                      /* next positions */
+    memcpy(v1 + LENS_AT + 8 * L, v2 + LENS_AT + 16 * L, 8 * L * H); /* segment lengths */
+    const uint32_t lcrc = kvz_crc32c(0, v1 + LENS_AT, lens1);
+    memcpy(v1 + 132, &lcrc, 4);
+    const size_t rest = n - (LENS_AT + 8 * (2 * L + L * H));
+    memcpy(v1 + LENS_AT + lens1, v2 + LENS_AT + 8 * (2 * L + L * H), rest);
+    tu_spit(old, v1, LENS_AT + lens1 + rest);
+    kvz_cache *b = NULL;
+    assert_int_equal(kvz_cache_load(old, NULL, &b, NULL), KVZ_OK);
+    assert_same_cache(c, b, L, H, D * 2);
+    for (size_t l = 0; l < L; l++) {
+        size_t w = 1;
+        assert_int_equal(kvz_cache_layer_window(b, l, &w), KVZ_OK);
+        assert_int_equal(w, 0);
+    }
+    kvz_cache_destroy(b), kvz_cache_destroy(c);
+    free(v1), free(v2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_damage),
-        cmocka_unit_test(test_atomic_write),
-        cmocka_unit_test(test_crc32c),
+        cmocka_unit_test(test_round_trip),        cmocka_unit_test(test_damage),
+        cmocka_unit_test(test_atomic_write),      cmocka_unit_test(test_crc32c),
+        cmocka_unit_test(test_window_round_trip), cmocka_unit_test(test_window_damage),
+        cmocka_unit_test(test_version1),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -72,6 +72,7 @@ typedef struct blk_ctx {
     size_t d, dp, dpv; /* head dim, padded scratch row, vectors per row */
     size_t group;
     ptrdiff_t q_pos0;
+    size_t window; /* the job's sliding window (0: none) */
     float *qt, *qr, *o, *s, *kf, *vf_, *m, *l, *m2, *l2, *alpha, *lse2;
     uint32_t *pp; /* the probabilities as bf16 pairs, for P.V by pair products or on tiles */
     /* current block; mq_tile: the rows the dot path's tiles cover (2 or 3 rows are padded
@@ -117,6 +118,7 @@ static void scratch_init(blk_ctx *c, float *work, size_t d, size_t group, ptrdif
     c->dpv = (d + VW - 1) / VW;
     c->group = group;
     c->q_pos0 = q_pos0;
+    c->window = 0;
     float *w = work;
     c->qt = w, w += d * MQ;
     c->qr = w, w += MQ * c->dp;
@@ -157,6 +159,14 @@ static inline size_t ilv_key(const blk_ctx *c, size_t j)
 static inline ptrdiff_t row_limit(const blk_ctx *c, size_t r)
 {
     return c->q_pos0 + (ptrdiff_t)((c->r0 + r) / c->group);
+}
+
+/* The first key index row r of the current block may see: 0 without a window (or with
+ * one reaching back past key 0, however large). */
+static inline ptrdiff_t row_first(const blk_ctx *c, size_t r)
+{
+    const ptrdiff_t lim = row_limit(c, r);
+    return c->window && lim >= 0 && (size_t)lim >= c->window ? lim + 1 - (ptrdiff_t)c->window : 0;
 }
 
 #if KVZ_ATTN_BF16DOT
@@ -857,6 +867,8 @@ static const uint16_t *vt_block(blk_ctx *c, int run, const uint16_t *vr, size_t 
         return dst;
     }
     uint16_t *base = c->vt + c->vt_base[run] * cw;
+    if (c->vt_done[run] < ch0) /* a window's first block: the chunks before it no later block sees */
+        c->vt_done[run] = ch0;
     for (size_t ch; (ch = c->vt_done[run]) < ch1; c->vt_done[run]++)
         vt_chunk(c, base + ch * cw, vr + ch * 32 * vs, vs, chunk_rows(n_run, ch), ch * 32 - kb);
     return base + ch0 * cw;
@@ -963,6 +975,13 @@ static void logits_block(blk_ctx *c, const void *k, ptrdiff_t kst, int dt, size_
             for (ptrdiff_t j = lim + 1 - (ptrdiff_t)kb; j < (ptrdiff_t)nb; j++)
                 if (j >= 0)
                     c->s[(size_t)j * c->sj + r * c->sr] = -INFINITY;
+        }
+    /* a sliding window's lower edge: the last row starts latest */
+    if ((ptrdiff_t)kb < row_first(c, c->mq - 1))
+        for (size_t r = 0; r < c->mq; r++) {
+            const ptrdiff_t end = row_first(c, r) - (ptrdiff_t)kb;
+            for (ptrdiff_t j = 0; j < end && j < (ptrdiff_t)nb; j++)
+                c->s[(size_t)j * c->sj + r * c->sr] = -INFINITY;
         }
 }
 
@@ -1391,16 +1410,71 @@ static void store_chunk_logits(const blk_ctx *c, const kvz_attn_job *job, size_t
                (hi - lo) * MQ * sizeof(float));
 }
 
+/* The keys [from, to) of a run (its rows at kr and vr, kn of them, the first with index kb0
+ * in the job's numbering) in contiguous blocks of bk keys: logits, the online softmax (with
+ * the reduced set's statistics when the job scores), P.V. */
+static void plain_blocks(blk_ctx *c, const kvz_attn_job *job, int run, const char *kr, const char *vr,
+                         size_t kb0, size_t kn, size_t from, size_t to, size_t bk, int keep_z)
+{
+    const int dt = job->dtype;
+    unsigned char in[BK_DOT > BK ? BK_DOT : BK]; /* a block's reduced-set marks */
+    (void)run, (void)kn;                         /* the amx path's */
+    for (size_t kb = from; kb < to; kb += bk) {
+        const size_t nb = to - kb < bk ? to - kb : bk;
+        const size_t next = kb + bk < to ? (to - kb - bk < bk ? to - kb - bk : bk) : 0;
+        const char *kblk = kr + kb * c->pf_stride, *vblk = vr + kb * c->pf_stride;
+        const char *knext = next ? kblk + bk * c->pf_stride : NULL,
+                   *vnext = next ? vblk + bk * c->pf_stride : NULL;
+        /* the dot path prefetches along its reads (this block's K, its V, the next
+         * block's K); the bf16 gemm path, whose blocks take long, the next block's
+         * K during the logits and its V during P.V */
+        if (c->dot)
+            pf_queue(c, kblk, nb, vblk, nb, PF_AHEAD);
+        else
+            pf_queue(c, knext, c->bdot ? next : 0, NULL, 0, 0);
+        logits_block(c, kr, job->kv_row_stride, dt, kb, nb, kb0);
+        if (keep_z) /* the chunk's logits, before they become probabilities */
+            store_chunk_logits(c, job, kb0 + kb, nb);
+        int all_in = 0;
+        const int reduced = job->score && reduced_mask(job, kb0 + kb, nb, in, &all_in);
+        if (reduced && !c->dot) {
+            online_update_scored(c, nb, in, all_in);
+        } else {
+            if (reduced)
+                online_update(c, c->m2, c->l2, nb, in, 0);
+            online_update(c, c->m, c->l, nb, NULL, 1);
+        }
+        if (c->dot) {
+            pv_dot(c, vr, job->kv_row_stride, dt, kb, nb, knext, next);
+            continue;
+        }
+        pf_queue(c, vnext, c->bdot ? next : 0, NULL, 0, 0);
+#if KVZ_ATTN_AMX
+        if (c->amx) {
+            pv_amx(c, vt_block(c, run, (const uint16_t *)vr, (size_t)job->kv_row_stride, kn, kb, nb), nb);
+            continue;
+        }
+#endif
+#if KVZ_ATTN_BF16DOT
+        if (c->bdot) {
+            pv_bf16(c, (const uint16_t *)vblk, (size_t)job->kv_row_stride, nb);
+            continue;
+        }
+#endif
+        pv_update(c, key_rows(c, c->vf_, vr, job->kv_row_stride, dt, kb, nb), nb);
+    }
+}
+
 static void attn_impl(const kvz_attn_job *job)
 {
     blk_ctx c;
     scratch_init(&c, job->work, job->d, job->group, job->q_pos0);
+    c.window = job->window;
     const size_t rows = job->n_q * job->group;
     const int dt = job->dtype;
     c.bdot = KVZ_ATTN_BF16DOT && dt == KVZ_KDT_BF16 && job->d % 2 == 0;
     if (c.bdot && job->vtstore) /* the runs' V tiles, chunk by chunk (vt_block) */
         c.vt = job->vtstore, c.vt_base[1] = (job->n_k + 31) / 32;
-    unsigned char in[BK_DOT > BK ? BK_DOT : BK]; /* a block's reduced-set marks */
 #if KVZ_ATTN_AMX
     int tiles = 0; /* the tile configuration is per thread: loaded by the first block on tiles */
 #endif
@@ -1433,74 +1507,44 @@ static void attn_impl(const kvz_attn_job *job)
         c.pf_stride = (size_t)job->kv_row_stride * esz;
         c.pf_bytes = job->d * esz;
         /* the keys come in two runs (a shared cache segment and a private tail): the online
-         * softmax simply continues from one to the other */
+         * softmax simply continues from one to the other; a sliding window starts at the first
+         * key the block's first row sees */
+        const size_t kbeg = (size_t)row_first(&c, 0), kbeg_all = (size_t)row_first(&c, mq - 1);
         for (int run = 0; run < 2; run++) {
             const char *kr = run ? job->k2 : job->k, *vr = run ? job->v2 : job->v;
             const size_t kb0 = run ? job->n_k : 0, kn = run ? job->n_k2 : job->n_k;
             const size_t rend = kend < kb0 ? 0 : (kend - kb0 < kn ? kend - kb0 : kn);
-            /* the bp path reads the keys [0, ilv_end) of the run as interleaved streams
+            /* the window's first block, at a whole chunk of 32 keys (the amx path's V tiles) */
+            size_t rbeg = kbeg <= kb0 ? 0 : (kbeg - kb0) / 32 * 32;
+            rbeg = rbeg < rend ? rbeg : rend;
+            /* the bp path reads the keys [ilv0, ilv0 + ilv_n) of the run as interleaved streams
              * (ILV_N): those that every row sees, so that no block needs a mask, in whole
              * rounds of turns; the rest as one. Not while scoring: its second visit of the
              * chunk's keys reads them in their order. */
-            size_t ilv_end = 0;
+            size_t ilv0 = rbeg, ilv_n = 0;
             if (c.bpdot && !job->score) {
                 const ptrdiff_t see = row_limit(&c, 0) + 1 - (ptrdiff_t)kb0;
                 const size_t all = see <= 0 ? 0 : ((size_t)see < rend ? (size_t)see : rend);
-                ilv_end = all / (ILV_TURN * ILV_N) * (ILV_TURN * ILV_N);
+                const size_t first = kbeg_all <= kb0 ? 0 : kbeg_all - kb0;
+                if (first < all) {
+                    ilv_n = (all - first) / (ILV_TURN * ILV_N) * (ILV_TURN * ILV_N);
+                    ilv0 = ilv_n ? first : rbeg;
+                }
             }
-            c.ilv_log2n = ILV_LOG2N, c.ilv_rows = ilv_end / ILV_N;
-            for (size_t kb = 0; kb < ilv_end; kb += bk) { /* block kb: each region's rows from kb / ILV_N */
-                const size_t nb = ilv_end - kb < bk ? ilv_end - kb : bk;
-                const size_t next = ilv_end - kb - nb < bk ? ilv_end - kb - nb : bk;
-                const char *kblk = kr + kb / ILV_N * c.pf_stride;
-                pf_queue(&c, kblk, nb, vr + kb / ILV_N * c.pf_stride, nb, PF_AHEAD);
-                logits_block(&c, kr, job->kv_row_stride, dt, kb / ILV_N, nb, kb0);
+            plain_blocks(&c, job, run, kr, vr, kb0, kn, rbeg, ilv0, bk, keep_z);
+            const char *kri = ilv_n ? kr + ilv0 * c.pf_stride : kr, *vri = ilv_n ? vr + ilv0 * c.pf_stride : vr;
+            c.ilv_log2n = ILV_LOG2N, c.ilv_rows = ilv_n / ILV_N;
+            for (size_t kb = 0; kb < ilv_n; kb += bk) { /* block kb: each region's rows from kb / ILV_N */
+                const size_t nb = ilv_n - kb < bk ? ilv_n - kb : bk;
+                const size_t next = ilv_n - kb - nb < bk ? ilv_n - kb - nb : bk;
+                const char *kblk = kri + kb / ILV_N * c.pf_stride;
+                pf_queue(&c, kblk, nb, vri + kb / ILV_N * c.pf_stride, nb, PF_AHEAD);
+                logits_block(&c, kri, job->kv_row_stride, dt, kb / ILV_N, nb, kb0 + ilv0);
                 online_update(&c, c.m, c.l, nb, NULL, 1);
-                pv_dot(&c, vr, job->kv_row_stride, dt, kb / ILV_N, nb, kblk + nb / ILV_N * c.pf_stride, next);
+                pv_dot(&c, vri, job->kv_row_stride, dt, kb / ILV_N, nb, kblk + nb / ILV_N * c.pf_stride, next);
             }
             c.ilv_log2n = 0, c.ilv_rows = 0;
-            for (size_t kb = ilv_end; kb < rend; kb += bk) {
-                const size_t nb = rend - kb < bk ? rend - kb : bk;
-                const size_t next = kb + bk < rend ? (rend - kb - bk < bk ? rend - kb - bk : bk) : 0;
-                const char *kblk = kr + kb * c.pf_stride, *vblk = vr + kb * c.pf_stride;
-                const char *knext = next ? kblk + bk * c.pf_stride : NULL,
-                           *vnext = next ? vblk + bk * c.pf_stride : NULL;
-                /* the dot path prefetches along its reads (this block's K, its V, the next
-                 * block's K); the bf16 gemm path, whose blocks take long, the next block's
-                 * K during the logits and its V during P.V */
-                if (c.dot)
-                    pf_queue(&c, kblk, nb, vblk, nb, PF_AHEAD);
-                else
-                    pf_queue(&c, knext, c.bdot ? next : 0, NULL, 0, 0);
-                logits_block(&c, kr, job->kv_row_stride, dt, kb, nb, kb0);
-                if (keep_z) /* the chunk's logits, before they become probabilities */
-                    store_chunk_logits(&c, job, kb0 + kb, nb);
-                int all_in = 0;
-                const int reduced = job->score && reduced_mask(job, kb0 + kb, nb, in, &all_in);
-                if (reduced && !c.dot) {
-                    online_update_scored(&c, nb, in, all_in);
-                } else {
-                    if (reduced)
-                        online_update(&c, c.m2, c.l2, nb, in, 0);
-                    online_update(&c, c.m, c.l, nb, NULL, 1);
-                }
-                if (c.dot) {
-                    pv_dot(&c, vr, job->kv_row_stride, dt, kb, nb, knext, next);
-                    continue;
-                }
-                pf_queue(&c, vnext, c.bdot ? next : 0, NULL, 0, 0);
-#if KVZ_ATTN_AMX
-                if (c.amx)
-                    pv_amx(&c, vt_block(&c, run, (const uint16_t *)vr, (size_t)job->kv_row_stride, kn, kb, nb), nb);
-                else
-#endif
-#if KVZ_ATTN_BF16DOT
-                if (c.bdot)
-                    pv_bf16(&c, (const uint16_t *)vblk, (size_t)job->kv_row_stride, nb);
-                else
-#endif
-                    pv_update(&c, key_rows(&c, c.vf_, vr, job->kv_row_stride, dt, kb, nb), nb);
-            }
+            plain_blocks(&c, job, run, kr, vr, kb0, kn, ilv0 + ilv_n, rend, bk, keep_z);
         }
         pf_queue(&c, NULL, 0, NULL, 0, 0);
 

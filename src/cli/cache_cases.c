@@ -14,7 +14,7 @@ enum { H = KVZ_CC_H, G = KVZ_CC_G, D = KVZ_CC_D, N = KVZ_CC_N };
 
 kvz_cache *kvz_cc_build(void)
 {
-    kvz_cache_config cfg = {sizeof cfg, 1, H, D, KVZ_DTYPE_BF16, N + 64};
+    kvz_cache_config cfg = {sizeof cfg, 1, H, D, KVZ_DTYPE_BF16, N + 64, NULL};
     kvz_cache *c;
     if (kvz_cache_create(&cfg, &c) != KVZ_OK)
         return NULL;

@@ -246,20 +246,54 @@ static void key_task(const kvz_kernel_table *kt, const kvz_attn_job *heads, cons
     kt->attn(&j);
 }
 
+/* The keys [*lo, *hi) of the runs that some query row of the head sees: all of them without
+ * a sliding window, else those of the rows' windows (an empty range as [0, 0)). */
+static void visible_keys(const kvz_attn_job *h, size_t *lo, size_t *hi)
+{
+    const size_t n_all = h->n_k + h->n_k2;
+    *lo = 0, *hi = n_all;
+    if (!h->window)
+        return;
+    const ptrdiff_t end = h->q_pos0 + (ptrdiff_t)h->n_q;
+    *hi = end <= 0 ? 0 : ((size_t)end < n_all ? (size_t)end : n_all);
+    /* the first row's window starts first; a window past key 0, however large, starts there */
+    *lo = h->q_pos0 >= 0 && (size_t)h->q_pos0 >= h->window ? (size_t)h->q_pos0 + 1 - h->window : 0;
+    if (*lo >= *hi)
+        *lo = *hi = 0;
+}
+
+/* The keys of run `run` (0: k/v, 1: k2/v2) inside [lo, hi), as [*a, *b) of the concatenation. */
+static void run_part(const kvz_attn_job *h, int run, size_t lo, size_t hi, size_t *a, size_t *b)
+{
+    const size_t base = run ? h->n_k : 0, end = run ? h->n_k + h->n_k2 : h->n_k;
+    *a = lo > base ? lo : base;
+    *b = hi < end ? hi : end;
+    if (*a > *b)
+        *a = *b;
+}
+
 static kvz_status run_key_slices(const kvz_kernel_table *kt, const kvz_attn_job *heads, const int *node_of,
                                  size_t n_heads)
 {
     const size_t nthr = n_threads();
     size_t total = 0;
-    for (size_t h = 0; h < n_heads; h++)
-        total += heads[h].n_k + heads[h].n_k2;
+    for (size_t h = 0; h < n_heads; h++) {
+        size_t lo, hi;
+        visible_keys(&heads[h], &lo, &hi);
+        total += hi - lo;
+    }
     size_t slice = total / (4 * nthr) + 1;
     if (slice < 256)
         slice = 256;
-    /* tasks: key slices that never straddle the two runs; an empty head still gets one */
+    /* tasks: key slices of the visible keys that never straddle the two runs; a head that
+       sees nothing still gets one */
     size_t n_tasks = 0;
     for (size_t h = 0; h < n_heads; h++) {
-        const size_t a = heads[h].n_k, b = heads[h].n_k2;
+        size_t lo, hi, a0, a1, b0, b1;
+        visible_keys(&heads[h], &lo, &hi);
+        run_part(&heads[h], 0, lo, hi, &a0, &a1);
+        run_part(&heads[h], 1, lo, hi, &b0, &b1);
+        const size_t a = a1 - a0, b = b1 - b0;
         n_tasks += (a + slice - 1) / slice + (b + slice - 1) / slice + (a + b == 0);
     }
     task *tasks = malloc(n_tasks * sizeof *tasks);
@@ -281,12 +315,14 @@ static kvz_status run_key_slices(const kvz_kernel_table *kt, const kvz_attn_job 
     size_t t = 0;
     for (size_t h = 0; h < n_heads; h++) {
         first[h] = t;
-        const size_t n_all = heads[h].n_k + heads[h].n_k2;
-        if (n_all == 0)
+        size_t lo, hi;
+        visible_keys(&heads[h], &lo, &hi);
+        if (lo == hi)
             tasks[t++] = (task){h, 0, 0};
-        for (size_t run = 0, base = 0; run < 2; base += heads[h].n_k, run++) {
-            const size_t end = base + (run ? heads[h].n_k2 : heads[h].n_k);
-            for (size_t k0 = base; k0 < end; k0 += slice)
+        for (int run = 0; run < 2; run++) {
+            size_t k0, end;
+            run_part(&heads[h], run, lo, hi, &k0, &end);
+            for (; k0 < end; k0 += slice)
                 tasks[t++] = (task){h, k0, k0 + slice < end ? k0 + slice : end};
         }
     }
@@ -375,6 +411,11 @@ kvz_status kvz_attn_run_placed(const kvz_attn_job *heads, const int *node_of, si
     }
     if (rows == 0)
         return KVZ_OK;
+    for (size_t h = 0; h < n_heads; h++)
+        if (heads[h].score && heads[h].window)
+            return kvz_fail(KVZ_ERR_INVALID_ARG,
+                            "attention: scoring runs on global layers only, not with a sliding window (%zu)",
+                            heads[h].window);
     return rows <= KEY_SPLIT_MAX_ROWS && !scoring ? run_key_slices(kt, heads, node_of, n_heads)
                                                   : run_query_slices(kt, heads, n_heads);
 }

@@ -1,4 +1,5 @@
 /* The compressed KV cache object: per-(layer, KV head) segments, append, truncate, compaction, accounting. */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,15 +35,23 @@ kvz_status kvz_cache_create(const kvz_cache_config *cfg, kvz_cache **out)
     return kvz_cache_create_placed(cfg, NULL, out);
 }
 
-kvz_status kvz_cache_create_placed(const kvz_cache_config *cfg, const uint64_t *seg_rows, kvz_cache **out)
+/* The size of kvz_cache_config in the first release: the smallest struct_size accepted. */
+#define CONFIG_SIZE_0_1 offsetof(kvz_cache_config, layer_window)
+
+kvz_status kvz_cache_create_placed(const kvz_cache_config *given, const uint64_t *seg_rows, kvz_cache **out)
 {
     static const char fn[] = "kvz_cache_create";
-    if (!cfg || !out)
+    if (!given || !out)
         return kvz_fail(KVZ_ERR_NULL, "%s: config and cache must not be NULL", fn);
     *out = NULL;
-    if (cfg->struct_size < sizeof(kvz_cache_config))
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: struct_size %zu < %zu", fn, cfg->struct_size,
-                        sizeof(kvz_cache_config));
+    if (given->struct_size < CONFIG_SIZE_0_1)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: struct_size %zu < %zu", fn, given->struct_size,
+                        (size_t)CONFIG_SIZE_0_1);
+    /* an older program's config: the fields it does not know take their defaults */
+    kvz_cache_config full;
+    memset(&full, 0, sizeof full);
+    memcpy(&full, given, given->struct_size < sizeof full ? given->struct_size : sizeof full);
+    const kvz_cache_config *cfg = &full;
     if (!cfg->n_layers || !cfg->n_kv_heads || !cfg->head_dim || cfg->head_dim > KVZ_KMAX_HEAD_DIM)
         return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: layers %zu, heads %zu, head_dim %zu (1..%d) must be > 0", fn,
                         cfg->n_layers, cfg->n_kv_heads, cfg->head_dim, KVZ_KMAX_HEAD_DIM);
@@ -54,12 +63,17 @@ kvz_status kvz_cache_create_placed(const kvz_cache_config *cfg, const uint64_t *
     kvz_cache *c = calloc(1, sizeof *c);
     if (!c || !(c->seg = calloc(n_seg, sizeof *c->seg)) ||
         !(c->next_pos = calloc(cfg->n_layers, sizeof(int64_t))) ||
-        !(c->since_compact = calloc(cfg->n_layers, sizeof(size_t)))) {
+        !(c->since_compact = calloc(cfg->n_layers, sizeof(size_t))) ||
+        !(c->window = calloc(cfg->n_layers, sizeof(size_t))) ||
+        !(c->dropped = calloc(cfg->n_layers, sizeof(size_t)))) {
         kvz_cache_destroy(c);
         return kvz_fail(KVZ_ERR_NOMEM, "%s: no memory", fn);
     }
     c->cfg = *cfg;
     c->cfg.struct_size = sizeof c->cfg;
+    if (cfg->layer_window)
+        memcpy(c->window, cfg->layer_window, cfg->n_layers * sizeof *c->window);
+    c->cfg.layer_window = cfg->layer_window ? c->window : NULL; /* the cache's own copy */
     atomic_init(&c->queries, 0);
     kvz_status st = place(c, n_seg, seg_rows);
     for (size_t i = 0; st == KVZ_OK && i < n_seg && cfg->reserve; i++)
@@ -106,6 +120,7 @@ kvz_status kvz_cache_clone(const kvz_cache *src, kvz_cache **out)
     }
     memcpy(c->next_pos, src->next_pos, L * sizeof *c->next_pos);
     memcpy(c->since_compact, src->since_compact, L * sizeof *c->since_compact);
+    memcpy(c->dropped, src->dropped, L * sizeof *c->dropped);
     c->cfg.reserve = src->cfg.reserve;
     *out = c;
     return KVZ_OK;
@@ -118,7 +133,7 @@ void kvz_cache_destroy(kvz_cache *c)
     if (c->seg)
         for (size_t i = 0; i < c->cfg.n_layers * c->cfg.n_kv_heads; i++)
             kvz_segment_free(&c->seg[i]);
-    free(c->seg), free(c->next_pos), free(c->since_compact), free(c);
+    free(c->seg), free(c->next_pos), free(c->since_compact), free(c->window), free(c->dropped), free(c);
 }
 
 static kvz_status check_writable(const kvz_cache *c, const char *fn)
@@ -143,7 +158,8 @@ static kvz_status check_where(const kvz_cache *c, size_t layer, size_t head, con
 
 /* Appends n tokens to every head of a layer; positions NULL means the next contiguous ones. */
 static kvz_status append(kvz_cache *c, size_t layer, size_t n, const float *k, const float *v,
-                         ptrdiff_t token_stride, ptrdiff_t head_stride, const int64_t *positions, const char *fn)
+                         ptrdiff_t token_stride, ptrdiff_t head_stride, const int64_t *positions,
+                         const char *fn)
 {
     kvz_status st = check_writable(c, fn);
     if (st == KVZ_OK)
@@ -155,11 +171,28 @@ static kvz_status append(kvz_cache *c, size_t layer, size_t n, const float *k, c
     if (positions)
         for (size_t t = 0; t < n; t++)
             if (positions[t] < (t ? positions[t - 1] + 1 : c->next_pos[layer]))
-                return kvz_fail(KVZ_ERR_INVALID_ARG,
-                                "%s: position %lld of token %zu is not above the previous one (%lld)", fn,
-                                (long long)positions[t], t,
-                                (long long)(t ? positions[t - 1] : c->next_pos[layer] - 1));
+                return kvz_fail(
+                    KVZ_ERR_INVALID_ARG, "%s: position %lld of token %zu is not above the previous one (%lld)",
+                    fn, (long long)positions[t], t, (long long)(t ? positions[t - 1] : c->next_pos[layer] - 1));
+    const size_t w = c->window[layer];
+    if (positions && w) /* the kernels count a window in rows: rows must be consecutive positions */
+        for (size_t t = 0; t < n; t++)
+            if (positions[t] != c->next_pos[layer] + (int64_t)t)
+                return kvz_fail(
+                    KVZ_ERR_INVALID_ARG,
+                    "%s: layer %zu has a sliding window: token %zu must take position %lld, not %lld", fn,
+                    layer, t, (long long)(c->next_pos[layer] + (int64_t)t), (long long)positions[t]);
     const size_t H = c->cfg.n_kv_heads;
+    /* a windowed layer first drops the rows no later token can see, once there are at least
+       `window` of them beyond the last `window` rows: a move of `window` rows per `window`
+       tokens or more appended, and at most 2 x window rows plus this append's held; a
+       buffer grown far past that (a long prefill in one append) shrinks with the move */
+    if (w && c->seg[layer * H].len > w && c->seg[layer * H].len - w >= w) {
+        const size_t drop = c->seg[layer * H].len - w, cap_max = 2 * (2 * w + n) > 64 ? 2 * (2 * w + n) : 64;
+        for (size_t h = 0; h < H; h++)
+            kvz_segment_drop_front(&c->seg[layer * H + h], drop, cap_max, c->cfg.head_dim, c->cfg.dtype);
+        c->dropped[layer] += drop;
+    }
     /* make room in every head first, so a failure leaves the layer unchanged */
     for (size_t h = 0; h < H; h++)
         if ((st = kvz_segment_reserve(&c->seg[layer * H + h], c->seg[layer * H + h].len + n, c->cfg.head_dim,
@@ -215,6 +248,14 @@ kvz_status kvz_cache_truncate(kvz_cache *c, size_t n)
                             "%s: layer %zu has only %zu tokens appended since the last compaction, not %zu", fn,
                             l, c->since_compact[l], n);
     for (size_t l = 0; l < c->cfg.n_layers; l++) {
+        const size_t len = c->seg[l * c->cfg.n_kv_heads].len;
+        if (c->dropped[l] && (n > len || len - n < c->window[l]))
+            return kvz_fail(KVZ_ERR_STATE,
+                            "%s: layer %zu (sliding window %zu) dropped the rows its window would need "
+                            "after removing %zu of its %zu rows",
+                            fn, l, c->window[l], n, len);
+    }
+    for (size_t l = 0; l < c->cfg.n_layers; l++) {
         if (!n)
             continue;
         kvz_segment *s0 = &c->seg[l * c->cfg.n_kv_heads];
@@ -237,12 +278,13 @@ kvz_status kvz_cache_compact(kvz_cache *c, const uint8_t *const *keep)
     if (!keep)
         return kvz_fail(KVZ_ERR_NULL, "%s: keep is NULL", fn);
     const size_t n_seg = c->cfg.n_layers * c->cfg.n_kv_heads;
+    const size_t H = c->cfg.n_kv_heads;
     for (size_t i = 0; i < n_seg; i++)
-        if (c->seg[i].len && !keep[i])
+        if (c->seg[i].len && !keep[i] && !c->window[i / H])
             return kvz_fail(KVZ_ERR_NULL, "%s: keep[%zu] is NULL for a segment of %zu rows", fn, i,
                             c->seg[i].len);
-    for (size_t i = 0; i < n_seg; i++)
-        if (c->seg[i].len &&
+    for (size_t i = 0; i < n_seg; i++) /* sliding-window layers keep their window */
+        if (c->seg[i].len && !c->window[i / H] &&
             (st = kvz_segment_compact(&c->seg[i], keep[i], c->cfg.head_dim, c->cfg.dtype)) != KVZ_OK)
             return st; /* only a shrink can fail, after the rows are already in place */
     for (size_t l = 0; l < c->cfg.n_layers; l++)
@@ -292,6 +334,17 @@ kvz_status kvz_cache_next_position(const kvz_cache *c, size_t layer, int64_t *po
     if (!position)
         return kvz_fail(KVZ_ERR_NULL, "kvz_cache_next_position: position is NULL");
     *position = c->next_pos[layer];
+    return KVZ_OK;
+}
+
+kvz_status kvz_cache_layer_window(const kvz_cache *c, size_t layer, size_t *window)
+{
+    kvz_status st = check_where(c, layer, 0, "kvz_cache_layer_window");
+    if (st != KVZ_OK)
+        return st;
+    if (!window)
+        return kvz_fail(KVZ_ERR_NULL, "kvz_cache_layer_window: window is NULL");
+    *window = c->window[layer];
     return KVZ_OK;
 }
 

@@ -21,6 +21,10 @@ kvz_status kvz_cache_attend_runs(const kvz_cache *c, size_t layer, const kvz_seg
         return KVZ_OK;
     if (!a->q || !a->out)
         return kvz_fail(KVZ_ERR_NULL, "%s: q and out must not be NULL", fn);
+    if (a->score && c->window[layer])
+        return kvz_fail(KVZ_ERR_INVALID_ARG,
+                        "%s: layer %zu has a sliding window (%zu): scoring runs on the global layers only", fn,
+                        layer, c->window[layer]);
     const size_t H = c->cfg.n_kv_heads, G = a->group, d = c->cfg.head_dim;
     for (size_t h = 0; h < H; h++) {
         const size_t n = kvz_cache_seg(c, layer, h)->len + (tails ? tails[h].len : 0);
@@ -54,6 +58,7 @@ kvz_status kvz_cache_attend_runs(const kvz_cache *c, size_t layer, const kvz_seg
         j->d = d;
         j->group = G;
         j->q_pos0 = (ptrdiff_t)(j->n_k + j->n_k2) - (ptrdiff_t)a->n_q; /* bottom-right alignment */
+        j->window = c->window[layer]; /* rows of a windowed layer are consecutive positions */
         j->scale = a->scale != 0.0f ? a->scale : 1.0f / sqrtf((float)d);
         j->out = a->out + (ptrdiff_t)(h * G) * a->out_head_stride;
         j->out_head_stride = a->out_head_stride;

@@ -12,6 +12,8 @@ struct kvz_cache {
     kvz_segment *seg;      /* [layer][head] */
     int64_t *next_pos;     /* per layer: tokens ever appended (the uncompressed length) */
     size_t *since_compact; /* per layer: tokens appended since the last compaction */
+    size_t *window;        /* per layer: the sliding window, 0 for a global layer */
+    size_t *dropped;       /* per layer: rows a windowed layer dropped from its front */
     atomic_size_t queries; /* live kvz_query objects reading this cache */
 };
 

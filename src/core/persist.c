@@ -17,7 +17,7 @@
 #include "core/internal.h"
 
 #define KVZ_FILE_MAGIC   "KVZCACHE"
-#define KVZ_FILE_VERSION 1u
+#define KVZ_FILE_VERSION 2u /* 2: per-layer sliding windows in LENS; 1 is read as all global */
 #define HEADER_BYTES     128u
 
 enum {
@@ -80,11 +80,21 @@ static void section_header(writer *w, uint32_t tag, uint32_t crc, uint64_t bytes
     wr(w, h, sizeof h);
 }
 
-/* The K or V rows (which = 0/1) or the positions (which = 2) of all segments, in order. */
-static void segment_data(const kvz_segment *s, int which, size_t rb, const void **p, size_t *n)
+/* The rows of a segment the file keeps: a sliding-window layer's last `window` only, the
+ * rows later tokens can still see (it may hold up to twice that between its drops). */
+static size_t saved_rows(const kvz_segment *s, size_t window)
 {
-    *p = which == 0 ? s->k : which == 1 ? s->v : (const void *)s->pos;
-    *n = s->len * (which == 2 ? sizeof(int64_t) : rb);
+    return window && s->len > window ? window : s->len;
+}
+
+/* The K or V rows (which = 0/1) or the positions (which = 2) a segment saves. */
+static void segment_data(const kvz_segment *s, size_t window, int which, size_t rb, const void **p, size_t *n)
+{
+    const size_t keep = saved_rows(s, window), first = s->len - keep;
+    *p = which == 0   ? (const char *)s->k + first * rb
+         : which == 1 ? (const char *)s->v + first * rb
+                      : (const void *)(s->pos + first);
+    *n = keep * (which == 2 ? sizeof(int64_t) : rb);
 }
 
 static kvz_status write_all(const kvz_cache *c, const kvz_cache_meta *meta, FILE *f)
@@ -107,16 +117,17 @@ static kvz_status write_all(const kvz_cache *c, const kvz_cache_meta *meta, FILE
     put32(h + 124, kvz_crc32c(0, h, 124));
     wr(&w, h, sizeof h);
 
-    /* LENS: next position per layer, then every segment's length */
-    unsigned char *lens = malloc(8 * (L + S));
+    /* LENS: next position per layer, window per layer, then every segment's saved rows */
+    const size_t H = c->cfg.n_kv_heads, nl = 2 * L + S;
+    unsigned char *lens = malloc(8 * nl);
     if (!lens)
         return kvz_fail(KVZ_ERR_NOMEM, "kvz_cache_save: no memory");
     for (size_t l = 0; l < L; l++)
-        put64(lens + 8 * l, (uint64_t)c->next_pos[l]);
+        put64(lens + 8 * l, (uint64_t)c->next_pos[l]), put64(lens + 8 * (L + l), c->window[l]);
     for (size_t i = 0; i < S; i++)
-        put64(lens + 8 * (L + i), c->seg[i].len);
-    section_header(&w, TAG_LENS, kvz_crc32c(0, lens, 8 * (L + S)), 8 * (L + S));
-    wr(&w, lens, 8 * (L + S));
+        put64(lens + 8 * (2 * L + i), saved_rows(&c->seg[i], c->window[i / H]));
+    section_header(&w, TAG_LENS, kvz_crc32c(0, lens, 8 * nl), 8 * nl);
+    wr(&w, lens, 8 * nl);
     free(lens);
 
     static const uint32_t tags[3] = {TAG_KEYS, TAG_VALS, TAG_POSN};
@@ -128,7 +139,7 @@ static kvz_status write_all(const kvz_cache *c, const kvz_cache_meta *meta, FILE
         for (size_t i = 0; i < S; i++) {
             const void *p;
             size_t n;
-            segment_data(&c->seg[i], which, rb, &p, &n);
+            segment_data(&c->seg[i], c->window[i / H], which, rb, &p, &n);
             crc = kvz_crc32c(crc, p, n);
             bytes += n;
         }
@@ -136,7 +147,7 @@ static kvz_status write_all(const kvz_cache *c, const kvz_cache_meta *meta, FILE
         for (size_t i = 0; i < S; i++) {
             const void *p;
             size_t n;
-            segment_data(&c->seg[i], which, rb, &p, &n);
+            segment_data(&c->seg[i], c->window[i / H], which, rb, &p, &n);
             wr(&w, p, n);
         }
     }
@@ -240,6 +251,7 @@ static kvz_status section(reader *r, uint32_t tag, uint64_t bytes, uint32_t *crc
 
 static kvz_status load_body(reader *r, const unsigned char *h, kvz_cache **out)
 {
+    const int v2 = get32(h + 8) >= 2; /* version 1 has no windows: every layer is global */
     const uint64_t L = get64(h + 16), H = get64(h + 24), d = get64(h + 32);
     const uint32_t dt = get32(h + 40);
     if (!L || !H || !d || d > KVZ_KMAX_HEAD_DIM || dt > KVZ_DTYPE_F16 || get32(h + 44) != 4 || L > (1u << 20) ||
@@ -249,21 +261,32 @@ static kvz_status load_body(reader *r, const unsigned char *h, kvz_cache **out)
                         "%llu, dtype %u)",
                         r->path, (unsigned long long)L, (unsigned long long)H, (unsigned long long)d, dt);
     const size_t S = (size_t)(L * H), rb = (size_t)d * kvz_dtype_bytes((kvz_dtype)dt);
+    const size_t first_len = v2 ? 2 * L : L, nl = first_len + S; /* where the segment lengths start */
     uint32_t crc;
-    kvz_status st = section(r, TAG_LENS, 8 * (L + S), &crc);
+    kvz_status st = section(r, TAG_LENS, 8 * nl, &crc);
     if (st != KVZ_OK)
         return st;
-    unsigned char *lens = malloc(8 * (L + S));
-    if (!lens)
+    unsigned char *lens = malloc(8 * nl);
+    size_t *window = calloc(L, sizeof *window);
+    if (!lens || !window) {
+        free(lens), free(window);
         return kvz_fail(KVZ_ERR_NOMEM, "kvz_cache_load: no memory");
-    if ((st = rd(r, lens, 8 * (L + S))) == KVZ_OK && kvz_crc32c(0, lens, 8 * (L + S)) != crc)
+    }
+    if ((st = rd(r, lens, 8 * nl)) == KVZ_OK && kvz_crc32c(0, lens, 8 * nl) != crc)
         st = kvz_fail(KVZ_ERR_CORRUPT, "kvz_cache_load: %s: segment lengths fail their checksum", r->path);
+    for (size_t l = 0; st == KVZ_OK && v2 && l < L; l++) {
+        const uint64_t w = get64(lens + 8 * (L + l));
+        if (w > (uint64_t)INT64_MAX)
+            st = kvz_fail(KVZ_ERR_CORRUPT, "kvz_cache_load: %s: layer %zu claims a window of %llu", r->path, l,
+                          (unsigned long long)w);
+        window[l] = (size_t)w;
+    }
     /* the lengths decide every later size: check them against the file before allocating */
     uint64_t rows = 0, *seg_rows = NULL; /* seg_rows: the NUMA placement balances the loaded sizes */
     if (st == KVZ_OK && !(seg_rows = malloc(S * sizeof *seg_rows)))
         st = kvz_fail(KVZ_ERR_NOMEM, "kvz_cache_load: no memory");
     for (size_t i = 0; st == KVZ_OK && i < S; i++) {
-        const uint64_t len = seg_rows[i] = get64(lens + 8 * (L + i)), next = get64(lens + 8 * (i / H));
+        const uint64_t len = seg_rows[i] = get64(lens + 8 * (first_len + i)), next = get64(lens + 8 * (i / H));
         if (len > next || next > (uint64_t)INT64_MAX || len > r->size)
             st = kvz_fail(KVZ_ERR_CORRUPT, "kvz_cache_load: %s: segment %zu claims %llu rows", r->path, i,
                           (unsigned long long)len);
@@ -276,14 +299,14 @@ static kvz_status load_body(reader *r, const unsigned char *h, kvz_cache **out)
                       r->path, (unsigned long long)rows);
     kvz_cache *c = NULL;
     if (st == KVZ_OK) {
-        kvz_cache_config cfg = {sizeof cfg, (size_t)L, (size_t)H, (size_t)d, (kvz_dtype)dt, 0};
+        kvz_cache_config cfg = {sizeof cfg, (size_t)L, (size_t)H, (size_t)d, (kvz_dtype)dt, 0, window};
         st = kvz_cache_create_placed(&cfg, seg_rows, &c);
     }
-    free(seg_rows);
+    free(seg_rows), free(window);
     for (size_t l = 0; st == KVZ_OK && l < L; l++)
         c->next_pos[l] = (int64_t)get64(lens + 8 * l);
     for (size_t i = 0; st == KVZ_OK && i < S; i++)
-        st = kvz_segment_reserve(&c->seg[i], get64(lens + 8 * (L + i)), (size_t)d, (kvz_dtype)dt);
+        st = kvz_segment_reserve(&c->seg[i], get64(lens + 8 * (first_len + i)), (size_t)d, (kvz_dtype)dt);
     /* POSN, KEYS, VALS, read straight into the segments, each checked as a whole */
     static const uint32_t tags[3] = {TAG_POSN, TAG_KEYS, TAG_VALS};
     for (int which = 0; st == KVZ_OK && which < 3; which++) {
@@ -292,7 +315,7 @@ static kvz_status load_body(reader *r, const unsigned char *h, kvz_cache **out)
             break;
         uint32_t got = 0;
         for (size_t i = 0; st == KVZ_OK && i < S; i++) {
-            const size_t n = (size_t)get64(lens + 8 * (L + i)) * unit;
+            const size_t n = (size_t)get64(lens + 8 * (first_len + i)) * unit;
             void *dst = which == 0 ? (void *)c->seg[i].pos : which == 1 ? c->seg[i].k : c->seg[i].v;
             if ((st = rd(r, dst, n)) == KVZ_OK)
                 got = kvz_crc32c(got, dst, n);
@@ -303,15 +326,26 @@ static kvz_status load_body(reader *r, const unsigned char *h, kvz_cache **out)
                           : which == 1 ? "keys"
                                        : "values");
     }
-    /* positions: strictly increasing inside a segment and below the layer's next position */
+    /* positions: strictly increasing inside a segment and below the layer's next position; a
+       sliding-window layer holds exactly the last min(window, next position) tokens */
     for (size_t i = 0; st == KVZ_OK && i < S; i++) {
         const kvz_segment *sg = &c->seg[i];
-        const size_t len = (size_t)get64(lens + 8 * (L + i));
+        const size_t len = (size_t)get64(lens + 8 * (first_len + i)), w = c->window[i / H];
+        const uint64_t next = (uint64_t)c->next_pos[i / H];
         for (size_t j = 0; st == KVZ_OK && j < len; j++)
-            if (sg->pos[j] < (j ? sg->pos[j - 1] + 1 : 0) || sg->pos[j] >= c->next_pos[i / H])
+            if (sg->pos[j] < (j ? sg->pos[j - 1] + 1 : 0) || sg->pos[j] >= c->next_pos[i / H] ||
+                (w && (uint64_t)sg->pos[j] != next - len + j))
                 st = kvz_fail(KVZ_ERR_CORRUPT, "kvz_cache_load: %s: segment %zu has position %lld at row %zu",
                               r->path, i, (long long)sg->pos[j], j);
+        if (st == KVZ_OK && w && len != (next < w ? next : w))
+            st = kvz_fail(
+                KVZ_ERR_CORRUPT,
+                "kvz_cache_load: %s: segment %zu of a layer with a sliding window of %zu holds %zu rows "
+                "after %llu tokens",
+                r->path, i, w, len, (unsigned long long)next);
         c->seg[i].len = len;
+        if (w)
+            c->dropped[i / H] = (size_t)(next - len); /* the same for every head of the layer */
     }
     free(lens);
     if (st != KVZ_OK) {
@@ -350,9 +384,10 @@ kvz_status kvz_cache_load(const char *path, const uint8_t *expect_fingerprint, k
         else if (have < sizeof h)
             st = kvz_fail(KVZ_ERR_TRUNCATED, "kvz_cache_load: %s ends inside its header (%zu bytes)", path,
                           have);
-        else if (get32(h + 8) != KVZ_FILE_VERSION)
-            st = kvz_fail(KVZ_ERR_VERSION, "kvz_cache_load: %s has format version %u; this library reads %u",
-                          path, get32(h + 8), KVZ_FILE_VERSION);
+        else if (get32(h + 8) < 1 || get32(h + 8) > KVZ_FILE_VERSION)
+            st = kvz_fail(KVZ_ERR_VERSION,
+                          "kvz_cache_load: %s has format version %u; this library reads 1 to %u", path,
+                          get32(h + 8), KVZ_FILE_VERSION);
         else if (get32(h + 12) != HEADER_BYTES || kvz_crc32c(0, h, 124) != get32(h + 124))
             st = kvz_fail(KVZ_ERR_CORRUPT, "kvz_cache_load: %s: header fails its checksum", path);
         else if (expect_fingerprint && memcmp(expect_fingerprint, h + 48, 32) != 0)

@@ -100,6 +100,19 @@ kvz_status kvz_segment_compact(kvz_segment *s, const uint8_t *keep, size_t d, kv
     return KVZ_OK;
 }
 
+void kvz_segment_drop_front(kvz_segment *s, size_t n, size_t cap_max, size_t d, kvz_dtype dt)
+{
+    const size_t rb = d * kvz_dtype_bytes(dt), m = s->len - n;
+    if (n && m) {
+        memmove(s->k, (char *)s->k + n * rb, m * rb);
+        memmove(s->v, (char *)s->v + n * rb, m * rb);
+        memmove(s->pos, s->pos + n, m * sizeof *s->pos);
+    }
+    s->len = m;
+    if (s->cap > cap_max && resize(s, cap_max, d, dt) != KVZ_OK)
+        kvz_clear_error(); /* the rows are in place in the larger buffers */
+}
+
 void kvz_segment_free(kvz_segment *s)
 {
     release(s);

@@ -41,6 +41,11 @@ kvz_status kvz_segment_append(kvz_segment *s, size_t n, const float *k, const fl
 /* Keeps the rows with keep[j] != 0, in order; shrinks the allocation below half use. */
 kvz_status kvz_segment_compact(kvz_segment *s, const uint8_t *keep, size_t d, kvz_dtype dt);
 
+/* Removes the first n rows (n <= len), moving the others to the front; when the capacity
+ * is above cap_max (>= len - n), the buffers shrink to cap_max rows if memory allows (a
+ * failed shrink keeps the larger buffers). */
+void kvz_segment_drop_front(kvz_segment *s, size_t n, size_t cap_max, size_t d, kvz_dtype dt);
+
 /* Releases the buffers; the segment stays on its node for later growth. */
 void kvz_segment_free(kvz_segment *s);
 
