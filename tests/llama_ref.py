@@ -12,6 +12,9 @@ libkvz dequantizes, where on the quantized file its matrix products round the ac
 (Q8_1 / Q8_K blocks), a difference of method, not of model. Both runs keep the KV cache in F32 and
 flash attention off.
 
+With --long (and --f32) it writes tests/data/ref_<name>_long_f32.txt: only the teacher-forced text,
+1536 tokens of the text above told three times over, where Gemma 3's local layers see 512 of them.
+
     python3 -m venv build/refvenv
     build/refvenv/bin/pip install llama-cpp-python==0.3.36 gguf==0.19.0 numpy==2.4.6
     for m in smollm2:SmolLM2-135M-Instruct.Q4_1 gemma3:gemma-3-270m-q4_k_m; do
@@ -164,15 +167,18 @@ def dequantized_copy(path, out):
 def main():
     args = sys.argv[1:]
     f32 = "--f32" in args
-    args = [a for a in args if a != "--f32"]
+    long_text = "--long" in args
+    args = [a for a in args if a not in ("--f32", "--long")]
     name, path = args[0], args[1]
-    out = args[2] if len(args) > 2 else f"tests/data/ref_{name}{'_f32' if f32 else ''}.txt"
+    suffix = ("_long" if long_text else "") + ("_f32" if f32 else "")
+    out = args[2] if len(args) > 2 else f"tests/data/ref_{name}{suffix}.txt"
     sha = hashlib.sha256(open(path, "rb").read()).hexdigest()
     tmp = tempfile.TemporaryDirectory()
     if f32:
         path = os.path.join(tmp.name, "f32.gguf")
         dequantized_copy(sys.argv[sys.argv.index(name) + 1], path)
-    llm = llama_cpp.Llama(model_path=path, n_ctx=1024, n_batch=512, n_ubatch=512, n_threads=2, logits_all=True,
+    n_tf = 1536 if long_text else 512
+    llm = llama_cpp.Llama(model_path=path, n_ctx=2048 if long_text else 1024, n_batch=512, n_ubatch=512, n_threads=2, logits_all=True,
                           verbose=False, seed=1, flash_attn=False, type_k=llama_cpp.GGML_TYPE_F32,
                           type_v=llama_cpp.GGML_TYPE_F32)
 
@@ -181,10 +187,10 @@ def main():
 
     weights = "dequantized-f32" if f32 else "as-quantized"
     lines = ["kvz-ref 1", f"model {name} {sha} llama-cpp-python {llama_cpp.__version__} weights {weights}"]
-    for t in texts_for_tokenizer():
+    for t in [] if long_text else texts_for_tokenizer():
         lines.append("text " + t.encode("utf-8").hex())
         lines.append("ids " + " ".join(map(str, tok(t))))
-    for p in prompts(name, tok):
+    for p in [] if long_text else prompts(name, tok):
         llm.reset()
         llm.eval(p)
         gen, gaps = [], []
@@ -197,14 +203,16 @@ def main():
         lines.append("prompt " + " ".join(map(str, p)))
         lines.append("greedy " + " ".join(map(str, gen)))
         lines.append("gap " + " ".join(f"{g:.6g}" for g in gaps))
-    ids = tok(TF_TEXT)
-    if len(ids) < 512:
-        sys.exit(f"the teacher-forced text gives {len(ids)} tokens, fewer than 512")
-    ids = ids[:512]
+    text = TF_TEXT if not long_text else "\n\nThe same account, told again:\n\n".join([TF_TEXT] * 3)
+    ids = tok(text)
+    if len(ids) < n_tf:
+        sys.exit(f"the teacher-forced text gives {len(ids)} tokens, fewer than {n_tf}")
+    ids = ids[:n_tf]
     llm.reset()
-    llm.eval(ids)
+    for a in range(0, n_tf, 512):
+        llm.eval(ids[a:a + 512])
     lines.append("tf " + " ".join(map(str, ids)))
-    for p in range(512):
+    for p in range(n_tf):
         x = np.asarray(llm.scores[p], dtype=np.float64)
         lp = x - (x.max() + np.log(np.exp(x - x.max()).sum()))
         top = np.argsort(-lp, kind="stable")[:20]
