@@ -294,9 +294,9 @@ typedef struct kvz_cache kvz_cache;
 typedef struct kvz_query kvz_query;
 
 /**
- * Shape and storage of a cache. Fields are only ever added at the end: a struct_size from
- * that of the first release (offsetof(kvz_cache_config, layer_window)) up is accepted, and
- * the fields past it take their defaults (layer_window: NULL).
+ * Shape and storage of a cache. Fields are only ever added at the end: any struct_size from
+ * the 0.1 layout's, offsetof(kvz_cache_config, layer_window), up is accepted, and the fields
+ * a smaller size leaves out take their defaults (layer_window: NULL).
  * @since 0.1
  */
 typedef struct kvz_cache_config {
@@ -309,15 +309,16 @@ typedef struct kvz_cache_config {
      * entries, layer_window[l] the window of layer l in tokens or 0 for a global layer
      * (copied at creation). A query token at position p of a windowed layer sees the keys
      * at positions p - window < p' <= p. A windowed layer holds only the rows its window
-     * can still need: appends drop the oldest rows once at least `window` of them lie more
-     * than `window` tokens back (so it holds at most 2 x window rows plus one append's),
+     * can still need: an append first drops the rows before the last `window` once there
+     * are at least `window` of them (so it holds at most 2 x window rows plus one append's),
      * its tokens take consecutive positions, and it is neither scored nor compacted.
+     * @since 0.1
      */
     const size_t *layer_window;
 } kvz_cache_config;
 
 /** Creates an empty cache. @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (shape, struct_size below
- *  the first release's), KVZ_ERR_NOMEM. @since 0.1 */
+ *  the 0.1 layout's), KVZ_ERR_NOMEM. @since 0.1 */
 KVZ_API kvz_status kvz_cache_create(const kvz_cache_config *config, kvz_cache **cache);
 
 /**
