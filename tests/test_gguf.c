@@ -120,11 +120,77 @@ static void test_damaged(void **state)
     free(good), free(buf);
 }
 
+/* A GGUF file of one tensor "w" of dims [ne0, ne1] and type `type` whose data is `data_bytes`
+ * bytes (alignment 32), written to path. */
+static void write_one_tensor(const char *path, uint32_t type, uint64_t ne0, uint64_t ne1, size_t data_bytes)
+{
+    unsigned char b[4096] = {0};
+    size_t o = 0;
+#define PUT(v) (memcpy(b + o, &(v), sizeof(v)), o += sizeof(v))
+    const uint32_t version = 3, n_dims = 2;
+    const uint64_t n_tensors = 1, n_kv = 0, name_len = 1, offset = 0;
+    memcpy(b, "GGUF", 4), o = 4;
+    PUT(version), PUT(n_tensors), PUT(n_kv), PUT(name_len);
+    b[o++] = 'w';
+    PUT(n_dims), PUT(ne0), PUT(ne1), PUT(type), PUT(offset);
+#undef PUT
+    o = (o + 31) / 32 * 32;
+    assert_true(o + data_bytes <= sizeof b);
+    tu_spit(path, b, o + data_bytes);
+}
+
+/* Every quantized type is read when its sizes agree; a row that is not whole blocks, data that
+ * runs past the file and a type outside the table are refused with the tensor's and the type's
+ * names. */
+static void test_tensor_types(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/kvz-gguf-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/t.gguf", dir);
+    static const struct {
+        uint32_t type, block, bytes;
+        const char *name;
+    } types[] = {{KVZ_GGML_Q4_0, 32, 18, "Q4_0"},   {KVZ_GGML_Q4_1, 32, 20, "Q4_1"},
+                 {KVZ_GGML_Q5_0, 32, 22, "Q5_0"},   {KVZ_GGML_Q5_1, 32, 24, "Q5_1"},
+                 {KVZ_GGML_Q8_0, 32, 34, "Q8_0"},   {KVZ_GGML_Q2_K, 256, 84, "Q2_K"},
+                 {KVZ_GGML_Q3_K, 256, 110, "Q3_K"}, {KVZ_GGML_Q4_K, 256, 144, "Q4_K"},
+                 {KVZ_GGML_Q5_K, 256, 176, "Q5_K"}, {KVZ_GGML_Q6_K, 256, 210, "Q6_K"}};
+    kvz_gguf *g;
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        const uint64_t ne0 = 2 * types[i].block, ne1 = 3; /* six blocks */
+        const size_t bytes = 6 * types[i].bytes;
+        assert_string_equal(kvz_ggml_type_of(types[i].type)->name, types[i].name);
+        write_one_tensor(path, types[i].type, ne0, ne1, bytes);
+        assert_int_equal(kvz_gguf_open(path, &g), KVZ_OK);
+        assert_int_equal(g->tensors[0].n_bytes, bytes);
+        kvz_gguf_close(g);
+        write_one_tensor(path, types[i].type, ne0, ne1, bytes - 1); /* the last block cut */
+        assert_int_equal(kvz_gguf_open(path, &g), KVZ_ERR_TRUNCATED);
+        assert_null(g);
+        write_one_tensor(path, types[i].type, ne0 + 16, ne1, bytes + types[i].bytes); /* half a block a row */
+        assert_int_equal(kvz_gguf_open(path, &g), KVZ_ERR_CORRUPT);
+        assert_non_null(strstr(kvz_last_error(), types[i].name));
+    }
+    write_one_tensor(path, 16, 256, 1, 66); /* IQ2_XXS: a ggml type this reader does not know */
+    assert_int_equal(kvz_gguf_open(path, &g), KVZ_ERR_UNSUPPORTED);
+    assert_non_null(strstr(kvz_last_error(), "IQ2_XXS"));
+    assert_non_null(strstr(kvz_last_error(), "tensor w"));
+    write_one_tensor(path, 77, 32, 1, 64); /* no ggml type at all */
+    assert_int_equal(kvz_gguf_open(path, &g), KVZ_ERR_UNSUPPORTED);
+    assert_non_null(strstr(kvz_last_error(), "unknown (77)"));
+    assert_null(kvz_ggml_type_of(9));
+    assert_null(kvz_ggml_type_of(1000));
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stories260k),
         cmocka_unit_test(test_damaged),
+        cmocka_unit_test(test_tensor_types),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
