@@ -361,6 +361,59 @@ static void test_long_gemma3(void **state)
     assert_true(f.kl <= 0.01);
 }
 
+/* Gemma 3's local layers through a query's private tail: a cache prefilled past the window (its local
+ * layers holding more rows than the window), and the same after a pass appended and truncated away
+ * (KVzip's passes; the local layers then hold just their window), answer a tail's tokens as a prefill
+ * into the cache itself does, to rounding. Long: not under KVZ_TEST_QUICK. */
+static void test_tail_gemma3(void **state)
+{
+    (void)state;
+    const char *path = tu_model_file(TU_GEMMA3);
+    if (!path) {
+        skip();
+        return;
+    }
+    if (tu_quick()) {
+        fprintf(stderr, "gemma3 query tails: not run under KVZ_TEST_QUICK\n");
+        return;
+    }
+    refvec *r = ref_load("gemma3_long", "_f32");
+    kvz_model *m = load(path, 0);
+    const size_t V = m->hp.n_vocab, n0 = 1100, nq = 24;
+    float *want = tu_malloc(nq * V * 4), *got = tu_malloc(nq * V * 4);
+    for (int mode = 0; mode < 3; mode++) {
+        kvz_cache *c;
+        assert_int_equal(kvz_model_cache_create(m, KVZ_DTYPE_F32, &c), KVZ_OK);
+        const kvz_kv_target kv = {c, NULL};
+        assert_int_equal(kvz_model_prefill(m, kv, r->tf, n0, 2048, NULL), KVZ_OK);
+        if (mode == 0) {
+            assert_int_equal(kvz_model_prefill_logits(m, kv, r->tf + n0, nq, 0, nq, want), KVZ_OK);
+        } else {
+            if (mode == 2) {
+                assert_int_equal(kvz_model_prefill(m, kv, r->tf + n0, 300, 0, NULL), KVZ_OK);
+                assert_int_equal(kvz_cache_truncate(c, 300), KVZ_OK);
+            }
+            kvz_query *q;
+            assert_int_equal(kvz_query_create(c, &q), KVZ_OK);
+            assert_int_equal(kvz_model_prefill_logits(m, (kvz_kv_target){NULL, q}, r->tf + n0, nq, 0, nq, got), KVZ_OK);
+            double worst = 0;
+            for (size_t i = 0; i < nq * V; i++)
+                worst = fmax(worst, fabs(want[i] - got[i]));
+            fprintf(stderr, "gemma3 query tail%s: largest logit difference from the cache prefill %.3g\n",
+                    mode == 2 ? " after a truncated pass" : "", worst);
+            assert_true(worst <= 1e-3);
+            kvz_query_destroy(q);
+        }
+        size_t len;
+        assert_int_equal(kvz_cache_length(c, 0, 0, &len), KVZ_OK); /* a local layer: bounded by its window */
+        assert_true(len <= 2 * 512 + n0);
+        kvz_cache_destroy(c);
+    }
+    free(want), free(got);
+    kvz_model_free(m);
+    ref_free(r);
+}
+
 /* ---- hidden states against a naive double-precision forward pass ---------------------------- */
 
 /* A tensor of the file as f32 (kvz_dequantize is held to the gguf package by test_dequant). */
@@ -566,6 +619,7 @@ int main(void)
         cmocka_unit_test(test_model_smollm2),
         cmocka_unit_test(test_model_gemma3),
         cmocka_unit_test(test_long_gemma3),
+        cmocka_unit_test(test_tail_gemma3),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -314,7 +314,8 @@ static const char *readable_or_skip(const char *path, const char *why)
 const char *tu_shared_file(const char *relative)
 {
     static char path[1024];
-    snprintf(path, sizeof path, "%s/%s", KVZ_SHARED_DIR, relative);
+    const char *dir = getenv("KVZ_SHARED_DIR"); /* the environment's first: make distcheck sets it */
+    snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : KVZ_SHARED_DIR, relative);
     return readable_or_skip(path, "tests read the shared models and evaluation sets from ../shared");
 }
 
