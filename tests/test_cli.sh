@@ -95,11 +95,15 @@ got=$(kvz eval --model "$MODEL" --tasks "$SHARED/eval/stories-public.jsonl" --re
 check "eval: full cache accuracy" "$got" "1.000000"
 
 # demo: without its model it says so and runs the stories260K demo, whose options still work
-kvz demo --model "$tmp/missing.gguf" --limit 1 --policy full,kvzip-pair --ratio 0.3 > "$tmp/demo.txt" 2>&1
+# (the stories demo reads ../shared: it runs from a directory that has the shared files there)
+mkdir "$tmp/root" && ln -s "$SHARED" "$tmp/shared"
+kvz_abs=$(cd "$(dirname "$KVZ")" && pwd)/$(basename "$KVZ")
+in_root() { (cd "$tmp/root" && $RUNNER "$kvz_abs" "$@"); }
+in_root demo --model "$tmp/missing.gguf" --limit 1 --policy full,kvzip-pair --ratio 0.3 > "$tmp/demo.txt" 2>&1
 check "demo without its model exits 0" "$?" 0
 check "demo without its model says it falls back" "$(grep -c 'missing.gguf is absent.*stories260K demo instead' "$tmp/demo.txt")" 1
 check "demo fallback: two policies" "$(grep -c '^kvzip-pair \|^full ' "$tmp/demo.txt")" 2
-got=$(kvz demo --stories --limit 1 --policy full --json | sed 's/.*"accuracy": \([0-9.]*\).*/\1/')
+got=$(in_root demo --stories --limit 1 --policy full --json | sed 's/.*"accuracy": \([0-9.]*\).*/\1/')
 check "demo --stories: full cache accuracy" "$got" "1.000000"
 # demo on SmolLM2-135M-Instruct, where .ci/fetch-models puts it; CI must have it
 SMOLLM2=${KVZ_MODEL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kvz/models}/SmolLM2-135M-Instruct.Q4_1.gguf
