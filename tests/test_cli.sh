@@ -1,7 +1,8 @@
 #!/bin/sh
 # End-to-end checks of the kvz tool on the shared stories260K model and task file: the README's
 # tokenizer and greedy test vectors through `kvz tokenize` and `kvz generate`, `kvz compress`
-# outputs, `kvz eval`, and clear failures on bad input. Skips (77) when ../shared is absent.
+# outputs, `kvz eval`, `kvz demo` (its stories260K fallback, and SmolLM2-135M-Instruct when the model
+# cache holds it), and clear failures on bad input. Skips (77) when ../shared is absent.
 set -u
 # make check runs this from the build directory; the shared files sit beside the source tree
 KVZ=${KVZ_BIN:-./kvz}
@@ -92,6 +93,32 @@ fi
 got=$(kvz eval --model "$MODEL" --tasks "$SHARED/eval/stories-public.jsonl" --recon "$SHARED/eval/stories-recon.json" \
     --policy full --limit 2 --json | sed 's/.*"accuracy": \([0-9.]*\).*/\1/')
 check "eval: full cache accuracy" "$got" "1.000000"
+
+# demo: without its model it says so and runs the stories260K demo, whose options still work
+# (the stories demo reads ../shared: it runs from a directory that has the shared files there)
+mkdir "$tmp/root" && ln -s "$SHARED" "$tmp/shared"
+kvz_abs=$(cd "$(dirname "$KVZ")" && pwd)/$(basename "$KVZ")
+in_root() { (cd "$tmp/root" && $RUNNER "$kvz_abs" "$@"); }
+in_root demo --model "$tmp/missing.gguf" --limit 1 --policy full,kvzip-pair --ratio 0.3 > "$tmp/demo.txt" 2>&1
+check "demo without its model exits 0" "$?" 0
+check "demo without its model says it falls back" "$(grep -c 'missing.gguf is absent.*stories260K demo instead' "$tmp/demo.txt")" 1
+check "demo fallback: two policies" "$(grep -c '^kvzip-pair \|^full ' "$tmp/demo.txt")" 2
+got=$(in_root demo --stories --limit 1 --policy full --json | sed 's/.*"accuracy": \([0-9.]*\).*/\1/')
+check "demo --stories: full cache accuracy" "$got" "1.000000"
+# demo on SmolLM2-135M-Instruct, where .ci/fetch-models puts it; CI must have it
+SMOLLM2=${KVZ_MODEL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kvz/models}/SmolLM2-135M-Instruct.Q4_1.gguf
+if [ -r "$SMOLLM2" ]; then
+    kvz demo --model "$SMOLLM2" --json > "$tmp/demo.json"
+    check "demo on SmolLM2 exits 0" "$?" 0
+    check "demo on SmolLM2: 8 questions" "$(grep -o '"questions": [0-9]*' "$tmp/demo.json")" '"questions": 8'
+    full=$(sed -n 's/.*"kv_bytes_full": \([0-9]*\).*/\1/p' "$tmp/demo.json")
+    kvzip=$(sed -n 's/.*"kv_bytes_kvzip": \([0-9]*\).*/\1/p' "$tmp/demo.json")
+    check "demo on SmolLM2: KVzip holds fewer KV bytes" "$([ "${kvzip:-0}" -gt 0 ] && [ "$kvzip" -lt "${full:-0}" ] && echo yes)" yes
+elif [ "${CI:-}" = true ]; then
+    check "demo on SmolLM2: $SMOLLM2 is there under CI (.ci/fetch-models smollm2)" absent present
+else
+    echo "skip: demo on SmolLM2: $SMOLLM2 is absent (.ci/fetch-models smollm2 fetches it)"
+fi
 
 # failures: a message on stderr, exit 1 for bad input and 2 for bad usage, nothing written
 kvz generate --model "$tmp/missing.gguf" --prompt-ids 1 --max-tokens 1 2> "$tmp/err" > /dev/null

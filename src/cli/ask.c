@@ -11,7 +11,6 @@
 #include "cli/cli_model.h"
 #include "cli/json.h"
 #include "cli/recon.h"
-#include "model/chat_template.h"
 #include "model/generate.h"
 
 #define MAX_QUESTIONS 64
@@ -35,30 +34,6 @@ static int usage(void)
 }
 
 static int stop_eog(void *ctx, int32_t id) { return kvz_tokenizer_is_eog(ctx, id); }
-
-/* The ids of a text question: enc("\n\n" + question) ++ postfix. */
-static int question_ids(const kvz_model *m, const kvz_tokenizer *tok, const kvz_kvzip_pieces *p, const char *q,
-                        int32_t **ids, size_t *n)
-{
-    char *text = NULL;
-    int32_t *body = NULL;
-    size_t nb = 0;
-    kvz_status st = kvz_chat_question(kvz_chat_family_of(m), q, strlen(q), 0, &text);
-    if (st != KVZ_OK)
-        return kvz_cli_error("question: %s", kvz_last_error());
-    int rc = kvz_cli_encode(tok, text, 0, 1, &body, &nb);
-    free(text);
-    if (rc)
-        return 1;
-    int32_t *all = realloc(body, (nb + p->n_postfix + 1) * sizeof *all);
-    if (!all) {
-        free(body);
-        return kvz_cli_error("out of memory");
-    }
-    memcpy(all + nb, p->postfix, p->n_postfix * sizeof *all);
-    *ids = all, *n = nb + p->n_postfix;
-    return 0;
-}
 
 int kvz_cmd_ask(int argc, char **argv)
 {
@@ -137,7 +112,7 @@ int kvz_cmd_ask(int argc, char **argv)
         int32_t *ids = NULL;
         size_t n = 0, n_out = 0;
         rc = is_ids[qi] ? kvz_cli_parse_ids(questions[qi], "--question-ids", &ids, &n)
-                        : question_ids(m, tok, &pc.p, questions[qi], &ids, &n);
+                        : kvz_cli_question_ids(m, tok, &pc.p, questions[qi], &ids, &n);
         if (!rc && !n)
             rc = kvz_cli_error("question %zu is empty", qi + 1);
         kvz_query *q = NULL;

@@ -14,6 +14,9 @@ int kvz_cmd_ask(int argc, char **argv);
 int kvz_cmd_eval(int argc, char **argv);
 int kvz_cmd_demo(int argc, char **argv);
 int kvz_cmd_tokenize(int argc, char **argv);
+/* The stories260K demo (eval.c): kvz eval of every policy at kept ratios 0.5, 0.3, 0.2 on the
+ * shared model and task file; kvz demo's fallback, with the options of its usage. */
+int kvz_cli_demo_stories(int argc, char **argv);
 /* kvz bench cache (bench_cache.c); returns the exit status. */
 int kvz_bench_cache(int json);
 /* kvz bench model (bench_model.c); returns the exit status. */

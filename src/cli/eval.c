@@ -1,4 +1,4 @@
-/* kvz eval and kvz demo: the multi-query protocol of the KVzip paper over a task file (each
+/* kvz eval and the stories260K demo: the multi-query protocol of the KVzip paper over a task file (each
  * context compressed once, every query answered with the same cache): accuracy against the
  * answers, KL divergence from the full cache, kept ratio, per policy and ratio. */
 #include <math.h>
@@ -353,7 +353,8 @@ static int add_cells(eval_args *a, const char *policies, const char *ratios)
 static int usage(const char *cmd)
 {
     if (!strcmp(cmd, "demo"))
-        fprintf(stderr, "usage: kvz demo [--model M] [--tasks F.jsonl] [--recon F.json] [--limit N] [--json]\n"
+        fprintf(stderr, "usage: kvz demo --stories [--model M] [--tasks F.jsonl] [--recon F.json] [--policy P[,P...]]\n"
+                        "                [--ratio R[,R...]] [--limit N] [--json]\n"
                         "  defaults: ../shared/models/stories260K.gguf, ../shared/eval/stories-public.jsonl\n"
                         "  and ../shared/eval/stories-recon.json (run from the project root)\n");
     else
@@ -422,7 +423,7 @@ int kvz_cmd_eval(int argc, char **argv)
     return run(&a);
 }
 
-int kvz_cmd_demo(int argc, char **argv)
+int kvz_cli_demo_stories(int argc, char **argv)
 {
     eval_args a = {.weights = "auto",
                    .model = "../shared/models/stories260K.gguf",

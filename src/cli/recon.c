@@ -1,4 +1,5 @@
-/* Resolving the KVzip reconstruction pieces for the kvz commands (spec/kvzip.md §1.1, §1.3). */
+/* Resolving the KVzip reconstruction pieces for the kvz commands (spec/kvzip.md §1.1, §1.3), and the ids of a
+ * question turn built from them. */
 #include "cli/recon.h"
 
 #include <stdio.h>
@@ -130,5 +131,28 @@ int kvz_cli_recon_resolve(const kvz_cli_recon *r, const kvz_model *m, const kvz_
         return 1;
     }
     out->p = (kvz_kvzip_pieces){out->own[0], n[0], out->own[1], n[1], out->own[2], n[2], out->own[3], n[3]};
+    return 0;
+}
+
+int kvz_cli_question_ids(const kvz_model *m, const kvz_tokenizer *tok, const kvz_kvzip_pieces *p, const char *q,
+                         int32_t **ids, size_t *n)
+{
+    char *text = NULL;
+    int32_t *body = NULL;
+    size_t nb = 0;
+    kvz_status st = kvz_chat_question(kvz_chat_family_of(m), q, strlen(q), 0, &text);
+    if (st != KVZ_OK)
+        return kvz_cli_error("question: %s", kvz_last_error());
+    int rc = kvz_cli_encode(tok, text, 0, 1, &body, &nb);
+    free(text);
+    if (rc)
+        return 1;
+    int32_t *all = realloc(body, (nb + p->n_postfix + 1) * sizeof *all);
+    if (!all) {
+        free(body);
+        return kvz_cli_error("out of memory");
+    }
+    memcpy(all + nb, p->postfix, p->n_postfix * sizeof *all);
+    *ids = all, *n = nb + p->n_postfix;
     return 0;
 }

@@ -33,4 +33,10 @@ int kvz_cli_recon_resolve(const kvz_cli_recon *r, const kvz_model *m, const kvz_
                           kvz_cli_pieces *out);
 void kvz_cli_pieces_free(kvz_cli_pieces *p);
 
+/* The ids of a text question as the reference builds them: enc("\n\n" + question) ++ the
+ * assistant opener p->postfix, each encoded on its own (*ids malloc'ed). Returns 0 or prints
+ * why and returns 1. */
+int kvz_cli_question_ids(const kvz_model *m, const kvz_tokenizer *tok, const kvz_kvzip_pieces *p, const char *q,
+                         int32_t **ids, size_t *n);
+
 #endif
