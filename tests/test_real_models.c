@@ -124,11 +124,8 @@ static void ref_free(refvec *r)
 
 static void check_tokens(const char *file, const char *name)
 {
-    const char *path = tu_model_file(file);
-    if (!path) {
-        skip();
-        return;
-    }
+    const char *path;
+    TU_NEED_MODEL(path, file);
     refvec *r = ref_load(name, "_f32");
     assert_true(r->n_texts >= 200);
     kvz_gguf *g;
@@ -288,11 +285,8 @@ static tf_result report_tf(kvz_model *m, const refvec *r, const char *what)
  * against llama.cpp's own quantized products are reported (and held to looser bounds). */
 static void check_model(const char *file, const char *name)
 {
-    const char *path = tu_model_file(file);
-    if (!path) {
-        skip();
-        return;
-    }
+    const char *path;
+    TU_NEED_MODEL(path, file);
     refvec *r = ref_load(name, "_f32");
     assert_true(r->n_prompts >= 8 && r->n_tf == 512);
     char what[96];
@@ -336,21 +330,25 @@ static void test_model_gemma3(void **state)
     check_model(TU_GEMMA3, "gemma3");
 }
 
+/* Under KVZ_TEST_QUICK (emulated and sanitized runs) the long tests say so and do nothing: the
+ * native run covers them. */
+static int quick_skips(const char *what)
+{
+    if (tu_quick())
+        fprintf(stderr, "%s: not run under KVZ_TEST_QUICK\n", what);
+    return tu_quick();
+}
+
 /* Gemma 3 over 1536 tokens, where its local layers see only the last 512: the sliding window in
  * the prefill kernel and the cache, against llama.cpp (too long for the emulated and sanitized runs:
  * the native run covers it). */
 static void test_long_gemma3(void **state)
 {
     (void)state;
-    const char *path = tu_model_file(TU_GEMMA3);
-    if (!path) {
-        skip();
+    const char *path;
+    TU_NEED_MODEL(path, TU_GEMMA3);
+    if (quick_skips("gemma3 long context"))
         return;
-    }
-    if (tu_quick()) {
-        fprintf(stderr, "gemma3 long context: not run under KVZ_TEST_QUICK\n");
-        return;
-    }
     refvec *r = ref_load("gemma3_long", "_f32");
     assert_int_equal(r->n_tf, 1536);
     kvz_model *m = load(path, 0);
@@ -368,15 +366,10 @@ static void test_long_gemma3(void **state)
 static void test_tail_gemma3(void **state)
 {
     (void)state;
-    const char *path = tu_model_file(TU_GEMMA3);
-    if (!path) {
-        skip();
+    const char *path;
+    TU_NEED_MODEL(path, TU_GEMMA3);
+    if (quick_skips("gemma3 query tails"))
         return;
-    }
-    if (tu_quick()) {
-        fprintf(stderr, "gemma3 query tails: not run under KVZ_TEST_QUICK\n");
-        return;
-    }
     refvec *r = ref_load("gemma3_long", "_f32");
     kvz_model *m = load(path, 0);
     const size_t V = m->hp.n_vocab, n0 = 1100, nq = 24;
@@ -560,11 +553,8 @@ static void ref_hidden(const kvz_model *m, const int32_t *ids, size_t n, size_t 
  * the relative error of every token's vector at most 1e-4. */
 static void check_hidden(const char *file, const char *name, size_t L)
 {
-    const char *path = tu_model_file(file);
-    if (!path) {
-        skip();
-        return;
-    }
+    const char *path;
+    TU_NEED_MODEL(path, file);
     refvec *r = ref_load(name, "_f32");
     kvz_model *m = load(path, 0);
     const size_t n = 24, E = m->hp.n_embd;

@@ -88,6 +88,14 @@ const char *tu_shared_file(const char *relative);
 /* The same for a real model fetched by .ci/fetch-models: $KVZ_MODEL_DIR/file, else
  * ${XDG_CACHE_HOME:-$HOME/.cache}/kvz/models/file. */
 const char *tu_model_file(const char *file);
+/* In a test function: skip the test when the model is absent (fail under CI), else set path to it. */
+#define TU_NEED_MODEL(path, file)                                                                                      \
+    do {                                                                                                               \
+        if (!((path) = tu_model_file(file))) {                                                                         \
+            skip();                                                                                                    \
+            return;                                                                                                    \
+        }                                                                                                              \
+    } while (0)
 #define TU_SMOLLM2 "SmolLM2-135M-Instruct.Q4_1.gguf"
 #define TU_GEMMA3  "gemma-3-270m-q4_k_m.gguf"
 #define TU_STORIES "models/stories260K.gguf"
