@@ -105,9 +105,12 @@ check "demo without its model says it falls back" "$(grep -c 'missing.gguf is ab
 check "demo fallback: two policies" "$(grep -c '^kvzip-pair \|^full ' "$tmp/demo.txt")" 2
 got=$(in_root demo --stories --limit 1 --policy full --json | sed 's/.*"accuracy": \([0-9.]*\).*/\1/')
 check "demo --stories: full cache accuracy" "$got" "1.000000"
-# demo on SmolLM2-135M-Instruct, where .ci/fetch-models puts it; CI must have it
+# demo on SmolLM2-135M-Instruct, where .ci/fetch-models puts it; CI must have it. A few minutes
+# under an emulator or the sanitizers (KVZ_TEST_QUICK): the native run covers it.
 SMOLLM2=${KVZ_MODEL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kvz/models}/SmolLM2-135M-Instruct.Q4_1.gguf
-if [ -r "$SMOLLM2" ]; then
+if [ "${KVZ_TEST_QUICK:-0}" = 1 ]; then
+    echo "demo on SmolLM2: not run under KVZ_TEST_QUICK"
+elif [ -r "$SMOLLM2" ]; then
     kvz demo --model "$SMOLLM2" --json > "$tmp/demo.json"
     check "demo on SmolLM2 exits 0" "$?" 0
     check "demo on SmolLM2: 8 questions" "$(grep -o '"questions": [0-9]*' "$tmp/demo.json")" '"questions": 8'
