@@ -100,6 +100,22 @@ static void test_json(void **state)
         assert_null(kvz_json_parse(bad[i], strlen(bad[i]), err, sizeof err));
         assert_true(strlen(err) > 0);
     }
+    /* a \u escape holds 4 hex digits: "\udf"}" once took the closing quote and '}' for digits
+     * and wrote on past the buffer the first scan had sized; every reader stops at len */
+    const char *bad_u[] = {"\"\\udf\"}\"", "[\"\\u00g0\"]", "\"\\ud83d\\udeX0\"", "\"\\u\\\"\"\""};
+    for (size_t i = 0; i < sizeof bad_u / sizeof *bad_u; i++) {
+        err[0] = '\0';
+        assert_null(kvz_json_parse(bad_u[i], strlen(bad_u[i]), err, sizeof err));
+        assert_non_null(strstr(err, "escape"));
+    }
+    /* bytes after len are never read: a quote there does not end the string */
+    const char cut[] = "\"ab\\\"";
+    assert_null(kvz_json_parse(cut, 4, err, sizeof err)); /* "ab\ with the next quote beyond len */
+    assert_null(kvz_json_parse(cut, 5, err, sizeof err));
+    char *heap = tu_malloc(7); /* exactly the text, so ASan sees a read past it */
+    memcpy(heap, "\"\\udf\"}", 7);
+    assert_null(kvz_json_parse(heap, 7, err, sizeof err));
+    free(heap);
     char deep[200];
     memset(deep, '[', 100), memset(deep + 100, ']', 100);
     assert_null(kvz_json_parse(deep, 200, err, sizeof err)); /* nesting limit, not a stack overflow */
@@ -131,6 +147,7 @@ static int teardown(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_npy_round_trip), cmocka_unit_test(test_json)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_npy_round_trip), cmocka_unit_test(test_npy_bad_shape),
+                                       cmocka_unit_test(test_json)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }

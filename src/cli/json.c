@@ -41,16 +41,25 @@ static size_t put_utf8(char *o, unsigned c)
     return 4;
 }
 
-static int hex4(parser *ps, unsigned *c)
+/* Reads the 4 hex digits of a \u escape that must end before stop (the string's closing quote).
+ * Anything but a hex digit is refused: the first scan of string() took these 4 bytes for plain
+ * characters, so letting one of them be a quote or a backslash would desynchronize the copy
+ * from the length that scan allocated for. */
+static int hex4(parser *ps, const char *stop, unsigned *c)
 {
-    if (ps->end - ps->p < 4)
+    if (stop - ps->p < 4)
         return fail(ps, "short \\u escape");
     *c = 0;
     for (int i = 0; i < 4; i++) {
-        const char h = *ps->p++;
-        *c = *c * 16 + (unsigned)(h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : 99);
-        if (*c > 0xFFFF)
+        const char h = *ps->p;
+        const int d = h >= '0' && h <= '9'   ? h - '0'
+                      : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                      : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                             : -1;
+        if (d < 0)
             return fail(ps, "bad \\u escape");
+        *c = *c * 16 + (unsigned)d;
+        ps->p++;
     }
     return 1;
 }
@@ -61,13 +70,15 @@ static int string(parser *ps, char **out)
     /* the unescaped text is never longer than the escaped one (\uXXXX: 6 bytes -> at most 4) */
     const char *q = ps->p;
     while (q < ps->end && *q != '"')
-        q += *q == '\\' ? 2 : 1;
+        q += *q == '\\' && ps->end - q >= 2 ? 2 : 1;
     if (q >= ps->end)
         return fail(ps, "unterminated string");
     char *s = malloc((size_t)(q - ps->p) + 1), *o = s;
     if (!s)
         return fail(ps, "out of memory");
-    while (*ps->p != '"') {
+    /* the copy never passes q, the closing quote the scan found, so it stays inside the text and
+     * inside s whatever the escapes hold */
+    while (ps->p < q) {
         char ch = *ps->p++;
         if ((unsigned char)ch < 0x20) {
             free(s);
@@ -77,21 +88,21 @@ static int string(parser *ps, char **out)
             *o++ = ch;
             continue;
         }
-        ch = *ps->p++;
+        ch = *ps->p++; /* the scan made sure a character follows a backslash before q */
         const char *simple = strchr("\"\\/bfnrt", ch);
         if (simple && ch) {
             static const char map[] = "\"\\/\b\f\n\r\t";
             *o++ = map[simple - "\"\\/bfnrt"];
         } else if (ch == 'u') {
             unsigned c;
-            if (!hex4(ps, &c)) {
+            if (!hex4(ps, q, &c)) {
                 free(s);
                 return 0;
             }
-            if (c >= 0xD800 && c < 0xDC00 && ps->end - ps->p >= 6 && ps->p[0] == '\\' && ps->p[1] == 'u') {
+            if (c >= 0xD800 && c < 0xDC00 && q - ps->p >= 6 && ps->p[0] == '\\' && ps->p[1] == 'u') {
                 unsigned lo;
                 ps->p += 2;
-                if (!hex4(ps, &lo)) {
+                if (!hex4(ps, q, &lo)) {
                     free(s);
                     return 0;
                 }
