@@ -72,6 +72,55 @@ static void test_npy_round_trip(void **state)
     unlink(p);
 }
 
+/* Writes a .npy file whose header claims shape_text, followed by n_data bytes of data. */
+static void craft_npy(const char *p, const char *shape_text, size_t n_data)
+{
+    char header[256];
+    int hl =
+        snprintf(header, sizeof header, "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }", shape_text);
+    while ((10 + hl + 1) % 64)
+        header[hl++] = ' ';
+    header[hl++] = '\n';
+    unsigned char *raw = tu_malloc(10 + (size_t)hl + n_data);
+    memcpy(raw, "\x93NUMPY\x01\x00", 8);
+    raw[8] = (unsigned char)hl, raw[9] = (unsigned char)(hl >> 8);
+    memcpy(raw + 10, header, (size_t)hl);
+    memset(raw + 10 + hl, 0, n_data);
+    tu_spit(p, raw, 10 + (size_t)hl + n_data);
+    free(raw);
+}
+
+/* Shapes that do not fit the file are refused before anything is allocated for them. */
+static void test_npy_bad_shape(void **state)
+{
+    (void)state;
+    char p[128];
+    path_in(p, sizeof p, "s.npy");
+    float *back = NULL;
+    size_t shape[4], nd;
+    /* 2^62 + 1 values of 4 bytes wrap to 4 bytes; this once returned success with one float */
+    craft_npy(p, "(4611686018427387905,)", 4);
+    assert_int_equal(kvz_npy_read_f32(p, &back, shape, &nd), KVZ_ERR_FORMAT);
+    assert_null(back);
+    craft_npy(p, "(2, 2305843009213693953)", 16);
+    assert_int_equal(kvz_npy_read_f32(p, &back, shape, &nd), KVZ_ERR_FORMAT);
+    /* strtoull reads "-1" as ULLONG_MAX */
+    craft_npy(p, "(-1,)", 4);
+    assert_int_equal(kvz_npy_read_f32(p, &back, shape, &nd), KVZ_ERR_FORMAT);
+    craft_npy(p, "(1, -1)", 4);
+    assert_int_equal(kvz_npy_read_f32(p, &back, shape, &nd), KVZ_ERR_FORMAT);
+    /* a shape the file cannot hold: refused as truncated, not allocated */
+    craft_npy(p, "(100000000000,)", 8);
+    assert_int_equal(kvz_npy_read_f32(p, &back, shape, &nd), KVZ_ERR_TRUNCATED);
+    assert_null(back);
+    /* the same shape writer, with the data there, reads back */
+    craft_npy(p, "(2, 3)", 24);
+    assert_int_equal(kvz_npy_read_f32(p, &back, shape, &nd), KVZ_OK);
+    assert_int_equal(nd, 2), assert_int_equal(shape[0], 2), assert_int_equal(shape[1], 3);
+    free(back);
+    unlink(p);
+}
+
 static void test_json(void **state)
 {
     (void)state;
@@ -147,7 +196,7 @@ static int teardown(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_npy_round_trip), cmocka_unit_test(test_npy_bad_shape),
-                                       cmocka_unit_test(test_json)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_npy_round_trip),
+                                       cmocka_unit_test(test_npy_bad_shape), cmocka_unit_test(test_json)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }

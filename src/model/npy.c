@@ -3,9 +3,11 @@
 #include "model/npy.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/internal.h"
@@ -80,8 +82,9 @@ kvz_status kvz_npy_read_f32(const char *path, float **data, size_t shape[4], siz
         for (const char *p = shp ? shp + 10 : NULL; st == KVZ_OK && *p != ')';) {
             char *end;
             errno = 0;
-            const unsigned long long v = strtoull(p, &end, 10);
-            if (end == p || errno || n == 4 || !kvz_mul_ok(count, (size_t)v, &count)) {
+            /* strtoull alone would take "-1" (or " -1") for ULLONG_MAX, so a digit must come first */
+            const unsigned long long v = *p >= '0' && *p <= '9' ? strtoull(p, &end, 10) : (end = (char *)p, 0);
+            if (end == p || errno || v > SIZE_MAX || n == 4 || !kvz_mul_ok(count, (size_t)v, &count)) {
                 st = kvz_fail(KVZ_ERR_FORMAT, "npy: %s has a malformed or too large shape", path);
                 break;
             }
@@ -92,9 +95,21 @@ kvz_status kvz_npy_read_f32(const char *path, float **data, size_t shape[4], siz
         }
         if (st == KVZ_OK && n == 0)
             st = kvz_fail(KVZ_ERR_FORMAT, "npy: %s holds a scalar, not an array", path);
+        /* the shape is checked against what the file holds before anything is allocated for it:
+         * the bytes must not wrap and the file must have them (the caller may ask for a 2^62
+         * element shape in a 100-byte file) */
+        size_t bytes = 0;
+        struct stat sb;
+        const long at = st == KVZ_OK ? ftell(f) : -1;
+        if (st == KVZ_OK && !kvz_mul_ok(count, sizeof(float), &bytes))
+            st = kvz_fail(KVZ_ERR_FORMAT, "npy: %s has a shape of more than SIZE_MAX bytes", path);
+        else if (st == KVZ_OK && (at < 0 || fstat(fileno(f), &sb) != 0))
+            st = kvz_fail(KVZ_ERR_IO, "npy: cannot stat %s: %s", path, strerror(errno));
+        else if (st == KVZ_OK && (sb.st_size < at || (uint64_t)(sb.st_size - at) < bytes))
+            st = kvz_fail(KVZ_ERR_TRUNCATED, "npy: %s holds fewer than %zu values", path, count);
         if (st == KVZ_OK) {
             *ndim = n;
-            float *d = malloc(count ? count * sizeof *d : 1);
+            float *d = malloc(count ? bytes : 1);
             if (!d)
                 st = kvz_fail(KVZ_ERR_NOMEM, "npy: no memory for %zu values", count);
             else if (fread(d, sizeof *d, count, f) != count) {
