@@ -417,6 +417,19 @@ KVZ_API kvz_status kvz_cache_next_position(const kvz_cache *cache, size_t layer,
  */
 KVZ_API kvz_status kvz_cache_layer_window(const kvz_cache *cache, size_t layer, size_t *window);
 
+/**
+ * The shape a cache was created with (kvz_cache_config), so that a loaded cache can be checked
+ * against the model or buffers it is used with before any row is read or written.
+ * @param cache the cache.
+ * @param n_layers receives the layer count (NULL: not wanted).
+ * @param n_kv_heads receives the KV heads per layer (NULL: not wanted).
+ * @param head_dim receives the elements of a K or V row (NULL: not wanted).
+ * @param dtype receives the storage type of the rows (NULL: not wanted).
+ * @return KVZ_OK, KVZ_ERR_NULL (cache). Thread-safe (reads only). @since 0.1
+ */
+KVZ_API kvz_status kvz_cache_shape(const kvz_cache *cache, size_t *n_layers, size_t *n_kv_heads,
+                                   size_t *head_dim, kvz_dtype *dtype);
+
 /** Memory accounting. @since 0.1 */
 typedef struct kvz_cache_stats {
     size_t struct_size;    /**< sizeof(kvz_cache_stats) */
@@ -492,6 +505,11 @@ KVZ_API kvz_status kvz_query_attend(kvz_query *query, size_t layer, const kvz_at
 
 /** Position of the next token of a layer: the cache's, plus the tail. @since 0.1 */
 KVZ_API kvz_status kvz_query_next_position(const kvz_query *query, size_t layer, int64_t *position);
+
+/** The shape of the cache a query reads, which its appends take too (kvz_cache_shape).
+ *  @return KVZ_OK, KVZ_ERR_NULL (query). Thread-safe (reads only). @since 0.1 */
+KVZ_API kvz_status kvz_query_shape(const kvz_query *query, size_t *n_layers, size_t *n_kv_heads,
+                                   size_t *head_dim, kvz_dtype *dtype);
 
 /** Drops the private tail, ready for the next question. @since 0.1 */
 KVZ_API kvz_status kvz_query_reset(kvz_query *query);

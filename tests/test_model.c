@@ -174,6 +174,70 @@ static void test_query_tail(void **state)
     kvz_model_free(m);
 }
 
+/* A cache or query of another shape than the model's is refused before a row moves: a .kvz
+ * carrying a copied fingerprint once read past a segment and wrote past the attention buffer. */
+static void test_cache_shape_mismatch(void **state)
+{
+    (void)state;
+    NEED_MODEL();
+    kvz_model *m = load();
+    const kvz_hparams *hp = &m->hp;
+    static const int32_t ids[3] = {1, 274, 287};
+    float *logits = tu_malloc(hp->n_vocab * 4);
+    const size_t shapes[4][3] = {{hp->n_layers + 1, hp->n_head_kv, hp->head_dim},
+                                 {hp->n_layers, hp->n_head_kv + 1, hp->head_dim},
+                                 {hp->n_layers, hp->n_head_kv, hp->head_dim * 2},
+                                 {hp->n_layers - 1, hp->n_head_kv, hp->head_dim}};
+    char tmp[] = "/tmp/kvz_shape_XXXXXX", file[64];
+    assert_non_null(mkdtemp(tmp));
+    snprintf(file, sizeof file, "%s/c.kvz", tmp);
+    for (size_t i = 0; i < 4; i++) {
+        const kvz_cache_config cfg = {sizeof cfg, shapes[i][0], shapes[i][1], shapes[i][2], KVZ_DTYPE_F32,
+                                      0,          NULL};
+        kvz_cache *c, *loaded;
+        assert_int_equal(kvz_cache_create(&cfg, &c), KVZ_OK);
+        /* the file path of `kvz ask`: the model's fingerprint on a cache of another shape */
+        kvz_cache_meta meta = {.struct_size = sizeof meta};
+        memcpy(meta.model_fingerprint, m->fingerprint, 32);
+        assert_int_equal(kvz_cache_save(c, file, &meta), KVZ_OK);
+        assert_int_equal(kvz_cache_load(file, m->fingerprint, &loaded, NULL), KVZ_OK);
+        kvz_query *q;
+        assert_int_equal(kvz_query_create(loaded, &q), KVZ_OK);
+        assert_int_equal(kvz_model_prefill(m, (kvz_kv_target){NULL, q}, ids, 3, 0, logits), KVZ_ERR_MISMATCH);
+        assert_non_null(strstr(kvz_last_error(), "KV heads"));
+        kvz_query_destroy(q);
+        assert_int_equal(kvz_model_prefill(m, (kvz_kv_target){loaded, NULL}, ids, 3, 0, logits),
+                         KVZ_ERR_MISMATCH);
+        /* one layer at a time, as generation and KVzip scoring drive it */
+        float *x = tu_malloc(hp->n_embd * 4);
+        assert_int_equal(kvz_model_embed(m, ids, 1, x), KVZ_OK);
+        const int64_t pos = 0;
+        kvz_layer_io io = {.n = 1, .x = x, .pos = &pos};
+        assert_int_equal(kvz_model_layer(m, 0, (kvz_kv_target){c, NULL}, &io), KVZ_ERR_MISMATCH);
+        size_t len = 1;
+        assert_int_equal(kvz_cache_length(c, 0, 0, &len), KVZ_OK);
+        assert_int_equal(len, 0); /* nothing was appended */
+        free(x);
+        kvz_cache_destroy(loaded), kvz_cache_destroy(c);
+    }
+    /* the model's own shape still runs */
+    kvz_cache *c;
+    assert_int_equal(kvz_model_cache_create(m, KVZ_DTYPE_F32, &c), KVZ_OK);
+    size_t L, H, d;
+    kvz_dtype dt;
+    assert_int_equal(kvz_cache_shape(c, &L, &H, &d, &dt), KVZ_OK);
+    assert_int_equal(L, hp->n_layers), assert_int_equal(H, hp->n_head_kv), assert_int_equal(d, hp->head_dim);
+    assert_int_equal(dt, KVZ_DTYPE_F32);
+    assert_int_equal(kvz_cache_shape(NULL, &L, NULL, NULL, NULL), KVZ_ERR_NULL);
+    assert_int_equal(kvz_query_shape(NULL, &L, NULL, NULL, NULL), KVZ_ERR_NULL);
+    assert_int_equal(kvz_model_prefill(m, (kvz_kv_target){c, NULL}, ids, 3, 0, logits), KVZ_OK);
+    kvz_cache_destroy(c);
+    unlink(file);
+    rmdir(tmp);
+    free(logits);
+    kvz_model_free(m);
+}
+
 /* Damaged and unsupported files: a status and a message, never a crash or a half model. */
 static void test_bad_files(void **state)
 {
@@ -268,9 +332,10 @@ static void test_flipped_headers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hparams),    cmocka_unit_test(test_greedy_bos),          cmocka_unit_test(test_greedy_prompt),
-        cmocka_unit_test(test_logits_vs_reference), cmocka_unit_test(test_query_tail), cmocka_unit_test(test_bad_files),
-        cmocka_unit_test(test_flipped_headers),
+        cmocka_unit_test(test_hparams),         cmocka_unit_test(test_greedy_bos),
+        cmocka_unit_test(test_greedy_prompt),   cmocka_unit_test(test_logits_vs_reference),
+        cmocka_unit_test(test_query_tail),      cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_flipped_headers), cmocka_unit_test(test_cache_shape_mismatch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

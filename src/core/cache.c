@@ -348,6 +348,22 @@ kvz_status kvz_cache_layer_window(const kvz_cache *c, size_t layer, size_t *wind
     return KVZ_OK;
 }
 
+kvz_status kvz_cache_shape(const kvz_cache *c, size_t *n_layers, size_t *n_kv_heads, size_t *head_dim,
+                           kvz_dtype *dtype)
+{
+    if (!c)
+        return kvz_fail(KVZ_ERR_NULL, "kvz_cache_shape: cache is NULL");
+    if (n_layers)
+        *n_layers = c->cfg.n_layers;
+    if (n_kv_heads)
+        *n_kv_heads = c->cfg.n_kv_heads;
+    if (head_dim)
+        *head_dim = c->cfg.head_dim;
+    if (dtype)
+        *dtype = c->cfg.dtype;
+    return KVZ_OK;
+}
+
 static size_t row_bytes(const kvz_cache *c) { return 2 * c->cfg.head_dim * kvz_dtype_bytes(c->cfg.dtype) + 8; }
 
 kvz_status kvz_cache_get_stats(const kvz_cache *c, kvz_cache_stats *st)

@@ -93,6 +93,14 @@ kvz_status kvz_query_next_position(const kvz_query *q, size_t layer, int64_t *po
     return KVZ_OK;
 }
 
+kvz_status kvz_query_shape(const kvz_query *q, size_t *n_layers, size_t *n_kv_heads, size_t *head_dim,
+                           kvz_dtype *dtype)
+{
+    if (!q)
+        return kvz_fail(KVZ_ERR_NULL, "kvz_query_shape: query is NULL");
+    return kvz_cache_shape(q->base, n_layers, n_kv_heads, head_dim, dtype);
+}
+
 kvz_status kvz_query_reset(kvz_query *q)
 {
     if (!q)

@@ -134,6 +134,26 @@ static kvz_status append_kv(kvz_kv_target kv, size_t layer, size_t n, const floa
     return kvz_cache_append(kv.cache, layer, n, k, v, (ptrdiff_t)KD, (ptrdiff_t)d);
 }
 
+kvz_status kvz_model_kv_check(const kvz_model *m, kvz_kv_target kv, const char *fn)
+{
+    if (!m || (!kv.cache && !kv.query))
+        return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
+    size_t L, H, d;
+    const kvz_status st =
+        kv.query ? kvz_query_shape(kv.query, &L, &H, &d, NULL) : kvz_cache_shape(kv.cache, &L, &H, &d, NULL);
+    if (st != KVZ_OK)
+        return st;
+    /* the layer writes n_head_kv x head_dim values a token and the cache reads its own shape
+       from them: any difference reads or writes past a buffer (a .kvz whose fingerprint was
+       copied from another model's cache) */
+    if (L != m->hp.n_layers || H != m->hp.n_head_kv || d != m->hp.head_dim)
+        return kvz_fail(
+            KVZ_ERR_MISMATCH,
+            "%s: the cache has %zu layers x %zu KV heads x head size %zu, the model %zu x %zu x %zu", fn, L, H,
+            d, m->hp.n_layers, m->hp.n_head_kv, m->hp.head_dim);
+    return KVZ_OK;
+}
+
 kvz_status kvz_model_layer(kvz_model *m, size_t layer, kvz_kv_target kv, kvz_layer_io *io)
 {
     if (!m || !io || !io->x || !io->pos || (!kv.cache && !kv.query))
@@ -144,6 +164,9 @@ kvz_status kvz_model_layer(kvz_model *m, size_t layer, kvz_kv_target kv, kvz_lay
                         io->n);
     if (kv.query && (io->explicit_pos || io->score))
         return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_model_layer: queries take contiguous positions and no scoring");
+    kvz_status st = kvz_model_kv_check(m, kv, "kvz_model_layer");
+    if (st != KVZ_OK)
+        return st;
     const size_t n = io->n, E = hp->n_embd, d = hp->head_dim, Hq = hp->n_head, Hkv = hp->n_head_kv;
     const size_t QD = Hq * d, KD = Hkv * d, F = hp->n_ff;
     /* scoring needs every query of the pass in one attention call (its own-key range is the
@@ -152,7 +175,7 @@ kvz_status kvz_model_layer(kvz_model *m, size_t layer, kvz_kv_target kv, kvz_lay
     const kvz_layer_weights *w = &m->layers[layer];
     const size_t window = kvz_hparams_window(hp, layer);
     scratch s = {0};
-    kvz_status st = scratch_get(m, c, &s);
+    st = scratch_get(m, c, &s);
     for (size_t a = 0; a < n && st == KVZ_OK; a += c) {
         const size_t nc = n - a < c ? n - a : c;
         float *x = io->x + a * E;
@@ -237,10 +260,13 @@ kvz_status kvz_model_prefill_ex(kvz_model *m, kvz_kv_target kv, const int32_t *i
     if (!n || n_last > n || tail > n || (hook && (!hook->q_tail || !hook->after_layer)))
         return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_model_prefill: %zu tokens, logits of the last %zu, queries of the last %zu",
                         n, n_last, tail);
+    kvz_status st = kvz_model_kv_check(m, kv, "kvz_model_prefill");
+    if (st != KVZ_OK)
+        return st;
     const size_t c = chunk && chunk < n ? (chunk > tail ? chunk : tail) : n, E = m->hp.n_embd;
     float *x = malloc(c * E * 4), *tailx = malloc((n_last ? n_last : 1) * E * 4);
     int64_t *pos = malloc(c * sizeof *pos);
-    kvz_status st = x && pos && tailx ? KVZ_OK : kvz_fail(KVZ_ERR_NOMEM, "kvz_model_prefill: no memory for %zu tokens", c);
+    st = x && pos && tailx ? KVZ_OK : kvz_fail(KVZ_ERR_NOMEM, "kvz_model_prefill: no memory for %zu tokens", c);
     const int64_t p0 = st == KVZ_OK ? kvz_kv_next_position(kv) : 0;
     for (size_t a = 0, nc; a < n && st == KVZ_OK; a += nc) {
         nc = n - a < c ? n - a : c;

@@ -118,6 +118,10 @@ typedef struct kvz_layer_io {
 /* The token embeddings of ids into x[n][n_embd]. KVZ_ERR_INVALID_ARG for an id outside the vocabulary. */
 kvz_status kvz_model_embed(const kvz_model *m, const int32_t *ids, size_t n, float *x);
 
+/* KVZ_ERR_MISMATCH (naming both shapes) unless the target's cache has the model's layer count,
+ * KV heads and head size; kvz_model_layer and the prefills check it before touching a row. */
+kvz_status kvz_model_kv_check(const kvz_model *m, kvz_kv_target kv, const char *fn);
+
 /* One decoder layer: RMSNorm, Q/K/V, RoPE, append K/V to the target, attention over it,
  * output projection, residual, RMSNorm, SwiGLU FFN, residual. */
 kvz_status kvz_model_layer(kvz_model *m, size_t layer, kvz_kv_target kv, kvz_layer_io *io);
