@@ -288,6 +288,14 @@ KVZ_API kvz_status kvz_select_topk(const float *scores, size_t n, size_t k, uint
  *  cache concurrently; while queries exist the cache refuses changes (KVZ_ERR_STATE).
  *  @{ */
 
+/**
+ * Positions are below this bound and a layer's next position is at most it: appends that
+ * would pass it are refused (KVZ_ERR_INVALID_ARG) and so is a .kvz file that claims more
+ * (KVZ_ERR_CORRUPT). 2^62 leaves every sum of a position and a token count inside int64_t.
+ * @since 0.1
+ */
+#define KVZ_POSITION_LIMIT ((int64_t)1 << 62)
+
 /** A compressed KV cache. @since 0.1 */
 typedef struct kvz_cache kvz_cache;
 /** A private tail of appended tokens over a shared, read-only cache. @since 0.1 */
@@ -337,7 +345,8 @@ KVZ_API void kvz_cache_destroy(kvz_cache *cache);
  * k + t*token_stride + h*head_stride (post-RoPE), converted to the storage type. The tokens
  * get the next positions of that layer (kvz_cache_next_position) and are appended to every
  * head's segment, growing it in place when needed.
- * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (layer), KVZ_ERR_NOMEM,
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (layer, next position past
+ *         KVZ_POSITION_LIMIT), KVZ_ERR_NOMEM,
  *         KVZ_ERR_STATE (queries exist). @since 0.1
  */
 KVZ_API kvz_status kvz_cache_append(kvz_cache *cache, size_t layer, size_t n_tokens, const float *k,
@@ -350,7 +359,7 @@ KVZ_API kvz_status kvz_cache_append(kvz_cache *cache, size_t layer, size_t n_tok
  * sliding-window layer, whose positions must continue without gaps). The layer's next
  * position becomes positions[n_tokens-1] + 1.
  * @return as kvz_cache_append; KVZ_ERR_INVALID_ARG for positions out of order or, on a
- *         windowed layer, not consecutive. @since 0.1
+ *         windowed layer, not consecutive, or a position not below KVZ_POSITION_LIMIT. @since 0.1
  */
 KVZ_API kvz_status kvz_cache_append_at(kvz_cache *cache, size_t layer, size_t n_tokens, const float *k,
                                        const float *v, ptrdiff_t token_stride, ptrdiff_t head_stride,

@@ -379,6 +379,67 @@ static void test_window_damage(void **state)
     free(good), free(buf);
 }
 
+/* Next positions past KVZ_POSITION_LIMIT: a file claiming one is refused (INT64_MAX once loaded
+ * and the next append overflowed int64_t), and appends that would pass it are refused. */
+static void test_next_position_limit(void **state)
+{
+    (void)state;
+    char path[128], bad[128];
+    path_of(path, sizeof path, "np.kvz");
+    path_of(bad, sizeof bad, "np-bad.kvz");
+    const kvz_cache_config cfg = {sizeof cfg, L, H, D, KVZ_DTYPE_F32, 0, NULL};
+    kvz_cache *c;
+    assert_int_equal(kvz_cache_create(&cfg, &c), KVZ_OK);
+    assert_int_equal(kvz_cache_save(c, path, NULL), KVZ_OK);
+    size_t n;
+    unsigned char *good = tu_slurp(path, &n), *buf = tu_malloc(n);
+    const size_t lens_bytes = 8 * (2 * L + L * H);
+    float *kv = tu_malloc(2 * H * D * 4);
+    for (size_t i = 0; i < 2 * H * D; i++)
+        kv[i] = 0.5f;
+    static const uint64_t next[] = {(uint64_t)INT64_MAX, ((uint64_t)1 << 62) + 1, UINT64_MAX,
+                                    (uint64_t)1 << 62};
+    for (size_t i = 0; i < 4; i++) {
+        memcpy(buf, good, n);
+        memcpy(buf + LENS_AT, &next[i], 8); /* layer 0 */
+        const uint32_t crc = kvz_crc32c(0, buf + LENS_AT, lens_bytes);
+        memcpy(buf + LENS_AT - 12, &crc, 4);
+        tu_spit(bad, buf, n);
+        kvz_cache *x = (kvz_cache *)1;
+        const kvz_status st = kvz_cache_load(bad, NULL, &x, NULL);
+        if (next[i] > (uint64_t)KVZ_POSITION_LIMIT) {
+            if (st != KVZ_ERR_CORRUPT)
+                fail_msg("next position %llu: status %d, not KVZ_ERR_CORRUPT", (unsigned long long)next[i],
+                         (int)st);
+            assert_null(x);
+            continue;
+        }
+        /* the limit itself loads, and nothing more can be appended to that layer */
+        assert_int_equal(st, KVZ_OK);
+        assert_int_equal(kvz_cache_append(x, 0, 1, kv, kv + H * D, 0, D), KVZ_ERR_INVALID_ARG);
+        const int64_t at = KVZ_POSITION_LIMIT;
+        assert_int_equal(kvz_cache_append_at(x, 1, 1, kv, kv + H * D, 0, D, &at), KVZ_ERR_INVALID_ARG);
+        assert_int_equal(kvz_cache_append(x, 1, 1, kv, kv + H * D, 0, D), KVZ_OK); /* layer 1 is at 0 */
+        kvz_query *q;
+        assert_int_equal(kvz_query_create(x, &q), KVZ_OK);
+        assert_int_equal(kvz_query_append(q, 0, 1, kv, kv + H * D, 0, D), KVZ_ERR_INVALID_ARG);
+        assert_int_equal(kvz_query_append(q, 1, 1, kv, kv + H * D, 0, D), KVZ_OK);
+        int64_t p;
+        assert_int_equal(kvz_query_next_position(q, 0, &p), KVZ_OK);
+        assert_true(p == KVZ_POSITION_LIMIT);
+        kvz_query_destroy(q);
+        kvz_cache_destroy(x);
+    }
+    /* in memory: a position just below the limit is the last one a layer takes */
+    const int64_t last = KVZ_POSITION_LIMIT - 1;
+    assert_int_equal(kvz_cache_append_at(c, 0, 1, kv, kv + H * D, 0, D, &last), KVZ_OK);
+    assert_int_equal(kvz_cache_append(c, 0, 1, kv, kv + H * D, 0, D), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(kvz_cache_append(c, 1, SIZE_MAX, kv, kv + H * D, 0, D), KVZ_ERR_INVALID_ARG);
+    kvz_cache_destroy(c);
+    free(good), free(buf), free(kv);
+    unlink(path), unlink(bad);
+}
+
 /* A version 1 file (no windows in LENS) loads with every layer global. */
 static void test_version1(void **state)
 {
@@ -427,7 +488,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),        cmocka_unit_test(test_damage),
         cmocka_unit_test(test_atomic_write),      cmocka_unit_test(test_crc32c),
         cmocka_unit_test(test_window_round_trip), cmocka_unit_test(test_window_damage),
-        cmocka_unit_test(test_version1),
+        cmocka_unit_test(test_version1),          cmocka_unit_test(test_next_position_limit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -168,11 +168,19 @@ static kvz_status append(kvz_cache *c, size_t layer, size_t n, const float *k, c
         return st;
     if (!k || !v)
         return kvz_fail(KVZ_ERR_NULL, "%s: k and v must not be NULL", fn);
+    /* next_pos <= KVZ_POSITION_LIMIT always holds (kvz_cache_load checks it too), so these
+       sums cannot overflow */
+    if ((uint64_t)n > (uint64_t)(KVZ_POSITION_LIMIT - c->next_pos[layer]))
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: %zu tokens after position %lld pass KVZ_POSITION_LIMIT", fn,
+                        n, (long long)c->next_pos[layer]);
     if (positions)
         for (size_t t = 0; t < n; t++)
-            if (positions[t] < (t ? positions[t - 1] + 1 : c->next_pos[layer]))
+            if (positions[t] < (t ? positions[t - 1] + 1 : c->next_pos[layer]) ||
+                positions[t] >= KVZ_POSITION_LIMIT)
                 return kvz_fail(
-                    KVZ_ERR_INVALID_ARG, "%s: position %lld of token %zu is not above the previous one (%lld)",
+                    KVZ_ERR_INVALID_ARG,
+                    "%s: position %lld of token %zu is not above the previous one (%lld) or not below "
+                    "KVZ_POSITION_LIMIT",
                     fn, (long long)positions[t], t, (long long)(t ? positions[t - 1] : c->next_pos[layer] - 1));
     const size_t w = c->window[layer];
     if (positions && w) /* the kernels count a window in rows: rows must be consecutive positions */

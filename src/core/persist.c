@@ -303,8 +303,13 @@ static kvz_status load_body(reader *r, const unsigned char *h, kvz_cache **out)
         st = kvz_cache_create_placed(&cfg, seg_rows, &c);
     }
     free(seg_rows), free(window);
+    /* a next position past the bound would let the next append overflow int64_t */
     for (size_t l = 0; st == KVZ_OK && l < L; l++)
-        c->next_pos[l] = (int64_t)get64(lens + 8 * l);
+        if (get64(lens + 8 * l) > (uint64_t)KVZ_POSITION_LIMIT)
+            st = kvz_fail(KVZ_ERR_CORRUPT, "kvz_cache_load: %s: layer %zu has next position %llu, above 2^62",
+                          r->path, l, (unsigned long long)get64(lens + 8 * l));
+        else
+            c->next_pos[l] = (int64_t)get64(lens + 8 * l);
     for (size_t i = 0; st == KVZ_OK && i < S; i++)
         st = kvz_segment_reserve(&c->seg[i], get64(lens + 8 * (first_len + i)), (size_t)d, (kvz_dtype)dt);
     /* POSN, KEYS, VALS, read straight into the segments, each checked as a whole */

@@ -54,6 +54,11 @@ kvz_status kvz_query_append(kvz_query *q, size_t layer, size_t n, const float *k
         return KVZ_OK;
     if (!k || !v)
         return kvz_fail(KVZ_ERR_NULL, "%s: k and v must not be NULL", fn);
+    /* the cache's next position and this tail stay within KVZ_POSITION_LIMIT, so no sum overflows */
+    const uint64_t room = (uint64_t)(KVZ_POSITION_LIMIT - q->base->next_pos[layer]) - q->tail_len[layer];
+    if ((uint64_t)n > room)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: %zu tokens after position %lld pass KVZ_POSITION_LIMIT", fn,
+                        n, (long long)(q->base->next_pos[layer] + (int64_t)q->tail_len[layer]));
     const size_t H = cfg->n_kv_heads;
     kvz_status st;
     for (size_t h = 0; h < H; h++)

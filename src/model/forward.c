@@ -268,6 +268,10 @@ kvz_status kvz_model_prefill_ex(kvz_model *m, kvz_kv_target kv, const int32_t *i
     int64_t *pos = malloc(c * sizeof *pos);
     st = x && pos && tailx ? KVZ_OK : kvz_fail(KVZ_ERR_NOMEM, "kvz_model_prefill: no memory for %zu tokens", c);
     const int64_t p0 = st == KVZ_OK ? kvz_kv_next_position(kv) : 0;
+    if (st == KVZ_OK && (uint64_t)n > (uint64_t)(KVZ_POSITION_LIMIT - p0)) /* p0 is within the limit */
+        st = kvz_fail(KVZ_ERR_INVALID_ARG,
+                      "kvz_model_prefill: %zu tokens after position %lld pass KVZ_POSITION_LIMIT", n,
+                      (long long)p0);
     for (size_t a = 0, nc; a < n && st == KVZ_OK; a += nc) {
         nc = n - a < c ? n - a : c;
         if (n - a - nc > 0 && n - a - nc < tail)
