@@ -249,6 +249,27 @@ static void fingerprint(const kvz_gguf *g, uint8_t out[32])
     memcpy(out, h, 32);
 }
 
+/* GGUF allows any power-of-two general.alignment, so with 1 or 2 a tensor may start at any
+ * byte, while F32 and BF16 weights are used in place (vector_f32, make_linear) and every kernel
+ * reads its input as floats, uint16 or blocks holding them. Such files are accepted and each
+ * tensor not 4-byte aligned is copied once to aligned memory the model owns: only those files
+ * lose the zero-copy mapping. */
+static kvz_status align_tensors(kvz_model *m)
+{
+    for (uint64_t i = 0; i < m->gguf->n_tensors; i++) {
+        kvz_gguf_tensor *t = &m->gguf->tensors[i];
+        if ((uintptr_t)t->data % 4 == 0)
+            continue;
+        void *b = own(m, t->n_bytes);
+        if (!b)
+            return kvz_fail(KVZ_ERR_NOMEM, "model: no memory to align tensor '%.*s'", (int)t->name.n,
+                            t->name.p);
+        memcpy(b, t->data, t->n_bytes);
+        t->data = b;
+    }
+    return KVZ_OK;
+}
+
 kvz_status kvz_model_load(const char *path, const kvz_model_opts *opts, kvz_model **out)
 {
     if (!path || !out)
@@ -260,6 +281,8 @@ kvz_status kvz_model_load(const char *path, const kvz_model_opts *opts, kvz_mode
     kvz_status st = kvz_gguf_open(path, &m->gguf);
     if (st == KVZ_OK)
         st = read_hparams(m->gguf, &m->hp);
+    if (st == KVZ_OK)
+        st = align_tensors(m);
     if (st != KVZ_OK)
         goto fail;
     kvz_hparams *hp = &m->hp;
