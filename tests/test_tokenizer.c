@@ -1056,6 +1056,108 @@ static char *hex_bytes(const char *hex, size_t *len)
     return s;
 }
 
+/* The special-token scan, naively: at each position the longest control (with parse_special) or
+ * user-defined token spelled there, the lowest id among equal spellings; -1 for none. */
+static int32_t special_naive(const bpe_voc *v, const char *s, size_t len, size_t i, int parse_special)
+{
+    int32_t best = -1;
+    size_t best_len = 0;
+    for (size_t k = 0; k < v->n; k++) {
+        const size_t n = strlen(v->tok[k]);
+        if ((v->type[k] == 4 || (v->type[k] == 3 && parse_special)) && n > best_len && n <= len - i &&
+            !memcmp(v->tok[k], s + i, n))
+            best = (int32_t)k, best_len = n;
+    }
+    return best;
+}
+
+/* 20000 special tokens sharing their first byte once cost that many comparisons at each '<' of the
+ * text (a 1.6 MB GGUF made encoding ~100 us a byte). The scan must give the naive scan's ids and take
+ * at most the longest special token's length + 1 trie steps a byte. */
+static void test_many_special_tokens(void **state)
+{
+    (void)state;
+    bpe_voc v;
+    bv_build(&v);
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 17);
+    static const char alpha[] = "ab|>c";
+    const size_t n_base = v.n, n_sp = 20000, max_len = 12;
+    v.tok = realloc(v.tok, (n_base + n_sp + 2) * sizeof *v.tok);
+    v.type = realloc(v.type, (n_base + n_sp + 2) * sizeof *v.type);
+    assert_non_null(v.tok), assert_non_null(v.type);
+    for (size_t k = 0; k < n_sp; k++) { /* random spellings: some repeat, as control and as user-defined */
+        const size_t n = 2 + (size_t)tu_uniform(&r, 0, (float)max_len - 1.999f);
+        char *tok = tu_malloc(n + 1);
+        tok[0] = '<';
+        for (size_t c = 1; c < n; c++)
+            tok[c] = alpha[(size_t)tu_uniform(&r, 0, 4.999f)];
+        tok[n] = '\0';
+        v.tok[v.n] = tok, v.type[v.n++] = tu_uniform(&r, 0, 1) < 0.5f ? 3 : 4;
+    }
+    char *dup = tu_malloc(6), *dup2 = tu_malloc(6); /* one spelling, control first then user-defined */
+    strcpy(dup, "<ab|c"), strcpy(dup2, "<ab|c");
+    v.tok[v.n] = dup, v.type[v.n++] = 3;
+    v.tok[v.n] = dup2, v.type[v.n++] = 4;
+    kvz_gguf *g = bv_gguf(&v, "llama-bpe", 0);
+    kvz_tokenizer *t;
+    assert_int_equal(kvz_tokenizer_from_gguf(g, &t), KVZ_OK);
+    kvz_gguf_close(g);
+    const size_t len = 16384;
+    char *text = tu_malloc(len);
+    for (size_t i = 0; i < len; i++) {
+        const float u = tu_uniform(&r, 0, 1);
+        text[i] = u < 0.15f ? '<' : u < 0.25f ? ' ' : alpha[(size_t)tu_uniform(&r, 0, 4.999f)];
+    }
+    memcpy(text + 100, "<ab|c", 5);
+    int32_t *want = tu_malloc((len + 1) * sizeof *want);
+    for (int parse_special = 0; parse_special < 2; parse_special++) {
+        /* the reference: the naive hits, and the ordinary text between them encoded on its own */
+        size_t nw = 0, raw = 0, hits = 0;
+        for (size_t i = 0; i <= len;) {
+            const int32_t hit = i < len && text[i] == '<' ? special_naive(&v, text, len, i, parse_special) : -1;
+            if (hit < 0 && i < len) {
+                i++;
+                continue;
+            }
+            if (i > raw) {
+                int32_t *part;
+                size_t np;
+                assert_int_equal(kvz_tokenizer_encode(t, text + raw, i - raw, 0, parse_special, &part, &np),
+                                 KVZ_OK);
+                memcpy(want + nw, part, np * sizeof *part), nw += np;
+                free(part);
+            }
+            if (hit < 0)
+                break;
+            want[nw++] = hit, hits++;
+            i += strlen(v.tok[hit]);
+            raw = i;
+        }
+        assert_true(hits > 100);
+        int32_t *ids;
+        size_t n, steps = 0;
+        assert_int_equal(kvz_tokenizer_encode_counted(t, text, len, 0, parse_special, &ids, &n, &steps),
+                         KVZ_OK);
+        assert_ids(ids, n, want, nw, parse_special ? "many specials, parse_special" : "many specials");
+        assert_true(steps <= len * (max_len + 1));
+        free(ids);
+    }
+    /* a repeated spelling: the lowest id, among user-defined ones only without parse_special */
+    for (int parse_special = 0; parse_special < 2; parse_special++) {
+        int32_t *ids;
+        size_t n;
+        assert_int_equal(kvz_tokenizer_encode(t, "<ab|c", 5, 0, parse_special, &ids, &n), KVZ_OK);
+        assert_int_equal(n, 1);
+        assert_int_equal(ids[0], special_naive(&v, "<ab|c", 5, 0, parse_special));
+        assert_true(parse_special || v.type[ids[0]] == 4);
+        free(ids);
+    }
+    free(text), free(want);
+    kvz_tokenizer_free(t);
+    bv_free(&v);
+}
+
 /* The next tab-separated field of a cases.txt line, NUL-terminated in place ("" past the last one). */
 static char *next_field(char **p)
 {
@@ -1529,11 +1631,17 @@ static int remove_tmpdir(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stories_vectors), cmocka_unit_test(test_stories_reference),
-        cmocka_unit_test(test_bpe_reference),   cmocka_unit_test(test_bpe_special_and_roundtrip),
-        cmocka_unit_test(test_spm_flags),       cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_chat_templates),  cmocka_unit_test(test_chat_on_stories),
-        cmocka_unit_test(test_bpe_nfc),         cmocka_unit_test(test_bpe_vocab_reference),
+        cmocka_unit_test(test_stories_vectors),
+        cmocka_unit_test(test_stories_reference),
+        cmocka_unit_test(test_bpe_reference),
+        cmocka_unit_test(test_bpe_special_and_roundtrip),
+        cmocka_unit_test(test_spm_flags),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_chat_templates),
+        cmocka_unit_test(test_chat_on_stories),
+        cmocka_unit_test(test_bpe_nfc),
+        cmocka_unit_test(test_bpe_vocab_reference),
+        cmocka_unit_test(test_many_special_tokens),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
 }

@@ -43,9 +43,13 @@ struct kvz_tokenizer {
     int32_t byte_id[256];  /* SPM: the <0xXX> token of each byte; BPE: the token of each byte's character */
     int16_t cp_byte[324];  /* BPE decode: byte-level character (code point < 324) -> byte, -1 if none */
     uint16_t byte_cp[256]; /* BPE: byte -> its byte-level character */
-    int32_t *special;      /* control and user-defined ids sorted by first byte, then longest first */
-    size_t n_special;
-    uint32_t sp_first[257]; /* special[sp_first[b] .. sp_first[b+1]) start with byte b */
+    /* A trie of the control and user-defined tokens' texts, node 0 the root: the scan at a text
+       position walks it byte by byte, so it costs at most the longest special token's length
+       whatever the number of special tokens sharing a prefix. */
+    uint64_t *sp_edge;  /* (node << 8 | byte) + 1 of an edge, 0 empty; open addressing */
+    uint32_t *sp_child; /* the child node of sp_edge[k] */
+    size_t sp_edge_mask;
+    int32_t (*sp_id)[2]; /* per node: the lowest id spelling it, the lowest user-defined one; -1 none */
     int32_t eog[16];
     size_t n_eog;
 };
@@ -599,10 +603,35 @@ static kvz_status bpe_text(const kvz_tokenizer *t, work *w, const char *text, si
     return st;
 }
 
+/* The slot of the edge key ((node << 8 | byte) + 1) in the trie's table: where it is, or the
+ * empty slot where it would go. */
+static size_t sp_slot(const kvz_tokenizer *t, uint64_t key)
+{
+    uint64_t x = key;
+    x ^= x >> 31, x *= 0x9E3779B97F4A7C15ull, x ^= x >> 29;
+    size_t k = (size_t)x & t->sp_edge_mask;
+    while (t->sp_edge[k] && t->sp_edge[k] != key)
+        k = (k + 1) & t->sp_edge_mask;
+    return k;
+}
+
+/* The child of node along byte c, 0 when there is none (the root is nobody's child). */
+static uint32_t sp_next(const kvz_tokenizer *t, uint32_t node, unsigned char c)
+{
+    const size_t k = sp_slot(t, ((uint64_t)node << 8 | c) + 1);
+    return t->sp_edge[k] ? t->sp_child[k] : 0;
+}
+
 /* ---- encode ------------------------------------------------------------------------------------ */
 
 kvz_status kvz_tokenizer_encode(const kvz_tokenizer *t, const char *text, size_t len, int add_bos,
                                 int parse_special, int32_t **ids, size_t *n_ids)
+{
+    return kvz_tokenizer_encode_counted(t, text, len, add_bos, parse_special, ids, n_ids, NULL);
+}
+
+kvz_status kvz_tokenizer_encode_counted(const kvz_tokenizer *t, const char *text, size_t len, int add_bos,
+                                        int parse_special, int32_t **ids, size_t *n_ids, size_t *scan_steps)
 {
     if (!t || !ids || !n_ids || (!text && len))
         return kvz_fail(KVZ_ERR_NULL, "tokenizer: encode needs a tokenizer, text and outputs");
@@ -621,15 +650,14 @@ kvz_status kvz_tokenizer_encode(const kvz_tokenizer *t, const char *text, size_t
     int first = 1;
     for (size_t i = 0; st == KVZ_OK && i <= len;) {
         int32_t hit = -1;
-        if (i < len)
-            for (uint32_t k = t->sp_first[s[i]]; k < t->sp_first[s[i] + 1]; k++) {
-                const int32_t id = t->special[k];
-                if ((t->type[id] == TT_CONTROL && !parse_special) || t->len[id] > len - i ||
-                    memcmp(t->arena + t->off[id], s + i, t->len[id]))
-                    continue;
-                hit = id; /* longest first, so the first hit is the longest */
-                break;
-            }
+        /* the deepest node on the walk that a wanted token spells: the longest match, the lowest
+           id among equal spellings */
+        size_t j = i;
+        for (uint32_t node = 0; j < len && (node = sp_next(t, node, s[j])) != 0; j++)
+            if (t->sp_id[node][!parse_special] >= 0)
+                hit = t->sp_id[node][!parse_special];
+        if (scan_steps)
+            *scan_steps += j - i + (j < len);
         if (hit < 0 && i < len) {
             i++;
             continue;
@@ -836,21 +864,48 @@ static int name_in(kvz_gguf_str s, const char *const *names)
     return 0;
 }
 
-typedef struct sp_key {
-    unsigned char first;
-    uint32_t len;
-    int32_t id;
-} sp_key;
-
-/* Specials by first byte, then longest first (so the first match at a position is the longest). */
-static int sp_order(const void *x, const void *y)
+/* Builds the special-token trie: one node per distinct prefix, so at most the tokens' total
+ * length plus the root. */
+static kvz_status build_special_trie(kvz_tokenizer *t)
 {
-    const sp_key *a = x, *b = y;
-    if (a->first != b->first)
-        return a->first < b->first ? -1 : 1;
-    if (a->len != b->len)
-        return a->len > b->len ? -1 : 1;
-    return a->id < b->id ? -1 : a->id > b->id;
+    size_t total = 0;
+    for (size_t i = 0; i < t->n; i++)
+        if (t->type[i] == TT_CONTROL || t->type[i] == TT_USER)
+            total += t->len[i];
+    if (total >= UINT32_MAX / 2)
+        return kvz_fail(KVZ_ERR_UNSUPPORTED, "tokenizer: %zu bytes of special tokens", total);
+    size_t cap = 16;
+    while (cap < 2 * total + 2)
+        cap *= 2;
+    t->sp_edge_mask = cap - 1;
+    t->sp_edge = calloc(cap, sizeof *t->sp_edge);
+    t->sp_child = malloc(cap * sizeof *t->sp_child);
+    t->sp_id = malloc((total + 1) * sizeof *t->sp_id);
+    if (!t->sp_edge || !t->sp_child || !t->sp_id)
+        return kvz_fail(KVZ_ERR_NOMEM, "tokenizer: no memory for the special tokens");
+    t->sp_id[0][0] = t->sp_id[0][1] = -1;
+    uint32_t nodes = 1;
+    /* ids in increasing order, so the first id to reach a node is the lowest spelling it */
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->type[i] != TT_CONTROL && t->type[i] != TT_USER)
+            continue;
+        uint32_t node = 0;
+        for (uint32_t j = 0; j < t->len[i]; j++) {
+            const uint64_t key = ((uint64_t)node << 8 | (unsigned char)t->arena[t->off[i] + j]) + 1;
+            const size_t k = sp_slot(t, key);
+            if (!t->sp_edge[k]) {
+                t->sp_edge[k] = key, t->sp_child[k] = nodes;
+                t->sp_id[nodes][0] = t->sp_id[nodes][1] = -1;
+                nodes++;
+            }
+            node = t->sp_child[k];
+        }
+        if (node && t->sp_id[node][0] < 0)
+            t->sp_id[node][0] = (int32_t)i;
+        if (node && t->type[i] == TT_USER && t->sp_id[node][1] < 0)
+            t->sp_id[node][1] = (int32_t)i;
+    }
+    return KVZ_OK;
 }
 
 static kvz_status load_merges(kvz_tokenizer *t, const kvz_gguf *g)
@@ -1063,26 +1118,8 @@ static kvz_status load(kvz_tokenizer *t, const kvz_gguf *g)
             return st;
     }
 
-    size_t ns = 0;
-    for (size_t i = 0; i < n; i++)
-        ns += (t->type[i] == TT_CONTROL || t->type[i] == TT_USER) && t->len[i] > 0;
-    sp_key *keys = malloc((ns ? ns : 1) * sizeof *keys);
-    if (!keys || !(t->special = malloc((ns ? ns : 1) * sizeof *t->special))) {
-        free(keys);
-        return kvz_fail(KVZ_ERR_NOMEM, "tokenizer: no memory");
-    }
-    for (size_t i = 0; i < n; i++)
-        if ((t->type[i] == TT_CONTROL || t->type[i] == TT_USER) && t->len[i] > 0)
-            keys[t->n_special++] = (sp_key){(unsigned char)t->arena[t->off[i]], t->len[i], (int32_t)i};
-    qsort(keys, t->n_special, sizeof *keys, sp_order);
-    for (size_t k = 0; k < t->n_special; k++)
-        t->special[k] = keys[k].id;
-    free(keys);
-    for (size_t k = 0, b = 0; b <= 256; b++) {
-        while (k < t->n_special && (unsigned char)t->arena[t->off[t->special[k]]] < b)
-            k++;
-        t->sp_first[b] = (uint32_t)k;
-    }
+    if ((st = build_special_trie(t)) != KVZ_OK)
+        return st;
 
     const int32_t ids[] = {t->eos, t->eot, t->eom};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0] + sizeof eog_texts / sizeof eog_texts[0]; i++) {
@@ -1116,5 +1153,5 @@ void kvz_tokenizer_free(kvz_tokenizer *t)
     if (!t)
         return;
     free(t->arena), free(t->off), free(t->len), free(t->score), free(t->type), free(t->slot), free(t->mslot);
-    free(t->special), free(t);
+    free(t->sp_edge), free(t->sp_child), free(t->sp_id), free(t);
 }

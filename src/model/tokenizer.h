@@ -43,12 +43,18 @@ void kvz_tokenizer_free(kvz_tokenizer *t);
  * A character (SPM) or byte (BPE) no token spells becomes the unknown token: one per character for SPM
  *   without <0xXX> pieces, one per byte for BPE.
  * Cost: O(n log n) in the text length n (a heap of candidate merges over a linked list of symbols), plus the
- *   special-token scan, which at each byte compares the special tokens that start with that byte.
+ *   special-token scan, a walk of a trie at each byte of at most the longest special token's length (not
+ *   the number of special tokens).
  * Returns KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (512 MiB of text or more), KVZ_ERR_NOMEM,
  * KVZ_ERR_UNSUPPORTED (a byte the vocabulary cannot spell and no unknown token to stand for it).
  */
 kvz_status kvz_tokenizer_encode(const kvz_tokenizer *t, const char *text, size_t len, int add_bos,
                                 int parse_special, int32_t **ids, size_t *n_ids);
+
+/* As kvz_tokenizer_encode, adding to *scan_steps (when not NULL) the trie steps of the special-token scan,
+ * so that a test can hold it to its bound (at most the longest special token's length + 1 per byte). */
+kvz_status kvz_tokenizer_encode_counted(const kvz_tokenizer *t, const char *text, size_t len, int add_bos,
+                                        int parse_special, int32_t **ids, size_t *n_ids, size_t *scan_steps);
 
 /*
  * The text of one token written to buf, snprintf-like: returns its length n in bytes whatever size is; the
