@@ -362,7 +362,8 @@ static void test_long_gemma3(void **state)
 /* Gemma 3's local layers through a query's private tail: a cache prefilled past the window (its local
  * layers holding more rows than the window), and the same after a pass appended and truncated away
  * (KVzip's passes; the local layers then hold just their window), answer a tail's tokens as a prefill
- * into the cache itself does, to rounding. Long: not under KVZ_TEST_QUICK. */
+ * into the cache itself does, to rounding; a cache without the windows is refused. Long: not under
+ * KVZ_TEST_QUICK. */
 static void test_tail_gemma3(void **state)
 {
     (void)state;
@@ -372,6 +373,15 @@ static void test_tail_gemma3(void **state)
         return;
     refvec *r = ref_load("gemma3_long", "_f32");
     kvz_model *m = load(path, 0);
+    { /* a cache of the model's shape without its sliding windows is refused, not misread */
+        const kvz_cache_config cfg = {sizeof cfg, m->hp.n_layers, m->hp.n_head_kv, m->hp.head_dim, KVZ_DTYPE_F32, 0,
+                                      NULL};
+        kvz_cache *c;
+        assert_int_equal(kvz_cache_create(&cfg, &c), KVZ_OK);
+        assert_int_equal(kvz_model_prefill(m, (kvz_kv_target){c, NULL}, r->tf, 1, 0, NULL), KVZ_ERR_MISMATCH);
+        assert_non_null(strstr(kvz_last_error(), "window"));
+        kvz_cache_destroy(c);
+    }
     const size_t V = m->hp.n_vocab, n0 = 1100, nq = 24;
     float *want = tu_malloc(nq * V * 4), *got = tu_malloc(nq * V * 4);
     for (int mode = 0; mode < 3; mode++) {

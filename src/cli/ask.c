@@ -104,6 +104,9 @@ int kvz_cmd_ask(int argc, char **argv)
     kvz_status st = KVZ_OK;
     if (!rc && (st = kvz_cache_load(cache_path, m->fingerprint, &cache, &meta)) != KVZ_OK)
         rc = kvz_cli_error("cannot use %s: %s (%s)", cache_path, kvz_last_error(), kvz_strerror(st));
+    /* its shape and sliding windows against the model's, before any query reads it */
+    if (!rc && (st = kvz_model_kv_check(m, (kvz_kv_target){cache, NULL}, "kvz ask")) != KVZ_OK)
+        rc = kvz_cli_error("cannot use %s: %s (%s)", cache_path, kvz_last_error(), kvz_strerror(st));
     if (!rc)
         rc = kvz_cli_recon_resolve(&recon, m, tok, 0, &pc);
     if (!rc && !json)

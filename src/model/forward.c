@@ -151,6 +151,14 @@ kvz_status kvz_model_kv_check(const kvz_model *m, kvz_kv_target kv, const char *
             KVZ_ERR_MISMATCH,
             "%s: the cache has %zu layers x %zu KV heads x head size %zu, the model %zu x %zu x %zu", fn, L, H,
             d, m->hp.n_layers, m->hp.n_head_kv, m->hp.head_dim);
+    /* a cache whose sliding windows are not the model's layers' would attend to the wrong keys */
+    for (size_t l = 0; kv.cache && !kv.query && l < L; l++) {
+        size_t w = 0;
+        kvz_cache_layer_window(kv.cache, l, &w);
+        if (w != kvz_hparams_window(&m->hp, l))
+            return kvz_fail(KVZ_ERR_MISMATCH, "%s: layer %zu of the cache has a window of %zu tokens, the model's %zu",
+                            fn, l, w, kvz_hparams_window(&m->hp, l));
+    }
     return KVZ_OK;
 }
 
