@@ -1232,6 +1232,13 @@ static void test_window_kernel(void **state)
                                                                              : (size_t)in_win;
                 check_window_case(&r, &c, lv, nl);
             }
+    /* a query tail over a shared run that holds exactly the window (Gemma 3's local layer after
+       KVzip's passes trimmed it): the first row's window starts one key into the shared run */
+    for (int dt = 0; dt < 3; dt++) {
+        const wcase c = {.window = 512, .n_q = 23, .G = 4, .d = 256, .n_k = 535, .split = 512, .q_pos0 = 512,
+                         .dt = (kvz_dtype)dt};
+        check_window_case(&r, &c, lv, nl);
+    }
     /* windows reaching back past the first key, up to the largest size_t: as none */
     static const size_t wide[] = {(size_t)-1, (size_t)PTRDIFF_MAX + 1, 700};
     for (size_t i = 0; i < sizeof wide / sizeof wide[0]; i++) {
