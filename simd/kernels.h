@@ -143,6 +143,9 @@ typedef struct kvz_kernel_table {
     /* The SwiGLU gate of a feed-forward layer in place: g[i] = silu(g[i]) * u[i], silu(x) =
      * x / (1 + e^-x) (vector exp from SLEEF; within a few ulp of the formula in fp32). */
     void (*swiglu)(float *g, const float *u, size_t n);
+    /* Gemma's gate in place: g[i] = gelu(g[i]) * u[i], GELU with the tanh approximation
+     * (within a few ulp of the formula in fp32, relative error growing with |g|, as e^(2t)'s). */
+    void (*geglu)(float *g, const float *u, size_t n);
     /*
      * Selection primitive: radix histogram of the order-preserving 32-bit keys of x
      * (kvz_score_key). Counts, into hist[256], byte `shift/8` of every key whose bits
@@ -211,6 +214,7 @@ static inline size_t kvz_window_work_floats(size_t n, size_t d) { return kvz_att
     void kvz_to_f32_##isa(float *dst, const void *src, int src_dtype, size_t n);                               \
     void kvz_from_f32_##isa(void *dst, int dst_dtype, const float *src, size_t n);                             \
     void kvz_swiglu_##isa(float *g, const float *u, size_t n);                                                 \
+    void kvz_geglu_##isa(float *g, const float *u, size_t n);                                                  \
     void kvz_key_histogram_##isa(const float *x, size_t n, uint32_t prefix, unsigned shift,                    \
                                  uint64_t hist[256]);                                                          \
     void kvz_dequant_##isa(void *dst, int dst_dtype, const void *src, int type, size_t n_blocks);

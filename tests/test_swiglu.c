@@ -1,5 +1,5 @@
-/* The SwiGLU gate kernel (kernel table's swiglu) at every level, and kvz_swiglu over threads,
- * against silu(g) * u computed in double. */
+/* The feed-forward gate kernels (kernel table's swiglu and geglu) at every level, and kvz_swiglu
+ * and kvz_geglu over threads, against silu(g) * u and gelu_tanh(g) * u computed in double. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +14,8 @@
  * true value is still up to ~2.6e-37 |u| (|u| <= 4 here): the absolute bound covers that (as
  * it does the subnormal results just above), far below anything an activation carries. */
 #define ATOL 2e-36
+
+typedef void (*gate_fn_t)(float *g, const float *u, size_t n);
 
 static double ref_swiglu(float g, float u) { return (double)g / (1.0 + exp(-(double)g)) * (double)u; }
 
@@ -116,12 +118,74 @@ static void test_threads(void **state)
     free(g), free(u), free(want);
 }
 
+/* ---- GELU (tanh approximation), Gemma's gate ---- */
+
+/* 0.5 x (1 + tanh(t)) = x / (1 + e^(-2t)), t = sqrt(2/pi) (x + 0.044715 x^3), in double (the
+ * second form: 1 + tanh(t) cancels for t << 0). */
+static double ref_geglu(float g, float u)
+{
+    const double x = g, t = sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x);
+    return x / (1.0 + exp(-2.0 * t)) * (double)u;
+}
+
+/* The kernel rounds t in fp32 (a few ulp), and e^(-2t) carries that error times |2t|: up to
+ * 87 where the result is still a normal float, so ~1.6e-5 relative at the far left; ATOL as
+ * for silu covers the results that underflow. */
+#define GELU_RTOL 2e-5
+
+static void check_geglu(gate_fn_t fn, const char *name, tu_rng *r, size_t n, size_t off)
+{
+    float *g = tu_malloc((n + off + 8) * sizeof *g), *u = tu_malloc((n + off + 8) * sizeof *u);
+    double *want = tu_malloc((n ? n : 1) * sizeof *want);
+    for (size_t i = 0; i < n + off + 8; i++) {
+        const size_t kind = tu_range(r, 0, 9);
+        g[i] = kind == 0 ? tu_uniform(r, -30.0f, -8.0f) : kind == 1 ? tu_uniform(r, 8.0f, 90.0f)
+                                                         : tu_uniform(r, -6.0f, 6.0f);
+        u[i] = tu_uniform(r, -4.0f, 4.0f);
+    }
+    for (size_t i = 0; i < n; i++)
+        want[i] = ref_geglu(g[off + i], u[off + i]);
+    const float before = g[off + n];
+    fn(g + off, u + off, n);
+    char what[96];
+    snprintf(what, sizeof what, "%s geglu n %zu off %zu", name, n, off);
+    tu_assert_close(g + off, want, n, ATOL, GELU_RTOL, what);
+    assert_true(g[off + n] == before);
+    free(g), free(u), free(want);
+}
+
+static void test_geglu(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 42);
+    kvz_isa lv[TU_MAX_LEVELS];
+    const size_t nl = tu_isa_levels(lv);
+    static const size_t lens[] = {0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1000, 4099};
+    for (size_t l = 0; l < nl; l++) {
+        const kvz_kernel_table *kt = kvz_kernels_for(lv[l]);
+        assert_non_null(kt);
+        for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++)
+            for (size_t off = 0; off < 3; off++)
+                check_geglu(kt->geglu, kt->name, &r, lens[i], off);
+        /* the far ends: a signed zero on the left (never NaN), x u on the right, NaN stays NaN */
+        float g[4] = {-3e38f, 3e30f, -0.0f, NAN}, u[4] = {2.0f, 1.0f, 1.0f, 1.0f};
+        kt->geglu(g, u, 4);
+        assert_true(g[0] == 0.0f && !isnan(g[0]));
+        assert_true(g[1] == 3e30f);
+        assert_true(g[2] == 0.0f);
+        assert_true(isnan(g[3]));
+    }
+    check_geglu(kvz_geglu, "kvz_geglu", &r, 3 * 16384 + 123, 1); /* split over the threads */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_levels),
         cmocka_unit_test(test_edges),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_geglu),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@ const kvz_kernel_table kvz_kernels_neon = {
     .to_f32 = kvz_to_f32_neon,
     .from_f32 = kvz_from_f32_neon,
     .swiglu = kvz_swiglu_neon,
+    .geglu = kvz_geglu_neon,
     .key_histogram = kvz_key_histogram_neon,
     .dequant = kvz_dequant_neon,
 };

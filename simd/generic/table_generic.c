@@ -9,6 +9,7 @@ const kvz_kernel_table kvz_kernels_generic = {
     .to_f32 = kvz_to_f32_generic,
     .from_f32 = kvz_from_f32_generic,
     .swiglu = kvz_swiglu_generic,
+    .geglu = kvz_geglu_generic,
     .key_histogram = kvz_key_histogram_generic,
     .dequant = kvz_dequant_generic,
 };

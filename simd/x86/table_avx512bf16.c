@@ -9,6 +9,7 @@ const kvz_kernel_table kvz_kernels_avx512bf16 = {
     .to_f32 = kvz_to_f32_avx512,
     .from_f32 = kvz_from_f32_avx512,
     .swiglu = kvz_swiglu_avx512,
+    .geglu = kvz_geglu_avx512,
     .key_histogram = kvz_key_histogram_avx512,
     .dequant = kvz_dequant_avx512bf16,
     .crc32c = kvz_crc32c_avx512,

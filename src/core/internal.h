@@ -18,6 +18,8 @@ const kvz_kernel_table *kvz_kernels_for(kvz_isa isa);
 
 /* g[i] = silu(g[i]) * u[i] for i < n (the kernel table's swiglu, over the OpenMP threads). */
 void kvz_swiglu(float *g, const float *u, size_t n);
+/* g[i] = gelu_tanh(g[i]) * u[i] for i < n (the kernel table's geglu, over the OpenMP threads). */
+void kvz_geglu(float *g, const float *u, size_t n);
 
 /*
  * The pure part of the choice: given the KVZ_ISA value (NULL when unset) and which levels

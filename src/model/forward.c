@@ -59,17 +59,6 @@ static void rope_apply(const kvz_model *m, float *x, size_t n, size_t heads, con
     }
 }
 
-/* g[i] = gelu(g[i]) * u[i] with GELU's tanh approximation, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))),
- * written as x / (1 + e^(-2t)) with t the tanh's argument (the same function, no overflow in tanh). */
-static void geglu(float *g, const float *u, size_t n)
-{
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) {
-        const float x = g[i], t = 0.7978845608028654f * (x + 0.044715f * x * x * x);
-        g[i] = x / (1.0f + expf(-2.0f * t)) * u[i];
-    }
-}
-
 static void add_into(float *x, const float *y, size_t n)
 {
 #pragma omp parallel for schedule(static) if (n > 65536)
@@ -222,7 +211,7 @@ kvz_status kvz_model_layer(kvz_model *m, size_t layer, kvz_kv_target kv, kvz_lay
             (st = kvz_linear_apply_padded(m->mm, &w->up, nc, s.xn, s.u)))
             break;
         if (hp->ffn_act == KVZ_FFN_GELU_TANH)
-            geglu(s.g, s.u, nc * F);
+            kvz_geglu(s.g, s.u, nc * F);
         else
             kvz_swiglu(s.g, s.u, nc * F);
         if ((st = kvz_linear_apply_padded(m->mm, &w->down, nc, s.g, s.xn)))
