@@ -216,16 +216,19 @@ static size_t check_greedy(kvz_model *m, const refvec *r, const char *what, int 
             equal++;
             continue;
         }
-        fprintf(stderr, "%s prompt %zu: differs from llama.cpp at step %zu (reference's smallest top-2 gap so far %.3g)\n",
-                what, p, s, min_gap);
+        fprintf(
+            stderr,
+            "%s prompt %zu: differs from llama.cpp at step %zu (reference's smallest top-2 gap so far %.3g)\n",
+            what, p, s, min_gap);
         if (min_gap < 1e-3)
             exempt++;
         else if (strict)
-            fail_msg("%s prompt %zu: greedy continuation differs at step %zu where llama.cpp's top-2 gap is %.3g",
-                     what, p, s, min_gap);
+            fail_msg(
+                "%s prompt %zu: greedy continuation differs at step %zu where llama.cpp's top-2 gap is %.3g",
+                what, p, s, min_gap);
     }
-    fprintf(stderr, "%s: %zu of %zu greedy continuations (%zu steps) equal llama.cpp's, %zu exempt\n", what, equal,
-            prompts, steps, exempt);
+    fprintf(stderr, "%s: %zu of %zu greedy continuations (%zu steps) equal llama.cpp's, %zu exempt\n", what,
+            equal, prompts, steps, exempt);
     if (strict)
         assert_true(exempt <= 2);
     free(logits);
@@ -276,7 +279,8 @@ static tf_result teacher_forced(kvz_model *m, const refvec *r)
 static tf_result report_tf(kvz_model *m, const refvec *r, const char *what)
 {
     const tf_result f = teacher_forced(m, r);
-    fprintf(stderr, "%s: teacher-forced top-1 agreement %.4f, mean KL(llama.cpp || libkvz) over its top %d %.2e nats\n",
+    fprintf(stderr,
+            "%s: teacher-forced top-1 agreement %.4f, mean KL(llama.cpp || libkvz) over its top %d %.2e nats\n",
             what, f.top1, TOPK, f.kl);
     return f;
 }
@@ -352,7 +356,8 @@ static void test_long_gemma3(void **state)
     refvec *r = ref_load("gemma3_long", "_f32");
     assert_int_equal(r->n_tf, 1536);
     kvz_model *m = load(path, 0);
-    const tf_result f = report_tf(m, r, "gemma3 over 1536 tokens, f32 weights, llama.cpp on dequantized weights");
+    const tf_result f =
+        report_tf(m, r, "gemma3 over 1536 tokens, f32 weights, llama.cpp on dequantized weights");
     kvz_model_free(m);
     ref_free(r);
     assert_true(f.top1 >= 0.99);
@@ -374,8 +379,8 @@ static void test_tail_gemma3(void **state)
     refvec *r = ref_load("gemma3_long", "_f32");
     kvz_model *m = load(path, 0);
     { /* a cache of the model's shape without its sliding windows is refused, not misread */
-        const kvz_cache_config cfg = {sizeof cfg, m->hp.n_layers, m->hp.n_head_kv, m->hp.head_dim, KVZ_DTYPE_F32, 0,
-                                      NULL};
+        const kvz_cache_config cfg = {
+            sizeof cfg, m->hp.n_layers, m->hp.n_head_kv, m->hp.head_dim, KVZ_DTYPE_F32, 0, NULL};
         kvz_cache *c;
         assert_int_equal(kvz_cache_create(&cfg, &c), KVZ_OK);
         assert_int_equal(kvz_model_prefill(m, (kvz_kv_target){c, NULL}, r->tf, 1, 0, NULL), KVZ_ERR_MISMATCH);
@@ -398,7 +403,8 @@ static void test_tail_gemma3(void **state)
             }
             kvz_query *q;
             assert_int_equal(kvz_query_create(c, &q), KVZ_OK);
-            assert_int_equal(kvz_model_prefill_logits(m, (kvz_kv_target){NULL, q}, r->tf + n0, nq, 0, nq, got), KVZ_OK);
+            assert_int_equal(kvz_model_prefill_logits(m, (kvz_kv_target){NULL, q}, r->tf + n0, nq, 0, nq, got),
+                             KVZ_OK);
             double worst = 0;
             for (size_t i = 0; i < nq * V; i++)
                 worst = fmax(worst, fabs(want[i] - got[i]));
@@ -544,7 +550,8 @@ static void ref_hidden(const kvz_model *m, const int32_t *ids, size_t n, size_t 
             matvec(wu, h, E, F, up);
             for (size_t i = 0; i < F; i++) {
                 const double a = gt[i];
-                gt[i] = (gemma ? 0.5 * a * (1 + tanh(sqrt(2 / M_PI) * (a + 0.044715 * a * a * a))) : a / (1 + exp(-a))) *
+                gt[i] = (gemma ? 0.5 * a * (1 + tanh(sqrt(2 / M_PI) * (a + 0.044715 * a * a * a)))
+                               : a / (1 + exp(-a))) *
                         up[i];
             }
             matvec(wd, gt, F, E, o);
@@ -585,11 +592,12 @@ static void check_hidden(const char *file, const char *name, size_t L)
     for (size_t t = 0; t < n; t++) {
         double e = 0, s = 0;
         for (size_t i = 0; i < E; i++)
-            e += (x[t * E + i] - want[t * E + i]) * (x[t * E + i] - want[t * E + i]), s += want[t * E + i] * want[t * E + i];
+            e += (x[t * E + i] - want[t * E + i]) * (x[t * E + i] - want[t * E + i]),
+                s += want[t * E + i] * want[t * E + i];
         worst = fmax(worst, sqrt(e / s));
     }
-    fprintf(stderr, "%s: hidden states after %zu layers, largest relative error of a token's vector %.3g\n", name, L,
-            worst);
+    fprintf(stderr, "%s: hidden states after %zu layers, largest relative error of a token's vector %.3g\n",
+            name, L, worst);
     assert_true(worst <= 1e-4);
     kvz_cache_destroy(c);
     kvz_model_free(m);
@@ -612,14 +620,10 @@ static void test_hidden_gemma3(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tokens_smollm2),
-        cmocka_unit_test(test_tokens_gemma3),
-        cmocka_unit_test(test_hidden_smollm2),
-        cmocka_unit_test(test_hidden_gemma3),
-        cmocka_unit_test(test_model_smollm2),
-        cmocka_unit_test(test_model_gemma3),
-        cmocka_unit_test(test_long_gemma3),
-        cmocka_unit_test(test_tail_gemma3),
+        cmocka_unit_test(test_tokens_smollm2), cmocka_unit_test(test_tokens_gemma3),
+        cmocka_unit_test(test_hidden_smollm2), cmocka_unit_test(test_hidden_gemma3),
+        cmocka_unit_test(test_model_smollm2),  cmocka_unit_test(test_model_gemma3),
+        cmocka_unit_test(test_long_gemma3),    cmocka_unit_test(test_tail_gemma3),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
