@@ -19,30 +19,50 @@ typedef void (*gate_fn_t)(float *g, const float *u, size_t n);
 
 static double ref_swiglu(float g, float u) { return (double)g / (1.0 + exp(-(double)g)) * (double)u; }
 
-/* One level's kernel on n elements at offset `off` into an array (so that vectors also start
+/* A gate, its double reference, where its inputs are drawn (one in ten from each tail, the rest
+ * from [-mid, mid]) and its relative tolerance. */
+typedef struct gate_case {
+    const char *name;
+    double (*ref)(float g, float u);
+    float left_lo, left_hi, right_lo, right_hi, mid;
+    double rtol;
+} gate_case;
+
+/* One gate kernel on n elements at offset `off` into an array (so that vectors also start
  * unaligned), against the double reference; the elements around the range stay untouched. */
-static void check_level(const kvz_kernel_table *kt, tu_rng *r, size_t n, size_t off)
+static void check_gate(const gate_case *c, gate_fn_t fn, const char *level, tu_rng *r, size_t n, size_t off)
 {
     float *g = tu_malloc((n + off + 8) * sizeof *g), *u = tu_malloc((n + off + 8) * sizeof *u);
     double *want = tu_malloc((n ? n : 1) * sizeof *want);
     for (size_t i = 0; i < n + off + 8; i++) {
-        /* gates over the whole range a model sees, and beyond: silu's left tail underflows */
         const size_t kind = tu_range(r, 0, 9);
-        g[i] = kind == 0 ? tu_uniform(r, -110.0f, -80.0f) : kind == 1 ? tu_uniform(r, 20.0f, 90.0f)
-                                                            : tu_uniform(r, -12.0f, 12.0f);
+        g[i] = kind == 0   ? tu_uniform(r, c->left_lo, c->left_hi)
+               : kind == 1 ? tu_uniform(r, c->right_lo, c->right_hi)
+                           : tu_uniform(r, -c->mid, c->mid);
         u[i] = tu_uniform(r, -4.0f, 4.0f);
     }
     for (size_t i = 0; i < n; i++)
-        want[i] = ref_swiglu(g[off + i], u[off + i]);
+        want[i] = c->ref(g[off + i], u[off + i]);
     const float before = g[off + n], first = off ? g[off - 1] : 0.0f;
-    kt->swiglu(g + off, u + off, n);
+    fn(g + off, u + off, n);
     char what[96];
-    snprintf(what, sizeof what, "%s swiglu n %zu off %zu", kt->name, n, off);
-    tu_assert_close(g + off, want, n, ATOL, RTOL, what);
+    snprintf(what, sizeof what, "%s %s n %zu off %zu", level, c->name, n, off);
+    tu_assert_close(g + off, want, n, ATOL, c->rtol, what);
     assert_true(g[off + n] == before);
     if (off)
         assert_true(g[off - 1] == first);
     free(g), free(u), free(want);
+}
+
+/* gates over the whole range a model sees, and beyond: silu's left tail underflows */
+static const gate_case SWIGLU = {"swiglu", ref_swiglu, -110.0f, -80.0f, 20.0f, 90.0f, 12.0f, RTOL};
+
+/* lengths around every vector width (4, 8, 16 floats) and long runs */
+static const size_t lens[] = {0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1000, 4099};
+
+static void check_level(const kvz_kernel_table *kt, tu_rng *r, size_t n, size_t off)
+{
+    check_gate(&SWIGLU, kt->swiglu, kt->name, r, n, off);
 }
 
 static void test_levels(void **state)
@@ -52,8 +72,6 @@ static void test_levels(void **state)
     tu_rng_init(&r, tu_seed() + 40);
     kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
-    /* lengths around every vector width (4, 8, 16 floats) and long runs */
-    static const size_t lens[] = {0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1000, 4099};
     for (size_t l = 0; l < nl; l++) {
         const kvz_kernel_table *kt = kvz_kernels_for(lv[l]);
         assert_non_null(kt);
@@ -69,8 +87,8 @@ static void test_levels(void **state)
 static void test_edges(void **state)
 {
     (void)state;
-    static const float gs[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 88.0f, -88.0f, -89.0f, -100.0f, -1e30f, 1e30f, 3e38f,
-                               -3e38f, INFINITY, NAN};
+    static const float gs[] = {0.0f,    -0.0f,  1e-30f, -1e-30f, 88.0f,  -88.0f,   -89.0f,
+                               -100.0f, -1e30f, 1e30f,  3e38f,   -3e38f, INFINITY, NAN};
     enum { N = sizeof gs / sizeof gs[0] };
     kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
@@ -92,8 +110,8 @@ static void test_edges(void **state)
             } else if (isinf(want) || fabs(want) > 3.4e38) {
                 assert_true(isinf(g[i]) && (g[i] > 0) == (want > 0));
             } else if (fabs(g[i] - want) > RTOL * fabs(want) + ATOL) {
-                fail_msg("%s swiglu(%g, %g): got %.9g, want %.9g", kt->name, (double)x, (double)uu, (double)g[i],
-                         want);
+                fail_msg("%s swiglu(%g, %g): got %.9g, want %.9g", kt->name, (double)x, (double)uu,
+                         (double)g[i], want);
             }
         }
     }
@@ -133,26 +151,7 @@ static double ref_geglu(float g, float u)
  * for silu covers the results that underflow. */
 #define GELU_RTOL 2e-5
 
-static void check_geglu(gate_fn_t fn, const char *name, tu_rng *r, size_t n, size_t off)
-{
-    float *g = tu_malloc((n + off + 8) * sizeof *g), *u = tu_malloc((n + off + 8) * sizeof *u);
-    double *want = tu_malloc((n ? n : 1) * sizeof *want);
-    for (size_t i = 0; i < n + off + 8; i++) {
-        const size_t kind = tu_range(r, 0, 9);
-        g[i] = kind == 0 ? tu_uniform(r, -30.0f, -8.0f) : kind == 1 ? tu_uniform(r, 8.0f, 90.0f)
-                                                         : tu_uniform(r, -6.0f, 6.0f);
-        u[i] = tu_uniform(r, -4.0f, 4.0f);
-    }
-    for (size_t i = 0; i < n; i++)
-        want[i] = ref_geglu(g[off + i], u[off + i]);
-    const float before = g[off + n];
-    fn(g + off, u + off, n);
-    char what[96];
-    snprintf(what, sizeof what, "%s geglu n %zu off %zu", name, n, off);
-    tu_assert_close(g + off, want, n, ATOL, GELU_RTOL, what);
-    assert_true(g[off + n] == before);
-    free(g), free(u), free(want);
-}
+static const gate_case GEGLU = {"geglu", ref_geglu, -30.0f, -8.0f, 8.0f, 90.0f, 6.0f, GELU_RTOL};
 
 static void test_geglu(void **state)
 {
@@ -161,13 +160,12 @@ static void test_geglu(void **state)
     tu_rng_init(&r, tu_seed() + 42);
     kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
-    static const size_t lens[] = {0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1000, 4099};
     for (size_t l = 0; l < nl; l++) {
         const kvz_kernel_table *kt = kvz_kernels_for(lv[l]);
         assert_non_null(kt);
         for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++)
             for (size_t off = 0; off < 3; off++)
-                check_geglu(kt->geglu, kt->name, &r, lens[i], off);
+                check_gate(&GEGLU, kt->geglu, kt->name, &r, lens[i], off);
         /* the far ends: a signed zero on the left (never NaN), x u on the right, NaN stays NaN */
         float g[4] = {-3e38f, 3e30f, -0.0f, NAN}, u[4] = {2.0f, 1.0f, 1.0f, 1.0f};
         kt->geglu(g, u, 4);
@@ -176,7 +174,7 @@ static void test_geglu(void **state)
         assert_true(g[2] == 0.0f);
         assert_true(isnan(g[3]));
     }
-    check_geglu(kvz_geglu, "kvz_geglu", &r, 3 * 16384 + 123, 1); /* split over the threads */
+    check_gate(&GEGLU, kvz_geglu, "kvz_geglu", &r, 3 * 16384 + 123, 1); /* split over the threads */
 }
 
 int main(void)
