@@ -123,7 +123,8 @@ static kvz_status append_kv(kvz_kv_target kv, size_t layer, size_t n, const floa
     return kvz_cache_append(kv.cache, layer, n, k, v, (ptrdiff_t)KD, (ptrdiff_t)d);
 }
 
-kvz_status kvz_model_kv_check(const kvz_model *m, kvz_kv_target kv, const char *fn)
+/* The target's layer count, KV heads and head size against the model's. */
+static kvz_status check_shape(const kvz_model *m, kvz_kv_target kv, const char *fn)
 {
     if (!m || (!kv.cache && !kv.query))
         return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
@@ -140,15 +141,26 @@ kvz_status kvz_model_kv_check(const kvz_model *m, kvz_kv_target kv, const char *
             KVZ_ERR_MISMATCH,
             "%s: the cache has %zu layers x %zu KV heads x head size %zu, the model %zu x %zu x %zu", fn, L, H,
             d, m->hp.n_layers, m->hp.n_head_kv, m->hp.head_dim);
-    /* a cache whose sliding windows are not the model's layers' would attend to the wrong keys */
-    for (size_t l = 0; kv.cache && !kv.query && l < L; l++) {
-        size_t w = 0;
-        kvz_cache_layer_window(kv.cache, l, &w);
-        if (w != kvz_hparams_window(&m->hp, l))
-            return kvz_fail(KVZ_ERR_MISMATCH, "%s: layer %zu of the cache has a window of %zu tokens, the model's %zu",
-                            fn, l, w, kvz_hparams_window(&m->hp, l));
-    }
     return KVZ_OK;
+}
+
+/* A cache layer's sliding window against the model's: another would attend to the wrong keys. */
+static kvz_status check_window(const kvz_model *m, const kvz_cache *c, size_t layer, const char *fn)
+{
+    size_t w = 0;
+    kvz_cache_layer_window(c, layer, &w);
+    if (w != kvz_hparams_window(&m->hp, layer))
+        return kvz_fail(KVZ_ERR_MISMATCH, "%s: layer %zu of the cache has a window of %zu tokens, the model's %zu",
+                        fn, layer, w, kvz_hparams_window(&m->hp, layer));
+    return KVZ_OK;
+}
+
+kvz_status kvz_model_kv_check(const kvz_model *m, kvz_kv_target kv, const char *fn)
+{
+    kvz_status st = check_shape(m, kv, fn);
+    for (size_t l = 0; st == KVZ_OK && kv.cache && !kv.query && l < m->hp.n_layers; l++)
+        st = check_window(m, kv.cache, l, fn);
+    return st;
 }
 
 kvz_status kvz_model_layer(kvz_model *m, size_t layer, kvz_kv_target kv, kvz_layer_io *io)
@@ -161,7 +173,10 @@ kvz_status kvz_model_layer(kvz_model *m, size_t layer, kvz_kv_target kv, kvz_lay
                         io->n);
     if (kv.query && (io->explicit_pos || io->score))
         return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_model_layer: queries take contiguous positions and no scoring");
-    kvz_status st = kvz_model_kv_check(m, kv, "kvz_model_layer");
+    /* this layer's window only: a decode step calls every layer, and the prefill checked them all */
+    kvz_status st = check_shape(m, kv, "kvz_model_layer");
+    if (st == KVZ_OK && kv.cache && !kv.query)
+        st = check_window(m, kv.cache, layer, "kvz_model_layer");
     if (st != KVZ_OK)
         return st;
     const size_t n = io->n, E = hp->n_embd, d = hp->head_dim, Hq = hp->n_head, Hkv = hp->n_head_kv;

@@ -119,7 +119,8 @@ typedef struct kvz_layer_io {
 kvz_status kvz_model_embed(const kvz_model *m, const int32_t *ids, size_t n, float *x);
 
 /* KVZ_ERR_MISMATCH (naming both shapes) unless the target's cache has the model's layer count,
- * KV heads and head size; kvz_model_layer and the prefills check it before touching a row. */
+ * KV heads and head size, and (a cache target) each layer's sliding window; the prefills check
+ * it, and kvz_model_layer the shape and its own layer's window, before touching a row. */
 kvz_status kvz_model_kv_check(const kvz_model *m, kvz_kv_target kv, const char *fn);
 
 /* One decoder layer: RMSNorm, Q/K/V, RoPE, append K/V to the target, attention over it,
