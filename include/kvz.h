@@ -122,8 +122,25 @@ KVZ_API kvz_status kvz_isa_from_name(const char *name, kvz_isa *isa);
 
 /** @name Runtime facts
  *  @{ */
-/** Threads the library's parallel calls use (OpenMP's maximum). @since 0.1 */
+/**
+ * Threads the library's parallel calls use: the last kvz_set_num_threads() value, else
+ * KVZ_NUM_THREADS, else the first value of OMP_NUM_THREADS, else the CPUs this process may
+ * run on (its affinity mask). Read, never changed: the host's OpenMP settings.
+ * Thread-safe. @since 0.1
+ */
 KVZ_API int kvz_num_threads(void);
+/**
+ * Sets the threads the library's parallel calls use, process-wide, from the next call on
+ * (@p n = 0: back to the default of kvz_num_threads()). The library runs its parallel work
+ * on a pool of its own (n - 1 workers and the calling thread): a call never waits for a
+ * worker that has not started, idle workers sleep after a short spin, and a call made while
+ * another thread's call holds the pool, or from inside one, runs on the calling thread
+ * alone, so a host that calls from several threads of its own does not oversubscribe the
+ * machine.
+ * @return KVZ_OK, or KVZ_ERR_INVALID_ARG when @p n is negative or above 1024.
+ * Thread-safe. @since 0.1
+ */
+KVZ_API kvz_status kvz_set_num_threads(int n);
 /** NUMA nodes visible (1 without libnuma or on a one-node machine). @since 0.1 */
 KVZ_API int kvz_numa_nodes(void);
 /** Non-zero when the CPU (and OS) support AVX512_BF16. @since 0.1 */

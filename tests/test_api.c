@@ -32,6 +32,7 @@ static const struct {
     FN(kvz_isa_name),
     FN(kvz_isa_from_name),
     FN(kvz_num_threads),
+    FN(kvz_set_num_threads),
     FN(kvz_numa_nodes),
     FN(kvz_cpu_has_avx512_bf16),
     FN(kvz_convert),

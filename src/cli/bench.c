@@ -29,6 +29,7 @@ static void usage(FILE *f)
             "usage: kvz bench kernels [--json] [--filter SUBSTR[,SUBSTR...]] [--reps N] [--min-time SECONDS]\n"
             "       kvz bench cache [--json]\n"
             "       kvz bench model [--json] [--reps N]\n"
+            "       kvz bench threads [--json]\n"
             "  kernels     kernel benchmarks beside the machine's read bandwidth and oneDNN's sgemm rate,\n"
             "              then the issue's targets as ratios of figures of this run\n"
             "  model       a synthetic 4-layer model with Llama-3.1-8B layer shapes: prefill/decode tokens/s,\n"
@@ -37,6 +38,9 @@ static void usage(FILE *f)
             "              ratio taken within a round and the median reported (about 2.5 min a round)\n"
             "  cache       decode over caches compressed by each policy at kept ratios 1, 0.5, 0.3, 0.1;\n"
             "              .kvz save and load speed against the read bandwidth\n"
+            "  threads     decode steps over one shared cache from one host thread, then from four at\n"
+            "              once: the times (about equal when nothing is oversubscribed) and whether every\n"
+            "              answer stayed the same; perf/contention runs it alone and beside a busy core\n"
             "  --json      one JSON object per line\n"
             "  --filter    only the cases whose name contains one of the substrings\n"
             "  --reps N    exactly N timed repetitions per case (default: until --min-time, 0.5 s, with at\n"
@@ -236,10 +240,15 @@ static int run_cache(const bench_opts *o) { return kvz_bench_cache(o->json); }
 
 static int run_model(const bench_opts *o) { return kvz_bench_model(o->json, o->reps > 0 ? o->reps : 3); }
 
+/* ---- threads (bench_threads.c) --------------------------------------------------------- */
+
+static int run_threads(const bench_opts *o) { return kvz_bench_threads(o->json); }
+
 static const subcommand subcommands[] = {
     {"kernels", OPT_JSON | OPT_FILTER | OPT_REPS | OPT_MIN_TIME, run_kernels},
     {"cache", OPT_JSON, run_cache},
     {"model", OPT_JSON | OPT_REPS, run_model},
+    {"threads", OPT_JSON, run_threads},
 };
 
 /* Parses a positive integer; 0 when s is not one. */

@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/pool.h"
 #include "kvz.h"
 #include "model/dequant.h"
 #include "model/gguf.h"
@@ -101,32 +102,40 @@ static void *xmalloc(size_t bytes)
     return p;
 }
 
+typedef struct fill_job {
+    void *dst;
+    int dt;
+    unsigned seed;
+    size_t n;
+    int bad;
+} fill_job;
+
+static void fill_blocks(void *ctx, size_t lo, size_t hi)
+{
+    fill_job *j = ctx;
+    float buf[1024];
+    for (size_t b = lo; b < hi; b++) {
+        const size_t i0 = b * 1024, m = j->n - i0 < 1024 ? j->n - i0 : 1024;
+        for (size_t i = 0; i < m; i++) {
+            uint32_t x = (uint32_t)(i0 + i) * 2654435761u ^ j->seed;
+            x ^= x >> 15, x *= 2246822519u, x ^= x >> 13;
+            buf[i] = (float)(x >> 8) * (2.0f / 16777216.0f) - 1.0f;
+        }
+        if (kvz_convert((char *)j->dst + i0 * (j->dt == KVZ_DTYPE_F32 ? 4 : 2), (kvz_dtype)j->dt, buf,
+                        KVZ_DTYPE_F32, m) != KVZ_OK)
+            __atomic_store_n(&j->bad, 1, __ATOMIC_RELAXED);
+    }
+}
+
 /* Fills n elements of dtype dt with values in [-1, 1) from a cheap generator, in parallel
  * (which also places the pages where the threads that read them run). */
 static int fill(void *dst, int dt, size_t n, unsigned seed)
 {
-    int bad = 0;
-#pragma omp parallel
-    {
-        float buf[1024];
-#pragma omp for schedule(static)
-        for (size_t i0 = 0; i0 < n; i0 += 1024) {
-            const size_t m = n - i0 < 1024 ? n - i0 : 1024;
-            for (size_t i = 0; i < m; i++) {
-                uint32_t x = (uint32_t)(i0 + i) * 2654435761u ^ seed;
-                x ^= x >> 15, x *= 2246822519u, x ^= x >> 13;
-                buf[i] = (float)(x >> 8) * (2.0f / 16777216.0f) - 1.0f;
-            }
-            if (kvz_convert((char *)dst + i0 * (dt == KVZ_DTYPE_F32 ? 4 : 2), (kvz_dtype)dt, buf, KVZ_DTYPE_F32,
-                            m) != KVZ_OK) {
-#pragma omp atomic write
-                bad = 1;
-            }
-        }
-    }
-    if (bad)
+    fill_job j = {dst, dt, seed, n, 0};
+    kvz_parallel_for((n + 1023) / 1024, 1, fill_blocks, &j);
+    if (j.bad)
         fprintf(stderr, "kvz bench: kvz_convert failed: %s\n", kvz_last_error());
-    return bad ? -1 : 0;
+    return j.bad ? -1 : 0;
 }
 
 /* Kept fraction of head h of H: non-uniform across heads, as KVzip leaves them: `kept` times
@@ -217,26 +226,40 @@ typedef float v4f __attribute__((vector_size(16)));
 typedef float v8f __attribute__((vector_size(32)));
 typedef float v16f __attribute__((vector_size(64)));
 
-/* A macro, not an inline function: OpenMP outlines the parallel region before inlining, and
- * the outlined body must carry the target attribute of the function it is written in. */
+/* Each thread sums the pieces it claims in its own accumulators and adds its total to its
+ * slot's; the body is a macro so that each vector width gets its own target attribute. */
+#define STREAM_PIECES_PER_THREAD 4
+typedef struct stream_job {
+    const float *x;
+    size_t iters, pieces, next;
+    float total[1024]; /* per slot */
+} stream_job;
+
 #define STREAM_FN(ATTR, NAME, VT)                                                                              \
-    ATTR static float NAME(const float *x, size_t n)                                                           \
+    enum { NAME##_W = 8 * (int)(sizeof(VT) / sizeof(float)) }; /* floats per iteration */                      \
+    ATTR static void NAME##_body(void *ctx, unsigned slot, unsigned team)                                      \
     {                                                                                                          \
-        enum { W = 8 * (int)(sizeof(VT) / sizeof(float)) }; /* floats per iteration */                         \
-        float total = 0;                                                                                       \
-        _Pragma("omp parallel reduction(+ : total)")                                                           \
-        {                                                                                                      \
-            VT a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};                 \
-            _Pragma("omp for schedule(static)") for (size_t i = 0; i < n / W; i++)                             \
-            {                                                                                                  \
-                const VT *p = (const VT *)(x + i * W); /* x is 64-byte aligned */                              \
-                a0 += p[0], a1 += p[1], a2 += p[2], a3 += p[3];                                                \
-                a4 += p[4], a5 += p[5], a6 += p[6], a7 += p[7];                                                \
+        (void)team;                                                                                            \
+        stream_job *j = ctx;                                                                                   \
+        VT a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};                     \
+        for (size_t p; (p = kvz_team_claim(&j->next, j->pieces)) < j->pieces;)                                 \
+            for (size_t i = j->iters * p / j->pieces; i < j->iters * (p + 1) / j->pieces; i++) {               \
+                const VT *v = (const VT *)(j->x + i * NAME##_W); /* x is 64-byte aligned */                    \
+                a0 += v[0], a1 += v[1], a2 += v[2], a3 += v[3];                                                \
+                a4 += v[4], a5 += v[5], a6 += v[6], a7 += v[7];                                                \
             }                                                                                                  \
-            const VT t = (a0 + a1) + (a2 + a3) + ((a4 + a5) + (a6 + a7));                                      \
-            for (size_t l = 0; l < W / 8; l++)                                                                 \
-                total += t[l];                                                                                 \
-        }                                                                                                      \
+        const VT t = (a0 + a1) + (a2 + a3) + ((a4 + a5) + (a6 + a7));                                          \
+        for (size_t l = 0; l < NAME##_W / 8; l++)                                                              \
+            j->total[slot] += t[l];                                                                            \
+    }                                                                                                          \
+    static float NAME(const float *x, size_t n)                                                                \
+    {                                                                                                          \
+        stream_job j = {                                                                                       \
+            .x = x, .iters = n / NAME##_W, .pieces = STREAM_PIECES_PER_THREAD * kvz_num_threads()};            \
+        kvz_team_run(NAME##_body, &j, 0);                                                                      \
+        float total = 0;                                                                                       \
+        for (size_t s = 0; s < 1024; s++)                                                                      \
+            total += j.total[s];                                                                               \
         return total;                                                                                          \
     }
 
@@ -292,6 +315,16 @@ static struct {
     size_t n, users;
 } dq_pool;
 
+static void random_bytes(void *ctx, size_t lo, size_t hi)
+{
+    unsigned char *p = ctx;
+    for (size_t i = lo; i < hi; i++) {
+        uint32_t x = (uint32_t)i * 2654435761u ^ 0x9e3779b9u;
+        x ^= x >> 15, x *= 2246822519u, x ^= x >> 13;
+        p[i] = (unsigned char)(x >> 24);
+    }
+}
+
 static int dq_pool_get(size_t *n)
 {
     if (!dq_pool.users) {
@@ -302,13 +335,7 @@ static int dq_pool_get(size_t *n)
             dq_pool.in = dq_pool.out = NULL;
             return -1;
         }
-        unsigned char *p = dq_pool.in;
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < in_bytes; i++) {
-            uint32_t x = (uint32_t)i * 2654435761u ^ 0x9e3779b9u;
-            x ^= x >> 15, x *= 2246822519u, x ^= x >> 13;
-            p[i] = (unsigned char)(x >> 24);
-        }
+        kvz_parallel_for(in_bytes, 65536, random_bytes, dq_pool.in);
         dq_pool.n = n_val;
     }
     dq_pool.users++;

@@ -54,7 +54,8 @@ int kvz_cc_compress(kvz_cache *c, kvz_policy policy, double ratio, size_t *kept)
     a.struct_size = sizeof a, a.policy = ratio >= 1.0 ? KVZ_POLICY_FULL : policy;
     a.n_layers = 1, a.n_kv_heads = H, a.n_tokens = N, a.scores = (const float *const *)scores;
     a.ratio = ratio, a.recent = 8, a.sinks = a.policy == KVZ_POLICY_STREAMING ? 4 : 0;
-    if (!rc && (kvz_policy_select(&a, keep, kept) != KVZ_OK || kvz_cache_compact(c, (const uint8_t *const *)keep) != KVZ_OK))
+    if (!rc && (kvz_policy_select(&a, keep, kept) != KVZ_OK ||
+                kvz_cache_compact(c, (const uint8_t *const *)keep) != KVZ_OK))
         rc = -1;
     for (size_t h = 0; h < H; h++)
         free(scores[h]), free(keep[h]);
@@ -92,6 +93,8 @@ int kvz_cc_decode_step(kvz_cc_decoder *d)
         return -1;
     return kvz_query_attend(d->q, 0, &d->a) == KVZ_OK ? 0 : -1;
 }
+
+const float *kvz_cc_decoder_output(const kvz_cc_decoder *d) { return d->out; }
 
 void kvz_cc_decoder_destroy(kvz_cc_decoder *d)
 {

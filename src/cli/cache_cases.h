@@ -25,6 +25,8 @@ int kvz_cc_compress(kvz_cache *c, kvz_policy policy, double ratio, size_t *kept)
 typedef struct kvz_cc_decoder kvz_cc_decoder;
 kvz_cc_decoder *kvz_cc_decoder_create(const kvz_cache *c);
 int kvz_cc_decode_step(kvz_cc_decoder *d);
+/* The attention output of the last step (KVZ_CC_H * KVZ_CC_G * KVZ_CC_D floats). */
+const float *kvz_cc_decoder_output(const kvz_cc_decoder *d);
 void kvz_cc_decoder_destroy(kvz_cc_decoder *d);
 
 /* K/V bytes a decode step reads over a cache of `rows` rows in all. */

@@ -19,6 +19,7 @@ int kvz_cmd_tokenize(int argc, char **argv);
 int kvz_cli_demo_stories(int argc, char **argv);
 /* kvz bench cache (bench_cache.c); returns the exit status. */
 int kvz_bench_cache(int json);
+int kvz_bench_threads(int json);
 /* kvz bench model (bench_model.c); returns the exit status. */
 int kvz_bench_model(int json, int rounds);
 

@@ -340,7 +340,7 @@ static void print_text(const demo_args *a, const doc *d, size_t n_c, const side 
     const kvz_kvzip_report *r = &kz->rep;
     const char *base = strrchr(a->model, '/');
     printf("libkvz demo: KVzip on %s (%d threads, %s kernels)\n\n", base ? base + 1 : a->model,
-           omp_get_max_threads(), kvz_isa_name(kvz_isa_active()));
+           kvz_num_threads(), kvz_isa_name(kvz_isa_active()));
     printf("A document of invented facts (the records of the town of Wrenfield, %zu tokens) is prefilled\n"
            "into a KV cache. KVzip compresses that cache once, with no question known: it scores every cached\n"
            "key/value pair by the attention it gets while the model repeats the document, and keeps the top\n"

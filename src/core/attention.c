@@ -7,10 +7,7 @@
 #include <string.h>
 
 #include "core/internal.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "core/pool.h"
 
 static size_t dtype_size(kvz_dtype dt) { return dt == KVZ_DTYPE_F32 ? 4 : 2; }
 
@@ -153,6 +150,47 @@ kvz_status kvz_attn_decode_varlen(const kvz_varlen_args *a)
 
 /* ---- FastKV window score ------------------------------------------------------------- */
 
+typedef struct window_run {
+    const kvz_window_args *a;
+    const kvz_kernel_table *kt;
+    size_t wfloats;
+    size_t next; /* the next KV head to score */
+    int nomem;
+} window_run;
+
+/* A thread's share: one KV head at a time until none is left. */
+static void window_body(void *ctx, unsigned slot, unsigned team)
+{
+    (void)slot, (void)team;
+    window_run *r = ctx;
+    const kvz_window_args *a = r->a;
+    const size_t H = a->n_kv_heads, G = a->group, d = a->head_dim, esz = dtype_size(a->k_dtype);
+    float *work = NULL;
+    for (size_t h; (h = kvz_team_claim(&r->next, H)) < H;) {
+        if (!work && !(work = kvz_thread_scratch(r->wfloats))) {
+            __atomic_store_n(&r->nomem, 1, __ATOMIC_RELAXED);
+            continue;
+        }
+        kvz_window_job j = {0};
+        j.q = a->q + (ptrdiff_t)(h * G) * a->q_head_stride;
+        j.q_head_stride = a->q_head_stride;
+        j.q_row_stride = a->q_token_stride;
+        j.k = (const char *)a->k + (ptrdiff_t)h * a->k_head_stride * (ptrdiff_t)esz;
+        j.k_row_stride = a->k_row_stride;
+        j.dtype = (int)a->k_dtype;
+        j.n = a->n;
+        j.d = d;
+        j.group = G;
+        j.window = a->window;
+        j.kernel = a->kernel;
+        j.pool = a->pool == KVZ_POOL_MAX ? KVZ_KPOOL_MAX : KVZ_KPOOL_AVG;
+        j.scale = default_scale(a->scale, d);
+        j.out = a->out + (ptrdiff_t)h * a->out_head_stride;
+        j.work = work;
+        r->kt->window_score(&j);
+    }
+}
+
 kvz_status kvz_window_score(const kvz_window_args *a)
 {
     static const char fn[] = "kvz_window_score";
@@ -176,41 +214,9 @@ kvz_status kvz_window_score(const kvz_window_args *a)
         return kvz_fail(KVZ_ERR_NULL, "%s: q, k and out must not be NULL", fn);
     if (a->window == a->n)
         return KVZ_OK; /* no key outside the window: nothing to score, nothing is read */
-    const kvz_kernel_table *kt = kvz_kernels();
-    const size_t H = a->n_kv_heads, G = a->group, d = a->head_dim, esz = dtype_size(a->k_dtype);
-    const size_t wfloats = kvz_window_work_floats(a->n, d);
-    int nomem = 0;
-
-#pragma omp parallel
-    {
-        float *work = NULL;
-#pragma omp for schedule(dynamic, 1)
-        for (size_t h = 0; h < H; h++) {
-            if (!work && !(work = kvz_thread_scratch(wfloats))) {
-#pragma omp atomic write
-                nomem = 1;
-                continue;
-            }
-            kvz_window_job j = {0};
-            j.q = a->q + (ptrdiff_t)(h * G) * a->q_head_stride;
-            j.q_head_stride = a->q_head_stride;
-            j.q_row_stride = a->q_token_stride;
-            j.k = (const char *)a->k + (ptrdiff_t)h * a->k_head_stride * (ptrdiff_t)esz;
-            j.k_row_stride = a->k_row_stride;
-            j.dtype = (int)a->k_dtype;
-            j.n = a->n;
-            j.d = d;
-            j.group = G;
-            j.window = a->window;
-            j.kernel = a->kernel;
-            j.pool = a->pool == KVZ_POOL_MAX ? KVZ_KPOOL_MAX : KVZ_KPOOL_AVG;
-            j.scale = default_scale(a->scale, d);
-            j.out = a->out + (ptrdiff_t)h * a->out_head_stride;
-            j.work = work;
-            kt->window_score(&j);
-        }
-    }
-    if (nomem)
+    window_run r = {a, kvz_kernels(), kvz_window_work_floats(a->n, a->head_dim), 0, 0};
+    kvz_team_run(window_body, &r, (int)a->n_kv_heads);
+    if (r.nomem)
         return kvz_fail(KVZ_ERR_NOMEM, "%s: no memory for thread scratch", fn);
     return KVZ_OK;
 }

@@ -1,5 +1,5 @@
 /*
- * Runs one attention job per KV head across OpenMP threads. A head with many query rows is
+ * Runs one attention job per KV head across the library's threads. A head with many query rows is
  * split into query slices, each a kernel call over all its keys; a head with few rows (a
  * decode step) is split into key slices whose partial outputs are merged by log-sum-exp, so
  * that even one long head keeps every thread busy. Scratch is per thread and reused.
@@ -10,10 +10,7 @@
 
 #include "core/internal.h"
 #include "core/numa_alloc.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "core/pool.h"
 
 /* At most this many rows (queries x group) per head: split along the keys instead. */
 #define KEY_SPLIT_MAX_ROWS 32
@@ -22,14 +19,7 @@
 /* Largest per-thread store of V tiles (floats: 32 MiB, 131072 keys of 128 bf16). */
 #define VTSTORE_MAX ((size_t)1 << 23)
 
-static size_t n_threads(void)
-{
-#ifdef _OPENMP
-    return (size_t)omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
+static size_t n_threads(void) { return (size_t)kvz_num_threads(); }
 
 static size_t esize(int dt) { return dt == KVZ_KDT_F32 ? 4 : 2; }
 
@@ -49,6 +39,57 @@ static size_t vt_floats(const kvz_attn_job *h, size_t slice)
     if (h->dtype != KVZ_KDT_BF16 || h->d % 32 || rows <= KVZ_KBLOCK_Q)
         return 0;
     return (kvz_attn_vt_words(h->n_k, h->n_k2, h->d) + 1) / 2;
+}
+
+typedef struct query_run {
+    const kvz_kernel_table *kt;
+    const kvz_attn_job *heads;
+    const task *tasks;
+    float *const *priv;
+    const size_t *slice_tok;
+    size_t n_tasks, wfloats, wbase, zbase, zfloats, vtfloats;
+    size_t next; /* the next task to run */
+    int nomem;
+} query_run;
+
+static void query_body(void *ctx, unsigned slot, unsigned team)
+{
+    (void)slot, (void)team;
+    query_run *r = ctx;
+    float *work = __atomic_load_n(&r->nomem, __ATOMIC_RELAXED) ? NULL : kvz_thread_scratch(r->wfloats);
+    if (!work)
+        __atomic_store_n(&r->nomem, 1, __ATOMIC_RELAXED);
+    for (size_t x; (x = kvz_team_claim(&r->next, r->n_tasks)) < r->n_tasks;) {
+        if (!work || __atomic_load_n(&r->nomem, __ATOMIC_RELAXED))
+            continue;
+        const kvz_attn_job *hj = &r->heads[r->tasks[x].head];
+        const size_t i0 = r->tasks[x].a;
+        kvz_attn_job j = *hj;
+        j.q = hj->q + (ptrdiff_t)i0 * hj->q_row_stride;
+        j.out = hj->out + (ptrdiff_t)i0 * hj->out_row_stride;
+        j.n_q = r->tasks[x].b - i0;
+        j.q_pos0 = hj->q_pos0 + (ptrdiff_t)i0;
+        j.score = r->priv[x] ? r->priv[x] : hj->score;
+        j.work = work;
+        j.zstore = r->zfloats && hj->score ? work + r->wbase : NULL;
+        j.vtstore =
+            r->vtfloats && vt_floats(hj, r->slice_tok[r->tasks[x].head]) ? (uint16_t *)(work + r->zbase) : NULL;
+        if (!hj->lse) {
+            j.lse = NULL;
+            r->kt->attn(&j);
+            continue;
+        }
+        /* the kernel writes lse[g*n_q_slice + i]; the head's lse is [g][i] over all n_q:
+         * run the slice one query head at a time */
+        for (size_t g = 0; g < hj->group; g++) {
+            kvz_attn_job jg = j;
+            jg.group = 1;
+            jg.q = j.q + (ptrdiff_t)g * hj->q_head_stride;
+            jg.out = j.out + (ptrdiff_t)g * hj->out_head_stride;
+            jg.lse = hj->lse + g * hj->n_q + i0;
+            r->kt->attn(&jg);
+        }
+    }
 }
 
 static kvz_status run_query_slices(const kvz_kernel_table *kt, const kvz_attn_job *heads, size_t n_heads)
@@ -110,45 +151,10 @@ static kvz_status run_query_slices(const kvz_kernel_table *kt, const kvz_attn_jo
     const size_t wbase = (kvz_attn_work_floats(heads[0].d) + 15) / 16 * 16,
                  zbase = wbase + (zfloats + 15) / 16 * 16;
     const size_t wfloats = zbase + vtfloats;
-#pragma omp parallel
-    {
-        float *work = nomem ? NULL : kvz_thread_scratch(wfloats);
-        if (!work) {
-#pragma omp atomic write
-            nomem = 1;
-        }
-#pragma omp for schedule(dynamic, 1)
-        for (size_t x = 0; x < n_tasks; x++) {
-            if (!work || nomem)
-                continue;
-            const kvz_attn_job *hj = &heads[tasks[x].head];
-            const size_t i0 = tasks[x].a;
-            kvz_attn_job j = *hj;
-            j.q = hj->q + (ptrdiff_t)i0 * hj->q_row_stride;
-            j.out = hj->out + (ptrdiff_t)i0 * hj->out_row_stride;
-            j.n_q = tasks[x].b - i0;
-            j.q_pos0 = hj->q_pos0 + (ptrdiff_t)i0;
-            j.score = priv[x] ? priv[x] : hj->score;
-            j.work = work;
-            j.zstore = zfloats && hj->score ? work + wbase : NULL;
-            j.vtstore = vtfloats && vt_floats(hj, slice_tok[tasks[x].head]) ? (uint16_t *)(work + zbase) : NULL;
-            if (!hj->lse) {
-                j.lse = NULL;
-                kt->attn(&j);
-                continue;
-            }
-            /* the kernel writes lse[g*n_q_slice + i]; the head's lse is [g][i] over all n_q:
-             * run the slice one query head at a time */
-            for (size_t g = 0; g < hj->group; g++) {
-                kvz_attn_job jg = j;
-                jg.group = 1;
-                jg.q = j.q + (ptrdiff_t)g * hj->q_head_stride;
-                jg.out = j.out + (ptrdiff_t)g * hj->out_head_stride;
-                jg.lse = hj->lse + g * hj->n_q + i0;
-                kt->attn(&jg);
-            }
-        }
-    }
+    query_run r = {kt,    heads, tasks,   priv,     slice_tok, n_tasks, wfloats,
+                   wbase, zbase, zfloats, vtfloats, 0,         nomem};
+    kvz_team_run(query_body, &r, 0);
+    nomem = r.nomem;
     if (!nomem)
         for (size_t x = 0; x < n_tasks; x++)
             if (priv[x]) {
@@ -211,9 +217,7 @@ static size_t sched_next(node_sched *ns, size_t k, size_t n_tasks)
 {
     for (size_t i = 0; i < ns->n_nodes; i++) {
         const size_t kk = (k + i) % ns->n_nodes, n = ns->node_first[kk + 1] - ns->node_first[kk];
-        size_t got;
-#pragma omp atomic capture
-        got = ns->next[kk]++;
+        const size_t got = __atomic_fetch_add(&ns->next[kk], 1, __ATOMIC_RELAXED);
         if (got < n)
             return ns->order[ns->node_first[kk] + got];
     }
@@ -221,8 +225,8 @@ static size_t sched_next(node_sched *ns, size_t k, size_t n_tasks)
 }
 
 /* One key slice: the kernel over keys [a, b) of the head's runs, partial output and lse. */
-static void key_task(const kvz_kernel_table *kt, const kvz_attn_job *heads, const task *tk, float *out, float *lse,
-                     float *work)
+static void key_task(const kvz_kernel_table *kt, const kvz_attn_job *heads, const task *tk, float *out,
+                     float *lse, float *work)
 {
     const kvz_attn_job *hj = &heads[tk->head];
     const size_t k0 = tk->a, k1 = tk->b, in2 = k0 >= hj->n_k && k1 > k0;
@@ -270,6 +274,41 @@ static void run_part(const kvz_attn_job *h, int run, size_t lo, size_t hi, size_
     *b = hi < end ? hi : end;
     if (*a > *b)
         *a = *b;
+}
+
+typedef struct key_run {
+    const kvz_kernel_table *kt;
+    const kvz_attn_job *heads;
+    const task *tasks;
+    size_t n_tasks;
+    float *po, *pl; /* partial outputs and log-sum-exps, rows_max rows per task */
+    size_t rows_max, wfloats;
+    node_sched *ns;
+    int placed;
+    size_t next; /* the next task, without a placement */
+    int nomem;
+} key_run;
+
+static void key_body(void *ctx, unsigned slot, unsigned team)
+{
+    key_run *r = ctx;
+    const size_t d = r->heads[0].d, rows_max = r->rows_max;
+    float *work = kvz_thread_scratch(r->wfloats);
+    if (!work)
+        __atomic_store_n(&r->nomem, 1, __ATOMIC_RELAXED);
+    if (r->placed) {
+        const size_t my_node = (size_t)slot * r->ns->n_nodes / team;
+        kvz_thread_pin pin;
+        kvz_numa_bind_thread(r->ns->node[my_node], &pin);
+        for (size_t x; (x = sched_next(r->ns, my_node, r->n_tasks)) < r->n_tasks;)
+            if (work)
+                key_task(r->kt, r->heads, &r->tasks[x], r->po + x * rows_max * d, r->pl + x * rows_max, work);
+        kvz_numa_unbind_thread(&pin); /* the thread may be the host's own */
+        return;
+    }
+    for (size_t x; (x = kvz_team_claim(&r->next, r->n_tasks)) < r->n_tasks;)
+        if (work)
+            key_task(r->kt, r->heads, &r->tasks[x], r->po + x * rows_max * d, r->pl + x * rows_max, work);
 }
 
 static kvz_status run_key_slices(const kvz_kernel_table *kt, const kvz_attn_job *heads, const int *node_of,
@@ -328,34 +367,12 @@ static kvz_status run_key_slices(const kvz_kernel_table *kt, const kvz_attn_job 
     }
     first[n_heads] = t;
     const size_t wfloats = kvz_attn_work_floats(d);
-    int nomem = 0;
+    int nomem;
     node_sched ns;
     const int placed = sched_init(&ns, tasks, n_tasks, node_of, nthr);
-#pragma omp parallel
-    {
-        float *work = kvz_thread_scratch(wfloats);
-        if (!work) {
-#pragma omp atomic write
-            nomem = 1;
-        }
-        if (placed) { /* the same for every thread: either all take this branch or none */
-            size_t my_node = 0;
-#ifdef _OPENMP
-            my_node = (size_t)omp_get_thread_num() * ns.n_nodes / (size_t)omp_get_num_threads();
-#endif
-            kvz_thread_pin pin;
-            kvz_numa_bind_thread(ns.node[my_node], &pin);
-            for (size_t x; (x = sched_next(&ns, my_node, n_tasks)) < n_tasks;)
-                if (work)
-                    key_task(kt, heads, &tasks[x], po + x * rows_max * d, pl + x * rows_max, work);
-            kvz_numa_unbind_thread(&pin); /* OpenMP reuses the thread for the host's other work */
-        } else {
-#pragma omp for schedule(dynamic, 1)
-            for (size_t x = 0; x < n_tasks; x++)
-                if (work)
-                    key_task(kt, heads, &tasks[x], po + x * rows_max * d, pl + x * rows_max, work);
-        }
-    }
+    key_run run = {kt, heads, tasks, n_tasks, po, pl, rows_max, wfloats, &ns, placed, 0, 0};
+    kvz_team_run(key_body, &run, 0);
+    nomem = run.nomem;
     free(ns.order);
     if (!nomem) /* out = sum_p exp(lse_p - lse) o_p, slice by slice */
         for (size_t h = 0; h < n_heads; h++) {

@@ -1,13 +1,10 @@
-/* Version, thread count, NUMA node count, aligned scratch: facts about the running library. */
+/* Version, NUMA node count, aligned scratch: facts about the running library. */
 #include <pthread.h>
 #include <stdlib.h>
 
 #include "config.h"
 #include "core/internal.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #ifdef KVZ_HAVE_NUMA
 #include <numa.h>
 #endif
@@ -21,15 +18,6 @@ kvz_version_info kvz_version(void)
         KVZ_VERSION_MAJOR, KVZ_VERSION_MINOR, KVZ_VERSION_PATCH,
         KVZ_STR(KVZ_VERSION_MAJOR) "." KVZ_STR(KVZ_VERSION_MINOR) "." KVZ_STR(KVZ_VERSION_PATCH)};
     return v;
-}
-
-int kvz_num_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
 }
 
 int kvz_numa_nodes(void)

@@ -1,10 +1,10 @@
 /* Selection of the scores to keep: one global threshold over many rows (KVzip's strict reference rule
  * and a deterministic exact-count rule) and the top k of one row, by radix select without sorting. */
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 #include "core/internal.h"
+#include "core/pool.h"
 
 /*
  * How it works. The value of rank r (0-based, descending) among all N scores is found by radix
@@ -25,15 +25,16 @@
  * doubles as the NaN check: only when those bins are non-empty is the data scanned.
  * The check runs before anything is written, so a failing call leaves keep untouched.
  *
- * Threads: every pass splits the flat index space (rows back to back) into equal parts, one
- * per OpenMP thread, so one long row is split as well as many short ones; the histograms are
- * exact integer counts, so the result never depends on the thread count.
+ * Threads: every pass splits the flat index space (rows back to back) into equal parts, a
+ * few per thread, which the library's threads take as they come, so one long row is split as
+ * well as many short ones; the histograms are exact integer counts, so the result never
+ * depends on the thread count.
  */
 
-/* Below this many scores one thread does it: a parallel region costs microseconds. */
+/* Below this many scores one part does it: a parallel region costs microseconds. */
 #define PAR_MIN ((uint64_t)1 << 16)
-/* Bound on the team, for the per-thread arrays on the stack. */
-#define MAX_TEAM 256
+/* Bound on the parts, for the per-part tie counts on the stack. */
+#define MAX_PARTS 1024
 
 typedef struct score_set {
     const float *const *rows;
@@ -76,21 +77,70 @@ static int span_next(const score_set *s, span_iter *it, size_t *r, size_t *j, si
     return 0;
 }
 
-/* The calling thread's equal part [*lo, *hi) of the n flat indices. */
-static void my_part(uint64_t n, uint64_t *lo, uint64_t *hi)
-{
-    const uint64_t T = (uint64_t)omp_get_num_threads(), t = (uint64_t)omp_get_thread_num();
-    const uint64_t q = n / T, rem = n % T;
-    *lo = q * t + (t < rem ? t : rem);
-    *hi = *lo + q + (t < rem);
-}
+/* One pass over the parts of the flat index space: what each part does, its inputs and the
+ * totals it adds to. */
+typedef struct part_job part_job;
+typedef void (*part_fn)(part_job *j, size_t part, uint64_t lo, uint64_t hi);
+struct part_job {
+    part_fn fn;
+    const kvz_kernel_table *kt;
+    const score_set *s;
+    size_t parts;
+    uint32_t prefix; /* histogram: the keys counted, and the byte */
+    unsigned shift;
+    uint64_t *hist;
+    uint8_t *const *keep; /* marks */
+    int value;
+    float thr;
+    uint64_t total; /* NaNs, kept or greater entries, added atomically */
+    uint64_t *ties; /* mark_exact: entries equal to thr per part */
+    uint64_t need;  /* mark_exact: ties to keep, in flat order */
+};
 
-static int team_for(uint64_t n)
+static size_t parts_for(uint64_t n)
 {
     if (n < PAR_MIN)
         return 1;
-    const int t = omp_get_max_threads();
-    return t < MAX_TEAM ? t : MAX_TEAM;
+    const size_t p = 4 * (size_t)kvz_num_threads();
+    return p < MAX_PARTS ? p : MAX_PARTS;
+}
+
+static void parts_range(void *ctx, size_t lo, size_t hi)
+{
+    part_job *j = ctx;
+    const uint64_t n = j->s->n, P = j->parts;
+    for (size_t p = lo; p < hi; p++) {
+        /* part p is [n p / P, n (p + 1) / P), without overflow for any n */
+        const uint64_t q = n / P, rem = n % P;
+        const uint64_t a = q * p + (p < rem ? p : rem), b = a + q + (p < rem);
+        j->fn(j, p, a, b);
+    }
+}
+
+static void run_parts(part_job *j, part_fn fn)
+{
+    j->fn = fn;
+    kvz_parallel_for(j->parts, 1, parts_range, j);
+}
+
+static part_job job_of(const kvz_kernel_table *kt, const score_set *s)
+{
+    return (part_job){.kt = kt, .s = s, .parts = parts_for(s->n)};
+}
+
+static void hist_part(part_job *j, size_t part, uint64_t lo, uint64_t hi)
+{
+    (void)part;
+    uint64_t h[256]; /* per part, merged at the end: the kernel itself is single-threaded */
+    memset(h, 0, sizeof h);
+    span_iter it;
+    span_begin(j->s, lo, hi, &it);
+    size_t r, c, m;
+    while (span_next(j->s, &it, &r, &c, &m))
+        j->kt->key_histogram(j->s->rows[r] + c, m, j->prefix, j->shift, h);
+    for (int b = 0; b < 256; b++)
+        if (h[b])
+            __atomic_fetch_add(&j->hist[b], h[b], __ATOMIC_RELAXED);
 }
 
 /* hist = counts of byte shift/8 of the keys that match prefix above it, over all rows. */
@@ -98,24 +148,24 @@ static void histogram(const kvz_kernel_table *kt, const score_set *s, uint32_t p
                       uint64_t hist[256])
 {
     memset(hist, 0, 256 * sizeof hist[0]);
-    const int team = team_for(s->n);
-#pragma omp parallel num_threads(team) if (team > 1)
-    {
-        uint64_t h[256]; /* per thread, merged at the end: the kernel itself is single-threaded */
-        memset(h, 0, sizeof h);
-        uint64_t lo, hi;
-        my_part(s->n, &lo, &hi);
-        span_iter it;
-        span_begin(s, lo, hi, &it);
-        size_t r, j, m;
-        while (span_next(s, &it, &r, &j, &m))
-            kt->key_histogram(s->rows[r] + j, m, prefix, shift, h);
-        for (int b = 0; b < 256; b++)
-            if (h[b]) {
-#pragma omp atomic
-                hist[b] += h[b];
-            }
+    part_job j = job_of(kt, s);
+    j.prefix = prefix, j.shift = shift, j.hist = hist;
+    run_parts(&j, hist_part);
+}
+
+static void nan_part(part_job *j, size_t part, uint64_t lo, uint64_t hi)
+{
+    (void)part;
+    uint64_t nans = 0;
+    span_iter it;
+    span_begin(j->s, lo, hi, &it);
+    size_t r, j0, m;
+    while (span_next(j->s, &it, &r, &j0, &m)) {
+        const float *x = j->s->rows[r] + j0;
+        for (size_t c = 0; c < m; c++)
+            nans += x[c] != x[c]; /* true only for NaN */
     }
+    __atomic_fetch_add(&j->total, nans, __ATOMIC_RELAXED);
 }
 
 /*
@@ -128,28 +178,16 @@ static kvz_status check_nan(const char *fn, const score_set *s, const uint64_t h
 {
     if (hist0[0] == 0 && hist0[255] == 0)
         return KVZ_OK;
-    uint64_t nans = 0;
-    const int team = team_for(s->n);
-#pragma omp parallel num_threads(team) if (team > 1) reduction(+ : nans)
-    {
-        uint64_t lo, hi;
-        my_part(s->n, &lo, &hi);
-        span_iter it;
-        span_begin(s, lo, hi, &it);
-        size_t r, j0, m;
-        while (span_next(s, &it, &r, &j0, &m)) {
-            const float *x = s->rows[r] + j0;
-            for (size_t j = 0; j < m; j++)
-                nans += x[j] != x[j]; /* true only for NaN */
-        }
-    }
+    part_job j = job_of(NULL, s);
+    run_parts(&j, nan_part);
+    const uint64_t nans = j.total;
     if (nans == 0)
         return KVZ_OK;
     for (size_t r = 0; r < s->n_rows; r++)
-        for (size_t j = 0; j < s->lens[r]; j++)
-            if (isnan(s->rows[r][j]))
+        for (size_t c = 0; c < s->lens[r]; c++)
+            if (isnan(s->rows[r][c]))
                 return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: %llu NaN scores, the first at row %zu, position %zu",
-                                fn, (unsigned long long)nans, r, j);
+                                fn, (unsigned long long)nans, r, c);
     return KVZ_OK; /* not reached: nans > 0 */
 }
 
@@ -185,100 +223,93 @@ static uint32_t key_at_rank(const kvz_kernel_table *kt, const score_set *s, cons
 /* +0.0 for either zero (see the top comment), the value itself otherwise. */
 static float canon(float x) { return x == 0.0f ? 0.0f : x; }
 
+static void fill_part(part_job *j, size_t part, uint64_t lo, uint64_t hi)
+{
+    (void)part;
+    span_iter it;
+    span_begin(j->s, lo, hi, &it);
+    size_t r, c, m;
+    while (span_next(j->s, &it, &r, &c, &m))
+        memset(j->keep[r] + c, j->value, m);
+}
+
 static void fill_all(const score_set *s, uint8_t *const *keep, int value)
 {
-    const int team = team_for(s->n);
-#pragma omp parallel num_threads(team) if (team > 1)
-    {
-        uint64_t lo, hi;
-        my_part(s->n, &lo, &hi);
-        span_iter it;
-        span_begin(s, lo, hi, &it);
-        size_t r, j, m;
-        while (span_next(s, &it, &r, &j, &m))
-            memset(keep[r] + j, value, m);
+    part_job j = job_of(NULL, s);
+    j.keep = keep, j.value = value;
+    run_parts(&j, fill_part);
+}
+
+/* keep = x > thr over the part; the kept count goes to total, the entries equal to thr to
+ * ties[part] when there is a ties array. */
+static void greater_part(part_job *j, size_t part, uint64_t lo, uint64_t hi)
+{
+    uint64_t g = 0, e = 0;
+    span_iter it;
+    span_begin(j->s, lo, hi, &it);
+    size_t r, j0, m;
+    while (span_next(j->s, &it, &r, &j0, &m)) {
+        const float *x = j->s->rows[r] + j0;
+        uint8_t *kp = j->keep[r] + j0;
+        for (size_t c = 0; c < m; c++) {
+            kp[c] = x[c] > j->thr;
+            g += kp[c];
+        }
+        if (j->ties)
+            for (size_t c = 0; c < m; c++)
+                e += x[c] == j->thr;
     }
+    __atomic_fetch_add(&j->total, g, __ATOMIC_RELAXED);
+    if (j->ties)
+        j->ties[part] = e;
 }
 
 /* strict: keep = x > thr; returns the kept count */
 static uint64_t mark_greater(const score_set *s, float thr, uint8_t *const *keep)
 {
-    uint64_t kept = 0;
-    const int team = team_for(s->n);
-#pragma omp parallel num_threads(team) if (team > 1) reduction(+ : kept)
-    {
-        uint64_t lo, hi;
-        my_part(s->n, &lo, &hi);
-        span_iter it;
-        span_begin(s, lo, hi, &it);
-        size_t r, j0, m;
-        while (span_next(s, &it, &r, &j0, &m)) {
-            const float *x = s->rows[r] + j0;
-            uint8_t *kp = keep[r] + j0;
-            size_t c = 0;
-            for (size_t j = 0; j < m; j++) {
-                kp[j] = x[j] > thr;
-                c += kp[j];
+    part_job j = job_of(NULL, s);
+    j.keep = keep, j.thr = thr;
+    run_parts(&j, greater_part);
+    return j.total;
+}
+
+/* mark_exact's second pass: the part's share of the `need` ties, the first in flat order. */
+static void ties_part(part_job *j, size_t part, uint64_t lo, uint64_t hi)
+{
+    uint64_t before = 0;
+    for (size_t u = 0; u < part; u++)
+        before += j->ties[u];
+    uint64_t take = j->need > before ? j->need - before : 0;
+    if (take > j->ties[part])
+        take = j->ties[part];
+    span_iter it;
+    span_begin(j->s, lo, hi, &it);
+    size_t r, j0, m;
+    while (take && span_next(j->s, &it, &r, &j0, &m)) {
+        const float *x = j->s->rows[r] + j0;
+        uint8_t *kp = j->keep[r] + j0;
+        for (size_t c = 0; c < m && take; c++)
+            if (x[c] == j->thr) {
+                kp[c] = 1;
+                take--;
             }
-            kept += c;
-        }
     }
-    return kept;
 }
 
 /*
  * exact: keep = x > thr, plus the first `k - count(x > thr)` entries equal to thr in flat
- * order (row, then position). Each thread marks its part and counts its ties; after a
- * barrier every thread knows how many ties lie before its part and takes its share.
+ * order (row, then position). A first pass marks each part and counts its ties; a second
+ * gives each part the share of the ties that falls to it.
  */
 static void mark_exact(const score_set *s, float thr, uint64_t k, uint8_t *const *keep)
 {
-    uint64_t ties[MAX_TEAM];
-    uint64_t greater = 0;
-    const int team = team_for(s->n);
-#pragma omp parallel num_threads(team) if (team > 1)
-    {
-        uint64_t lo, hi;
-        my_part(s->n, &lo, &hi);
-        span_iter it;
-        size_t r, j0, m;
-        uint64_t g = 0, e = 0;
-        span_begin(s, lo, hi, &it);
-        while (span_next(s, &it, &r, &j0, &m)) {
-            const float *x = s->rows[r] + j0;
-            uint8_t *kp = keep[r] + j0;
-            for (size_t j = 0; j < m; j++) {
-                kp[j] = x[j] > thr;
-                g += kp[j];
-                e += x[j] == thr;
-            }
-        }
-        const int t = omp_get_thread_num();
-        ties[t] = e;
-#pragma omp atomic
-        greater += g;
-#pragma omp barrier
-        /* thr is the value at rank k-1, so greater <= k-1 and greater + all ties >= k */
-        const uint64_t need = k - greater;
-        uint64_t before = 0;
-        for (int u = 0; u < t; u++)
-            before += ties[u];
-        uint64_t take = need > before ? need - before : 0;
-        if (take > e)
-            take = e;
-        if (take) {
-            span_begin(s, lo, hi, &it);
-            while (take && span_next(s, &it, &r, &j0, &m)) {
-                const float *x = s->rows[r] + j0;
-                uint8_t *kp = keep[r] + j0;
-                for (size_t j = 0; j < m && take; j++)
-                    if (x[j] == thr) {
-                        kp[j] = 1;
-                        take--;
-                    }
-            }
-        }
-    }
+    uint64_t ties[MAX_PARTS];
+    part_job j = job_of(NULL, s);
+    j.keep = keep, j.thr = thr, j.ties = ties;
+    run_parts(&j, greater_part);
+    /* thr is the value at rank k-1, so greater <= k-1 and greater + all ties >= k */
+    j.need = k - j.total;
+    run_parts(&j, ties_part);
 }
 
 /* The checks shared by the global entry points; fills *s. */

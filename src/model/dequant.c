@@ -1,9 +1,27 @@
-/* kvz_dequantize: GGUF tensor data into f32 or bf16 through the active level's kernel, over the OpenMP threads.
- */
+/* kvz_dequantize: GGUF tensor data into f32 or bf16 through the active level's kernel, over the library's
+ * threads. */
 #include "model/dequant.h"
 
 #include "core/internal.h"
+#include "core/pool.h"
 #include "model/gguf.h"
+
+typedef struct dequant_job {
+    const kvz_kernel_table *kt;
+    const kvz_ggml_type *ty;
+    uint32_t type;
+    void *dst;
+    size_t out_size;
+    int dst_dtype;
+    const void *src;
+} dequant_job;
+
+static void dequant_blocks(void *ctx, size_t lo, size_t hi)
+{
+    const dequant_job *j = ctx;
+    j->kt->dequant((char *)j->dst + lo * j->ty->block * j->out_size, j->dst_dtype,
+                   (const char *)j->src + lo * j->ty->bytes, (int)j->type, hi - lo);
+}
 
 kvz_status kvz_dequantize(void *dst, kvz_dtype dst_dtype, const void *src, uint32_t type, size_t n)
 {
@@ -31,16 +49,9 @@ kvz_status kvz_dequantize(void *dst, kvz_dtype dst_dtype, const void *src, uint3
     default: break;
     }
 
-    const kvz_kernel_table *kt = kvz_kernels();
-    const size_t n_blocks = n / ty->block, out_size = dst_dtype == KVZ_DTYPE_F32 ? 4 : 2;
     /* pieces of 16K values (64 KiB of f32): a tensor row of a small model stays on one thread,
        a weight matrix spreads over all of them */
-    const size_t per = 16384 / ty->block, pieces = (n_blocks + per - 1) / per;
-#pragma omp parallel for schedule(static) if (pieces > 4)
-    for (size_t p = 0; p < pieces; p++) {
-        const size_t a = p * per, m = n_blocks - a < per ? n_blocks - a : per;
-        kt->dequant((char *)dst + a * ty->block * out_size, (int)dst_dtype, (const char *)src + a * ty->bytes,
-                    (int)type, m);
-    }
+    dequant_job j = {kvz_kernels(), ty, type, dst, dst_dtype == KVZ_DTYPE_F32 ? 4 : 2, (int)dst_dtype, src};
+    kvz_parallel_for(n / ty->block, 16384 / ty->block, dequant_blocks, &j);
     return KVZ_OK;
 }

@@ -5,19 +5,52 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "core/pool.h"
 #include "model/model.h"
+
+typedef struct rms_job {
+    const float *x, *w;
+    size_t E;
+    float eps;
+    float *y;
+} rms_job;
+
+static void rms_rows(void *ctx, size_t lo, size_t hi)
+{
+    const rms_job *j = ctx;
+    const size_t E = j->E;
+    for (size_t i = lo; i < hi; i++) {
+        double ss = 0;
+        for (size_t c = 0; c < E; c++)
+            ss += (double)j->x[i * E + c] * j->x[i * E + c];
+        const float r = (float)(1.0 / sqrt(ss / (double)E + j->eps));
+        for (size_t c = 0; c < E; c++)
+            j->y[i * E + c] = j->x[i * E + c] * r * j->w[c];
+    }
+}
 
 static void rmsnorm(const float *x, size_t n, size_t E, const float *w, float eps, float *y)
 {
-#pragma omp parallel for schedule(static) if (n > 4)
-    for (size_t i = 0; i < n; i++) {
-        double ss = 0;
-        for (size_t j = 0; j < E; j++)
-            ss += (double)x[i * E + j] * x[i * E + j];
-        const float r = (float)(1.0 / sqrt(ss / (double)E + eps));
-        for (size_t j = 0; j < E; j++)
-            y[i * E + j] = x[i * E + j] * r * w[j];
-    }
+    rms_job j = {x, w, E, eps, y};
+    kvz_parallel_for(n, 4, rms_rows, &j);
+}
+
+typedef struct rope_job {
+    const int64_t *pos;
+    const double *freq;
+    size_t half;
+    float *cs, *sn;
+} rope_job;
+
+static void rope_table_rows(void *ctx, size_t lo, size_t hi)
+{
+    const rope_job *j = ctx;
+    for (size_t t = lo; t < hi; t++)
+        for (size_t i = 0; i < j->half; i++) {
+            const double theta = (double)j->pos[t] * j->freq[i];
+            j->cs[t * j->half + i] = (float)cos(theta);
+            j->sn[t * j->half + i] = (float)sin(theta);
+        }
 }
 
 /* cos/sin of every (token, pair): theta = pos / linear_factor * base^(-2i/rope_dim) / factor_i,
@@ -31,27 +64,26 @@ static void rope_tables(const kvz_model *m, double base, const int64_t *pos, siz
         if (m->rope_freq_factors)
             freq[i] /= m->rope_freq_factors[i];
     }
-#pragma omp parallel for schedule(static) if (n > 16)
-    for (size_t t = 0; t < n; t++)
-        for (size_t i = 0; i < half; i++) {
-            const double theta = (double)pos[t] * freq[i];
-            cs[t * half + i] = (float)cos(theta);
-            sn[t * half + i] = (float)sin(theta);
-        }
+    rope_job j = {pos, freq, half, cs, sn};
+    kvz_parallel_for(n, 8, rope_table_rows, &j);
 }
 
-/* Rotates heads of head_dim elements: n tokens of `heads` heads, rows contiguous. */
-static void rope_apply(const kvz_model *m, float *x, size_t n, size_t heads, const float *cs, const float *sn)
+typedef struct rotate_job {
+    size_t half, heads, d;
+    int neox;
+    const float *cs, *sn;
+    float *x;
+} rotate_job;
+
+static void rope_heads(void *ctx, size_t lo, size_t hi)
 {
-    const size_t d = m->hp.head_dim, half = m->hp.rope_dim / 2;
-    const int neox = m->hp.rope_mode == KVZ_ROPE_NEOX;
-#pragma omp parallel for schedule(static) if (n * heads > 64)
-    for (size_t th = 0; th < n * heads; th++) {
-        const size_t t = th / heads;
-        float *r = x + th * d;
-        const float *c = cs + t * half, *s = sn + t * half;
-        for (size_t i = 0; i < half; i++) {
-            const size_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+    const rotate_job *j = ctx;
+    for (size_t th = lo; th < hi; th++) {
+        const size_t t = th / j->heads;
+        float *r = j->x + th * j->d;
+        const float *c = j->cs + t * j->half, *s = j->sn + t * j->half;
+        for (size_t i = 0; i < j->half; i++) {
+            const size_t a = j->neox ? i : 2 * i, b = j->neox ? i + j->half : 2 * i + 1;
             const float x0 = r[a], x1 = r[b];
             r[a] = x0 * c[i] - x1 * s[i];
             r[b] = x0 * s[i] + x1 * c[i];
@@ -59,11 +91,29 @@ static void rope_apply(const kvz_model *m, float *x, size_t n, size_t heads, con
     }
 }
 
+/* Rotates heads of head_dim elements: n tokens of `heads` heads, rows contiguous. */
+static void rope_apply(const kvz_model *m, float *x, size_t n, size_t heads, const float *cs, const float *sn)
+{
+    rotate_job j = {m->hp.rope_dim / 2, heads, m->hp.head_dim, m->hp.rope_mode == KVZ_ROPE_NEOX, cs, sn, x};
+    kvz_parallel_for(n * heads, 32, rope_heads, &j);
+}
+
+typedef struct add_job {
+    float *x;
+    const float *y;
+} add_job;
+
+static void add_range(void *ctx, size_t lo, size_t hi)
+{
+    const add_job *j = ctx;
+    for (size_t i = lo; i < hi; i++)
+        j->x[i] += j->y[i];
+}
+
 static void add_into(float *x, const float *y, size_t n)
 {
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++)
-        x[i] += y[i];
+    add_job j = {x, y};
+    kvz_parallel_for(n, 32768, add_range, &j);
 }
 
 int64_t kvz_kv_next_position(kvz_kv_target kv)
@@ -150,8 +200,9 @@ static kvz_status check_window(const kvz_model *m, const kvz_cache *c, size_t la
     size_t w = 0;
     kvz_cache_layer_window(c, layer, &w);
     if (w != kvz_hparams_window(&m->hp, layer))
-        return kvz_fail(KVZ_ERR_MISMATCH, "%s: layer %zu of the cache has a window of %zu tokens, the model's %zu",
-                        fn, layer, w, kvz_hparams_window(&m->hp, layer));
+        return kvz_fail(KVZ_ERR_MISMATCH,
+                        "%s: layer %zu of the cache has a window of %zu tokens, the model's %zu", fn, layer, w,
+                        kvz_hparams_window(&m->hp, layer));
     return KVZ_OK;
 }
 
@@ -169,10 +220,11 @@ kvz_status kvz_model_layer(kvz_model *m, size_t layer, kvz_kv_target kv, kvz_lay
         return kvz_fail(KVZ_ERR_NULL, "kvz_model_layer: NULL argument");
     const kvz_hparams *hp = &m->hp;
     if (layer >= hp->n_layers || !io->n)
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_model_layer: layer %zu of %zu, %zu tokens", layer, hp->n_layers,
-                        io->n);
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_model_layer: layer %zu of %zu, %zu tokens", layer,
+                        hp->n_layers, io->n);
     if (kv.query && (io->explicit_pos || io->score))
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_model_layer: queries take contiguous positions and no scoring");
+        return kvz_fail(KVZ_ERR_INVALID_ARG,
+                        "kvz_model_layer: queries take contiguous positions and no scoring");
     /* this layer's window only: a decode step calls every layer, and the prefill checked them all */
     kvz_status st = check_shape(m, kv, "kvz_model_layer");
     if (st == KVZ_OK && kv.cache && !kv.query)
@@ -212,9 +264,10 @@ kvz_status kvz_model_layer(kvz_model *m, size_t layer, kvz_kv_target kv, kvz_lay
         }
         if ((st = append_kv(kv, layer, nc, s.k, s.v, KD, d, pos, io->explicit_pos)))
             break;
-        kvz_attend_args at = {sizeof at, Hq / Hkv, nc, hp->attn_scale, s.q, (ptrdiff_t)QD, (ptrdiff_t)d, s.att, (ptrdiff_t)QD,
-                              (ptrdiff_t)d, io->score, io->score_head_stride, io->sink_end, io->chunk_begin,
-                              io->chunk_end};
+        kvz_attend_args at = {sizeof at,     Hq / Hkv,        nc,           hp->attn_scale,
+                              s.q,           (ptrdiff_t)QD,   (ptrdiff_t)d, s.att,
+                              (ptrdiff_t)QD, (ptrdiff_t)d,    io->score,    io->score_head_stride,
+                              io->sink_end,  io->chunk_begin, io->chunk_end};
         st = kv.query ? kvz_query_attend(kv.query, layer, &at) : kvz_cache_attend(kv.cache, layer, &at);
         if (st || (st = kvz_linear_apply_padded(m->mm, &w->o, nc, s.att, s.xn)))
             break;
@@ -270,8 +323,9 @@ kvz_status kvz_model_prefill_ex(kvz_model *m, kvz_kv_target kv, const int32_t *i
         return kvz_fail(KVZ_ERR_NULL, "kvz_model_prefill: NULL argument");
     const size_t tail = hook ? hook->q_tail_rows : 0;
     if (!n || n_last > n || tail > n || (hook && (!hook->q_tail || !hook->after_layer)))
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_model_prefill: %zu tokens, logits of the last %zu, queries of the last %zu",
-                        n, n_last, tail);
+        return kvz_fail(KVZ_ERR_INVALID_ARG,
+                        "kvz_model_prefill: %zu tokens, logits of the last %zu, queries of the last %zu", n,
+                        n_last, tail);
     kvz_status st = kvz_model_kv_check(m, kv, "kvz_model_prefill");
     if (st != KVZ_OK)
         return st;

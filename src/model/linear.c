@@ -1,5 +1,5 @@
-/* Linear layers through oneDNN matmul: primitives are built once per (shape, weight type,
- * rows) and reused by every layer of that shape. */
+/* Linear layers through oneDNN matmul, split by output columns over the library's threads:
+ * primitives are built once per (slice shape, weight type, rows) and reused by every layer. */
 #include "model/linear.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -7,13 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "core/internal.h"
+#include "core/pool.h"
 
 /* Below this many rows oneDNN's runtime-M gemm (one primitive for every m) beats its
  * fixed-shape brgemm, measured on Zen 4 for decode-sized products; above it the fixed
  * shape wins by ~1.5x, so those primitives are built per m and cached. */
-#define SMALL_M 32
-#define MAX_PRIMS 64
+#define SMALL_M   32
+#define MAX_PRIMS 128
 
 /* bf16 products of SMALL_M to TRANSPOSED_MAX_M rows run transposed: Y^T[out][m] = W[out][in]
  * . X^T, the weights as oneDNN's source and the activations as its weights operand, then
@@ -48,16 +53,37 @@ size_t kvz_linear_rows(size_t m)
     return round ? m + ROW_ALIGN - m % ROW_ALIGN : m;
 }
 
+/*
+ * Threads. oneDNN (Debian's build) runs each product on an OpenMP team, whose barrier
+ * waits for every thread and whose idle threads spin: on a machine where another process
+ * holds a core that costs a time slice per product. So each product is cut into column
+ * slices (whole multiples of SLICE_COLS columns, one per thread), which the library's pool
+ * runs, each slice a single-threaded oneDNN primitive: built and executed with the calling
+ * thread's OpenMP thread count set to 1 (and put back), on the slot's own stream and
+ * scratchpad. The host's OpenMP settings are left as they were.
+ */
+#define SLICE_COLS 64
+
 typedef struct prim_entry {
-    size_t in, out, m; /* m == 0: runtime-M primitive */
+    size_t in, cols, ld, m; /* cols of the slice, ld of the plain orientation's dst; m == 0: runtime M */
     kvz_dtype wtype;
+    int tr;
     dnnl_primitive_t prim;
+    dnnl_memory_desc_t scratch_md;
     uint64_t used;
 } prim_entry;
 
+/* What a pool slot executes on. */
+typedef struct mm_slot {
+    dnnl_stream_t stream;
+    void *scratch;
+    size_t scratch_bytes;
+} mm_slot;
+
 struct kvz_mm {
     dnnl_engine_t engine;
-    dnnl_stream_t stream;
+    mm_slot *slots;
+    size_t n_slots;
     prim_entry prims[MAX_PRIMS];
     size_t n_prims;
     uint64_t clock;
@@ -69,8 +95,31 @@ struct kvz_mm {
 
 static kvz_status dnnl_fail(dnnl_status_t s, const char *what)
 {
-    return kvz_fail(s == dnnl_out_of_memory ? KVZ_ERR_NOMEM : KVZ_ERR_UNSUPPORTED, "oneDNN: %s failed (status %d)",
-                    what, (int)s);
+    return kvz_fail(s == dnnl_out_of_memory ? KVZ_ERR_NOMEM : KVZ_ERR_UNSUPPORTED,
+                    "oneDNN: %s failed (status %d)", what, (int)s);
+}
+
+/* oneDNN's thread count for this thread set to one; returns the value to put back. */
+static int one_thread(void)
+{
+#ifdef _OPENMP
+    const int was = omp_get_max_threads();
+    if (was != 1)
+        omp_set_num_threads(1);
+    return was;
+#else
+    return 1;
+#endif
+}
+
+static void threads_back(int was)
+{
+#ifdef _OPENMP
+    if (was != 1)
+        omp_set_num_threads(was);
+#else
+    (void)was;
+#endif
 }
 
 kvz_status kvz_mm_create(kvz_mm **out)
@@ -80,12 +129,10 @@ kvz_status kvz_mm_create(kvz_mm **out)
     kvz_mm *mm = calloc(1, sizeof *mm);
     if (!mm)
         return kvz_fail(KVZ_ERR_NOMEM, "kvz_mm_create: no memory");
-    dnnl_status_t s = dnnl_engine_create(&mm->engine, dnnl_cpu, 0);
-    if (s == dnnl_success)
-        s = dnnl_stream_create(&mm->stream, mm->engine, dnnl_stream_default_flags);
+    const dnnl_status_t s = dnnl_engine_create(&mm->engine, dnnl_cpu, 0);
     if (s != dnnl_success) {
         kvz_mm_destroy(mm);
-        return dnnl_fail(s, "engine/stream creation");
+        return dnnl_fail(s, "engine creation");
     }
     *out = mm;
     return KVZ_OK;
@@ -97,8 +144,12 @@ void kvz_mm_destroy(kvz_mm *mm)
         return;
     for (size_t i = 0; i < mm->n_prims; i++)
         dnnl_primitive_destroy(mm->prims[i].prim);
-    if (mm->stream)
-        dnnl_stream_destroy(mm->stream);
+    for (size_t i = 0; i < mm->n_slots; i++) {
+        if (mm->slots[i].stream)
+            dnnl_stream_destroy(mm->slots[i].stream);
+        free(mm->slots[i].scratch);
+    }
+    free(mm->slots);
     if (mm->engine)
         dnnl_engine_destroy(mm->engine);
     free(mm->xbuf);
@@ -106,21 +157,53 @@ void kvz_mm_destroy(kvz_mm *mm)
     free(mm);
 }
 
+/* Streams and scratchpads for slots [0, n), each scratchpad at least `bytes`. */
+static kvz_status reserve_slots(kvz_mm *mm, size_t n, size_t bytes)
+{
+    if (n > mm->n_slots) {
+        mm_slot *sl = realloc(mm->slots, n * sizeof *sl);
+        if (!sl)
+            return kvz_fail(KVZ_ERR_NOMEM, "kvz_linear_apply: no memory for %zu thread slots", n);
+        memset(sl + mm->n_slots, 0, (n - mm->n_slots) * sizeof *sl);
+        mm->slots = sl;
+        for (; mm->n_slots < n; mm->n_slots++) {
+            const dnnl_status_t s =
+                dnnl_stream_create(&sl[mm->n_slots].stream, mm->engine, dnnl_stream_default_flags);
+            if (s != dnnl_success)
+                return dnnl_fail(s, "stream creation");
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        mm_slot *sl = &mm->slots[i];
+        if (sl->scratch_bytes < bytes) {
+            void *p = kvz_aligned_alloc(bytes);
+            if (!p)
+                return kvz_fail(KVZ_ERR_NOMEM, "kvz_linear_apply: no memory for a %zu-byte scratchpad", bytes);
+            kvz_aligned_free(sl->scratch);
+            sl->scratch = p, sl->scratch_bytes = bytes;
+        }
+    }
+    return KVZ_OK;
+}
+
 static dnnl_data_type_t dt_of(kvz_dtype t) { return t == KVZ_DTYPE_BF16 ? dnnl_bf16 : dnnl_f32; }
 
-/* The plain orientation: src [m][in] in the weight type, weights [in][out] stored transposed
- * ("ba"), dst [m][out] f32. Transposed: src W [out][in], weights X^T [in][m] (X stored
- * [m][in], so "ba"), dst Y^T [out][m] f32. */
-static dnnl_status_t descs(size_t in, size_t out, dnnl_dim_t m, kvz_dtype wt, int tr, dnnl_memory_desc_t *src,
-                           dnnl_memory_desc_t *wei, dnnl_memory_desc_t *dst)
+/* A slice of `cols` output columns. The plain orientation: src [m][in] in the weight type,
+ * weights [in][cols] stored transposed ("ba"), dst [m][cols] f32 with rows `ld` apart.
+ * Transposed: src W [cols][in], weights X^T [in][m] (X stored [m][in], so "ba"), dst Y^T
+ * [cols][m] f32. */
+static dnnl_status_t descs(size_t in, size_t cols, size_t ld, dnnl_dim_t m, kvz_dtype wt, int tr,
+                           dnnl_memory_desc_t *src, dnnl_memory_desc_t *wei, dnnl_memory_desc_t *dst)
 {
-    const dnnl_dim_t rows = tr ? (dnnl_dim_t)out : m, cols = tr ? m : (dnnl_dim_t)out;
-    const dnnl_dims_t sd = {rows, (dnnl_dim_t)in}, wd = {(dnnl_dim_t)in, cols}, dd = {rows, cols};
+    const dnnl_dim_t rows = tr ? (dnnl_dim_t)cols : m, n = tr ? m : (dnnl_dim_t)cols;
+    const dnnl_dims_t sd = {rows, (dnnl_dim_t)in}, wd = {(dnnl_dim_t)in, n}, dd = {rows, n};
     dnnl_status_t s = dnnl_memory_desc_init_by_tag(src, 2, sd, dt_of(wt), dnnl_ab);
     if (s == dnnl_success)
         s = dnnl_memory_desc_init_by_tag(wei, 2, wd, dt_of(wt), dnnl_ba);
-    if (s == dnnl_success)
-        s = dnnl_memory_desc_init_by_tag(dst, 2, dd, dnnl_f32, dnnl_ab);
+    if (s == dnnl_success) {
+        const dnnl_dims_t strides = {tr ? n : (dnnl_dim_t)ld, 1};
+        s = dnnl_memory_desc_init_by_strides(dst, 2, dd, dnnl_f32, strides);
+    }
     return s;
 }
 
@@ -136,46 +219,45 @@ static void *reserve(void **buf, size_t *have, size_t elems, size_t size)
     return *buf;
 }
 
-/* y[i][j] = yt[j][i] (+ bias[j]): square blocks keep both sides' lines in L1. */
-#define TBLOCK 32
-static void transpose_back(size_t m, size_t n, const float *yt, const float *bias, float *y)
+static kvz_status get_prim(kvz_mm *mm, const kvz_linear *l, size_t cols, size_t m, int tr, prim_entry **out)
 {
-#pragma omp parallel for schedule(static) collapse(2) if (m * n > 65536)
-    for (size_t j0 = 0; j0 < n; j0 += TBLOCK)
-        for (size_t i0 = 0; i0 < m; i0 += TBLOCK) {
-            const size_t j1 = j0 + TBLOCK < n ? j0 + TBLOCK : n, i1 = i0 + TBLOCK < m ? i0 + TBLOCK : m;
-            for (size_t i = i0; i < i1; i++)
-                for (size_t j = j0; j < j1; j++)
-                    y[i * n + j] = yt[j * m + i] + (bias ? bias[j] : 0.0f);
-        }
-}
-
-static kvz_status get_prim(kvz_mm *mm, const kvz_linear *l, size_t m, dnnl_primitive_t *out)
-{
-    const size_t key_m = m < SMALL_M ? 0 : m;
+    const size_t key_m = m < SMALL_M ? 0 : m, ld = tr ? 0 : l->out;
     mm->clock++;
     for (size_t i = 0; i < mm->n_prims; i++) {
         prim_entry *e = &mm->prims[i];
-        if (e->in == l->in && e->out == l->out && e->m == key_m && e->wtype == l->wtype) {
+        if (e->in == l->in && e->cols == cols && e->ld == ld && e->m == key_m && e->wtype == l->wtype &&
+            e->tr == tr) {
             e->used = mm->clock;
-            *out = e->prim;
+            *out = e;
             return KVZ_OK;
         }
     }
     dnnl_memory_desc_t src, wei, dst;
     dnnl_matmul_desc_t md;
+    dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t prim = NULL;
-    dnnl_status_t s = descs(l->in, l->out, key_m ? (dnnl_dim_t)m : DNNL_RUNTIME_DIM_VAL, l->wtype,
-                            transposed(l->wtype, m), &src, &wei, &dst);
+    dnnl_memory_desc_t scratch_md;
+    const int was = one_thread(); /* oneDNN plans the primitive for the threads it sees now */
+    dnnl_status_t s = descs(l->in, cols, l->out, key_m ? (dnnl_dim_t)m : DNNL_RUNTIME_DIM_VAL, l->wtype, tr,
+                            &src, &wei, &dst);
     if (s == dnnl_success)
         s = dnnl_matmul_desc_init(&md, &src, &wei, NULL, &dst);
     if (s == dnnl_success)
-        s = dnnl_primitive_desc_create(&pd, &md, NULL, mm->engine, NULL);
+        s = dnnl_primitive_attr_create(&attr);
     if (s == dnnl_success)
+        s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (s == dnnl_success)
+        s = dnnl_primitive_desc_create(&pd, &md, attr, mm->engine, NULL);
+    if (s == dnnl_success) {
+        scratch_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
         s = dnnl_primitive_create(&prim, pd);
+    }
+    threads_back(was);
     if (pd)
         dnnl_primitive_desc_destroy(pd);
+    if (attr)
+        dnnl_primitive_attr_destroy(attr);
     if (s != dnnl_success)
         return dnnl_fail(s, "matmul primitive creation");
     size_t slot = mm->n_prims;
@@ -188,9 +270,99 @@ static kvz_status get_prim(kvz_mm *mm, const kvz_linear *l, size_t m, dnnl_primi
     } else {
         mm->n_prims++;
     }
-    mm->prims[slot] = (prim_entry){l->in, l->out, key_m, l->wtype, prim, mm->clock};
-    *out = prim;
+    mm->prims[slot] = (prim_entry){l->in, cols, ld, key_m, l->wtype, tr, prim, scratch_md, mm->clock};
+    *out = &mm->prims[slot];
     return KVZ_OK;
+}
+
+/* One product cut into column slices of `width` columns (the last one narrower). */
+typedef struct mm_run {
+    kvz_mm *mm;
+    const kvz_linear *l;
+    size_t m, rows, width, n_slices;
+    int tr;
+    const void *src; /* X in the weight type */
+    float *dst;      /* Y, or Y^T when transposed */
+    float *y;
+    prim_entry *full, *last; /* the primitives of a full slice and of the last one */
+    size_t next;             /* the next slice */
+    int status;              /* the first oneDNN failure */
+} mm_run;
+
+/* y[i][j] = yt[j][i] (+ bias[j]) for the columns [j0, j1): square blocks keep both sides'
+ * lines in L1. */
+#define TBLOCK 32
+static void transpose_back(size_t m, size_t n, size_t j0, size_t j1, const float *yt, const float *bias,
+                           float *y)
+{
+    for (size_t jb = j0; jb < j1; jb += TBLOCK)
+        for (size_t i0 = 0; i0 < m; i0 += TBLOCK) {
+            const size_t je = jb + TBLOCK < j1 ? jb + TBLOCK : j1, i1 = i0 + TBLOCK < m ? i0 + TBLOCK : m;
+            for (size_t i = i0; i < i1; i++)
+                for (size_t j = jb; j < je; j++)
+                    y[i * n + j] = yt[j * m + i] + (bias ? bias[j] : 0.0f);
+        }
+}
+
+static dnnl_status_t run_slice(const mm_run *r, const mm_slot *sl, size_t k)
+{
+    const kvz_linear *l = r->l;
+    const size_t j0 = k * r->width, cols = j0 + r->width < l->out ? r->width : l->out - j0;
+    const prim_entry *e = k + 1 < r->n_slices ? r->full : r->last;
+    const size_t wsize = l->wtype == KVZ_DTYPE_BF16 ? 2 : 4;
+    const void *w = (const char *)l->w + j0 * l->in * wsize;
+    float *dst = r->tr ? r->dst + j0 * r->rows : r->dst + j0;
+    dnnl_memory_desc_t sd, wd, dd;
+    dnnl_memory_t ms = NULL, mw = NULL, md = NULL, mscr = NULL;
+    dnnl_status_t s = descs(l->in, cols, l->out, (dnnl_dim_t)r->rows, l->wtype, r->tr, &sd, &wd, &dd);
+    if (s == dnnl_success)
+        s = dnnl_memory_create(&ms, &sd, r->mm->engine, r->tr ? (void *)w : (void *)r->src);
+    if (s == dnnl_success)
+        s = dnnl_memory_create(&mw, &wd, r->mm->engine, r->tr ? (void *)r->src : (void *)w);
+    if (s == dnnl_success)
+        s = dnnl_memory_create(&md, &dd, r->mm->engine, dst);
+    const int scratch = dnnl_memory_desc_get_size(&e->scratch_md) > 0;
+    if (s == dnnl_success && scratch)
+        s = dnnl_memory_create(&mscr, &e->scratch_md, r->mm->engine, sl->scratch);
+    if (s == dnnl_success) {
+        const dnnl_exec_arg_t args[4] = {
+            {DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}, {DNNL_ARG_SCRATCHPAD, mscr}};
+        s = dnnl_primitive_execute(e->prim, sl->stream, scratch ? 4 : 3, args);
+        if (s == dnnl_success)
+            s = dnnl_stream_wait(sl->stream);
+    }
+    if (ms)
+        dnnl_memory_destroy(ms);
+    if (mw)
+        dnnl_memory_destroy(mw);
+    if (md)
+        dnnl_memory_destroy(md);
+    if (mscr)
+        dnnl_memory_destroy(mscr);
+    if (s != dnnl_success)
+        return s;
+    if (r->tr)
+        transpose_back(r->m, l->out, j0, j0 + cols, r->dst, l->bias, r->y);
+    else if (l->bias)
+        for (size_t i = 0; i < r->m; i++)
+            for (size_t j = j0; j < j0 + cols; j++)
+                r->y[i * l->out + j] += l->bias[j];
+    return dnnl_success;
+}
+
+static void slices_body(void *ctx, unsigned slot, unsigned team)
+{
+    (void)team;
+    mm_run *r = ctx;
+    const int was = one_thread();
+    for (size_t k; (k = kvz_team_claim(&r->next, r->n_slices)) < r->n_slices;) {
+        const dnnl_status_t s = run_slice(r, &r->mm->slots[slot], k);
+        if (s != dnnl_success) {
+            int ok = dnnl_success;
+            __atomic_compare_exchange_n(&r->status, &ok, (int)s, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+        }
+    }
+    threads_back(was);
 }
 
 /* y[0 .. m) = x[0 .. m) W^T (+ b), the product run on `rows` >= m rows (rows > m: bf16
@@ -203,9 +375,26 @@ static kvz_status apply_rows(kvz_mm *mm, const kvz_linear *l, size_t m, size_t r
                         l->out);
     const size_t in_elems = m * l->in;
     const int tr = transposed(l->wtype, rows); /* only below 1024 rows, where rows == m */
-    dnnl_primitive_t prim = NULL;
-    kvz_status st = get_prim(mm, l, rows, &prim);
+    /* one slice per thread, of whole SLICE_COLS columns */
+    const size_t threads = (size_t)kvz_num_threads(), groups = (l->out + SLICE_COLS - 1) / SLICE_COLS;
+    const size_t n_slices = groups < threads ? groups : threads;
+    const size_t width = (groups + n_slices - 1) / n_slices * SLICE_COLS;
+    const size_t n_used = (l->out + width - 1) / width; /* rounding up can leave one slice empty */
+    prim_entry *full = NULL, *last = NULL;
+    kvz_status st = get_prim(mm, l, width < l->out ? width : l->out, rows, tr, &full);
+    if (st == KVZ_OK)
+        st = get_prim(mm, l, l->out - (n_used - 1) * width, rows, tr, &last);
+    if (st == KVZ_OK) /* the first lookup may have been replaced by the second */
+        st = get_prim(mm, l, width < l->out ? width : l->out, rows, tr, &full);
     if (st != KVZ_OK)
+        return st;
+    size_t scratch = 0;
+    const prim_entry *used[2] = {full, last};
+    for (int i = 0; i < 2; i++) {
+        const size_t b = dnnl_memory_desc_get_size(&used[i]->scratch_md);
+        scratch = b > scratch ? b : scratch;
+    }
+    if ((st = reserve_slots(mm, n_used, scratch)) != KVZ_OK) /* a team has at most n_used threads */
         return st;
     const void *src = x;
     if (l->wtype == KVZ_DTYPE_BF16) { /* oneDNN's bf16 matmul wants bf16 activations too */
@@ -222,36 +411,10 @@ static kvz_status apply_rows(kvz_mm *mm, const kvz_linear *l, size_t m, size_t r
         if (!dst)
             return kvz_fail(KVZ_ERR_NOMEM, "kvz_linear_apply: no memory for %zu outputs", out_elems);
     }
-    dnnl_memory_desc_t sd, wd, dd;
-    dnnl_memory_t ms = NULL, mw = NULL, md = NULL;
-    dnnl_status_t s = descs(l->in, l->out, (dnnl_dim_t)rows, l->wtype, tr, &sd, &wd, &dd);
-    if (s == dnnl_success)
-        s = dnnl_memory_create(&ms, &sd, mm->engine, tr ? (void *)l->w : (void *)src);
-    if (s == dnnl_success)
-        s = dnnl_memory_create(&mw, &wd, mm->engine, tr ? (void *)src : (void *)l->w);
-    if (s == dnnl_success)
-        s = dnnl_memory_create(&md, &dd, mm->engine, dst);
-    if (s == dnnl_success) {
-        const dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}};
-        s = dnnl_primitive_execute(prim, mm->stream, 3, args);
-        if (s == dnnl_success)
-            s = dnnl_stream_wait(mm->stream);
-    }
-    if (ms)
-        dnnl_memory_destroy(ms);
-    if (mw)
-        dnnl_memory_destroy(mw);
-    if (md)
-        dnnl_memory_destroy(md);
-    if (s != dnnl_success)
-        return dnnl_fail(s, "matmul execution");
-    if (tr)
-        transpose_back(m, l->out, dst, l->bias, y);
-    else if (l->bias)
-#pragma omp parallel for schedule(static) if (m * l->out > 65536)
-        for (size_t i = 0; i < m; i++)
-            for (size_t j = 0; j < l->out; j++)
-                y[i * l->out + j] += l->bias[j];
+    mm_run r = {mm, l, m, rows, width, n_used, tr, src, dst, y, full, last, 0, dnnl_success};
+    kvz_team_run(slices_body, &r, (int)n_used);
+    if (r.status != dnnl_success)
+        return dnnl_fail((dnnl_status_t)r.status, "matmul execution");
     return KVZ_OK;
 }
 

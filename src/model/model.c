@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "core/pool.h"
 #include "model/dequant.h"
 
 /* ---- metadata ------------------------------------------------------------------------ */
@@ -89,14 +90,15 @@ static kvz_status read_hparams(const kvz_gguf *g, kvz_hparams *hp)
     hp->rope_mode = strcmp(arch, "qwen2") && !gemma3 ? KVZ_ROPE_NORM : KVZ_ROPE_NEOX;
     uint64_t layers, embd, ff, heads, heads_kv, hd, rope_dim, ctx;
     kvz_status st;
-    if ((st = get_u64(g, arch, "block_count", 1, 0, &layers)) || (st = get_u64(g, arch, "embedding_length", 1, 0, &embd)) ||
+    if ((st = get_u64(g, arch, "block_count", 1, 0, &layers)) ||
+        (st = get_u64(g, arch, "embedding_length", 1, 0, &embd)) ||
         (st = get_u64(g, arch, "feed_forward_length", 1, 0, &ff)) ||
         (st = get_u64(g, arch, "attention.head_count", 1, 0, &heads)) ||
         (st = get_u64(g, arch, "attention.head_count_kv", 0, heads, &heads_kv)) ||
         (st = get_u64(g, arch, "context_length", 0, 0, &ctx)))
         return st;
-    if (!layers || !embd || !ff || !heads || !heads_kv || heads % heads_kv || layers > 4096 || embd > (1u << 20) ||
-        ff > (1u << 22) || heads > 1024)
+    if (!layers || !embd || !ff || !heads || !heads_kv || heads % heads_kv || layers > 4096 ||
+        embd > (1u << 20) || ff > (1u << 22) || heads > 1024)
         return kvz_fail(KVZ_ERR_FORMAT,
                         "model: implausible shape: %llu layers, embedding %llu, ffn %llu, heads %llu / kv %llu",
                         (unsigned long long)layers, (unsigned long long)embd, (unsigned long long)ff,
@@ -106,7 +108,8 @@ static kvz_status read_hparams(const kvz_gguf *g, kvz_hparams *hp)
     if ((st = get_u64(g, arch, "rope.dimension_count", 0, hd, &rope_dim)))
         return st;
     if (!hd || hd > 256 || rope_dim > hd || rope_dim % 2)
-        return kvz_fail(KVZ_ERR_UNSUPPORTED, "model: head_dim %llu / rope dims %llu (head_dim 1..256, even rope dims)",
+        return kvz_fail(KVZ_ERR_UNSUPPORTED,
+                        "model: head_dim %llu / rope dims %llu (head_dim 1..256, even rope dims)",
                         (unsigned long long)hd, (unsigned long long)rope_dim);
     hp->n_layers = layers, hp->n_embd = embd, hp->n_ff = ff, hp->n_head = heads, hp->n_head_kv = heads_kv;
     hp->head_dim = hd, hp->rope_dim = rope_dim, hp->n_ctx_train = ctx;
@@ -117,7 +120,8 @@ static kvz_status read_hparams(const kvz_gguf *g, kvz_hparams *hp)
     char key[128];
     snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
     kvz_gguf_str type;
-    if (kvz_gguf_find(g, key) && kvz_gguf_get_str(g, key, &type) == KVZ_OK && !(type.n == 4 && !memcmp(type.p, "none", 4))) {
+    if (kvz_gguf_find(g, key) && kvz_gguf_get_str(g, key, &type) == KVZ_OK &&
+        !(type.n == 4 && !memcmp(type.p, "none", 4))) {
         if (!(type.n == 6 && !memcmp(type.p, "linear", 6)))
             return kvz_fail(KVZ_ERR_UNSUPPORTED, "model: rope scaling '%.*s' is not supported (none, linear)",
                             (int)(type.n > 32 ? 32 : type.n), type.p);
@@ -154,11 +158,12 @@ static void *own(kvz_model *m, size_t bytes)
 static kvz_status tensor_to_f32(const kvz_gguf_tensor *t, size_t first, size_t n, float *out)
 {
     const kvz_ggml_type *ty = kvz_ggml_type_of(t->type);
-    return kvz_dequantize(out, KVZ_DTYPE_F32, (const uint8_t *)t->data + first / ty->block * ty->bytes, t->type, n);
+    return kvz_dequantize(out, KVZ_DTYPE_F32, (const uint8_t *)t->data + first / ty->block * ty->bytes, t->type,
+                          n);
 }
 
-static const kvz_gguf_tensor *find(const kvz_model *m, const char *name, uint64_t ne0, uint64_t ne1, int required,
-                                   kvz_status *st)
+static const kvz_gguf_tensor *find(const kvz_model *m, const char *name, uint64_t ne0, uint64_t ne1,
+                                   int required, kvz_status *st)
 {
     const kvz_gguf_tensor *t = kvz_gguf_tensor_find(m->gguf, name);
     if (!t) {
@@ -196,14 +201,16 @@ static const float *vector_f32(kvz_model *m, const char *name, uint64_t n, int r
 
 /* Chooses the matmul weight type of a tensor (see kvz_model_opts) and converts when needed,
  * straight into the weights' own buffer (no scratch). */
-static kvz_status make_linear(kvz_model *m, const kvz_gguf_tensor *t, int bf16_mode, int cpu_bf16, kvz_linear *l)
+static kvz_status make_linear(kvz_model *m, const kvz_gguf_tensor *t, int bf16_mode, int cpu_bf16,
+                              kvz_linear *l)
 {
     l->in = t->dims[0], l->out = t->dims[1];
     const size_t n = t->n_elements;
     int want_bf16;
     if (bf16_mode >= 0)
         want_bf16 = bf16_mode;
-    else /* F32 and F16 keep f32 (bf16 would drop mantissa bits); brain floats and quantized types need no more */
+    else /* F32 and F16 keep f32 (bf16 would drop mantissa bits); brain floats and quantized types need no more
+          */
         want_bf16 = cpu_bf16 && t->type != KVZ_GGML_F32 && t->type != KVZ_GGML_F16;
     l->wtype = want_bf16 ? KVZ_DTYPE_BF16 : KVZ_DTYPE_F32;
     if ((t->type == KVZ_GGML_F32 && !want_bf16) || (t->type == KVZ_GGML_BF16 && want_bf16)) {
@@ -229,14 +236,15 @@ static kvz_status linear(kvz_model *m, const char *name, uint64_t in, uint64_t o
  * every tensor: an identity of the file that costs no full read of the weights. */
 static void fingerprint(const kvz_gguf *g, uint8_t out[32])
 {
-    uint64_t h[4] = {0xcbf29ce484222325ull, 0x84222325cbf29ce4ull, 0x9e3779b97f4a7c15ull, 0x243f6a8885a308d3ull};
+    uint64_t h[4] = {0xcbf29ce484222325ull, 0x84222325cbf29ce4ull, 0x9e3779b97f4a7c15ull,
+                     0x243f6a8885a308d3ull};
     const uint64_t prime = 0x100000001b3ull;
-#define MIX(ptr, len)                                                                                                  \
-    do {                                                                                                               \
-        const uint8_t *p_ = (const uint8_t *)(ptr);                                                                    \
-        for (size_t i_ = 0; i_ < (len); i_++)                                                                          \
-            for (int l_ = 0; l_ < 4; l_++)                                                                             \
-                h[l_] = (h[l_] ^ (uint8_t)(p_[i_] + l_)) * prime;                                                      \
+#define MIX(ptr, len)                                                                                          \
+    do {                                                                                                       \
+        const uint8_t *p_ = (const uint8_t *)(ptr);                                                            \
+        for (size_t i_ = 0; i_ < (len); i_++)                                                                  \
+            for (int l_ = 0; l_ < 4; l_++)                                                                     \
+                h[l_] = (h[l_] ^ (uint8_t)(p_[i_] + l_)) * prime;                                              \
     } while (0)
     MIX(g->map, g->data_offset);
     for (uint64_t i = 0; i < g->n_tensors; i++) {
@@ -294,7 +302,8 @@ kvz_status kvz_model_load(const char *path, const kvz_model_opts *opts, kvz_mode
     }
     const kvz_gguf_tensor *emb = kvz_gguf_tensor_find(m->gguf, "token_embd.weight");
     if (!emb || emb->n_dims != 2 || emb->dims[0] != hp->n_embd || !emb->dims[1]) {
-        st = kvz_fail(KVZ_ERR_FORMAT, "model: tensor 'token_embd.weight' is missing or not [%zu, vocab]", hp->n_embd);
+        st = kvz_fail(KVZ_ERR_FORMAT, "model: tensor 'token_embd.weight' is missing or not [%zu, vocab]",
+                      hp->n_embd);
         goto fail;
     }
     m->tok_embd = emb;
@@ -338,7 +347,8 @@ kvz_status kvz_model_load(const char *path, const kvz_model_opts *opts, kvz_mode
     const kvz_gguf_tensor *head = find(m, "output.weight", E, hp->n_vocab, 0, &st);
     if (st != KVZ_OK)
         goto fail;
-    if ((st = make_linear(m, head ? head : emb, bf16_mode, cpu_bf16, &m->output)) != KVZ_OK) /* tied when absent */
+    if ((st = make_linear(m, head ? head : emb, bf16_mode, cpu_bf16, &m->output)) !=
+        KVZ_OK) /* tied when absent */
         goto fail;
     m->rope_freq_factors = vector_f32(m, "rope_freqs.weight", hp->rope_dim / 2, 0, &st);
     if (st != KVZ_OK || (st = kvz_mm_create(&m->mm)) != KVZ_OK)
@@ -361,26 +371,40 @@ static float hash_uniform(uint64_t seed, uint64_t i)
     return (float)(int64_t)(z >> 40) * 0x1.0p-23f - 1.0f;
 }
 
+typedef struct synth_job {
+    void *w;
+    size_t cols;
+    kvz_dtype wt;
+    uint64_t seed;
+    float scale;
+} synth_job;
+
+static void synth_rows(void *ctx, size_t lo, size_t hi)
+{
+    const synth_job *j = ctx;
+    const size_t cols = j->cols;
+    for (size_t r = lo; r < hi; r++) {
+        float row[1024];
+        for (size_t c0 = 0; c0 < cols; c0 += 1024) {
+            const size_t nc = cols - c0 < 1024 ? cols - c0 : 1024;
+            for (size_t c = 0; c < nc; c++)
+                row[c] = j->scale * hash_uniform(j->seed, r * cols + c0 + c);
+            if (j->wt == KVZ_DTYPE_BF16)
+                kvz_convert((uint16_t *)j->w + r * cols + c0, KVZ_DTYPE_BF16, row, KVZ_DTYPE_F32, nc);
+            else
+                memcpy((float *)j->w + r * cols + c0, row, nc * 4);
+        }
+    }
+}
+
 static void *synth_matrix(kvz_model *m, size_t rows, size_t cols, kvz_dtype wt, uint64_t seed)
 {
     const size_t n = rows * cols;
     void *w = own(m, n * (wt == KVZ_DTYPE_BF16 ? 2 : 4));
     if (!w)
         return NULL;
-    const float scale = 1.0f / sqrtf((float)cols);
-#pragma omp parallel for schedule(static)
-    for (size_t r = 0; r < rows; r++) {
-        float row[1024];
-        for (size_t c0 = 0; c0 < cols; c0 += 1024) {
-            const size_t nc = cols - c0 < 1024 ? cols - c0 : 1024;
-            for (size_t c = 0; c < nc; c++)
-                row[c] = scale * hash_uniform(seed, r * cols + c0 + c);
-            if (wt == KVZ_DTYPE_BF16)
-                kvz_convert((uint16_t *)w + r * cols + c0, KVZ_DTYPE_BF16, row, KVZ_DTYPE_F32, nc);
-            else
-                memcpy((float *)w + r * cols + c0, row, nc * 4);
-        }
-    }
+    synth_job j = {w, cols, wt, seed, 1.0f / sqrtf((float)cols)};
+    kvz_parallel_for(rows, 1, synth_rows, &j);
     return w;
 }
 
@@ -400,7 +424,8 @@ kvz_status kvz_model_synthetic(const kvz_hparams *hp, kvz_dtype wtype, uint64_t 
     if (!m)
         return kvz_fail(KVZ_ERR_NOMEM, "kvz_model_synthetic: no memory");
     m->hp = *hp;
-    const size_t E = hp->n_embd, QD = hp->n_head * hp->head_dim, KD = hp->n_head_kv * hp->head_dim, F = hp->n_ff;
+    const size_t E = hp->n_embd, QD = hp->n_head * hp->head_dim, KD = hp->n_head_kv * hp->head_dim,
+                 F = hp->n_ff;
     kvz_status st = KVZ_OK;
     float *ones = own(m, E * 4);
     m->layers = calloc(hp->n_layers, sizeof *m->layers);
@@ -409,7 +434,12 @@ kvz_status kvz_model_synthetic(const kvz_hparams *hp, kvz_dtype wtype, uint64_t 
     for (size_t i = 0; ones && i < E; i++)
         ones[i] = 1.0f;
     uint64_t s = seed;
-#define MAT(lin, in_, out_)                                                                                                do {                                                                                                                       (lin).in = (in_), (lin).out = (out_), (lin).wtype = wtype;                                                            if (!((lin).w = synth_matrix(m, (out_), (in_), wtype, s += 0x1234567)))                                                  st = kvz_fail(KVZ_ERR_NOMEM, "kvz_model_synthetic: no memory for the weights");                              } while (0)
+#define MAT(lin, in_, out_)                                                                                    \
+    do {                                                                                                       \
+        (lin).in = (in_), (lin).out = (out_), (lin).wtype = wtype;                                             \
+        if (!((lin).w = synth_matrix(m, (out_), (in_), wtype, s += 0x1234567)))                                \
+            st = kvz_fail(KVZ_ERR_NOMEM, "kvz_model_synthetic: no memory for the weights");                    \
+    } while (0)
     for (size_t l = 0; l < hp->n_layers && st == KVZ_OK; l++) {
         kvz_layer_weights *w = &m->layers[l];
         w->attn_norm = w->ffn_norm = ones;
@@ -464,8 +494,8 @@ kvz_status kvz_model_embed(const kvz_model *m, const int32_t *ids, size_t n, flo
     const size_t E = m->hp.n_embd;
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || (size_t)ids[i] >= m->hp.n_vocab)
-            return kvz_fail(KVZ_ERR_INVALID_ARG, "model: token id %d outside the vocabulary of %zu", (int)ids[i],
-                            m->hp.n_vocab);
+            return kvz_fail(KVZ_ERR_INVALID_ARG, "model: token id %d outside the vocabulary of %zu",
+                            (int)ids[i], m->hp.n_vocab);
         const kvz_status st = tensor_to_f32(m->tok_embd, (size_t)ids[i] * E, E, x + i * E);
         if (st != KVZ_OK)
             return st;

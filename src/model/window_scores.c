@@ -7,59 +7,74 @@
 
 #include "core/cache_internal.h"
 #include "core/internal.h"
+#include "core/pool.h"
 
-/* The cache keeps each head in its own segment, so every head is one kvz_window_score call;
- * the heads run in parallel (each call's own region is then nested, one thread), as
- * kvz_window_score would run them. */
-kvz_status kvz_layer_window_scores(const kvz_model *m, const kvz_cache *c, size_t layer, size_t n, const float *qt,
-                                   size_t window, size_t kernel, kvz_pool pool, float *out)
+typedef struct heads_job {
+    const kvz_model *m;
+    const kvz_cache *c;
+    size_t layer, n, window, kernel;
+    const float *qt;
+    kvz_pool pool;
+    float *out;
+    size_t next; /* the next head */
+    int status;  /* the first failure */
+} heads_job;
+
+static void heads_body(void *ctx, unsigned slot, unsigned team)
 {
-    const kvz_hparams *hp = &m->hp;
+    (void)slot, (void)team;
+    heads_job *j = ctx;
+    const kvz_hparams *hp = &j->m->hp;
     const size_t Hkv = hp->n_head_kv, G = hp->n_head / Hkv, d = hp->head_dim;
-    kvz_status st = KVZ_OK;
-    const kvz_dtype dtype = c->cfg.dtype;
-#pragma omp parallel for schedule(dynamic, 1) if (Hkv > 1)
-    for (size_t h = 0; h < Hkv; h++) {
+    for (size_t h; (h = kvz_team_claim(&j->next, Hkv)) < Hkv;) {
         const void *k = NULL, *v = NULL;
         size_t len = 0;
-        kvz_status sh = kvz_cache_length(c, layer, h, &len);
+        kvz_status sh = kvz_cache_length(j->c, j->layer, h, &len);
         if (sh == KVZ_OK)
-            sh = kvz_cache_rows(c, layer, h, &k, &v);
-        if (sh == KVZ_OK && len != n)
+            sh = kvz_cache_rows(j->c, j->layer, h, &k, &v);
+        if (sh == KVZ_OK && len != j->n)
             sh = KVZ_ERR_STATE; /* the callers fill an empty layer with exactly n rows */
         if (sh == KVZ_OK) {
             const kvz_window_args a = {.struct_size = sizeof a,
                                        .n_kv_heads = 1,
                                        .group = G,
                                        .head_dim = d,
-                                       .n = n,
-                                       .window = window,
-                                       .kernel = kernel,
-                                       .pool = pool,
+                                       .n = j->n,
+                                       .window = j->window,
+                                       .kernel = j->kernel,
+                                       .pool = j->pool,
                                        .scale = 0.0f,
-                                       .q = qt + h * G * d,
+                                       .q = j->qt + h * G * d,
                                        .q_token_stride = (ptrdiff_t)(hp->n_head * d),
                                        .q_head_stride = (ptrdiff_t)d,
                                        .k = k,
-                                       .k_dtype = dtype,
+                                       .k_dtype = j->c->cfg.dtype,
                                        .k_head_stride = 0,
                                        .k_row_stride = (ptrdiff_t)d,
-                                       .out = out + h * n,
+                                       .out = j->out + h * j->n,
                                        .out_head_stride = 0};
             sh = kvz_window_score(&a);
         }
         if (sh != KVZ_OK) {
-#pragma omp critical(kvz_window_status)
-            if (st == KVZ_OK)
-                st = sh;
+            int ok = KVZ_OK;
+            __atomic_compare_exchange_n(&j->status, &ok, (int)sh, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
         }
     }
-    if (st != KVZ_OK) /* the worker's message stayed in its thread */
-        return kvz_fail(st, "window score of layer %zu (%zu tokens) failed: %s", layer, n,
-                        kvz_strerror(st));
-    return KVZ_OK;
 }
 
+/* The cache keeps each head in its own segment, so every head is one kvz_window_score call;
+ * the heads run in parallel (each call's own region then runs on its thread alone), as
+ * kvz_window_score would run them. */
+kvz_status kvz_layer_window_scores(const kvz_model *m, const kvz_cache *c, size_t layer, size_t n,
+                                   const float *qt, size_t window, size_t kernel, kvz_pool pool, float *out)
+{
+    heads_job j = {m, c, layer, n, window, kernel, qt, pool, out, 0, KVZ_OK};
+    kvz_team_run(heads_body, &j, (int)m->hp.n_head_kv);
+    const kvz_status st = (kvz_status)j.status;
+    if (st != KVZ_OK) /* the worker's message stayed in its thread */
+        return kvz_fail(st, "window score of layer %zu (%zu tokens) failed: %s", layer, n, kvz_strerror(st));
+    return KVZ_OK;
+}
 
 typedef struct prefill_ctx {
     const kvz_model *m;
@@ -78,7 +93,8 @@ static kvz_status score_layer(void *ctx, size_t layer)
         memset(p->scores + layer * H * n_c, 0, H * n_c * sizeof *p->scores);
         return KVZ_OK;
     }
-    kvz_status st = kvz_layer_window_scores(p->m, p->c, layer, p->n, p->qt, p->window, p->kernel, p->pool, p->ws);
+    kvz_status st =
+        kvz_layer_window_scores(p->m, p->c, layer, p->n, p->qt, p->window, p->kernel, p->pool, p->ws);
     for (size_t h = 0; st == KVZ_OK && h < H; h++) {
         float *dst = p->scores + (layer * H + h) * n_c;
         memcpy(dst, p->ws + h * p->n + p->n_sys, (n_w - p->n_sys) * sizeof *dst);
@@ -93,8 +109,10 @@ kvz_status kvz_prefill_window_scores(kvz_model *m, kvz_cache *cache, const int32
     if (!m || !cache || !ids || !scores)
         return kvz_fail(KVZ_ERR_NULL, "kvz_prefill_window_scores: NULL argument");
     if (n_sys >= n || n - n_sys <= window || !window)
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_prefill_window_scores: %zu context tokens, window %zu (needs more "
-                        "context tokens than the window)", n > n_sys ? n - n_sys : 0, window);
+        return kvz_fail(KVZ_ERR_INVALID_ARG,
+                        "kvz_prefill_window_scores: %zu context tokens, window %zu (needs more "
+                        "context tokens than the window)",
+                        n > n_sys ? n - n_sys : 0, window);
     for (size_t l = 0; l < m->hp.n_layers; l++)
         if (cache->next_pos[l] != 0)
             return kvz_fail(KVZ_ERR_STATE, "kvz_prefill_window_scores: the cache is not empty");
