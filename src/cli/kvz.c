@@ -1,6 +1,7 @@
 /* The kvz command: dispatches to the subcommands (info, bench, ...). */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -24,10 +25,12 @@ static void usage(FILE *f)
             "  info --model M [--json]   a model's architecture, shape, tensor types and parameter count\n"
             "  bench kernels [--json]    kernel benchmarks with the machine's memory bandwidth and GEMM rate\n"
             "  bench cache [--json]      decode over compressed caches per policy and ratio; .kvz save/load\n"
+            "  bench threads [--json]    one shared cache asked from one host thread and from four at once\n"
             "  help                      this text\n"
             "\n"
-            "environment: KVZ_ISA=generic|avx2|avx512|avx512bf16|neon forces a lower kernel level;\n"
-            "             OMP_NUM_THREADS sets the thread count.\n");
+            "every command: --threads N  the library's threads (default: KVZ_NUM_THREADS, else\n"
+            "                            OMP_NUM_THREADS, else the CPUs this process may use)\n"
+            "environment: KVZ_ISA=generic|avx2|avx512|avx512bf16|neon forces a lower kernel level.\n");
 }
 
 int kvz_cli_error(const char *fmt, ...)
@@ -41,8 +44,36 @@ int kvz_cli_error(const char *fmt, ...)
     return 1;
 }
 
+/* Takes `--threads N` (or `--threads=N`) out of argv, wherever it stands, and sets the
+ * library's thread count. Returns 0, or 2 after a message when N is not a count. */
+static int take_threads(int *argc, char **argv)
+{
+    for (int i = 1; i < *argc; i++) {
+        const char *v = NULL;
+        int used = 0;
+        if (!strcmp(argv[i], "--threads"))
+            v = i + 1 < *argc ? argv[i + 1] : "", used = 2;
+        else if (!strncmp(argv[i], "--threads=", 10))
+            v = argv[i] + 10, used = 1;
+        if (!used)
+            continue;
+        char *end;
+        const long n = strtol(v, &end, 10);
+        if (!*v || *end || n < 1 || n > 1024 || kvz_set_num_threads((int)n) != KVZ_OK) {
+            kvz_cli_error("--threads takes a whole number of threads from 1 to 1024 (got '%s')", v);
+            return 2;
+        }
+        memmove(&argv[i], &argv[i + used], (size_t)(*argc - i - used + 1) * sizeof *argv);
+        *argc -= used;
+        i--;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (take_threads(&argc, argv))
+        return 2;
     if (argc < 2) {
         usage(stderr);
         return 2;
