@@ -9,28 +9,28 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: kvz <command> [options]\n"
-            "\n"
-            "commands:\n"
-            "  demo [--model M]          KVzip on SmolLM2-135M-Instruct: 8 questions from the full and the\n"
-            "                            compressed cache, KV bytes, compression time, decode ms/token\n"
-            "                            (--stories, or without the model: the stories260K evaluation)\n"
-            "  generate --model M ...    prefill a prompt and generate (greedy or sampled)\n"
-            "  compress --model M ...    KVzip-compress a context into a .kvz cache file\n"
-            "  ask --model M --cache C   answer questions from a compressed cache file\n"
-            "  eval --model M --tasks F  multi-query evaluation of policies and ratios\n"
-            "  tokenize --model M TEXT   token ids of TEXT (BOS as the model adds it, specials parsed); --json\n"
-            "  info [--json]             library version, ISA in use and available, threads, NUMA nodes\n"
-            "  info --model M [--json]   a model's architecture, shape, tensor types and parameter count\n"
-            "  bench kernels [--json]    kernel benchmarks with the machine's memory bandwidth and GEMM rate\n"
-            "  bench cache [--json]      decode over compressed caches per policy and ratio; .kvz save/load\n"
-            "  bench threads [--json]    one shared cache asked from one host thread and from four at once\n"
-            "  help                      this text\n"
-            "\n"
-            "every command: --threads N  the library's threads (default: KVZ_NUM_THREADS, else\n"
-            "                            OMP_NUM_THREADS, else the CPUs this process may use)\n"
-            "environment: KVZ_ISA=generic|avx2|avx512|avx512bf16|neon forces a lower kernel level.\n");
+    fprintf(
+        f, "usage: kvz <command> [options]\n"
+           "\n"
+           "commands:\n"
+           "  demo [--model M]          KVzip on SmolLM2-135M-Instruct: 8 questions from the full and the\n"
+           "                            compressed cache, KV bytes, compression time, decode ms/token\n"
+           "                            (--stories, or without the model: the stories260K evaluation)\n"
+           "  generate --model M ...    prefill a prompt and generate (greedy or sampled)\n"
+           "  compress --model M ...    KVzip-compress a context into a .kvz cache file\n"
+           "  ask --model M --cache C   answer questions from a compressed cache file\n"
+           "  eval --model M --tasks F  multi-query evaluation of policies and ratios\n"
+           "  tokenize --model M TEXT   token ids of TEXT (BOS as the model adds it, specials parsed); --json\n"
+           "  info [--json]             library version, ISA in use and available, threads, NUMA nodes\n"
+           "  info --model M [--json]   a model's architecture, shape, tensor types and parameter count\n"
+           "  bench kernels [--json]    kernel benchmarks with the machine's memory bandwidth and GEMM rate\n"
+           "  bench cache [--json]      decode over compressed caches per policy and ratio; .kvz save/load\n"
+           "  bench threads [--json]    one shared cache asked from one host thread and from four at once\n"
+           "  help                      this text\n"
+           "\n"
+           "every command: --threads N  the library's threads (default: KVZ_NUM_THREADS, else\n"
+           "                            OMP_NUM_THREADS, else the CPUs this process may use)\n"
+           "environment: KVZ_ISA=generic|avx2|avx512|avx512bf16|neon forces a lower kernel level.\n");
 }
 
 int kvz_cli_error(const char *fmt, ...)

@@ -61,7 +61,7 @@ static struct {
     /* the current region, written before its generation is published */
     kvz_team_fn fn;
     void *ctx;
-    unsigned team;
+    _Atomic unsigned team; /* read before joining, so possibly while the next region is set up */
 } pool = {
     PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0, 0, 0, ATOMIC_FLAG_INIT, NULL, NULL, 0};
 
@@ -79,7 +79,7 @@ static uint64_t now_ns(void)
 static unsigned join(uint64_t w)
 {
     for (;;) {
-        if ((w & CLOSED) || (w & JOINED_MASK) + 1 >= pool.team)
+        if ((w & CLOSED) || (w & JOINED_MASK) + 1 >= atomic_load(&pool.team))
             return 0;
         if (atomic_compare_exchange_weak(&pool.word, &w, w + 1))
             return (unsigned)(w & JOINED_MASK) + 1;
@@ -117,7 +117,7 @@ static void *worker(void *arg)
         if (!slot)
             continue;
         /* joined: the region stays open for our body, so its fields are stable */
-        pool.fn(pool.ctx, slot, pool.team);
+        pool.fn(pool.ctx, slot, atomic_load(&pool.team));
         atomic_fetch_add(&pool.finished, 1);
     }
     return NULL;
@@ -237,7 +237,8 @@ void kvz_team_run(kvz_team_fn fn, void *ctx, int team)
         grow(t - 1);
         pthread_mutex_unlock(&pool.mu);
     }
-    pool.fn = fn, pool.ctx = ctx, pool.team = t;
+    pool.fn = fn, pool.ctx = ctx;
+    atomic_store(&pool.team, t);
     atomic_store(&pool.finished, 0);
     /* publish: the next generation, open, nobody joined */
     const uint64_t next = ((uint64_t)(GEN(atomic_load(&pool.word)) + 1)) << 32;
