@@ -15,6 +15,15 @@ extern "C" {
 #define KVZ_API
 #endif
 
+/*
+ * Structs: every public struct but kvz_version_info starts with struct_size (set it to sizeof
+ * the struct) and only ever grows at the end. A call accepts any struct_size from the
+ * struct's size in the release that introduced it up: fields an older caller's header lacks
+ * take their defaults (zero); a larger struct with a field set that this library does not
+ * know is refused with KVZ_ERR_UNSUPPORTED; result structs are written only up to the
+ * caller's struct_size (doc/api.md, Compatibility).
+ */
+
 /** @name Version
  *  Compile-time version of the header; kvz_version() gives the library's at run time.
  *  @{ */

@@ -26,15 +26,18 @@ static kvz_status check_shape(const char *fn, size_t heads, size_t group, size_t
 
 /* ---- prefill / scoring -------------------------------------------------------------- */
 
-kvz_status kvz_attn_prefill(const kvz_attn_args *a)
+kvz_status kvz_attn_prefill(const kvz_attn_args *given)
 {
     static const char fn[] = "kvz_attn_prefill";
-    if (!a)
+    if (!given)
         return kvz_fail(KVZ_ERR_NULL, "%s: args is NULL", fn);
-    if (a->struct_size < sizeof(kvz_attn_args))
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: struct_size %zu < %zu (set it to sizeof(kvz_attn_args))", fn,
-                        a->struct_size, sizeof(kvz_attn_args));
-    kvz_status st = check_shape(fn, a->n_kv_heads, a->group, a->head_dim);
+    kvz_attn_args args;
+    kvz_status st =
+        kvz_struct_in(fn, "kvz_attn_args", given, KVZ_SIZE_0_1(kvz_attn_args, chunk_end), &args, sizeof args);
+    if (st != KVZ_OK)
+        return st;
+    const kvz_attn_args *a = &args;
+    st = check_shape(fn, a->n_kv_heads, a->group, a->head_dim);
     if (st != KVZ_OK)
         return st;
     if (!dtype_ok(a->kv_dtype))
@@ -89,15 +92,18 @@ kvz_status kvz_attn_prefill(const kvz_attn_args *a)
 
 /* ---- decode over variable-length heads ---------------------------------------------- */
 
-kvz_status kvz_attn_decode_varlen(const kvz_varlen_args *a)
+kvz_status kvz_attn_decode_varlen(const kvz_varlen_args *given)
 {
     static const char fn[] = "kvz_attn_decode_varlen";
-    if (!a)
+    if (!given)
         return kvz_fail(KVZ_ERR_NULL, "%s: args is NULL", fn);
-    if (a->struct_size < sizeof(kvz_varlen_args))
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: struct_size %zu < %zu", fn, a->struct_size,
-                        sizeof(kvz_varlen_args));
-    kvz_status st = check_shape(fn, a->n_kv_heads, a->group, a->head_dim);
+    kvz_varlen_args args;
+    kvz_status st =
+        kvz_struct_in(fn, "kvz_varlen_args", given, KVZ_SIZE_0_1(kvz_varlen_args, out), &args, sizeof args);
+    if (st != KVZ_OK)
+        return st;
+    const kvz_varlen_args *a = &args;
+    st = check_shape(fn, a->n_kv_heads, a->group, a->head_dim);
     if (st != KVZ_OK)
         return st;
     if (!dtype_ok(a->kv_dtype))
@@ -191,15 +197,18 @@ static void window_body(void *ctx, unsigned slot, unsigned team)
     }
 }
 
-kvz_status kvz_window_score(const kvz_window_args *a)
+kvz_status kvz_window_score(const kvz_window_args *given)
 {
     static const char fn[] = "kvz_window_score";
-    if (!a)
+    if (!given)
         return kvz_fail(KVZ_ERR_NULL, "%s: args is NULL", fn);
-    if (a->struct_size < sizeof(kvz_window_args))
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: struct_size %zu < %zu", fn, a->struct_size,
-                        sizeof(kvz_window_args));
-    kvz_status st = check_shape(fn, a->n_kv_heads, a->group, a->head_dim);
+    kvz_window_args args;
+    kvz_status st = kvz_struct_in(fn, "kvz_window_args", given, KVZ_SIZE_0_1(kvz_window_args, out_head_stride),
+                                  &args, sizeof args);
+    if (st != KVZ_OK)
+        return st;
+    const kvz_window_args *a = &args;
+    st = check_shape(fn, a->n_kv_heads, a->group, a->head_dim);
     if (st != KVZ_OK)
         return st;
     if (!dtype_ok(a->k_dtype))

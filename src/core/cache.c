@@ -35,8 +35,8 @@ kvz_status kvz_cache_create(const kvz_cache_config *cfg, kvz_cache **out)
     return kvz_cache_create_placed(cfg, NULL, out);
 }
 
-/* The size of kvz_cache_config in the first release: the smallest struct_size accepted. */
-#define CONFIG_SIZE_0_1 offsetof(kvz_cache_config, layer_window)
+/* kvz_cache_config in the first release ended with reserve (layer_window came after it). */
+#define CONFIG_SIZE_0_1 KVZ_SIZE_0_1(kvz_cache_config, reserve)
 
 kvz_status kvz_cache_create_placed(const kvz_cache_config *given, const uint64_t *seg_rows, kvz_cache **out)
 {
@@ -44,13 +44,10 @@ kvz_status kvz_cache_create_placed(const kvz_cache_config *given, const uint64_t
     if (!given || !out)
         return kvz_fail(KVZ_ERR_NULL, "%s: config and cache must not be NULL", fn);
     *out = NULL;
-    if (given->struct_size < CONFIG_SIZE_0_1)
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: struct_size %zu < %zu", fn, given->struct_size,
-                        (size_t)CONFIG_SIZE_0_1);
-    /* an older program's config: the fields it does not know take their defaults */
     kvz_cache_config full;
-    memset(&full, 0, sizeof full);
-    memcpy(&full, given, given->struct_size < sizeof full ? given->struct_size : sizeof full);
+    const kvz_status sa = kvz_struct_in(fn, "kvz_cache_config", given, CONFIG_SIZE_0_1, &full, sizeof full);
+    if (sa != KVZ_OK)
+        return sa;
     const kvz_cache_config *cfg = &full;
     if (!cfg->n_layers || !cfg->n_kv_heads || !cfg->head_dim || cfg->head_dim > KVZ_KMAX_HEAD_DIM)
         return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: layers %zu, heads %zu, head_dim %zu (1..%d) must be > 0", fn,
@@ -374,13 +371,15 @@ kvz_status kvz_cache_shape(const kvz_cache *c, size_t *n_layers, size_t *n_kv_he
 
 static size_t row_bytes(const kvz_cache *c) { return 2 * c->cfg.head_dim * kvz_dtype_bytes(c->cfg.dtype) + 8; }
 
-kvz_status kvz_cache_get_stats(const kvz_cache *c, kvz_cache_stats *st)
+kvz_status kvz_cache_get_stats(const kvz_cache *c, kvz_cache_stats *out)
 {
-    if (!c || !st)
+    if (!c || !out)
         return kvz_fail(KVZ_ERR_NULL, "kvz_cache_get_stats: cache and stats must not be NULL");
-    if (st->struct_size < sizeof *st)
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_cache_get_stats: struct_size %zu < %zu", st->struct_size,
-                        sizeof *st);
+    const kvz_status sa = kvz_struct_out_check("kvz_cache_get_stats", "kvz_cache_stats", out,
+                                               KVZ_SIZE_0_1(kvz_cache_stats, bytes_reserved));
+    if (sa != KVZ_OK)
+        return sa;
+    kvz_cache_stats stats = {.struct_size = sizeof stats}, *st = &stats;
     size_t rows = 0, cap = 0, full = 0;
     for (size_t i = 0; i < c->cfg.n_layers * c->cfg.n_kv_heads; i++)
         rows += c->seg[i].len, cap += c->seg[i].cap;
@@ -391,6 +390,7 @@ kvz_status kvz_cache_get_stats(const kvz_cache *c, kvz_cache_stats *st)
     st->kept_ratio = full ? (double)rows / (double)full : 1.0;
     st->bytes_used = rows * row_bytes(c);
     st->bytes_reserved = cap * row_bytes(c);
+    kvz_struct_out(out, st, sizeof *st);
     return KVZ_OK;
 }
 

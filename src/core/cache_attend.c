@@ -6,13 +6,16 @@
 #include "core/internal.h"
 
 kvz_status kvz_cache_attend_runs(const kvz_cache *c, size_t layer, const kvz_segment *tails,
-                                 const kvz_attend_args *a, const char *fn)
+                                 const kvz_attend_args *given, const char *fn)
 {
-    if (!c || !a)
+    if (!c || !given)
         return kvz_fail(KVZ_ERR_NULL, "%s: cache and args must not be NULL", fn);
-    if (a->struct_size < sizeof(kvz_attend_args))
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: struct_size %zu < %zu", fn, a->struct_size,
-                        sizeof(kvz_attend_args));
+    kvz_attend_args args;
+    const kvz_status sa = kvz_struct_in(fn, "kvz_attend_args", given, KVZ_SIZE_0_1(kvz_attend_args, chunk_end),
+                                        &args, sizeof args);
+    if (sa != KVZ_OK)
+        return sa;
+    const kvz_attend_args *a = &args;
     if (layer >= c->cfg.n_layers)
         return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: layer %zu of %zu", fn, layer, c->cfg.n_layers);
     if (a->group == 0)

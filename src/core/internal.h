@@ -52,6 +52,22 @@ void kvz_aligned_free(void *p);
  * across calls (NULL when memory runs out). Valid until the thread's next call. */
 float *kvz_thread_scratch(size_t floats);
 
+/*
+ * Public structs start with struct_size and only ever grow at the end; a call accepts any
+ * struct_size from the struct's size in the first release (KVZ_SIZE_0_1: up to the end of
+ * its last 0.1 field) up.
+ * kvz_struct_in copies the caller's struct into `local` (`size` bytes, this library's
+ * struct): fields the caller's header lacks are zero, their documented defaults; a larger
+ * struct must have zeros past ours (else KVZ_ERR_UNSUPPORTED: a field we cannot honour).
+ * For results, kvz_struct_out_check checks the size and kvz_struct_out writes our fields up
+ * to the caller's struct_size (leaving struct_size itself) and zeros past ours.
+ */
+#define KVZ_SIZE_0_1(type, last_field) (offsetof(type, last_field) + sizeof(((type *)0)->last_field))
+kvz_status kvz_struct_in(const char *fn, const char *type, const void *given, size_t first_size, void *local,
+                         size_t size);
+kvz_status kvz_struct_out_check(const char *fn, const char *type, const void *given, size_t first_size);
+void kvz_struct_out(void *given, const void *local, size_t size);
+
 /* Overflow-checked size arithmetic: returns 0 on overflow. */
 static inline int kvz_mul_ok(size_t a, size_t b, size_t *out) { return !__builtin_mul_overflow(a, b, out); }
 

@@ -16,14 +16,18 @@ static int by_size_desc(const void *a, const void *b) /* largest first, then by 
     return (x->index > y->index) - (x->index < y->index);
 }
 
-kvz_status kvz_numa_plan(const kvz_numa_topology *t, size_t n_seg, const uint64_t *seg_bytes, int *node_of,
+kvz_status kvz_numa_plan(const kvz_numa_topology *given, size_t n_seg, const uint64_t *seg_bytes, int *node_of,
                          uint64_t *node_bytes, size_t *first_thread)
 {
     static const char fn[] = "kvz_numa_plan";
-    if (!t || (n_seg && (!seg_bytes || !node_of)))
+    if (!given || (n_seg && (!seg_bytes || !node_of)))
         return kvz_fail(KVZ_ERR_NULL, "%s: topology, segment_bytes and node_of must not be NULL", fn);
-    if (t->struct_size < sizeof *t)
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: struct_size %zu < %zu", fn, t->struct_size, sizeof *t);
+    kvz_numa_topology topo;
+    const kvz_status sa = kvz_struct_in(fn, "kvz_numa_topology", given,
+                                        KVZ_SIZE_0_1(kvz_numa_topology, free_bytes), &topo, sizeof topo);
+    if (sa != KVZ_OK)
+        return sa;
+    const kvz_numa_topology *t = &topo;
     if (t->n_nodes == 0 || t->n_nodes > 4096 || !t->cpus)
         return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: %zu nodes (need 1..4096 and their CPU counts)", fn,
                         t->n_nodes);

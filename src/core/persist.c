@@ -158,13 +158,22 @@ static kvz_status write_all(const kvz_cache *c, const kvz_cache_meta *meta, FILE
     return w.failed ? kvz_fail(KVZ_ERR_IO, "kvz_cache_save: write failed: %s", strerror(w.failed)) : KVZ_OK;
 }
 
-kvz_status kvz_cache_save(const kvz_cache *c, const char *path, const kvz_cache_meta *meta)
+/* kvz_cache_meta in the first release */
+#define META_SIZE_0_1 KVZ_SIZE_0_1(kvz_cache_meta, ratio)
+
+kvz_status kvz_cache_save(const kvz_cache *c, const char *path, const kvz_cache_meta *given)
 {
     if (!c || !path)
         return kvz_fail(KVZ_ERR_NULL, "kvz_cache_save: cache and path must not be NULL");
-    if (meta && meta->struct_size < sizeof *meta)
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_cache_save: meta struct_size %zu < %zu", meta->struct_size,
-                        sizeof *meta);
+    kvz_cache_meta m;
+    const kvz_cache_meta *meta = NULL;
+    if (given) {
+        const kvz_status sa =
+            kvz_struct_in("kvz_cache_save", "kvz_cache_meta", given, META_SIZE_0_1, &m, sizeof m);
+        if (sa != KVZ_OK)
+            return sa;
+        meta = &m;
+    }
     const size_t plen = strlen(path);
     char *tmp = malloc(plen + 16), *dir = malloc(plen + 1);
     if (!tmp || !dir) {
@@ -367,9 +376,11 @@ kvz_status kvz_cache_load(const char *path, const uint8_t *expect_fingerprint, k
     if (!path || !out)
         return kvz_fail(KVZ_ERR_NULL, "kvz_cache_load: path and cache must not be NULL");
     *out = NULL;
-    if (meta && meta->struct_size < sizeof *meta)
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_cache_load: meta struct_size %zu < %zu", meta->struct_size,
-                        sizeof *meta);
+    if (meta) {
+        const kvz_status sa = kvz_struct_out_check("kvz_cache_load", "kvz_cache_meta", meta, META_SIZE_0_1);
+        if (sa != KVZ_OK)
+            return sa;
+    }
     reader r = {open(path, O_RDONLY | O_CLOEXEC), 0, 0, path};
     if (r.fd < 0)
         return kvz_fail(KVZ_ERR_IO, "kvz_cache_load: open %s: %s", path, strerror(errno));
@@ -410,11 +421,13 @@ kvz_status kvz_cache_load(const char *path, const uint8_t *expect_fingerprint, k
     if (st != KVZ_OK)
         return st;
     if (meta) {
-        memcpy(meta->model_fingerprint, h + 48, 32);
-        memcpy(meta->policy, h + 80, 32);
-        meta->policy[31] = '\0';
+        kvz_cache_meta m = {.struct_size = sizeof m};
+        memcpy(m.model_fingerprint, h + 48, 32);
+        memcpy(m.policy, h + 80, 32);
+        m.policy[31] = '\0';
         const uint64_t bits = get64(h + 112);
-        memcpy(&meta->ratio, &bits, 8);
+        memcpy(&m.ratio, &bits, 8);
+        kvz_struct_out(meta, &m, sizeof m);
     }
     *out = c;
     return KVZ_OK;

@@ -171,13 +171,17 @@ static kvz_status adakv_layer(const kvz_policy_args *a, size_t layer, size_t B, 
     return st;
 }
 
-kvz_status kvz_policy_select(const kvz_policy_args *a, uint8_t *const *keep, size_t *n_kept)
+kvz_status kvz_policy_select(const kvz_policy_args *given, uint8_t *const *keep, size_t *n_kept)
 {
     static const char fn[] = "kvz_policy_select";
-    if (!a || !keep)
+    if (!given || !keep)
         return kvz_fail(KVZ_ERR_NULL, "%s: args and keep must not be NULL", fn);
-    if (a->struct_size < sizeof *a)
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: struct_size %zu < %zu", fn, a->struct_size, sizeof *a);
+    kvz_policy_args args;
+    const kvz_status sa =
+        kvz_struct_in(fn, "kvz_policy_args", given, KVZ_SIZE_0_1(kvz_policy_args, seed), &args, sizeof args);
+    if (sa != KVZ_OK)
+        return sa;
+    const kvz_policy_args *a = &args;
     if ((unsigned)a->policy > KVZ_POLICY_RANDOM)
         return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: unknown policy %d", fn, (int)a->policy);
     if (!(a->ratio >= 0.0))

@@ -1,0 +1,364 @@
+/* The struct_size rule of every public struct: each call takes its struct at the first
+ * release's size, at the current size and larger (zeros past ours), with the same result;
+ * refuses a smaller size and a larger struct with fields set past ours; writes a result
+ * struct only up to the caller's struct_size. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+/* One call on a copy of an argument struct (which it may point at its result): the result
+ * bytes go to `result`. */
+typedef kvz_status (*run_fn)(void *args, unsigned char *result);
+
+enum { TAIL = 64, RESULT = 4096 };
+
+/* Runs `run` on a copy of args (`cur` bytes, our sizeof) with struct_size = size: the copy
+ * is `size` bytes of args (zeros past cur) in a buffer with room to spare, and byte
+ * `dirty` (when < size) set to 1. */
+static kvz_status run_at(run_fn run, const void *args, size_t cur, size_t size, size_t dirty,
+                         unsigned char *result)
+{
+    unsigned char *buf = tu_calloc(cur + TAIL, 1);
+    memcpy(buf, args, size < cur ? size : cur);
+    memcpy(buf, &size, sizeof size); /* struct_size is the first member */
+    if (dirty < size)
+        buf[dirty] = 1;
+    memset(result, 0xA5, RESULT);
+    const kvz_status st = run(buf, result);
+    free(buf);
+    return st;
+}
+
+/* An argument struct of `cur` bytes whose first release ended at `first` bytes; args has the
+ * documented defaults (zeros) in every field past `first`. */
+static void check_input(const char *name, run_fn run, const void *args, size_t cur, size_t first)
+{
+    unsigned char *want = tu_malloc(RESULT), *got = tu_malloc(RESULT);
+    assert_int_equal(run_at(run, args, cur, cur, SIZE_MAX, want), KVZ_OK);
+    const size_t sizes[] = {first, (first + cur) / 2, cur, cur + 8, cur + TAIL};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        const kvz_status st = run_at(run, args, cur, sizes[i], SIZE_MAX, got);
+        if (st != KVZ_OK || memcmp(got, want, RESULT))
+            fail_msg("%s at struct_size %zu (ours %zu, 0.1's %zu): status %d, result %s", name, sizes[i], cur,
+                     first, (int)st, st == KVZ_OK ? "differs" : kvz_last_error());
+    }
+    /* a field of a later release set: refused, nothing written */
+    assert_int_equal(run_at(run, args, cur, cur + 16, cur + 9, got), KVZ_ERR_UNSUPPORTED);
+    assert_non_null(strstr(kvz_last_error(), name));
+    /* below the first release's size */
+    assert_int_equal(run_at(run, args, cur, first - 1, SIZE_MAX, got), KVZ_ERR_INVALID_ARG);
+    assert_non_null(strstr(kvz_last_error(), "struct_size"));
+    assert_int_equal(run_at(run, args, cur, 0, SIZE_MAX, got), KVZ_ERR_INVALID_ARG);
+    free(want), free(got);
+}
+
+/* ---- the calls ------------------------------------------------------------------------ */
+
+enum { HK = 2, G = 2, D = 16, NK = 24, NQ = 3 };
+static float q[NQ * HK * G * D], kf[NK * HK * D], vf[NK * HK * D];
+
+static void fill_inputs(void)
+{
+    tu_rng r;
+    tu_rng_init(&r, 7);
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++)
+        q[i] = tu_uniform(&r, -1, 1);
+    for (size_t i = 0; i < sizeof kf / sizeof kf[0]; i++)
+        kf[i] = tu_uniform(&r, -1, 1), vf[i] = tu_uniform(&r, -1, 1);
+}
+
+static kvz_status run_prefill(void *args, unsigned char *result)
+{
+    float *out = (float *)result; /* NQ x HK x G x D floats */
+    memcpy((char *)args + offsetof(kvz_attn_args, out), &out, sizeof out);
+    return kvz_attn_prefill(args);
+}
+
+static void test_attn_args(void **state)
+{
+    (void)state;
+    fill_inputs();
+    const kvz_attn_args a = {.struct_size = sizeof a,
+                             .n_kv_heads = HK,
+                             .group = G,
+                             .head_dim = D,
+                             .n_q = NQ,
+                             .n_k = NK,
+                             .q_pos0 = NK - NQ,
+                             .q = q,
+                             .q_token_stride = HK * G * D,
+                             .q_head_stride = D,
+                             .k = kf,
+                             .v = vf,
+                             .kv_dtype = KVZ_DTYPE_F32,
+                             .kv_head_stride = D,
+                             .kv_row_stride = HK * D,
+                             .out_token_stride = HK * G * D,
+                             .out_head_stride = D};
+    check_input("kvz_attn_args", run_prefill, &a, sizeof a, sizeof a);
+}
+
+static kvz_status run_varlen(void *args, unsigned char *result)
+{
+    float *out = (float *)result;
+    memcpy((char *)args + offsetof(kvz_varlen_args, out), &out, sizeof out);
+    return kvz_attn_decode_varlen(args);
+}
+
+static void test_varlen_args(void **state)
+{
+    (void)state;
+    fill_inputs();
+    static const int32_t cu[HK + 1] = {0, 10, NK};
+    const kvz_varlen_args a = {.struct_size = sizeof a,
+                               .n_kv_heads = HK,
+                               .group = G,
+                               .head_dim = D,
+                               .q_len = 1,
+                               .q = q,
+                               .k = kf,
+                               .v = vf,
+                               .kv_dtype = KVZ_DTYPE_F32,
+                               .kv_row_stride = D,
+                               .cu_len = cu};
+    check_input("kvz_varlen_args", run_varlen, &a, sizeof a, sizeof a);
+}
+
+static kvz_status run_window(void *args, unsigned char *result)
+{
+    float *out = (float *)result;
+    memcpy((char *)args + offsetof(kvz_window_args, out), &out, sizeof out);
+    return kvz_window_score(args);
+}
+
+static void test_window_args(void **state)
+{
+    (void)state;
+    fill_inputs();
+    const kvz_window_args a = {.struct_size = sizeof a,
+                               .n_kv_heads = HK,
+                               .group = G,
+                               .head_dim = D,
+                               .n = NK,
+                               .window = 4,
+                               .kernel = 3,
+                               .pool = KVZ_POOL_AVG,
+                               .q = q,
+                               .q_token_stride = HK * G * D,
+                               .q_head_stride = D,
+                               .k = kf,
+                               .k_dtype = KVZ_DTYPE_F32,
+                               .k_head_stride = D,
+                               .k_row_stride = HK * D,
+                               .out_head_stride = NK};
+    check_input("kvz_window_args", run_window, &a, sizeof a, sizeof a);
+}
+
+static float score_rows[HK][NK];
+static const float *score_ptrs[HK] = {score_rows[0], score_rows[1]};
+
+static kvz_status run_policy(void *args, unsigned char *result)
+{
+    uint8_t *keep[HK] = {result, result + NK};
+    size_t kept = 0;
+    const kvz_status st = kvz_policy_select(args, keep, &kept);
+    memcpy(result + HK * NK, &kept, sizeof kept);
+    return st;
+}
+
+static void test_policy_args(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, 3);
+    for (size_t h = 0; h < HK; h++)
+        for (size_t t = 0; t < NK; t++)
+            score_rows[h][t] = tu_uniform(&r, 0, 1);
+    const kvz_policy_args a = {.struct_size = sizeof a,
+                               .policy = KVZ_POLICY_KVZIP_PAIR,
+                               .n_layers = 1,
+                               .n_kv_heads = HK,
+                               .n_tokens = NK,
+                               .scores = score_ptrs,
+                               .ratio = 0.3};
+    check_input("kvz_policy_args", run_policy, &a, sizeof a, sizeof a);
+}
+
+static kvz_status run_numa(void *args, unsigned char *result)
+{
+    static const uint64_t bytes[5] = {100, 700, 300, 300, 50};
+    return kvz_numa_plan(args, 5, bytes, (int *)result, (uint64_t *)(result + 64), NULL);
+}
+
+static void test_numa_topology(void **state)
+{
+    (void)state;
+    static const size_t cpus[2] = {4, 2};
+    const kvz_numa_topology t = {.struct_size = sizeof t, .n_nodes = 2, .cpus = cpus};
+    check_input("kvz_numa_topology", run_numa, &t, sizeof t, sizeof t);
+}
+
+/* A cache made from a config, 5 tokens appended to each layer: its shape, windows and stats. */
+static kvz_status run_config(void *args, unsigned char *result)
+{
+    kvz_cache *c = NULL;
+    kvz_status st = kvz_cache_create(args, &c);
+    if (st != KVZ_OK)
+        return st;
+    for (size_t l = 0; l < 2 && st == KVZ_OK; l++)
+        st = kvz_cache_append(c, l, 5, kf, vf, HK * D, D);
+    size_t shape[4] = {0}, *w = (size_t *)(result + 64);
+    kvz_cache_stats stats = {.struct_size = sizeof stats};
+    if (st == KVZ_OK)
+        st = kvz_cache_shape(c, &shape[0], &shape[1], &shape[2], NULL);
+    for (size_t l = 0; l < 2 && st == KVZ_OK; l++)
+        st = kvz_cache_layer_window(c, l, &w[l]);
+    if (st == KVZ_OK)
+        st = kvz_cache_get_stats(c, &stats);
+    memcpy(result, shape, sizeof shape);
+    memcpy(result + 128, &stats, sizeof stats);
+    kvz_cache_destroy(c);
+    return st;
+}
+
+static void test_cache_config(void **state)
+{
+    (void)state;
+    fill_inputs();
+    /* layer_window came after the first release: without it every layer is global */
+    const kvz_cache_config c = {
+        .struct_size = sizeof c, .n_layers = 2, .n_kv_heads = HK, .head_dim = D, .dtype = KVZ_DTYPE_F32};
+    check_input("kvz_cache_config", run_config, &c, sizeof c, offsetof(kvz_cache_config, layer_window));
+}
+
+static kvz_status run_attend(void *args, unsigned char *result)
+{
+    static kvz_cache *c;
+    if (!c) {
+        const kvz_cache_config cfg = {
+            .struct_size = sizeof cfg, .n_layers = 1, .n_kv_heads = HK, .head_dim = D, .dtype = KVZ_DTYPE_F32};
+        if (kvz_cache_create(&cfg, &c) != KVZ_OK || kvz_cache_append(c, 0, NK, kf, vf, HK * D, D) != KVZ_OK)
+            return KVZ_ERR_STATE;
+    }
+    float *out = (float *)result;
+    memcpy((char *)args + offsetof(kvz_attend_args, out), &out, sizeof out);
+    return kvz_cache_attend(c, 0, args);
+}
+
+static void test_attend_args(void **state)
+{
+    (void)state;
+    fill_inputs();
+    const kvz_attend_args a = {.struct_size = sizeof a,
+                               .group = G,
+                               .n_q = 1,
+                               .q = q,
+                               .q_token_stride = HK * G * D,
+                               .q_head_stride = D,
+                               .out_token_stride = HK * G * D,
+                               .out_head_stride = D};
+    check_input("kvz_attend_args", run_attend, &a, sizeof a, sizeof a);
+}
+
+static char cache_path[64];
+
+static kvz_status run_meta_save(void *args, unsigned char *result)
+{
+    const kvz_cache_config cfg = {
+        .struct_size = sizeof cfg, .n_layers = 1, .n_kv_heads = HK, .head_dim = D, .dtype = KVZ_DTYPE_F32};
+    kvz_cache *c = NULL, *back = NULL;
+    kvz_status st = kvz_cache_create(&cfg, &c);
+    if (st == KVZ_OK)
+        st = kvz_cache_append(c, 0, 4, kf, vf, HK * D, D);
+    if (st == KVZ_OK)
+        st = kvz_cache_save(c, cache_path, args);
+    kvz_cache_meta m = {.struct_size = sizeof m};
+    if (st == KVZ_OK)
+        st = kvz_cache_load(cache_path, NULL, &back, &m);
+    memcpy(result, &m, sizeof m);
+    kvz_cache_destroy(c), kvz_cache_destroy(back);
+    return st;
+}
+
+/* kvz_cache_meta both ways: saved from any size (an input), loaded into any size (a result). */
+static void test_cache_meta(void **state)
+{
+    (void)state;
+    fill_inputs();
+    snprintf(cache_path, sizeof cache_path, "test_struct_size_%ld.kvz", (long)getpid());
+    kvz_cache_meta m = {.struct_size = sizeof m, .policy = "kvzip-pair", .ratio = 0.3};
+    for (int i = 0; i < 32; i++)
+        m.model_fingerprint[i] = (uint8_t)(i * 7);
+    check_input("kvz_cache_meta", run_meta_save, &m, sizeof m, sizeof m);
+
+    /* loading into a larger struct: our fields, zeros past them, the caller's struct_size kept */
+    unsigned char big[sizeof m + 24];
+    memset(big, 0x5A, sizeof big);
+    const size_t big_size = sizeof big;
+    memcpy(big, &big_size, sizeof big_size);
+    kvz_cache *c = NULL;
+    assert_int_equal(kvz_cache_load(cache_path, NULL, &c, (kvz_cache_meta *)big), KVZ_OK);
+    kvz_cache_destroy(c);
+    kvz_cache_meta got;
+    memcpy(&got, big, sizeof got);
+    assert_int_equal(got.struct_size, sizeof big);
+    assert_memory_equal(got.model_fingerprint, m.model_fingerprint, 32);
+    assert_string_equal(got.policy, "kvzip-pair");
+    assert_true(got.ratio == 0.3);
+    for (size_t i = sizeof m; i < sizeof big; i++)
+        assert_int_equal(big[i], 0);
+    /* below the first release's size: refused before anything is read */
+    got.struct_size = 8;
+    assert_int_equal(kvz_cache_load(cache_path, NULL, &c, &got), KVZ_ERR_INVALID_ARG);
+    assert_null(c);
+    unlink(cache_path);
+}
+
+/* kvz_cache_stats: written up to the caller's struct_size and no further. */
+static void test_cache_stats(void **state)
+{
+    (void)state;
+    fill_inputs();
+    const kvz_cache_config cfg = {
+        .struct_size = sizeof cfg, .n_layers = 1, .n_kv_heads = HK, .head_dim = D, .dtype = KVZ_DTYPE_F32};
+    kvz_cache *c = NULL;
+    assert_int_equal(kvz_cache_create(&cfg, &c), KVZ_OK);
+    assert_int_equal(kvz_cache_append(c, 0, 7, kf, vf, HK * D, D), KVZ_OK);
+    kvz_cache_stats want = {.struct_size = sizeof want};
+    assert_int_equal(kvz_cache_get_stats(c, &want), KVZ_OK);
+    assert_int_equal(want.rows, 7 * HK);
+    assert_int_equal(want.full_rows, 7 * HK);
+
+    unsigned char big[sizeof want + 32];
+    memset(big, 0x5A, sizeof big);
+    const size_t big_size = sizeof big;
+    memcpy(big, &big_size, sizeof big_size);
+    assert_int_equal(kvz_cache_get_stats(c, (kvz_cache_stats *)big), KVZ_OK);
+    kvz_cache_stats got;
+    memcpy(&got, big, sizeof got);
+    assert_int_equal(got.struct_size, sizeof big);
+    got.struct_size = want.struct_size;
+    assert_memory_equal(&got, &want, sizeof got);
+    for (size_t i = sizeof want; i < sizeof big; i++)
+        assert_int_equal(big[i], 0);
+
+    kvz_cache_stats small = {.struct_size = 4};
+    assert_int_equal(kvz_cache_get_stats(c, &small), KVZ_ERR_INVALID_ARG);
+    assert_non_null(strstr(kvz_last_error(), "struct_size"));
+    kvz_cache_destroy(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_attn_args),     cmocka_unit_test(test_varlen_args),
+        cmocka_unit_test(test_window_args),   cmocka_unit_test(test_policy_args),
+        cmocka_unit_test(test_numa_topology), cmocka_unit_test(test_cache_config),
+        cmocka_unit_test(test_attend_args),   cmocka_unit_test(test_cache_meta),
+        cmocka_unit_test(test_cache_stats),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
