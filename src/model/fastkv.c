@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/cache_internal.h"
 #include "core/internal.h"
 #include "model/window_scores.h"
 
@@ -88,18 +87,22 @@ static kvz_status check_cache(const kvz_model *m, const kvz_cache *c)
 {
     static const char fn[] = "kvz_fastkv_prefill";
     const kvz_hparams *hp = &m->hp;
-    if (c->cfg.n_layers != hp->n_layers || c->cfg.n_kv_heads != hp->n_head_kv ||
-        c->cfg.head_dim != hp->head_dim)
+    size_t L = 0, H = 0, d = 0;
+    kvz_status st = kvz_cache_shape(c, &L, &H, &d, NULL);
+    if (st != KVZ_OK)
+        return st;
+    if (L != hp->n_layers || H != hp->n_head_kv || d != hp->head_dim)
         return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: cache of %zu layers x %zu heads x %zu, model %zu x %zu x %zu",
-                        fn, c->cfg.n_layers, c->cfg.n_kv_heads, c->cfg.head_dim, hp->n_layers, hp->n_head_kv,
-                        hp->head_dim);
-    const size_t q = atomic_load(&c->queries);
-    if (q)
-        return kvz_fail(KVZ_ERR_STATE, "%s: %zu queries read this cache", fn, q);
-    for (size_t l = 0; l < hp->n_layers; l++)
-        if (c->next_pos[l] != 0)
+                        fn, L, H, d, hp->n_layers, hp->n_head_kv, hp->head_dim);
+    /* (a cache that queries read refuses the first append: kvz_cache_append says so) */
+    for (size_t l = 0; l < hp->n_layers; l++) {
+        int64_t next = 0;
+        if ((st = kvz_cache_next_position(c, l, &next)) != KVZ_OK)
+            return st;
+        if (next != 0)
             return kvz_fail(KVZ_ERR_STATE, "%s: the cache is not empty (layer %zu holds %lld positions)", fn, l,
-                            (long long)c->next_pos[l]);
+                            (long long)next);
+    }
     return KVZ_OK;
 }
 
@@ -195,8 +198,10 @@ kvz_status kvz_fastkv_prefill(kvz_model *m, kvz_cache *cache, const int32_t *ids
         return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: no tokens", fn);
     /* the propagated tokens keep their positions, with gaps a sliding-window layer cannot hold */
     if (m->hp.swa_window)
-        return kvz_fail(KVZ_ERR_UNSUPPORTED, "%s: token-selective propagation on a model with sliding-window "
-                        "layers (%s) is not supported", fn, m->hp.arch);
+        return kvz_fail(KVZ_ERR_UNSUPPORTED,
+                        "%s: token-selective propagation on a model with sliding-window "
+                        "layers (%s) is not supported",
+                        fn, m->hp.arch);
     size_t t = 0;
     kvz_status st = check_opts(m, o, &t);
     if (st == KVZ_OK)
@@ -239,7 +244,8 @@ kvz_status kvz_fastkv_prefill(kvz_model *m, kvz_cache *cache, const int32_t *ids
             T = o->tsp_len ? o->tsp_len : floor_mul(cur, o->tsp_rate);
         const int tsp_here = compress && o->tsp && l == t && cur > T && T > W;
         if (compress && (B < cur || tsp_here)) { /* B == n_l without TSP keeps all: nothing to score */
-            if ((st = kvz_layer_window_scores(m, cache, l, cur, w.qt, o->window, o->kernel, o->pool, w.sc)) != KVZ_OK)
+            if ((st = kvz_layer_window_scores(m, cache, l, cur, w.qt, o->window, o->kernel, o->pool, w.sc)) !=
+                KVZ_OK)
                 break;
             if (B < cur && (st = layer_compact(m, cache, l, cur, B, W, &w)) != KVZ_OK)
                 break;

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/cache_internal.h"
 #include "core/internal.h"
 #include "core/pool.h"
 
@@ -15,6 +14,7 @@ typedef struct heads_job {
     size_t layer, n, window, kernel;
     const float *qt;
     kvz_pool pool;
+    kvz_dtype dtype; /* of the cache's rows */
     float *out;
     size_t next; /* the next head */
     int status;  /* the first failure */
@@ -48,7 +48,7 @@ static void heads_body(void *ctx, unsigned slot, unsigned team)
                                        .q_token_stride = (ptrdiff_t)(hp->n_head * d),
                                        .q_head_stride = (ptrdiff_t)d,
                                        .k = k,
-                                       .k_dtype = j->c->cfg.dtype,
+                                       .k_dtype = j->dtype,
                                        .k_head_stride = 0,
                                        .k_row_stride = (ptrdiff_t)d,
                                        .out = j->out + h * j->n,
@@ -68,7 +68,11 @@ static void heads_body(void *ctx, unsigned slot, unsigned team)
 kvz_status kvz_layer_window_scores(const kvz_model *m, const kvz_cache *c, size_t layer, size_t n,
                                    const float *qt, size_t window, size_t kernel, kvz_pool pool, float *out)
 {
-    heads_job j = {m, c, layer, n, window, kernel, qt, pool, out, 0, KVZ_OK};
+    kvz_dtype dtype = KVZ_DTYPE_F32;
+    const kvz_status ss = kvz_cache_shape(c, NULL, NULL, NULL, &dtype);
+    if (ss != KVZ_OK)
+        return ss;
+    heads_job j = {m, c, layer, n, window, kernel, qt, pool, dtype, out, 0, KVZ_OK};
     kvz_team_run(heads_body, &j, (int)m->hp.n_head_kv);
     const kvz_status st = (kvz_status)j.status;
     if (st != KVZ_OK) /* the worker's message stayed in its thread */
@@ -113,9 +117,14 @@ kvz_status kvz_prefill_window_scores(kvz_model *m, kvz_cache *cache, const int32
                         "kvz_prefill_window_scores: %zu context tokens, window %zu (needs more "
                         "context tokens than the window)",
                         n > n_sys ? n - n_sys : 0, window);
-    for (size_t l = 0; l < m->hp.n_layers; l++)
-        if (cache->next_pos[l] != 0)
+    for (size_t l = 0; l < m->hp.n_layers; l++) {
+        int64_t next = 0;
+        const kvz_status sn = kvz_cache_next_position(cache, l, &next);
+        if (sn != KVZ_OK)
+            return sn;
+        if (next != 0)
             return kvz_fail(KVZ_ERR_STATE, "kvz_prefill_window_scores: the cache is not empty");
+    }
     prefill_ctx p = {m, cache, n, n_sys, window, kernel, pool, NULL, NULL, scores};
     p.qt = malloc(window * m->hp.n_head * m->hp.head_dim * sizeof *p.qt);
     p.ws = malloc(m->hp.n_head_kv * n * sizeof *p.ws);
