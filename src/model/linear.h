@@ -15,9 +15,10 @@ typedef struct kvz_linear {
     const float *bias;
 } kvz_linear;
 
-/* oneDNN engine, stream, the primitives built so far (keyed by shape, weight type and
- * number of rows) and an activation buffer for bf16 inputs. One per model; not thread-safe
- * (oneDNN itself runs each matmul on all OpenMP threads). */
+/* oneDNN engine, a stream and scratchpad per thread of the library's pool, the primitives
+ * built so far (keyed by slice shape, weight type and number of rows) and an activation
+ * buffer for bf16 inputs. One per model; not thread-safe (each product already runs on all
+ * of the library's threads). */
 typedef struct kvz_mm kvz_mm;
 
 kvz_status kvz_mm_create(kvz_mm **out);
