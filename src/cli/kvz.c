@@ -8,13 +8,16 @@
 
 static void usage(FILE *f)
 {
+    /* the text is laid out as it prints, and its environment lines stay as they are */
+    /* clang-format off */
     fprintf(f,
-            "usage: kvz <command> [options]\n"
+            "usage: kvz <command> [options]      (kvz <command> --help: the command's options)\n"
             "\n"
             "commands:\n"
-            "  demo [--model M]          KVzip on SmolLM2-135M-Instruct: 8 questions from the full and the\n"
-            "                            compressed cache, KV bytes, compression time, decode ms/token\n"
-            "                            (--stories, or without the model: the stories260K evaluation)\n"
+            "  demo [--model M]          SmolLM2-135M-Instruct reads a document, KVzip compresses its\n"
+            "                            KV cache to 30 %%, 8 questions are answered from the full and the\n"
+            "                            compressed cache side by side (--stories, or without that model: the\n"
+            "                            stories260K evaluation of every policy at 50, 30 and 20 %%)\n"
             "  generate --model M ...    prefill a prompt and generate (greedy or sampled)\n"
             "  compress --model M ...    KVzip-compress a context into a .kvz cache file\n"
             "  ask --model M --cache C   answer questions from a compressed cache file\n"
@@ -24,10 +27,12 @@ static void usage(FILE *f)
             "  info --model M [--json]   a model's architecture, shape, tensor types and parameter count\n"
             "  bench kernels [--json]    kernel benchmarks with the machine's memory bandwidth and GEMM rate\n"
             "  bench cache [--json]      decode over compressed caches per policy and ratio; .kvz save/load\n"
+            "  bench model [--json]      a synthetic 8B-shaped model: prefill, decode, KVzip's cost, FastKV\n"
             "  help                      this text\n"
             "\n"
-            "environment: KVZ_ISA=generic|avx2|avx512|avx512bf16|neon forces a lower kernel level;\n"
+            "environment: KVZ_ISA=generic|avx2|avx512|avx512bf16|amx|neon forces a lower kernel level;\n"
             "             OMP_NUM_THREADS sets the thread count.\n");
+    /* clang-format on */
 }
 
 int kvz_cli_error(const char *fmt, ...)
@@ -39,6 +44,25 @@ int kvz_cli_error(const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     return 1;
+}
+
+int kvz_cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "kvz %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (kvz %s --help lists the options)\n", cmd);
+    va_end(ap);
+    return 2;
+}
+
+int kvz_cli_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return 1;
+    return 0;
 }
 
 int main(int argc, char **argv)
