@@ -179,26 +179,26 @@ static void demo_intro(const eval_args *a, const task *t, size_t n_tasks)
         for (size_t j = 0; j < t[i].n_q; j++)
             n_ans += t[i].q[j].n_answer;
     }
-    printf(
-        "libkvz demo: KV-cache compression policies on stories260K, in KVzip's multi-query protocol\n\n"
-        "The model: %s, a 260K-parameter model trained on children's stories; it writes\n"
-        "story-like text, so its answers are judged against its own answers from the full cache, not against\n"
-        "facts. The task: %s holds %zu stories of about %zu tokens. Each story is\n"
-        "prefilled and compressed once, with no question known; then %zu cues per story (%zu in all, such as\n"
-        "\" One day,\") are answered greedily from that one compressed cache, about %zu tokens each.\n\n"
-        "  policy         how the cache is compressed (full: not at all; doc/policies.md describes the "
-        "others)\n"
-        "  ratio          the share of each story's key/value pairs the policy is asked to keep\n"
-        "  kept           the share it kept, over every layer, KV head and story\n"
-        "  answers        of the %zu answers, how many equal the full cache's (accuracy: the same as a share)\n"
-        "  kl (nats)      KL(full || compressed) of the next-token distributions along the answers: how far "
-        "the\n"
-        "                 compressed cache's predictions are from the full cache's (0: the same)\n"
-        "  build/prefill  the time to build the compressed cache (the prefill, any scoring passes, the\n"
-        "                 selection) over the time of a plain prefill of the same story: what compressing\n"
-        "                 costs, measured in this run on this machine\n\n",
-        a->model, a->tasks, n_tasks, n_tasks ? (n_c + n_tasks / 2) / n_tasks : 0, n_tasks ? n_q / n_tasks : 0,
-        n_q, n_q ? (n_ans + n_q / 2) / n_q : 0, n_q);
+    printf("libkvz demo: KV-cache compression policies on stories260K, in KVzip's multi-query protocol\n\n"
+           "The model: %s\n"
+           "(260K parameters trained on children's stories). It writes story-like text, so its answers are\n"
+           "judged against its own answers from the full cache, not against facts.\n"
+           "The task: %zu stor%s of about %zu tokens, from %s.\n"
+           "Each story is prefilled and compressed once, with no question known; then %zu cues per story\n"
+           "(%zu in all, such as \" One day,\") are answered greedily from that one compressed cache, about\n"
+           "%zu tokens each.\n\n",
+           a->model, n_tasks, n_tasks == 1 ? "y" : "ies", n_tasks ? (n_c + n_tasks / 2) / n_tasks : 0, a->tasks,
+           n_tasks ? n_q / n_tasks : 0, n_q, n_q ? (n_ans + n_q / 2) / n_q : 0);
+    printf("  policy         how the cache is compressed (full: not at all; doc/policies.md has the others)\n"
+           "  ratio          the share of each story's key/value pairs the policy is asked to keep\n"
+           "  kept           the share it kept, over every layer, KV head and story\n"
+           "  answers        of the %zu answers, how many equal the full cache's (accuracy: as a share)\n"
+           "  kl (nats)      KL(full || compressed) of the next-token distributions along the answers:\n"
+           "                 how far the compressed cache's predictions are from the full cache's (0: none)\n"
+           "  build/prefill  the time to build the compressed cache (the prefill, any scoring passes, the\n"
+           "                 selection) over the time of a plain prefill of the same story: what compressing\n"
+           "                 costs, measured in this run on this machine\n\n",
+           n_q);
 }
 
 /* One line per kept ratio, the policies from the most answers kept to the fewest, then the cost. */
@@ -229,10 +229,9 @@ static void demo_verdict(const eval_args *a)
             printf(", %s %zu", kvz_policy_name(a->cells[order[j]].policy), a->cells[order[j]].correct);
         printf(".\n");
     }
-    printf(
-        "Compressing costs the KVzip policies their scoring passes (build/prefill above); the window policies\n"
-        "score during the prefill. On a model this small the passes' fixed costs weigh more than on a large\n"
-        "one: kvz bench model measures the cost on an 8B-shaped model.\n");
+    printf("Compressing costs the KVzip policies their scoring passes (build/prefill above); the window\n"
+           "policies score during the prefill. On a model this small the passes' fixed costs weigh more than\n"
+           "on a large one: kvz bench model measures the cost on an 8B-shaped model.\n");
 }
 
 static int run(eval_args *a)
