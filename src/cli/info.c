@@ -54,7 +54,8 @@ static int model_info(const char *path, const char *weights, int json)
             printf(" (%zu local with a window of %zu tokens, %zu global)", local, hp->swa_window,
                    hp->n_layers - local);
         printf("\nembedding:     %zu, feed-forward %zu\nheads:         %zu query, %zu KV, head size %zu\n"
-               "vocabulary:    %zu\ncontext:       %zu (trained)\nparameters:    %.1f M\ntensor types:  %s\n"
+               "vocabulary:    %zu\ncontext:       %zu (trained)\nparameters:    %.1f M\ntensor types:  %s "
+               "(tensors of each type)\n"
                "weights:       %s in memory\n",
                hp->n_embd, hp->n_ff, hp->n_head, hp->n_head_kv, hp->head_dim, hp->n_vocab, hp->n_ctx_train,
                (double)kvz_cli_model_params(m) / 1e6, types, wt);
