@@ -103,6 +103,8 @@ in_root demo --model "$tmp/missing.gguf" --limit 1 --policy full,kvzip-pair --ra
 check "demo without its model exits 0" "$?" 0
 check "demo without its model says it falls back" "$(grep -c 'missing.gguf is absent.*stories260K demo instead' "$tmp/demo.txt")" 1
 check "demo fallback: two policies" "$(grep -c '^kvzip-pair \|^full ' "$tmp/demo.txt")" 2
+check "demo fallback: how many answers" "$(grep -c '^ *answers  *of the 8 answers, how many equal the full cache' "$tmp/demo.txt")" 1
+check "demo fallback: a verdict in words" "$(grep -c '^At 30 % of the cache, kvzip-pair keeps [0-9]* of 8 answers.$' "$tmp/demo.txt")" 1
 got=$(in_root demo --stories --limit 1 --policy full --json | sed 's/.*"accuracy": \([0-9.]*\).*/\1/')
 check "demo --stories: full cache accuracy" "$got" "1.000000"
 # demo on SmolLM2-135M-Instruct, where .ci/fetch-models puts it; CI must have it. A few minutes
@@ -137,5 +139,87 @@ kvz generate --model "$MODEL" --max-tokens 1 2> /dev/null
 check "missing prompt exits 2" "$?" 2
 kvz compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --out "$tmp/x.kvz" --ratio -1 2> /dev/null
 check "negative ratio exits 2" "$?" 2
+
+# every command's --help: its usage on stdout, exit 0
+for c in demo "demo --stories" generate compress ask eval tokenize info bench "bench model"; do
+    # shellcheck disable=SC2086
+    kvz $c --help > "$tmp/help" 2> /dev/null
+    check "kvz $c --help exits 0" "$?" 0
+    check "kvz $c --help prints its usage on stdout" "$(grep -c '^usage: kvz' "$tmp/help")" 1
+done
+
+# option values are checked before any work, each with a message that says what is expected
+kvz compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --out "$tmp/x.kvz" --ratio 30 2> "$tmp/err"
+check "--ratio 30 (a percentage) exits 2" "$?" 2
+check "--ratio 30: the message gives the scale" "$(cat "$tmp/err")" "kvz: --ratio must be in (0, 1], e.g. 0.3 for 30 %, not '30'"
+kvz compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --out "$tmp/x.kvz" --ratio 0 2> /dev/null
+check "--ratio 0 exits 2" "$?" 2
+kvz eval --model "$MODEL" --tasks "$SHARED/eval/stories-public.jsonl" --ratio 0.3,30 2> "$tmp/err"
+check "eval: a ratio of a list out of range exits 2" "$?" 2
+check "eval: and says which" "$(grep -c "not '30'" "$tmp/err")" 1
+kvz demo --ratio 1.5 2> "$tmp/err" > /dev/null
+check "demo --ratio 1.5 exits 2" "$?" 2
+check "demo --ratio 1.5: the message" "$(grep -c 'must be in (0, 1]' "$tmp/err")" 1
+kvz compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --out "$tmp/x.kvz" --chunk 0 2> "$tmp/err"
+check "--chunk 0 exits 2" "$?" 2
+check "--chunk 0: the message" "$(cat "$tmp/err")" "kvz: --chunk must be at least 1"
+kvz ask --model "$MODEL" --cache "$tmp/x.kvz" --question x --max-tokens 0 2> /dev/null
+check "ask --max-tokens 0 exits 2" "$?" 2
+kvz compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --out "$tmp/x.kvz" --ratios 0.3 2> "$tmp/err"
+check "an unknown option exits 2" "$?" 2
+check "an unknown option is named" "$(cat "$tmp/err")" \
+    "kvz compress: unknown option '--ratios' (kvz compress --help lists the options)"
+kvz bench kernels --reps x 2> "$tmp/err"
+check "bench --reps x exits 2" "$?" 2
+check "bench --reps x: the message" "$(head -1 "$tmp/err")" \
+    "kvz bench kernels: --reps must be a whole number from 1 to 1000000, not 'x'"
+check "no cache file after refused options" "$(test -e "$tmp/x.kvz" && echo left || echo none)" none
+
+# --context FILE reads a text file, --context-text TEXT takes the text itself: the same context
+story="Lily went to the park. She saw a big dog and they played all day."
+printf '%s' "$story" > "$tmp/story.txt"
+kvz compress --model "$MODEL" --context "$tmp/story.txt" --recon "$SHARED/eval/stories-recon.json" \
+    --out "$tmp/s1.kvz" --json | sed 's/"prefill_s.*//' > "$tmp/s1.json"
+kvz compress --model "$MODEL" --context-text "$story" --recon "$SHARED/eval/stories-recon.json" \
+    --out "$tmp/s2.kvz" --json | sed 's/"prefill_s.*//' > "$tmp/s2.json"
+check "--context FILE and --context-text TEXT: the same context" "$(cat "$tmp/s2.json")" "$(cat "$tmp/s1.json")"
+check "--context-text: a context of tokens" "$(grep -c '"context_tokens": [1-9]' "$tmp/s2.json")" 1
+kvz compress --model "$MODEL" --context "$story" --out "$tmp/s3.kvz" 2> "$tmp/err" > /dev/null
+check "--context with text instead of a file exits 1" "$?" 1
+check "--context with text: cannot open it" "$(grep -c 'cannot open' "$tmp/err")" 1
+kvz compress --model "$MODEL" --context "$tmp/story.txt" --context-text "$story" --out "$tmp/s3.kvz" 2> "$tmp/err"
+check "two contexts exit 2" "$?" 2
+check "two contexts: the message" "$(head -1 "$tmp/err")" \
+    "kvz compress: needs --model, --out and one of --context, --context-text and --context-ids"
+
+# the output says what its figures are; the full policy takes no ratio and says so
+kvz compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --recon "$SHARED/eval/stories-recon.json" \
+    --out "$tmp/k.kvz" > "$tmp/out" 2> /dev/null
+check "compress: the times are after a warm-up" "$(grep -c '^time: .* after an untimed warm-up prefill$' "$tmp/out")" 1
+check "compress: the cost in plain prefills" "$(grep -c 'in all [0-9.]*x a plain prefill (the passes [0-9.]*x)$' "$tmp/out")" 1
+check "compress: the system prompt in words" "$(grep -c '^context:  [0-9]* tokens, after a system prompt of 1 (always kept)$' "$tmp/out")" 1
+kvz compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --recon "$SHARED/eval/stories-recon.json" \
+    --policy full --ratio 0.3 --out "$tmp/f.kvz" > "$tmp/out" 2> "$tmp/err"
+check "compress --policy full --ratio: the ratio is ignored, and said to be" "$(cat "$tmp/err")" \
+    "kvz compress: --ratio is ignored by policy full, which keeps every pair"
+check "compress --policy full: no ratio in the output" "$(grep -c 'ratio' "$tmp/out")" 0
+kvz ask --model "$MODEL" --cache "$tmp/f.kvz" --question "Who is Lily?" --recon "$SHARED/eval/stories-recon.json" \
+    --max-tokens 4 > "$tmp/out" 2> "$tmp/err"
+check "ask on a full cache: no ratio" "$(head -1 "$tmp/out")" "cache $tmp/f.kvz: policy full (every key/value pair kept)"
+check "ask on stories260K: a note that its answers need not relate" "$(grep -c 'need not relate' "$tmp/err")" 1
+kvz ask --model "$MODEL" --cache "$tmp/k.kvz" --question "Who is Lily?" --recon "$SHARED/eval/stories-recon.json" \
+    --max-tokens 4 2> /dev/null | head -1 > "$tmp/out"
+check "ask on a compressed cache: its kept ratio" "$(cat "$tmp/out")" "cache $tmp/k.kvz: policy kvzip-pair, kept ratio 0.3"
+
+# --threads N on any command, before or after it; the same answers with 1 and 3 threads
+check "info --threads 3" "$(kvz info --threads 3 | grep '^threads:')" "threads:       3"
+check "--threads=1 before the command" "$(kvz --threads=1 info | grep '^threads:')" "threads:       1"
+kvz info --threads 0 > /dev/null 2> "$tmp/err"
+check "--threads 0 exits 2" "$?" 2
+check "--threads 0 message" "$(cat "$tmp/err")" "kvz: --threads takes a whole number of threads from 1 to 1024 (got '0')"
+kvz info --threads > /dev/null 2>&1
+check "--threads without a value exits 2" "$?" 2
+check "greedy text, 1 thread against 3" "$(kvz generate --threads 1 --model "$MODEL" --prompt-ids 1 --max-tokens 24)" \
+    "$(kvz generate --threads 3 --model "$MODEL" --prompt-ids 1 --max-tokens 24)"
 
 [ "$failures" -eq 0 ]

@@ -15,22 +15,32 @@
 
 #define MAX_QUESTIONS 64
 
-static int usage(void)
+static int usage(FILE *f)
 {
-    fprintf(stderr,
-            "usage: kvz ask --model M --cache cache.kvz (--question TEXT | --question-ids IDS)... [--max-tokens N]\n"
-            "               [--json] [--temperature T] [--seed S] [--no-stop] [--multi-turn] [--weights auto|f32|bf16]\n"
-            "               [reconstruction options: the assistant opener]\n"
-            "  --question      text of a question turn: \"\\n\\n\" + the question, then the assistant opener of the\n"
-            "                  chat template (or --postfix-ids / --recon), each encoded on its own (spec kvzip.md)\n"
-            "  --question-ids  ids appended verbatim after the cached context\n"
-            "  repeat --question/--question-ids to ask several questions of the same cache\n"
-            "  --max-tokens    answer length limit (64); answers stop at the end-of-turn token unless --no-stop\n"
-            "  --multi-turn    each question sees the earlier questions and answers (a conversation)\n"
-            "  --json          one {\"question\": i, \"ids\": [...], \"text\": \"...\"} per question\n"
-            "%s",
-            kvz_cli_recon_usage);
-    return 2;
+    fprintf(
+        f,
+        "usage: kvz ask --model M --cache cache.kvz (--question TEXT | --question-ids IDS)... [--max-tokens "
+        "N]\n"
+        "               [--json] [--temperature T] [--seed S] [--no-stop] [--multi-turn] [--weights "
+        "auto|f32|bf16]\n"
+        "               [reconstruction options: the assistant opener]\n"
+        "  Answers questions from a cache written by kvz compress (with the same model).\n"
+        "  --question TEXT     a question as text: \"\\n\\n\" + the question, then the assistant opener of "
+        "the\n"
+        "                      chat template (or --postfix-ids / --recon), each encoded on its own (spec "
+        "kvzip.md)\n"
+        "  --question-ids IDS  a question as comma-separated token ids, appended verbatim after the context\n"
+        "  repeat --question/--question-ids to ask several questions of the same cache\n"
+        "  --max-tokens N      answer length limit (64); answers stop at the end-of-turn token unless "
+        "--no-stop\n"
+        "  --temperature T     0 (default) answers greedily; above 0 samples, seeded by --seed S\n"
+        "  --multi-turn        each question sees the earlier questions and answers (a conversation)\n"
+        "  --json              one {\"question\": i, \"ids\": [...], \"text\": \"...\"} per question\n"
+        "  A model without chat training, such as the tiny stories260K, continues the text instead of\n"
+        "  answering: its answers need not relate to the question.\n"
+        "%s",
+        kvz_cli_recon_usage);
+    return f == stdout ? 0 : 2;
 }
 
 static int stop_eog(void *ctx, int32_t id) { return kvz_tokenizer_is_eog(ctx, id); }
@@ -44,10 +54,12 @@ int kvz_cmd_ask(int argc, char **argv)
     double temperature = 0;
     int json = 0, stop = 1, multi_turn = 0;
     kvz_cli_recon recon = {0};
+    if (kvz_cli_wants_help(argc, argv))
+        return usage(stdout);
     for (int i = 1; i < argc; i++) {
         const int r = kvz_cli_recon_option(&recon, argc, argv, &i);
         if (r < 0)
-            return usage();
+            return kvz_cli_usage_error("ask", "%s needs a value", argv[i]);
         if (r)
             continue;
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -64,7 +76,7 @@ int kvz_cmd_ask(int argc, char **argv)
             continue;
         }
         if (!v)
-            return usage();
+            return kvz_cli_usage_error("ask", "%s needs a value, or is not an option", a);
         i++;
         if (!strcmp(a, "--model"))
             model = v;
@@ -78,8 +90,8 @@ int kvz_cmd_ask(int argc, char **argv)
             is_ids[n_questions] = !strcmp(a, "--question-ids");
             questions[n_questions++] = v;
         } else if (!strcmp(a, "--max-tokens")) {
-            if (kvz_cli_parse_size(v, a, &max_tokens) || !max_tokens)
-                return kvz_cli_error("--max-tokens must be > 0"), 2;
+            if (kvz_cli_parse_count(v, a, &max_tokens))
+                return 2;
         } else if (!strcmp(a, "--seed")) {
             if (kvz_cli_parse_size(v, a, &seed))
                 return 2;
@@ -87,10 +99,14 @@ int kvz_cmd_ask(int argc, char **argv)
             if (kvz_cli_parse_double(v, a, &temperature) || temperature < 0)
                 return kvz_cli_error("--temperature must be >= 0"), 2;
         } else
-            return usage();
+            return kvz_cli_usage_error("ask", "unknown option '%s'", a);
     }
-    if (!model || !cache_path || !n_questions)
-        return usage();
+    if (!model || !cache_path || !n_questions) {
+        if (argc > 1)
+            fprintf(stderr,
+                    "kvz ask: needs --model, --cache and at least one --question or --question-ids\n\n");
+        return usage(stderr);
+    }
     kvz_model *m = NULL;
     kvz_tokenizer *tok = NULL;
     if (kvz_cli_open_model(model, weights, &m, &tok))
@@ -109,8 +125,18 @@ int kvz_cmd_ask(int argc, char **argv)
         rc = kvz_cli_error("cannot use %s: %s (%s)", cache_path, kvz_last_error(), kvz_strerror(st));
     if (!rc)
         rc = kvz_cli_recon_resolve(&recon, m, tok, 0, &pc);
-    if (!rc && !json)
-        printf("cache %s: policy %s, ratio %g\n", cache_path, meta.policy[0] ? meta.policy : "?", meta.ratio);
+    if (!rc && kvz_cli_model_params(m) < 10000000) /* stories260K: 0.3 M */
+        fprintf(stderr,
+                "kvz ask: note: this model has %.1f M parameters and no chat training; it continues the text "
+                "rather than answering, so its answers need not relate to the questions\n",
+                (double)kvz_cli_model_params(m) / 1e6);
+    if (!rc && !json) {
+        if (!strcmp(meta.policy, "full")) /* a full cache's stored ratio means nothing */
+            printf("cache %s: policy full (every key/value pair kept)\n", cache_path);
+        else
+            printf("cache %s: policy %s, kept ratio %g\n", cache_path, meta.policy[0] ? meta.policy : "?",
+                   meta.ratio);
+    }
     for (size_t qi = 0; !rc && qi < n_questions; qi++) {
         int32_t *ids = NULL;
         size_t n = 0, n_out = 0;

@@ -31,7 +31,7 @@ static void usage(FILE *f)
             "       kvz bench model [--json] [--reps N]\n"
             "       kvz bench threads [--json]\n"
             "  kernels     kernel benchmarks beside the machine's read bandwidth and oneDNN's sgemm rate,\n"
-            "              then the issue's targets as ratios of figures of this run\n"
+            "              then libkvz's performance targets (perf/README.md) as ratios of figures of this run\n"
             "  model       a synthetic 4-layer model with Llama-3.1-8B layer shapes: prefill/decode tokens/s,\n"
             "              KVzip compression / prefill, fused-scoring overhead, FastKV TTFT speedup;\n"
             "              --reps N rounds of every operation (default 3) after a warm-up round, each\n"
@@ -261,13 +261,17 @@ static int parse_reps(const char *s)
 
 int kvz_cmd_bench(int argc, char **argv)
 {
+    if (kvz_cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
     const subcommand *sc = NULL;
     for (size_t i = 0; argc >= 2 && i < sizeof subcommands / sizeof subcommands[0]; i++)
         if (!strcmp(argv[1], subcommands[i].name))
             sc = &subcommands[i];
     if (!sc) {
         if (argc >= 2)
-            fprintf(stderr, "kvz bench: unknown suite '%s'\n", argv[1]);
+            fprintf(stderr, "kvz bench: unknown suite '%s' (kernels, cache or model)\n", argv[1]);
         usage(stderr);
         return 2;
     }
@@ -275,20 +279,32 @@ int kvz_cmd_bench(int argc, char **argv)
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
-        if ((sc->options & OPT_JSON) && !strcmp(a, "--json"))
+        const char *bad = NULL; /* what the value must be, when it is not */
+        if ((sc->options & OPT_JSON) && !strcmp(a, "--json")) {
             o.json = 1;
-        else if ((sc->options & OPT_FILTER) && !strcmp(a, "--filter") && val)
-            o.filter = val, i++;
-        else if ((sc->options & OPT_REPS) && !strcmp(a, "--reps") && val && (o.reps = parse_reps(val)) > 0)
-            i++;
-        else if ((sc->options & OPT_MIN_TIME) && !strcmp(a, "--min-time") && val &&
-                 (o.min_time = strtod(val, &end)) >= 0 && end != val && !*end)
-            i++;
+            continue;
+        }
+        if ((sc->options & OPT_FILTER) && !strcmp(a, "--filter") && val)
+            o.filter = val;
+        else if ((sc->options & OPT_REPS) && !strcmp(a, "--reps") && val)
+            bad = (o.reps = parse_reps(val)) > 0 ? NULL : "a whole number from 1 to 1000000";
+        else if ((sc->options & OPT_MIN_TIME) && !strcmp(a, "--min-time") && val)
+            bad = (o.min_time = strtod(val, &end)) >= 0 && end != val && !*end ? NULL
+                                                                               : "a number of seconds >= 0";
         else {
-            fprintf(stderr, "kvz bench %s: unknown option or bad value '%s'\n", sc->name, a);
+            const int takes_value = !strcmp(a, "--filter") || !strcmp(a, "--reps") || !strcmp(a, "--min-time");
+            fprintf(stderr,
+                    takes_value && !val ? "kvz bench %s: %s needs a value\n"
+                                        : "kvz bench %s: '%s' is not an option of this suite\n",
+                    sc->name, a);
             usage(stderr);
             return 2;
         }
+        if (bad) {
+            fprintf(stderr, "kvz bench %s: %s must be %s, not '%s'\n", sc->name, a, bad, val);
+            return 2;
+        }
+        i++;
     }
     return sc->run(&o);
 }

@@ -27,6 +27,13 @@ int kvz_bench_model(int json, int rounds);
  * with json a list of quoted names for a JSON array. */
 void kvz_cli_isa_available(char *buf, size_t size, int json);
 
+/* Whether a command's arguments (argv[0] the command, up to a "--") ask for its help: --help or -h, which
+ * print the usage on stdout and exit 0. */
+int kvz_cli_wants_help(int argc, char **argv);
+
+/* Prints "kvz <cmd>: <message> (kvz <cmd> --help lists the options)" to stderr; returns 2. */
+int kvz_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Prints "kvz: <message>" to stderr; returns 1. */
 int kvz_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -1,4 +1,5 @@
-/* Shared plumbing of the kvz model commands: model and tokenizer loading, id lists, files, values. */
+/* Shared plumbing of the kvz model commands: model and tokenizer loading, id lists, files, values, the warm-up
+ * before timed runs. */
 #include "cli/cli_model.h"
 
 #include <ctype.h>
@@ -28,6 +29,14 @@ int kvz_cli_open_model(const char *path, const char *weights, kvz_model **m, kvz
         return kvz_cli_error("model %s: tokenizer: %s (%s)", path, kvz_last_error(), kvz_strerror(st));
     }
     return 0;
+}
+
+size_t kvz_cli_model_params(const kvz_model *m)
+{
+    size_t n = 0;
+    for (uint64_t i = 0; i < m->gguf->n_tensors; i++)
+        n += m->gguf->tensors[i].n_elements;
+    return n;
 }
 
 int kvz_cli_parse_ids(const char *s, const char *what, int32_t **ids, size_t *n)
@@ -102,6 +111,17 @@ int kvz_cli_parse_size(const char *s, const char *what, size_t *v)
     return 0;
 }
 
+int kvz_cli_parse_count(const char *s, const char *what, size_t *v)
+{
+    size_t x;
+    if (kvz_cli_parse_size(s, what, &x))
+        return 1;
+    if (!x)
+        return kvz_cli_error("%s must be at least 1", what);
+    *v = x;
+    return 0;
+}
+
 int kvz_cli_parse_double(const char *s, const char *what, double *v)
 {
     char *end;
@@ -109,6 +129,18 @@ int kvz_cli_parse_double(const char *s, const char *what, double *v)
     const double x = strtod(s, &end);
     if (end == s || *end || errno || !isfinite(x))
         return kvz_cli_error("%s must be a number, not '%s'", what, s);
+    *v = x;
+    return 0;
+}
+
+int kvz_cli_parse_ratio(const char *s, const char *what, double *v)
+{
+    char *end;
+    errno = 0;
+    const double x = strtod(s, &end);
+    /* a percentage such as 30 would keep everything: say what the scale is */
+    if (end == s || *end || errno || !(x > 0 && x <= 1))
+        return kvz_cli_error("%s must be in (0, 1], e.g. 0.3 for 30 %%, not '%s'", what, s);
     *v = x;
     return 0;
 }
@@ -140,10 +172,24 @@ int kvz_cli_parse_policy(const char *s, kvz_policy *p)
     return 1;
 }
 
-int kvz_cli_encode(const kvz_tokenizer *tok, const char *text, int add_bos, int parse_special, int32_t **ids, size_t *n)
+int kvz_cli_encode(const kvz_tokenizer *tok, const char *text, int add_bos, int parse_special, int32_t **ids,
+                   size_t *n)
 {
     const kvz_status st = kvz_tokenizer_encode(tok, text, strlen(text), add_bos, parse_special, ids, n);
     if (st != KVZ_OK)
         return kvz_cli_error("cannot tokenize: %s (%s)", kvz_last_error(), kvz_strerror(st));
+    return 0;
+}
+
+int kvz_cli_warm_up(kvz_model *m, const kvz_kvzip_pieces *p, const int32_t *ctx, size_t n_c,
+                    const kvz_kvzip_opts *o)
+{
+    const size_t step = o->prefill_chunk ? o->prefill_chunk : 2048;
+    const kvz_policy_args full = {.struct_size = sizeof full, .policy = KVZ_POLICY_FULL};
+    kvz_cache *scratch = NULL;
+    const kvz_status st = kvz_kvzip_build(m, p, ctx, n_c < step ? n_c : step, o, &full, &scratch, NULL, NULL);
+    kvz_cache_destroy(scratch);
+    if (st != KVZ_OK)
+        return kvz_cli_error("warm-up prefill: %s (%s)", kvz_last_error(), kvz_strerror(st));
     return 0;
 }

@@ -89,7 +89,8 @@ static int read_tasks(const char *path, size_t limit, task **out, size_t *n_out)
             if (kvz_json_int_array(kvz_json_get(&qs->items[i], "prompt_ids"), &q->prompt, &q->n_prompt) ||
                 kvz_json_int_array(kvz_json_get(&qs->items[i], "answer_ids"), &q->answer, &q->n_answer) ||
                 !q->n_prompt || !q->n_answer)
-                rc = kvz_cli_error("%s:%zu: query %zu needs non-empty \"prompt_ids\" and \"answer_ids\"", path, line, i);
+                rc = kvz_cli_error("%s:%zu: query %zu needs non-empty \"prompt_ids\" and \"answer_ids\"", path,
+                                   line, i);
         }
         kvz_json_free(j);
     }
@@ -108,7 +109,8 @@ static int check_ids(const kvz_model *m, const int32_t *ids, size_t n, const cha
 {
     for (size_t i = 0; i < n; i++)
         if (ids[i] < 0 || (size_t)ids[i] >= m->hp.n_vocab)
-            return kvz_cli_error("%s: token %d is outside the vocabulary of %zu", what, (int)ids[i], m->hp.n_vocab);
+            return kvz_cli_error("%s: token %d is outside the vocabulary of %zu", what, (int)ids[i],
+                                 m->hp.n_vocab);
     return 0;
 }
 
@@ -164,9 +166,73 @@ typedef struct eval_args {
     cell cells[MAX_CELLS];
     size_t n_cells;
     size_t limit;
-    int json;
+    int json, demo; /* demo: the stories260K demo's explanations and verdicts around the table */
     kvz_kvzip_opts o;
 } eval_args;
+
+/* What the stories260K demo does and what its columns mean, before its table. */
+static void demo_intro(const eval_args *a, const task *t, size_t n_tasks)
+{
+    size_t n_q = 0, n_c = 0, n_ans = 0;
+    for (size_t i = 0; i < n_tasks; i++) {
+        n_q += t[i].n_q, n_c += t[i].n_c;
+        for (size_t j = 0; j < t[i].n_q; j++)
+            n_ans += t[i].q[j].n_answer;
+    }
+    printf("libkvz demo: KV-cache compression policies on stories260K, in KVzip's multi-query protocol\n\n"
+           "The model: %s\n"
+           "(260K parameters trained on children's stories). It writes story-like text, so its answers are\n"
+           "judged against its own answers from the full cache, not against facts.\n"
+           "The task: %zu stor%s of about %zu tokens, from %s.\n"
+           "Each story is prefilled and compressed once, with no question known; then %zu cues per story\n"
+           "(%zu in all, such as \" One day,\") are answered greedily from that one compressed cache, about\n"
+           "%zu tokens each.\n\n",
+           a->model, n_tasks, n_tasks == 1 ? "y" : "ies", n_tasks ? (n_c + n_tasks / 2) / n_tasks : 0, a->tasks,
+           n_tasks ? n_q / n_tasks : 0, n_q, n_q ? (n_ans + n_q / 2) / n_q : 0);
+    printf("  policy         how the cache is compressed (full: not at all; doc/policies.md has the others)\n"
+           "  ratio          the share of each story's key/value pairs the policy is asked to keep\n"
+           "  kept           the share it kept, over every layer, KV head and story\n"
+           "  answers        of the %zu answers, how many equal the full cache's (accuracy: as a share)\n"
+           "  kl (nats)      KL(full || compressed) of the next-token distributions along the answers:\n"
+           "                 how far the compressed cache's predictions are from the full cache's (0: none)\n"
+           "  build/prefill  the time to build the compressed cache (the prefill, any scoring passes, the\n"
+           "                 selection) over the time of a plain prefill of the same story: what compressing\n"
+           "                 costs, measured in this run on this machine\n\n",
+           n_q);
+}
+
+/* One line per kept ratio, the policies from the most answers kept to the fewest, then the cost. */
+static void demo_verdict(const eval_args *a)
+{
+    printf("\n");
+    for (size_t k = 0; k < a->n_cells; k++) {
+        const cell *c = &a->cells[k];
+        if (c->policy == KVZ_POLICY_FULL)
+            continue;
+        size_t first = 0; /* the first cell of this ratio, so that each ratio has one line */
+        while (a->cells[first].ratio != c->ratio || a->cells[first].policy == KVZ_POLICY_FULL)
+            first++;
+        if (first != k)
+            continue;
+        size_t order[MAX_CELLS], n = 0;
+        for (size_t j = 0; j < a->n_cells; j++)
+            if (a->cells[j].ratio == c->ratio && a->cells[j].policy != KVZ_POLICY_FULL) {
+                size_t at = n++; /* insertion sort, most correct first, ties in the given order */
+                while (at && a->cells[order[at - 1]].correct < a->cells[j].correct)
+                    order[at] = order[at - 1], at--;
+                order[at] = j;
+            }
+        printf("At %g %% of the cache, %s keeps %zu of %zu answers", 100 * c->ratio,
+               kvz_policy_name(a->cells[order[0]].policy), a->cells[order[0]].correct,
+               a->cells[order[0]].answered);
+        for (size_t j = 1; j < n; j++)
+            printf(", %s %zu", kvz_policy_name(a->cells[order[j]].policy), a->cells[order[j]].correct);
+        printf(".\n");
+    }
+    printf("Compressing costs the KVzip policies their scoring passes (build/prefill above); the window\n"
+           "policies score during the prefill. On a model this small the passes' fixed costs weigh more than\n"
+           "on a large one: kvz bench model measures the cost on an 8B-shaped model.\n");
+}
 
 static int run(eval_args *a)
 {
@@ -180,6 +246,8 @@ static int run(eval_args *a)
     int rc = read_tasks(a->tasks, a->limit, &tasks, &n_tasks);
     if (!rc)
         rc = kvz_cli_recon_resolve(&a->recon, m, tok, 0, &pc);
+    if (!rc && a->demo && !a->json)
+        demo_intro(a, tasks, n_tasks);
     const size_t L = m->hp.n_layers, H = m->hp.n_head_kv, V = m->hp.n_vocab;
     a->o.prev_tokens = pc.prev_tokens;
     size_t max_answer = 1;
@@ -296,8 +364,8 @@ static int run(eval_args *a)
     if (!rc && st != KVZ_OK)
         rc = kvz_cli_error("evaluation failed: %s (%s)", kvz_last_error(), kvz_strerror(st));
     if (!rc && !a->json)
-        printf("%-20s %6s %10s %10s %10s %14s\n", "policy", "ratio", "kept", "accuracy", "kl (nats)",
-               "build/prefill");
+        printf("%-20s %6s %10s %9s %10s %10s %14s\n", "policy", "ratio", "kept", "answers", "accuracy",
+               "kl (nats)", "build/prefill");
     for (size_t k = 0; !rc && k < a->n_cells; k++) {
         const cell *cl = &a->cells[k];
         const double acc = cl->answered ? (double)cl->correct / (double)cl->answered : 0;
@@ -305,13 +373,16 @@ static int run(eval_args *a)
         const double kept = cl->pairs ? (double)cl->kept / (double)cl->pairs : 0;
         const double cost = cl->prefill_s > 0 ? cl->build_s / cl->prefill_s : 0;
         if (a->json)
-            printf("{\"policy\": \"%s\", \"ratio\": %g, \"kept_ratio\": %.6f, \"accuracy\": %.6f, \"kl\": %.6g, "
-                   "\"queries\": %zu, \"contexts\": %zu, \"build_over_prefill\": %.4f}\n",
-                   kvz_policy_name(cl->policy), cl->ratio, kept, acc, kl, cl->answered, n_tasks, cost);
+            printf(
+                "{\"policy\": \"%s\", \"ratio\": %g, \"kept_ratio\": %.6f, \"accuracy\": %.6f, \"kl\": %.6g, "
+                "\"queries\": %zu, \"contexts\": %zu, \"build_over_prefill\": %.4f}\n",
+                kvz_policy_name(cl->policy), cl->ratio, kept, acc, kl, cl->answered, n_tasks, cost);
         else
-            printf("%-20s %6.2f %10.4f %10.4f %10.5f %13.2fx\n", kvz_policy_name(cl->policy), cl->ratio, kept, acc,
-                   kl, cost);
+            printf("%-20s %6.2f %10.4f %5zu/%-3zu %10.4f %10.5f %13.2fx\n", kvz_policy_name(cl->policy),
+                   cl->ratio, kept, cl->correct, cl->answered, acc, kl, cost);
     }
+    if (!rc && a->demo && !a->json)
+        demo_verdict(a);
     free(lp), free(ls_full), free(ls_pol), free(ans);
     free_tasks(tasks, n_tasks);
     kvz_cli_pieces_free(&pc);
@@ -332,13 +403,14 @@ static int add_cells(eval_args *a, const char *policies, const char *ratios)
             break;
         if (pol == KVZ_POLICY_H2O || pol == KVZ_POLICY_KVZIP_HEAD) {
             rc = kvz_cli_error("kvz eval does not offer %s (h2o: no prefill attention sums; kvzip-head: head "
-                               "scores come from another context)", p);
+                               "scores come from another context)",
+                               p);
             break;
         }
         char *copy = strdup(ratios), *s2 = NULL;
         for (char *r = copy ? strtok_r(copy, ",", &s2) : NULL; r && !rc; r = strtok_r(NULL, ",", &s2)) {
             double v;
-            if ((rc = kvz_cli_parse_double(r, "--ratio", &v)))
+            if ((rc = kvz_cli_parse_ratio(r, "--ratio", &v)))
                 break;
             if (a->n_cells == MAX_CELLS) {
                 rc = kvz_cli_error("at most %d policy x ratio combinations", MAX_CELLS);
@@ -354,31 +426,48 @@ static int add_cells(eval_args *a, const char *policies, const char *ratios)
     return rc;
 }
 
-static int usage(const char *cmd)
+static int usage(const char *cmd, FILE *f)
 {
     if (!strcmp(cmd, "demo"))
-        fprintf(stderr, "usage: kvz demo --stories [--model M] [--tasks F.jsonl] [--recon F.json] [--policy P[,P...]]\n"
-                        "                [--ratio R[,R...]] [--limit N] [--json]\n"
-                        "  defaults: ../shared/models/stories260K.gguf, ../shared/eval/stories-public.jsonl\n"
-                        "  and ../shared/eval/stories-recon.json (run from the project root)\n");
+        fprintf(
+            f,
+            "usage: kvz demo --stories [--model M] [--tasks F.jsonl] [--recon F.json] [--policy P[,P...]]\n"
+            "                [--ratio R[,R...]] [--limit N] [--json]\n"
+            "  kvz eval of every policy at kept ratios 0.5, 0.3 and 0.2 on stories260K, with what it does,\n"
+            "  what its columns mean and a verdict per ratio; the options are kvz eval's (kvz eval --help).\n"
+            "  defaults: ../shared/models/stories260K.gguf, ../shared/eval/stories-public.jsonl\n"
+            "  and ../shared/eval/stories-recon.json: run it from the checkout's root, with the shared\n"
+            "  folder (spec/, models/, eval/) beside the checkout as ../shared\n");
     else
-        fprintf(stderr,
-                "usage: kvz eval --model M --tasks F.jsonl [--policy P[,P...]] [--ratio R[,R...]] [--limit N]\n"
-                "                [--chunk N] [--kv-dtype f32|bf16|f16 (f32)] [--weights auto|f32|bf16] [--json]\n"
-                "                [reconstruction options]\n"
-                "  task lines: {\"context_ids\": [...], \"queries\": [{\"prompt_ids\": [...], \"answer_ids\": [...]}]}\n"
-                "  accuracy: greedy answers equal to answer_ids; kl: KL(full || policy) of the teacher-forced\n"
-                "  next-token distributions; kept: kept context pairs / all context pairs\n%s",
-                kvz_cli_recon_usage);
-    return 2;
+        fprintf(
+            f,
+            "usage: kvz eval --model M --tasks F.jsonl [--policy P[,P...]] [--ratio R[,R...]] [--limit N]\n"
+            "                [--chunk N] [--kv-dtype f32|bf16|f16 (f32)] [--weights auto|f32|bf16] [--json]\n"
+            "                [reconstruction options]\n"
+            "  Compresses each context once per policy and kept ratio and answers every query of it from\n"
+            "  that cache (KVzip's multi-query protocol).\n"
+            "  task lines: {\"context_ids\": [...], \"queries\": [{\"prompt_ids\": [...], \"answer_ids\": "
+            "[...]}]}\n"
+            "  --policy   comma-separated (kvzip-pair); full keeps everything and takes no ratio\n"
+            "  --ratio    comma-separated kept fractions, each in (0, 1] (0.3: 30 %%)\n"
+            "  --limit N  only the first N contexts (0, the default: all)\n"
+            "  --chunk N  context tokens per reconstruction pass (2000)\n"
+            "  columns: kept: kept context pairs / all context pairs; answers and accuracy: greedy answers\n"
+            "  equal to answer_ids, as a count and a share; kl: KL(full || policy) of the teacher-forced\n"
+            "  next-token distributions; build/prefill: the time to build the compressed cache over a plain\n"
+            "  prefill's\n%s",
+            kvz_cli_recon_usage);
+    return f == stdout ? 0 : 2;
 }
 
+/* Returns 0, or 2 after saying what is wrong. */
 static int parse(eval_args *a, int argc, char **argv, const char **policies, const char **ratios)
 {
+    const char *cmd = a->demo ? "demo --stories" : "eval";
     for (int i = 1; i < argc; i++) {
         const int r = kvz_cli_recon_option(&a->recon, argc, argv, &i);
         if (r < 0)
-            return 2;
+            return kvz_cli_usage_error(cmd, "%s needs a value", argv[i]);
         if (r)
             continue;
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -387,7 +476,7 @@ static int parse(eval_args *a, int argc, char **argv, const char **policies, con
             continue;
         }
         if (!v)
-            return 2;
+            return kvz_cli_usage_error(cmd, "%s needs a value, or is not an option", o);
         i++;
         if (!strcmp(o, "--model"))
             a->model = v;
@@ -403,13 +492,13 @@ static int parse(eval_args *a, int argc, char **argv, const char **policies, con
             if (kvz_cli_parse_size(v, o, &a->limit))
                 return 2;
         } else if (!strcmp(o, "--chunk")) {
-            if (kvz_cli_parse_size(v, o, &a->o.chunk) || !a->o.chunk)
+            if (kvz_cli_parse_count(v, o, &a->o.chunk))
                 return 2;
         } else if (!strcmp(o, "--kv-dtype")) {
             if (kvz_cli_parse_dtype(v, &a->o.kv_dtype))
                 return 2;
         } else
-            return 2;
+            return kvz_cli_usage_error(cmd, "unknown option '%s'", o);
     }
     return 0;
 }
@@ -420,8 +509,16 @@ int kvz_cmd_eval(int argc, char **argv)
     kvz_kvzip_defaults(&a.o);
     a.o.kv_dtype = KVZ_DTYPE_F32; /* fidelity is measured against an fp64 reference: store K/V exactly */
     const char *policies = "kvzip-pair", *ratios = "0.3";
-    if (parse(&a, argc, argv, &policies, &ratios) || !a.model || !a.tasks)
-        return usage("eval");
+    if (kvz_cli_wants_help(argc, argv))
+        return usage("eval", stdout);
+    int rc = parse(&a, argc, argv, &policies, &ratios);
+    if (rc)
+        return rc;
+    if (!a.model || !a.tasks) {
+        if (argc > 1)
+            fprintf(stderr, "kvz eval: needs --model and --tasks\n\n");
+        return usage("eval", stderr);
+    }
     if (add_cells(&a, policies, ratios))
         return 2;
     return run(&a);
@@ -431,28 +528,27 @@ int kvz_cli_demo_stories(int argc, char **argv)
 {
     eval_args a = {.weights = "auto",
                    .model = "../shared/models/stories260K.gguf",
-                   .tasks = "../shared/eval/stories-public.jsonl"};
+                   .tasks = "../shared/eval/stories-public.jsonl",
+                   .demo = 1};
     kvz_kvzip_defaults(&a.o);
     a.o.kv_dtype = KVZ_DTYPE_F32;
     a.recon.file = "../shared/eval/stories-recon.json";
     const char *policies = "full,kvzip-pair,kvzip-pair-uniform,snapkv,pyramidkv,adakv,streaming,random";
     const char *ratios = "0.5,0.3,0.2";
-    if (parse(&a, argc, argv, &policies, &ratios))
-        return usage("demo");
+    if (kvz_cli_wants_help(argc, argv))
+        return usage("demo", stdout);
+    const int rc = parse(&a, argc, argv, &policies, &ratios);
+    if (rc)
+        return rc;
     const char *need[3] = {a.model, a.tasks, a.recon.file};
     for (int i = 0; i < 3; i++)
         if (need[i] && access(need[i], R_OK) != 0)
-            return kvz_cli_error("demo: %s is absent (the demo reads the shared model and task files; run it from "
-                                 "the project root with ../shared beside it, or give --model/--tasks/--recon)",
-                                 need[i]);
+            return kvz_cli_error(
+                "demo: %s is absent (the demo reads the shared model and task files: run it from "
+                "the checkout's root with the shared folder beside it as ../shared, or give "
+                "--model/--tasks/--recon)",
+                need[i]);
     if (add_cells(&a, policies, ratios))
         return 2;
-    if (!a.json)
-        printf("libkvz demo: KVzip query-agnostic compression in the multi-query protocol\n"
-               "model %s, tasks %s\n"
-               "Each context is prefilled and compressed once, with no query known; every query is then\n"
-               "answered greedily from that one cache. accuracy = answers equal to the full-cache answers;\n"
-               "kl = KL(full || compressed) of the next-token distributions; kept = share of context KV pairs.\n\n",
-               a.model, a.tasks);
     return run(&a);
 }

@@ -8,16 +8,24 @@
 #include "cli/json.h"
 #include "model/generate.h"
 
-static int usage(void)
+static int usage(FILE *f)
 {
-    fprintf(stderr,
-            "usage: kvz generate --model M (--prompt TEXT | --prompt-ids 1,2,3) --max-tokens N [--json]\n"
-            "                    [--temperature T] [--seed S] [--kv-dtype f32|bf16|f16] [--chunk N]\n"
-            "                    [--weights auto|f32|bf16] [--stop-at-eos]\n"
-            "  --prompt       text, encoded with BOS as the model adds it and special tokens recognised\n"
-            "  --json         prints {\"ids\": [...], \"text\": \"...\"} (the generated ids and their text)\n"
-            "  --temperature  0 (default) is greedy argmax\n");
-    return 2;
+    fprintf(
+        f,
+        "usage: kvz generate --model M (--prompt TEXT | --prompt-ids 1,2,3) --max-tokens N [--json]\n"
+        "                    [--temperature T] [--seed S] [--kv-dtype f32|bf16|f16] [--chunk N]\n"
+        "                    [--weights auto|f32|bf16] [--stop-at-eos]\n"
+        "  --prompt TEXT      the prompt as text, encoded with BOS as the model adds it and special tokens\n"
+        "                     recognised (a chat model wants its template, e.g. <|im_start|>user ...)\n"
+        "  --prompt-ids IDS   the prompt as comma-separated token ids\n"
+        "  --max-tokens N     tokens to generate (0: the prefill only)\n"
+        "  --temperature T    0 (default) is greedy argmax; above 0 samples, seeded by --seed S (0)\n"
+        "  --stop-at-eos      stop at the model's end-of-text or end-of-turn token\n"
+        "  --kv-dtype         the KV cache's storage (f32, the default, bf16 or f16)\n"
+        "  --chunk N          prompt tokens per prefill step (512; 0: the whole prompt at once)\n"
+        "  --weights          auto (bf16 on CPUs with AVX512_BF16, else f32), f32 or bf16\n"
+        "  --json             prints {\"ids\": [...], \"text\": \"...\"} (the generated ids and their text)\n");
+    return f == stdout ? 0 : 2;
 }
 
 static int stop_eog(void *ctx, int32_t id) { return kvz_tokenizer_is_eog(ctx, id); }
@@ -30,6 +38,8 @@ int kvz_cmd_generate(int argc, char **argv)
     size_t seed = 0;
     int json = 0, have_max = 0, stop_at_eos = 0;
     kvz_dtype dt = KVZ_DTYPE_F32;
+    if (kvz_cli_wants_help(argc, argv))
+        return usage(stdout);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--json"))
@@ -37,7 +47,7 @@ int kvz_cmd_generate(int argc, char **argv)
         else if (!strcmp(a, "--stop-at-eos"))
             stop_at_eos = 1;
         else if (!v)
-            return usage();
+            return kvz_cli_usage_error("generate", "%s needs a value, or is not an option", a);
         else if (!strcmp(a, "--model"))
             model = v, i++;
         else if (!strcmp(a, "--prompt"))
@@ -67,10 +77,14 @@ int kvz_cmd_generate(int argc, char **argv)
                 return 2;
             i++;
         } else
-            return usage();
+            return kvz_cli_usage_error("generate", "unknown option '%s'", a);
     }
-    if (!model || !have_max || !!prompt == !!prompt_ids)
-        return usage();
+    if (!model || !have_max || !!prompt == !!prompt_ids) {
+        if (argc > 1)
+            fprintf(stderr,
+                    "kvz generate: needs --model, --max-tokens and one of --prompt and --prompt-ids\n\n");
+        return usage(stderr);
+    }
     kvz_model *m = NULL;
     kvz_tokenizer *tok = NULL;
     if (kvz_cli_open_model(model, weights, &m, &tok))
@@ -79,7 +93,8 @@ int kvz_cmd_generate(int argc, char **argv)
     size_t n = 0, n_out = 0;
     float *logits = NULL;
     kvz_cache *cache = NULL;
-    int rc = prompt ? kvz_cli_encode(tok, prompt, 1, 1, &ids, &n) : kvz_cli_parse_ids(prompt_ids, "--prompt-ids", &ids, &n);
+    int rc = prompt ? kvz_cli_encode(tok, prompt, 1, 1, &ids, &n)
+                    : kvz_cli_parse_ids(prompt_ids, "--prompt-ids", &ids, &n);
     if (!rc && !n)
         rc = kvz_cli_error("the prompt is empty");
     kvz_status st = KVZ_OK;
@@ -90,7 +105,8 @@ int kvz_cmd_generate(int argc, char **argv)
             rc = kvz_cli_error("out of memory");
     }
     if (!rc && (st = kvz_model_cache_create(m, dt, &cache)) == KVZ_OK &&
-        (st = kvz_model_prefill(m, (kvz_kv_target){cache, NULL}, ids, n, chunk, logits)) == KVZ_OK && max_tokens) {
+        (st = kvz_model_prefill(m, (kvz_kv_target){cache, NULL}, ids, n, chunk, logits)) == KVZ_OK &&
+        max_tokens) {
         kvz_gen_opts go = {max_tokens, (float)temperature, seed, stop_at_eos ? stop_eog : NULL, tok};
         st = kvz_model_generate(m, (kvz_kv_target){cache, NULL}, logits, &go, out, &n_out);
     }

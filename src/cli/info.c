@@ -28,46 +28,58 @@ static int model_info(const char *path, const char *weights, int json)
         return 1;
     const kvz_hparams *hp = &m->hp;
     size_t local = 0, per_type[64] = {0};
-    unsigned long long params = 0;
     for (size_t l = 0; l < hp->n_layers; l++)
         local += kvz_hparams_window(hp, l) != 0;
     for (uint64_t i = 0; i < m->gguf->n_tensors; i++) {
         const kvz_gguf_tensor *t = &m->gguf->tensors[i];
-        params += t->n_elements;
         per_type[t->type < 64 ? t->type : 63]++;
     }
     char types[256] = "";
     for (uint32_t ty = 0; ty < 64; ty++)
         if (per_type[ty]) {
             const size_t n = strlen(types);
-            snprintf(types + n, sizeof types - n, json ? "%s\"%s\":%zu" : "%s%s %zu", n ? (json ? "," : ", ") : "",
-                     kvz_ggml_type_of(ty)->name, per_type[ty]);
+            snprintf(types + n, sizeof types - n, json ? "%s\"%s\":%zu" : "%s%s %zu",
+                     n ? (json ? "," : ", ") : "", kvz_ggml_type_of(ty)->name, per_type[ty]);
         }
     const char *wt = m->layers[0].q.wtype == KVZ_DTYPE_BF16 ? "bf16" : "f32";
     if (json)
         printf("{\"model\":\"%s\",\"architecture\":\"%s\",\"layers\":%zu,\"local_layers\":%zu,\"window\":%zu,"
                "\"embedding\":%zu,\"ffn\":%zu,\"heads\":%zu,\"kv_heads\":%zu,\"head_dim\":%zu,\"vocab\":%zu,"
-               "\"context\":%zu,\"parameters\":%llu,\"tensor_types\":{%s},\"weights\":\"%s\"}\n",
-               path, hp->arch, hp->n_layers, local, hp->swa_window, hp->n_embd, hp->n_ff, hp->n_head, hp->n_head_kv,
-               hp->head_dim, hp->n_vocab, hp->n_ctx_train, params, types, wt);
+               "\"context\":%zu,\"parameters\":%zu,\"tensor_types\":{%s},\"weights\":\"%s\"}\n",
+               path, hp->arch, hp->n_layers, local, hp->swa_window, hp->n_embd, hp->n_ff, hp->n_head,
+               hp->n_head_kv, hp->head_dim, hp->n_vocab, hp->n_ctx_train, kvz_cli_model_params(m), types, wt);
     else {
         printf("model:         %s\narchitecture:  %s\nlayers:        %zu", path, hp->arch, hp->n_layers);
         if (local)
-            printf(" (%zu local with a window of %zu tokens, %zu global)", local, hp->swa_window, hp->n_layers - local);
+            printf(" (%zu local with a window of %zu tokens, %zu global)", local, hp->swa_window,
+                   hp->n_layers - local);
         printf("\nembedding:     %zu, feed-forward %zu\nheads:         %zu query, %zu KV, head size %zu\n"
-               "vocabulary:    %zu\ncontext:       %zu (trained)\nparameters:    %.1f M\ntensor types:  %s\n"
+               "vocabulary:    %zu\ncontext:       %zu (trained)\nparameters:    %.1f M\ntensor types:  %s "
+               "(tensors of each type)\n"
                "weights:       %s in memory\n",
                hp->n_embd, hp->n_ff, hp->n_head, hp->n_head_kv, hp->head_dim, hp->n_vocab, hp->n_ctx_train,
-               (double)params / 1e6, types, wt);
+               (double)kvz_cli_model_params(m) / 1e6, types, wt);
     }
     kvz_model_free(m);
     return 0;
+}
+
+static int usage(FILE *f)
+{
+    fprintf(f,
+            "usage: kvz info [--json]\n"
+            "       kvz info --model M [--weights auto|f32|bf16] [--json]\n"
+            "  without --model: the library's version, the kernel level (ISA) in use and those this CPU runs,\n"
+            "  threads and NUMA nodes; with it: the model's architecture, shape, tensor types and size\n");
+    return f == stdout ? 0 : 2;
 }
 
 int kvz_cmd_info(int argc, char **argv)
 {
     int json = 0;
     const char *model = NULL, *weights = NULL;
+    if (kvz_cli_wants_help(argc, argv))
+        return usage(stdout);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
             json = 1;
@@ -76,9 +88,11 @@ int kvz_cmd_info(int argc, char **argv)
         else if (!strcmp(argv[i], "--weights") && i + 1 < argc)
             weights = argv[++i];
         else {
-            fprintf(stderr, "kvz info: unknown option '%s'\nusage: kvz info [--json] [--model M [--weights auto|f32|bf16]]\n",
+            fprintf(stderr, "kvz info: %s '%s'\n",
+                    strcmp(argv[i], "--model") && strcmp(argv[i], "--weights") ? "unknown option"
+                                                                               : "no value after",
                     argv[i]);
-            return 2;
+            return usage(stderr);
         }
     }
     if (model)

@@ -20,7 +20,7 @@ const char kvz_cli_recon_usage[] =
     "  --postfix-ids IDS      assistant-turn opener\n"
     "  --prev-tokens N        tokens of the previous chunk quoted in later prompts (8)\n"
     "  --recon FILE.json      the options above as a JSON object (as ../shared/eval/*-recon.json)\n"
-    "  (IDS: comma-separated token ids; without them the pieces come from the model's chat template)\n";
+    "  (IDS: comma-separated token ids; without them these prompts come from the model's chat template)\n";
 
 int kvz_cli_recon_option(kvz_cli_recon *r, int argc, char **argv, int *i)
 {

@@ -9,9 +9,14 @@
 #include "model/gguf.h"
 #include "model/tokenizer.h"
 
+static const char usage[] =
+    "usage: kvz tokenize --model M [--json] [--] TEXT\n"
+    "  the token ids of TEXT, BOS as the model adds it, special tokens such as <|im_start|>\n"
+    "  recognised; -- before a TEXT that starts with '-'; --json prints {\"ids\": [...]}\n";
+
 static int usage_error(const char *why, const char *arg)
 {
-    fprintf(stderr, "kvz tokenize: %s%s\nusage: kvz tokenize --model M TEXT [--json]\n", why, arg ? arg : "");
+    fprintf(stderr, "kvz tokenize: %s%s\n%s", why, arg ? arg : "", usage);
     return 2;
 }
 
@@ -19,6 +24,10 @@ int kvz_cmd_tokenize(int argc, char **argv)
 {
     const char *model = NULL, *text = NULL;
     int json = 0;
+    if (kvz_cli_wants_help(argc, argv)) {
+        fputs(usage, stdout);
+        return 0;
+    }
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
             json = 1;
