@@ -143,7 +143,7 @@ static void test_window_args(void **state)
                                .group = G,
                                .head_dim = D,
                                .n = NK,
-                               .window = 4,
+                               .window = NQ - 1,
                                .kernel = 3,
                                .pool = KVZ_POOL_AVG,
                                .q = q,
