@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 top=$(pwd)
 CC=${CC:-clang-14}
 if ! command -v "$CC" >/dev/null; then
-    echo "fuzz/build.sh: $CC not found (Debian: clang-14 libclang-rt-14-dev libomp-14-dev; .ci/setup-debian --tests)" >&2
+    echo "fuzz/build.sh: $CC not found (Debian: clang-14 libclang-rt-14-dev libomp-14-dev, which .ci/setup-debian installs)" >&2
     exit 2
 fi
 [ -x configure ] || ./autogen.sh
