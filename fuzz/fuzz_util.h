@@ -10,7 +10,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The path of `name` inside this process's scratch directory, made on the first call (in $TMPDIR,
- * else /dev/shm, else /tmp) and removed at exit with the files made through here. */
+ * else /dev/shm, else /tmp) and removed with the files made through here at a normal exit (a crash
+ * leaves them to look at). */
 const char *fuzz_path(const char *name);
 
 /* Writes size bytes to fuzz_path(name), replacing what was there, and returns that path;
