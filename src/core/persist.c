@@ -91,6 +91,10 @@ static size_t saved_rows(const kvz_segment *s, size_t window)
 static void segment_data(const kvz_segment *s, size_t window, int which, size_t rb, const void **p, size_t *n)
 {
     const size_t keep = saved_rows(s, window), first = s->len - keep;
+    if (!keep) { /* a segment without rows may have no storage: no offset from a NULL pointer */
+        *p = NULL, *n = 0;
+        return;
+    }
     *p = which == 0   ? (const char *)s->k + first * rb
          : which == 1 ? (const char *)s->v + first * rb
                       : (const void *)(s->pos + first);
