@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
+#include "model/model.h"
 #include "model/tokenizer.h"
 
 #define MAX_TOK 4
@@ -29,13 +30,7 @@ static void load(const char *path)
 static void load_model(const char *file) /* from the model cache, where .ci/fetch-models puts them */
 {
     char path[1024];
-    const char *dir = getenv("KVZ_MODEL_DIR"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (dir && *dir)
-        snprintf(path, sizeof path, "%s/%s", dir, file);
-    else if (xdg && *xdg)
-        snprintf(path, sizeof path, "%s/kvz/models/%s", xdg, file);
-    else
-        snprintf(path, sizeof path, "%s/.cache/kvz/models/%s", home ? home : ".", file);
+    kvz_model_cache_path(file, path, sizeof path);
     load(path);
 }
 

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "model/model.h"
+
 void tu_rng_init(tu_rng *r, uint64_t seed) { r->s = seed ^ 0x9e3779b97f4a7c15ull; }
 
 uint64_t tu_next(tu_rng *r) /* splitmix64 */
@@ -322,12 +324,6 @@ const char *tu_shared_file(const char *relative)
 const char *tu_model_file(const char *file)
 {
     static char path[1024];
-    const char *dir = getenv("KVZ_MODEL_DIR"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (dir && *dir)
-        snprintf(path, sizeof path, "%s/%s", dir, file);
-    else if (xdg && *xdg)
-        snprintf(path, sizeof path, "%s/kvz/models/%s", xdg, file);
-    else
-        snprintf(path, sizeof path, "%s/.cache/kvz/models/%s", home ? home : ".", file);
+    kvz_model_cache_path(file, path, sizeof path);
     return readable_or_skip(path, ".ci/fetch-models downloads the real models into this cache");
 }

@@ -517,18 +517,6 @@ static int usage(FILE *f)
     return f == stdout ? 0 : 2;
 }
 
-/* $KVZ_MODEL_DIR, else ${XDG_CACHE_HOME:-$HOME/.cache}/kvz/models, as .ci/fetch-models puts it */
-static void default_model(char *buf, size_t size)
-{
-    const char *dir = getenv("KVZ_MODEL_DIR"), *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (dir && *dir)
-        snprintf(buf, size, "%s/" SMOLLM2_FILE, dir);
-    else if (cache && *cache)
-        snprintf(buf, size, "%s/kvz/models/" SMOLLM2_FILE, cache);
-    else
-        snprintf(buf, size, "%s/.cache/kvz/models/" SMOLLM2_FILE, home ? home : ".");
-}
-
 int kvz_cmd_demo(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
@@ -538,7 +526,7 @@ int kvz_cmd_demo(int argc, char **argv)
             return kvz_cli_demo_stories(argc - 1, argv);
         }
     char def[4096];
-    default_model(def, sizeof def);
+    kvz_model_cache_path(SMOLLM2_FILE, def, sizeof def);
     demo_args a = {.model = def, .weights = "auto", .ratio = 0.3};
     int other = 0, model_at = 0; /* an option of the stories demo; where --model is */
     if (kvz_cli_wants_help(argc, argv))
