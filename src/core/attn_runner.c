@@ -19,8 +19,6 @@
 /* Largest per-thread store of V tiles (floats: 32 MiB, 131072 keys of 128 bf16). */
 #define VTSTORE_MAX ((size_t)1 << 23)
 
-static size_t n_threads(void) { return (size_t)kvz_num_threads(); }
-
 static size_t esize(int dt) { return dt == KVZ_KDT_F32 ? 4 : 2; }
 
 typedef struct task {
@@ -94,7 +92,7 @@ static void query_body(void *ctx, unsigned slot, unsigned team)
 
 static kvz_status run_query_slices(const kvz_kernel_table *kt, const kvz_attn_job *heads, size_t n_heads)
 {
-    const size_t G = heads[0].group, nthr = n_threads();
+    const size_t G = heads[0].group, nthr = (size_t)kvz_num_threads();
     const size_t tok_per_block = (KVZ_KBLOCK_Q + G - 1) / G;
     size_t n_tasks = 0;
     /* slices of whole KVZ_KBLOCK_Q-row blocks, about four tasks per thread over all heads */
@@ -314,7 +312,7 @@ static void key_body(void *ctx, unsigned slot, unsigned team)
 static kvz_status run_key_slices(const kvz_kernel_table *kt, const kvz_attn_job *heads, const int *node_of,
                                  size_t n_heads)
 {
-    const size_t nthr = n_threads();
+    const size_t nthr = (size_t)kvz_num_threads();
     size_t total = 0;
     for (size_t h = 0; h < n_heads; h++) {
         size_t lo, hi;

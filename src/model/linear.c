@@ -382,10 +382,8 @@ static kvz_status apply_rows(kvz_mm *mm, const kvz_linear *l, size_t m, size_t r
     const size_t n_used = (l->out + width - 1) / width; /* rounding up can leave one slice empty */
     prim_entry *full = NULL, *last = NULL;
     kvz_status st = get_prim(mm, l, width < l->out ? width : l->out, rows, tr, &full);
-    if (st == KVZ_OK)
+    if (st == KVZ_OK) /* full is now the most recently used entry: a new one never replaces it */
         st = get_prim(mm, l, l->out - (n_used - 1) * width, rows, tr, &last);
-    if (st == KVZ_OK) /* the first lookup may have been replaced by the second */
-        st = get_prim(mm, l, width < l->out ? width : l->out, rows, tr, &full);
     if (st != KVZ_OK)
         return st;
     size_t scratch = 0;
