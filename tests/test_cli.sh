@@ -31,6 +31,26 @@ check() { # check NAME GOT WANT
 check "tokenize vector" "$(kvz tokenize --model "$MODEL" --json "Tom had a red kite. One day")" \
     '{"ids": [1, 274, 287, 381, 261, 352, 266, 409, 275, 411, 426, 385, 328]}'
 
+# tokenize --count-lines: one JSON string a line in, one count a line out, each the ids of that text
+# without BOS (13 ids above with the BOS this model adds); a line that is not a JSON string: exit 2
+# and its line number
+printf '%s\n' '"Tom had a red kite. One day"' '"Lily\nsaw a dog."' '""' > "$tmp/lines.txt"
+n_dog=$(kvz tokenize --model "$MODEL" "Lily
+saw a dog." | wc -w)
+check "tokenize --count-lines: a count a line, without BOS" \
+    "$(kvz tokenize --model "$MODEL" --count-lines < "$tmp/lines.txt" | tr '\n' ' ')" "12 $((n_dog - 1)) 0 "
+printf '%s\n' '"Tom"' '42' '"never read"' | kvz tokenize --model "$MODEL" --count-lines > "$tmp/out" 2> "$tmp/err"
+check "tokenize --count-lines: a number line exits 2" "$?" 2
+check "tokenize --count-lines: the lines before it counted" "$(cat "$tmp/out")" \
+    "$(($(kvz tokenize --model "$MODEL" Tom | wc -w) - 1))"
+check "tokenize --count-lines: the bad line named" "$(cat "$tmp/err")" \
+    "kvz tokenize: line 2 of standard input: not a JSON string literal"
+printf '%s\n' '"unterminated' | kvz tokenize --model "$MODEL" --count-lines > /dev/null 2> "$tmp/err"
+check "tokenize --count-lines: malformed JSON exits 2" "$?" 2
+check "tokenize --count-lines: and says where" "$(grep -c '^kvz tokenize: line 1 of standard input: .*unterminated string$' "$tmp/err")" 1
+kvz tokenize --model "$MODEL" --count-lines "Tom" > /dev/null 2>&1
+check "tokenize --count-lines with a TEXT exits 2" "$?" 2
+
 got=$(kvz generate --model "$MODEL" --prompt-ids 1 --max-tokens 24 --json | sed 's/\], "text".*/]/')
 check "greedy ids from BOS" "$got" \
     '{"ids": [403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337, 410, 408, 419, 292]'
@@ -123,6 +143,13 @@ elif [ "${CI:-}" = true ]; then
     check "demo on SmolLM2: $SMOLLM2 is there under CI (.ci/fetch-models smollm2)" absent present
 else
     echo "skip: demo on SmolLM2: $SMOLLM2 is absent (.ci/fetch-models smollm2 fetches it)"
+fi
+# --count-lines on a model that adds no BOS (byte-level BPE): the count is the number of ids
+if [ -r "$SMOLLM2" ]; then
+    check "tokenize --count-lines on SmolLM2: as many as the ids" \
+        "$(printf '%s\n' '"Tom had a red kite.\nOne day"' | kvz tokenize --model "$SMOLLM2" --count-lines)" \
+        "$(kvz tokenize --model "$SMOLLM2" "Tom had a red kite.
+One day" | wc -w | tr -d ' ')"
 fi
 
 # failures: a message on stderr, exit 1 for bad input and 2 for bad usage, nothing written

@@ -1,18 +1,26 @@
 /* kvz tokenize: the token ids a GGUF model's tokenizer gives a text (BOS as the model adds it, special tokens
- * parsed). */
+ * parsed), or with --count-lines the token counts of a stream of texts, one JSON string a line. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "cli/cli.h"
+#include "cli/json.h"
 #include "kvz.h"
 #include "model/gguf.h"
 #include "model/tokenizer.h"
 
 static const char usage[] =
     "usage: kvz tokenize --model M [--json] [--] TEXT\n"
+    "       kvz tokenize --model M --count-lines\n"
     "  the token ids of TEXT, BOS as the model adds it, special tokens such as <|im_start|>\n"
-    "  recognised; -- before a TEXT that starts with '-'; --json prints {\"ids\": [...]}\n";
+    "  recognised; -- before a TEXT that starts with '-'; --json prints {\"ids\": [...]}\n"
+    "  --count-lines  reads standard input line by line, each line one JSON string literal (the\n"
+    "    text, escaped, so it may hold newlines), and prints for each the number of ids of that\n"
+    "    text on its own line, flushed at once: encoded as kvz compress encodes a --context (no\n"
+    "    BOS, special-token spellings taken as plain text). A line that is not one JSON string\n"
+    "    (or holds \\u0000) stops it with exit status 2 and its line number.\n";
 
 static int usage_error(const char *why, const char *arg)
 {
@@ -20,10 +28,70 @@ static int usage_error(const char *why, const char *arg)
     return 2;
 }
 
+/* Whether the JSON string literal in line escapes a NUL (\u0000), which the parsed, NUL-terminated text
+ * would silently end at. */
+static int escapes_nul(const char *line, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++)
+        if (line[i] == '\\') {
+            if (line[i + 1] == 'u' && len - i >= 6 && !memcmp(line + i + 2, "0000", 4))
+                return 1;
+            i++; /* the escaped character */
+        }
+    return 0;
+}
+
+/* --count-lines: one count a line of standard input, flushed at once so that a caller can keep the
+ * process open and ask again after each answer. */
+static int count_lines(const kvz_tokenizer *t)
+{
+    char *line = NULL, err[160];
+    size_t cap = 0;
+    int rc = 0;
+    for (size_t no = 1;; no++) {
+        const ssize_t got = getline(&line, &cap, stdin);
+        if (got < 0)
+            break;
+        size_t len = (size_t)got;
+        if (len && line[len - 1] == '\n')
+            line[--len] = '\0';
+        err[0] = '\0';
+        kvz_json *j = kvz_json_parse(line, len, err, sizeof err);
+        if (!j || j->type != KVZ_JSON_STRING || escapes_nul(line, len)) {
+            fprintf(stderr, "kvz tokenize: line %zu of standard input: %s\n", no,
+                    !j                           ? err
+                    : j->type != KVZ_JSON_STRING ? "not a JSON string literal"
+                                                 : "a \\u0000 in the text");
+            kvz_json_free(j);
+            rc = 2;
+            break;
+        }
+        int32_t *ids = NULL;
+        size_t n = 0;
+        const kvz_status st = kvz_tokenizer_encode(t, j->string, strlen(j->string), 0, 0, &ids, &n);
+        kvz_json_free(j);
+        free(ids);
+        if (st != KVZ_OK) {
+            rc = kvz_cli_error("line %zu of standard input: cannot tokenize: %s (%s)", no, kvz_last_error(),
+                               kvz_strerror(st));
+            break;
+        }
+        printf("%zu\n", n);
+        if (fflush(stdout) != 0) {
+            rc = kvz_cli_error("cannot write the counts");
+            break;
+        }
+    }
+    if (!rc && ferror(stdin))
+        rc = kvz_cli_error("cannot read standard input");
+    free(line);
+    return rc;
+}
+
 int kvz_cmd_tokenize(int argc, char **argv)
 {
     const char *model = NULL, *text = NULL;
-    int json = 0;
+    int json = 0, count = 0;
     if (kvz_cli_wants_help(argc, argv)) {
         fputs(usage, stdout);
         return 0;
@@ -31,6 +99,8 @@ int kvz_cmd_tokenize(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
             json = 1;
+        else if (!strcmp(argv[i], "--count-lines"))
+            count = 1;
         else if (!strcmp(argv[i], "--model")) {
             if (++i >= argc)
                 return usage_error("--model needs a file", NULL);
@@ -48,7 +118,11 @@ int kvz_cmd_tokenize(int argc, char **argv)
     }
     if (!model)
         return usage_error("--model is required", NULL);
-    if (!text)
+    if (count && text)
+        return usage_error("--count-lines reads its texts from standard input, not ", text);
+    if (count && json)
+        return usage_error("--count-lines prints counts, not --json", NULL);
+    if (!text && !count)
         return usage_error("no text given", NULL);
 
     kvz_gguf *g = NULL;
@@ -58,11 +132,13 @@ int kvz_cmd_tokenize(int argc, char **argv)
     kvz_status st = kvz_gguf_open(model, &g);
     if (st == KVZ_OK)
         st = kvz_tokenizer_from_gguf(g, &t);
-    if (st == KVZ_OK)
+    if (st == KVZ_OK && !count)
         st = kvz_tokenizer_encode(t, text, strlen(text), 1, 1, &ids, &n);
     int rc = 0;
     if (st != KVZ_OK)
         rc = kvz_cli_error("%s", kvz_last_error()[0] ? kvz_last_error() : kvz_strerror(st));
+    else if (count)
+        rc = count_lines(t);
     else {
         fputs(json ? "{\"ids\": [" : "", stdout);
         for (size_t i = 0; i < n; i++)
