@@ -188,6 +188,16 @@ KVZ_API kvz_status kvz_convert(void *dst, kvz_dtype dst_dtype, const void *src, 
  * probabilities over the reduced key set [0, sink_end) + [chunk_begin, chunk_end) + own
  * causal keys from q_pos0). Requires sink_end <= chunk_begin <= chunk_end <= q_pos0 and
  * q_pos0 + n_q <= n_k. Initialise the scores to 0 before the first chunk.
+ *
+ * Accumulated attention (@c accum not NULL; the H2O policy): for each KV head h,
+ * accum + h*accum_head_stride holds n_k floats; key j receives += the sum over the group's
+ * query heads and the n_q queries that see it of the softmax probability it gets (the
+ * ordinary attention probabilities over all keys each query sees). Nothing is reset: zero
+ * the rows once, then call chunk after chunk of a chunked prefill, and keys of earlier
+ * chunks gather the attention of later chunks' queries. Combines with scoring.
+ *
+ * Fields are only ever added at the end: any struct_size from the 0.1 layout's,
+ * offsetof(kvz_attn_args, accum), up is accepted, the fields it leaves out NULL/0.
  */
 typedef struct kvz_attn_args {
     size_t struct_size; /**< sizeof(kvz_attn_args): lets the struct grow compatibly */
@@ -206,10 +216,15 @@ typedef struct kvz_attn_args {
     float *score;
     ptrdiff_t score_head_stride;
     size_t sink_end, chunk_begin, chunk_end;
+    /** Optional (NULL: none): accumulated attention, n_k floats per KV head, added to (see
+     *  above). A struct_size that ends before this field means NULL. @since 0.1 */
+    float *accum;
+    ptrdiff_t accum_head_stride; /**< floats from one KV head's accum row to the next. @since 0.1 */
 } kvz_attn_args;
 
 /**
- * Runs prefill (or scoring) attention with OpenMP threads over heads and query blocks.
+ * Runs prefill (or scoring, or accumulating) attention on the library's threads over heads
+ * and query blocks.
  * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (sizes, head_dim > 256, ranges),
  *         KVZ_ERR_NOMEM. Thread-safe for distinct outputs. @since 0.1
  */
@@ -499,6 +514,15 @@ KVZ_API kvz_status kvz_cache_segment_node(const kvz_cache *cache, size_t layer, 
  * scoring: score + h*score_head_stride receives the max-folded probabilities of rows
  * [chunk_begin, chunk_end) of every segment (reduced set: rows [0, sink_end), the chunk, and
  * the queries' own rows), as kvz_attn_prefill describes.
+ *
+ * Optional accumulated attention (the H2O policy): accum + h*accum_head_stride holds one
+ * float per row of head h's segment, n_k = its length with the queries' rows appended (all
+ * heads of a layer have the same length during a prefill); each row receives += the
+ * attention the n_q queries of the group's query heads give it, as kvz_attn_prefill
+ * describes. Refused on a sliding-window layer and by kvz_query_attend.
+ *
+ * Fields are only ever added at the end: any struct_size from the 0.1 layout's,
+ * offsetof(kvz_attend_args, accum), up is accepted, the fields it leaves out NULL/0.
  */
 typedef struct kvz_attend_args {
     size_t struct_size; /**< sizeof(kvz_attend_args) */
@@ -512,12 +536,16 @@ typedef struct kvz_attend_args {
     float *score;
     ptrdiff_t score_head_stride;
     size_t sink_end, chunk_begin, chunk_end;
+    /** Optional (NULL: none): accumulated attention, one float per segment row and KV head,
+     *  added to (see above). A struct_size that ends before this field means NULL. @since 0.1 */
+    float *accum;
+    ptrdiff_t accum_head_stride; /**< floats from one KV head's accum row to the next. @since 0.1 */
 } kvz_attend_args;
 
-/** On a sliding-window layer each token sees only the rows of its window, and scoring is
- *  refused (KVzip scores the global layers only).
- *  @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (also: scoring on a windowed layer),
- *  KVZ_ERR_NOMEM. @since 0.1 */
+/** On a sliding-window layer each token sees only the rows of its window, and scoring and
+ *  accumulated attention are refused (KVzip and H2O select on the global layers only).
+ *  @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (also: scoring or accum on a windowed
+ *  layer), KVZ_ERR_NOMEM. @since 0.1 */
 KVZ_API kvz_status kvz_cache_attend(const kvz_cache *cache, size_t layer, const kvz_attend_args *args);
 
 /**
@@ -535,7 +563,8 @@ KVZ_API kvz_status kvz_query_append(kvz_query *query, size_t layer, size_t n_tok
                                     const float *v, ptrdiff_t token_stride, ptrdiff_t head_stride);
 
 /** Attention over the shared segment followed by the private tail; the queries' own keys
- *  are the last n_q rows of the tail. As kvz_cache_attend, without scoring. @since 0.1 */
+ *  are the last n_q rows of the tail. As kvz_cache_attend, without scoring or accumulated
+ *  attention (KVZ_ERR_INVALID_ARG). @since 0.1 */
 KVZ_API kvz_status kvz_query_attend(kvz_query *query, size_t layer, const kvz_attend_args *args);
 
 /** Position of the next token of a layer: the cache's, plus the tail. @since 0.1 */

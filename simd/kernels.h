@@ -82,6 +82,12 @@ enum {
  * own_begin is where the repeat input's keys start (the first query's position when the
  * caller runs a slice of the queries). Requires sink_end <= chunk_begin <= chunk_end <=
  * own_begin <= q_pos0 and q_pos0 + n_q <= n_k (scoring uses the first run only).
+ *
+ * Accumulated attention (accum != NULL, H2O): once a query block's log-sum-exps are known,
+ * a second visit of the first run's keys that the block sees adds, for every key j < n_k,
+ * the sum over the block's rows (g, i) that see j of the softmax probability exp(z - lse)
+ * to accum[j] (one float per key of the first run; never reset here). The second run's keys
+ * count in every softmax but are not accumulated. Combines with a window and with scoring.
  */
 typedef struct kvz_attn_job {
     const float *q;
@@ -98,7 +104,8 @@ typedef struct kvz_attn_job {
     float *lse;
     float *score;
     size_t sink_end, chunk_begin, chunk_end, own_begin;
-    float *work; /* kvz_attn_work_floats(d) floats, 64-byte aligned */
+    float *accum; /* NULL: no accumulated attention */
+    float *work;  /* kvz_attn_work_floats(d) floats, 64-byte aligned */
     /* Optional, scoring only: KVZ_KBLOCK_Q x (chunk_end - chunk_begin) floats where the first
      * sweep keeps the chunk keys' logits of a query block, so that the second visit does not
      * compute them again (NULL: it recomputes them). */

@@ -146,6 +146,24 @@ void oracle_kvzip_score(const double *q, const double *k, size_t group, size_t n
     free(col);
 }
 
+void oracle_attn_accum(const double *q, const double *k, size_t group, size_t n_q, size_t n_k, size_t d,
+                       long q_pos0, size_t window, double scale, double *accum)
+{
+    unsigned char *vis = causal_vis(n_q, n_k, q_pos0, window, NULL);
+    double *Z = xmalloc(n_q * n_k * sizeof *Z);
+    for (size_t g = 0; g < group; g++) {
+        for (size_t i = 0; i < n_q; i++)
+            for (size_t j = 0; j < n_k; j++)
+                Z[i * n_k + j] = scale * dot(q + (g * n_q + i) * d, k + j * d, d);
+        softmax_rows(Z, vis, n_q, n_k, NULL);
+        for (size_t i = 0; i < n_q; i++) /* a column sum of the probability matrix */
+            for (size_t j = 0; j < n_k; j++)
+                accum[j] += Z[i * n_k + j];
+    }
+    free(Z);
+    free(vis);
+}
+
 void oracle_varlen(const double *q, const double *k, const double *v, size_t kv_row_stride,
                    const int32_t *cu_len, size_t n_heads, size_t group, size_t q_len, size_t d, double scale,
                    double *out)

@@ -47,6 +47,15 @@ void oracle_kvzip_score(const double *q, const double *k, size_t group, size_t n
                         double *score);
 
 /*
+ * Accumulated attention of one KV head (the H2O policy's score): q holds group x n_q rows
+ * ([g][i][d]), k holds n_k rows. Each row's softmax over the keys it sees (j <= q_pos0 + i,
+ * and q_pos0 + i - j < window when window > 0), then accum[j] += the sum of the
+ * probabilities of key j over all group x n_q rows, for every j < n_k. Adds to accum.
+ */
+void oracle_attn_accum(const double *q, const double *k, size_t group, size_t n_q, size_t n_k, size_t d,
+                       long q_pos0, size_t window, double scale, double *accum);
+
+/*
  * Decode over variable-length KV heads (spec kvzip.md section 4.3, flash_attn_varlen with
  * bottom-right causal alignment). k and v: rows of d values, row r at k + r*kv_row_stride;
  * head h owns rows cu_len[h] .. cu_len[h+1]-1 (len_h rows). q and out: n_heads*q_len*group

@@ -81,6 +81,17 @@ else
     check "compress runs" "failed" "ok"
 fi
 
+# compress --policy h2o: the prefill's accumulated attention, no reconstruction pass
+if kvz compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --policy h2o --ratio 0.3 --out "$tmp/h2o.kvz" \
+    --dump-scores "$tmp/h2o.npy" --json > "$tmp/h2o.json"; then
+    check "compress --policy h2o wrote the cache" "$(test -s "$tmp/h2o.kvz" && echo yes)" yes
+    check "h2o: no reconstruction pass" "$(sed 's/.*"passes": \([0-9]*\).*/\1/' "$tmp/h2o.json")" 0
+    check "h2o scores shape" "$(head -c 128 "$tmp/h2o.npy" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)")" \
+        "'shape': (5, 4, $n_ctx)"
+else
+    check "compress --policy h2o runs" "failed" "ok"
+fi
+
 # ask: a cache saved at ratio 1 (f32) answers the task file's first query as the reference did
 q=$(sed -n 1p "$SHARED/eval/stories-public.jsonl" | grep -o '"queries": \[{"prompt_ids": \[[^]]*\], "answer_ids": \[[^]]*\]')
 prompt=$(echo "$q" | sed 's/.*"prompt_ids": \[\([^]]*\)\].*/\1/' | tr -d ' ')

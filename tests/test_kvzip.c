@@ -1,7 +1,8 @@
 /* The KVzip pipeline on stories260K against the naive fp64 reference: the pass layout of
  * spec/kvzip.md §1.3, reconstruction scores from the reference's attention probabilities,
  * selection equal up to ties, ratio 1 changes nothing, the compacted cache answers like a
- * masked full cache (§4.5), and the #147 guard. */
+ * masked full cache (§4.5), and the #147 guard; the window scores of the SnapKV family and
+ * H2O's accumulated attention, both from the prefill. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include "model/generate.h"
+#include "model/h2o_scores.h"
 #include "model/kvzip.h"
 #include "model/window_scores.h"
 #include "ref_llama.h"
@@ -396,10 +398,92 @@ static void test_window_scores(void **state)
                 assert_int_equal(pos[len - W + i], (int64_t)(n - W + i));
         }
     kvz_cache_destroy(c);
-    pa.policy = KVZ_POLICY_H2O;
-    assert_int_equal(kvz_kvzip_build(m, &p, CTX, N_C, &o, &pa, &c, NULL, &rep), KVZ_ERR_UNSUPPORTED);
-    assert_null(c);
     free(got), free(want), free(a), free(logits), free(P);
+    ref_llama_close(r);
+    kvz_model_free(m);
+}
+
+/* H2O's scores from the prefill: the attention each context token receives from every query
+ * at or after it, summed over the GQA group, against the reference's probabilities; a chunked
+ * prefill equals an unchunked one; h2o keeps the budget of each head, its window and the
+ * system prompt, and the context tokens it keeps outscore those it drops. */
+static void test_h2o_scores(void **state)
+{
+    (void)state;
+    NEED_MODEL();
+    make_context();
+    kvz_model *m = load();
+    const size_t L = m->hp.n_layers, H = m->hp.n_head_kv, Hq = m->hp.n_head, G = Hq / H, n = N_SYS + N_C;
+    ref_llama *r = ref_llama_open(path);
+    int32_t seq[N_SYS + N_C];
+    memcpy(seq, SYS, sizeof SYS), memcpy(seq + N_SYS, CTX, sizeof CTX);
+    double *logits = tu_malloc(n * ref_llama_vocab(r) * 8), *P = tu_malloc(L * Hq * n * n * 8);
+    ref_llama_forward(r, seq, n, logits, P);
+    double *want = tu_calloc(L * H * N_C, 8);
+    for (size_t l = 0; l < L; l++)
+        for (size_t qh = 0; qh < Hq; qh++)
+            for (size_t i = 0; i < n; i++)
+                for (size_t j = N_SYS; j <= i; j++)
+                    want[(l * H + qh / G) * N_C + j - N_SYS] += P[((l * Hq + qh) * n + i) * n + j];
+    float *chunked = tu_malloc(L * H * N_C * 4), *whole = tu_malloc(L * H * N_C * 4);
+    double *wd = tu_malloc(L * H * N_C * 8);
+    kvz_cache *c;
+    /* chunks of 7, of 20 (a last one of 5) and one chunk */
+    static const size_t chunks[] = {7, 20, 0};
+    for (size_t t = 0; t < 3; t++) {
+        float *got = chunks[t] ? chunked : whole;
+        assert_int_equal(kvz_model_cache_create(m, KVZ_DTYPE_F32, &c), KVZ_OK);
+        assert_int_equal(kvz_prefill_h2o_scores(m, c, seq, n, N_SYS, chunks[t], got), KVZ_OK);
+        tu_check_close(got, want, L * H * N_C, 2e-5, 1e-4, "h2o scores");
+        /* the prefill itself is the plain one: every token in the cache */
+        size_t len;
+        assert_int_equal(kvz_cache_length(c, L - 1, H - 1, &len), KVZ_OK);
+        assert_int_equal(len, n);
+        /* a second prefill into the same cache is refused: its rows would not be the ids */
+        assert_int_equal(kvz_prefill_h2o_scores(m, c, seq, n, N_SYS, chunks[t], got), KVZ_ERR_STATE);
+        kvz_cache_destroy(c);
+    }
+    for (size_t x = 0; x < L * H * N_C; x++)
+        wd[x] = whole[x];
+    tu_check_close(chunked, wd, L * H * N_C, 1e-6, 2e-5, "h2o scores, chunked against unchunked");
+    /* h2o at 0.3: N_SYS + int(0.3 N_C) rows a head, the window of 8 among them */
+    const kvz_kvzip_pieces p = pieces();
+    const kvz_kvzip_opts o = opts(); /* prefill chunks of 7 */
+    kvz_policy_args pa = {.struct_size = sizeof pa, .policy = KVZ_POLICY_H2O, .ratio = 0.3};
+    kvz_kvzip_report rep;
+    float *scores = NULL;
+    assert_int_equal(kvz_kvzip_build(m, &p, CTX, N_C, &o, &pa, &c, &scores, &rep), KVZ_OK);
+    assert_int_equal(rep.passes, 0);
+    assert_int_equal(rep.n_kept, L * H * (size_t)(N_C * 0.3));
+    for (size_t x = 0; x < L * H * N_C; x++)
+        wd[x] = chunked[x];
+    tu_check_close(scores, wd, L * H * N_C, 1e-6, 2e-5, "h2o scores of kvz_kvzip_build");
+    for (size_t l = 0; l < L; l++)
+        for (size_t h = 0; h < H; h++) {
+            const int64_t *pos;
+            size_t len;
+            assert_int_equal(kvz_cache_length(c, l, h, &len), KVZ_OK);
+            assert_int_equal(len, N_SYS + (size_t)(N_C * 0.3));
+            assert_int_equal(kvz_cache_positions(c, l, h, &pos), KVZ_OK);
+            for (size_t i = 0; i < N_SYS; i++)
+                assert_int_equal(pos[i], (int64_t)i);
+            for (size_t i = 0; i < o.window; i++)
+                assert_int_equal(pos[len - o.window + i], (int64_t)(n - o.window + i));
+            /* outside the window, every kept token scores at least as much as every dropped one */
+            const float *sc = scores + (l * H + h) * N_C;
+            uint8_t kept[N_C] = {0};
+            for (size_t i = N_SYS; i < len; i++)
+                kept[pos[i] - N_SYS] = 1;
+            float lo = INFINITY, hi = -INFINITY;
+            for (size_t j = 0; j + o.window < N_C; j++)
+                if (kept[j])
+                    lo = fminf(lo, sc[j]);
+                else
+                    hi = fmaxf(hi, sc[j]);
+            assert_true(lo >= hi);
+        }
+    kvz_cache_destroy(c);
+    free(scores), free(chunked), free(whole), free(wd), free(want), free(logits), free(P);
     ref_llama_close(r);
     kvz_model_free(m);
 }
@@ -410,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_pass_layout),           cmocka_unit_test(test_scores_vs_reference),
         cmocka_unit_test(test_guard_full_cache),      cmocka_unit_test(test_ratio_one_is_identity),
         cmocka_unit_test(test_compress_vs_masked_reference), cmocka_unit_test(test_head_level), cmocka_unit_test(test_window_scores),
+        cmocka_unit_test(test_h2o_scores),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1399,6 +1399,23 @@ static void fold_sum(const blk_ctx *c, size_t nb, float *dst)
     }
 }
 
+/* The second visit of accumulated attention (H2O): the block's rows' probabilities
+ * exp(z - lse) of the first run's keys [from, to), summed over the rows into accum. The
+ * logits are computed again, masked as the first sweep masked them (logits_block): keeping
+ * them would take KVZ_KBLOCK_Q floats a key, and the first sweep's S already holds P.V's
+ * probabilities, relative to running maxima that moved since. */
+static void accum_visit(blk_ctx *c, const kvz_attn_job *job, size_t from, size_t to)
+{
+    for (size_t r = 0; r < c->nrv * VW; r++) /* padding rows and rows that see nothing add 0 */
+        c->lse2[r] = (r < c->mq && c->l[r] > 0.0f) ? c->m[r] + logf(c->l[r]) : INFINITY;
+    for (size_t kb = from; kb < to; kb += BK) {
+        const size_t nb = to - kb < BK ? to - kb : BK;
+        logits_block(c, job->k, job->kv_row_stride, job->dtype, kb, nb, 0);
+        probs_from_lse(c, nb);
+        fold_sum(c, nb, job->accum + kb);
+    }
+}
+
 /* Copies the logits of the chunk keys among keys [kb, kb+nb) (gemm layout S[j][row]) into
  * the job's store, [key - chunk_begin][row]. */
 static void store_chunk_logits(const blk_ctx *c, const kvz_attn_job *job, size_t kb, size_t nb)
@@ -1567,6 +1584,11 @@ static void attn_impl(const kvz_attn_job *job)
                 job->lse[g * job->n_q + i] = c.l[r] > 0.0f ? c.m[r] + logf(c.l[r]) : -INFINITY;
         }
 
+        /* Accumulated attention: the keys of the first run that some row of the block sees
+         * (from the first row's window on, up to the last row's limit). The first sweep's
+         * interleaved streams (bp path) are no matter here: this visit reads keys in order. */
+        if (job->accum && kbeg < (kend < job->n_k ? kend : job->n_k))
+            accum_visit(&c, job, kbeg, kend < job->n_k ? kend : job->n_k);
         if (!job->score)
             continue;
         /* Second visit of the chunk's keys: fold max_rows exp(z - lse_reduced). */

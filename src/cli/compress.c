@@ -28,8 +28,9 @@ static int usage(FILE *f)
         "  --context-text TEXT  the context itself, as text (encoded like --context)\n"
         "  --context-ids FILE   a file of token ids of the context, separated by whitespace or commas\n"
         "  --policy   kvzip-pair (default), kvzip-pair-uniform, kvzip-head, fastkv, snapkv, pyramidkv,\n"
-        "             adakv (window scores of the last 8 context tokens, pooled by 7), streaming, random,\n"
-        "             full (keeps everything: no ratio)\n"
+        "             adakv (window scores of the last 8 context tokens, pooled by 7), h2o (the attention\n"
+        "             each token received from every later prefill query; keeps the last 8 as well),\n"
+        "             streaming, random, full (keeps everything: no ratio)\n"
         "  --ratio    the KEPT fraction of the context's key/value pairs, in (0, 1] (default 0.3: 30 %%)\n"
         "  --mode     how kvzip-pair cuts at the ratio: strict (the paper's rule: the scores strictly above\n"
         "             the cut, so ties at it go) or exact (exactly the ratio's count of pairs)\n"
@@ -165,16 +166,13 @@ int kvz_cmd_compress(int argc, char **argv)
             fprintf(stderr, "kvz compress: --ratio is ignored by policy full, which keeps every pair\n");
         ratio = 1;
     }
-    if (policy == KVZ_POLICY_H2O)
-        return kvz_cli_error("--policy h2o needs the accumulated attention of every prefill query, which the "
-                             "prefill does not collect"),
-               2;
     if (policy == KVZ_POLICY_KVZIP_HEAD && !heads)
         return kvz_cli_error("--policy kvzip-head needs --head-scores"), 2;
-    if (dump && !kvz_kvzip_policy_needs_scores(policy) && !kvz_kvzip_policy_uses_window(policy))
+    if (dump && !kvz_kvzip_policy_needs_scores(policy) && !kvz_kvzip_policy_uses_window(policy) &&
+        policy != KVZ_POLICY_H2O)
         return kvz_cli_error(
                    "--dump-scores needs a policy that scores tokens (KVzip pair level, fastkv, snapkv, "
-                   "pyramidkv, adakv)"),
+                   "pyramidkv, adakv, h2o)"),
                2;
     if (save_heads && !kvz_kvzip_policy_needs_scores(policy))
         return kvz_cli_error("--save-head-scores needs a pair-level KVzip policy"), 2;
@@ -266,7 +264,9 @@ int kvz_cmd_compress(int argc, char **argv)
                        LG < L ? " in the global layers (the sliding-window layers keep their window)" : "",
                        kvz_policy_name(policy), ratio);
             printf("cache:    %zu bytes\ntime:     prefill %.3f s%s", cs.bytes_used, rep.prefill_s,
-                   kvz_kvzip_policy_uses_window(policy) ? " (window scores included)" : "");
+                   kvz_kvzip_policy_uses_window(policy) ? " (window scores included)"
+                   : policy == KVZ_POLICY_H2O           ? " (accumulated attention included)"
+                                                        : "");
             if (rep.passes)
                 printf(", %zu reconstruction pass%s (%zu tokens) %.3f s", rep.passes,
                        rep.passes == 1 ? "" : "es", rep.pass_tokens, rep.score_s);

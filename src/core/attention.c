@@ -32,6 +32,7 @@ kvz_status kvz_attn_prefill(const kvz_attn_args *given)
     if (!given)
         return kvz_fail(KVZ_ERR_NULL, "%s: args is NULL", fn);
     kvz_attn_args args;
+    /* the 0.1 layout ended with chunk_end (accum came after it: a shorter struct means NULL) */
     kvz_status st =
         kvz_struct_in(fn, "kvz_attn_args", given, KVZ_SIZE_0_1(kvz_attn_args, chunk_end), &args, sizeof args);
     if (st != KVZ_OK)
@@ -84,6 +85,8 @@ kvz_status kvz_attn_prefill(const kvz_attn_args *given)
             j->chunk_end = a->chunk_end;
             j->own_begin = (size_t)a->q_pos0; /* the repeat input's keys start at its first query */
         }
+        if (a->accum)
+            j->accum = a->accum + (ptrdiff_t)h * a->accum_head_stride;
     }
     st = kvz_attn_run(jobs, H);
     free(jobs);

@@ -2,7 +2,9 @@
  * Runs one attention job per KV head across the library's threads. A head with many query rows is
  * split into query slices, each a kernel call over all its keys; a head with few rows (a
  * decode step) is split into key slices whose partial outputs are merged by log-sum-exp, so
- * that even one long head keeps every thread busy. Scratch is per thread and reused.
+ * that even one long head keeps every thread busy (not when scoring or accumulating
+ * attention, whose probabilities need the whole row's log-sum-exp). Scratch is per thread
+ * and reused.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -43,7 +45,7 @@ typedef struct query_run {
     const kvz_kernel_table *kt;
     const kvz_attn_job *heads;
     const task *tasks;
-    float *const *priv;
+    float *const *priv, *const *apriv; /* per task: private score and accumulation rows */
     const size_t *slice_tok;
     size_t n_tasks, wfloats, wbase, zbase, zfloats, vtfloats;
     size_t next; /* the next task to run */
@@ -68,6 +70,7 @@ static void query_body(void *ctx, unsigned slot, unsigned team)
         j.n_q = r->tasks[x].b - i0;
         j.q_pos0 = hj->q_pos0 + (ptrdiff_t)i0;
         j.score = r->priv[x] ? r->priv[x] : hj->score;
+        j.accum = r->apriv[x] ? r->apriv[x] : hj->accum;
         j.work = work;
         j.zstore = r->zfloats && hj->score ? work + r->wbase : NULL;
         j.vtstore =
@@ -88,6 +91,14 @@ static void query_body(void *ctx, unsigned slot, unsigned team)
             r->kt->attn(&jg);
         }
     }
+}
+
+/* The keys of the first run that the head's queries before query i_end see: the length of
+ * a slice's private accumulation row. */
+static size_t accum_keys(const kvz_attn_job *h, size_t i_end)
+{
+    const ptrdiff_t lim = h->q_pos0 + (ptrdiff_t)i_end; /* one past the last row's last key */
+    return lim <= 0 ? 0 : ((size_t)lim < h->n_k ? (size_t)lim : h->n_k);
 }
 
 static kvz_status run_query_slices(const kvz_kernel_table *kt, const kvz_attn_job *heads, size_t n_heads)
@@ -113,9 +124,12 @@ static kvz_status run_query_slices(const kvz_kernel_table *kt, const kvz_attn_jo
         n_tasks += nq ? (nq + slice_tok[h] - 1) / slice_tok[h] : 0;
     }
     task *tasks = malloc((n_tasks ? n_tasks : 1) * sizeof *tasks);
-    /* scoring with several slices of one head: private score rows, max-merged after */
+    /* scoring with several slices of one head: private score rows, max-merged after; the
+       same for accumulated attention, added up after (in task order: the sums do not depend
+       on which thread ran which slice) */
     float **priv = calloc(n_tasks ? n_tasks : 1, sizeof *priv);
-    int nomem = !tasks || !priv;
+    float **apriv = calloc(n_tasks ? n_tasks : 1, sizeof *apriv);
+    int nomem = !tasks || !priv || !apriv;
     size_t t = 0;
     for (size_t h = 0; h < n_heads && !nomem; h++) {
         const size_t nq = heads[h].n_q, multi = nq > slice_tok[h];
@@ -124,6 +138,9 @@ static kvz_status run_query_slices(const kvz_kernel_table *kt, const kvz_attn_jo
             tasks[t] = (task){h, i0, i0 + slice_tok[h] < nq ? i0 + slice_tok[h] : nq};
             const size_t chunk = heads[h].chunk_end - heads[h].chunk_begin;
             if (heads[h].score && multi && !(priv[t] = calloc(chunk ? chunk : 1, sizeof(float))))
+                nomem = 1;
+            const size_t seen = accum_keys(&heads[h], tasks[t].b);
+            if (heads[h].accum && multi && !(apriv[t] = calloc(seen ? seen : 1, sizeof(float))))
                 nomem = 1;
             t++;
             if (i0 == 0)
@@ -149,8 +166,8 @@ static kvz_status run_query_slices(const kvz_kernel_table *kt, const kvz_attn_jo
     const size_t wbase = (kvz_attn_work_floats(heads[0].d) + 15) / 16 * 16,
                  zbase = wbase + (zfloats + 15) / 16 * 16;
     const size_t wfloats = zbase + vtfloats;
-    query_run r = {kt,    heads, tasks,   priv,     slice_tok, n_tasks, wfloats,
-                   wbase, zbase, zfloats, vtfloats, 0,         nomem};
+    query_run r = {kt,      heads, tasks, priv,    apriv,    slice_tok, n_tasks,
+                   wfloats, wbase, zbase, zfloats, vtfloats, 0,         nomem};
     kvz_team_run(query_body, &r, 0);
     nomem = r.nomem;
     if (!nomem)
@@ -161,9 +178,19 @@ static kvz_status run_query_slices(const kvz_kernel_table *kt, const kvz_attn_jo
                     if (priv[x][c] > hj->score[c])
                         hj->score[c] = priv[x][c];
             }
+    if (!nomem)
+        for (size_t x = 0; x < n_tasks; x++)
+            if (apriv[x]) {
+                const kvz_attn_job *hj = &heads[tasks[x].head];
+                const size_t seen = accum_keys(hj, tasks[x].b);
+                for (size_t c = 0; c < seen; c++)
+                    hj->accum[c] += apriv[x][c];
+            }
     for (size_t x = 0; priv && x < n_tasks; x++)
         free(priv[x]);
-    free(priv), free(tasks), free(slice_tok);
+    for (size_t x = 0; apriv && x < n_tasks; x++)
+        free(apriv[x]);
+    free(priv), free(apriv), free(tasks), free(slice_tok);
     return nomem ? kvz_fail(KVZ_ERR_NOMEM, "attention: no memory for scratch or score rows") : KVZ_OK;
 }
 
@@ -244,6 +271,7 @@ static void key_task(const kvz_kernel_table *kt, const kvz_attn_job *heads, cons
     j.out_row_stride = (ptrdiff_t)hj->d;
     j.lse = lse; /* [g][i] */
     j.score = NULL;
+    j.accum = NULL; /* accumulating heads run as query slices */
     j.work = work;
     kt->attn(&j);
 }
@@ -419,10 +447,10 @@ kvz_status kvz_attn_run_placed(const kvz_attn_job *heads, const int *node_of, si
         return KVZ_OK;
     const kvz_kernel_table *kt = kvz_kernels();
     size_t rows = 0;
-    int scoring = 0;
+    int scoring = 0; /* or accumulating: a key slice's probabilities are relative to its own lse */
     for (size_t h = 0; h < n_heads; h++) {
         rows = heads[h].n_q * heads[h].group > rows ? heads[h].n_q * heads[h].group : rows;
-        scoring |= heads[h].score != NULL;
+        scoring |= heads[h].score != NULL || heads[h].accum != NULL;
     }
     if (rows == 0)
         return KVZ_OK;

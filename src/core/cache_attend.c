@@ -10,7 +10,7 @@ kvz_status kvz_cache_attend_runs(const kvz_cache *c, size_t layer, const kvz_seg
 {
     if (!c || !given)
         return kvz_fail(KVZ_ERR_NULL, "%s: cache and args must not be NULL", fn);
-    kvz_attend_args args;
+    kvz_attend_args args; /* the 0.1 layout ended with chunk_end (accum came after it) */
     const kvz_status sa = kvz_struct_in(fn, "kvz_attend_args", given, KVZ_SIZE_0_1(kvz_attend_args, chunk_end),
                                         &args, sizeof args);
     if (sa != KVZ_OK)
@@ -28,6 +28,14 @@ kvz_status kvz_cache_attend_runs(const kvz_cache *c, size_t layer, const kvz_seg
         return kvz_fail(KVZ_ERR_INVALID_ARG,
                         "%s: layer %zu has a sliding window (%zu): scoring runs on the global layers only", fn,
                         layer, c->window[layer]);
+    if (a->accum && c->window[layer])
+        return kvz_fail(KVZ_ERR_INVALID_ARG,
+                        "%s: layer %zu has a sliding window (%zu): accumulated attention is collected on the "
+                        "global layers only",
+                        fn, layer, c->window[layer]);
+    if (a->accum && tails)
+        return kvz_fail(KVZ_ERR_INVALID_ARG,
+                        "%s: accumulated attention is collected on the cache itself, not on a query", fn);
     const size_t H = c->cfg.n_kv_heads, G = a->group, d = c->cfg.head_dim;
     for (size_t h = 0; h < H; h++) {
         const size_t n = kvz_cache_seg(c, layer, h)->len + (tails ? tails[h].len : 0);
@@ -71,6 +79,8 @@ kvz_status kvz_cache_attend_runs(const kvz_cache *c, size_t layer, const kvz_seg
             j->sink_end = a->sink_end, j->chunk_begin = a->chunk_begin, j->chunk_end = a->chunk_end;
             j->own_begin = (size_t)j->q_pos0;
         }
+        if (a->accum) /* one float per row of the segment */
+            j->accum = a->accum + (ptrdiff_t)h * a->accum_head_stride;
     }
     /* the node of each head's shared segment (a query's tail is small and wherever it is);
        a cache is placed whole or not at all, so an unplaced one skips this per call */

@@ -222,9 +222,10 @@ kvz_status kvz_model_layer(kvz_model *m, size_t layer, kvz_kv_target kv, kvz_lay
     if (layer >= hp->n_layers || !io->n)
         return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_model_layer: layer %zu of %zu, %zu tokens", layer,
                         hp->n_layers, io->n);
-    if (kv.query && (io->explicit_pos || io->score))
+    if (kv.query && (io->explicit_pos || io->score || io->accum))
         return kvz_fail(KVZ_ERR_INVALID_ARG,
-                        "kvz_model_layer: queries take contiguous positions and no scoring");
+                        "kvz_model_layer: queries take contiguous positions, no scoring and no accumulated "
+                        "attention");
     /* this layer's window only: a decode step calls every layer, and the prefill checked them all */
     kvz_status st = check_shape(m, kv, "kvz_model_layer");
     if (st == KVZ_OK && kv.cache && !kv.query)
@@ -264,10 +265,23 @@ kvz_status kvz_model_layer(kvz_model *m, size_t layer, kvz_kv_target kv, kvz_lay
         }
         if ((st = append_kv(kv, layer, nc, s.k, s.v, KD, d, pos, io->explicit_pos)))
             break;
-        kvz_attend_args at = {sizeof at,     Hq / Hkv,        nc,           hp->attn_scale,
-                              s.q,           (ptrdiff_t)QD,   (ptrdiff_t)d, s.att,
-                              (ptrdiff_t)QD, (ptrdiff_t)d,    io->score,    io->score_head_stride,
-                              io->sink_end,  io->chunk_begin, io->chunk_end};
+        const kvz_attend_args at = {.struct_size = sizeof at,
+                                    .group = Hq / Hkv,
+                                    .n_q = nc,
+                                    .scale = hp->attn_scale,
+                                    .q = s.q,
+                                    .q_token_stride = (ptrdiff_t)QD,
+                                    .q_head_stride = (ptrdiff_t)d,
+                                    .out = s.att,
+                                    .out_token_stride = (ptrdiff_t)QD,
+                                    .out_head_stride = (ptrdiff_t)d,
+                                    .score = io->score,
+                                    .score_head_stride = io->score_head_stride,
+                                    .sink_end = io->sink_end,
+                                    .chunk_begin = io->chunk_begin,
+                                    .chunk_end = io->chunk_end,
+                                    .accum = io->accum,
+                                    .accum_head_stride = io->accum_head_stride};
         st = kv.query ? kvz_query_attend(kv.query, layer, &at) : kvz_cache_attend(kv.cache, layer, &at);
         if (st || (st = kvz_linear_apply_padded(m->mm, &w->o, nc, s.att, s.xn)))
             break;
@@ -322,10 +336,12 @@ kvz_status kvz_model_prefill_ex(kvz_model *m, kvz_kv_target kv, const int32_t *i
     if (!m || !ids || (!kv.cache && !kv.query) || (n_last && !logits))
         return kvz_fail(KVZ_ERR_NULL, "kvz_model_prefill: NULL argument");
     const size_t tail = hook ? hook->q_tail_rows : 0;
-    if (!n || n_last > n || tail > n || (hook && (!hook->q_tail || !hook->after_layer)))
+    if (!n || n_last > n || tail > n || (tail && !hook->q_tail))
         return kvz_fail(KVZ_ERR_INVALID_ARG,
                         "kvz_model_prefill: %zu tokens, logits of the last %zu, queries of the last %zu", n,
                         n_last, tail);
+    if (hook && hook->accum && kv.query)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_model_prefill: accumulated attention needs a cache target");
     kvz_status st = kvz_model_kv_check(m, kv, "kvz_model_prefill");
     if (st != KVZ_OK)
         return st;
@@ -351,8 +367,11 @@ kvz_status kvz_model_prefill_ex(kvz_model *m, kvz_kv_target kv, const int32_t *i
             kvz_layer_io io = {.n = nc, .x = x, .pos = pos};
             if (last && tail)
                 io.q_tail = hook->q_tail, io.q_tail_rows = tail;
+            if (hook && hook->accum && !kvz_hparams_window(&m->hp, l))
+                io.accum = hook->accum + (ptrdiff_t)l * hook->accum_layer_stride,
+                io.accum_head_stride = hook->accum_head_stride;
             st = kvz_model_layer(m, l, kv, &io);
-            if (st == KVZ_OK && last && hook)
+            if (st == KVZ_OK && last && hook && hook->after_layer)
                 st = hook->after_layer(hook->ctx, l);
         }
         for (size_t i = 0; i < nc && st == KVZ_OK; i++) /* the final hidden states of the last n_last tokens */

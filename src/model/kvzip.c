@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "model/h2o_scores.h"
 #include "model/window_scores.h"
 
 void kvz_kvzip_defaults(kvz_kvzip_opts *o)
@@ -237,13 +238,12 @@ kvz_status kvz_kvzip_build(kvz_model *m, const kvz_kvzip_pieces *p, const int32_
         *scores_out = NULL;
     if (!n_c)
         return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_kvzip_build: empty context");
-    if (policy->policy == KVZ_POLICY_H2O)
-        return kvz_fail(KVZ_ERR_UNSUPPORTED, "kvz_kvzip_build: h2o needs the accumulated attention of every prefill "
-                        "query, which the prefill does not collect");
-    const int windowed = kvz_kvzip_policy_uses_window(policy->policy);
+    const int windowed = kvz_kvzip_policy_uses_window(policy->policy), h2o = policy->policy == KVZ_POLICY_H2O;
     kvz_policy_args pa = *policy;
-    if (windowed && pa.recent < o->window)
-        pa.recent = o->window; /* the observation window is always kept */
+    /* the observation window is always kept; H2O keeps its top-(B - W) "plus the window" of
+       the latest tokens, whose few later queries have had little chance to attend to them */
+    if ((windowed || h2o) && pa.recent < o->window)
+        pa.recent = o->window;
     const size_t n = p->n_sys + n_c;
     int32_t *all = malloc(n * sizeof *all);
     kvz_cache *c = NULL;
@@ -266,6 +266,12 @@ kvz_status kvz_kvzip_build(kvz_model *m, const kvz_kvzip_pieces *p, const int32_
             st = kvz_fail(KVZ_ERR_NOMEM, "kvz_kvzip_build: no memory for %zu scores", cnt);
         else
             st = kvz_prefill_window_scores(m, c, all, n, p->n_sys, pchunk, o->window, o->kernel, o->pool, scores);
+    } else if (st == KVZ_OK && h2o) { /* the prefill's attention kernel sums what each row receives */
+        const size_t cnt = m->hp.n_layers * m->hp.n_head_kv * n_c;
+        if (!(scores = malloc(cnt * sizeof *scores)))
+            st = kvz_fail(KVZ_ERR_NOMEM, "kvz_kvzip_build: no memory for %zu scores", cnt);
+        else
+            st = kvz_prefill_h2o_scores(m, c, all, n, p->n_sys, pchunk, scores);
     } else if (st == KVZ_OK) {
         st = kvz_model_prefill(m, (kvz_kv_target){c, NULL}, all, n, pchunk, NULL);
     }

@@ -67,9 +67,10 @@ typedef struct kvz_kvzip_report {
 } kvz_kvzip_report;
 
 /* The whole pipeline: a new cache of [system | context], scored (reconstruction passes for
- * the KVzip policies, window scores during the prefill for the SnapKV family, none for the
- * others; H2O's accumulated attention is not offered: KVZ_ERR_UNSUPPORTED), selected and
- * compacted; the window policies always keep the last `window` context tokens. scores_out (optional) receives the malloc'ed
+ * the KVzip policies, window scores during the prefill for the SnapKV family, the attention
+ * each token received during the prefill for H2O, none for the others), selected and
+ * compacted; the window policies and H2O always keep the last `window` context tokens.
+ * scores_out (optional) receives the malloc'ed
  * [layers][kv_heads][n_c] scores (NULL when none were computed); report is optional. */
 kvz_status kvz_kvzip_build(kvz_model *m, const kvz_kvzip_pieces *p, const int32_t *ctx, size_t n_c,
                            const kvz_kvzip_opts *o, const kvz_policy_args *policy, kvz_cache **out,

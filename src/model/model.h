@@ -117,6 +117,10 @@ typedef struct kvz_layer_io {
     /* FastKV: post-RoPE queries of the last q_tail_rows tokens, [r][n_head][head_dim]. */
     float *q_tail;
     size_t q_tail_rows;
+    /* H2O (cache target, global layers only): accum + h*accum_head_stride, one float per row
+     * of the segment, receives += the attention the n tokens give each row (kvz_cache_attend). */
+    float *accum;
+    ptrdiff_t accum_head_stride;
 } kvz_layer_io;
 
 /* The token embeddings of ids into x[n][n_embd]. KVZ_ERR_INVALID_ARG for an id outside the vocabulary. */
@@ -147,12 +151,19 @@ kvz_status kvz_model_prefill_logits(kvz_model *m, kvz_kv_target kv, const int32_
 /* Where a prefill lets its host look at each layer of the last chunk: the post-RoPE queries
  * of the last q_tail_rows tokens ([r][n_head][head_dim]) are in q_tail when after_layer(ctx,
  * layer) runs, and the layer's K/V of every token are in the target (SnapKV-family window
- * scores). The chunking keeps those rows in the last chunk. */
+ * scores). The chunking keeps those rows in the last chunk. after_layer may be NULL, and
+ * q_tail too when q_tail_rows is 0.
+ * accum (optional, a cache target): every chunk of every global layer l adds the attention
+ * its tokens give each row of KV head h to accum + l*accum_layer_stride + h*accum_head_stride
+ * (one float per row: n of them for a prefill into an empty cache; zero them first).
+ * Sliding-window layers collect none and their rows are not touched (H2O). */
 typedef struct kvz_prefill_hook {
     size_t q_tail_rows;
     float *q_tail;
     kvz_status (*after_layer)(void *ctx, size_t layer);
     void *ctx;
+    float *accum;
+    ptrdiff_t accum_layer_stride, accum_head_stride;
 } kvz_prefill_hook;
 
 /* As kvz_model_prefill_logits, with an optional hook. */

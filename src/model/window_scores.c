@@ -129,7 +129,8 @@ kvz_status kvz_prefill_window_scores(kvz_model *m, kvz_cache *cache, const int32
     p.qt = malloc(window * m->hp.n_head * m->hp.head_dim * sizeof *p.qt);
     p.ws = malloc(m->hp.n_head_kv * n * sizeof *p.ws);
     kvz_status st = p.qt && p.ws ? KVZ_OK : kvz_fail(KVZ_ERR_NOMEM, "kvz_prefill_window_scores: no memory");
-    const kvz_prefill_hook hook = {window, p.qt, score_layer, &p};
+    const kvz_prefill_hook hook = {
+        .q_tail_rows = window, .q_tail = p.qt, .after_layer = score_layer, .ctx = &p};
     if (st == KVZ_OK)
         st = kvz_model_prefill_ex(m, (kvz_kv_target){cache, NULL}, ids, n, chunk, 0, NULL, &hook);
     free(p.qt), free(p.ws);
