@@ -11,11 +11,12 @@ draws from its own random.Random seeded by (--seed, task, length, index), never 
 Output: JSON Lines, one context a line:
   {"id": "niah_multikey/2048/3", "task": "niah_multikey", "length": 2048, "seed": 7, "n_tokens": 2031,
    "context": "...", "max_tokens": 24,
-   "queries": [{"question": "...", "answers": ["..."], "match": "any"}, ...]}
+   "queries": [{"question": "...", "answers": ["..."], "match": "any", "answer_prefix": "..."}, ...]}
 n_tokens is the context's length encoded without BOS (as kvz compress encodes a context), within
 [0.97 * length, length]. match "any": a query is right when any answer appears in the generated text
 (lower-cased, whitespace collapsed: RULER's string_match); "all": its score is the fraction of the
-answers that appear (RULER's string_match_all).
+answers that appear (RULER's string_match_all). answer_prefix starts the answer after the assistant
+opener, as RULER's templates do, so that the generation is the answer itself.
 """
 
 import argparse
@@ -117,8 +118,9 @@ LINE_NOUNS = NOUNS + KEY_NOUNS
 
 TASKS = ["niah_single", "niah_multikey", "niah_multivalue", "kv_retrieval", "variable_tracking",
          "people_facts", "prefix_suffix"]
-MAX_TOKENS = {"niah_single": 24, "niah_multikey": 24, "niah_multivalue": 64, "kv_retrieval": 64,
-              "variable_tracking": 48, "people_facts": 24, "prefix_suffix": 48}
+# tokens generated after the answer prefix: the answer and some room (a UUID is up to ~30 tokens)
+MAX_TOKENS = {"niah_single": 16, "niah_multikey": 16, "niah_multivalue": 48, "kv_retrieval": 40,
+              "variable_tracking": 32, "people_facts": 12, "prefix_suffix": 24}
 
 
 class GenError(Exception):
@@ -298,8 +300,12 @@ def needle(key, value):
     return f"One of the special magic numbers for {key} is: {value}."
 
 
-def q_any(question, answer):
-    return {"question": question, "answers": [answer], "match": "any"}
+def q_any(question, answer, prefix):
+    return {"question": question, "answers": [answer], "match": "any", "answer_prefix": prefix}
+
+
+def magic_prefix(key):
+    return f"The special magic number for {key} mentioned in the provided text is"
 
 
 class Sample:
@@ -323,7 +329,7 @@ class NiahSingle(Sample):
     def render(self, n, pad):
         ctx = self.hay.render(n, [(self.depth, needle(self.key, self.value))], pad)
         q = f"What is the special magic number for {self.key} mentioned in the provided text?"
-        return ctx, [q_any(q, self.value)]
+        return ctx, [q_any(q, self.value, magic_prefix(self.key))]
 
     def check(self, ctx, n):
         expect_count(ctx, [self.key, self.value], 1)
@@ -342,7 +348,7 @@ class NiahMultikey(Sample):
     def render(self, n, pad):
         ctx = self.hay.render(n, [(d, needle(k, v)) for d, k, v in zip(self.depths, self.keys, self.values)], pad)
         qs = [q_any(f"What is the special magic number for {self.keys[i]} mentioned in the provided text?",
-                    self.values[i]) for i in self.asked]
+                    self.values[i], magic_prefix(self.keys[i])) for i in self.asked]
         return ctx, qs
 
     def check(self, ctx, n):
@@ -362,7 +368,9 @@ class NiahMultivalue(Sample):
     def render(self, n, pad):
         ctx = self.hay.render(n, [(d, needle(k, v)) for d, k, v in self.items], pad)
         qs = [{"question": f"What are all the special magic numbers for {k} mentioned in the provided text?",
-               "answers": self.values[4 * i:4 * i + 4], "match": "all"} for i, k in enumerate(self.keys)]
+               "answers": self.values[4 * i:4 * i + 4], "match": "all",
+               "answer_prefix": f"The special magic numbers for {k} mentioned in the provided text are"}
+              for i, k in enumerate(self.keys)]
         return ctx, qs
 
     def check(self, ctx, n):
@@ -407,7 +415,8 @@ class KvRetrieval(Sample):
             if i not in asked:
                 asked.append(i)
         qs = [q_any("Extract the value corresponding to the specified key in the JSON object above. "
-                    f'Key: "{self.pairs[i][0]}"', self.pairs[i][1]) for i in asked]
+                    f'Key: "{self.pairs[i][0]}"', self.pairs[i][1], "The value corresponding to the key is")
+              for i in asked]
         return ctx, qs
 
     def check(self, ctx, n):
@@ -447,7 +456,9 @@ class VariableTracking(Sample):
         inserts.sort(key=lambda x: x[0])  # stable: a chain's statements stay in their order at a tie
         ctx = self.hay.render(n, inserts, pad)
         qs = [{"question": f"Find all variables that are assigned the value {value} in the text above.",
-               "answers": list(names), "match": "all"} for value, names, _ in self.chains]
+               "answers": list(names), "match": "all",
+               "answer_prefix": f"According to the chain of variable assignments in the text above, the variables "
+                                f"assigned the value {value} are:"} for value, names, _ in self.chains]
         return ctx, qs
 
     def check(self, ctx, n):
@@ -484,11 +495,11 @@ class PeopleFacts(Sample):
         for i, what in self.asked:
             nm, c, j, y = self.people[i]
             if what == "city":
-                qs.append(q_any(f"In which city does {nm} live?", c))
+                qs.append(q_any(f"In which city does {nm} live?", c, f"{nm} lives in"))
             elif what == "job":
-                qs.append(q_any(f"What does {nm} work as?", j))
+                qs.append(q_any(f"What does {nm} work as?", j, f"{nm} works as"))
             else:
-                qs.append(q_any(f"In which year was {nm} born?", y))
+                qs.append(q_any(f"In which year was {nm} born?", y, f"{nm} was born in"))
         return ctx, qs
 
     def check(self, ctx, n):
@@ -554,7 +565,7 @@ class PrefixSuffix(Sample):
                 raise GenError("no line to ask about")
             used.add(i)
             qs.append(q_any(f"Which line comes right after the line '{self.lines[i]}' in the text above? "
-                            "Quote it.", self.lines[i + 1][:-1]))
+                            "Quote it.", self.lines[i + 1][:-1], "The line right after it is:"))
         return ctx, qs
 
     def check(self, ctx, n):

@@ -160,6 +160,10 @@ int kvz_cli_parse_dtype(const char *s, kvz_dtype *dt)
 
 int kvz_cli_parse_policy(const char *s, kvz_policy *p)
 {
+    if (!strcmp(s, "kvzip")) /* the names people use */
+        s = "kvzip-pair";
+    else if (!strcmp(s, "streamingllm"))
+        s = "streaming";
     for (int i = 0; i <= KVZ_POLICY_RANDOM; i++)
         if (!strcmp(s, kvz_policy_name((kvz_policy)i))) {
             *p = (kvz_policy)i;

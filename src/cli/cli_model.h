@@ -24,6 +24,7 @@ int kvz_cli_parse_double(const char *s, const char *what, double *v);
 /* A kept fraction in (0, 1]; 30 (a percentage) is refused. */
 int kvz_cli_parse_ratio(const char *s, const char *what, double *v);
 int kvz_cli_parse_dtype(const char *s, kvz_dtype *dt);
+/* A policy by name; "kvzip" and "streamingllm" name kvzip-pair and streaming. */
 int kvz_cli_parse_policy(const char *s, kvz_policy *p);
 /* Text to ids with the model's rules (BOS as the model adds it when add_bos, special tokens
  * recognised when parse_special). */

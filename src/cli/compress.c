@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_model.h"
+#include "cli/head_calib.h"
 #include "cli/json.h"
 #include "cli/recon.h"
 #include "model/npy.h"
@@ -46,34 +47,6 @@ static int usage(FILE *f)
         "%s",
         kvz_cli_recon_usage);
     return f == stdout ? 0 : 2;
-}
-
-/* Element-wise maximum over comma-separated .npy files of shape [L, H]. */
-static int load_head_scores(const char *list, size_t L, size_t H, float **out)
-{
-    float *acc = calloc(L * H, sizeof *acc);
-    char *copy = strdup(list);
-    int rc = !acc || !copy ? kvz_cli_error("out of memory") : 0;
-    for (char *save = NULL, *f = copy ? strtok_r(copy, ",", &save) : NULL; f && !rc;
-         f = strtok_r(NULL, ",", &save)) {
-        float *d = NULL;
-        size_t shape[4], nd;
-        const kvz_status st = kvz_npy_read_f32(f, &d, shape, &nd);
-        if (st != KVZ_OK)
-            rc = kvz_cli_error("%s (%s)", kvz_last_error(), kvz_strerror(st));
-        else if (nd != 2 || shape[0] != L || shape[1] != H)
-            rc = kvz_cli_error("%s: head scores must be [%zu, %zu] for this model", f, L, H);
-        for (size_t i = 0; !rc && i < L * H; i++)
-            acc[i] = d[i] > acc[i] ? d[i] : acc[i];
-        free(d);
-    }
-    free(copy);
-    if (rc) {
-        free(acc);
-        return 1;
-    }
-    *out = acc;
-    return 0;
 }
 
 /* Where the reconstruction prompts came from, in words (kvz_cli_pieces.source). */
@@ -202,7 +175,7 @@ int kvz_cmd_compress(int argc, char **argv)
     if (!rc)
         rc = kvz_cli_recon_resolve(&recon, m, tok, 0, &pc);
     if (!rc && heads)
-        rc = load_head_scores(heads, L, H, &head_scores);
+        rc = kvz_cli_load_head_scores(heads, L, H, &head_scores);
     kvz_kvzip_report rep = {0};
     if (!rc)
         rc = kvz_cli_warm_up(m, &pc.p, ctx, n_c, &o);

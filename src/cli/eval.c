@@ -1,6 +1,9 @@
-/* kvz eval and the stories260K demo: the multi-query protocol of the KVzip paper over a task file (each
- * context compressed once, every query answered with the same cache): accuracy against the
- * answers, KL divergence from the full cache, kept ratio, per policy and ratio. */
+/* kvz eval and the stories260K demo: KVzip's multi-query protocol over a task file (each context
+ * compressed once without the question, every question answered from that one cache) and the
+ * query-aware protocol (one question in the cache before compression, as SnapKV runs): answer
+ * accuracy, agreement with and KL divergence from the full cache, kept ratio, bytes and time,
+ * per policy, kept ratio and task group. */
+#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -10,111 +13,90 @@
 
 #include "cli/cli.h"
 #include "cli/cli_model.h"
+#include "cli/eval_report.h"
+#include "cli/eval_tasks.h"
+#include "cli/head_calib.h"
 #include "cli/json.h"
 #include "cli/recon.h"
 #include "model/generate.h"
+#include "model/h2o_scores.h"
+#include "model/window_scores.h"
 
-#define MAX_CELLS 32
+#define MAX_CELLS 128
 
-typedef struct task_query {
-    int32_t *prompt, *answer;
-    size_t n_prompt, n_answer;
-} task_query;
+enum { PROTOCOL_MULTI = 1, PROTOCOL_QUERY = 2 };
 
-typedef struct task {
-    int32_t *ctx;
-    size_t n_c;
-    task_query *q;
-    size_t n_q;
-} task;
+typedef struct eval_args {
+    const char *model, *tasks, *weights, *head_scores, *calibration, *plot, *markdown, *generations;
+    kvz_cli_recon recon;
+    eval_cell cells[MAX_CELLS];
+    size_t n_cells;
+    size_t limit, max_tokens, calib_tokens;
+    int json, demo; /* demo: the stories260K demo's explanations and verdicts around the table */
+    int protocols;  /* PROTOCOL_* bits */
+    size_t n_groups; /* of the task set */
+    kvz_kvzip_opts o;
+} eval_args;
 
-typedef struct cell {
-    kvz_policy policy;
-    double ratio;
-    size_t correct, answered, kl_terms, kept, pairs;
-    double kl, build_s, prefill_s;
-} cell;
+/* What one context shares between its cells: the full cache, the scores, the references. */
+typedef struct run_ctx {
+    kvz_model *m;
+    const kvz_tokenizer *tok;
+    const kvz_cli_pieces *pc;
+    const kvz_kvzip_opts *o;
+    const eval_task *t;
+    int text;
+    size_t V, max_ref;
+    const float *head_scores; /* kvzip-head, [layers][kv heads] */
+    int32_t *ref;             /* [query][max_ref]: the full cache's answer (ids tasks: answer_ids) */
+    size_t *n_ref;
+    float *ref_lp; /* [query][max_ref][V]: the full cache's log-probabilities along ref */
+    float *lp;     /* scratch: [max_ref][V] logits */
+    double *ls;    /* scratch: V */
+    int32_t *gen;  /* scratch: max_ref ids */
+    int32_t *ids;  /* scratch: a prefix and ref */
+    FILE *gen_out;         /* --generations: every answer as a JSON line, or NULL */
+    const eval_cell *cell; /* the cell being answered, for gen_out */
+} run_ctx;
 
-static void free_tasks(task *t, size_t n)
+static int stop_eog(void *ctx, int32_t id) { return kvz_tokenizer_is_eog(ctx, id); }
+
+/* Greedy answer through a query tail: prefix, then up to max tokens (a text task stops at the end
+ * of generation). Decode time and steps (tokens after the first) are added to a when given. */
+static kvz_status generate(run_ctx *r, kvz_cache *c, const int32_t *prefix, size_t n_prefix, size_t max, int stop,
+                           int32_t *out, size_t *n_out, eval_acc *a)
 {
-    for (size_t i = 0; t && i < n; i++) {
-        for (size_t j = 0; j < t[i].n_q; j++)
-            free(t[i].q[j].prompt), free(t[i].q[j].answer);
-        free(t[i].ctx), free(t[i].q);
-    }
-    free(t);
+    kvz_query *qq = NULL;
+    kvz_status st = kvz_query_create(c, &qq);
+    if (st == KVZ_OK)
+        st = kvz_model_prefill(r->m, (kvz_kv_target){NULL, qq}, prefix, n_prefix, 0, r->lp);
+    kvz_gen_opts go = {.max_tokens = max, .is_stop = stop ? stop_eog : NULL, .stop_ctx = (void *)r->tok};
+    const double t0 = omp_get_wtime();
+    *n_out = 0;
+    if (st == KVZ_OK)
+        st = kvz_model_generate(r->m, (kvz_kv_target){NULL, qq}, r->lp, &go, out, n_out);
+    if (a && st == KVZ_OK && *n_out > 1)
+        a->decode_s += omp_get_wtime() - t0, a->decode_steps += *n_out - 1;
+    kvz_query_destroy(qq);
+    return st;
 }
 
-/* One JSON object per line: {"context_ids": [...], "queries": [{"prompt_ids": [...], "answer_ids": [...]}]} */
-static int read_tasks(const char *path, size_t limit, task **out, size_t *n_out)
+/* Teacher-forced logits of the rows predicting each of ref[0..n_ref) after prefix, into r->lp. */
+static kvz_status forced(run_ctx *r, kvz_cache *c, const int32_t *prefix, size_t n_prefix, const int32_t *ref,
+                         size_t n_ref)
 {
-    char *text;
-    size_t len, n = 0, cap = 0;
-    if (kvz_cli_read_file(path, &text, &len))
-        return 1;
-    task *tasks = NULL;
-    int rc = 0;
-    size_t line = 0;
-    for (char *p = text, *nl; !rc && p < text + len && (!limit || n < limit); p = nl + 1) {
-        line++;
-        nl = memchr(p, '\n', (size_t)(text + len - p));
-        if (!nl)
-            nl = text + len;
-        if (nl == p)
-            continue;
-        char err[128];
-        kvz_json *j = kvz_json_parse(p, (size_t)(nl - p), err, sizeof err);
-        if (!j) {
-            rc = kvz_cli_error("%s:%zu: %s", path, line, err);
-            break;
-        }
-        if (n == cap) {
-            cap = cap ? 2 * cap : 16;
-            task *t = realloc(tasks, cap * sizeof *t);
-            if (!t) {
-                kvz_json_free(j);
-                rc = kvz_cli_error("out of memory");
-                break;
-            }
-            tasks = t;
-        }
-        task *t = &tasks[n++];
-        memset(t, 0, sizeof *t);
-        const kvz_json *qs = kvz_json_get(j, "queries");
-        if (kvz_json_int_array(kvz_json_get(j, "context_ids"), &t->ctx, &t->n_c) || !t->n_c || !qs ||
-            qs->type != KVZ_JSON_ARRAY || !(t->q = calloc(qs->n_items + 1, sizeof *t->q)))
-            rc = kvz_cli_error("%s:%zu: needs non-empty \"context_ids\" and a \"queries\" array", path, line);
-        for (size_t i = 0; !rc && i < qs->n_items; i++, t->n_q++) {
-            task_query *q = &t->q[i];
-            if (kvz_json_int_array(kvz_json_get(&qs->items[i], "prompt_ids"), &q->prompt, &q->n_prompt) ||
-                kvz_json_int_array(kvz_json_get(&qs->items[i], "answer_ids"), &q->answer, &q->n_answer) ||
-                !q->n_prompt || !q->n_answer)
-                rc = kvz_cli_error("%s:%zu: query %zu needs non-empty \"prompt_ids\" and \"answer_ids\"", path,
-                                   line, i);
-        }
-        kvz_json_free(j);
-    }
-    free(text);
-    if (!rc && !n)
-        rc = kvz_cli_error("%s holds no tasks", path);
-    if (rc) {
-        free_tasks(tasks, n);
-        return 1;
-    }
-    *out = tasks, *n_out = n;
-    return 0;
+    memcpy(r->ids, prefix, n_prefix * sizeof *r->ids);
+    memcpy(r->ids + n_prefix, ref, (n_ref - 1) * sizeof *r->ids);
+    kvz_query *qq = NULL;
+    kvz_status st = kvz_query_create(c, &qq);
+    if (st == KVZ_OK)
+        st = kvz_model_prefill_logits(r->m, (kvz_kv_target){NULL, qq}, r->ids, n_prefix + n_ref - 1, 0, n_ref,
+                                      r->lp);
+    kvz_query_destroy(qq);
+    return st;
 }
 
-static int check_ids(const kvz_model *m, const int32_t *ids, size_t n, const char *what)
-{
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] < 0 || (size_t)ids[i] >= m->hp.n_vocab)
-            return kvz_cli_error("%s: token %d is outside the vocabulary of %zu", what, (int)ids[i],
-                                 m->hp.n_vocab);
-    return 0;
-}
-
-/* log-softmax of n logits into out (double) */
+/* log-softmax of n logits into out */
 static void log_softmax(const float *z, size_t n, double *out)
 {
     double mx = -INFINITY, s = 0;
@@ -127,52 +109,314 @@ static void log_softmax(const float *z, size_t n, double *out)
         out[i] = z[i] - lse;
 }
 
-/* Teacher-forced logits of the rows predicting each answer token: prompt + answer[:-1]. */
-static kvz_status forced_logits(kvz_model *m, kvz_cache *c, const task_query *q, float *logits)
+/* The references of query j from the full cache: its answer (a text task's full-cache generation,
+ * an ids task's answer_ids) and the log-probabilities along it. */
+static kvz_status reference(run_ctx *r, kvz_cache *fc, size_t j)
 {
-    const size_t n = q->n_prompt + q->n_answer - 1;
-    int32_t *ids = malloc(n * sizeof *ids);
-    if (!ids)
-        return KVZ_ERR_NOMEM;
-    memcpy(ids, q->prompt, q->n_prompt * sizeof *ids);
-    memcpy(ids + q->n_prompt, q->answer, (q->n_answer - 1) * sizeof *ids);
-    kvz_query *qq = NULL;
-    kvz_status st = kvz_query_create(c, &qq);
+    const eval_query *q = &r->t->q[j];
+    int32_t *ref = r->ref + j * r->max_ref;
+    kvz_status st = KVZ_OK;
+    if (r->text) {
+        st = generate(r, fc, q->prompt, q->n_prompt, r->t->max_tokens, 1, ref, &r->n_ref[j], NULL);
+    } else {
+        memcpy(ref, q->answer, q->n_answer * sizeof *ref);
+        r->n_ref[j] = q->n_answer;
+    }
     if (st == KVZ_OK)
-        st = kvz_model_prefill_logits(m, (kvz_kv_target){NULL, qq}, ids, n, 0, q->n_answer, logits);
-    kvz_query_destroy(qq);
-    free(ids);
+        st = forced(r, fc, q->prompt, q->n_prompt, ref, r->n_ref[j]);
+    float *dst = r->ref_lp + j * r->max_ref * r->V;
+    for (size_t k = 0; st == KVZ_OK && k < r->n_ref[j]; k++) {
+        log_softmax(r->lp + k * r->V, r->V, r->ls);
+        for (size_t v = 0; v < r->V; v++)
+            dst[k * r->V + v] = (float)r->ls[v];
+    }
     return st;
 }
 
-/* Greedy answer of n_answer tokens (no stop at EOS) through a query tail. */
-static kvz_status greedy_answer(kvz_model *m, kvz_cache *c, const task_query *q, float *logits, int32_t *out)
+/* Query j answered from cache c after prefix (the question, or what is left of it): the score, the
+ * agreement with the reference and the KL divergence along it, into a. */
+static kvz_status ask(run_ctx *r, kvz_cache *c, const int32_t *prefix, size_t n_prefix, size_t j, eval_acc *a)
 {
-    kvz_query *qq = NULL;
-    size_t got = 0;
-    kvz_status st = kvz_query_create(c, &qq);
+    const eval_query *q = &r->t->q[j];
+    const int32_t *ref = r->ref + j * r->max_ref;
+    const size_t n_ref = r->n_ref[j];
+    size_t n = 0;
+    kvz_status st = generate(r, c, prefix, n_prefix, r->text ? r->t->max_tokens : q->n_answer, r->text, r->gen, &n, a);
+    if (st != KVZ_OK)
+        return st;
+    a->answered++;
+    const int agree = n == n_ref && !memcmp(r->gen, ref, n * sizeof *ref);
+    a->agree += agree;
+    char *text = NULL;
+    const size_t shown = r->text && n && kvz_tokenizer_is_eog(r->tok, r->gen[n - 1]) ? n - 1 : n;
+    if ((r->text || r->gen_out) && (st = kvz_tokenizer_decode(r->tok, r->gen, shown, 0, &text)) != KVZ_OK)
+        return st;
+    const double score = r->text ? eval_match(text, q->answers, q->n_answers, q->match_all)
+                                 : n == q->n_answer && !memcmp(r->gen, q->answer, n * sizeof *r->gen);
+    a->score += score;
+    if (r->gen_out) {
+        fprintf(r->gen_out, "{\"id\": ");
+        kvz_json_write_string(r->gen_out, r->t->id);
+        fprintf(r->gen_out, ", \"query\": %zu, \"protocol\": \"%s\", \"policy\": \"%s\", \"ratio\": %g, \"text\": ", j,
+                r->cell->query_aware ? "query" : "multi", kvz_policy_name(r->cell->policy), r->cell->ratio);
+        kvz_json_write_string(r->gen_out, text);
+        fprintf(r->gen_out, ", \"ids\": ");
+        kvz_json_write_ids(r->gen_out, r->gen, n);
+        fprintf(r->gen_out, ", \"score\": %g, \"agree\": %d}\n", score, agree);
+    }
+    free(text);
+    if ((st = forced(r, c, prefix, n_prefix, ref, n_ref)) != KVZ_OK)
+        return st;
+    const float *lf = r->ref_lp + j * r->max_ref * r->V;
+    for (size_t k = 0; k < n_ref; k++) {
+        log_softmax(r->lp + k * r->V, r->V, r->ls);
+        double kl = 0;
+        for (size_t v = 0; v < r->V; v++)
+            kl += exp(lf[k * r->V + v]) * (lf[k * r->V + v] - r->ls[v]);
+        a->kl += kl, a->kl_terms++;
+    }
+    return KVZ_OK;
+}
+
+/* The scores a policy selects by (NULL: it needs none), and the time spent making them. */
+typedef struct score_set {
+    float *kvzip, *window, *h2o;  /* [layers][kv heads][context tokens] */
+    double kvzip_s, window_s, h2o_s; /* scoring passes; the scored prefills, whole */
+} score_set;
+
+static const float *scores_for(const score_set *s, kvz_policy p)
+{
+    if (kvz_kvzip_policy_needs_scores(p))
+        return s->kvzip;
+    if (kvz_kvzip_policy_uses_window(p))
+        return s->window;
+    return p == KVZ_POLICY_H2O ? s->h2o : NULL;
+}
+
+/* A prefill that scores on its way (window or H2O scores) rather than after. */
+static int prefill_scored(kvz_policy p) { return kvz_kvzip_policy_uses_window(p) || p == KVZ_POLICY_H2O; }
+
+/* Compacts c (n_c context tokens after the system prompt; rows after them stay) by the cell's
+ * policy; build_s receives the time the compressed cache took to build. */
+static kvz_status compress(run_ctx *r, kvz_cache *c, const eval_cell *cl, const score_set *s, double prefill_s,
+                           eval_acc *a)
+{
+    kvz_policy_args pa = {.struct_size = sizeof pa,
+                          .policy = cl->policy,
+                          .ratio = cl->ratio,
+                          .head_scores = cl->policy == KVZ_POLICY_KVZIP_HEAD ? r->head_scores : NULL};
+    if (prefill_scored(cl->policy))
+        pa.recent = r->o->window; /* the observation window is always kept */
+    const double t0 = omp_get_wtime();
+    size_t kept = 0;
+    kvz_status st = kvz_kvzip_compact(r->m, c, r->pc->p.n_sys, r->t->n_c, scores_for(s, cl->policy), &pa, &kept);
+    double build = omp_get_wtime() - t0;
+    if (kvz_kvzip_policy_needs_scores(cl->policy))
+        build += prefill_s + s->kvzip_s;
+    else if (kvz_kvzip_policy_uses_window(cl->policy))
+        build += s->window_s;
+    else if (cl->policy == KVZ_POLICY_H2O)
+        build += s->h2o_s;
+    else
+        build += prefill_s;
+    kvz_cache_stats cs = {.struct_size = sizeof cs};
     if (st == KVZ_OK)
-        st = kvz_model_prefill(m, (kvz_kv_target){NULL, qq}, q->prompt, q->n_prompt, 0, logits);
-    kvz_gen_opts go = {.max_tokens = q->n_answer};
-    if (st == KVZ_OK)
-        st = kvz_model_generate(m, (kvz_kv_target){NULL, qq}, logits, &go, out, &got);
-    kvz_query_destroy(qq);
+        st = kvz_cache_get_stats(c, &cs);
+    a->kept += kept, a->pairs += kvz_hparams_global_layers(&r->m->hp) * r->m->hp.n_head_kv * r->t->n_c;
+    a->bytes += (double)cs.bytes_used, a->caches++;
+    a->build_s += build, a->prefill_s += prefill_s;
     return st;
 }
 
-typedef struct eval_args {
-    const char *model, *tasks, *weights;
-    kvz_cli_recon recon;
-    cell cells[MAX_CELLS];
-    size_t n_cells;
-    size_t limit;
-    int json, demo; /* demo: the stories260K demo's explanations and verdicts around the table */
-    kvz_kvzip_opts o;
-} eval_args;
+/* A cache of ids prefilled with window or H2O scores of its part after the system prompt: the
+ * scores of the first n_c of those tokens are repacked into out [layers][kv heads][n_c]. */
+static kvz_status scored_prefill(run_ctx *r, int h2o, const int32_t *ids, size_t n, float *out, kvz_cache **cache,
+                                 double *secs)
+{
+    const kvz_model *m = r->m;
+    const size_t rows = m->hp.n_layers * m->hp.n_head_kv, n_s = r->pc->p.n_sys, n_all = n - n_s, n_c = r->t->n_c;
+    float *all = n_all == n_c ? out : malloc(rows * n_all * sizeof *all);
+    kvz_status st = all ? kvz_model_cache_create(m, r->o->kv_dtype, cache) : KVZ_ERR_NOMEM;
+    const double t0 = omp_get_wtime();
+    const size_t pchunk = r->o->prefill_chunk ? r->o->prefill_chunk : 2048;
+    if (st == KVZ_OK && h2o)
+        st = kvz_prefill_h2o_scores(r->m, *cache, ids, n, n_s, pchunk, all);
+    else if (st == KVZ_OK)
+        st = kvz_prefill_window_scores(r->m, *cache, ids, n, n_s, pchunk, r->o->window, r->o->kernel, r->o->pool,
+                                       all);
+    *secs = omp_get_wtime() - t0;
+    for (size_t i = 0; st == KVZ_OK && all != out && i < rows; i++)
+        memcpy(out + i * n_c, all + i * n_all, n_c * sizeof *out);
+    if (all != out)
+        free(all);
+    return st;
+}
+
+/* The question's ids but the last: what the query-aware protocol puts in the cache before
+ * compressing; the last one is fed after, to start the answer. */
+static size_t question_head(const eval_query *q) { return q->n_prompt - 1; }
+
+static int any_cell(const eval_args *a, int query_aware, int (*pred)(kvz_policy))
+{
+    for (size_t k = 0; k < a->n_cells; k++)
+        if (a->cells[k].query_aware == query_aware && pred(a->cells[k].policy))
+            return 1;
+    return 0;
+}
+static int is_window(kvz_policy p) { return kvz_kvzip_policy_uses_window(p); }
+static int is_h2o(kvz_policy p) { return p == KVZ_POLICY_H2O; }
+static int is_kvzip(kvz_policy p) { return kvz_kvzip_policy_needs_scores(p); }
+
+/* The multi-query cells of one context: each compresses a copy of the full cache and answers every query. */
+static kvz_status multi_query(eval_args *a, run_ctx *r, kvz_cache *fc, const score_set *s, double prefill_s)
+{
+    kvz_status st = KVZ_OK;
+    for (size_t k = 0; st == KVZ_OK && k < a->n_cells; k++) {
+        eval_cell *cl = &a->cells[k];
+        if (cl->query_aware)
+            continue;
+        eval_acc *acc = &cl->g[r->t->group];
+        kvz_cache *c = NULL;
+        r->cell = cl;
+        st = kvz_cache_clone(fc, &c);
+        if (st == KVZ_OK)
+            st = compress(r, c, cl, s, prefill_s, acc);
+        for (size_t j = 0; st == KVZ_OK && j < r->t->n_q; j++)
+            st = ask(r, c, r->t->q[j].prompt, r->t->q[j].n_prompt, j, acc);
+        kvz_cache_destroy(c);
+    }
+    return st;
+}
+
+/* The query-aware cells of query j: the question (but its last token) is in the cache before the
+ * policy selects, so that the window policies observe it and H2O counts its attention. */
+static kvz_status query_aware(eval_args *a, run_ctx *r, kvz_cache *fc, const score_set *base, double prefill_s,
+                              const int32_t *all_ids, size_t j)
+{
+    const eval_query *q = &r->t->q[j];
+    const size_t n_sys = r->pc->p.n_sys, n = n_sys + r->t->n_c, n_head = question_head(q);
+    const size_t rows = r->m->hp.n_layers * r->m->hp.n_head_kv;
+    int32_t *ids = malloc((n + n_head) * sizeof *ids);
+    score_set s = *base;
+    s.window = s.h2o = NULL;
+    kvz_cache *fq = NULL, *wc = NULL, *hc = NULL;
+    kvz_status st = ids ? kvz_cache_clone(fc, &fq) : KVZ_ERR_NOMEM;
+    double append_s = 0;
+    if (st == KVZ_OK) { /* the full cache with the question: the source of the other policies' copies */
+        memcpy(ids, all_ids, n * sizeof *ids);
+        memcpy(ids + n, q->prompt, n_head * sizeof *ids);
+        const double t0 = omp_get_wtime();
+        if (n_head)
+            st = kvz_model_prefill(r->m, (kvz_kv_target){fq, NULL}, q->prompt, n_head, 0, NULL);
+        append_s = omp_get_wtime() - t0;
+    }
+    if (st == KVZ_OK && any_cell(a, 1, is_window)) {
+        if (!(s.window = malloc(rows * r->t->n_c * sizeof *s.window)))
+            st = KVZ_ERR_NOMEM;
+        else
+            st = scored_prefill(r, 0, ids, n + n_head, s.window, &wc, &s.window_s);
+    }
+    if (st == KVZ_OK && any_cell(a, 1, is_h2o)) {
+        if (!(s.h2o = malloc(rows * r->t->n_c * sizeof *s.h2o)))
+            st = KVZ_ERR_NOMEM;
+        else
+            st = scored_prefill(r, 1, ids, n + n_head, s.h2o, &hc, &s.h2o_s);
+    }
+    for (size_t k = 0; st == KVZ_OK && k < a->n_cells; k++) {
+        eval_cell *cl = &a->cells[k];
+        if (!cl->query_aware)
+            continue;
+        eval_acc *acc = &cl->g[r->t->group];
+        const kvz_cache *src = kvz_kvzip_policy_uses_window(cl->policy) ? wc : cl->policy == KVZ_POLICY_H2O ? hc : fq;
+        kvz_cache *c = NULL;
+        r->cell = cl;
+        st = kvz_cache_clone(src, &c);
+        if (st == KVZ_OK)
+            st = compress(r, c, cl, &s, prefill_s + append_s, acc);
+        if (st == KVZ_OK)
+            st = ask(r, c, q->prompt + n_head, q->n_prompt - n_head, j, acc);
+        kvz_cache_destroy(c);
+    }
+    kvz_cache_destroy(fq), kvz_cache_destroy(wc), kvz_cache_destroy(hc);
+    free(s.window), free(s.h2o), free(ids);
+    return st;
+}
+
+/* One context: the full cache and its references, the scores the cells need, then the cells. */
+static kvz_status run_context(eval_args *a, run_ctx *r)
+{
+    const eval_task *t = r->t;
+    const kvz_model *m = r->m;
+    const size_t rows = m->hp.n_layers * m->hp.n_head_kv, n_sys = r->pc->p.n_sys, n = n_sys + t->n_c;
+    const kvz_policy_args full = {.struct_size = sizeof full, .policy = KVZ_POLICY_FULL};
+    kvz_kvzip_report rep;
+    score_set s = {0};
+    kvz_cache *fc = NULL, *scratch = NULL;
+    int32_t *all = malloc(n * sizeof *all);
+    kvz_status st = all ? kvz_kvzip_build(r->m, &r->pc->p, t->ctx, t->n_c, r->o, &full, &fc, NULL, &rep)
+                        : KVZ_ERR_NOMEM;
+    if (all) {
+        memcpy(all, r->pc->p.sys, n_sys * sizeof *all);
+        memcpy(all + n_sys, t->ctx, t->n_c * sizeof *all);
+    }
+    if (st == KVZ_OK && (any_cell(a, 0, is_kvzip) || any_cell(a, 1, is_kvzip))) {
+        const double t0 = omp_get_wtime();
+        if (!(s.kvzip = malloc(rows * t->n_c * sizeof *s.kvzip)))
+            st = KVZ_ERR_NOMEM;
+        else
+            st = kvz_kvzip_score(r->m, fc, &r->pc->p, t->ctx, t->n_c, r->o, s.kvzip);
+        s.kvzip_s = omp_get_wtime() - t0;
+    }
+    if (st == KVZ_OK && any_cell(a, 0, is_window)) {
+        if (!(s.window = malloc(rows * t->n_c * sizeof *s.window)))
+            st = KVZ_ERR_NOMEM;
+        else
+            st = scored_prefill(r, 0, all, n, s.window, &scratch, &s.window_s);
+        kvz_cache_destroy(scratch), scratch = NULL;
+    }
+    if (st == KVZ_OK && any_cell(a, 0, is_h2o)) {
+        if (!(s.h2o = malloc(rows * t->n_c * sizeof *s.h2o)))
+            st = KVZ_ERR_NOMEM;
+        else
+            st = scored_prefill(r, 1, all, n, s.h2o, &scratch, &s.h2o_s);
+        kvz_cache_destroy(scratch), scratch = NULL;
+    }
+    /* the references come after the scoring passes, which leave the full cache as it was except
+       that a sliding-window layer then holds fewer rows: the policies' copies are made from this
+       state, and so are the references (another row count reorders the attention's sums, which
+       bf16 activations amplify to logit differences of ~0.1 on Gemma 3) */
+    for (size_t j = 0; st == KVZ_OK && j < t->n_q; j++)
+        st = reference(r, fc, j);
+    if (st == KVZ_OK && (a->protocols & PROTOCOL_MULTI))
+        st = multi_query(a, r, fc, &s, rep.prefill_s);
+    for (size_t j = 0; st == KVZ_OK && (a->protocols & PROTOCOL_QUERY) && j < t->n_q; j++)
+        st = query_aware(a, r, fc, &s, rep.prefill_s, all, j);
+    kvz_cache_destroy(fc);
+    free(s.kvzip), free(s.window), free(s.h2o), free(all);
+    return st;
+}
+
+/* "context 3/40 (niah_single, 4096), 2 min 10 s, about 25 min left" on a terminal. */
+static void progress(size_t done, size_t n, const eval_taskset *set, double elapsed, double tok_done,
+                     double tok_all)
+{
+    if (!isatty(2))
+        return;
+    const eval_group *g = done < n ? &set->groups[set->t[done].group] : NULL;
+    const double left = tok_done > 0 ? elapsed * (tok_all - tok_done) / tok_done : 0;
+    fprintf(stderr, "\r\033[Kcontext %zu/%zu", done, n);
+    if (g)
+        fprintf(stderr, " (next: %s, %zu)", g->kind, g->length);
+    fprintf(stderr, ", %.0f s", elapsed);
+    if (done)
+        fprintf(stderr, ", about %.0f s left", left);
+}
 
 /* What the stories260K demo does and what its columns mean, before its table. */
-static void demo_intro(const eval_args *a, const task *t, size_t n_tasks)
+static void demo_intro(const eval_args *a, const eval_taskset *s)
 {
+    const eval_task *t = s->t;
+    const size_t n_tasks = s->n;
     size_t n_q = 0, n_c = 0, n_ans = 0;
     for (size_t i = 0; i < n_tasks; i++) {
         n_q += t[i].n_q, n_c += t[i].n_c;
@@ -201,12 +445,36 @@ static void demo_intro(const eval_args *a, const task *t, size_t n_tasks)
            n_q);
 }
 
+/* An ids task set's correct answers and queries of a cell. */
+static size_t correct(const eval_args *a, const eval_cell *c)
+{
+    return (size_t)eval_cell_total(c, a->n_groups, SIZE_MAX).score;
+}
+static size_t answered(const eval_args *a, const eval_cell *c)
+{
+    return eval_cell_total(c, a->n_groups, SIZE_MAX).answered;
+}
+
+/* The table of ids tasks (the demo's): one row per cell. */
+static void ids_table(const eval_args *a)
+{
+    printf("%-20s %6s %10s %9s %10s %10s %14s\n", "policy", "ratio", "kept", "answers", "accuracy", "kl (nats)",
+           "build/prefill");
+    for (size_t k = 0; k < a->n_cells; k++) {
+        const eval_cell *cl = &a->cells[k];
+        const eval_acc t = eval_cell_total(cl, a->n_groups, SIZE_MAX), *g = &t;
+        printf("%-20s %6.2f %10.4f %5zu/%-3zu %10.4f %10.5f %13.2fx\n", kvz_policy_name(cl->policy), cl->ratio,
+               g->pairs ? (double)g->kept / (double)g->pairs : 0, correct(a, cl), g->answered, eval_accuracy(g),
+               g->kl_terms ? g->kl / (double)g->kl_terms : 0, g->prefill_s > 0 ? g->build_s / g->prefill_s : 0);
+    }
+}
+
 /* One line per kept ratio, the policies from the most answers kept to the fewest, then the cost. */
 static void demo_verdict(const eval_args *a)
 {
     printf("\n");
     for (size_t k = 0; k < a->n_cells; k++) {
-        const cell *c = &a->cells[k];
+        const eval_cell *c = &a->cells[k];
         if (c->policy == KVZ_POLICY_FULL)
             continue;
         size_t first = 0; /* the first cell of this ratio, so that each ratio has one line */
@@ -218,15 +486,15 @@ static void demo_verdict(const eval_args *a)
         for (size_t j = 0; j < a->n_cells; j++)
             if (a->cells[j].ratio == c->ratio && a->cells[j].policy != KVZ_POLICY_FULL) {
                 size_t at = n++; /* insertion sort, most correct first, ties in the given order */
-                while (at && a->cells[order[at - 1]].correct < a->cells[j].correct)
+                while (at && correct(a, &a->cells[order[at - 1]]) < correct(a, &a->cells[j]))
                     order[at] = order[at - 1], at--;
                 order[at] = j;
             }
         printf("At %g %% of the cache, %s keeps %zu of %zu answers", 100 * c->ratio,
-               kvz_policy_name(a->cells[order[0]].policy), a->cells[order[0]].correct,
-               a->cells[order[0]].answered);
+               kvz_policy_name(a->cells[order[0]].policy), correct(a, &a->cells[order[0]]),
+               answered(a, &a->cells[order[0]]));
         for (size_t j = 1; j < n; j++)
-            printf(", %s %zu", kvz_policy_name(a->cells[order[j]].policy), a->cells[order[j]].correct);
+            printf(", %s %zu", kvz_policy_name(a->cells[order[j]].policy), correct(a, &a->cells[order[j]]));
         printf(".\n");
     }
     printf("Compressing costs the KVzip policies their scoring passes (build/prefill above); the window\n"
@@ -238,191 +506,139 @@ static int run(eval_args *a)
 {
     kvz_model *m = NULL;
     kvz_tokenizer *tok = NULL;
-    task *tasks = NULL;
-    size_t n_tasks = 0;
+    eval_taskset set = {0};
     kvz_cli_pieces pc = {0};
+    float *head_scores = NULL;
     if (kvz_cli_open_model(a->model, a->weights, &m, &tok))
         return 1;
-    int rc = read_tasks(a->tasks, a->limit, &tasks, &n_tasks);
+    int rc = kvz_cli_recon_resolve(&a->recon, m, tok, 0, &pc);
     if (!rc)
-        rc = kvz_cli_recon_resolve(&a->recon, m, tok, 0, &pc);
-    if (!rc && a->demo && !a->json)
-        demo_intro(a, tasks, n_tasks);
-    const size_t L = m->hp.n_layers, H = m->hp.n_head_kv, V = m->hp.n_vocab;
+        rc = eval_tasks_read(a->tasks, a->limit, m, tok, &pc.p, a->max_tokens, &set);
+    const size_t V = m->hp.n_vocab, L = m->hp.n_layers, H = m->hp.n_head_kv;
     a->o.prev_tokens = pc.prev_tokens;
-    size_t max_answer = 1;
-    for (size_t i = 0; !rc && i < n_tasks; i++) {
-        rc = check_ids(m, tasks[i].ctx, tasks[i].n_c, "context_ids");
-        for (size_t j = 0; !rc && j < tasks[i].n_q; j++) {
-            rc = check_ids(m, tasks[i].q[j].prompt, tasks[i].q[j].n_prompt, "prompt_ids") ||
-                 check_ids(m, tasks[i].q[j].answer, tasks[i].q[j].n_answer, "answer_ids");
-            max_answer = tasks[i].q[j].n_answer > max_answer ? tasks[i].q[j].n_answer : max_answer;
-        }
-    }
-    float *lp = malloc(max_answer * V * 4);
-    double *ls_full = malloc(V * 8), *ls_pol = malloc(V * 8);
-    int32_t *ans = malloc(max_answer * sizeof *ans);
-    if (!rc && (!lp || !ls_full || !ls_pol || !ans))
-        rc = kvz_cli_error("out of memory");
-    int need_scores = 0;
+    a->n_groups = set.n_groups;
+    for (size_t k = 0; !rc && k < a->n_cells; k++)
+        if (!(a->cells[k].g = calloc(set.n_groups, sizeof *a->cells[k].g)))
+            rc = kvz_cli_error("out of memory");
+    int need_heads = 0;
     for (size_t k = 0; k < a->n_cells; k++)
-        need_scores |= kvz_kvzip_policy_needs_scores(a->cells[k].policy);
+        need_heads |= a->cells[k].policy == KVZ_POLICY_KVZIP_HEAD;
+    if (!rc && need_heads && a->head_scores)
+        rc = kvz_cli_load_head_scores(a->head_scores, L, H, &head_scores);
+    else if (!rc && need_heads) {
+        char path[4096];
+        rc = kvz_cli_calibrate_heads(m, tok, &pc, &a->o, a->calibration, a->calib_tokens, &head_scores, path,
+                                     sizeof path);
+        if (!rc && !a->json)
+            fprintf(stderr, "kvz eval: kvzip-head's head scores: %s\n", path);
+    }
+    if (!rc && a->demo && !a->json)
+        demo_intro(a, &set);
+    size_t max_ref = 1, max_prompt = 1;
+    double tok_all = 0;
+    for (size_t i = 0; i < set.n; i++) {
+        tok_all += (double)set.t[i].n_c;
+        for (size_t j = 0; j < set.t[i].n_q; j++) {
+            const size_t n_ref = set.text ? set.t[i].max_tokens : set.t[i].q[j].n_answer;
+            max_ref = n_ref > max_ref ? n_ref : max_ref;
+            max_prompt = set.t[i].q[j].n_prompt > max_prompt ? set.t[i].q[j].n_prompt : max_prompt;
+        }
+    }
+    size_t max_q = 1;
+    for (size_t i = 0; i < set.n; i++)
+        max_q = set.t[i].n_q > max_q ? set.t[i].n_q : max_q;
+    run_ctx r = {.m = m, .tok = tok, .pc = &pc, .o = &a->o, .text = set.text, .V = V, .max_ref = max_ref,
+                 .head_scores = head_scores};
+    r.ref = malloc(max_q * max_ref * sizeof *r.ref);
+    r.n_ref = calloc(max_q, sizeof *r.n_ref);
+    r.ref_lp = malloc(max_q * max_ref * V * sizeof *r.ref_lp);
+    r.lp = malloc(max_ref * V * sizeof *r.lp);
+    r.ls = malloc(V * sizeof *r.ls);
+    r.gen = malloc(max_ref * sizeof *r.gen);
+    r.ids = malloc((max_prompt + max_ref) * sizeof *r.ids);
+    if (!rc && (!r.ref || !r.n_ref || !r.ref_lp || !r.lp || !r.ls || !r.gen || !r.ids))
+        rc = kvz_cli_error("out of memory");
+    if (!rc && a->generations && !(r.gen_out = fopen(a->generations, "w")))
+        rc = kvz_cli_error("cannot write %s: %s", a->generations, strerror(errno));
+    /* one-time costs (first-touch pages, oneDNN primitives, thread start-up) before any timing */
+    if (!rc && set.n)
+        rc = kvz_cli_warm_up(m, &pc.p, set.t[0].ctx, set.t[0].n_c, &a->o);
     kvz_status st = KVZ_OK;
-    for (size_t i = 0; !rc && i < n_tasks; i++) {
-        const task *t = &tasks[i];
-        /* the full cache: the reference every policy is compared with, and the scores' source */
-        kvz_kvzip_report rep_full;
-        kvz_policy_args full = {.struct_size = sizeof full, .policy = KVZ_POLICY_FULL};
-        kvz_cache *fc = NULL;
-        float *scores = NULL;
-        if ((st = kvz_kvzip_build(m, &pc.p, t->ctx, t->n_c, &a->o, &full, &fc, NULL, &rep_full)) != KVZ_OK)
-            break;
-        double score_s = 0, build_s[MAX_CELLS] = {0};
-        /* the reference: the faster of two plain prefills, so that one-time costs (first-touch
-           pages, oneDNN primitives) do not flatter the policies measured after it */
-        double prefill_s = rep_full.prefill_s;
-        {
-            kvz_cache *scratch = NULL;
-            kvz_kvzip_report again;
-            st = kvz_kvzip_build(m, &pc.p, t->ctx, t->n_c, &a->o, &full, &scratch, NULL, &again);
-            if (st == KVZ_OK && again.prefill_s < prefill_s)
-                prefill_s = again.prefill_s;
-            kvz_cache_destroy(scratch);
-        }
-        /* the full cache's teacher-forced distributions: once per query, for every cell's KL */
-        float *lf_all = st == KVZ_OK ? malloc((t->n_q ? t->n_q : 1) * max_answer * V * sizeof *lf_all) : NULL;
-        if (st == KVZ_OK && !lf_all)
-            st = KVZ_ERR_NOMEM;
-        if (st == KVZ_OK && need_scores) {
-            const double t0 = omp_get_wtime();
-            if (!(scores = malloc(L * H * t->n_c * sizeof *scores)))
-                st = KVZ_ERR_NOMEM;
-            else
-                st = kvz_kvzip_score(m, fc, &pc.p, t->ctx, t->n_c, &a->o, scores);
-            score_s = omp_get_wtime() - t0;
-        }
-        /* after the scoring passes, which leave the full cache as it was except that a sliding-window
-           layer then holds fewer rows: the policies' copies are made from this state, and so is the
-           reference (another row count reorders the attention's sums, which bf16 activations amplify
-           to logit differences of ~0.1 on Gemma 3) */
-        for (size_t j = 0; st == KVZ_OK && j < t->n_q; j++)
-            st = forced_logits(m, fc, &t->q[j], lf_all + j * max_answer * V);
-        for (size_t k = 0; st == KVZ_OK && k < a->n_cells; k++) {
-            cell *cl = &a->cells[k];
-            kvz_cache *pcache = NULL;
-            kvz_policy_args pa = {.struct_size = sizeof pa, .policy = cl->policy, .ratio = cl->ratio};
-            /* window policies score during their own prefill; the others compact a copy of
-               the full cache with the shared reconstruction scores (or none), so their cost is
-               that prefill, the scoring passes (KVzip) and the selection */
-            const int windowed = kvz_kvzip_policy_uses_window(cl->policy);
-            const double t0 = omp_get_wtime();
-            kvz_kvzip_report rep;
-            size_t kept = 0;
-            if (windowed) {
-                st = kvz_kvzip_build(m, &pc.p, t->ctx, t->n_c, &a->o, &pa, &pcache, NULL, &rep);
-                kept = rep.n_kept;
-                build_s[k] = omp_get_wtime() - t0;
-            } else {
-                st = kvz_cache_clone(fc, &pcache);
-                const double t1 = omp_get_wtime();
-                if (st == KVZ_OK)
-                    st = kvz_kvzip_compact(m, pcache, pc.p.n_sys, t->n_c, scores, &pa, &kept);
-                build_s[k] = prefill_s + (kvz_kvzip_policy_needs_scores(cl->policy) ? score_s : 0) +
-                             omp_get_wtime() - t1;
-            }
-            /* kept of the compressed (global) layers: a sliding-window layer keeps its window */
-            cl->kept += kept, cl->pairs += kvz_hparams_global_layers(&m->hp) * H * t->n_c;
-            for (size_t j = 0; st == KVZ_OK && j < t->n_q; j++) {
-                const task_query *q = &t->q[j];
-                if ((st = greedy_answer(m, pcache, q, lp, ans)) != KVZ_OK)
-                    break;
-                cl->answered++;
-                cl->correct += !memcmp(ans, q->answer, q->n_answer * sizeof *ans);
-                if ((st = forced_logits(m, pcache, q, lp)) != KVZ_OK)
-                    break;
-                const float *lf = lf_all + j * max_answer * V;
-                for (size_t r = 0; r < q->n_answer; r++) {
-                    log_softmax(lf + r * V, V, ls_full);
-                    log_softmax(lp + r * V, V, ls_pol);
-                    double kl = 0;
-                    for (size_t v = 0; v < V; v++)
-                        kl += exp(ls_full[v]) * (ls_full[v] - ls_pol[v]);
-                    cl->kl += kl, cl->kl_terms++;
-                }
-            }
-            kvz_cache_destroy(pcache);
-        }
-        for (size_t k = 0; st == KVZ_OK && k < a->n_cells; k++) /* every cost against the plain prefill */
-            a->cells[k].prefill_s += prefill_s, a->cells[k].build_s += build_s[k];
-        free(scores), free(lf_all);
-        kvz_cache_destroy(fc);
-        if (!a->json && isatty(2)) /* progress only for a person watching */
-            fprintf(stderr, "\rcontext %zu/%zu", i + 1, n_tasks);
+    const double t0 = omp_get_wtime();
+    double tok_done = 0;
+    for (size_t i = 0; !rc && st == KVZ_OK && i < set.n; i++) {
+        progress(i, set.n, &set, omp_get_wtime() - t0, tok_done, tok_all);
+        r.t = &set.t[i];
+        st = run_context(a, &r);
+        if (st != KVZ_OK)
+            rc = kvz_cli_error("%s: evaluation failed: %s (%s)", set.t[i].id, kvz_last_error(), kvz_strerror(st));
+        tok_done += (double)set.t[i].n_c;
     }
-    if (!a->json && isatty(2))
-        fprintf(stderr, "\r%*s\r", 24, "");
-    if (!rc && st != KVZ_OK)
-        rc = kvz_cli_error("evaluation failed: %s (%s)", kvz_last_error(), kvz_strerror(st));
-    if (!rc && !a->json)
-        printf("%-20s %6s %10s %9s %10s %10s %14s\n", "policy", "ratio", "kept", "answers", "accuracy",
-               "kl (nats)", "build/prefill");
-    for (size_t k = 0; !rc && k < a->n_cells; k++) {
-        const cell *cl = &a->cells[k];
-        const double acc = cl->answered ? (double)cl->correct / (double)cl->answered : 0;
-        const double kl = cl->kl_terms ? cl->kl / (double)cl->kl_terms : 0;
-        const double kept = cl->pairs ? (double)cl->kept / (double)cl->pairs : 0;
-        const double cost = cl->prefill_s > 0 ? cl->build_s / cl->prefill_s : 0;
-        if (a->json)
-            printf(
-                "{\"policy\": \"%s\", \"ratio\": %g, \"kept_ratio\": %.6f, \"accuracy\": %.6f, \"kl\": %.6g, "
-                "\"queries\": %zu, \"contexts\": %zu, \"build_over_prefill\": %.4f}\n",
-                kvz_policy_name(cl->policy), cl->ratio, kept, acc, kl, cl->answered, n_tasks, cost);
-        else
-            printf("%-20s %6.2f %10.4f %5zu/%-3zu %10.4f %10.5f %13.2fx\n", kvz_policy_name(cl->policy),
-                   cl->ratio, kept, cl->correct, cl->answered, acc, kl, cost);
-    }
+    if (!rc && isatty(2))
+        progress(set.n, set.n, &set, omp_get_wtime() - t0, tok_done, tok_all), fputc('\n', stderr);
+    if (!rc && a->json)
+        eval_report_json(stdout, a->cells, a->n_cells, &set, a->model);
+    else if (!rc && set.text)
+        eval_report_table(stdout, a->cells, a->n_cells, &set);
+    else if (!rc)
+        ids_table(a);
     if (!rc && a->demo && !a->json)
         demo_verdict(a);
-    free(lp), free(ls_full), free(ls_pol), free(ans);
-    free_tasks(tasks, n_tasks);
+    if (!rc && a->markdown)
+        rc = eval_report_markdown(a->markdown, a->cells, a->n_cells, &set, a->model);
+    if (!rc && a->plot)
+        rc = eval_report_plot(a->plot, a->cells, a->n_cells, &set, a->model);
+    if (r.gen_out && fclose(r.gen_out) != 0 && !rc)
+        rc = kvz_cli_error("cannot write %s: %s", a->generations, strerror(errno));
+    free(r.ref), free(r.n_ref), free(r.ref_lp), free(r.lp), free(r.ls), free(r.gen), free(r.ids);
+    for (size_t k = 0; k < a->n_cells; k++)
+        free(a->cells[k].g), a->cells[k].g = NULL;
+    free(head_scores);
+    eval_tasks_free(&set);
     kvz_cli_pieces_free(&pc);
     kvz_tokenizer_free(tok);
     kvz_model_free(m);
     return rc;
 }
 
-/* "kvzip-pair,streaming" x "0.5,0.3" -> cells */
+/* "kvzip-pair,streaming" x "0.5,0.3" x protocols -> cells; "all" names every policy */
 static int add_cells(eval_args *a, const char *policies, const char *ratios)
 {
-    char *pl = strdup(policies), *rl = strdup(ratios);
-    int rc = !pl || !rl ? kvz_cli_error("out of memory") : 0;
-    char *s1 = NULL;
-    for (char *p = pl ? strtok_r(pl, ",", &s1) : NULL; p && !rc; p = strtok_r(NULL, ",", &s1)) {
-        kvz_policy pol;
-        if ((rc = kvz_cli_parse_policy(p, &pol)))
-            break;
-        if (pol == KVZ_POLICY_H2O || pol == KVZ_POLICY_KVZIP_HEAD) {
-            rc = kvz_cli_error("kvz eval does not offer %s (h2o: no prefill attention sums; kvzip-head: head "
-                               "scores come from another context)",
-                               p);
-            break;
-        }
-        char *copy = strdup(ratios), *s2 = NULL;
-        for (char *r = copy ? strtok_r(copy, ",", &s2) : NULL; r && !rc; r = strtok_r(NULL, ",", &s2)) {
-            double v;
-            if ((rc = kvz_cli_parse_ratio(r, "--ratio", &v)))
+    static const char every[] = "full,kvzip-pair,kvzip-pair-uniform,kvzip-head,fastkv,snapkv,pyramidkv,adakv,h2o,"
+                                "streaming,random";
+    char *pl = strdup(strcmp(policies, "all") ? policies : every);
+    int rc = !pl ? kvz_cli_error("out of memory") : 0;
+    for (int proto = PROTOCOL_MULTI; proto <= PROTOCOL_QUERY && !rc; proto <<= 1) {
+        if (!(a->protocols & proto))
+            continue;
+        char *s1 = NULL;
+        char *copy = strdup(pl);
+        for (char *p = copy ? strtok_r(copy, ",", &s1) : NULL; p && !rc; p = strtok_r(NULL, ",", &s1)) {
+            kvz_policy pol;
+            if ((rc = kvz_cli_parse_policy(p, &pol)))
                 break;
-            if (a->n_cells == MAX_CELLS) {
-                rc = kvz_cli_error("at most %d policy x ratio combinations", MAX_CELLS);
-                break;
+            if (pol == KVZ_POLICY_FULL && proto == PROTOCOL_QUERY)
+                continue; /* the full cache is the same in both protocols */
+            char *rl = strdup(ratios), *s2 = NULL;
+            for (char *q = rl ? strtok_r(rl, ",", &s2) : NULL; q && !rc; q = strtok_r(NULL, ",", &s2)) {
+                double v;
+                if ((rc = kvz_cli_parse_ratio(q, "--ratio", &v)))
+                    break;
+                if (a->n_cells == MAX_CELLS) {
+                    rc = kvz_cli_error("at most %d policy x ratio x protocol combinations", MAX_CELLS);
+                    break;
+                }
+                a->cells[a->n_cells++] = (eval_cell){.policy = pol,
+                                                     .ratio = pol == KVZ_POLICY_FULL ? 1.0 : v,
+                                                     .query_aware = proto == PROTOCOL_QUERY};
+                if (pol == KVZ_POLICY_FULL)
+                    break; /* one ratio is enough for the full cache */
             }
-            a->cells[a->n_cells++] = (cell){.policy = pol, .ratio = pol == KVZ_POLICY_FULL ? 1.0 : v};
-            if (pol == KVZ_POLICY_FULL)
-                break; /* one ratio is enough for the full cache */
+            free(rl);
         }
         free(copy);
     }
-    free(pl), free(rl);
+    free(pl);
     return rc;
 }
 
@@ -441,21 +657,42 @@ static int usage(const char *cmd, FILE *f)
     else
         fprintf(
             f,
-            "usage: kvz eval --model M --tasks F.jsonl [--policy P[,P...]] [--ratio R[,R...]] [--limit N]\n"
-            "                [--chunk N] [--kv-dtype f32|bf16|f16 (f32)] [--weights auto|f32|bf16] [--json]\n"
-            "                [reconstruction options]\n"
+            "usage: kvz eval --model M --tasks F.jsonl [--policy P[,P...]|all] [--ratio R[,R...]]\n"
+            "                [--protocol multi|query|both] [--limit N] [--max-tokens N] [--chunk N]\n"
+            "                [--kv-dtype f32|bf16|f16 (f32)] [--weights auto|f32|bf16] [--head-scores F.npy[,...]]\n"
+            "                [--calibration FILE] [--calibration-tokens N] [--json] [--markdown F.md]\n"
+            "                [--plot F.png] [--generations F.jsonl] [reconstruction options]\n"
             "  Compresses each context once per policy and kept ratio and answers every query of it from\n"
-            "  that cache (KVzip's multi-query protocol).\n"
-            "  task lines: {\"context_ids\": [...], \"queries\": [{\"prompt_ids\": [...], \"answer_ids\": "
-            "[...]}]}\n"
-            "  --policy   comma-separated (kvzip-pair); full keeps everything and takes no ratio\n"
+            "  that cache (KVzip's multi-query protocol), or, with --protocol query, puts each question in\n"
+            "  the cache before compressing (the query-aware protocol SnapKV is meant for).\n"
+            "  task lines, ids: {\"context_ids\": [...], \"queries\": [{\"prompt_ids\": [...], \"answer_ids\": [...]}]}\n"
+            "  or text: {\"context\": \"...\", \"queries\": [{\"question\": \"...\", \"answers\": [\"...\"],\n"
+            "  \"match\": \"any\"|\"all\", \"answer_prefix\": \"...\"}], \"max_tokens\": N, \"task\": \"kind\",\n"
+            "  \"length\": N, \"id\": \"...\"}\n"
+            "  (eval/gen_tasks.py writes such files); the context goes in the user turn of the chat template,\n"
+            "  each question after it as \"\\n\\n\" + question + the assistant opener (spec/kvzip.md 1.1)\n"
+            "  + the answer prefix, when given\n"
+            "  --policy   comma-separated (kvzip-pair), or all; kvzip and streamingllm are accepted for\n"
+            "             kvzip-pair and streaming; full keeps everything and takes no ratio\n"
             "  --ratio    comma-separated kept fractions, each in (0, 1] (0.3: 30 %%)\n"
+            "  --protocol multi (default): compress without the question; query: with it; both\n"
             "  --limit N  only the first N contexts (0, the default: all)\n"
+            "  --max-tokens N  text tasks without max_tokens: tokens generated at most (32); generation\n"
+            "             stops at the end of the turn\n"
             "  --chunk N  context tokens per reconstruction pass (2000)\n"
-            "  columns: kept: kept context pairs / all context pairs; answers and accuracy: greedy answers\n"
-            "  equal to answer_ids, as a count and a share; kl: KL(full || policy) of the teacher-forced\n"
-            "  next-token distributions; build/prefill: the time to build the compressed cache over a plain\n"
-            "  prefill's\n%s",
+            "  --head-scores  kvzip-head: float32 [layers, kv_heads] .npy files, maximum taken; without it\n"
+            "             the heads are scored once per model on --calibration (eval/calibration.txt, its\n"
+            "             first --calibration-tokens tokens, 8192) and kept in ~/.cache/kvz/heads\n"
+            "  --markdown F.md  a summary: the full cache's accuracy per task and length, and every policy's\n"
+            "             accuracy relative to it per task\n"
+            "  --plot F.png  relative accuracy against kept ratio, a panel per task (needs gnuplot)\n"
+            "  --generations F.jsonl  every answer: {\"id\", \"query\", \"protocol\", \"policy\", \"ratio\",\n"
+            "             \"text\", \"ids\", \"score\", \"agree\"}\n"
+            "  scores: ids tasks: the greedy answer equals answer_ids; text tasks: RULER's string match (any\n"
+            "  expected answer in the generated text, case and whitespace normalised; \"all\": the share found);\n"
+            "  agree: the generation equals the full cache's; kl: KL(full || policy) of the next-token\n"
+            "  distributions along the full cache's answer; build/prefill: the time to build the compressed\n"
+            "  cache over a plain prefill's; decode: ms per generated token after the first\n%s",
             kvz_cli_recon_usage);
     return f == stdout ? 0 : 2;
 }
@@ -488,8 +725,33 @@ static int parse(eval_args *a, int argc, char **argv, const char **policies, con
             *policies = v;
         else if (!strcmp(o, "--ratio"))
             *ratios = v;
-        else if (!strcmp(o, "--limit")) {
+        else if (!strcmp(o, "--head-scores"))
+            a->head_scores = v;
+        else if (!strcmp(o, "--calibration"))
+            a->calibration = v;
+        else if (!strcmp(o, "--markdown"))
+            a->markdown = v;
+        else if (!strcmp(o, "--plot"))
+            a->plot = v;
+        else if (!strcmp(o, "--generations"))
+            a->generations = v;
+        else if (!strcmp(o, "--protocol")) {
+            if (!strcmp(v, "multi"))
+                a->protocols = PROTOCOL_MULTI;
+            else if (!strcmp(v, "query"))
+                a->protocols = PROTOCOL_QUERY;
+            else if (!strcmp(v, "both"))
+                a->protocols = PROTOCOL_MULTI | PROTOCOL_QUERY;
+            else
+                return kvz_cli_usage_error(cmd, "--protocol must be multi, query or both, not '%s'", v);
+        } else if (!strcmp(o, "--limit")) {
             if (kvz_cli_parse_size(v, o, &a->limit))
+                return 2;
+        } else if (!strcmp(o, "--max-tokens")) {
+            if (kvz_cli_parse_count(v, o, &a->max_tokens))
+                return 2;
+        } else if (!strcmp(o, "--calibration-tokens")) {
+            if (kvz_cli_parse_count(v, o, &a->calib_tokens))
                 return 2;
         } else if (!strcmp(o, "--chunk")) {
             if (kvz_cli_parse_count(v, o, &a->o.chunk))
@@ -503,11 +765,19 @@ static int parse(eval_args *a, int argc, char **argv, const char **policies, con
     return 0;
 }
 
+static void defaults(eval_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->weights = "auto", a->calibration = "eval/calibration.txt";
+    a->max_tokens = 32, a->calib_tokens = 8192, a->protocols = PROTOCOL_MULTI;
+    kvz_kvzip_defaults(&a->o);
+    a->o.kv_dtype = KVZ_DTYPE_F32; /* fidelity is measured against an fp64 reference: store K/V exactly */
+}
+
 int kvz_cmd_eval(int argc, char **argv)
 {
-    eval_args a = {.weights = "auto"};
-    kvz_kvzip_defaults(&a.o);
-    a.o.kv_dtype = KVZ_DTYPE_F32; /* fidelity is measured against an fp64 reference: store K/V exactly */
+    eval_args a;
+    defaults(&a);
     const char *policies = "kvzip-pair", *ratios = "0.3";
     if (kvz_cli_wants_help(argc, argv))
         return usage("eval", stdout);
@@ -526,12 +796,9 @@ int kvz_cmd_eval(int argc, char **argv)
 
 int kvz_cli_demo_stories(int argc, char **argv)
 {
-    eval_args a = {.weights = "auto",
-                   .model = "../shared/models/stories260K.gguf",
-                   .tasks = "../shared/eval/stories-public.jsonl",
-                   .demo = 1};
-    kvz_kvzip_defaults(&a.o);
-    a.o.kv_dtype = KVZ_DTYPE_F32;
+    eval_args a;
+    defaults(&a);
+    a.model = "../shared/models/stories260K.gguf", a.tasks = "../shared/eval/stories-public.jsonl", a.demo = 1;
     a.recon.file = "../shared/eval/stories-recon.json";
     const char *policies = "full,kvzip-pair,kvzip-pair-uniform,snapkv,pyramidkv,adakv,streaming,random";
     const char *ratios = "0.5,0.3,0.2";

@@ -1,0 +1,145 @@
+/* kvzip-head's head scores: read from files, or calibrated once per model and kept under its
+ * fingerprint (spec/kvzip.md §2.5). */
+#include "cli/head_calib.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+#include "cli/cli_model.h"
+#include "model/npy.h"
+
+int kvz_cli_load_head_scores(const char *list, size_t L, size_t H, float **out)
+{
+    float *acc = calloc(L * H, sizeof *acc);
+    char *copy = strdup(list);
+    int rc = !acc || !copy ? kvz_cli_error("out of memory") : 0;
+    for (char *save = NULL, *f = copy ? strtok_r(copy, ",", &save) : NULL; f && !rc;
+         f = strtok_r(NULL, ",", &save)) {
+        float *d = NULL;
+        size_t shape[4], nd;
+        const kvz_status st = kvz_npy_read_f32(f, &d, shape, &nd);
+        if (st != KVZ_OK)
+            rc = kvz_cli_error("%s (%s)", kvz_last_error(), kvz_strerror(st));
+        else if (nd != 2 || shape[0] != L || shape[1] != H)
+            rc = kvz_cli_error("%s: head scores must be [%zu, %zu] for this model", f, L, H);
+        for (size_t i = 0; !rc && i < L * H; i++)
+            acc[i] = d[i] > acc[i] ? d[i] : acc[i];
+        free(d);
+    }
+    free(copy);
+    if (rc) {
+        free(acc);
+        return 1;
+    }
+    *out = acc;
+    return 0;
+}
+
+/* FNV-1a over the bytes of n ids, continuing from h. */
+static uint64_t fnv_ids(uint64_t h, const int32_t *ids, size_t n)
+{
+    const unsigned char *b = (const unsigned char *)ids;
+    for (size_t i = 0; i < n * sizeof *ids; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* mkdir -p of the directory part of path; 0 or -1 with errno. */
+static int make_dirs(char *path)
+{
+    for (char *s = strchr(path + 1, '/'); s; s = strchr(s + 1, '/')) {
+        *s = 0;
+        const int r = mkdir(path, 0755);
+        *s = '/';
+        if (r && errno != EEXIST)
+            return -1;
+    }
+    return 0;
+}
+
+static void heads_path(const kvz_model *m, uint64_t hash, char *buf, size_t size)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    char fp[65];
+    for (int i = 0; i < 32; i++)
+        snprintf(fp + 2 * i, 3, "%02x", m->fingerprint[i]);
+    if (xdg && *xdg)
+        snprintf(buf, size, "%s/kvz/heads/%s-%016llx.npy", xdg, fp, (unsigned long long)hash);
+    else
+        snprintf(buf, size, "%s/.cache/kvz/heads/%s-%016llx.npy", home ? home : ".", fp, (unsigned long long)hash);
+}
+
+int kvz_cli_calibrate_heads(kvz_model *m, const kvz_tokenizer *tok, const kvz_cli_pieces *pc,
+                            const kvz_kvzip_opts *o, const char *calib_path, size_t max_tokens, float **out,
+                            char *path_out, size_t path_size)
+{
+    const size_t L = m->hp.n_layers, H = m->hp.n_head_kv;
+    char *text = NULL, path[4096];
+    size_t len = 0, n_c = 0;
+    int32_t *ctx = NULL;
+    if (kvz_cli_read_file(calib_path, &text, &len))
+        return kvz_cli_error("kvzip-head calibrates its head scores on %s (run from the checkout's root, or "
+                             "give --calibration FILE or --head-scores F.npy)",
+                             calib_path);
+    int rc = kvz_cli_encode(tok, text, 0, 0, &ctx, &n_c);
+    free(text);
+    const size_t room = m->hp.n_ctx_train > pc->p.n_sys + 64 ? m->hp.n_ctx_train - pc->p.n_sys - 64 : n_c;
+    if (n_c > max_tokens)
+        n_c = max_tokens;
+    if (m->hp.n_ctx_train && n_c > room)
+        n_c = room;
+    if (!rc && n_c < 64)
+        rc = kvz_cli_error("%s: a calibration text needs at least 64 tokens", calib_path);
+    /* the file names what the scores depend on: the model, the ids, the prompts, the chunking */
+    uint64_t h = 0xcbf29ce484222325ull;
+    h = fnv_ids(h, ctx, rc ? 0 : n_c);
+    h = fnv_ids(h, pc->p.sys, pc->p.n_sys), h = fnv_ids(h, pc->p.repeat_first, pc->p.n_repeat_first);
+    h = fnv_ids(h, pc->p.repeat_next, pc->p.n_repeat_next), h = fnv_ids(h, pc->p.postfix, pc->p.n_postfix);
+    const int32_t knobs[3] = {(int32_t)o->chunk, (int32_t)pc->prev_tokens, (int32_t)o->kv_dtype};
+    h = fnv_ids(h, knobs, 3);
+    heads_path(m, h, path, sizeof path);
+    if (path_out)
+        snprintf(path_out, path_size, "%s", path);
+    float *hs = NULL;
+    FILE *probe = rc ? NULL : fopen(path, "rb");
+    if (probe) { /* calibrated before */
+        fclose(probe);
+        rc = kvz_cli_load_head_scores(path, L, H, &hs);
+    } else if (!rc) {
+        kvz_kvzip_opts co = *o;
+        co.prev_tokens = pc->prev_tokens;
+        const kvz_policy_args full = {.struct_size = sizeof full, .policy = KVZ_POLICY_FULL};
+        kvz_cache *c = NULL;
+        float *scores = malloc(L * H * n_c * sizeof *scores);
+        hs = malloc(L * H * sizeof *hs);
+        kvz_status st = scores && hs ? KVZ_OK : KVZ_ERR_NOMEM;
+        if (st == KVZ_OK)
+            st = kvz_kvzip_build(m, &pc->p, ctx, n_c, &co, &full, &c, NULL, NULL);
+        if (st == KVZ_OK)
+            st = kvz_kvzip_score(m, c, &pc->p, ctx, n_c, &co, scores);
+        kvz_cache_destroy(c);
+        if (st != KVZ_OK)
+            rc = kvz_cli_error("head calibration on %s: %s (%s)", calib_path, kvz_last_error(), kvz_strerror(st));
+        if (!rc) {
+            kvz_kvzip_head_scores(scores, L * H, n_c, hs);
+            const size_t shape[2] = {L, H};
+            const int dir_ok = make_dirs(path) == 0;
+            const char *why = dir_ok ? NULL : strerror(errno);
+            if (!dir_ok || kvz_npy_write_f32(path, hs, shape, 2) != KVZ_OK)
+                fprintf(stderr, "kvz: note: cannot keep the head scores in %s (%s); they are used anyway\n", path,
+                        why ? why : kvz_last_error());
+        }
+        free(scores);
+    }
+    free(ctx);
+    if (rc) {
+        free(hs);
+        return 1;
+    }
+    *out = hs;
+    return 0;
+}
