@@ -72,17 +72,18 @@ for no, line in enumerate(open(sys.argv[1], encoding="utf-8"), 1):
         bad.append(f"{where}: id {r['id']}, seed {r['seed']}")
     if not 0.97 * r["length"] <= r["n_tokens"] <= r["length"]:
         bad.append(f"{where}: {r['n_tokens']} tokens for a length of {r['length']}")
-    if not 16 <= r["max_tokens"] <= 64 or not r["queries"]:
+    if not 8 <= r["max_tokens"] <= 64 or not r["queries"]:
         bad.append(f"{where}: max_tokens {r['max_tokens']}, {len(r['queries'])} queries")
     for q in r["queries"]:
-        if sorted(q) != ["answers", "match", "question"] or q["match"] not in ("any", "all") or not q["answers"]:
+        if sorted(q) != ["answer_prefix", "answers", "match", "question"] or q["match"] not in ("any", "all") or \
+                not q["answers"] or not q["answer_prefix"]:
             bad.append(f"{where}: query {q}")
             continue
         for a in q["answers"]:
             if not a or a not in r["context"]:
                 bad.append(f"{where}: the answer {a!r} is not in the context")
-            if a in q["question"]:
-                bad.append(f"{where}: the answer {a!r} is in its question")
+            if a in q["question"] or a in q["answer_prefix"]:
+                bad.append(f"{where}: the answer {a!r} is in its question or answer prefix")
     if r["task"] in ("niah_single", "people_facts") and r["length"] == 1024:
         with open(f"{sys.argv[2]}/{r['task']}.txt", "w", encoding="utf-8") as f:
             f.write(r["context"])
