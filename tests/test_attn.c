@@ -7,7 +7,6 @@
  * worst error relative to the tolerance.
  */
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +82,7 @@ typedef struct pcase {
     float scale;    /* 0: the default 1/sqrt(d) */
     float qamp;     /* queries uniform in [-qamp, qamp) (0: 1) */
     int with_lse;
-    int threads; /* omp threads for the call (0: unchanged) */
+    int threads; /* the library's threads for the call (kvz_set_num_threads; 0: the default) */
     int scoring;
     size_t sink_end, chunk_begin, chunk_end;
     size_t score_pad;
@@ -181,12 +180,11 @@ static kvz_attn_args make_args(const pcase *c, const pdata *p, float *out, float
 
 static void call_prefill(const kvz_attn_args *a, int threads)
 {
-    const int saved = omp_get_max_threads();
     if (threads > 0)
-        omp_set_num_threads(threads);
+        kvz_set_num_threads(threads);
     const kvz_status st = kvz_attn_prefill(a);
     if (threads > 0)
-        omp_set_num_threads(saved);
+        kvz_set_num_threads(0);
     if (st != KVZ_OK)
         fail_msg("kvz_attn_prefill: %s (%s)", kvz_strerror(st), kvz_last_error());
 }

@@ -150,11 +150,10 @@ static void check_varlen(tu_rng *r, const vcase *c)
         a.n_kv_heads = H, a.group = G, a.head_dim = d, a.q_len = ql, a.scale = c->scale;
         a.q = q, a.k = k, a.v = v, a.kv_dtype = c->dt, a.kv_row_stride = (ptrdiff_t)stride, a.cu_len = cu;
         a.out = out;
-        const int saved = omp_get_max_threads();
         if (c->threads > 0)
-            omp_set_num_threads(c->threads);
+            kvz_set_num_threads(c->threads);
         const kvz_status st = kvz_attn_decode_varlen(&a);
-        omp_set_num_threads(saved);
+        kvz_set_num_threads(0);
         describe(what, sizeof what, kvz_isa_name(lv[l]), c);
         if (st != KVZ_OK)
             fail_msg("%s: kvz_attn_decode_varlen: %s (%s)", what, kvz_strerror(st), kvz_last_error());
@@ -477,10 +476,9 @@ static void test_window_decode(void **state)
                 const double tol =
                     ql * G <= 8 && lv[l] == KVZ_ISA_AMX ? tu_tol_at(KVZ_ISA_AVX512, dt) : tu_tol(dt);
                 tu_fill_sentinel(out, H * nq);
-                const int saved = omp_get_max_threads();
-                omp_set_num_threads(4);
+                kvz_set_num_threads(4);
                 const kvz_status st = kvz_attn_run(jobs, H);
-                omp_set_num_threads(saved);
+                kvz_set_num_threads(0);
                 assert_int_equal(st, KVZ_OK);
                 char what[160];
                 snprintf(what, sizeof what,

@@ -218,7 +218,6 @@ static void check_shape(const shape *s, const int *threads, size_t n_threads, in
         lv[0] = lv[nl - 1];
         nl = 1;
     }
-    const int saved = omp_get_max_threads();
     char buf[160];
     size_t n;
     entry *e = ref_sort((const float *const *)s->rows, s->lens, s->n_rows, &n);
@@ -230,13 +229,13 @@ static void check_shape(const shape *s, const int *threads, size_t n_threads, in
             for (size_t l = 0; l < nl; l++) {
                 tu_force(lv[l]);
                 for (size_t t = 0; t < n_threads; t++) {
-                    omp_set_num_threads(threads[t]);
+                    kvz_set_num_threads(threads[t]);
                     snprintf(buf, sizeof buf, "%s [%s, %d threads]", what, kvz_isa_name(lv[l]), threads[t]);
                     check_one(s, ratios[q], exact, want_n, want_thr, buf);
                 }
             }
         }
-    omp_set_num_threads(saved);
+    kvz_set_num_threads(0);
     free(e);
 }
 
@@ -542,11 +541,10 @@ static void test_topk(void **state)
     tu_rng_init(&r, tu_seed() + 43);
     kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
-    const int saved = omp_get_max_threads();
     for (size_t l = 0; l < nl; l++) {
         tu_force(lv[l]);
         for (int t = 0; t < 3 * GEN_COUNT; t++) {
-            omp_set_num_threads(t % 3 + 1);
+            kvz_set_num_threads(t % 3 + 1);
             const size_t len = t >= 2 * GEN_COUNT ? tu_range(&r, 65536, 150000) : tu_range(&r, 1, 500);
             const size_t k = t % 4 == 0 ? len : tu_range(&r, 0, len);
             float *x = tu_malloc(len * sizeof(float));
@@ -566,7 +564,7 @@ static void test_topk(void **state)
             free(x), free(got), free(want);
         }
     }
-    omp_set_num_threads(saved);
+    kvz_set_num_threads(0);
 }
 
 /* The histogram kernel of every level against a plain count, across its 32-bit flush point

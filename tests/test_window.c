@@ -519,13 +519,13 @@ static void test_thread_count_invariant(void **state)
         q[i] = tu_uniform(&r, -2, 2);
     void *k = tu_fill_kv(&r, KVZ_DTYPE_BF16, H * n * d, -1, 1, NULL);
     kvz_window_args a = window_args(H, G, d, n, W, 3, KVZ_POOL_AVG, q, k, KVZ_DTYPE_BF16, o1);
-    const int nt = omp_get_max_threads();
-    omp_set_num_threads(1);
+    const int nt = kvz_num_threads();
+    kvz_set_num_threads(1);
     run_ok(&a);
-    omp_set_num_threads(nt > 1 ? nt : 4);
+    kvz_set_num_threads(nt > 1 ? nt : 4);
     a.out = o2;
     run_ok(&a);
-    omp_set_num_threads(nt);
+    kvz_set_num_threads(0);
     assert_memory_equal(o1, o2, H * nk * 4);
     free(q), free(o1), free(o2), free(k);
 }
