@@ -32,6 +32,7 @@ typedef struct eval_args {
     eval_cell cells[MAX_CELLS];
     size_t n_cells;
     size_t limit, max_tokens, calib_tokens;
+    size_t window; /* the window policies' observation window; 0: 16 under 1000 context tokens, else 32 */
     int json, demo; /* demo: the stories260K demo's explanations and verdicts around the table */
     int protocols;  /* PROTOCOL_* bits */
     size_t n_groups; /* of the task set */
@@ -569,6 +570,7 @@ static int run(eval_args *a)
     for (size_t i = 0; !rc && st == KVZ_OK && i < set.n; i++) {
         progress(i, set.n, &set, omp_get_wtime() - t0, tok_done, tok_all);
         r.t = &set.t[i];
+        a->o.window = a->window ? a->window : set.t[i].n_c < 1000 ? 16 : 32;
         st = run_context(a, &r);
         if (st != KVZ_OK)
             rc = kvz_cli_error("%s: evaluation failed: %s (%s)", set.t[i].id, kvz_last_error(), kvz_strerror(st));
@@ -659,6 +661,7 @@ static int usage(const char *cmd, FILE *f)
             f,
             "usage: kvz eval --model M --tasks F.jsonl [--policy P[,P...]|all] [--ratio R[,R...]]\n"
             "                [--protocol multi|query|both] [--limit N] [--max-tokens N] [--chunk N]\n"
+            "                [--window N] [--kernel N] [--pool avg|max]\n"
             "                [--kv-dtype f32|bf16|f16 (f32)] [--weights auto|f32|bf16] [--head-scores F.npy[,...]]\n"
             "                [--calibration FILE] [--calibration-tokens N] [--json] [--markdown F.md]\n"
             "                [--plot F.png] [--generations F.jsonl] [reconstruction options]\n"
@@ -680,6 +683,10 @@ static int usage(const char *cmd, FILE *f)
             "  --max-tokens N  text tasks without max_tokens: tokens generated at most (32); generation\n"
             "             stops at the end of the turn\n"
             "  --chunk N  context tokens per reconstruction pass (2000)\n"
+            "  --window N, --kernel N, --pool avg|max  the window policies' (fastkv, snapkv, pyramidkv, adakv)\n"
+            "             observation window, kept always, and the pooling of their scores; by default as\n"
+            "             the KVzip paper ran them: window 32 (16 for contexts under 1000 tokens), max pooling\n"
+            "             by 7\n"
             "  --head-scores  kvzip-head: float32 [layers, kv_heads] .npy files, maximum taken; without it\n"
             "             the heads are scored once per model on --calibration (eval/calibration.txt, its\n"
             "             first --calibration-tokens tokens, 8192) and kept in ~/.cache/kvz/heads\n"
@@ -753,6 +760,19 @@ static int parse(eval_args *a, int argc, char **argv, const char **policies, con
         } else if (!strcmp(o, "--calibration-tokens")) {
             if (kvz_cli_parse_count(v, o, &a->calib_tokens))
                 return 2;
+        } else if (!strcmp(o, "--window")) {
+            if (kvz_cli_parse_count(v, o, &a->window))
+                return 2;
+        } else if (!strcmp(o, "--kernel")) {
+            if (kvz_cli_parse_count(v, o, &a->o.kernel))
+                return 2;
+            if (a->o.kernel % 2 == 0)
+                return kvz_cli_usage_error(cmd, "--kernel must be odd, not %zu", a->o.kernel);
+        } else if (!strcmp(o, "--pool")) {
+            if (!strcmp(v, "avg") || !strcmp(v, "max"))
+                a->o.pool = !strcmp(v, "avg") ? KVZ_POOL_AVG : KVZ_POOL_MAX;
+            else
+                return kvz_cli_usage_error(cmd, "--pool must be avg or max, not '%s'", v);
         } else if (!strcmp(o, "--chunk")) {
             if (kvz_cli_parse_count(v, o, &a->o.chunk))
                 return 2;
@@ -772,6 +792,9 @@ static void defaults(eval_args *a)
     a->max_tokens = 32, a->calib_tokens = 8192, a->protocols = PROTOCOL_MULTI;
     kvz_kvzip_defaults(&a->o);
     a->o.kv_dtype = KVZ_DTYPE_F32; /* fidelity is measured against an fp64 reference: store K/V exactly */
+    /* the window policies as the KVzip paper ran its baselines (App. A): max pooling by 7 over the
+       window scores of the last 32 tokens (16 for contexts under 1K tokens) */
+    a->o.pool = KVZ_POOL_MAX, a->o.kernel = 7;
 }
 
 int kvz_cmd_eval(int argc, char **argv)
