@@ -4,6 +4,7 @@
 # outputs, `kvz eval`, `kvz demo` (its stories260K fallback, and SmolLM2-135M-Instruct when the model
 # cache holds it), and clear failures on bad input. Skips (77) when ../shared is absent.
 set -u
+. "$(dirname "$0")/testlib.sh"
 # make check runs this from the build directory; the shared files sit beside the source tree
 KVZ=${KVZ_BIN:-./kvz}
 SHARED=${KVZ_SHARED_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared}
@@ -14,19 +15,6 @@ if [ ! -r "$MODEL" ]; then
     echo "$MODEL is absent: skipping (tests read the shared models from ../shared)"
     exit 77
 fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-check() { # check NAME GOT WANT
-    if [ "$2" = "$3" ]; then
-        echo "ok: $1"
-    else
-        echo "FAIL: $1"
-        echo "  got:  $2"
-        echo "  want: $3"
-        failures=$((failures + 1))
-    fi
-}
 
 check "tokenize vector" "$(kvz tokenize --model "$MODEL" --json "Tom had a red kite. One day")" \
     '{"ids": [1, 274, 287, 381, 261, 352, 266, 409, 275, 411, 426, 385, 328]}'
@@ -150,7 +138,7 @@ elif [ -r "$SMOLLM2" ]; then
     full=$(sed -n 's/.*"kv_bytes_full": \([0-9]*\).*/\1/p' "$tmp/demo.json")
     kvzip=$(sed -n 's/.*"kv_bytes_kvzip": \([0-9]*\).*/\1/p' "$tmp/demo.json")
     check "demo on SmolLM2: KVzip holds fewer KV bytes" "$([ "${kvzip:-0}" -gt 0 ] && [ "$kvzip" -lt "${full:-0}" ] && echo yes)" yes
-elif [ "${CI:-}" = true ]; then
+elif in_ci; then
     check "demo on SmolLM2: $SMOLLM2 is there under CI (.ci/fetch-models smollm2)" absent present
 else
     echo "skip: demo on SmolLM2: $SMOLLM2 is absent (.ci/fetch-models smollm2 fetches it)"
@@ -260,4 +248,4 @@ check "--threads without a value exits 2" "$?" 2
 check "greedy text, 1 thread against 3" "$(kvz generate --threads 1 --model "$MODEL" --prompt-ids 1 --max-tokens 24)" \
     "$(kvz generate --threads 3 --model "$MODEL" --prompt-ids 1 --max-tokens 24)"
 
-[ "$failures" -eq 0 ]
+finish

@@ -4,6 +4,7 @@
 # agreeing with itself, both protocols and every policy running, the reports written, and clear
 # failures on bad task files and options. Skips (77) when ../shared is absent.
 set -u
+. "$(dirname "$0")/testlib.sh"
 KVZ=${KVZ_BIN:-./kvz}
 SHARED=${KVZ_SHARED_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,19 +17,6 @@ if [ ! -r "$MODEL" ]; then
     exit 77
 fi
 command -v python3 > /dev/null || { echo "python3 is absent: skipping"; exit 77; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-check() { # check NAME GOT WANT
-    if [ "$2" = "$3" ]; then
-        echo "ok: $1"
-    else
-        echo "FAIL: $1"
-        echo "  got:  $2"
-        echo "  want: $3"
-        failures=$((failures + 1))
-    fi
-}
 
 # Two short stories with questions whose answers the model may or may not find: the test checks the
 # scoring, not the model.
@@ -121,8 +109,4 @@ XDG_CACHE_HOME=$tmp/cache kvz eval --model "$MODEL" --tasks "$tmp/tasks.jsonl" -
 check "a damaged kept file is read, not recomputed: exit 1" "$?" 1
 check "and named" "$(grep -c 'kvz/heads/.*npy' "$tmp/err")" 1
 
-if [ "$failures" -ne 0 ]; then
-    echo "$failures check(s) failed"
-    exit 1
-fi
-echo "all checks passed"
+finish

@@ -6,39 +6,18 @@
 # without python3 or the model; under CI (where .ci/fetch-models has run) either fails. Under
 # KVZ_TEST_QUICK (emulated and sanitized runs) it says so and passes: the native run covers it.
 set -u
+. "$(dirname "$0")/testlib.sh"
 KVZ=${KVZ_BIN:-./kvz}
 RUNNER=${KVZ_RUNNER:-}
 kvz() { $RUNNER "$KVZ" "$@"; }
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 MODEL=${KVZ_MODEL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kvz/models}/SmolLM2-135M-Instruct.Q4_1.gguf
-in_ci() { [ -n "${CI:-}" ] && [ "$CI" != 0 ] && [ "$CI" != false ]; }
-skip() {
-    if in_ci; then
-        echo "FAIL: $1 under CI"
-        exit 1
-    fi
-    echo "skip: $1"
-    exit 77
-}
 command -v python3 > /dev/null 2>&1 || skip "python3 is absent"
 [ -r "$MODEL" ] || skip "$MODEL is absent (.ci/fetch-models smollm2 fetches it)"
 if [ "${KVZ_TEST_QUICK:-0}" = 1 ]; then
     echo "the long-context slice: not run under KVZ_TEST_QUICK"
     exit 0
 fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-check() { # check NAME GOT WANT
-    if [ "$2" = "$3" ]; then
-        echo "ok: $1"
-    else
-        echo "FAIL: $1"
-        echo "  got:  $2"
-        echo "  want: $3"
-        failures=$((failures + 1))
-    fi
-}
 
 kvz_abs=$(cd "$(dirname "$KVZ")" && pwd)/$(basename "$KVZ")
 # a seed of its own: the checked-in results (doc/results) use others
@@ -59,8 +38,4 @@ check "the policies keep 30 %" "$(grep -c '^cell [a-z]* [a-z-]* 0.3 kept 0.30 ' 
 check "the full cache answers some queries" "$(grep '^cell multi full' "$tmp/py.txt" | grep -c 'accuracy 0.00$')" 0
 check "a task table per kind in the summary" "$(grep -c '^## [a-z_]*: accuracy relative' "$tmp/sum.md")" 7
 
-if [ "$failures" -ne 0 ]; then
-    echo "$failures check(s) failed"
-    exit 1
-fi
-echo "all checks passed"
+finish

@@ -4,35 +4,14 @@
 # answers in its context and its token count within [0.97 L, L], which `kvz tokenize --json` confirms.
 # Skips (77) without python3 or the model; under CI (where .ci/fetch-models has run) either fails.
 set -u
+. "$(dirname "$0")/testlib.sh"
 KVZ=${KVZ_BIN:-./kvz}
 RUNNER=${KVZ_RUNNER:-} # e.g. qemu-aarch64 for a cross build
 kvz() { $RUNNER "$KVZ" "$@"; }
 GEN=$(cd "$(dirname "$0")/.." && pwd)/eval/gen_tasks.py
 MODEL=${KVZ_MODEL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kvz/models}/SmolLM2-135M-Instruct.Q4_1.gguf
-in_ci() { [ -n "${CI:-}" ] && [ "$CI" != 0 ] && [ "$CI" != false ]; }
-skip() { # skip WHY: exit 77, or fail under CI, where everything the test needs is installed
-    if in_ci; then
-        echo "FAIL: $1 under CI"
-        exit 1
-    fi
-    echo "skip: $1"
-    exit 77
-}
 command -v python3 > /dev/null 2>&1 || skip "python3 is absent"
 [ -r "$MODEL" ] || skip "$MODEL is absent (.ci/fetch-models smollm2 fetches it)"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-check() { # check NAME GOT WANT
-    if [ "$2" = "$3" ]; then
-        echo "ok: $1"
-    else
-        echo "FAIL: $1"
-        echo "  got:  $2"
-        echo "  want: $3"
-        failures=$((failures + 1))
-    fi
-}
 
 # the generator runs one kvz process; through a wrapper when kvz needs a runner (an emulator)
 kvz_abs=$(cd "$(dirname "$KVZ")" && pwd)/$(basename "$KVZ")
@@ -112,4 +91,4 @@ check "a length too short exits 1" "$?" 1
 check "a length too short: the message" "$(grep -c '^gen_tasks: niah_multivalue/64/0: .* too short$' "$tmp/err")" 1
 check "a length too short: no output file" "$(ls "$tmp" | grep -c '^f\.jsonl')" 0
 
-[ "$failures" -eq 0 ]
+finish
