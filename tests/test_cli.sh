@@ -62,6 +62,11 @@ if kvz compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --recon "$SHARED/e
     check "head scores shape" "$(head -c 128 "$tmp/h.npy" | grep -ao "'shape': ([0-9, ]*)")" "'shape': (5, 4)"
     check "passes of 128 tokens" "$(sed 's/.*"passes": \([0-9]*\).*/\1/' "$tmp/compress.json")" \
         "$(( (n_ctx + 127) / 128 ))"
+    # the layers' kept shares (from the cache's segment lengths) average to the policy's kept ratio
+    check "kept per layer: one per layer, their mean the kept ratio" \
+        "$(sed 's/.*"kept_per_layer": \[\([^]]*\)\].*/\1/' "$tmp/compress.json" | tr ',' '\n' |
+            awk '{s += $1; n++} END {printf "%d %.4f", n, s / n}')" \
+        "5 $(sed 's/.*"kept_context_ratio": \([0-9.]*\).*/\1/' "$tmp/compress.json" | awk '{printf "%.4f", $1}')"
     kvz compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --recon "$SHARED/eval/stories-recon.json" \
         --policy kvzip-head --head-scores "$tmp/h.npy" --ratio 0.5 --out "$tmp/h.kvz" > /dev/null
     check "kvzip-head from saved head scores" "$?" 0

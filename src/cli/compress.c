@@ -49,6 +49,21 @@ static int usage(FILE *f)
     return f == stdout ? 0 : 2;
 }
 
+/* The kept share of the context in layer l (over its KV heads), or -1 for a sliding-window layer,
+ * which keeps its window and is not selected from. */
+static double layer_kept(const kvz_model *m, const kvz_cache *c, size_t l, size_t n_sys, size_t n_c)
+{
+    if (kvz_hparams_window(&m->hp, l))
+        return -1;
+    size_t rows = 0;
+    for (size_t h = 0; h < m->hp.n_head_kv; h++) {
+        size_t len = 0;
+        kvz_cache_length(c, l, h, &len);
+        rows += len > n_sys ? len - n_sys : 0;
+    }
+    return (double)rows / (double)(m->hp.n_head_kv * n_c);
+}
+
 /* Where the reconstruction prompts came from, in words (kvz_cli_pieces.source). */
 static const char *prompts_origin(const char *source)
 {
@@ -225,10 +240,20 @@ int kvz_cmd_compress(int argc, char **argv)
         if (json)
             printf("{\"policy\": \"%s\", \"ratio\": %g, \"context_tokens\": %zu, \"system_tokens\": %zu, "
                    "\"passes\": %zu, \"pass_tokens\": %zu, \"kept_context_ratio\": %.6f, \"cache_bytes\": %zu, "
-                   "\"prefill_s\": %.6f, \"score_s\": %.6f, \"select_s\": %.6f, \"pieces\": \"%s\", \"out\": ",
+                   "\"prefill_s\": %.6f, \"score_s\": %.6f, \"select_s\": %.6f, \"pieces\": \"%s\", ",
                    kvz_policy_name(policy), ratio, n_c, pc.p.n_sys, rep.passes, rep.pass_tokens, kept,
                    cs.bytes_used, rep.prefill_s, rep.score_s, rep.select_s, pc.source);
-        else {
+        if (json) {
+            printf("\"kept_per_layer\": [");
+            for (size_t l = 0; l < L; l++) {
+                const double k = layer_kept(m, cache, l, pc.p.n_sys, n_c);
+                if (k < 0)
+                    printf("%snull", l ? ", " : "");
+                else
+                    printf("%s%.6f", l ? ", " : "", k);
+            }
+            printf("], \"out\": ");
+        } else {
             printf("context:  %zu tokens, after a system prompt of %zu (always kept)\n", n_c, pc.p.n_sys);
             if (policy == KVZ_POLICY_FULL)
                 printf("kept:     every key/value pair (policy full)\n");
@@ -236,6 +261,17 @@ int kvz_cmd_compress(int argc, char **argv)
                 printf("kept:     %.4f of the context's key/value pairs%s (policy %s, ratio %g)\n", kept,
                        LG < L ? " in the global layers (the sliding-window layers keep their window)" : "",
                        kvz_policy_name(policy), ratio);
+            if (policy != KVZ_POLICY_FULL) { /* the budget each layer got: KVzip's one threshold shares it unevenly */
+                printf("by layer: ");
+                for (size_t l = 0; l < L; l++) {
+                    const double k = layer_kept(m, cache, l, pc.p.n_sys, n_c);
+                    if (k < 0)
+                        printf("%s-", l ? " " : "");
+                    else
+                        printf("%s%.2f", l ? " " : "", k);
+                }
+                printf("  (the kept share of each layer%s)\n", LG < L ? "; -: a sliding-window layer" : "");
+            }
             printf("cache:    %zu bytes\ntime:     prefill %.3f s%s", cs.bytes_used, rep.prefill_s,
                    kvz_kvzip_policy_uses_window(policy) ? " (window scores included)"
                    : policy == KVZ_POLICY_H2O           ? " (accumulated attention included)"
