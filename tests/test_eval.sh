@@ -61,11 +61,7 @@ cat "$tmp/err"
 
 # The independent check: RULER's string_match / string_match_all on each generation, then every
 # summary line's accuracy and agreement from those scores (tests/eval_check.py).
-python3 "$SRC/tests/eval_check.py" "$tmp/tasks.jsonl" "$tmp/gen.jsonl" "$tmp/eval.jsonl" > "$tmp/py.txt"
-cat "$tmp/py.txt"
-check "every generation's RULER score, recomputed" "$(grep '^scores' "$tmp/py.txt")" "scores ok"
-check "every summary's accuracy and agreement, recomputed" "$(grep '^summaries' "$tmp/py.txt")" "summaries ok"
-check "the full cache agrees with its references" "$(grep '^full' "$tmp/py.txt")" "full agree 1.0 kl zero"
+check_eval_report "$tmp/tasks.jsonl" "$tmp/gen.jsonl" "$tmp/eval.jsonl"
 # 11 policies in the multi-query protocol, the 10 compressing ones in the query-aware one
 check "every policy in both protocols" "$(grep '^cells' "$tmp/py.txt")" "cells 21"
 check "kvzip keeps its ratio" "$(grep '^cell multi kvzip-pair ' "$tmp/py.txt" | cut -d' ' -f4-6 | tr '\n' ' ')" \

@@ -1,6 +1,6 @@
 # What the shell tests share (sourced): `check NAME GOT WANT` counts failures, `skip WHY` exits 77
 # (or fails under CI, where everything a test needs is installed), `finish` exits with the verdict,
-# and $tmp is a scratch folder removed on exit.
+# `check_eval_report` checks a kvz eval run independently, and $tmp is a scratch folder removed on exit.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failures=0
@@ -22,6 +22,16 @@ skip() {
     fi
     echo "skip: $1"
     exit 77
+}
+# check_eval_report TASKS GENERATIONS JSON: tests/eval_check.py recomputes every generation's RULER
+# score and every summary from them; the full cache must agree with itself. Its report stays in
+# $tmp/py.txt for further checks.
+check_eval_report() {
+    python3 "$(dirname "$0")/eval_check.py" "$1" "$2" "$3" > "$tmp/py.txt"
+    cat "$tmp/py.txt"
+    check "every generation's RULER score, recomputed" "$(grep '^scores' "$tmp/py.txt")" "scores ok"
+    check "every summary's accuracy and agreement, recomputed" "$(grep '^summaries' "$tmp/py.txt")" "summaries ok"
+    check "the full cache agrees with its references" "$(grep '^full' "$tmp/py.txt")" "full agree 1.0 kl zero"
 }
 finish() {
     if [ "$failures" -ne 0 ]; then

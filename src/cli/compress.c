@@ -64,6 +64,19 @@ static double layer_kept(const kvz_model *m, const kvz_cache *c, size_t l, size_
     return (double)rows / (double)(m->hp.n_head_kv * n_c);
 }
 
+/* Every layer's kept share: sep between them, none for a sliding-window layer, digits decimals. */
+static void print_layer_kept(const kvz_model *m, const kvz_cache *c, size_t n_sys, size_t n_c, const char *sep,
+                             const char *none, int digits)
+{
+    for (size_t l = 0; l < m->hp.n_layers; l++) {
+        const double k = layer_kept(m, c, l, n_sys, n_c);
+        if (k < 0)
+            printf("%s%s", l ? sep : "", none);
+        else
+            printf("%s%.*f", l ? sep : "", digits, k);
+    }
+}
+
 /* Where the reconstruction prompts came from, in words (kvz_cli_pieces.source). */
 static const char *prompts_origin(const char *source)
 {
@@ -245,13 +258,7 @@ int kvz_cmd_compress(int argc, char **argv)
                    cs.bytes_used, rep.prefill_s, rep.score_s, rep.select_s, pc.source);
         if (json) {
             printf("\"kept_per_layer\": [");
-            for (size_t l = 0; l < L; l++) {
-                const double k = layer_kept(m, cache, l, pc.p.n_sys, n_c);
-                if (k < 0)
-                    printf("%snull", l ? ", " : "");
-                else
-                    printf("%s%.6f", l ? ", " : "", k);
-            }
+            print_layer_kept(m, cache, pc.p.n_sys, n_c, ", ", "null", 6);
             printf("], \"out\": ");
         } else {
             printf("context:  %zu tokens, after a system prompt of %zu (always kept)\n", n_c, pc.p.n_sys);
@@ -263,13 +270,7 @@ int kvz_cmd_compress(int argc, char **argv)
                        kvz_policy_name(policy), ratio);
             if (policy != KVZ_POLICY_FULL) { /* the budget each layer got: KVzip's one threshold shares it unevenly */
                 printf("by layer: ");
-                for (size_t l = 0; l < L; l++) {
-                    const double k = layer_kept(m, cache, l, pc.p.n_sys, n_c);
-                    if (k < 0)
-                        printf("%s-", l ? " " : "");
-                    else
-                        printf("%s%.2f", l ? " " : "", k);
-                }
+                print_layer_kept(m, cache, pc.p.n_sys, n_c, " ", "-", 2);
                 printf("  (the kept share of each layer%s)\n", LG < L ? "; -: a sliding-window layer" : "");
             }
             printf("cache:    %zu bytes\ntime:     prefill %.3f s%s", cs.bytes_used, rep.prefill_s,

@@ -136,21 +136,26 @@ void eval_report_json(FILE *f, const eval_cell *cells, size_t n_cells, const eva
     }
 }
 
+/* Adds x to the n ascending distinct values of v (room for one more) unless it is there; the new count. */
+static size_t add_sorted(double *v, size_t n, double x)
+{
+    size_t i = 0;
+    while (i < n && v[i] < x)
+        i++;
+    if (i < n && v[i] == x)
+        return n;
+    memmove(v + i + 1, v + i, (n - i) * sizeof *v);
+    v[i] = x;
+    return n + 1;
+}
+
 /* The distinct ratios of the compressing cells, ascending, into r (room for n_cells); their count. */
 static size_t ratios_of(const eval_cell *cells, size_t n_cells, double *r)
 {
     size_t n = 0;
-    for (size_t k = 0; k < n_cells; k++) {
-        if (cells[k].policy == KVZ_POLICY_FULL)
-            continue;
-        size_t i = 0;
-        while (i < n && r[i] < cells[k].ratio)
-            i++;
-        if (i < n && r[i] == cells[k].ratio)
-            continue;
-        memmove(r + i + 1, r + i, (n - i) * sizeof *r);
-        r[i] = cells[k].ratio, n++;
-    }
+    for (size_t k = 0; k < n_cells; k++)
+        if (cells[k].policy != KVZ_POLICY_FULL)
+            n = add_sorted(r, n, cells[k].ratio);
     return n;
 }
 
@@ -219,15 +224,8 @@ static int md_write(FILE *f, const eval_cell *cells, size_t n_cells, const eval_
     }
     const size_t n_k = task_kinds(s, kinds), n_s = series_of(cells, n_cells, series), n_r = ratios_of(cells, n_cells, r);
     size_t n_l = 0; /* the distinct lengths, ascending */
-    for (size_t g = 0; g < s->n_groups; g++) {
-        size_t i = 0;
-        while (i < n_l && lengths[i] < (double)s->groups[g].length)
-            i++;
-        if (i < n_l && lengths[i] == (double)s->groups[g].length)
-            continue;
-        memmove(lengths + i + 1, lengths + i, (n_l - i) * sizeof *lengths);
-        lengths[i] = (double)s->groups[g].length, n_l++;
-    }
+    for (size_t g = 0; g < s->n_groups; g++)
+        n_l = add_sorted(lengths, n_l, (double)s->groups[g].length);
     fprintf(f, "# kvz eval of %s\n\n%zu contexts, %zu task kinds.\n\n", model, s->n, n_k);
     if (full) {
         fprintf(f, "## The full cache's accuracy per task and context length (tokens)\n\n| task |");
