@@ -1,7 +1,6 @@
 /* The compressed cache: append/attend against the oracle, truncate restores exactly, retain == evict,
  * shared use by concurrent queries, positions after compaction, accounting, bad input. */
 #include <math.h>
-#include <omp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,21 +279,56 @@ static void test_compact_truncate_retain(void **state)
 
 /* Many threads answer different questions over one shared cache through queries: the same
  * outputs as one at a time, and the cache bytes never change. */
+enum { SHARED_NT = 8, SHARED_STEPS = 4 };
+typedef struct shared_run {
+    const kvz_cache *c;
+    size_t n, nq;
+    tokens (*qtok)[L][SHARED_STEPS + 1];
+    float *(*qv)[SHARED_STEPS + 1];
+    float **dst;
+} shared_run;
+
+/* Thread t's question of nq tokens, then SHARED_STEPS decode tokens, all layers; the out layout per
+ * step s is the m query rows of the last layer attended. */
+static void ask_shared(void *ctx, size_t t)
+{
+    const shared_run *run = ctx;
+    kvz_query *qq = NULL;
+    if (kvz_query_create(run->c, &qq) != KVZ_OK)
+        return;
+    float *dst = run->dst[t];
+    size_t off = 0;
+    for (size_t s = 0; s <= SHARED_STEPS; s++) {
+        const size_t m = s == 0 ? run->nq : 1;
+        for (size_t l = 0; l < L; l++) {
+            const tokens *tk = &run->qtok[t][l][s];
+            kvz_query_append(qq, l, m, tk->k, tk->v, H * D, D);
+            kvz_attend_args a = attend_args(m, run->qv[t][s], dst + off);
+            kvz_query_attend(qq, l, &a);
+        }
+        off += m * H * G * D;
+    }
+    int64_t p;
+    kvz_query_next_position(qq, 1, &p);
+    if (p != (int64_t)(run->n + run->nq + SHARED_STEPS))
+        dst[0] = NAN; /* reported by the comparison */
+    kvz_query_destroy(qq);
+}
+
 static void test_shared_queries(void **state)
 {
     (void)state;
     tu_rng r;
     tu_rng_init(&r, tu_seed() + 52);
-    const size_t n = 400, nq = 3, steps = 4, NT = 8;
+    const size_t n = 400, nq = 3, steps = SHARED_STEPS, NT = SHARED_NT;
     kvz_cache *c = make_cache(KVZ_DTYPE_BF16);
     tokens ctx[L];
     for (size_t l = 0; l < L; l++)
         ctx[l] = make_tokens(&r, n, KVZ_DTYPE_BF16), append(c, l, &ctx[l]);
     const size_t rb = D * 2;
     snap before = take(c, rb);
-    /* each thread: a question of nq tokens, then `steps` decode tokens, all layers */
-    tokens qtok[8][L][5];
-    float *qv[8][5], *seq[8], *par[8];
+    tokens qtok[SHARED_NT][L][SHARED_STEPS + 1];
+    float *qv[SHARED_NT][SHARED_STEPS + 1], *seq[SHARED_NT], *par[SHARED_NT];
     for (size_t t = 0; t < NT; t++) {
         seq[t] = tu_malloc(steps * L * H * G * D * 4 + (nq - 1) * H * G * D * 4);
         par[t] = tu_malloc(steps * L * H * G * D * 4 + (nq - 1) * H * G * D * 4);
@@ -305,32 +339,11 @@ static void test_shared_queries(void **state)
                 qtok[t][l][s] = make_tokens(&r, m, KVZ_DTYPE_BF16);
         }
     }
-    /* out layout per thread: for each step s the m query rows (of the last layer attended) */
-    for (int pass = 0; pass < 2; pass++) {
-#pragma omp parallel for num_threads(pass ? (int)NT : 1) schedule(static, 1)
-        for (size_t t = 0; t < NT; t++) {
-            kvz_query *qq = NULL;
-            if (kvz_query_create(c, &qq) != KVZ_OK)
-                continue;
-            float *dst = pass ? par[t] : seq[t];
-            size_t off = 0;
-            for (size_t s = 0; s <= steps; s++) {
-                const size_t m = s == 0 ? nq : 1;
-                for (size_t l = 0; l < L; l++) {
-                    const tokens *tk = &qtok[t][l][s];
-                    kvz_query_append(qq, l, m, tk->k, tk->v, H * D, D);
-                    kvz_attend_args a = attend_args(m, qv[t][s], dst + off);
-                    kvz_query_attend(qq, l, &a);
-                }
-                off += m * H * G * D;
-            }
-            int64_t p;
-            kvz_query_next_position(qq, 1, &p);
-            if (p != (int64_t)(n + nq + steps))
-                dst[0] = NAN; /* reported below */
-            kvz_query_destroy(qq);
-        }
-    }
+    shared_run run = {c, n, nq, qtok, qv, seq};
+    for (size_t t = 0; t < NT; t++) /* one at a time */
+        ask_shared(&run, t);
+    run.dst = par;
+    tu_run_threads(NT, ask_shared, &run); /* all at once */
     for (size_t t = 0; t < NT; t++) {
         const size_t len = (nq + steps) * H * G * D;
         double *w = tu_malloc(len * 8);

@@ -1,6 +1,5 @@
 /* ISA dispatch: the pure chooser, KVZ_ISA in fresh processes, racing first calls, forcing, and the tables. */
 #include <ctype.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -342,7 +341,31 @@ static void test_detection_matches_compiler(void **state)
 }
 
 /* Forcing while other threads compute: every call still gives the (level-independent,
- * bit-exact) conversion result. */
+ * bit-exact) conversion result. Thread 0 forces levels, the others convert. */
+enum { FORCE_N = 1000 };
+typedef struct force_run {
+    const kvz_isa *lv;
+    size_t nl;
+    const float *x;
+    const uint16_t *want;
+    int bad[4];
+} force_run;
+
+static void force_or_convert(void *ctx, size_t t)
+{
+    force_run *run = ctx;
+    if (t == 0) {
+        for (int it = 0; it < 2000; it++)
+            run->bad[t] += kvz_isa_force(run->lv[(size_t)it % run->nl]) != KVZ_OK;
+        return;
+    }
+    uint16_t got[FORCE_N];
+    for (int it = 0; it < 300; it++) {
+        run->bad[t] += kvz_convert(got, KVZ_DTYPE_F16, run->x, KVZ_DTYPE_F32, FORCE_N) != KVZ_OK;
+        run->bad[t] += memcmp(got, run->want, sizeof got) != 0;
+    }
+}
+
 static void test_force_while_computing(void **state)
 {
     (void)state;
@@ -350,30 +373,26 @@ static void test_force_while_computing(void **state)
     const size_t nl = tu_isa_levels(lv);
     tu_rng r;
     tu_rng_init(&r, tu_seed() + 40);
-    enum { N = 1000 };
-    float x[N];
-    uint16_t want[N];
-    for (size_t i = 0; i < N; i++)
+    float x[FORCE_N];
+    uint16_t want[FORCE_N];
+    for (size_t i = 0; i < FORCE_N; i++)
         x[i] = tu_uniform(&r, -1000, 1000);
     tu_force(KVZ_ISA_GENERIC);
-    assert_int_equal(kvz_convert(want, KVZ_DTYPE_F16, x, KVZ_DTYPE_F32, N), KVZ_OK);
+    assert_int_equal(kvz_convert(want, KVZ_DTYPE_F16, x, KVZ_DTYPE_F32, FORCE_N), KVZ_OK);
+    force_run run = {lv, nl, x, want, {0}};
+    tu_run_threads(4, force_or_convert, &run);
     int bad = 0;
-#pragma omp parallel num_threads(4) reduction(+ : bad)
-    {
-        if (omp_get_thread_num() == 0) {
-            for (int it = 0; it < 2000; it++)
-                bad += kvz_isa_force(lv[(size_t)it % nl]) != KVZ_OK;
-        } else {
-            uint16_t got[N];
-            for (int it = 0; it < 300; it++) {
-                bad += kvz_convert(got, KVZ_DTYPE_F16, x, KVZ_DTYPE_F32, N) != KVZ_OK;
-                bad += memcmp(got, want, sizeof got) != 0;
-            }
-        }
-    }
+    for (size_t t = 0; t < 4; t++)
+        bad += run.bad[t];
     assert_int_equal(bad, 0);
     const kvz_isa act = kvz_isa_active();
     assert_true(kvz_isa_supported(act));
+}
+
+/* One of the threads racing to the process's first call. */
+static void first_call(void *seen, size_t i)
+{
+    ((kvz_isa *)seen)[i] = kvz_isa_active();
 }
 
 int main(void)
@@ -384,16 +403,9 @@ int main(void)
         run_child(&children[i]);
     /* Then this process: KVZ_ISA=generic, and threads racing to the first call. */
     setenv("KVZ_ISA", "generic", 1);
-    kvz_isa seen[64];
-    int n = 0;
-#pragma omp parallel num_threads(8)
-    {
-#pragma omp barrier
-        const kvz_isa a = kvz_isa_active();
-#pragma omp critical
-        if (n < 64)
-            seen[n++] = a;
-    }
+    kvz_isa seen[8];
+    tu_run_threads(8, first_call, seen);
+    const int n = 8;
     unsetenv("KVZ_ISA");
     first_choice = seen[0];
     racers = n;

@@ -201,6 +201,10 @@ static void test_fork(void **state)
         print_message("test_fork: skipped under %s\n", runner);
         skip();
     }
+#ifdef __SANITIZE_THREAD__ /* ThreadSanitizer refuses to start threads in a multithreaded process's child */
+    print_message("test_fork: skipped under ThreadSanitizer\n");
+    skip();
+#endif
     assert_int_equal(kvz_set_num_threads(2), KVZ_OK);
     check_loop(100000, 1); /* the parent's workers exist now */
     const pid_t pid = fork();

@@ -2,10 +2,11 @@
 #include "testutil.h"
 
 #include <math.h>
-#include <omp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "model/model.h"
@@ -224,6 +225,13 @@ void tu_assert_close(const float *got, const double *want, size_t n, double atol
 }
 
 static double worst_ratio, t_start;
+
+static double tu_wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 static char worst_what[600];
 
 void tu_check_close(const float *got, const double *want, size_t n, double atol, double rtol, const char *what)
@@ -245,7 +253,7 @@ int tu_setup_clock(void **state)
     (void)state;
     worst_ratio = 0;
     worst_what[0] = '\0';
-    t_start = omp_get_wtime();
+    t_start = tu_wall();
     return 0;
 }
 
@@ -254,7 +262,7 @@ int tu_teardown_report(void **state)
     (void)state;
     const char *e = getenv("KVZ_TEST_VERBOSE");
     if (e && *e && strcmp(e, "0") != 0)
-        fprintf(stderr, "  %.2f s, worst error / tolerance: %.3g (%s)\n", omp_get_wtime() - t_start,
+        fprintf(stderr, "  %.2f s, worst error / tolerance: %.3g (%s)\n", tu_wall() - t_start,
                 worst_ratio, worst_what);
     return 0;
 }
@@ -326,4 +334,37 @@ const char *tu_model_file(const char *file)
     static char path[1024];
     kvz_model_cache_path(file, path, sizeof path);
     return readable_or_skip(path, ".ci/fetch-models downloads the real models into this cache");
+}
+
+typedef struct tu_thread {
+    pthread_barrier_t *start;
+    void (*fn)(void *ctx, size_t i);
+    void *ctx;
+    size_t i;
+} tu_thread;
+
+static void *tu_thread_main(void *arg)
+{
+    const tu_thread *t = arg;
+    pthread_barrier_wait(t->start);
+    t->fn(t->ctx, t->i);
+    return NULL;
+}
+
+void tu_run_threads(size_t n, void (*fn)(void *ctx, size_t i), void *ctx)
+{
+    if (n == 0)
+        return;
+    pthread_barrier_t start;
+    assert_int_equal(pthread_barrier_init(&start, NULL, (unsigned)n), 0);
+    pthread_t *id = tu_malloc(n * sizeof *id);
+    tu_thread *t = tu_malloc(n * sizeof *t);
+    for (size_t i = 0; i < n; i++) {
+        t[i] = (tu_thread){&start, fn, ctx, i};
+        assert_int_equal(pthread_create(&id[i], NULL, tu_thread_main, &t[i]), 0);
+    }
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(pthread_join(id[i], NULL), 0);
+    pthread_barrier_destroy(&start);
+    free(id), free(t);
 }

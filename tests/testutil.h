@@ -111,4 +111,8 @@ const char *tu_model_file(const char *file);
 void *tu_malloc(size_t bytes);
 void *tu_calloc(size_t n, size_t size);
 
+/* Runs fn(ctx, i) for i = 0..n-1 on n new threads released together (a barrier), then joins them
+ * all. Plain pthreads, so that ThreadSanitizer sees every start and join. */
+void tu_run_threads(size_t n, void (*fn)(void *ctx, size_t i), void *ctx);
+
 #endif
