@@ -674,7 +674,10 @@ typedef struct kvz_cache_meta {
 /**
  * Writes a cache to path atomically: a temporary file in the same directory, fsync, rename,
  * fsync of the directory. On failure nothing is left at path (an earlier file stays as it
- * was) and no temporary file remains. A sliding-window layer is saved with its window and
+ * was) and no temporary file remains; only a failed fsync of the directory comes after the
+ * rename: the new file is then in place, complete, but KVZ_ERR_IO warns that a crash may
+ * undo the rename. The file gets the mode fopen would give it (0666 less the umask).
+ * A sliding-window layer is saved with its window and
  * only its last `window` rows, those later tokens can still see (doc/kvz-format.md).
  * @param meta may be NULL (zero fingerprint, empty policy, ratio 0).
  * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_IO (with errno text in kvz_last_error), KVZ_ERR_STATE. @since 0.1

@@ -141,6 +141,60 @@ static void test_real_node(void **state)
 #endif
 }
 
+/* sysfs CPU lists, as the library reads them instead of through libnuma: the parser on made-up
+ * lists, then this machine's nodes against what libnuma says of them. */
+static int cpu_in(const kvz_cpus *c, unsigned cpu) { return (int)(c->words[cpu / 64] >> (cpu % 64) & 1); }
+
+static void test_sysfs_nodes(void **state)
+{
+    (void)state;
+    kvz_cpus c;
+    assert_int_equal(kvz_numa_parse_cpulist("0-3,8-11\n", &c), 0);
+    for (unsigned cpu = 0; cpu < KVZ_CPU_BITS; cpu++)
+        assert_int_equal(cpu_in(&c, cpu), cpu < 4 || (cpu >= 8 && cpu < 12));
+    assert_int_equal(kvz_numa_parse_cpulist("\n", &c), 0); /* a node without CPUs */
+    assert_int_equal(kvz_numa_parse_cpulist("", &c), 0);
+    for (unsigned w = 0; w < KVZ_CPU_BITS / 64; w++)
+        assert_true(c.words[w] == 0);
+    assert_int_equal(kvz_numa_parse_cpulist("5,1000-99999", &c), 0); /* past KVZ_CPU_BITS: left out */
+    assert_true(cpu_in(&c, 5) && !cpu_in(&c, 6) && cpu_in(&c, 1000) && cpu_in(&c, KVZ_CPU_BITS - 1));
+    static const char *const bad[] = {"a", "3-1", "1-", "1;2", "-1", "1,,2", " 1", "1-2-3"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(kvz_numa_parse_cpulist(bad[i], &c), -1);
+    uint64_t total = 0, fr = 0;
+    assert_int_equal(kvz_numa_node_cpus(-1, &c), -1);
+    assert_int_equal(kvz_numa_node_cpus(1 << 20, &c), -1);
+    assert_int_equal(kvz_numa_node_memory(1 << 20, &total, &fr), -1);
+#ifdef KVZ_HAVE_NUMA
+    if (numa_available() < 0 || kvz_numa_node_cpus(0, &c) != 0) { /* no NUMA in the kernel, or no sysfs */
+        skip();
+        return;
+    }
+    struct bitmask *theirs = numa_allocate_cpumask();
+    for (int node = 0; node <= numa_max_node(); node++) {
+        if (kvz_numa_node_cpus(node, &c) != 0 || numa_node_to_cpus(node, theirs) != 0)
+            continue; /* a node number without a node */
+        for (unsigned cpu = 0; cpu < KVZ_CPU_BITS; cpu++)
+            assert_int_equal(cpu_in(&c, cpu), numa_bitmask_isbitset(theirs, cpu));
+        long long their_free = 0;
+        const long long their_total = numa_node_size64(node, &their_free);
+        assert_int_equal(kvz_numa_node_memory(node, &total, &fr), 0);
+        assert_true(their_total >= 0 && total == (uint64_t)their_total);
+        assert_true(fr <= total);
+    }
+    numa_free_cpumask(theirs);
+    /* one node: every CPU this thread may run on belongs to it */
+    cpu_set_t now;
+    assert_int_equal(pthread_getaffinity_np(pthread_self(), sizeof now, &now), 0);
+    if (kvz_numa_nodes() == 1 && kvz_numa_node_cpus(0, &c) == 0)
+        for (unsigned cpu = 0; cpu < KVZ_CPU_BITS && cpu < CPU_SETSIZE; cpu++)
+            if (CPU_ISSET(cpu, &now))
+                assert_true(cpu_in(&c, cpu));
+#else
+    skip();
+#endif
+}
+
 /* ---- node-local segments ---------------------------------------------------------------- */
 
 #ifdef KVZ_HAVE_NUMA
@@ -446,6 +500,7 @@ int main(void)
         cmocka_unit_test(test_free_memory),
         cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_real_node),
+        cmocka_unit_test(test_sysfs_nodes),
         cmocka_unit_test(test_place_here),
         cmocka_unit_test(test_cache_placement),
         cmocka_unit_test(test_node_path_growth),

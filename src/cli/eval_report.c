@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "cli/json.h"
+#include "core/atomic_file.h"
 
 eval_acc eval_cell_total(const eval_cell *c, size_t n_groups, size_t group)
 {
@@ -302,31 +303,18 @@ static int md_write(FILE *f, const eval_cell *cells, size_t n_cells, const eval_
     return ferror(f) ? kvz_cli_error("cannot write the summary: %s", strerror(errno)) : 0;
 }
 
-/* Writes through a temporary file and a rename, so that a failure leaves nothing at path. */
+/* Writes through a temporary file and a rename (the library's atomic file, which also gives
+ * the report the mode a plain fopen would), so that a failure leaves nothing at path. */
 typedef int (*report_fn)(FILE *f, const eval_cell *cells, size_t n_cells, const eval_taskset *s, const char *model);
 static int write_atomic(const char *path, report_fn fn, const eval_cell *cells, size_t n_cells, const eval_taskset *s,
                         const char *model)
 {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp)
-        return kvz_cli_error("%s: path too long", path);
-    const int fd = mkstemp(tmp);
-    const mode_t mask = umask(0); /* mkstemp's 0600 would hide the report from the file's readers */
-    umask(mask);
-    FILE *f = fd < 0 || fchmod(fd, 0666 & ~mask) != 0 ? NULL : fdopen(fd, "w");
-    if (!f) {
-        const int e = errno;
-        if (fd >= 0)
-            close(fd), unlink(tmp);
-        return kvz_cli_error("cannot write %s: %s", path, strerror(e));
-    }
-    int rc = fn(f, cells, n_cells, s, model);
-    if (fclose(f) != 0 && !rc)
-        rc = kvz_cli_error("cannot write %s: %s", path, strerror(errno));
-    if (!rc && rename(tmp, path) != 0)
-        rc = kvz_cli_error("cannot write %s: %s", path, strerror(errno));
-    if (rc)
-        unlink(tmp);
+    kvz_atomic_file af;
+    if (kvz_atomic_file_open(&af, path, "kvz eval") != KVZ_OK)
+        return kvz_cli_error("%s", kvz_last_error());
+    int rc = fn(af.f, cells, n_cells, s, model);
+    if (kvz_atomic_file_close(&af, rc ? KVZ_ERR_IO : KVZ_OK) != KVZ_OK && !rc)
+        rc = kvz_cli_error("%s", kvz_last_error());
     return rc;
 }
 

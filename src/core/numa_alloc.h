@@ -12,6 +12,23 @@
  * transparent huge pages (a hint: THP may be disabled or refuse). */
 #define KVZ_HUGE_BYTES ((size_t)2 << 20)
 
+/* CPUs as a bitmap, bit c in words[c / 64]: as many as a cpu_set_t holds, the most the
+ * affinity calls here handle. */
+#define KVZ_CPU_BITS 1024
+typedef struct kvz_cpus {
+    uint64_t words[KVZ_CPU_BITS / 64];
+} kvz_cpus;
+
+/* Parses a sysfs CPU list ("0-3,8-11\n"; empty for none) into cpus; CPUs from KVZ_CPU_BITS
+ * up are left out. 0, or -1 when the text is malformed. */
+int kvz_numa_parse_cpulist(const char *text, kvz_cpus *cpus);
+
+/* The CPUs of a node (sysfs nodeN/cpulist), and its total and free memory in bytes (nodeN/
+ * meminfo): 0, or -1 when sysfs does not describe the node. libnuma's numa_node_to_cpus and
+ * numa_node_size64 say the same, but can end the process or print (numa_alloc.c says why). */
+int kvz_numa_node_cpus(int node, kvz_cpus *cpus);
+int kvz_numa_node_memory(int node, uint64_t *total, uint64_t *free_bytes);
+
 /*
  * Where n_seg segments of about seg_bytes[s] bytes go on this machine: kvz_numa_plan over
  * the real nodes (those this process may allocate on and run on, with their CPU counts and

@@ -5,13 +5,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/atomic_file.h"
 #include "core/cache_internal.h"
 #include "core/crc32c.h"
 #include "core/internal.h"
@@ -62,18 +62,10 @@ static size_t n_segments(const kvz_cache *c) { return c->cfg.n_layers * c->cfg.n
 
 /* ---- writing -------------------------------------------------------------------------- */
 
-typedef struct writer {
-    FILE *f;
-    int failed;
-} writer;
+/* Every write goes through the atomic file, which remembers the first failure. */
+static void wr(kvz_atomic_file *w, const void *p, size_t n) { kvz_atomic_file_write(w, p, n); }
 
-static void wr(writer *w, const void *p, size_t n)
-{
-    if (!w->failed && n && fwrite(p, 1, n, w->f) != n)
-        w->failed = errno ? errno : EIO;
-}
-
-static void section_header(writer *w, uint32_t tag, uint32_t crc, uint64_t bytes)
+static void section_header(kvz_atomic_file *w, uint32_t tag, uint32_t crc, uint64_t bytes)
 {
     unsigned char h[16];
     put32(h, tag), put32(h + 4, crc), put64(h + 8, bytes);
@@ -101,9 +93,8 @@ static void segment_data(const kvz_segment *s, size_t window, int which, size_t 
     *n = keep * (which == 2 ? sizeof(int64_t) : rb);
 }
 
-static kvz_status write_all(const kvz_cache *c, const kvz_cache_meta *meta, FILE *f)
+static kvz_status write_all(const kvz_cache *c, const kvz_cache_meta *meta, kvz_atomic_file *w)
 {
-    writer w = {f, 0};
     const size_t L = c->cfg.n_layers, S = n_segments(c), rb = c->cfg.head_dim * kvz_dtype_bytes(c->cfg.dtype);
     unsigned char h[HEADER_BYTES];
     memset(h, 0, sizeof h);
@@ -119,7 +110,7 @@ static kvz_status write_all(const kvz_cache *c, const kvz_cache_meta *meta, FILE
         put64(h + 112, bits);
     }
     put32(h + 124, kvz_crc32c(0, h, 124));
-    wr(&w, h, sizeof h);
+    wr(w, h, sizeof h);
 
     /* LENS: next position per layer, window per layer, then every segment's saved rows */
     const size_t H = c->cfg.n_kv_heads, nl = 2 * L + S;
@@ -130,8 +121,8 @@ static kvz_status write_all(const kvz_cache *c, const kvz_cache_meta *meta, FILE
         put64(lens + 8 * l, (uint64_t)c->next_pos[l]), put64(lens + 8 * (L + l), c->window[l]);
     for (size_t i = 0; i < S; i++)
         put64(lens + 8 * (2 * L + i), saved_rows(&c->seg[i], c->window[i / H]));
-    section_header(&w, TAG_LENS, kvz_crc32c(0, lens, 8 * nl), 8 * nl);
-    wr(&w, lens, 8 * nl);
+    section_header(w, TAG_LENS, kvz_crc32c(0, lens, 8 * nl), 8 * nl);
+    wr(w, lens, 8 * nl);
     free(lens);
 
     static const uint32_t tags[3] = {TAG_KEYS, TAG_VALS, TAG_POSN};
@@ -147,19 +138,15 @@ static kvz_status write_all(const kvz_cache *c, const kvz_cache_meta *meta, FILE
             crc = kvz_crc32c(crc, p, n);
             bytes += n;
         }
-        section_header(&w, tags[which], crc, bytes);
+        section_header(w, tags[which], crc, bytes);
         for (size_t i = 0; i < S; i++) {
             const void *p;
             size_t n;
             segment_data(&c->seg[i], c->window[i / H], which, rb, &p, &n);
-            wr(&w, p, n);
+            wr(w, p, n);
         }
     }
-    if (!w.failed && fflush(f) != 0)
-        w.failed = errno;
-    if (!w.failed && fsync(fileno(f)) != 0)
-        w.failed = errno;
-    return w.failed ? kvz_fail(KVZ_ERR_IO, "kvz_cache_save: write failed: %s", strerror(w.failed)) : KVZ_OK;
+    return KVZ_OK; /* write errors are the atomic file's to report */
 }
 
 /* kvz_cache_meta in the first release */
@@ -178,39 +165,10 @@ kvz_status kvz_cache_save(const kvz_cache *c, const char *path, const kvz_cache_
             return sa;
         meta = &m;
     }
-    const size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16), *dir = malloc(plen + 1);
-    if (!tmp || !dir) {
-        free(tmp), free(dir);
-        return kvz_fail(KVZ_ERR_NOMEM, "kvz_cache_save: no memory");
-    }
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path); /* same directory: rename stays atomic */
-    const int fd = mkstemp(tmp);
-    if (fd < 0) {
-        const int e = errno;
-        free(tmp), free(dir);
-        return kvz_fail(KVZ_ERR_IO, "kvz_cache_save: cannot create a temporary file next to %s: %s", path,
-                        strerror(e));
-    }
-    FILE *f = fdopen(fd, "wb");
-    kvz_status st =
-        f ? write_all(c, meta, f) : kvz_fail(KVZ_ERR_IO, "kvz_cache_save: fdopen: %s", strerror(errno));
-    if (f ? fclose(f) != 0 : close(fd) != 0)
-        if (st == KVZ_OK)
-            st = kvz_fail(KVZ_ERR_IO, "kvz_cache_save: close: %s", strerror(errno));
-    if (st == KVZ_OK && rename(tmp, path) != 0)
-        st = kvz_fail(KVZ_ERR_IO, "kvz_cache_save: rename to %s: %s", path, strerror(errno));
-    if (st != KVZ_OK) {
-        unlink(tmp);
-    } else { /* make the rename itself durable */
-        memcpy(dir, path, plen + 1);
-        const int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY);
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-    }
-    free(tmp), free(dir);
+    kvz_atomic_file af;
+    kvz_status st = kvz_atomic_file_open(&af, path, "kvz_cache_save");
+    if (st == KVZ_OK)
+        st = kvz_atomic_file_close(&af, write_all(c, meta, &af));
     return st;
 }
 

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/atomic_file.h"
 #include "core/internal.h"
 
 kvz_status kvz_npy_write_f32(const char *path, const float *data, const size_t *shape, size_t ndim)
@@ -19,11 +20,14 @@ kvz_status kvz_npy_write_f32(const char *path, const float *data, const size_t *
     if (ndim < 1 || ndim > 4)
         return kvz_fail(KVZ_ERR_INVALID_ARG, "npy: %zu dimensions (1..4)", ndim);
     char dims[128] = "";
-    size_t count = 1, k = 0;
+    size_t count = 1, k = 0, bytes = 0;
     for (size_t i = 0; i < ndim; i++) {
         k += (size_t)snprintf(dims + k, sizeof dims - k, "%zu,%s", shape[i], i + 1 < ndim ? " " : "");
-        count *= shape[i];
+        if (!kvz_mul_ok(count, shape[i], &count))
+            return kvz_fail(KVZ_ERR_INVALID_ARG, "npy: the shape of %s has more than SIZE_MAX elements", path);
     }
+    if (!kvz_mul_ok(count, sizeof *data, &bytes))
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "npy: the shape of %s has more than SIZE_MAX bytes", path);
     if (ndim > 1) /* a 1-tuple keeps its comma, longer tuples drop the trailing one */
         dims[k - 1] = '\0';
     char header[256];
@@ -33,24 +37,16 @@ kvz_status kvz_npy_write_f32(const char *path, const float *data, const size_t *
     memset(header + hl, ' ', pad);
     header[hl + (int)pad] = '\n';
     hl += (int)pad + 1;
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp)
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "npy: path too long");
-    const int fd = mkstemp(tmp);
-    if (fd < 0)
-        return kvz_fail(KVZ_ERR_IO, "npy: cannot create a file beside %s: %s", path, strerror(errno));
-    FILE *f = fdopen(fd, "wb");
-    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 0xff), (unsigned char)(hl >> 8)};
-    int ok = f && fwrite(pre, 1, 10, f) == 10 && fwrite(header, 1, (size_t)hl, f) == (size_t)hl &&
-             fwrite(data, sizeof *data, count, f) == count && fflush(f) == 0 && fsync(fd) == 0;
-    const int err = errno;
-    ok = (f ? fclose(f) == 0 : (close(fd), 0)) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        const int e = ok ? errno : err;
-        unlink(tmp);
-        return kvz_fail(KVZ_ERR_IO, "npy: writing %s failed: %s", path, strerror(e));
-    }
-    return KVZ_OK;
+    const unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 0xff),
+                                   (unsigned char)(hl >> 8)};
+    kvz_atomic_file af;
+    const kvz_status st = kvz_atomic_file_open(&af, path, "npy");
+    if (st != KVZ_OK)
+        return st;
+    kvz_atomic_file_write(&af, pre, sizeof pre);
+    kvz_atomic_file_write(&af, header, (size_t)hl);
+    kvz_atomic_file_write(&af, data, bytes);
+    return kvz_atomic_file_close(&af, KVZ_OK);
 }
 
 kvz_status kvz_npy_read_f32(const char *path, float **data, size_t shape[4], size_t *ndim)

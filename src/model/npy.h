@@ -6,8 +6,10 @@
 
 #include "kvz.h"
 
-/* Writes data (C order, shape[0..ndim-1], ndim 1..4) to path through a temporary file and a
- * rename: on failure nothing is left at path. KVZ_ERR_IO with errno text. */
+/* Writes data (C order, shape[0..ndim-1], ndim 1..4) to path through a temporary file beside
+ * it, synced and renamed into place (core/atomic_file.h): on failure the file at path, if any,
+ * is unchanged and no temporary file remains. The new file gets 0666 less the umask.
+ * KVZ_ERR_IO with errno text, KVZ_ERR_INVALID_ARG for a shape of more than SIZE_MAX bytes. */
 kvz_status kvz_npy_write_f32(const char *path, const float *data, const size_t *shape, size_t ndim);
 
 /* Reads a little-endian float32 C-order array of 1..4 dims: *data malloc'ed, shape[4] and
