@@ -437,9 +437,11 @@ KVZ_API kvz_status kvz_cache_truncate(kvz_cache *cache, size_t n_tokens);
 /**
  * Evicts rows: keep[layer*n_kv_heads + head] holds one byte per current row of that
  * segment (non-zero keeps it). Survivors keep their order, data and positions; memory of
- * evicted rows is released when a segment shrinks below half its capacity. Sliding-window
- * layers are left as they are: their entries of keep are ignored and may be NULL.
- * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_NOMEM, KVZ_ERR_STATE (queries exist). @since 0.1
+ * evicted rows is released when a segment shrinks below half its capacity and memory for its
+ * smaller buffers can be had (else the rows stay in the larger ones: a compaction never fails
+ * for want of memory). Sliding-window layers are left as they are: their entries of keep are
+ * ignored and may be NULL. On failure nothing has changed.
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_STATE (queries exist). @since 0.1
  */
 KVZ_API kvz_status kvz_cache_compact(kvz_cache *cache, const uint8_t *const *keep);
 

@@ -289,9 +289,8 @@ kvz_status kvz_cache_compact(kvz_cache *c, const uint8_t *const *keep)
             return kvz_fail(KVZ_ERR_NULL, "%s: keep[%zu] is NULL for a segment of %zu rows", fn, i,
                             c->seg[i].len);
     for (size_t i = 0; i < n_seg; i++) /* sliding-window layers keep their window */
-        if (c->seg[i].len && !c->window[i / H] &&
-            (st = kvz_segment_compact(&c->seg[i], keep[i], c->cfg.head_dim, c->cfg.dtype)) != KVZ_OK)
-            return st; /* only a shrink can fail, after the rows are already in place */
+        if (c->seg[i].len && !c->window[i / H])
+            (void)kvz_segment_compact(&c->seg[i], keep[i], c->cfg.head_dim, c->cfg.dtype);
     for (size_t l = 0; l < c->cfg.n_layers; l++)
         c->since_compact[l] = 0;
     return KVZ_OK;
