@@ -385,7 +385,9 @@ KVZ_API void kvz_cache_destroy(kvz_cache *cache);
  * Appends n_tokens tokens of one layer: K and V as f32, token t of KV head h at
  * k + t*token_stride + h*head_stride (post-RoPE), converted to the storage type. The tokens
  * get the next positions of that layer (kvz_cache_next_position) and are appended to every
- * head's segment, growing it in place when needed.
+ * head's segment, growing it in place when needed. On failure the cache holds the same rows,
+ * positions and next positions as before (a KVZ_ERR_NOMEM may leave some segments with more
+ * room).
  * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (layer, next position past
  *         KVZ_POSITION_LIMIT), KVZ_ERR_NOMEM,
  *         KVZ_ERR_STATE (queries exist). @since 0.1
