@@ -681,7 +681,8 @@ typedef struct kvz_cache_meta {
  * was) and no temporary file remains. A sliding-window layer is saved with its window and
  * only its last `window` rows, those later tokens can still see (doc/kvz-format.md).
  * @param meta may be NULL (zero fingerprint, empty policy, ratio 0).
- * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_IO (with errno text in kvz_last_error), KVZ_ERR_STATE. @since 0.1
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_IO (with errno text in kvz_last_error), KVZ_ERR_STATE,
+ *         KVZ_ERR_NOMEM. @since 0.1
  */
 KVZ_API kvz_status kvz_cache_save(const kvz_cache *cache, const char *path, const kvz_cache_meta *meta);
 
