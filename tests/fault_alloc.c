@@ -1,5 +1,4 @@
 /* The wrappers of fault_alloc.h: a counter that fails one chosen allocation, and the set of live blocks. */
-#define _GNU_SOURCE /* MAP_ANONYMOUS */
 #include "fault_alloc.h"
 
 #include <errno.h>
@@ -276,7 +275,7 @@ static size_t pages(size_t len)
 
 void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-    if ((flags & MAP_ANONYMOUS) && must_fail(SITE)) {
+    if (must_fail(SITE)) {
         errno = ENOMEM;
         return MAP_FAILED;
     }

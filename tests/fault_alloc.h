@@ -12,8 +12,8 @@
  */
 
 /* Makes the n-th allocation from now fail and every later one succeed (n = 0: none fails, the
- * count restarts); an anonymous mmap counts as an allocation, a file mapping does not (a
- * failure there is I/O). */
+ * count restarts). Every mmap counts as an allocation and fails with ENOMEM, as a mapping does
+ * when the address space runs out. */
 void fa_arm(unsigned long n);
 /* Stops injecting; returns non-zero when the armed allocation was reached (and failed). */
 int fa_disarm(void);
