@@ -385,7 +385,9 @@ KVZ_API void kvz_cache_destroy(kvz_cache *cache);
  * Appends n_tokens tokens of one layer: K and V as f32, token t of KV head h at
  * k + t*token_stride + h*head_stride (post-RoPE), converted to the storage type. The tokens
  * get the next positions of that layer (kvz_cache_next_position) and are appended to every
- * head's segment, growing it in place when needed.
+ * head's segment, growing it in place when needed. On failure the cache holds the same rows,
+ * positions and next positions as before (a KVZ_ERR_NOMEM may leave some segments with more
+ * room).
  * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (layer, next position past
  *         KVZ_POSITION_LIMIT), KVZ_ERR_NOMEM,
  *         KVZ_ERR_STATE (queries exist). @since 0.1
@@ -437,9 +439,11 @@ KVZ_API kvz_status kvz_cache_truncate(kvz_cache *cache, size_t n_tokens);
 /**
  * Evicts rows: keep[layer*n_kv_heads + head] holds one byte per current row of that
  * segment (non-zero keeps it). Survivors keep their order, data and positions; memory of
- * evicted rows is released when a segment shrinks below half its capacity. Sliding-window
- * layers are left as they are: their entries of keep are ignored and may be NULL.
- * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_NOMEM, KVZ_ERR_STATE (queries exist). @since 0.1
+ * evicted rows is released when a segment shrinks below half its capacity and memory for its
+ * smaller buffers can be had (else the rows stay in the larger ones: a compaction never fails
+ * for want of memory). Sliding-window layers are left as they are: their entries of keep are
+ * ignored and may be NULL. On failure nothing has changed.
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_STATE (queries exist). @since 0.1
  */
 KVZ_API kvz_status kvz_cache_compact(kvz_cache *cache, const uint8_t *const *keep);
 
@@ -680,7 +684,8 @@ typedef struct kvz_cache_meta {
  * A sliding-window layer is saved with its window and
  * only its last `window` rows, those later tokens can still see (doc/kvz-format.md).
  * @param meta may be NULL (zero fingerprint, empty policy, ratio 0).
- * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_IO (with errno text in kvz_last_error), KVZ_ERR_STATE. @since 0.1
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_IO (with errno text in kvz_last_error), KVZ_ERR_STATE,
+ *         KVZ_ERR_NOMEM. @since 0.1
  */
 KVZ_API kvz_status kvz_cache_save(const kvz_cache *cache, const char *path, const kvz_cache_meta *meta);
 

@@ -192,17 +192,20 @@ static kvz_status append(kvz_cache *c, size_t layer, size_t n, const float *k, c
        `window` of them beyond the last `window` rows: a move of `window` rows per `window`
        tokens or more appended, and at most 2 x window rows plus this append's held; a
        buffer grown far past that (a long prefill in one append) shrinks with the move */
-    if (w && c->seg[layer * H].len > w && c->seg[layer * H].len - w >= w) {
-        const size_t drop = c->seg[layer * H].len - w, cap_max = 2 * (2 * w + n) > 64 ? 2 * (2 * w + n) : 64;
+    const size_t len = c->seg[layer * H].len, drop = w && len > w && len - w >= w ? len - w : 0;
+    /* room in every head before anything moves, so that a failure leaves the rows as they
+       were: room for the rows that stay after the drop, which a buffer that has to grow
+       exceeds, so the rows to drop still fit in it until they go */
+    for (size_t h = 0; h < H; h++)
+        if ((st = kvz_segment_reserve(&c->seg[layer * H + h], len - drop + n, c->cfg.head_dim, c->cfg.dtype)) !=
+            KVZ_OK)
+            return st;
+    if (drop) {
+        const size_t cap_max = 2 * (2 * w + n) > 64 ? 2 * (2 * w + n) : 64; /* >= w + n: the room stays */
         for (size_t h = 0; h < H; h++)
             kvz_segment_drop_front(&c->seg[layer * H + h], drop, cap_max, c->cfg.head_dim, c->cfg.dtype);
         c->dropped[layer] += drop;
     }
-    /* make room in every head first, so a failure leaves the layer unchanged */
-    for (size_t h = 0; h < H; h++)
-        if ((st = kvz_segment_reserve(&c->seg[layer * H + h], c->seg[layer * H + h].len + n, c->cfg.head_dim,
-                                      c->cfg.dtype)) != KVZ_OK)
-            return st;
     for (size_t h = 0; h < H; h++) {
         kvz_segment *s = &c->seg[layer * H + h];
         kvz_segment_append(s, n, k + (ptrdiff_t)h * head_stride, v + (ptrdiff_t)h * head_stride, token_stride,
@@ -289,9 +292,8 @@ kvz_status kvz_cache_compact(kvz_cache *c, const uint8_t *const *keep)
             return kvz_fail(KVZ_ERR_NULL, "%s: keep[%zu] is NULL for a segment of %zu rows", fn, i,
                             c->seg[i].len);
     for (size_t i = 0; i < n_seg; i++) /* sliding-window layers keep their window */
-        if (c->seg[i].len && !c->window[i / H] &&
-            (st = kvz_segment_compact(&c->seg[i], keep[i], c->cfg.head_dim, c->cfg.dtype)) != KVZ_OK)
-            return st; /* only a shrink can fail, after the rows are already in place */
+        if (c->seg[i].len && !c->window[i / H])
+            (void)kvz_segment_compact(&c->seg[i], keep[i], c->cfg.head_dim, c->cfg.dtype);
     for (size_t l = 0; l < c->cfg.n_layers; l++)
         c->since_compact[l] = 0;
     return KVZ_OK;

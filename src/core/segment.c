@@ -95,8 +95,10 @@ kvz_status kvz_segment_compact(kvz_segment *s, const uint8_t *keep, size_t d, kv
         m++;
     }
     s->len = m;
-    if (s->cap > 64 && 2 * m < s->cap) /* give evicted memory back */
-        return resize(s, m > 64 ? m : 64, d, dt);
+    /* give evicted memory back; without memory for the smaller buffers the rows stay, in
+       place, in the larger ones: a compaction that stopped here would leave a cache half done */
+    if (s->cap > 64 && 2 * m < s->cap && resize(s, m > 64 ? m : 64, d, dt) != KVZ_OK)
+        kvz_clear_error();
     return KVZ_OK;
 }
 

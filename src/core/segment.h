@@ -38,7 +38,8 @@ kvz_status kvz_segment_reserve_exact(kvz_segment *s, size_t rows, size_t d, kvz_
 kvz_status kvz_segment_append(kvz_segment *s, size_t n, const float *k, const float *v, ptrdiff_t stride,
                               size_t d, kvz_dtype dt, int64_t p0);
 
-/* Keeps the rows with keep[j] != 0, in order; shrinks the allocation below half use. */
+/* Keeps the rows with keep[j] != 0, in order; shrinks the allocation below half use when
+ * memory allows: always KVZ_OK. */
 kvz_status kvz_segment_compact(kvz_segment *s, const uint8_t *keep, size_t d, kvz_dtype dt);
 
 /* Removes the first n rows (n <= len), moving the others to the front; when the capacity

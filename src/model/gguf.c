@@ -263,8 +263,10 @@ kvz_status kvz_gguf_open(const char *path, kvz_gguf **out)
     g->map = mmap(NULL, g->size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (g->map == MAP_FAILED) {
+        const int e = errno;
         free(g);
-        return kvz_fail(KVZ_ERR_IO, "gguf: mmap %s: %s", path, strerror(errno));
+        /* ENOMEM: no address space left for the mapping (a ulimit -v, say): memory, not I/O */
+        return kvz_fail(e == ENOMEM ? KVZ_ERR_NOMEM : KVZ_ERR_IO, "gguf: mmap %s: %s", path, strerror(e));
     }
     const kvz_status st = parse(g, path);
     if (st != KVZ_OK) {
