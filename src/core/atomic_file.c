@@ -31,6 +31,12 @@ static void fill_suffix(char *x)
         x[i] = alphabet[z % 62];
 }
 
+/* A failed file call is an I/O error, unless stdio or the kernel ran out of memory for it. */
+static kvz_status io_status(int e)
+{
+    return e == ENOMEM ? KVZ_ERR_NOMEM : KVZ_ERR_IO;
+}
+
 kvz_status kvz_atomic_file_open(kvz_atomic_file *af, const char *path, const char *who)
 {
     memset(af, 0, sizeof *af);
@@ -58,7 +64,7 @@ kvz_status kvz_atomic_file_open(kvz_atomic_file *af, const char *path, const cha
         close(fd);
         unlink(af->tmp);
         free(af->tmp), af->tmp = NULL;
-        return kvz_fail(KVZ_ERR_IO, "%s: cannot open a stream on the temporary file beside %s: %s", who, path,
+        return kvz_fail(io_status(e), "%s: cannot open a stream on the temporary file beside %s: %s", who, path,
                         strerror(e));
     }
     return KVZ_OK;
@@ -111,7 +117,7 @@ kvz_status kvz_atomic_file_close(kvz_atomic_file *af, kvz_status st)
         step = "close", e = errno ? errno : EIO;
     af->f = NULL;
     if (st == KVZ_OK && e)
-        st = kvz_fail(KVZ_ERR_IO, "%s: cannot %s %s: %s (the previous file, if any, is unchanged)", af->who,
+        st = kvz_fail(io_status(e), "%s: cannot %s %s: %s (the previous file, if any, is unchanged)", af->who,
                       step, af->path, strerror(e));
     if (st == KVZ_OK && rename(af->tmp, af->path) != 0) {
         e = errno;

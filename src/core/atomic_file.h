@@ -34,9 +34,9 @@ void kvz_atomic_file_write(kvz_atomic_file *af, const void *p, size_t n);
 /*
  * Finishes the file. When st is KVZ_OK and every write succeeded, the file is flushed,
  * synced, closed, renamed to path and its directory synced; the result is KVZ_OK or
- * KVZ_ERR_IO naming the step that failed. Otherwise (st not KVZ_OK: the caller's own error,
- * whose message stays) the file is closed and removed and st is returned. Either way af's
- * resources are released.
+ * KVZ_ERR_IO naming the step that failed (KVZ_ERR_NOMEM when that step ran out of memory).
+ * Otherwise (st not KVZ_OK: the caller's own error, whose message stays) the file is closed
+ * and removed and st is returned. Either way af's resources are released.
  */
 kvz_status kvz_atomic_file_close(kvz_atomic_file *af, kvz_status st);
 
