@@ -74,6 +74,61 @@ else
     check "compress runs" "failed" "ok"
 fi
 
+# info --cache: what the cache compress wrote holds, checked against compress's own report (its
+# kept share of each layer's context) and the file itself
+if [ -s "$tmp/c.kvz" ] && command -v python3 > /dev/null 2>&1; then
+    kvz info --cache "$tmp/c.kvz" --json > "$tmp/info.json"
+    check "info --cache --json exits 0" "$?" 0
+    cat > "$tmp/info_check.py" << 'PY'
+import json, os, sys
+info, comp = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+n_ctx = int(sys.argv[4])
+L, H, n_sys = info["layers"], info["kv_heads"], comp["system_tokens"]
+bad = []
+def want(what, ok):
+    if not ok:
+        bad.append(what)
+want("shape", (L, H, info["head_dim"]) == (5, 4, 8))
+want("policy and ratio", (info["policy"], info["ratio"]) == ("kvzip-pair", 0.3))
+want("format version", info["format_version"] == 2)
+want("fingerprint", len(info["model_fingerprint"]) == 64 and info["model_fingerprint"].strip("0"))
+want("file bytes", info["file_bytes"] == os.path.getsize(sys.argv[3]))
+want("an array of H rows per layer", [len(r) for r in info["rows_per_head"]] == [H] * L)
+want("layers sum their heads", [sum(r) for r in info["rows_per_head"]] == info["rows_per_layer"])
+want("rows sum to the stats", sum(info["rows_per_layer"]) == info["rows"])
+want("full rows", info["full_rows"] == L * H * (n_sys + n_ctx))
+want("next positions", info["next_positions"] == [n_sys + n_ctx] * L)
+want("windows", info["windows"] == [0] * L)
+# compress's kept share of each layer's context, from its segment lengths: context rows / (H x n_ctx)
+want("rows per layer as compress kept them",
+     [round(k * H * n_ctx) for k in comp["kept_per_layer"]] == [r - H * n_sys for r in info["rows_per_layer"]])
+row_bytes = 2 * info["head_dim"] * {"f32": 4, "bf16": 2, "f16": 2}[info["dtype"]] + 8  # K, V, position
+want("kv bytes", info["kv_bytes"] == info["rows"] * row_bytes)
+print("ok" if not bad else "wrong: " + ", ".join(bad))
+PY
+    check "info --cache --json: against compress --json and the file" \
+        "$(python3 "$tmp/info_check.py" "$tmp/info.json" "$tmp/compress.json" "$tmp/c.kvz" "$n_ctx")" ok
+    kvz info --cache "$tmp/c.kvz" > "$tmp/info.txt"
+    check "info --cache: the policy" "$(grep '^policy:' "$tmp/info.txt")" \
+        "policy:        kvzip-pair, requested kept ratio 0.3"
+    # the table: layer, window, next position, rows, then each head's rows
+    check "info --cache: a table line per layer, each head's rows as in JSON" \
+        "$(awk '/^layer/ {t = 1; next} t {s = ""; for (i = 5; i <= NF; i++) s = s (i > 5 ? "," : "") $i; printf "%s;", s}' "$tmp/info.txt")" \
+        "$(python3 -c 'import json, sys; print("".join(",".join(map(str, r)) + ";" for r in json.load(open(sys.argv[1]))["rows_per_head"]))' "$tmp/info.json")"
+    head -c 3000 "$tmp/c.kvz" > "$tmp/cut.kvz"
+    kvz info --cache "$tmp/cut.kvz" > "$tmp/out" 2> "$tmp/err"
+    check "info --cache: a truncated file exits 1" "$?" 1
+    check "info --cache: one line saying so" \
+        "$(wc -l < "$tmp/err" | tr -d ' ') $(grep -c '^kvz: cannot read .*cut.kvz: .*truncated' "$tmp/err")" "1 1"
+    check "info --cache: nothing on stdout then" "$(wc -c < "$tmp/out" | tr -d ' ')" 0
+    kvz info --cache "$tmp/ctx.txt" > /dev/null 2> "$tmp/err"
+    check "info --cache: a text file exits 1" "$?" 1
+    check "info --cache: one line saying it is no cache" \
+        "$(wc -l < "$tmp/err" | tr -d ' ') $(grep -c '^kvz: cannot read .*ctx.txt: ' "$tmp/err")" "1 1"
+    kvz info --cache "$tmp/c.kvz" --model "$MODEL" > /dev/null 2>&1
+    check "info --cache with --model exits 2" "$?" 2
+fi
+
 # compress --policy h2o: the prefill's accumulated attention, no reconstruction pass
 if kvz compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --policy h2o --ratio 0.3 --out "$tmp/h2o.kvz" \
     --dump-scores "$tmp/h2o.npy" --json > "$tmp/h2o.json"; then

@@ -26,6 +26,7 @@ static void usage(FILE *f)
             "  tokenize --model M TEXT   token ids of TEXT (BOS as the model adds it, specials parsed); --json\n"
             "  info [--json]             library version, ISA in use and available, threads, NUMA nodes\n"
             "  info --model M [--json]   a model's architecture, shape, tensor types and parameter count\n"
+            "  info --cache F [--json]   a saved .kvz cache: model, policy, storage, shape, rows per layer and head\n"
             "  bench kernels [--json]    kernel benchmarks with the machine's memory bandwidth and GEMM rate\n"
             "  bench cache [--json]      decode over compressed caches per policy and ratio; .kvz save/load\n"
             "  bench model [--json]      a synthetic 8B-shaped model: prefill, decode, KVzip's cost, FastKV\n"
