@@ -39,15 +39,16 @@ check "tokenize --count-lines: and says where" "$(grep -c '^kvz tokenize: line 1
 kvz tokenize --model "$MODEL" --count-lines "Tom" > /dev/null 2>&1
 check "tokenize --count-lines with a TEXT exits 2" "$?" 2
 
-got=$(kvz generate --model "$MODEL" --prompt-ids 1 --max-tokens 24 --json | sed 's/\], "text".*/]/')
+# the reference vectors come from f32 K/V: --kv-dtype f32, whatever the CPU's default
+got=$(kvz generate --model "$MODEL" --prompt-ids 1 --max-tokens 24 --kv-dtype f32 --json | sed 's/\], "text".*/]/')
 check "greedy ids from BOS" "$got" \
     '{"ids": [403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337, 410, 408, 419, 292]'
 
-got=$(kvz generate --model "$MODEL" --prompt-ids 1 --max-tokens 80 --json | sed 's/.*"text": //')
+got=$(kvz generate --model "$MODEL" --prompt-ids 1 --max-tokens 80 --kv-dtype f32 --json | sed 's/.*"text": //')
 check "greedy text, 80 steps" "$got" \
     '"Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high.\nLily'"'"'s mom said, \"Lily, let'"'"'s go to"}'
 
-got=$(kvz generate --model "$MODEL" --prompt "Tom had a red kite. One day" --max-tokens 10 --json | sed 's/\], "text".*/]/')
+got=$(kvz generate --model "$MODEL" --prompt "Tom had a red kite. One day" --max-tokens 10 --kv-dtype f32 --json | sed 's/\], "text".*/]/')
 check "greedy continuation of a text prompt" "$got" '{"ids": [432, 281, 272, 277, 264, 261, 370, 432, 352, 266]'
 
 # compress: a context from the task file, the pieces from its recon file
@@ -91,6 +92,7 @@ def want(what, ok):
 want("shape", (L, H, info["head_dim"]) == (5, 4, 8))
 want("policy and ratio", (info["policy"], info["ratio"]) == ("kvzip-pair", 0.3))
 want("format version", info["format_version"] == 2)
+want("storage as compress chose it", info["dtype"] == comp["kv_dtype"])
 want("fingerprint", len(info["model_fingerprint"]) == 64 and info["model_fingerprint"].strip("0"))
 want("file bytes", info["file_bytes"] == os.path.getsize(sys.argv[3]))
 want("an array of H rows per layer", [len(r) for r in info["rows_per_head"]] == [H] * L)
@@ -170,7 +172,7 @@ fi
 
 # eval: the full cache answers every query as the reference did
 got=$(kvz eval --model "$MODEL" --tasks "$SHARED/eval/stories-public.jsonl" --recon "$SHARED/eval/stories-recon.json" \
-    --policy full --limit 2 --json | sed 's/.*"accuracy": \([0-9.]*\).*/\1/')
+    --policy full --limit 2 --kv-dtype f32 --json | sed 's/.*"accuracy": \([0-9.]*\).*/\1/')
 check "eval: full cache accuracy" "$got" "1.000000"
 
 # demo: without its model it says so and runs the stories260K demo, whose options still work
@@ -184,7 +186,7 @@ check "demo without its model says it falls back" "$(grep -c 'missing.gguf is ab
 check "demo fallback: two policies" "$(grep -c '^kvzip-pair \|^full ' "$tmp/demo.txt")" 2
 check "demo fallback: how many answers" "$(grep -c '^ *answers  *of the 8 answers, how many equal the full cache' "$tmp/demo.txt")" 1
 check "demo fallback: a verdict in words" "$(grep -c '^At 30 % of the cache, kvzip-pair keeps [0-9]* of 8 answers.$' "$tmp/demo.txt")" 1
-got=$(in_root demo --stories --limit 1 --policy full --json | sed 's/.*"accuracy": \([0-9.]*\).*/\1/')
+got=$(in_root demo --stories --limit 1 --policy full --kv-dtype f32 --json | sed 's/.*"accuracy": \([0-9.]*\).*/\1/')
 check "demo --stories: full cache accuracy" "$got" "1.000000"
 # demo on SmolLM2-135M-Instruct, where .ci/fetch-models puts it; CI must have it. A few minutes
 # under an emulator or the sanitizers (KVZ_TEST_QUICK): the native run covers it.
@@ -284,6 +286,14 @@ kvz compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --recon "$SHARED/eval
 check "compress: the times are after a warm-up" "$(grep -c '^time: .* after an untimed warm-up prefill$' "$tmp/out")" 1
 check "compress: the cost in plain prefills" "$(grep -c 'in all [0-9.]*x a plain prefill (the passes [0-9.]*x)$' "$tmp/out")" 1
 check "compress: the system prompt in words" "$(grep -c '^context:  [0-9]* tokens, after a system prompt of 1 (always kept)$' "$tmp/out")" 1
+# --kv-dtype auto, the default: the cache is stored as the model's weights are held (stories260K's
+# stay f32 on every CPU: its file holds f32 tensors)
+weights=$(kvz info --model "$MODEL" --json | sed 's/.*"weights":"\([a-z0-9]*\)".*/\1/')
+check "compress: the storage is the weights' type (--kv-dtype auto)" \
+    "$(grep -c "^cache:    [0-9]* bytes, $weights keys and values$" "$tmp/out")" 1
+kvz compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --kv-dtype f16 --out "$tmp/f16.kvz" > /dev/null &&
+    check "compress --kv-dtype f16: an f16 cache" "$(kvz info --cache "$tmp/f16.kvz" | grep '^storage:')" \
+        "storage:       f16 keys and values"
 kvz compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --recon "$SHARED/eval/stories-recon.json" \
     --policy full --ratio 0.3 --out "$tmp/f.kvz" > "$tmp/out" 2> "$tmp/err"
 check "compress --policy full --ratio: the ratio is ignored, and said to be" "$(cat "$tmp/err")" \

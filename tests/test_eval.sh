@@ -54,7 +54,7 @@ kvz compress --model "$MODEL" --context-text "$(python3 -c 'import json,sys; pri
 check "head scores for kvzip-head" "$?" 0
 
 kvz eval --model "$MODEL" --tasks "$tmp/tasks.jsonl" --recon "$RECON" --chunk 64 --policy ${POLICIES:-all} --ratio 0.5,0.3 \
-    --protocol both --head-scores "$tmp/h.npy" --json --generations "$tmp/gen.jsonl" --markdown "$tmp/sum.md" \
+    --kv-dtype f32 --protocol both --head-scores "$tmp/h.npy" --json --generations "$tmp/gen.jsonl" --markdown "$tmp/sum.md" \
     > "$tmp/eval.jsonl" 2> "$tmp/err"
 check "eval of every policy in both protocols" "$?" 0
 cat "$tmp/err"

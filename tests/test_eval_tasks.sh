@@ -24,7 +24,8 @@ kvz_abs=$(cd "$(dirname "$KVZ")" && pwd)/$(basename "$KVZ")
 python3 "$SRC/eval/gen_tasks.py" --model "$MODEL" --kvz "$kvz_abs" --lengths 1024 --per-length 1 --seed 101 \
     --out "$tmp/tasks.jsonl" 2> /dev/null
 check "seven task kinds generated" "$(grep -c . "$tmp/tasks.jsonl")" 7
-kvz eval --model "$MODEL" --tasks "$tmp/tasks.jsonl" --policy full,kvzip,snapkv --ratio 0.3 --protocol both \
+# f32 K/V, as before --kv-dtype auto became the default: the same run on every CPU
+kvz eval --model "$MODEL" --tasks "$tmp/tasks.jsonl" --policy full,kvzip,snapkv --ratio 0.3 --protocol both --kv-dtype f32 \
     --json --generations "$tmp/gen.jsonl" --markdown "$tmp/sum.md" > "$tmp/eval.jsonl"
 check "kvz eval exits 0" "$?" 0
 check_eval_report "$tmp/tasks.jsonl" "$tmp/gen.jsonl" "$tmp/eval.jsonl"

@@ -153,9 +153,32 @@ int kvz_cli_parse_dtype(const char *s, kvz_dtype *dt)
         *dt = KVZ_DTYPE_BF16;
     else if (!strcmp(s, "f16"))
         *dt = KVZ_DTYPE_F16;
+    else if (!strcmp(s, "auto"))
+        *dt = KVZ_CLI_KV_DTYPE_AUTO;
     else
-        return kvz_cli_error("--kv-dtype must be f32, bf16 or f16, not '%s'", s);
+        return kvz_cli_error("--kv-dtype must be auto, f32, bf16 or f16, not '%s'", s);
     return 0;
+}
+
+kvz_dtype kvz_cli_kv_dtype(const kvz_model *m, kvz_dtype asked)
+{
+    if (asked != KVZ_CLI_KV_DTYPE_AUTO)
+        return asked;
+    return m->layers[0].q.wtype == KVZ_DTYPE_BF16 ? KVZ_DTYPE_BF16 : KVZ_DTYPE_F32;
+}
+
+const char *kvz_cli_dtype_name(kvz_dtype dt)
+{
+    switch (dt) {
+    case KVZ_DTYPE_F32:
+        return "f32";
+    case KVZ_DTYPE_BF16:
+        return "bf16";
+    case KVZ_DTYPE_F16:
+        return "f16";
+    default:
+        return dt == KVZ_CLI_KV_DTYPE_AUTO ? "auto" : "unknown";
+    }
 }
 
 int kvz_cli_parse_policy(const char *s, kvz_policy *p)

@@ -23,7 +23,17 @@ int kvz_cli_parse_count(const char *s, const char *what, size_t *v);
 int kvz_cli_parse_double(const char *s, const char *what, double *v);
 /* A kept fraction in (0, 1]; 30 (a percentage) is refused. */
 int kvz_cli_parse_ratio(const char *s, const char *what, double *v);
+/* --kv-dtype: f32, bf16, f16 or auto (KVZ_CLI_KV_DTYPE_AUTO, resolved by kvz_cli_kv_dtype once the
+ * model is loaded). */
 int kvz_cli_parse_dtype(const char *s, kvz_dtype *dt);
+/* --kv-dtype auto, the model commands' default: not a storage type the library knows. */
+#define KVZ_CLI_KV_DTYPE_AUTO ((kvz_dtype)0x7f)
+/* The KV cache's storage for --kv-dtype `asked`: auto is the type the model computes in, that of its
+ * weights in memory (bf16 with --weights auto on CPUs with AVX512_BF16, else f32), so that a cache
+ * is half the size where the model runs in bf16 and holds exactly what it computes elsewhere. */
+kvz_dtype kvz_cli_kv_dtype(const kvz_model *m, kvz_dtype asked);
+/* "f32", "bf16", "f16" (or "auto", "unknown"). */
+const char *kvz_cli_dtype_name(kvz_dtype dt);
 /* A policy by name; "kvzip" and "streamingllm" name kvzip-pair and streaming. */
 int kvz_cli_parse_policy(const char *s, kvz_policy *p);
 /* Text to ids with the model's rules (BOS as the model adds it when add_bos, special tokens

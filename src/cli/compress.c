@@ -19,7 +19,7 @@ static int usage(FILE *f)
         "cache.kvz\n"
         "                    [--policy P] [--ratio R] [--mode strict|exact] [--chunk N]\n"
         "                    [--dump-scores scores.npy] [--head-scores F.npy[,G.npy...]]\n"
-        "                    [--save-head-scores F.npy] [--kv-dtype f32|bf16|f16] [--weights auto|f32|bf16]\n"
+        "                    [--save-head-scores F.npy] [--kv-dtype auto|f32|bf16|f16] [--weights auto|f32|bf16]\n"
         "                    [--json] [reconstruction options]\n"
         "  Prefills the context after the system prompt, scores every cached key/value pair (KVzip: by the\n"
         "  attention it gets while the model repeats the context), keeps the best R of them and writes the\n"
@@ -39,6 +39,10 @@ static int usage(FILE *f)
         "  --dump-scores  float32 [layers, kv_heads, context tokens] (system prompt excluded)\n"
         "  --head-scores  kvzip-head: float32 [layers, kv_heads] files, maximum taken over them\n"
         "  --save-head-scores  the max over tokens of this context's scores, float32 [layers, kv_heads]\n"
+        "  --kv-dtype the cache's storage: auto (default) as the model's weights in memory (bf16 on CPUs\n"
+        "             with AVX512_BF16 unless the model is stored in f32 or f16, else f32; kvz info --model\n"
+        "             says which), or f32, bf16, f16\n"
+        "  --weights  auto (bf16 on CPUs with AVX512_BF16, else f32), f32 or bf16\n"
         "  --json     one JSON object with the figures below\n"
         "  Prints the context's size, what was kept, the cache's size and the time of each step. The times\n"
         "  are taken after an untimed warm-up prefill (at most 2048 tokens of the context): the process's\n"
@@ -100,6 +104,7 @@ int kvz_cmd_compress(int argc, char **argv)
     int json = 0;
     kvz_kvzip_opts o;
     kvz_kvzip_defaults(&o);
+    o.kv_dtype = KVZ_CLI_KV_DTYPE_AUTO;
     kvz_select_mode mode = KVZ_SELECT_STRICT;
     int ratio_given = 0;
     if (kvz_cli_wants_help(argc, argv))
@@ -183,6 +188,7 @@ int kvz_cmd_compress(int argc, char **argv)
     if (kvz_cli_open_model(model, weights, &m, &tok))
         return 1;
     const size_t L = m->hp.n_layers, H = m->hp.n_head_kv;
+    o.kv_dtype = kvz_cli_kv_dtype(m, o.kv_dtype);
     kvz_cli_pieces pc = {0};
     int32_t *ctx = NULL;
     size_t n_c = 0;
@@ -253,9 +259,10 @@ int kvz_cmd_compress(int argc, char **argv)
         if (json)
             printf("{\"policy\": \"%s\", \"ratio\": %g, \"context_tokens\": %zu, \"system_tokens\": %zu, "
                    "\"passes\": %zu, \"pass_tokens\": %zu, \"kept_context_ratio\": %.6f, \"cache_bytes\": %zu, "
+                   "\"kv_dtype\": \"%s\", "
                    "\"prefill_s\": %.6f, \"score_s\": %.6f, \"select_s\": %.6f, \"pieces\": \"%s\", ",
                    kvz_policy_name(policy), ratio, n_c, pc.p.n_sys, rep.passes, rep.pass_tokens, kept,
-                   cs.bytes_used, rep.prefill_s, rep.score_s, rep.select_s, pc.source);
+                   cs.bytes_used, kvz_cli_dtype_name(o.kv_dtype), rep.prefill_s, rep.score_s, rep.select_s, pc.source);
         if (json) {
             printf("\"kept_per_layer\": [");
             print_layer_kept(m, cache, pc.p.n_sys, n_c, ", ", "null", 6);
@@ -273,7 +280,8 @@ int kvz_cmd_compress(int argc, char **argv)
                 print_layer_kept(m, cache, pc.p.n_sys, n_c, " ", "-", 2);
                 printf("  (the kept share of each layer%s)\n", LG < L ? "; -: a sliding-window layer" : "");
             }
-            printf("cache:    %zu bytes\ntime:     prefill %.3f s%s", cs.bytes_used, rep.prefill_s,
+            printf("cache:    %zu bytes, %s keys and values\ntime:     prefill %.3f s%s", cs.bytes_used,
+                   kvz_cli_dtype_name(o.kv_dtype), rep.prefill_s,
                    kvz_kvzip_policy_uses_window(policy) ? " (window scores included)"
                    : policy == KVZ_POLICY_H2O           ? " (accumulated attention included)"
                                                         : "");

@@ -512,6 +512,9 @@ static int run(eval_args *a)
     float *head_scores = NULL;
     if (kvz_cli_open_model(a->model, a->weights, &m, &tok))
         return 1;
+    a->o.kv_dtype = kvz_cli_kv_dtype(m, a->o.kv_dtype);
+    fprintf(stderr, "kvz %s: weights %s, KV cache %s\n", a->demo ? "demo" : "eval",
+            kvz_cli_dtype_name(m->layers[0].q.wtype), kvz_cli_dtype_name(a->o.kv_dtype));
     int rc = kvz_cli_recon_resolve(&a->recon, m, tok, 0, &pc);
     if (!rc)
         rc = eval_tasks_read(a->tasks, a->limit, m, tok, &pc.p, a->max_tokens, &set);
@@ -662,7 +665,7 @@ static int usage(const char *cmd, FILE *f)
             "usage: kvz eval --model M --tasks F.jsonl [--policy P[,P...]|all] [--ratio R[,R...]]\n"
             "                [--protocol multi|query|both] [--limit N] [--max-tokens N] [--chunk N]\n"
             "                [--window N] [--kernel N] [--pool avg|max]\n"
-            "                [--kv-dtype f32|bf16|f16 (f32)] [--weights auto|f32|bf16] [--head-scores F.npy[,...]]\n"
+            "                [--kv-dtype auto|f32|bf16|f16] [--weights auto|f32|bf16] [--head-scores F.npy[,...]]\n"
             "                [--calibration FILE] [--calibration-tokens N] [--json] [--markdown F.md]\n"
             "                [--plot F.png] [--generations F.jsonl] [reconstruction options]\n"
             "  Compresses each context once per policy and kept ratio and answers every query of it from\n"
@@ -683,6 +686,9 @@ static int usage(const char *cmd, FILE *f)
             "  --max-tokens N  text tasks without max_tokens: tokens generated at most (32); generation\n"
             "             stops at the end of the turn\n"
             "  --chunk N  context tokens per reconstruction pass (2000)\n"
+            "  --kv-dtype the caches' storage: auto (default) as the model's weights in memory (bf16 on CPUs\n"
+            "             with AVX512_BF16 unless the model is stored in f32 or f16, else f32), or f32, bf16,\n"
+            "             f16; the full cache the policies are compared with is stored the same way\n"
             "  --window N, --kernel N, --pool avg|max  the window policies' (fastkv, snapkv, pyramidkv, adakv)\n"
             "             observation window, kept always, and the pooling of their scores; by default as\n"
             "             the KVzip paper ran them: window 32 (16 for contexts under 1000 tokens), max pooling\n"
@@ -791,7 +797,8 @@ static void defaults(eval_args *a)
     a->weights = "auto", a->calibration = "eval/calibration.txt";
     a->max_tokens = 32, a->calib_tokens = 8192, a->protocols = PROTOCOL_MULTI;
     kvz_kvzip_defaults(&a->o);
-    a->o.kv_dtype = KVZ_DTYPE_F32; /* fidelity is measured against an fp64 reference: store K/V exactly */
+    /* the storage users run with: agreement and KL are measured against the full cache, in the same storage */
+    a->o.kv_dtype = KVZ_CLI_KV_DTYPE_AUTO;
     /* the window policies as the KVzip paper ran its baselines (App. A): max pooling by 7 over the
        window scores of the last 32 tokens (16 for contexts under 1K tokens) */
     a->o.pool = KVZ_POOL_MAX, a->o.kernel = 7;

@@ -13,7 +13,7 @@ static int usage(FILE *f)
     fprintf(
         f,
         "usage: kvz generate --model M (--prompt TEXT | --prompt-ids 1,2,3) --max-tokens N [--json]\n"
-        "                    [--temperature T] [--seed S] [--kv-dtype f32|bf16|f16] [--chunk N]\n"
+        "                    [--temperature T] [--seed S] [--kv-dtype auto|f32|bf16|f16] [--chunk N]\n"
         "                    [--weights auto|f32|bf16] [--stop-at-eos]\n"
         "  --prompt TEXT      the prompt as text, encoded with BOS as the model adds it and special tokens\n"
         "                     recognised (a chat model wants its template, e.g. <|im_start|>user ...)\n"
@@ -21,7 +21,9 @@ static int usage(FILE *f)
         "  --max-tokens N     tokens to generate (0: the prefill only)\n"
         "  --temperature T    0 (default) is greedy argmax; above 0 samples, seeded by --seed S (0)\n"
         "  --stop-at-eos      stop at the model's end-of-text or end-of-turn token\n"
-        "  --kv-dtype         the KV cache's storage (f32, the default, bf16 or f16)\n"
+        "  --kv-dtype         the KV cache's storage: auto (default) as the model's weights in memory (bf16\n"
+        "                     on CPUs with AVX512_BF16 unless the model is stored in f32 or f16, else f32),\n"
+        "                     or f32, bf16, f16\n"
         "  --chunk N          prompt tokens per prefill step (512; 0: the whole prompt at once)\n"
         "  --weights          auto (bf16 on CPUs with AVX512_BF16, else f32), f32 or bf16\n"
         "  --json             prints {\"ids\": [...], \"text\": \"...\"} (the generated ids and their text)\n");
@@ -37,7 +39,7 @@ int kvz_cmd_generate(int argc, char **argv)
     double temperature = 0;
     size_t seed = 0;
     int json = 0, have_max = 0, stop_at_eos = 0;
-    kvz_dtype dt = KVZ_DTYPE_F32;
+    kvz_dtype dt = KVZ_CLI_KV_DTYPE_AUTO;
     if (kvz_cli_wants_help(argc, argv))
         return usage(stdout);
     for (int i = 1; i < argc; i++) {
@@ -98,6 +100,7 @@ int kvz_cmd_generate(int argc, char **argv)
     if (!rc && !n)
         rc = kvz_cli_error("the prompt is empty");
     kvz_status st = KVZ_OK;
+    dt = kvz_cli_kv_dtype(m, dt);
     if (!rc) {
         logits = malloc(m->hp.n_vocab * sizeof *logits);
         out = malloc((max_tokens ? max_tokens : 1) * sizeof *out);

@@ -181,8 +181,8 @@ static int cache_info(const char *path, int json)
         else
             printf("policy:        %s, requested kept ratio %g\n", meta.policy[0] ? meta.policy : "(none)",
                    meta.ratio);
-        printf("storage:       %s keys and values\nshape:         %zu layers, %zu KV heads, head size %zu\n",
-               dtype_name(dt), L, H, d);
+        printf("storage:       %s keys and values\nshape:         %zu layers, %zu KV head%s, head size %zu\n",
+               dtype_name(dt), L, H, H == 1 ? "" : "s", d);
         if (n_windowed)
             printf("windows:       %zu sliding-window layers, %zu global\n", n_windowed, L - n_windowed);
         else
