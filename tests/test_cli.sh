@@ -307,6 +307,26 @@ kvz ask --model "$MODEL" --cache "$tmp/k.kvz" --question "Who is Lily?" --recon 
     --max-tokens 4 2> /dev/null | head -1 > "$tmp/out"
 check "ask on a compressed cache: its kept ratio" "$(cat "$tmp/out")" "cache $tmp/k.kvz: policy kvzip-pair, kept ratio 0.3"
 
+# --verbose: the storage and the speeds on stderr, the output unchanged
+kvz generate --model "$MODEL" --prompt-ids 1 --max-tokens 8 --verbose > "$tmp/out" 2> "$tmp/err"
+check "generate --verbose: the same text" "$(cat "$tmp/out")" "$(kvz generate --model "$MODEL" --prompt-ids 1 --max-tokens 8)"
+check "generate --verbose: the weights and the KV storage" "$(head -1 "$tmp/err" | sed 's/, [0-9]* threads$//')" \
+    "kvz generate: weights $weights, KV cache $weights"
+check "generate --verbose: prefill and decode tokens/s" \
+    "$(grep -c '^kvz generate: prefill 1 token in [0-9.]* s ([0-9.]* tokens/s), decode 7 tokens in [0-9.]* s ([0-9.]* tokens/s)$' "$tmp/err")" 1
+kvz ask --model "$MODEL" --cache "$tmp/k.kvz" --question "Who is Lily?" --question "Where?" \
+    --recon "$SHARED/eval/stories-recon.json" --max-tokens 4 --no-stop --verbose > /dev/null 2> "$tmp/err"
+check "ask --verbose: the cache's storage" "$(grep -c '^kvz ask: weights [a-z0-9]*, KV cache [a-z0-9]* (as saved), [0-9]* threads$' "$tmp/err")" 1
+check "ask --verbose: each question's speeds" \
+    "$(grep -c '^kvz ask: question [12]: prefill [0-9]* tokens in [0-9.]* s ([0-9.]* tokens/s), decode 3 tokens in [0-9.]* s ([0-9.]* tokens/s)$' "$tmp/err")" 2
+# on a model whose weights are bf16 in memory (SmolLM2's quantized tensors on AVX512_BF16 CPUs), auto is bf16
+if [ -r "$SMOLLM2" ]; then
+    w=$(kvz info --model "$SMOLLM2" --json | sed 's/.*"weights":"\([a-z0-9]*\)".*/\1/')
+    check "generate on SmolLM2: the KV storage is the weights' ($w)" \
+        "$(kvz generate --model "$SMOLLM2" --prompt-ids 1 --max-tokens 1 --verbose 2>&1 > /dev/null | head -1 | sed 's/, [0-9]* threads$//')" \
+        "kvz generate: weights $w, KV cache $w"
+fi
+
 # --threads N on any command, before or after it; the same answers with 1 and 3 threads
 check "info --threads 3" "$(kvz info --threads 3 | grep '^threads:')" "threads:       3"
 check "--threads=1 before the command" "$(kvz --threads=1 info | grep '^threads:')" "threads:       1"

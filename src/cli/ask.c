@@ -3,6 +3,7 @@
  * protocol of KVzip), so the answers do not see each other and the file is never changed;
  * with --multi-turn the questions and answers are appended to the cache itself instead, as
  * a conversation (in memory: the file still is not changed). */
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ static int usage(FILE *f)
         "N]\n"
         "               [--json] [--temperature T] [--seed S] [--no-stop] [--multi-turn] [--weights "
         "auto|f32|bf16]\n"
+        "               [--verbose]\n"
         "               [reconstruction options: the assistant opener]\n"
         "  Answers questions from a cache written by kvz compress (with the same model).\n"
         "  --question TEXT     a question as text: \"\\n\\n\" + the question, then the assistant opener of "
@@ -35,6 +37,8 @@ static int usage(FILE *f)
         "--no-stop\n"
         "  --temperature T     0 (default) answers greedily; above 0 samples, seeded by --seed S\n"
         "  --multi-turn        each question sees the earlier questions and answers (a conversation)\n"
+        "  --verbose           on stderr: the weights and the cache's storage (the file's: kvz compress\n"
+        "                      --kv-dtype chose it), and each question's prefill and decode tokens/s\n"
         "  --json              one {\"question\": i, \"ids\": [...], \"text\": \"...\"} per question\n"
         "  A model without chat training, such as the tiny stories260K, continues the text instead of\n"
         "  answering: its answers need not relate to the question.\n"
@@ -52,7 +56,7 @@ int kvz_cmd_ask(int argc, char **argv)
     int is_ids[MAX_QUESTIONS];
     size_t n_questions = 0, max_tokens = 64, seed = 0;
     double temperature = 0;
-    int json = 0, stop = 1, multi_turn = 0;
+    int json = 0, stop = 1, multi_turn = 0, verbose = 0;
     kvz_cli_recon recon = {0};
     if (kvz_cli_wants_help(argc, argv))
         return usage(stdout);
@@ -73,6 +77,10 @@ int kvz_cmd_ask(int argc, char **argv)
         }
         if (!strcmp(a, "--multi-turn")) {
             multi_turn = 1;
+            continue;
+        }
+        if (!strcmp(a, "--verbose")) {
+            verbose = 1;
             continue;
         }
         if (!v)
@@ -130,6 +138,12 @@ int kvz_cmd_ask(int argc, char **argv)
                 "kvz ask: note: this model has %.1f M parameters and no chat training; it continues the text "
                 "rather than answering, so its answers need not relate to the questions\n",
                 (double)kvz_cli_model_params(m) / 1e6);
+    if (!rc && verbose) {
+        kvz_dtype dt = KVZ_DTYPE_F32;
+        kvz_cache_shape(cache, NULL, NULL, NULL, &dt);
+        fprintf(stderr, "kvz ask: weights %s, KV cache %s (as saved), %d threads\n",
+                kvz_cli_dtype_name(m->layers[0].q.wtype), kvz_cli_dtype_name(dt), kvz_num_threads());
+    }
     if (!rc && !json) {
         if (!strcmp(meta.policy, "full")) /* a full cache's stored ratio means nothing */
             printf("cache %s: policy full (every key/value pair kept)\n", cache_path);
@@ -148,13 +162,18 @@ int kvz_cmd_ask(int argc, char **argv)
         if (!rc && !multi_turn && (st = kvz_query_create(cache, &q)) != KVZ_OK)
             rc = kvz_cli_error("question %zu: %s (%s)", qi + 1, kvz_last_error(), kvz_strerror(st));
         const kvz_kv_target kv = {multi_turn ? cache : NULL, q};
+        double t0 = omp_get_wtime(), prefill_s = 0, decode_s = 0;
         if (!rc && (st = kvz_model_prefill(m, kv, ids, n, 512, logits)) != KVZ_OK)
             rc = kvz_cli_error("question %zu: %s (%s)", qi + 1, kvz_last_error(), kvz_strerror(st));
+        prefill_s = omp_get_wtime() - t0;
         if (!rc) {
             kvz_gen_opts go = {max_tokens, (float)temperature, seed, stop ? stop_eog : NULL, tok};
+            t0 = omp_get_wtime();
             if ((st = kvz_model_generate(m, kv, logits, &go, out, &n_out)) != KVZ_OK)
                 rc = kvz_cli_error("question %zu: %s (%s)", qi + 1, kvz_last_error(), kvz_strerror(st));
+            decode_s = omp_get_wtime() - t0;
         }
+        const size_t n_generated = n_out;
         /* a conversation keeps the whole answer: generation returns its last token unfed */
         if (!rc && multi_turn && n_out && (st = kvz_model_step(m, kv, out[n_out - 1], logits)) != KVZ_OK)
             rc = kvz_cli_error("question %zu: %s (%s)", qi + 1, kvz_last_error(), kvz_strerror(st));
@@ -172,6 +191,12 @@ int kvz_cmd_ask(int argc, char **argv)
             printf("}\n");
         } else if (!rc) {
             printf("Q%zu: %s\nA%zu: %s\n", qi + 1, is_ids[qi] ? "(ids)" : questions[qi], qi + 1, text);
+        }
+        if (!rc && verbose) { /* after the answer, which stdout may hold in its buffer until then */
+            char what[48];
+            snprintf(what, sizeof what, "ask: question %zu", qi + 1);
+            fflush(stdout);
+            kvz_cli_print_speed(what, n, prefill_s, n_generated, decode_s);
         }
         free(text), free(ids);
     }

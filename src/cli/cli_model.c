@@ -208,6 +208,20 @@ int kvz_cli_encode(const kvz_tokenizer *tok, const char *text, int add_bos, int 
     return 0;
 }
 
+void kvz_cli_print_speed(const char *cmd, size_t n_prefill, double prefill_s, size_t n_out, double decode_s)
+{
+    const size_t steps = n_out ? n_out - 1 : 0;
+    fprintf(stderr, "kvz %s: prefill %zu token%s in %.3f s (%.1f tokens/s)", cmd, n_prefill,
+            n_prefill == 1 ? "" : "s", prefill_s,
+            prefill_s > 0 ? (double)n_prefill / prefill_s : 0.0);
+    if (steps)
+        fprintf(stderr, ", decode %zu token%s in %.3f s (%.1f tokens/s)\n", steps, steps == 1 ? "" : "s", decode_s,
+                decode_s > 0 ? (double)steps / decode_s : 0.0);
+    else
+        fprintf(stderr, ", no decode step (%zu token%s generated from the prefill's logits)\n", n_out,
+                n_out == 1 ? "" : "s");
+}
+
 int kvz_cli_warm_up(kvz_model *m, const kvz_kvzip_pieces *p, const int32_t *ctx, size_t n_c,
                     const kvz_kvzip_opts *o)
 {

@@ -41,6 +41,11 @@ int kvz_cli_parse_policy(const char *s, kvz_policy *p);
 int kvz_cli_encode(const kvz_tokenizer *tok, const char *text, int add_bos, int parse_special, int32_t **ids,
                    size_t *n);
 
+/* --verbose of generate and ask, on stderr: "kvz <cmd>: prefill N tokens in T s (R tokens/s), decode
+ * ...". Decode counts forward steps, one per generated token after the first, which the prefill's
+ * logits give; n_out is the tokens generated. */
+void kvz_cli_print_speed(const char *cmd, size_t n_prefill, double prefill_s, size_t n_out, double decode_s);
+
 /* An untimed prefill of the system prompt and the first prefill step of the context (at most 2048 tokens), so
  * that the timings after it do not carry the process's one-time costs (weight pages touched first, thread
  * start-up, oneDNN primitives of that step's shape, the activation buffer's first growth), which otherwise

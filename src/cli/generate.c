@@ -1,4 +1,5 @@
 /* kvz generate: prefill a prompt and sample a continuation (greedy by default). */
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,7 @@ static int usage(FILE *f)
         f,
         "usage: kvz generate --model M (--prompt TEXT | --prompt-ids 1,2,3) --max-tokens N [--json]\n"
         "                    [--temperature T] [--seed S] [--kv-dtype auto|f32|bf16|f16] [--chunk N]\n"
-        "                    [--weights auto|f32|bf16] [--stop-at-eos]\n"
+        "                    [--weights auto|f32|bf16] [--stop-at-eos] [--verbose]\n"
         "  --prompt TEXT      the prompt as text, encoded with BOS as the model adds it and special tokens\n"
         "                     recognised (a chat model wants its template, e.g. <|im_start|>user ...)\n"
         "  --prompt-ids IDS   the prompt as comma-separated token ids\n"
@@ -26,6 +27,7 @@ static int usage(FILE *f)
         "                     or f32, bf16, f16\n"
         "  --chunk N          prompt tokens per prefill step (512; 0: the whole prompt at once)\n"
         "  --weights          auto (bf16 on CPUs with AVX512_BF16, else f32), f32 or bf16\n"
+        "  --verbose          on stderr: the weights and KV storage, and the prefill's and decode's tokens/s\n"
         "  --json             prints {\"ids\": [...], \"text\": \"...\"} (the generated ids and their text)\n");
     return f == stdout ? 0 : 2;
 }
@@ -38,7 +40,7 @@ int kvz_cmd_generate(int argc, char **argv)
     size_t max_tokens = 0, chunk = 512;
     double temperature = 0;
     size_t seed = 0;
-    int json = 0, have_max = 0, stop_at_eos = 0;
+    int json = 0, have_max = 0, stop_at_eos = 0, verbose = 0;
     kvz_dtype dt = KVZ_CLI_KV_DTYPE_AUTO;
     if (kvz_cli_wants_help(argc, argv))
         return usage(stdout);
@@ -48,6 +50,8 @@ int kvz_cmd_generate(int argc, char **argv)
             json = 1;
         else if (!strcmp(a, "--stop-at-eos"))
             stop_at_eos = 1;
+        else if (!strcmp(a, "--verbose"))
+            verbose = 1;
         else if (!v)
             return kvz_cli_usage_error("generate", "%s needs a value, or is not an option", a);
         else if (!strcmp(a, "--model"))
@@ -107,11 +111,17 @@ int kvz_cmd_generate(int argc, char **argv)
         if (!logits || !out)
             rc = kvz_cli_error("out of memory");
     }
-    if (!rc && (st = kvz_model_cache_create(m, dt, &cache)) == KVZ_OK &&
-        (st = kvz_model_prefill(m, (kvz_kv_target){cache, NULL}, ids, n, chunk, logits)) == KVZ_OK &&
-        max_tokens) {
+    double prefill_s = 0, decode_s = 0;
+    if (!rc && (st = kvz_model_cache_create(m, dt, &cache)) == KVZ_OK) {
+        const double t0 = omp_get_wtime();
+        st = kvz_model_prefill(m, (kvz_kv_target){cache, NULL}, ids, n, chunk, logits);
+        prefill_s = omp_get_wtime() - t0;
+    }
+    if (!rc && st == KVZ_OK && max_tokens) {
         kvz_gen_opts go = {max_tokens, (float)temperature, seed, stop_at_eos ? stop_eog : NULL, tok};
+        const double t0 = omp_get_wtime();
         st = kvz_model_generate(m, (kvz_kv_target){cache, NULL}, logits, &go, out, &n_out);
+        decode_s = omp_get_wtime() - t0;
     }
     if (!rc && st != KVZ_OK)
         rc = kvz_cli_error("generation failed: %s (%s)", kvz_last_error(), kvz_strerror(st));
@@ -128,6 +138,12 @@ int kvz_cmd_generate(int argc, char **argv)
         printf("}\n");
     } else if (!rc) {
         printf("%s\n", text);
+    }
+    if (!rc && verbose) { /* after the text, which stdout may hold in its buffer until then */
+        fflush(stdout);
+        fprintf(stderr, "kvz generate: weights %s, KV cache %s, %d threads\n",
+                kvz_cli_dtype_name(m->layers[0].q.wtype), kvz_cli_dtype_name(dt), kvz_num_threads());
+        kvz_cli_print_speed("generate", n, prefill_s, n_out, decode_s);
     }
     free(text), free(ids), free(out), free(logits);
     kvz_cache_destroy(cache);
