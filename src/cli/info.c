@@ -67,11 +67,6 @@ static int model_info(const char *path, const char *weights, int json)
     return 0;
 }
 
-static const char *dtype_name(kvz_dtype dt)
-{
-    return dt == KVZ_DTYPE_F32 ? "f32" : dt == KVZ_DTYPE_BF16 ? "bf16" : dt == KVZ_DTYPE_F16 ? "f16" : "unknown";
-}
-
 /* The format version in a .kvz header (doc/kvz-format.md: bytes 8..11, little-endian), or 0 when
  * it cannot be read: the library validates the file but does not hand out its version. */
 static unsigned kvz_file_version(const char *path)
@@ -158,7 +153,7 @@ static int cache_info(const char *path, int json)
         printf(",\"ratio\":%s,\"dtype\":\"%s\",\"layers\":%zu,\"kv_heads\":%zu,\"head_dim\":%zu,"
                "\"file_bytes\":%lld,\"kv_bytes\":%zu,\"kv_bytes_reserved\":%zu,\"rows\":%zu,\"full_rows\":%zu,"
                "\"kept_ratio\":%.6f",
-               ratio, dtype_name(dt), L, H, d, file_bytes, cs.bytes_used, cs.bytes_reserved, cs.rows,
+               ratio, kvz_cli_dtype_name(dt), L, H, d, file_bytes, cs.bytes_used, cs.bytes_reserved, cs.rows,
                cs.full_rows, cs.kept_ratio);
         json_sizes("windows", window, L, 1);
         json_sizes("next_positions", next, L, 1);
@@ -182,7 +177,7 @@ static int cache_info(const char *path, int json)
             printf("policy:        %s, requested kept ratio %g\n", meta.policy[0] ? meta.policy : "(none)",
                    meta.ratio);
         printf("storage:       %s keys and values\nshape:         %zu layers, %zu KV head%s, head size %zu\n",
-               dtype_name(dt), L, H, H == 1 ? "" : "s", d);
+               kvz_cli_dtype_name(dt), L, H, H == 1 ? "" : "s", d);
         if (n_windowed)
             printf("windows:       %zu sliding-window layers, %zu global\n", n_windowed, L - n_windowed);
         else
