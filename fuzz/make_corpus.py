@@ -86,8 +86,10 @@ def block_data(t, n_blocks):
             b[0:2] = f16(rng.uniform(0.001, 0.05))
             if t in (3, 7):
                 b[2:4] = f16(rng.uniform(-0.05, 0.05))
-        elif t in (10, 12, 13):  # d, dmin first
+        elif t in (12, 13):  # d, dmin first
             b[0:2], b[2:4] = f16(rng.uniform(0.001, 0.05)), f16(rng.uniform(0.001, 0.05))
+        elif t == 10:  # Q2_K: d, dmin last
+            b[size - 4:size - 2], b[size - 2:size] = f16(rng.uniform(0.001, 0.05)), f16(rng.uniform(0.001, 0.05))
         else:  # Q3_K, Q6_K: d last
             b[size - 2:size] = f16(rng.uniform(0.001, 0.05))
         out += bytes(b)
