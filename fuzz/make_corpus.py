@@ -86,8 +86,10 @@ def block_data(t, n_blocks):
             b[0:2] = f16(rng.uniform(0.001, 0.05))
             if t in (3, 7):
                 b[2:4] = f16(rng.uniform(-0.05, 0.05))
-        elif t in (10, 12, 13):  # d, dmin first
+        elif t in (12, 13):  # d, dmin first
             b[0:2], b[2:4] = f16(rng.uniform(0.001, 0.05)), f16(rng.uniform(0.001, 0.05))
+        elif t == 10:  # Q2_K: d, dmin last
+            b[size - 4:size - 2], b[size - 2:size] = f16(rng.uniform(0.001, 0.05)), f16(rng.uniform(0.001, 0.05))
         else:  # Q3_K, Q6_K: d last
             b[size - 2:size] = f16(rng.uniform(0.001, 0.05))
         out += bytes(b)
@@ -122,6 +124,28 @@ def read_kvs(path):
     return out
 
 
+def bpe_vocab():
+    """A byte-level BPE vocabulary (the GPT-2 byte alphabet, a few merges, ChatML's special tokens), SmolLM2's
+    kind, as its metadata pairs."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    cs, k = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b), cs.append(256 + k)
+            k += 1
+    tokens = [chr(c) for c in cs]
+    merges = ["\u0120 t", "h e", "\u0120t he", "i n", "\u0120 a", "e r", "1 2", "\u0120 \u0120"]
+    tokens += [m.replace(" ", "") for m in merges]
+    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tokens += special
+    types = [1] * (len(tokens) - len(special)) + [3] * len(special)
+    return [kv("tokenizer.ggml.model", STRING, "gpt2"), kv("tokenizer.ggml.pre", STRING, "smollm"),
+            kv("tokenizer.ggml.tokens", ARRAY, (STRING, tokens)), kv("tokenizer.ggml.token_type", ARRAY, (I32, types)),
+            kv("tokenizer.ggml.merges", ARRAY, (STRING, merges)),
+            kv("tokenizer.ggml.bos_token_id", U32, len(tokens) - 2),
+            kv("tokenizer.ggml.eos_token_id", U32, len(tokens) - 1)]
+
+
 def gguf_seeds():
     scalars = [kv("general.architecture", STRING, "llama"), kv("general.alignment", U32, 32)]
     scalars += [kv("test.%d" % t, t, v) for t, v in
@@ -139,24 +163,7 @@ def gguf_seeds():
     stories = os.path.join(SHARED, "models", "stories260K.gguf")
     put("gguf", "stories-vocab.gguf", gguf(read_kvs(stories), [("token_embd.weight", [8, 2], 0, block_data(0, 16))]))
 
-    # a byte-level BPE vocabulary (the GPT-2 byte alphabet, a few merges, special tokens), SmolLM2's kind
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
-    cs, k = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b), cs.append(256 + k)
-            k += 1
-    tokens = [chr(c) for c in cs]
-    merges = ["\u0120 t", "h e", "\u0120t he", "i n", "\u0120 a", "e r", "1 2", "\u0120 \u0120"]
-    tokens += [m.replace(" ", "") for m in merges]
-    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    tokens += special
-    types = [1] * (len(tokens) - len(special)) + [3] * len(special)
-    bpe = [kv("general.architecture", STRING, "llama"), kv("tokenizer.ggml.model", STRING, "gpt2"),
-           kv("tokenizer.ggml.pre", STRING, "smollm"), kv("tokenizer.ggml.tokens", ARRAY, (STRING, tokens)),
-           kv("tokenizer.ggml.token_type", ARRAY, (I32, types)), kv("tokenizer.ggml.merges", ARRAY, (STRING, merges)),
-           kv("tokenizer.ggml.bos_token_id", U32, len(tokens) - 2), kv("tokenizer.ggml.eos_token_id", U32,
-                                                                        len(tokens) - 1)]
+    bpe = [kv("general.architecture", STRING, "llama")] + bpe_vocab()
     put("gguf", "bpe-vocab.gguf", gguf(bpe, [("token_embd.weight", [32, 1], 8, block_data(8, 1))]))
 
     for name in ("SmolLM2-135M-Instruct.Q4_1.gguf", "gemma-3-270m-q4_k_m.gguf"):
@@ -164,6 +171,102 @@ def gguf_seeds():
         if os.path.exists(path):  # the header and the first metadata, cut off: the reader's truncation paths
             with open(path, "rb") as f:
                 put("gguf", name.split("-")[0].lower() + "-head.gguf", f.read(4096))
+
+
+# ---- models ----------------------------------------------------------------------------------
+def spm_vocab(special):
+    """A tiny SentencePiece vocabulary: <unk> <s> </s>, `special` control tokens, a few byte pieces, the letters
+    and some merges, as its metadata pairs."""
+    tokens = ["<unk>", "<s>", "</s>"] + special + ["<0x%02X>" % b for b in (0x0A, 0x21, 0x2E, 0xC3, 0xA9)]
+    types = [2, 3, 3] + [3] * len(special) + [6] * 5
+    words = ["\u2581"] + [chr(c) for c in range(ord("a"), ord("z") + 1)] + \
+        ["\u2581t", "he", "\u2581the", "\u2581a", "in", "er", "\u2581R", "ep", "eat", "\u2581con", "text"]
+    tokens += words
+    types += [1] * len(words)
+    scores = [0.0] * (len(tokens) - len(words)) + [-float(i) for i in range(len(words))]
+    return [kv("tokenizer.ggml.model", STRING, "llama"), kv("tokenizer.ggml.tokens", ARRAY, (STRING, tokens)),
+            kv("tokenizer.ggml.scores", ARRAY, (F32, scores)), kv("tokenizer.ggml.token_type", ARRAY, (I32, types)),
+            kv("tokenizer.ggml.bos_token_id", U32, 1), kv("tokenizer.ggml.eos_token_id", U32, 2)], len(tokens)
+
+
+def weight(name, dims, t):
+    """A tensor of random values in type t: dims[0] (the row) is whole blocks of t."""
+    block = TYPES[t][0]
+    n = 1
+    for d in dims:
+        n *= d
+    return (name, dims, t, block_data(t, n // block))
+
+
+def norm(name, n, t=0):
+    """A norm weight near 1 (a model whose norms are random noise computes noise)."""
+    if t == 0:
+        return (name, [n], 0, b"".join(struct.pack("<f", 1 + rng.uniform(-0.1, 0.1)) for _ in range(n)))
+    return weight(name, [n], t)
+
+
+def model(arch, hp, vocab, n_vocab, layer_types, extra_kvs=(), extra_tensors=(), tied=True, alignment=32,
+          model_tensors=()):
+    """A decoder of architecture arch: hp holds block_count, embedding_length, feed_forward_length,
+    attention.head_count(_kv) and key_length; layer_types[l] the types of q, k, v, o, gate, up, down;
+    extra_tensors make a layer's further tensors from its name prefix, model_tensors are the model's own."""
+    E, F, H, KV, D = (hp[k] for k in ("embedding_length", "feed_forward_length", "attention.head_count",
+                                        "attention.head_count_kv", "attention.key_length"))
+    kvs = [kv("general.architecture", STRING, arch), kv("general.alignment", U32, alignment)]
+    kvs += [kv("%s.%s" % (arch, k), U32, v) for k, v in hp.items()] + list(extra_kvs) + vocab
+    tensors = [weight("token_embd.weight", [E, n_vocab], 8)]
+    for l, (tq, tk, tv, to, tg, tu, td) in enumerate(layer_types):
+        b = "blk.%d." % l
+        tensors += [norm(b + "attn_norm.weight", E), norm(b + "ffn_norm.weight", E, 1 if l % 2 else 0),
+                    weight(b + "attn_q.weight", [E, H * D], tq), weight(b + "attn_k.weight", [E, KV * D], tk),
+                    weight(b + "attn_v.weight", [E, KV * D], tv), weight(b + "attn_output.weight", [H * D, E], to),
+                    weight(b + "ffn_gate.weight", [E, F], tg), weight(b + "ffn_up.weight", [E, F], tu),
+                    weight(b + "ffn_down.weight", [F, E], td)]
+        tensors += [x(b) for x in extra_tensors]
+    tensors.append(norm("output_norm.weight", E))
+    tensors += list(model_tensors)
+    if not tied:
+        tensors.append(weight("output.weight", [E, n_vocab], 3))
+    return gguf(kvs, tensors, alignment)
+
+
+def model_seeds():
+    """Tiny models of each architecture the loader knows (a few KB each): every tensor type among the weights,
+    tied and separate LM heads, biases, rope factors, rope scaling, sliding-window layers, a 1-byte alignment,
+    and the three chat-template families a file can name."""
+    shape = {"context_length": 64, "embedding_length": 32, "feed_forward_length": 32, "attention.head_count": 2,
+             "attention.head_count_kv": 1, "attention.key_length": 16, "rope.dimension_count": 16}
+    llama3 = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
+    vocab, n = spm_vocab(llama3)
+    put("model", "llama-tiny.gguf", model(
+        "llama", dict(shape, block_count=2), vocab + [kv("tokenizer.chat_template", STRING,
+                                                         "{{ '<|start_header_id|>' + role + '<|end_header_id|>' }}")],
+        n, [(2, 0, 1, 7, 30, 6, 8), (8, 8, 3, 2, 3, 6, 7)],
+        [kv("llama.rope.freq_base", F32, 500000.0), kv("llama.attention.layer_norm_rms_epsilon", F32, 1e-5)],
+        model_tensors=[norm("rope_freqs.weight", 8)]))  # llama3's per-pair divisors
+    vocab, n = spm_vocab([])
+    put("model", "mistral-align1.gguf", model(
+        "mistral", dict(shape, block_count=1, **{"rope.dimension_count": 8}), vocab, n, [(8, 1, 30, 8, 2, 3, 8)],
+        [kv("mistral.rope.scaling.type", STRING, "linear"), kv("mistral.rope.scaling.factor", F32, 4.0)],
+        tied=False, alignment=1))
+    qwen = dict(shape, block_count=1, **{"feed_forward_length": 256, "attention.head_count": 4,
+                                          "attention.head_count_kv": 2, "attention.key_length": 8,
+                                          "rope.dimension_count": 8})
+    put("model", "qwen2-bpe.gguf", model(
+        "qwen2", qwen, bpe_vocab() + [kv("tokenizer.chat_template", STRING, "<|im_start|>{{ m }}<think>")], 267,
+        [(2, 3, 8, 8, 2, 2, 12)], [kv("qwen2.rope.freq_base", F32, 1000000.0)],
+        [lambda b: norm(b + "attn_q.bias", 32), lambda b: norm(b + "attn_k.bias", 16),
+         lambda b: norm(b + "attn_v.bias", 16)], tied=False))
+    gemma = ["<start_of_turn>", "<end_of_turn>"]
+    vocab, n = spm_vocab(gemma)
+    put("model", "gemma3-tiny.gguf", model(
+        "gemma3", dict(shape, block_count=2, **{"feed_forward_length": 256}), vocab, n,
+        [(8, 8, 8, 8, 2, 3, 14), (2, 6, 7, 1, 2, 2, 10)],
+        [kv("gemma3.attention.sliding_window", U32, 3), kv("gemma3.attention.sliding_window_pattern", U32, 2),
+         kv("gemma3.rope.freq_base", F32, 1000000.0), kv("gemma3.rope.freq_base_swa", F32, 10000.0),
+         kv("gemma3.attention.layer_norm_rms_epsilon", F32, 1e-6)],
+        [lambda b: norm(b + "attn_q_norm.weight", 16), lambda b: norm(b + "attn_k_norm.weight", 16),
+         lambda b: norm(b + "post_attention_norm.weight", 32), lambda b: norm(b + "post_ffw_norm.weight", 32)]))
 
 
 # ---- .kvz ------------------------------------------------------------------------------------
@@ -287,3 +390,4 @@ kvz_seeds()
 json_seeds()
 npy_seeds()
 tokenizer_seeds()
+model_seeds()  # last: the seeds above keep their random bytes
