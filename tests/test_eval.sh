@@ -84,11 +84,14 @@ check "a query without answers exits 1" "$?" 1
 check "and names it" "$(grep -c 'noans.jsonl:1: query 2: needs a non-empty' "$tmp/err")" 1
 kvz eval --model "$MODEL" --tasks "$tmp/tasks.jsonl" --recon "$RECON" --protocol sometimes 2> "$tmp/err" > /dev/null
 check "an unknown protocol exits 2" "$?" 2
-# the plot compares with the full cache: without it, an error and no file
+# a list without the full cache gets it anyway (the reference of relative accuracy, the summary and
+# the plot): its row in the JSON, the plot drawn, and stderr saying so
 kvz eval --model "$MODEL" --tasks "$tmp/tasks.jsonl" --recon "$RECON" --chunk 64 --policy kvzip --plot "$tmp/p.png" \
-    2> "$tmp/err" > /dev/null
-check "a plot without the full cache exits 1" "$?" 1
-check "and leaves no file" "$(ls "$tmp" | grep -c 'p.png')" 0
+    --json 2> "$tmp/err" > "$tmp/nofull.json"
+check "a list without full runs" "$?" 0
+check "and evaluates the full cache too" "$(grep -c '"policy": "full", "ratio": 1, "task": "all"' "$tmp/nofull.json")" 1
+check "and says so" "$(grep -c 'full cache is evaluated too' "$tmp/err")" 1
+check "and draws the plot" "$([ -s "$tmp/p.png" ] && echo yes)" yes
 # kvzip-head calibrates once per model and keeps the scores under the model's fingerprint
 XDG_CACHE_HOME=$tmp/cache kvz eval --model "$MODEL" --tasks "$tmp/tasks.jsonl" --recon "$RECON" --chunk 64 \
     --policy kvzip-head --ratio 0.5 --calibration "$SRC/eval/calibration.txt" --generations "$tmp/h1.json" \

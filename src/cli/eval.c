@@ -644,6 +644,20 @@ static int add_cells(eval_args *a, const char *policies, const char *ratios)
         free(copy);
     }
     free(pl);
+    /* relative accuracy, the summaries and the plot compare with the full cache, so it is evaluated
+       whether or not the list names it (a run without it would report nothing relative) */
+    int has_full = 0;
+    for (size_t k = 0; k < a->n_cells; k++)
+        has_full |= a->cells[k].policy == KVZ_POLICY_FULL;
+    if (!rc && !has_full) {
+        if (a->n_cells == MAX_CELLS)
+            return kvz_cli_error("at most %d policy x ratio x protocol combinations, the full cache included",
+                                 MAX_CELLS);
+        memmove(a->cells + 1, a->cells, a->n_cells * sizeof *a->cells);
+        a->cells[0] = (eval_cell){.policy = KVZ_POLICY_FULL, .ratio = 1.0};
+        a->n_cells++;
+        fprintf(stderr, "kvz eval: the full cache is evaluated too (relative accuracy compares with it)\n");
+    }
     return rc;
 }
 
@@ -679,7 +693,8 @@ static int usage(const char *cmd, FILE *f)
             "  each question after it as \"\\n\\n\" + question + the assistant opener (spec/kvzip.md 1.1)\n"
             "  + the answer prefix, when given\n"
             "  --policy   comma-separated (kvzip-pair), or all; kvzip and streamingllm are accepted for\n"
-            "             kvzip-pair and streaming; full keeps everything and takes no ratio\n"
+            "             kvzip-pair and streaming; full keeps everything and takes no ratio, and is\n"
+            "             evaluated whether listed or not (the reference of relative accuracy)\n"
             "  --ratio    comma-separated kept fractions, each in (0, 1] (0.3: 30 %%)\n"
             "  --protocol multi (default): compress without the question; query: with it; both\n"
             "  --limit N  only the first N contexts (0, the default: all)\n"
