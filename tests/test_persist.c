@@ -10,25 +10,6 @@
 
 enum { L = 2, H = 3, D = 64 };
 
-static char dir[64];
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(dir, sizeof dir, "/tmp/kvz-test-XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static void path_of(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", dir, name); }
-
 /* A compacted cache with a few appended tokens on top, like a KVzip cache after a turn. */
 static kvz_cache *sample(tu_rng *r, kvz_dtype dt, size_t n, size_t layers, size_t heads, size_t d)
 {
@@ -86,7 +67,7 @@ static void test_round_trip(void **state)
     tu_rng r;
     tu_rng_init(&r, tu_seed() + 60);
     char path[128];
-    path_of(path, sizeof path, "a.kvz");
+    tu_tmp_path(path, sizeof path, "a.kvz");
     for (int dt = 0; dt < 3; dt++) {
         kvz_cache *c = sample(&r, (kvz_dtype)dt, 120, L, H, D);
         kvz_cache_meta meta = {sizeof meta, {0}, "kvzip-pair", 0.3};
@@ -129,8 +110,8 @@ static void test_damage(void **state)
     tu_rng r;
     tu_rng_init(&r, tu_seed() + 61);
     char path[128], bad[128];
-    path_of(path, sizeof path, "small.kvz");
-    path_of(bad, sizeof bad, "bad.kvz");
+    tu_tmp_path(path, sizeof path, "small.kvz");
+    tu_tmp_path(bad, sizeof bad, "bad.kvz");
     kvz_cache *c = sample(&r, KVZ_DTYPE_BF16, 6, 1, 2, 8);
     assert_int_equal(kvz_cache_save(c, path, NULL), KVZ_OK);
     kvz_cache_destroy(c);
@@ -181,7 +162,7 @@ static void test_atomic_write(void **state)
     tu_rng r;
     tu_rng_init(&r, tu_seed() + 62);
     char path[128];
-    path_of(path, sizeof path, "atomic.kvz");
+    tu_tmp_path(path, sizeof path, "atomic.kvz");
     kvz_cache *a = sample(&r, KVZ_DTYPE_F16, 30, 1, 2, 16), *b = sample(&r, KVZ_DTYPE_F16, 50, 1, 2, 16), *x;
     assert_int_equal(kvz_cache_save(a, path, NULL), KVZ_OK);
     assert_int_equal(kvz_cache_save(b, path, NULL), KVZ_OK); /* replaces */
@@ -192,7 +173,7 @@ static void test_atomic_write(void **state)
     assert_int_equal(kvz_cache_save(a, "/nonexistent-kvz-dir/x.kvz", NULL), KVZ_ERR_IO);
     assert_true(strstr(kvz_last_error(), "temporary") != NULL);
     /* no temporary file is left next to the target */
-    DIR *dh = opendir(dir);
+    DIR *dh = opendir(tu_tmpdir());
     assert_non_null(dh);
     for (struct dirent *e; (e = readdir(dh));)
         assert_null(strstr(e->d_name, ".tmp."));
@@ -275,7 +256,7 @@ static void test_window_round_trip(void **state)
     tu_rng r;
     tu_rng_init(&r, tu_seed() + 64);
     char path[128];
-    path_of(path, sizeof path, "win.kvz");
+    tu_tmp_path(path, sizeof path, "win.kvz");
     static const size_t shapes[][2] = {{16, 300}, {16, 10}, {64, 100}, {1, 50}};
     for (size_t t = 0; t < 4; t++) {
         const size_t w = shapes[t][0], n = shapes[t][1], rb = D * 2;
@@ -343,8 +324,8 @@ static void test_window_damage(void **state)
     tu_rng r;
     tu_rng_init(&r, tu_seed() + 65);
     char path[128], bad[128];
-    path_of(path, sizeof path, "wd.kvz");
-    path_of(bad, sizeof bad, "wd-bad.kvz");
+    tu_tmp_path(path, sizeof path, "wd.kvz");
+    tu_tmp_path(bad, sizeof bad, "wd-bad.kvz");
     kvz_cache *c = windowed_sample(&r, 16, 100, KVZ_DTYPE_F32);
     assert_int_equal(kvz_cache_save(c, path, NULL), KVZ_OK);
     kvz_cache_destroy(c);
@@ -385,8 +366,8 @@ static void test_next_position_limit(void **state)
 {
     (void)state;
     char path[128], bad[128];
-    path_of(path, sizeof path, "np.kvz");
-    path_of(bad, sizeof bad, "np-bad.kvz");
+    tu_tmp_path(path, sizeof path, "np.kvz");
+    tu_tmp_path(bad, sizeof bad, "np-bad.kvz");
     const kvz_cache_config cfg = {sizeof cfg, L, H, D, KVZ_DTYPE_F32, 0, NULL};
     kvz_cache *c;
     assert_int_equal(kvz_cache_create(&cfg, &c), KVZ_OK);
@@ -447,8 +428,8 @@ static void test_version1(void **state)
     tu_rng r;
     tu_rng_init(&r, tu_seed() + 66);
     char path[128], old[128];
-    path_of(path, sizeof path, "v2.kvz");
-    path_of(old, sizeof old, "v1.kvz");
+    tu_tmp_path(path, sizeof path, "v2.kvz");
+    tu_tmp_path(old, sizeof old, "v1.kvz");
     kvz_cache *c = sample(&r, KVZ_DTYPE_BF16, 40, L, H, D);
     assert_int_equal(kvz_cache_save(c, path, NULL), KVZ_OK);
     size_t n;
@@ -488,7 +469,7 @@ static void test_empty(void **state)
 {
     (void)state;
     char path[128];
-    path_of(path, sizeof path, "empty.kvz");
+    tu_tmp_path(path, sizeof path, "empty.kvz");
     const size_t window[L] = {0, 4};
     kvz_cache_config cfg = {sizeof cfg, L, H, D, KVZ_DTYPE_F32, 0, window};
     kvz_cache *c, *b = NULL;
@@ -516,5 +497,5 @@ int main(void)
         cmocka_unit_test(test_next_position_limit),
         cmocka_unit_test(test_empty),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

@@ -17,23 +17,6 @@
 #include "model/npy.h"
 #include "testutil.h"
 
-static char dir[64];
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(dir, sizeof dir, "/tmp/kvz-faults-XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
 /* ---- the two writers, each saving version 0 (the old file) or 1 (the new one) ------------ */
 
 typedef struct writer {
@@ -91,8 +74,6 @@ static int npy_loads(const char *path)
 
 /* ---- checks ------------------------------------------------------------------------------ */
 
-static void path_of(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", dir, name); }
-
 static int same_file(const char *path, const unsigned char *want, size_t n)
 {
     size_t got_n;
@@ -105,12 +86,12 @@ static int same_file(const char *path, const unsigned char *want, size_t n)
 /* Only the target and the reference copy are in the directory: no temporary file. */
 static void assert_no_leftovers(const char *target, const char *reference)
 {
-    DIR *dh = opendir(dir);
+    DIR *dh = opendir(tu_tmpdir());
     assert_non_null(dh);
     for (struct dirent *e; (e = readdir(dh));)
         if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, target) &&
             strcmp(e->d_name, reference)) {
-            print_message("left behind in %s: %s\n", dir, e->d_name);
+            print_message("left behind in %s: %s\n", tu_tmpdir(), e->d_name);
             fail();
         }
     closedir(dh);
@@ -135,7 +116,7 @@ static unsigned run_faults(const writer *w)
 {
     char target[128], reference[128], name[32];
     snprintf(name, sizeof name, "ref%s", w->file);
-    path_of(target, sizeof target, w->file), path_of(reference, sizeof reference, name);
+    tu_tmp_path(target, sizeof target, w->file), tu_tmp_path(reference, sizeof reference, name);
     /* the new file's bytes, and the calls of one clean save */
     iof_arm(IOF_OPEN, 0);
     assert_int_equal(w->save(w, reference, 1), KVZ_OK);
@@ -201,9 +182,9 @@ static void remove_files(const writer *w)
 {
     char path[128], name[32];
     snprintf(name, sizeof name, "ref%s", w->file);
-    path_of(path, sizeof path, w->file);
+    tu_tmp_path(path, sizeof path, w->file);
     unlink(path);
-    path_of(path, sizeof path, name);
+    tu_tmp_path(path, sizeof path, name);
     unlink(path);
 }
 
@@ -211,7 +192,7 @@ static void remove_files(const writer *w)
 static void check_mode(const writer *w)
 {
     char target[128];
-    path_of(target, sizeof target, w->file);
+    tu_tmp_path(target, sizeof target, w->file);
     static const mode_t masks[3] = {022, 027, 0};
     for (int i = 0; i < 3; i++) {
         const mode_t was = umask(masks[i]);
@@ -266,5 +247,5 @@ int main(void)
         cmocka_unit_test(test_cache_save),
         cmocka_unit_test(test_npy_write),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

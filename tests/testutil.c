@@ -336,6 +336,27 @@ const char *tu_model_file(const char *file)
     return readable_or_skip(path, ".ci/fetch-models downloads the real models into this cache");
 }
 
+static char tmpdir[64];
+
+int tu_tmpdir_setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/kvz-test-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+int tu_tmpdir_teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+const char *tu_tmpdir(void) { return tmpdir; }
+
+void tu_tmp_path(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", tmpdir, name); }
+
 typedef struct tu_thread {
     pthread_barrier_t *start;
     void (*fn)(void *ctx, size_t i);

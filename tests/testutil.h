@@ -111,6 +111,13 @@ const char *tu_model_file(const char *file);
 void *tu_malloc(size_t bytes);
 void *tu_calloc(size_t n, size_t size);
 
+/* cmocka group fixtures: a fresh directory under /tmp for the group's files, removed with them
+ * afterwards; tu_tmpdir names it and tu_tmp_path joins a file name to it. */
+int tu_tmpdir_setup(void **state);
+int tu_tmpdir_teardown(void **state);
+const char *tu_tmpdir(void);
+void tu_tmp_path(char *buf, size_t n, const char *name);
+
 /* Runs fn(ctx, i) for i = 0..n-1 on n new threads released together (a barrier), then joins them
  * all. Plain pthreads, so that ThreadSanitizer sees every start and join. */
 void tu_run_threads(size_t n, void (*fn)(void *ctx, size_t i), void *ctx);
