@@ -161,7 +161,7 @@ KVZ_API int kvz_cpu_has_avx512_bf16(void);
 /**
  * Converts @p n elements between storage types (f32 narrowing rounds to nearest even; NaN
  * stays NaN). Source and destination must not overlap unless they are the same pointer
- * with the same type.
+ * with the same type. Neither needs any alignment (a GGUF tensor may start at any byte).
  * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (unknown dtype). Thread-safe. @since 0.1
  */
 KVZ_API kvz_status kvz_convert(void *dst, kvz_dtype dst_dtype, const void *src, kvz_dtype src_dtype, size_t n);

@@ -85,6 +85,11 @@ static void sweep(const fault_path *p, void *ctx)
             fprintf(stderr, "%s, allocation %lu failed: no message\n", p->name, n);
             fail();
         }
+        if (st == KVZ_OK && strcmp(kvz_last_error(), stale)) { /* it is the last *failing* call's message */
+            fprintf(stderr, "%s, allocation %lu failed: the call succeeded but wrote \"%s\"\n", p->name, n,
+                    kvz_last_error());
+            fail();
+        }
         p->check(ctx, st, fired);
 #if defined(__SANITIZE_ADDRESS__)
         if (threads > 1 && __lsan_do_recoverable_leak_check()) {

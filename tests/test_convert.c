@@ -417,6 +417,42 @@ static void test_all_pairs_lengths(void **state)
     }
 }
 
+/* Buffers at any byte address (GGUF with general.alignment 1 places F16 tensors at odd bytes):
+ * every pair, lengths 1..67, source and destination at byte offsets 1..3, on every level. The
+ * data is copied to and from aligned arrays so that only the library touches unaligned memory. */
+static void test_any_byte_address(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 32);
+    enum { MAXN = 67 };
+    float src[3][MAXN], dst[MAXN];
+    unsigned char in_buf[MAXN * 4 + 8], out_buf[MAXN * 4 + 8];
+    for (int s = 0; s < 3; s++)
+        fill_mixed(&r, src[s], (kvz_dtype)s, MAXN);
+    kvz_isa lv[TU_MAX_LEVELS];
+    const size_t nl = tu_isa_levels(lv);
+    char what[64];
+    for (size_t l = 0; l < nl; l++) {
+        tu_force(lv[l]);
+        for (int s = 0; s < 3; s++)
+            for (int d = 0; d < 3; d++) {
+                const size_t ss = tu_dtype_size((kvz_dtype)s), ds = tu_dtype_size((kvz_dtype)d);
+                for (size_t off = 1; off < 4; off++)
+                    for (size_t n = 1; n <= MAXN; n++) {
+                        memcpy(in_buf + off, src[s], n * ss);
+                        assert_int_equal(
+                            kvz_convert(out_buf + 4 - off, (kvz_dtype)d, in_buf + off, (kvz_dtype)s, n),
+                            KVZ_OK);
+                        memcpy(dst, out_buf + 4 - off, n * ds);
+                        snprintf(what, sizeof what, "%s n %zu byte offsets %zu/%zu", kvz_isa_name(lv[l]), n,
+                                 off, 4 - off);
+                        check_converted(dst, (kvz_dtype)d, src[s], (kvz_dtype)s, n, what);
+                    }
+            }
+    }
+}
+
 /* Long arrays of every pair (bf16 <-> f16 goes through a bounded buffer in blocks). */
 static void test_all_pairs_long(void **state)
 {
@@ -497,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_narrow_sweep),
         cmocka_unit_test(test_all_pairs_lengths),
         cmocka_unit_test(test_all_pairs_long),
+        cmocka_unit_test(test_any_byte_address),
         cmocka_unit_test(test_in_place),
         cmocka_unit_test(test_invalid),
     };

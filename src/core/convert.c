@@ -1,5 +1,6 @@
 /* kvz_convert: dtype conversion of arrays through the active level's kernels. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/internal.h"
 
@@ -19,14 +20,13 @@ kvz_status kvz_convert(void *dst, kvz_dtype dst_dtype, const void *src, kvz_dtyp
         kt->to_f32((float *)dst, src, (int)src_dtype, n);
     } else if (src_dtype == dst_dtype) {
         if (dst != src)
-            for (size_t i = 0; i < n; i++)
-                ((uint16_t *)dst)[i] = ((const uint16_t *)src)[i];
+            memcpy(dst, src, n * sizeof(uint16_t));
     } else { /* bf16 <-> f16 through f32, a block at a time */
         float tmp[1024];
         for (size_t i = 0; i < n; i += 1024) {
             const size_t m = n - i < 1024 ? n - i : 1024;
-            kt->to_f32(tmp, (const uint16_t *)src + i, (int)src_dtype, m);
-            kt->from_f32((uint16_t *)dst + i, (int)dst_dtype, tmp, m);
+            kt->to_f32(tmp, (const unsigned char *)src + 2 * i, (int)src_dtype, m);
+            kt->from_f32((unsigned char *)dst + 2 * i, (int)dst_dtype, tmp, m);
         }
     }
     return KVZ_OK;

@@ -9,7 +9,13 @@
 
 /* Records a formatted message for kvz_last_error() and returns st. */
 kvz_status kvz_fail(kvz_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void kvz_clear_error(void);
+/* A copy of this thread's message, for a step whose failure the call recovers from: restoring
+ * it keeps the message of the caller's previous failure, as if the step had not failed. */
+typedef struct kvz_error_saved {
+    char msg[512];
+} kvz_error_saved;
+void kvz_error_save(kvz_error_saved *e);
+void kvz_error_restore(const kvz_error_saved *e);
 
 /* The kernel table in use (chosen once per process on first call). Never NULL. */
 const kvz_kernel_table *kvz_kernels(void);

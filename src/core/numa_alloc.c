@@ -128,14 +128,14 @@ int kvz_numa_node_memory(int node, uint64_t *total, uint64_t *free_bytes)
  * preferred node cannot give come from another node). */
 static kvz_status plan_nodes(const kvz_numa_topology *t, size_t n_seg, const uint64_t *seg_bytes, int *plan)
 {
-    char saved[512]; /* a plan that fits after all is no failure of the caller's call */
-    snprintf(saved, sizeof saved, "%s", kvz_last_error());
+    kvz_error_saved e; /* a plan that fits after all is no failure of the caller's call */
+    kvz_error_save(&e);
     kvz_status st = kvz_numa_plan(t, n_seg, seg_bytes, plan, NULL, NULL);
     if (st == KVZ_ERR_NOMEM && t->free_bytes) {
         kvz_numa_topology unlimited = *t;
         unlimited.free_bytes = NULL;
         if ((st = kvz_numa_plan(&unlimited, n_seg, seg_bytes, plan, NULL, NULL)) == KVZ_OK)
-            (void)kvz_fail(KVZ_OK, "%s", saved);
+            kvz_error_restore(&e);
     }
     return st;
 }

@@ -97,8 +97,12 @@ kvz_status kvz_segment_compact(kvz_segment *s, const uint8_t *keep, size_t d, kv
     s->len = m;
     /* give evicted memory back; without memory for the smaller buffers the rows stay, in
        place, in the larger ones: a compaction that stopped here would leave a cache half done */
-    if (s->cap > 64 && 2 * m < s->cap && resize(s, m > 64 ? m : 64, d, dt) != KVZ_OK)
-        kvz_clear_error();
+    if (s->cap > 64 && 2 * m < s->cap) {
+        kvz_error_saved e;
+        kvz_error_save(&e);
+        if (resize(s, m > 64 ? m : 64, d, dt) != KVZ_OK)
+            kvz_error_restore(&e);
+    }
     return KVZ_OK;
 }
 
@@ -111,8 +115,12 @@ void kvz_segment_drop_front(kvz_segment *s, size_t n, size_t cap_max, size_t d, 
         memmove(s->pos, s->pos + n, m * sizeof *s->pos);
     }
     s->len = m;
-    if (s->cap > cap_max && resize(s, cap_max, d, dt) != KVZ_OK)
-        kvz_clear_error(); /* the rows are in place in the larger buffers */
+    if (s->cap > cap_max) {
+        kvz_error_saved e;
+        kvz_error_save(&e);
+        if (resize(s, cap_max, d, dt) != KVZ_OK)
+            kvz_error_restore(&e); /* the rows are in place in the larger buffers */
+    }
 }
 
 void kvz_segment_free(kvz_segment *s)

@@ -4,7 +4,7 @@
 
 #include "core/internal.h"
 
-static _Thread_local char last_error[512];
+static _Thread_local char last_error[sizeof(((kvz_error_saved *)0)->msg)];
 
 const char *kvz_strerror(kvz_status status)
 {
@@ -37,4 +37,6 @@ kvz_status kvz_fail(kvz_status st, const char *fmt, ...)
     return st;
 }
 
-void kvz_clear_error(void) { last_error[0] = '\0'; }
+void kvz_error_save(kvz_error_saved *e) { snprintf(e->msg, sizeof e->msg, "%s", last_error); }
+
+void kvz_error_restore(const kvz_error_saved *e) { snprintf(last_error, sizeof last_error, "%s", e->msg); }

@@ -70,7 +70,7 @@ typedef struct kvz_gguf_tensor {
     uint64_t dims[4]; /* ne0 first */
     uint32_t type;
     uint64_t n_elements, n_bytes;
-    const void *data; /* inside the mapping, aligned */
+    const void *data; /* inside the mapping, at a multiple of general.alignment: any byte when it is 1 */
 } kvz_gguf_tensor;
 
 typedef struct kvz_gguf {
