@@ -16,6 +16,8 @@ typedef struct kvz_error_saved {
 } kvz_error_saved;
 void kvz_error_save(kvz_error_saved *e);
 void kvz_error_restore(const kvz_error_saved *e);
+/* Empties this thread's message (the tests and fuzz harnesses start a check from nothing). */
+void kvz_clear_error(void);
 
 /* The kernel table in use (chosen once per process on first call). Never NULL. */
 const kvz_kernel_table *kvz_kernels(void);

@@ -40,3 +40,5 @@ kvz_status kvz_fail(kvz_status st, const char *fmt, ...)
 void kvz_error_save(kvz_error_saved *e) { snprintf(e->msg, sizeof e->msg, "%s", last_error); }
 
 void kvz_error_restore(const kvz_error_saved *e) { snprintf(last_error, sizeof last_error, "%s", e->msg); }
+
+void kvz_clear_error(void) { last_error[0] = '\0'; }
