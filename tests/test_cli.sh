@@ -5,6 +5,7 @@
 # cache holds it), and clear failures on bad input. Skips (77) when ../shared is absent.
 set -u
 . "$(dirname "$0")/testlib.sh"
+model_tier
 # make check runs this from the build directory; the shared files sit beside the source tree
 KVZ=${KVZ_BIN:-./kvz}
 SHARED=${KVZ_SHARED_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared}

@@ -5,6 +5,7 @@
 # failures on bad task files and options. Skips (77) when ../shared is absent.
 set -u
 . "$(dirname "$0")/testlib.sh"
+model_tier
 KVZ=${KVZ_BIN:-./kvz}
 SHARED=${KVZ_SHARED_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared}
 SRC=$(cd "$(dirname "$0")/.." && pwd)

@@ -7,6 +7,7 @@
 # KVZ_TEST_QUICK (emulated and sanitized runs) it says so and passes: the native run covers it.
 set -u
 . "$(dirname "$0")/testlib.sh"
+model_tier
 KVZ=${KVZ_BIN:-./kvz}
 RUNNER=${KVZ_RUNNER:-}
 kvz() { $RUNNER "$KVZ" "$@"; }

@@ -5,6 +5,7 @@
 # Skips (77) without python3 or the model; under CI (where .ci/fetch-models has run) either fails.
 set -u
 . "$(dirname "$0")/testlib.sh"
+model_tier
 KVZ=${KVZ_BIN:-./kvz}
 RUNNER=${KVZ_RUNNER:-} # e.g. qemu-aarch64 for a cross build
 kvz() { $RUNNER "$KVZ" "$@"; }

@@ -619,6 +619,10 @@ static void test_hidden_gemma3(void **state)
 
 int main(void)
 {
+    if (tu_models_tier_off()) {
+        fprintf(stderr, "test_real_models: a test of the model tier (make check-models runs it)\n");
+        return 77;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tokens_smollm2), cmocka_unit_test(test_tokens_gemma3),
         cmocka_unit_test(test_hidden_smollm2), cmocka_unit_test(test_hidden_gemma3),

@@ -1,6 +1,7 @@
 # What the shell tests share (sourced): `check NAME GOT WANT` counts failures, `skip WHY` exits 77
-# (or fails under CI, where everything a test needs is installed), `finish` exits with the verdict,
-# `check_eval_report` checks a kvz eval run independently, and $tmp is a scratch folder removed on exit.
+# (or fails under CI, where everything a test needs is installed), `model_tier` exits 77 in make
+# check, `finish` exits with the verdict, `check_eval_report` checks a kvz eval run independently,
+# and $tmp is a scratch folder removed on exit.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failures=0
@@ -15,6 +16,14 @@ check() { # check NAME GOT WANT
     fi
 }
 in_ci() { [ -n "${CI:-}" ] && [ "$CI" != 0 ] && [ "$CI" != false ]; }
+# model_tier: a test that needs a model, ../shared or the network exits 77 in `make check`
+# (KVZ_TEST_MODELS=0); `make check-models` runs it.
+model_tier() {
+    if [ "${KVZ_TEST_MODELS:-}" = 0 ]; then
+        echo "skip: a test of the model tier (make check-models runs it)"
+        exit 77
+    fi
+}
 skip() {
     if in_ci; then
         echo "FAIL: $1 under CI"

@@ -80,6 +80,10 @@ void tu_spit(const char *path, const unsigned char *p, size_t n);
 /* Non-zero under CI (the environment variable CI set, not "0" or "false"). */
 int tu_in_ci(void);
 
+/* Non-zero in `make check`'s tier (KVZ_TEST_MODELS=0): no model, no shared file, no network. A test
+ * that needs only those exits 77 (skipped) then; `make check-models` runs it (KVZ_TEST_MODELS=1). */
+int tu_models_tier_off(void);
+
 /* The path of a file under the shared directory (../shared: models, evaluation sets) when it
  * is readable; else NULL, after saying on stderr that the test skips (under CI the test fails
  * instead). The path stays valid until the next call. */
