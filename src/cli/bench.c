@@ -1,4 +1,5 @@
 /* kvz bench: runs benchmark suites and reports each figure with the ratios the targets are stated in. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,10 +195,10 @@ static int run_kernels(const bench_opts *o)
             if (o->json)
                 printf(
                     "{\"name\":\"%s\",\"seconds\":%.6g,\"best_seconds\":%.6g,\"rate\":%.4g,\"unit\":\"%s\","
-                    "\"work\":%.6g,\"reps\":%d,\"libkvz\":\"%s\",\"isa\":\"%s\",\"cpu\":\"%s\",\"threads\":%d,"
-                    "\"compiler\":\"%s\"}\n",
+                    "\"work\":%.6g,\"reps\":%d,\"spread\":%.4g,\"libkvz\":\"%s\",\"isa\":\"%s\",\"cpu\":\"%s\","
+                    "\"threads\":%d,\"compiler\":\"%s\"}\n",
                     cases[i].name, res[i].seconds, res[i].best, res[i].rate, res[i].unit, res[i].work,
-                    res[i].reps, version, isa, cpu, threads, kvz_bench_compiler());
+                    res[i].reps, res[i].spread, version, isa, cpu, threads, kvz_bench_compiler());
             else
                 printf("%-24s %12.6f %12.6f %10.2f %-8s %5d\n", cases[i].name, res[i].seconds, res[i].best,
                        res[i].rate, res[i].unit, res[i].reps);
@@ -218,10 +219,12 @@ static int run_kernels(const bench_opts *o)
         const double v = targets[t].use_seconds ? a->seconds / b->seconds : a->rate / b->rate;
         const int met = targets[t].at_least ? v >= targets[t].bound : v <= targets[t].bound;
         const char *cmp = targets[t].at_least ? ">=" : "<=";
-        if (o->json) {
+        if (o->json) { /* the spread of a ratio of two independent figures, to first order */
             printf("{\"name\":\"ratio_%s\",\"value\":%.4f,\"target\":%.2f,\"cmp\":\"%s\",\"met\":%s,"
-                   "\"isa\":\"%s\",\"cpu\":\"%s\",\"threads\":%d}\n",
-                   targets[t].name, v, targets[t].bound, cmp, met ? "true" : "false", isa, cpu, threads);
+                   "\"spread\":%.4g,\"reps\":%d,\"isa\":\"%s\",\"cpu\":\"%s\",\"threads\":%d}\n",
+                   targets[t].name, v, targets[t].bound, cmp, met ? "true" : "false",
+                   sqrt(a->spread * a->spread + b->spread * b->spread), a->reps < b->reps ? a->reps : b->reps,
+                   isa, cpu, threads);
             continue;
         }
         if (!header++)

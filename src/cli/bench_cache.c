@@ -1,5 +1,6 @@
 /* kvz bench cache: decode over caches compressed by each policy at several kept ratios, and .kvz save/load
  * speed. */
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,11 +16,11 @@ enum { H = KVZ_CC_H, G = KVZ_CC_G, D = KVZ_CC_D, N = KVZ_CC_N };
 
 static double now(void) { return omp_get_wtime(); }
 
-/* Median time of one decode step over the cache. */
-static double decode_time(const kvz_cache *c, int reps)
+/* Median time of one decode step over the cache (-1 on failure), and its spread. */
+static double decode_time(const kvz_cache *c, int reps, double *spread)
 {
     kvz_cc_decoder *d = kvz_cc_decoder_create(c);
-    double *t = malloc((size_t)reps * sizeof *t), best = -1;
+    double *t = malloc((size_t)reps * sizeof *t), median = -1;
     for (int r = -1; d && t && r < reps; r++) { /* r = -1: warm-up */
         const double t0 = now();
         if (kvz_cc_decode_step(d) != 0)
@@ -27,17 +28,13 @@ static double decode_time(const kvz_cache *c, int reps)
         if (r >= 0)
             t[r] = now() - t0;
         if (r == reps - 1) {
-            for (int i = 1; i < reps; i++) /* insertion sort: reps is small */
-                for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
-                    const double x = t[j];
-                    t[j] = t[j - 1], t[j - 1] = x;
-                }
-            best = t[reps / 2];
+            median = kvz_bench_median(t, reps);
+            *spread = kvz_bench_spread(t, reps);
         }
     }
     free(t);
     kvz_cc_decoder_destroy(d);
-    return best;
+    return median;
 }
 
 int kvz_bench_cache(int json)
@@ -57,7 +54,8 @@ int kvz_bench_cache(int json)
                "one layer: %d KV heads, G = %d, d = %d, %d tokens, bf16\n%-20s %6s %10s %10s %12s %8s\n",
                kvz_version().string, isa, cpu, kvz_num_threads(), stream.rate, H, G, D, N, "policy", "ratio",
                "kept", "MB read", "decode ms", "vs full");
-    double full_time = 0;
+    enum { REPS = 41 };
+    double full_time = 0, full_spread = 0, spread = 0;
     int failed = 0;
     for (size_t p = 0; p < sizeof kvz_cc_policies / sizeof kvz_cc_policies[0] && !failed; p++)
         for (size_t r = 0; r < sizeof kvz_cc_ratios / sizeof kvz_cc_ratios[0] && !failed; r++) {
@@ -72,18 +70,20 @@ int kvz_bench_cache(int json)
                 fprintf(stderr, "kvz bench cache: %s\n", kvz_last_error());
                 failed = 1;
             }
-            const double t = failed ? -1 : decode_time(c, 41);
+            const double t = failed ? -1 : decode_time(c, REPS, &spread);
             if (t < 0)
                 failed = 1;
             if (ratios[r] == 1.0)
-                full_time = t;
+                full_time = t, full_spread = spread;
             const double mb = kvz_cc_decode_bytes(kept) / 1e6;
             const char *name = kvz_policy_name(pol);
             if (!failed && json)
-                printf("{\"name\":\"decode_cache/%s/%.1f\",\"seconds\":%.6g,\"rate\":%.4g,\"unit\":\"GB/s\","
-                       "\"kept_ratio\":%.4f,\"vs_full\":%.4f,\"isa\":\"%s\",\"cpu\":\"%s\",\"threads\":%d}\n",
-                       name, ratios[r], t, mb / 1e3 / t, (double)kept / (H * N), t / full_time, isa, cpu,
-                       kvz_num_threads());
+                printf(
+                    "{\"name\":\"decode_cache/%s/%.1f\",\"seconds\":%.6g,\"rate\":%.4g,\"unit\":\"GB/s\","
+                    "\"reps\":%d,\"spread\":%.4g,\"kept_ratio\":%.4f,\"vs_full\":%.4f,\"vs_full_spread\":%.4g,"
+                    "\"isa\":\"%s\",\"cpu\":\"%s\",\"threads\":%d}\n",
+                    name, ratios[r], t, mb / 1e3 / t, REPS, spread, (double)kept / (H * N), t / full_time,
+                    sqrt(spread * spread + full_spread * full_spread), isa, cpu, kvz_num_threads());
             else if (!failed)
                 printf("%-20s %6.1f %10.3f %10.1f %12.3f %8.3f\n", name, ratios[r], (double)kept / (H * N), mb,
                        t * 1e3, t / full_time);

@@ -526,10 +526,18 @@ double kvz_bench_median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* Median and best of n sorted-in-place times into r. */
+double kvz_bench_spread(const double *sorted, int n)
+{
+    const double q1 = sorted[(n - 1) / 4], q3 = sorted[n - 1 - (n - 1) / 4];
+    const double med = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+    return med > 0 ? (q3 - q1) / med : 0;
+}
+
+/* Median, best and spread of n sorted-in-place times into r. */
 static void summarize(kvz_bench_state *s, double *t, int n, kvz_bench_result *r)
 {
     r->seconds = kvz_bench_median(t, n);
+    r->spread = kvz_bench_spread(t, n);
     r->best = t[0];
     r->work = kvz_bench_work(s, &r->unit);
     r->rate = r->work / r->seconds / 1e9;

@@ -37,7 +37,8 @@ typedef struct kvz_bench_result {
     double work;    /* bytes or flops per operation */
     double rate;    /* work / seconds / 1e9 (from the median) */
     const char *unit;
-    int reps; /* timed repetitions, after one untimed warm-up */
+    int reps;      /* timed repetitions, after one untimed warm-up */
+    double spread; /* the run's noise: interquartile range of the times / their median */
 } kvz_bench_result;
 
 /* The cases of `kvz bench kernels`, in run order (stream_read first). */
@@ -58,6 +59,8 @@ int kvz_bench_run(kvz_bench_state *s);
 double kvz_bench_work(const kvz_bench_state *s, const char **unit);
 /* The median of v[0..n), n >= 1; sorts v in place. */
 double kvz_bench_median(double *v, int n);
+/* (q3 - q1) / median of n >= 1 values sorted ascending (quartiles by rank; 0 for one value). */
+double kvz_bench_spread(const double *sorted, int n);
 void kvz_bench_teardown(kvz_bench_state *s);
 
 /* One warm-up, then repetitions until min_seconds have passed and at least min_reps ran

@@ -13,23 +13,25 @@
 /* What every JSON line records of the run: kernel level, threads, rounds. */
 static char run_facts[96];
 
-static void report(int json, const char *name, double seconds, double rate, const char *unit)
+/* spread: the rounds' interquartile range over their median (kvz_bench_spread) */
+static void report(int json, const char *name, double seconds, double spread, double rate, const char *unit)
 {
     if (json)
         printf("{\"suite\": \"model\", \"name\": \"%s\", \"seconds\": %.6f, \"rate\": %.4f, \"unit\": \"%s\", "
-               "%s}\n",
-               name, seconds, rate, unit, run_facts);
+               "\"spread\": %.4g, %s}\n",
+               name, seconds, rate, unit, spread, run_facts);
     else
         printf("%-28s %12.4f %12.2f %s\n", name, seconds, rate, unit);
 }
 
-static void target(int json, const char *name, double value, int at_most, double bound, const char *what)
+static void target(int json, const char *name, double value, double spread, int at_most, double bound,
+                   const char *what)
 {
     const int pass = at_most ? value <= bound : value >= bound;
     if (json)
         printf("{\"suite\": \"model\", \"target\": \"%s\", \"value\": %.4f, \"bound\": %.4f, \"at_most\": %s, "
-               "\"pass\": %s, %s}\n",
-               name, value, bound, at_most ? "true" : "false", pass ? "true" : "false", run_facts);
+               "\"pass\": %s, \"spread\": %.4g, %s}\n",
+               name, value, bound, at_most ? "true" : "false", pass ? "true" : "false", spread, run_facts);
     else
         printf("%-26s %8.3f %s %6.2f  %s  %s\n", name, value, at_most ? "<=" : ">=", bound,
                pass ? "PASS" : "MISS", what);
@@ -69,13 +71,18 @@ static kvz_status one_round(kvz_mc *mc, round_times *r)
     return st;
 }
 
-/* The median over n rounds of the double at byte offset `field` of round_times. */
-static double median_of(const round_times *r, int n, size_t field)
+/* The median over n rounds of the double at byte offset `field` of round_times, and its spread. */
+typedef struct med {
+    double median, spread;
+} med;
+
+static med median_of(const round_times *r, int n, size_t field)
 {
     double v[MAX_ROUNDS];
     for (int i = 0; i < n; i++)
         memcpy(&v[i], (const char *)&r[i] + field, sizeof v[i]);
-    return kvz_bench_median(v, n);
+    const double m = kvz_bench_median(v, n);
+    return (med){m, kvz_bench_spread(v, n)};
 }
 
 #define MEDIAN(field) median_of(r, rounds, offsetof(round_times, field))
@@ -104,26 +111,35 @@ int kvz_bench_model(int json, int rounds)
         st = one_round(mc, &r[i]);
     int rc = 0;
     if (st == KVZ_OK) {
-        const double n = KVZ_MC_CONTEXT, t_prefill = MEDIAN(prefill), t_step = MEDIAN(step);
-        const double t_build = MEDIAN(build), t_scored = MEDIAN(scored), t_unscored = MEDIAN(unscored);
-        const double t_fastkv = MEDIAN(fastkv);
-        report(json, "prefill", t_prefill, n / t_prefill, "tokens/s");
-        report(json, "decode_step", t_step, 1.0 / t_step, "tokens/s");
-        report(json, "kvzip_compress_r0.3", t_build, n / t_build, "tokens/s");
-        report(json, "kvzip_compress_prefill", MEDIAN(build_parts[0]), n / MEDIAN(build_parts[0]), "tokens/s");
-        report(json, "kvzip_compress_passes", MEDIAN(build_parts[1]), n / MEDIAN(build_parts[1]), "tokens/s");
-        report(json, "prefill_after_kvzip", MEDIAN(prefill2), n / MEDIAN(prefill2), "tokens/s");
-        report(json, "kvzip_scoring_passes", t_scored, n / t_scored, "tokens/s");
-        report(json, "kvzip_passes_unscored", t_unscored, n / t_unscored, "tokens/s");
-        report(json, "fastkv_ttft_tsp0.2", t_fastkv, n / t_fastkv, "tokens/s");
+        const double n = KVZ_MC_CONTEXT;
+        const struct {
+            const char *name;
+            med t;
+            double per_op; /* tokens per operation */
+        } ops[] = {
+            {"prefill", MEDIAN(prefill), n},
+            {"decode_step", MEDIAN(step), 1},
+            {"kvzip_compress_r0.3", MEDIAN(build), n},
+            {"kvzip_compress_prefill", MEDIAN(build_parts[0]), n},
+            {"kvzip_compress_passes", MEDIAN(build_parts[1]), n},
+            {"prefill_after_kvzip", MEDIAN(prefill2), n},
+            {"kvzip_scoring_passes", MEDIAN(scored), n},
+            {"kvzip_passes_unscored", MEDIAN(unscored), n},
+            {"fastkv_ttft_tsp0.2", MEDIAN(fastkv), n},
+        };
+        for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+            report(json, ops[i].name, ops[i].t.median, ops[i].t.spread, ops[i].per_op / ops[i].t.median,
+                   "tokens/s");
         if (!json)
             printf(
                 "\ntarget                        value     bound  (each the median of the rounds' ratios)\n");
-        target(json, "kvzip_vs_prefill", MEDIAN(kvzip_vs_prefill), 1, 2.2,
+        const med kvzip = MEDIAN(kvzip_vs_prefill), overhead = MEDIAN(scoring_overhead);
+        const med fastkv = MEDIAN(fastkv_speedup);
+        target(json, "kvzip_vs_prefill", kvzip.median, kvzip.spread, 1, 2.2,
                "KVzip compression time / plain prefill");
-        target(json, "scoring_overhead", MEDIAN(scoring_overhead), 1, 0.10,
+        target(json, "scoring_overhead", overhead.median, overhead.spread, 1, 0.10,
                "fused scoring passes / the same passes unscored - 1");
-        target(json, "fastkv_ttft_speedup", MEDIAN(fastkv_speedup), 0, 1.6,
+        target(json, "fastkv_ttft_speedup", fastkv.median, fastkv.spread, 0, 1.6,
                "full prefill / FastKV prefill (TSP at L/2, rate 0.2)");
     } else {
         rc = kvz_cli_error("bench model: %s (%s)", kvz_last_error(), kvz_strerror(st));
