@@ -637,6 +637,95 @@ KVZ_API kvz_status kvz_policy_select(const kvz_policy_args *args, uint8_t *const
 KVZ_API const char *kvz_policy_name(kvz_policy policy);
 /** @} */
 
+/** @name KVzip in a host (doc/api.md, "KVzip in a host")
+ *  A host that runs its own model scores a context as KVzip does (spec/kvzip.md §1): it
+ *  prefills [system | context] into a cache, then runs every reconstruction pass that
+ *  kvz_kvzip_pass describes through its own layers, each layer appending the pass's K/V
+ *  and calling kvz_cache_attend with the pass's scoring fields, and drops the pass's rows
+ *  again (kvz_cache_truncate(cache, n_ids)); kvz_kvzip_check_cache before each pass refuses a
+ *  cache that no longer holds exactly [system | context]. kvz_kvzip_compress then selects
+ *  with any policy and compacts. The library's own runner does the same through these calls.
+ *  @{ */
+
+/** The reference chunk length and quoted-token count (spec/kvzip.md §1.3). @since 0.1 */
+#define KVZ_KVZIP_CHUNK       2000
+#define KVZ_KVZIP_PREV_TOKENS 8
+
+/** The context and the prompt pieces of the passes, as token ids, each piece tokenized on its
+ *  own without special tokens. @since 0.1 */
+typedef struct kvz_kvzip_plan {
+    size_t struct_size;          /**< sizeof(kvz_kvzip_plan) */
+    size_t n_sys;                /**< system-prompt rows before the context (always kept) */
+    size_t n_ctx;                /**< context tokens, > 0 */
+    const int32_t *ctx;          /**< the context's n_ctx ids */
+    const int32_t *repeat_first; /**< "\n\nRepeat the previous context exactly." */
+    size_t n_repeat_first;
+    const int32_t *repeat_next; /**< "\n\nRepeat the part of the previous context exactly, starting with " */
+    size_t n_repeat_next;
+    const int32_t *postfix; /**< the chat template's switch to the assistant turn */
+    size_t n_postfix;
+    size_t chunk;       /**< context tokens per pass, > 0 (reference: KVZ_KVZIP_CHUNK) */
+    size_t prev_tokens; /**< previous chunk's last ids quoted by later passes (reference:
+                             KVZ_KVZIP_PREV_TOKENS; at most `chunk` are quoted) */
+} kvz_kvzip_plan;
+
+/** One reconstruction pass, as kvz_kvzip_pass describes it. @since 0.1 */
+typedef struct kvz_kvzip_pass_info {
+    size_t struct_size; /**< sizeof(kvz_kvzip_pass_info), set by the caller */
+    size_t n_ids;       /**< the pass's tokens */
+    int64_t position;   /**< position of its first token, n_sys + n_ctx for every pass */
+    /** kvz_attend_args' scoring fields: the sink is rows [0, sink_end), the pass scores cache rows
+     *  [chunk_begin, chunk_end); its scores go to column chunk_begin - n_sys of the
+     *  [layer][kv_head][n_ctx] score array that kvz_kvzip_compress reads. */
+    size_t sink_end, chunk_begin, chunk_end;
+} kvz_kvzip_pass_info;
+
+/**
+ * How many passes the plan takes, and the most ids one of them holds (the rows a cache must
+ * have room for beyond the context: kvz_cache_reserve).
+ * @return KVZ_OK, KVZ_ERR_NULL (plan, n_passes, a piece with a length but no ids),
+ *         KVZ_ERR_INVALID_ARG (n_ctx or chunk 0, a size that overflows). Thread-safe. @since 0.1
+ */
+KVZ_API kvz_status kvz_kvzip_passes(const kvz_kvzip_plan *plan, size_t *n_passes, size_t *max_ids);
+
+/**
+ * Pass t (0-based) of the plan: its ids into ids[0..n_ids) (official `self_task`):
+ * repeat_first ++ postfix ++ chunk 0 for t = 0; repeat_next ++ the last min(prev_tokens,
+ * chunk) ids of chunk t-1 ++ postfix ++ chunk t after. Chunk t is ctx[t*chunk ..], chunk
+ * tokens or what is left. pass->n_ids is set also when ids_cap is too small.
+ * @param ids NULL to learn n_ids only.
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (t past the last pass, ids_cap < n_ids,
+ *         the plan's own errors). Thread-safe. @since 0.1
+ */
+KVZ_API kvz_status kvz_kvzip_pass(const kvz_kvzip_plan *plan, size_t t, int32_t *ids, size_t ids_cap,
+                                  kvz_kvzip_pass_info *pass);
+
+/**
+ * The guard of kvpress issue #147: a pass must see the whole prefilled cache. KVZ_OK when
+ * every global layer's segments hold exactly n_sys + n_ctx rows and every layer's next
+ * position is n_sys + n_ctx (a sliding-window layer holds its window of them).
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_STATE (with the layer and head that differ).
+ *         Thread-safe (reads only). @since 0.1
+ */
+KVZ_API kvz_status kvz_kvzip_check_cache(const kvz_cache *cache, size_t n_sys, size_t n_ctx);
+
+/**
+ * Selects and compacts the context rows of a cache holding [system | context] (rows before
+ * n_sys and from n_sys + n_ctx on stay). scores: [layer][kv_head][n_ctx] floats, the passes'
+ * max-folded probabilities (start from zeros), NULL for policies that need none. The policy
+ * (kvz_policy_select) sees the global layers only, in order, with n_ctx tokens: its
+ * n_layers, n_kv_heads, n_tokens and scores are filled in here, and head_scores
+ * (KVZIP_HEAD) is read as [layer][kv_head] over all layers. Sliding-window layers keep
+ * their rows.
+ * @param n_kept optional: kept context rows over all global heads.
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (the policy's), KVZ_ERR_STATE (a
+ *         segment with fewer than n_sys + n_ctx rows, queries exist), KVZ_ERR_NOMEM; on failure the
+ *         cache is unchanged. @since 0.1
+ */
+KVZ_API kvz_status kvz_kvzip_compress(kvz_cache *cache, size_t n_sys, size_t n_ctx, const float *scores,
+                                      const kvz_policy_args *policy, size_t *n_kept);
+/** @} */
+
 /** @name NUMA placement
  *  A pure planner: from a description of the machine's nodes to a node for every cache
  *  segment, balanced by bytes in proportion to each node's CPUs, within each node's free

@@ -352,6 +352,60 @@ static void test_cache_stats(void **state)
     kvz_cache_destroy(c);
 }
 
+/* kvz_kvzip_plan in, kvz_kvzip_pass_info out: pass 1's ids and fields. */
+static const int32_t plan_ctx[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, plan_rf[2] = {20, 21},
+                     plan_rn[3] = {30, 31, 32}, plan_post[1] = {40};
+
+static kvz_status run_plan(void *args, unsigned char *result)
+{
+    kvz_kvzip_pass_info info = {.struct_size = sizeof info};
+    size_t n = 0, max_ids = 0;
+    kvz_status st = kvz_kvzip_passes(args, &n, &max_ids);
+    if (st == KVZ_OK)
+        st = kvz_kvzip_pass(args, 1, (int32_t *)(result + 256), 64, &info);
+    memcpy(result, &n, sizeof n), memcpy(result + 8, &max_ids, sizeof max_ids);
+    memcpy(result + 64, &info, sizeof info);
+    return st;
+}
+
+static void test_kvzip_plan(void **state)
+{
+    (void)state;
+    const kvz_kvzip_plan p = {.struct_size = sizeof p,
+                              .n_sys = 2,
+                              .n_ctx = 10,
+                              .ctx = plan_ctx,
+                              .repeat_first = plan_rf,
+                              .n_repeat_first = 2,
+                              .repeat_next = plan_rn,
+                              .n_repeat_next = 3,
+                              .postfix = plan_post,
+                              .n_postfix = 1,
+                              .chunk = 4,
+                              .prev_tokens = 2};
+    check_input("kvz_kvzip_plan", run_plan, &p, sizeof p, sizeof p);
+
+    /* the pass description: written up to the caller's struct_size, zeros past ours */
+    kvz_kvzip_pass_info want = {.struct_size = sizeof want};
+    assert_int_equal(kvz_kvzip_pass(&p, 1, NULL, 0, &want), KVZ_OK);
+    assert_int_equal(want.n_ids, 3 + 2 + 1 + 4);
+    assert_int_equal(want.chunk_begin, 2 + 4);
+    unsigned char big[sizeof want + 32];
+    memset(big, 0x5A, sizeof big);
+    const size_t big_size = sizeof big;
+    memcpy(big, &big_size, sizeof big_size);
+    assert_int_equal(kvz_kvzip_pass(&p, 1, NULL, 0, (kvz_kvzip_pass_info *)big), KVZ_OK);
+    kvz_kvzip_pass_info got;
+    memcpy(&got, big, sizeof got);
+    got.struct_size = want.struct_size;
+    assert_memory_equal(&got, &want, sizeof got);
+    for (size_t i = sizeof want; i < sizeof big; i++)
+        assert_int_equal(big[i], 0);
+    kvz_kvzip_pass_info small = {.struct_size = 4};
+    assert_int_equal(kvz_kvzip_pass(&p, 1, NULL, 0, &small), KVZ_ERR_INVALID_ARG);
+    assert_non_null(strstr(kvz_last_error(), "struct_size"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -359,7 +413,7 @@ int main(void)
         cmocka_unit_test(test_window_args),   cmocka_unit_test(test_policy_args),
         cmocka_unit_test(test_numa_topology), cmocka_unit_test(test_cache_config),
         cmocka_unit_test(test_attend_args),   cmocka_unit_test(test_cache_meta),
-        cmocka_unit_test(test_cache_stats),
+        cmocka_unit_test(test_cache_stats),   cmocka_unit_test(test_kvzip_plan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -210,7 +210,7 @@ static kvz_status compress(run_ctx *r, kvz_cache *c, const eval_cell *cl, const 
         pa.recent = r->o->window; /* the observation window is always kept */
     const double t0 = omp_get_wtime();
     size_t kept = 0;
-    kvz_status st = kvz_kvzip_compact(r->m, c, r->pc->p.n_sys, r->t->n_c, scores_for(s, cl->policy), &pa, &kept);
+    kvz_status st = kvz_kvzip_compress(c, r->pc->p.n_sys, r->t->n_c, scores_for(s, cl->policy), &pa, &kept);
     double build = omp_get_wtime() - t0;
     if (kvz_kvzip_policy_needs_scores(cl->policy))
         build += prefill_s + s->kvzip_s;

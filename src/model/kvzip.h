@@ -34,15 +34,9 @@ typedef struct kvz_kvzip_opts {
 /* chunk 2000, prev_tokens 8, prefill_chunk 2048, bf16 storage, window 8, kernel 7, avg pooling. */
 void kvz_kvzip_defaults(kvz_kvzip_opts *o);
 
-/* The ids of scoring pass t (0-based): repeat_first ++ postfix ++ chunk_0 for t = 0, and
- * repeat_next ++ last prev_tokens ids of chunk t-1 ++ postfix ++ chunk_t after (§1.3).
- * *ids is malloc'ed. KVZ_ERR_INVALID_ARG when t is past the last chunk. */
-kvz_status kvz_kvzip_pass_ids(const kvz_kvzip_pieces *p, const int32_t *ctx, size_t n_c, const kvz_kvzip_opts *o,
-                              size_t t, int32_t **ids, size_t *n);
-
 /* Reconstruction scores of a cache that holds exactly [system | context] in every segment
- * (checked before every pass: KVZ_ERR_STATE otherwise — the kvpress #147 guard): every
- * pass runs through every layer at positions n_sys + n_c.., attends over the whole cache
+ * (kvz_kvzip_check_cache before every pass: KVZ_ERR_STATE otherwise — the kvpress #147 guard):
+ * every pass (kvz_kvzip_pass) runs through every layer at positions n_sys + n_c.., attends over the whole cache
  * and folds, inside the attention kernel, max over its queries and the GQA group of the
  * softmax over the reduced key set into scores[(layer*H + head)*n_c + j]; its own K/V are
  * dropped afterwards. scores are overwritten. */
@@ -51,13 +45,6 @@ kvz_status kvz_kvzip_score(kvz_model *m, kvz_cache *cache, const kvz_kvzip_piece
 
 /* Head-level scores: out[layer*H + head] = max over the head's context tokens (Alg. 1). */
 void kvz_kvzip_head_scores(const float *scores, size_t n_rows, size_t n_c, float *out);
-
-/* Applies a policy to the context rows of a cache holding [system | context] (system rows
- * and anything after the context are kept) and compacts it; the cache has the model's shape. policy->scores/n_layers/
- * n_kv_heads/n_tokens are filled in here from scores (may be NULL for policies that need
- * none). n_kept (optional): kept context rows over all heads. */
-kvz_status kvz_kvzip_compact(const kvz_model *m, kvz_cache *cache, size_t n_sys, size_t n_c, const float *scores,
-                             const kvz_policy_args *policy, size_t *n_kept);
 
 /* What kvz_kvzip_build did: wall-clock seconds of each phase and the passes run. */
 typedef struct kvz_kvzip_report {
