@@ -726,6 +726,40 @@ KVZ_API kvz_status kvz_kvzip_compress(kvz_cache *cache, size_t n_sys, size_t n_c
                                       const kvz_policy_args *policy, size_t *n_kept);
 /** @} */
 
+/** @name FastKV in a host (doc/api.md, "FastKV in a host")
+ *  A host that prefills with FastKV (spec/fastkv.md §2) runs each layer on its tokens, computes
+ *  the layer's window scores with kvz_window_score (its last `window` queries against the
+ *  layer's keys), compresses the layer with kvz_fastkv_compress_layer, and at the TSP layer
+ *  carries on with the hidden states of the tokens kvz_fastkv_propagate names, appending them
+ *  to deeper layers at their original positions (kvz_cache_append_at).
+ *  @{ */
+
+/**
+ * Token-selective propagation (§2.4): from the window scores of one layer's KV heads over n
+ * tokens, the last `window` of which are the window (head h's n - window scores at scores +
+ * h*head_stride, as kvz_window_score writes them), the n_keep tokens whose hidden states go on:
+ * the window, and the top (n_keep - window) of the heads' summed scores (ties: the lower index).
+ * idx receives n_keep indices, ascending.
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (no heads, window >= n_keep, n_keep > n,
+ *         n >= 2^32, NaN scores), KVZ_ERR_NOMEM. Thread-safe. @since 0.1
+ */
+KVZ_API kvz_status kvz_fastkv_propagate(const float *scores, size_t n_kv_heads, ptrdiff_t head_stride, size_t n,
+                                        size_t window, size_t n_keep, uint32_t *idx);
+
+/**
+ * FastKV's per-KV-head compression of one layer (§2.3): every segment of the layer holds the
+ * same n rows (the layer's own tokens); head h keeps the window (its last `window` rows) and the
+ * top (budget - window) of its window scores, the n - window floats at scores + h*head_stride
+ * that kvz_window_score writes (ties: the lower index). budget >= n keeps every row. Other
+ * layers are not touched.
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (layer, a sliding-window layer, budget <=
+ *         window), KVZ_ERR_STATE (the layer's heads differ in length, queries exist),
+ *         KVZ_ERR_NOMEM; on failure the cache is unchanged. @since 0.1
+ */
+KVZ_API kvz_status kvz_fastkv_compress_layer(kvz_cache *cache, size_t layer, const float *scores,
+                                             ptrdiff_t head_stride, size_t budget, size_t window);
+/** @} */
+
 /** @name NUMA placement
  *  A pure planner: from a description of the machine's nodes to a node for every cache
  *  segment, balanced by bytes in proportion to each node's CPUs, within each node's free

@@ -72,6 +72,8 @@ static const struct {
     FN(kvz_kvzip_pass),
     FN(kvz_kvzip_check_cache),
     FN(kvz_kvzip_compress),
+    FN(kvz_fastkv_propagate),
+    FN(kvz_fastkv_compress_layer),
     FN(kvz_numa_plan),
     FN(kvz_cache_save),
     FN(kvz_cache_load),

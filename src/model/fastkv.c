@@ -107,80 +107,39 @@ static kvz_status check_cache(const kvz_model *m, const kvz_cache *c)
 }
 
 typedef struct work {
-    float *x, *qt, *sc, *u;
+    float *x, *qt, *sc;
     int64_t *pos;
     uint32_t *idx;
-    uint8_t *mask, *ones;
-    const uint8_t **keep;
 } work;
 
-static void work_free(work *w)
-{
-    free(w->x), free(w->qt), free(w->sc), free(w->u), free(w->pos), free(w->idx), free(w->mask), free(w->ones);
-    free((void *)w->keep);
-}
+static void work_free(work *w) { free(w->x), free(w->qt), free(w->sc), free(w->pos), free(w->idx); }
 
 static kvz_status work_alloc(const kvz_hparams *hp, size_t n, size_t W, work *w)
 {
     memset(w, 0, sizeof *w);
     const size_t E = hp->n_embd, Hkv = hp->n_head_kv, QD = hp->n_head * hp->head_dim;
-    size_t xb, sb, mb;
-    if (!kvz_mul_ok(n, E * sizeof(float), &xb) || !kvz_mul_ok(n, Hkv * sizeof(float), &sb) ||
-        !kvz_mul_ok(n, Hkv, &mb) || n > UINT32_MAX)
+    size_t xb, sb;
+    if (!kvz_mul_ok(n, E * sizeof(float), &xb) || !kvz_mul_ok(n, Hkv * sizeof(float), &sb) || n > UINT32_MAX)
         return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_fastkv_prefill: %zu tokens is too many", n);
     w->x = malloc(xb), w->qt = malloc(W * QD * sizeof(float)), w->sc = malloc(sb);
-    w->u = malloc(n * sizeof(float)), w->pos = malloc(n * sizeof(int64_t)),
-    w->idx = malloc(n * sizeof(uint32_t));
-    w->mask = malloc(mb), w->ones = malloc(n), w->keep = malloc(hp->n_layers * Hkv * sizeof *w->keep);
-    if (!w->x || !w->qt || !w->sc || !w->u || !w->pos || !w->idx || !w->mask || !w->ones || !w->keep) {
+    w->pos = malloc(n * sizeof(int64_t)), w->idx = malloc(n * sizeof(uint32_t));
+    if (!w->x || !w->qt || !w->sc || !w->pos || !w->idx) {
         work_free(w);
         return kvz_fail(KVZ_ERR_NOMEM, "kvz_fastkv_prefill: no memory for %zu tokens", n);
     }
-    memset(w->ones, 1, n);
     return KVZ_OK;
 }
 
-/* Keeps, per KV head, the window plus the top (B - W) of the head's n - W scores (ties: the
- * lower index), then compacts the layer; the other layers' segments get all-ones masks. */
-static kvz_status layer_compact(const kvz_model *m, kvz_cache *c, size_t layer, size_t n, size_t B, size_t W,
-                                work *w)
-{
-    const size_t Hkv = m->hp.n_head_kv, L = m->hp.n_layers;
-    for (size_t h = 0; h < Hkv; h++) {
-        uint8_t *mk = w->mask + h * n;
-        size_t got = 0;
-        kvz_status st = kvz_select_topk(w->sc + h * n, n - W, B - W, w->idx, &got);
-        if (st != KVZ_OK)
-            return st;
-        memset(mk, 0, n - W);
-        memset(mk + n - W, 1, W);
-        for (size_t i = 0; i < got; i++)
-            mk[w->idx[i]] = 1;
-    }
-    for (size_t s = 0; s < L * Hkv; s++)
-        w->keep[s] = s / Hkv == layer ? w->mask + (s % Hkv) * n : w->ones; /* others hold <= n rows */
-    return kvz_cache_compact(c, w->keep);
-}
-
-/* TSP (§2.4): u = the sum of the KV heads' scores; the top (T - W) of u plus the window, in
- * ascending order, and the hidden states and positions gathered to the front. */
+/* TSP (§2.4): the tokens kvz_fastkv_propagate names, their hidden states and positions gathered to
+ * the front. */
 static kvz_status propagate(const kvz_model *m, size_t n, size_t T, size_t W, work *w)
 {
-    const size_t Hkv = m->hp.n_head_kv, E = m->hp.n_embd;
-    for (size_t j = 0; j < n - W; j++) {
-        float s = 0;
-        for (size_t h = 0; h < Hkv; h++)
-            s += w->sc[h * n + j];
-        w->u[j] = s;
-    }
-    size_t got = 0;
-    kvz_status st = kvz_select_topk(w->u, n - W, T - W, w->idx, &got);
+    const size_t E = m->hp.n_embd;
+    const kvz_status st = kvz_fastkv_propagate(w->sc, m->hp.n_head_kv, (ptrdiff_t)n, n, W, T, w->idx);
     if (st != KVZ_OK)
         return st;
-    for (size_t r = 0; r < W; r++)
-        w->idx[got + r] = (uint32_t)(n - W + r);
     /* idx is ascending and idx[i] >= i, so the gather can run in place from the front */
-    for (size_t i = 0; i < got + W; i++)
+    for (size_t i = 0; i < T; i++)
         if (w->idx[i] != i) {
             memcpy(w->x + i * E, w->x + (size_t)w->idx[i] * E, E * sizeof(float));
             w->pos[i] = w->pos[w->idx[i]];
@@ -247,7 +206,7 @@ kvz_status kvz_fastkv_prefill(kvz_model *m, kvz_cache *cache, const int32_t *ids
             if ((st = kvz_layer_window_scores(m, cache, l, cur, w.qt, o->window, o->kernel, o->pool, w.sc)) !=
                 KVZ_OK)
                 break;
-            if (B < cur && (st = layer_compact(m, cache, l, cur, B, W, &w)) != KVZ_OK)
+            if (B < cur && (st = kvz_fastkv_compress_layer(cache, l, w.sc, (ptrdiff_t)cur, B, W)) != KVZ_OK)
                 break;
             if (tsp_here && (st = propagate(m, cur, T, W, &w)) != KVZ_OK)
                 break;
