@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "cli/json.h"
 #include "model/chat_template.h"
+#include "model/prompt.h"
 
 static const char *const names[4] = {"--sys-ids", "--repeat-ids", "--repeat-next-ids", "--postfix-ids"};
 static const char *const keys[4] = {"sys-ids", "repeat-ids", "repeat-next-ids", "postfix-ids"};
@@ -52,22 +53,8 @@ void kvz_cli_pieces_free(kvz_cli_pieces *p)
 static int from_template(const kvz_model *m, const kvz_tokenizer *tok, int gsm, int32_t **ids, size_t *n,
                          const char **source)
 {
-    const kvz_chat_family fam = kvz_chat_family_of(m);
-    kvz_chat_pieces cp;
-    if (kvz_chat_pieces_for(fam, gsm, &cp) != KVZ_OK)
-        return kvz_cli_error("chat template: %s", kvz_last_error());
-    *source = kvz_chat_family_name(fam);
-    const char *text[4] = {cp.sys_prefix, cp.repeat_first, cp.repeat_next, cp.postfix};
-    for (int k = 0; k < 4; k++) {
-        if (ids[k])
-            continue;
-        /* the fallback prefix opens with <|begin_of_text|>: a model without that token gets its own BOS */
-        static const char bot[] = "<|begin_of_text|>";
-        const int swap_bos = !strncmp(text[k], bot, sizeof bot - 1) && kvz_tokenizer_find(tok, bot) < 0;
-        if (kvz_cli_encode(tok, text[k] + (swap_bos ? sizeof bot - 1 : 0), swap_bos, 1, &ids[k], &n[k]))
-            return 1;
-    }
-    return 0;
+    const kvz_status st = kvz_prompt_pieces(m, tok, gsm, ids, n, source);
+    return st == KVZ_OK ? 0 : kvz_cli_error("chat template: %s (%s)", kvz_last_error(), kvz_strerror(st));
 }
 
 int kvz_cli_recon_resolve(const kvz_cli_recon *r, const kvz_model *m, const kvz_tokenizer *tok, int gsm,
@@ -137,22 +124,6 @@ int kvz_cli_recon_resolve(const kvz_cli_recon *r, const kvz_model *m, const kvz_
 int kvz_cli_question_ids(const kvz_model *m, const kvz_tokenizer *tok, const kvz_kvzip_pieces *p, const char *q,
                          int32_t **ids, size_t *n)
 {
-    char *text = NULL;
-    int32_t *body = NULL;
-    size_t nb = 0;
-    kvz_status st = kvz_chat_question(kvz_chat_family_of(m), q, strlen(q), 0, &text);
-    if (st != KVZ_OK)
-        return kvz_cli_error("question: %s", kvz_last_error());
-    int rc = kvz_cli_encode(tok, text, 0, 1, &body, &nb);
-    free(text);
-    if (rc)
-        return 1;
-    int32_t *all = realloc(body, (nb + p->n_postfix + 1) * sizeof *all);
-    if (!all) {
-        free(body);
-        return kvz_cli_error("out of memory");
-    }
-    memcpy(all + nb, p->postfix, p->n_postfix * sizeof *all);
-    *ids = all, *n = nb + p->n_postfix;
-    return 0;
+    const kvz_status st = kvz_prompt_question(m, tok, p->postfix, p->n_postfix, q, ids, n);
+    return st == KVZ_OK ? 0 : kvz_cli_error("question: %s (%s)", kvz_last_error(), kvz_strerror(st));
 }

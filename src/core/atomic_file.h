@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "kvz.h"
+#include "core/internal.h"
 
 /*
  * A file being written. Between kvz_atomic_file_open and kvz_atomic_file_close the old
@@ -26,10 +26,10 @@ typedef struct kvz_atomic_file {
  * ("kvz_cache_save"). KVZ_OK, or KVZ_ERR_IO / KVZ_ERR_NOMEM with a message; on failure
  * nothing is left behind and kvz_atomic_file_close must not be called.
  */
-kvz_status kvz_atomic_file_open(kvz_atomic_file *af, const char *path, const char *who);
+KVZ_PRIVATE_API kvz_status kvz_atomic_file_open(kvz_atomic_file *af, const char *path, const char *who);
 
 /* fwrite of n bytes; the first failure is remembered and makes every later write a no-op. */
-void kvz_atomic_file_write(kvz_atomic_file *af, const void *p, size_t n);
+KVZ_PRIVATE_API void kvz_atomic_file_write(kvz_atomic_file *af, const void *p, size_t n);
 
 /*
  * Finishes the file. When st is KVZ_OK and every write succeeded, the file is flushed,
@@ -38,6 +38,6 @@ void kvz_atomic_file_write(kvz_atomic_file *af, const void *p, size_t n);
  * Otherwise (st not KVZ_OK: the caller's own error, whose message stays) the file is closed
  * and removed and st is returned. Either way af's resources are released.
  */
-kvz_status kvz_atomic_file_close(kvz_atomic_file *af, kvz_status st);
+KVZ_PRIVATE_API kvz_status kvz_atomic_file_close(kvz_atomic_file *af, kvz_status st);
 
 #endif

@@ -7,8 +7,12 @@
 #include "kernels.h"
 #include "kvz.h"
 
+/* What libkvz.so exports besides kvz.h, under the version node KVZ_PRIVATE (src/libkvz.map), for
+ * libkvz-model of the same release: not part of the ABI, no promise across releases. */
+#define KVZ_PRIVATE_API __attribute__((visibility("default")))
+
 /* Records a formatted message for kvz_last_error() and returns st. */
-kvz_status kvz_fail(kvz_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+KVZ_PRIVATE_API kvz_status kvz_fail(kvz_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A copy of this thread's message, for a step whose failure the call recovers from: restoring
  * it keeps the message of the caller's previous failure, as if the step had not failed. */
 typedef struct kvz_error_saved {
@@ -20,14 +24,14 @@ void kvz_error_restore(const kvz_error_saved *e);
 void kvz_clear_error(void);
 
 /* The kernel table in use (chosen once per process on first call). Never NULL. */
-const kvz_kernel_table *kvz_kernels(void);
+KVZ_PRIVATE_API const kvz_kernel_table *kvz_kernels(void);
 /* The table of a level, or NULL when this build or CPU cannot run it. */
 const kvz_kernel_table *kvz_kernels_for(kvz_isa isa);
 
 /* g[i] = silu(g[i]) * u[i] for i < n (the kernel table's swiglu, over the OpenMP threads). */
-void kvz_swiglu(float *g, const float *u, size_t n);
+KVZ_PRIVATE_API void kvz_swiglu(float *g, const float *u, size_t n);
 /* g[i] = gelu_tanh(g[i]) * u[i] for i < n (the kernel table's geglu, over the OpenMP threads). */
-void kvz_geglu(float *g, const float *u, size_t n);
+KVZ_PRIVATE_API void kvz_geglu(float *g, const float *u, size_t n);
 
 /*
  * The pure part of the choice: given the KVZ_ISA value (NULL when unset) and which levels
@@ -53,8 +57,8 @@ kvz_status kvz_select_global_k(const float *const *rows, const size_t *lens, siz
 uint64_t kvz_count_of(uint64_t n, double ratio);
 
 /* 64-byte aligned allocation (NULL on failure) and its release. */
-void *kvz_aligned_alloc(size_t bytes);
-void kvz_aligned_free(void *p);
+KVZ_PRIVATE_API void *kvz_aligned_alloc(size_t bytes);
+KVZ_PRIVATE_API void kvz_aligned_free(void *p);
 
 /* This thread's kernel scratch of at least `floats` floats, 64-byte aligned, reused
  * across calls (NULL when memory runs out). Valid until the thread's next call. */
@@ -71,10 +75,11 @@ float *kvz_thread_scratch(size_t floats);
  * to the caller's struct_size (leaving struct_size itself) and zeros past ours.
  */
 #define KVZ_SIZE_0_1(type, last_field) (offsetof(type, last_field) + sizeof(((type *)0)->last_field))
-kvz_status kvz_struct_in(const char *fn, const char *type, const void *given, size_t first_size, void *local,
-                         size_t size);
-kvz_status kvz_struct_out_check(const char *fn, const char *type, const void *given, size_t first_size);
-void kvz_struct_out(void *given, const void *local, size_t size);
+KVZ_PRIVATE_API kvz_status kvz_struct_in(const char *fn, const char *type, const void *given, size_t first_size,
+                                         void *local, size_t size);
+KVZ_PRIVATE_API kvz_status kvz_struct_out_check(const char *fn, const char *type, const void *given,
+                                                size_t first_size);
+KVZ_PRIVATE_API void kvz_struct_out(void *given, const void *local, size_t size);
 
 /* Overflow-checked size arithmetic: returns 0 on overflow. */
 static inline int kvz_mul_ok(size_t a, size_t b, size_t *out) { return !__builtin_mul_overflow(a, b, out); }

@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "core/internal.h"
+
 /*
  * A team body: run by the calling thread (slot 0) and by every pool worker that joins the
  * region while the caller is still in it (slots 1 .. team - 1, not necessarily all of
@@ -19,11 +21,11 @@ typedef void (*kvz_team_fn)(void *ctx, unsigned slot, unsigned team);
  * thread, with team 1, when called from inside a team body, when another thread's region
  * holds the pool, or when the thread count is 1.
  */
-void kvz_team_run(kvz_team_fn fn, void *ctx, int team);
+KVZ_PRIVATE_API void kvz_team_run(kvz_team_fn fn, void *ctx, int team);
 
 /* Takes the next of n items from a shared counter (start it at 0): the item, or n when
  * none is left. */
-size_t kvz_team_claim(size_t *counter, size_t n);
+KVZ_PRIVATE_API size_t kvz_team_claim(size_t *counter, size_t n);
 
 /* A range body: items [lo, hi) of a parallel loop. */
 typedef void (*kvz_range_fn)(void *ctx, size_t lo, size_t hi);
@@ -32,6 +34,6 @@ typedef void (*kvz_range_fn)(void *ctx, size_t lo, size_t hi);
  * Runs fn over [0, n) in contiguous pieces of at least `grain` items (a few per thread),
  * on the pool; a loop of fewer than 2 * grain items runs here in one piece.
  */
-void kvz_parallel_for(size_t n, size_t grain, kvz_range_fn fn, void *ctx);
+KVZ_PRIVATE_API void kvz_parallel_for(size_t n, size_t grain, kvz_range_fn fn, void *ctx);
 
 #endif

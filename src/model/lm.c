@@ -1,0 +1,312 @@
+/* libkvz-model's public API (include/kvz_model.h): a GGUF model with its tokenizer and chat
+ * template, compressing contexts into caches and answering questions from them, over the runner. */
+#include "kvz_model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "model/chat_template.h"
+#include "model/generate.h"
+#include "model/kvzip.h"
+#include "model/model.h"
+#include "model/prompt.h"
+#include "model/tokenizer.h"
+
+struct kvz_lm {
+    kvz_model *m;
+    kvz_tokenizer *tok;
+    int32_t *pieces[4]; /* the chat template's KVzip pieces: system prefix, repeats, postfix */
+    size_t n_pieces[4];
+    const char *family;
+};
+
+void kvz_lm_free(void *p) { free(p); }
+
+void kvz_lm_close(kvz_lm *lm)
+{
+    if (!lm)
+        return;
+    for (int k = 0; k < 4; k++)
+        free(lm->pieces[k]);
+    kvz_tokenizer_free(lm->tok);
+    kvz_model_free(lm->m);
+    free(lm);
+}
+
+kvz_status kvz_lm_open(const char *path, const kvz_lm_config *config, kvz_lm **out)
+{
+    static const char fn[] = "kvz_lm_open";
+    if (!out)
+        return kvz_fail(KVZ_ERR_NULL, "%s: lm is NULL", fn);
+    *out = NULL;
+    if (!path)
+        return kvz_fail(KVZ_ERR_NULL, "%s: path is NULL", fn);
+    kvz_lm_config c = {.struct_size = sizeof c};
+    kvz_status st =
+        config ? kvz_struct_in(fn, "kvz_lm_config", config, KVZ_SIZE_0_1(kvz_lm_config, weights), &c, sizeof c)
+               : KVZ_OK;
+    if (st != KVZ_OK)
+        return st;
+    if ((unsigned)c.weights > KVZ_WEIGHTS_BF16)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: weights %d is not a kvz_lm_weights", fn, (int)c.weights);
+    kvz_lm *lm = calloc(1, sizeof *lm);
+    if (!lm)
+        return kvz_fail(KVZ_ERR_NOMEM, "%s: no memory", fn);
+    const kvz_model_opts mo = {.bf16_weights =
+                                   c.weights == KVZ_WEIGHTS_AUTO ? -1 : c.weights == KVZ_WEIGHTS_BF16};
+    st = kvz_model_load(path, &mo, &lm->m);
+    if (st == KVZ_OK)
+        st = kvz_tokenizer_from_gguf(lm->m->gguf, &lm->tok);
+    if (st == KVZ_OK)
+        st = kvz_prompt_pieces(lm->m, lm->tok, 0, lm->pieces, lm->n_pieces, &lm->family);
+    if (st != KVZ_OK) {
+        kvz_lm_close(lm);
+        return st;
+    }
+    *out = lm;
+    return KVZ_OK;
+}
+
+kvz_status kvz_lm_get_info(const kvz_lm *lm, kvz_lm_info *info)
+{
+    static const char fn[] = "kvz_lm_get_info";
+    if (!lm || !info)
+        return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
+    kvz_status st = kvz_struct_out_check(fn, "kvz_lm_info", info, KVZ_SIZE_0_1(kvz_lm_info, model_fingerprint));
+    if (st != KVZ_OK)
+        return st;
+    const kvz_hparams *hp = &lm->m->hp;
+    kvz_lm_info i = {.struct_size = sizeof i,
+                     .n_layers = hp->n_layers,
+                     .n_heads = hp->n_head,
+                     .n_kv_heads = hp->n_head_kv,
+                     .head_dim = hp->head_dim,
+                     .n_embd = hp->n_embd,
+                     .n_vocab = hp->n_vocab,
+                     .weights = lm->m->layers[0].q.wtype};
+    snprintf(i.arch, sizeof i.arch, "%s", hp->arch);
+    snprintf(i.chat, sizeof i.chat, "%s", lm->family);
+    for (uint64_t t = 0; t < lm->m->gguf->n_tensors; t++)
+        i.n_params += lm->m->gguf->tensors[t].n_elements;
+    i.kv_dtype = i.weights == KVZ_DTYPE_BF16 ? KVZ_DTYPE_BF16 : KVZ_DTYPE_F32;
+    memcpy(i.model_fingerprint, lm->m->fingerprint, sizeof i.model_fingerprint);
+    kvz_struct_out(info, &i, sizeof i);
+    return KVZ_OK;
+}
+
+kvz_status kvz_lm_tokenize(const kvz_lm *lm, const char *text, int32_t *ids, size_t cap, size_t *n)
+{
+    if (!lm || !text || !n)
+        return kvz_fail(KVZ_ERR_NULL, "kvz_lm_tokenize: NULL argument");
+    int32_t *all = NULL;
+    size_t count = 0;
+    kvz_status st = kvz_tokenizer_encode(lm->tok, text, strlen(text), 0, 1, &all, &count);
+    if (st != KVZ_OK)
+        return st;
+    *n = count;
+    if (ids && cap < count)
+        st = kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_lm_tokenize: %zu ids, room for %zu", count, cap);
+    else if (ids && count)
+        memcpy(ids, all, count * sizeof *ids);
+    free(all);
+    return st;
+}
+
+kvz_status kvz_lm_detokenize(const kvz_lm *lm, const int32_t *ids, size_t n, char *text, size_t cap,
+                             size_t *len)
+{
+    if (!lm || (!ids && n) || !len)
+        return kvz_fail(KVZ_ERR_NULL, "kvz_lm_detokenize: NULL argument");
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || (size_t)ids[i] >= lm->m->hp.n_vocab)
+            return kvz_fail(KVZ_ERR_INVALID_ARG,
+                            "kvz_lm_detokenize: id %zu is %d, outside the vocabulary of %zu", i, (int)ids[i],
+                            lm->m->hp.n_vocab);
+    char *s = NULL;
+    kvz_status st = kvz_tokenizer_decode(lm->tok, ids, n, 0, &s);
+    if (st != KVZ_OK)
+        return st;
+    *len = strlen(s);
+    if (text && cap <= *len)
+        st = kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_lm_detokenize: %zu bytes and a NUL, room for %zu", *len, cap);
+    else if (text)
+        memcpy(text, s, *len + 1);
+    free(s);
+    return st;
+}
+
+static kvz_status compress_opts_in(const char *fn, const kvz_lm_compress_opts *given, kvz_lm_compress_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->struct_size = sizeof *o;
+    kvz_status st = given ? kvz_struct_in(fn, "kvz_lm_compress_opts", given,
+                                          KVZ_SIZE_0_1(kvz_lm_compress_opts, chunk), o, sizeof *o)
+                          : KVZ_OK;
+    if (st == KVZ_OK && !(o->ratio >= 0 && o->ratio <= 1)) /* NaN too */
+        st = kvz_fail(KVZ_ERR_INVALID_ARG, "%s: ratio %g is not in (0, 1]", fn, o->ratio);
+    if (st == KVZ_OK && !o->ratio)
+        o->ratio = 0.3;
+    if (st == KVZ_OK && !strcmp(kvz_policy_name(o->policy), "unknown"))
+        st = kvz_fail(KVZ_ERR_INVALID_ARG, "%s: policy %d is not a kvz_policy", fn, (int)o->policy);
+    return st;
+}
+
+kvz_status kvz_lm_compress(kvz_lm *lm, const char *context, const kvz_lm_compress_opts *opts, kvz_cache **cache)
+{
+    static const char fn[] = "kvz_lm_compress";
+    if (!cache)
+        return kvz_fail(KVZ_ERR_NULL, "%s: cache is NULL", fn);
+    *cache = NULL;
+    if (!lm || !context)
+        return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
+    kvz_lm_compress_opts o;
+    kvz_status st = compress_opts_in(fn, opts, &o);
+    if (st != KVZ_OK)
+        return st;
+    int32_t *ctx = NULL;
+    size_t n_c = 0;
+    if ((st = kvz_tokenizer_encode(lm->tok, context, strlen(context), 0, 0, &ctx, &n_c)) != KVZ_OK)
+        return st;
+    if (!n_c) {
+        free(ctx);
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: the context is empty", fn);
+    }
+    kvz_kvzip_opts ko;
+    kvz_kvzip_defaults(&ko);
+    ko.kv_dtype = o.f32_cache || lm->m->layers[0].q.wtype != KVZ_DTYPE_BF16 ? KVZ_DTYPE_F32 : KVZ_DTYPE_BF16;
+    if (o.chunk)
+        ko.chunk = o.chunk;
+    const kvz_kvzip_pieces p = {lm->pieces[0], lm->n_pieces[0], lm->pieces[1], lm->n_pieces[1],
+                                lm->pieces[2], lm->n_pieces[2], lm->pieces[3], lm->n_pieces[3]};
+    const kvz_policy_args pa = {.struct_size = sizeof pa, .policy = o.policy, .ratio = o.ratio};
+    st = kvz_kvzip_build(lm->m, &p, ctx, n_c, &ko, &pa, cache, NULL, NULL);
+    free(ctx);
+    return st;
+}
+
+static int stop_eog(void *ctx, int32_t id) { return kvz_tokenizer_is_eog(ctx, id); }
+
+static kvz_status gen_opts_in(const char *fn, const kvz_lm_gen_opts *given, kvz_lm_gen_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->struct_size = sizeof *o;
+    kvz_status st = given ? kvz_struct_in(fn, "kvz_lm_gen_opts", given, KVZ_SIZE_0_1(kvz_lm_gen_opts, no_stop),
+                                          o, sizeof *o)
+                          : KVZ_OK;
+    if (st == KVZ_OK && !o->max_tokens)
+        o->max_tokens = 128;
+    return st;
+}
+
+/* Prefills ids into kv, generates, and decodes the answer (without a final end-of-turn token). */
+static kvz_status run(kvz_lm *lm, kvz_kv_target kv, const int32_t *ids, size_t n, const kvz_lm_gen_opts *o,
+                      int strip_leading_space, char **text)
+{
+    float *logits = malloc(lm->m->hp.n_vocab * sizeof *logits);
+    int32_t *out = malloc(o->max_tokens * sizeof *out);
+    size_t n_out = 0;
+    kvz_status st = logits && out ? KVZ_OK : kvz_fail(KVZ_ERR_NOMEM, "no memory for the answer");
+    if (st == KVZ_OK)
+        st = kvz_model_prefill(lm->m, kv, ids, n, 512, logits);
+    const kvz_gen_opts go = {o->max_tokens, o->temperature, o->seed, o->no_stop ? NULL : stop_eog, lm->tok};
+    if (st == KVZ_OK)
+        st = kvz_model_generate(lm->m, kv, logits, &go, out, &n_out);
+    if (st == KVZ_OK && n_out && !o->no_stop && kvz_tokenizer_is_eog(lm->tok, out[n_out - 1]))
+        n_out--; /* the end-of-turn token ends the answer; it is not part of it */
+    if (st == KVZ_OK)
+        st = kvz_tokenizer_decode(lm->tok, out, n_out, strip_leading_space, text);
+    free(logits), free(out);
+    return st;
+}
+
+kvz_status kvz_lm_ask(kvz_lm *lm, const kvz_cache *cache, const char *question, const kvz_lm_gen_opts *opts,
+                      char **answer)
+{
+    static const char fn[] = "kvz_lm_ask";
+    if (!answer)
+        return kvz_fail(KVZ_ERR_NULL, "%s: answer is NULL", fn);
+    *answer = NULL;
+    if (!lm || !cache || !question)
+        return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
+    kvz_lm_gen_opts o;
+    kvz_status st = gen_opts_in(fn, opts, &o);
+    if (st == KVZ_OK && !*question)
+        st = kvz_fail(KVZ_ERR_INVALID_ARG, "%s: the question is empty", fn);
+    if (st == KVZ_OK)
+        st = kvz_model_kv_check(lm->m, (kvz_kv_target){(kvz_cache *)cache, NULL}, fn);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (st == KVZ_OK)
+        st = kvz_prompt_question(lm->m, lm->tok, lm->pieces[3], lm->n_pieces[3], question, &ids, &n);
+    kvz_query *q = NULL;
+    if (st == KVZ_OK)
+        st = kvz_query_create(cache, &q);
+    if (st == KVZ_OK)
+        st = run(lm, (kvz_kv_target){NULL, q}, ids, n, &o, 0, answer);
+    kvz_query_destroy(q);
+    free(ids);
+    return st;
+}
+
+kvz_status kvz_lm_generate(kvz_lm *lm, const char *prompt, const kvz_lm_gen_opts *opts, char **text)
+{
+    static const char fn[] = "kvz_lm_generate";
+    if (!text)
+        return kvz_fail(KVZ_ERR_NULL, "%s: text is NULL", fn);
+    *text = NULL;
+    if (!lm || !prompt)
+        return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
+    kvz_lm_gen_opts o;
+    kvz_status st = gen_opts_in(fn, opts, &o);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (st == KVZ_OK)
+        st = kvz_tokenizer_encode(lm->tok, prompt, strlen(prompt), 1, 1, &ids, &n);
+    if (st == KVZ_OK && !*prompt)
+        st = kvz_fail(KVZ_ERR_INVALID_ARG, "%s: the prompt is empty", fn);
+    kvz_cache *c = NULL;
+    if (st == KVZ_OK)
+        st = kvz_model_cache_create(
+            lm->m, lm->m->layers[0].q.wtype == KVZ_DTYPE_BF16 ? KVZ_DTYPE_BF16 : KVZ_DTYPE_F32, &c);
+    /* the text starts the document when the prompt was only BOS: no SentencePiece dummy-prefix space */
+    if (st == KVZ_OK)
+        st =
+            run(lm, (kvz_kv_target){c, NULL}, ids, n, &o, n == 1 && ids[0] == kvz_tokenizer_bos(lm->tok), text);
+    kvz_cache_destroy(c);
+    free(ids);
+    return st;
+}
+
+kvz_status kvz_lm_load_cache(const kvz_lm *lm, const char *path, kvz_cache **cache)
+{
+    static const char fn[] = "kvz_lm_load_cache";
+    if (!cache)
+        return kvz_fail(KVZ_ERR_NULL, "%s: cache is NULL", fn);
+    *cache = NULL;
+    if (!lm || !path)
+        return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
+    kvz_status st = kvz_cache_load(path, lm->m->fingerprint, cache, NULL);
+    if (st == KVZ_OK && (st = kvz_model_kv_check(lm->m, (kvz_kv_target){*cache, NULL}, fn)) != KVZ_OK) {
+        kvz_cache_destroy(*cache);
+        *cache = NULL;
+    }
+    return st;
+}
+
+kvz_status kvz_lm_save_cache(const kvz_lm *lm, const kvz_cache *cache, const char *path,
+                             const kvz_lm_compress_opts *opts)
+{
+    static const char fn[] = "kvz_lm_save_cache";
+    if (!lm || !cache || !path)
+        return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
+    kvz_lm_compress_opts o;
+    kvz_status st = compress_opts_in(fn, opts, &o);
+    if (st != KVZ_OK)
+        return st;
+    kvz_cache_meta meta = {.struct_size = sizeof meta, .ratio = o.policy == KVZ_POLICY_FULL ? 1.0 : o.ratio};
+    memcpy(meta.model_fingerprint, lm->m->fingerprint, sizeof meta.model_fingerprint);
+    snprintf(meta.policy, sizeof meta.policy, "%s", kvz_policy_name(o.policy));
+    return kvz_cache_save(cache, path, &meta);
+}
