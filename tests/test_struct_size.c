@@ -1,12 +1,13 @@
-/* The struct_size rule of every public struct: each call takes its struct at the first
- * release's size, at the current size and larger (zeros past ours), with the same result;
- * refuses a smaller size and a larger struct with fields set past ours; writes a result
- * struct only up to the caller's struct_size. */
+/* The struct_size rule of every public struct (kvz.h's; kvz_model.h's on stories260K, in the model
+ * tier): each call takes its struct at the first release's size, at the current size and larger (zeros past
+ * ours), with the same result; refuses a smaller size and a larger struct with fields set past ours; writes a
+ * result struct only up to the caller's struct_size. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "kvz_model.h"
 #include "testutil.h"
 
 /* One call on a copy of an argument struct (which it may point at its result): the result
@@ -406,6 +407,92 @@ static void test_kvzip_plan(void **state)
     assert_non_null(strstr(kvz_last_error(), "struct_size"));
 }
 
+/* ---- kvz_model.h's structs, on the shared stories260K model (the model tier) ---------------- */
+
+static const char *lm_path;
+static kvz_lm *lm_model;
+/* The end of a struct's last field: its size in the first release when that field is its last (padding after
+ * it is not part of the size the library requires). */
+#define END_OF(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
+
+/* kvz_lm_config in: the model it opens, described by kvz_lm_get_info. */
+static kvz_status run_lm_config(void *args, unsigned char *result)
+{
+    kvz_lm *m = NULL;
+    kvz_lm_info info = {.struct_size = sizeof info};
+    kvz_status st = kvz_lm_open(lm_path, args, &m);
+    if (st == KVZ_OK)
+        st = kvz_lm_get_info(m, &info);
+    memcpy(result, &info, sizeof info);
+    kvz_lm_close(m);
+    return st;
+}
+
+/* kvz_lm_compress_opts in: the cache it makes, its rows and positions. */
+static kvz_status run_lm_compress(void *args, unsigned char *result)
+{
+    kvz_cache *c = NULL;
+    kvz_status st = kvz_lm_compress(
+        lm_model, "Once upon a time there was a little dog who liked to run in the park.", args, &c);
+    kvz_cache_stats stats = {.struct_size = sizeof stats};
+    if (st == KVZ_OK)
+        st = kvz_cache_get_stats(c, &stats);
+    memcpy(result, &stats, sizeof stats);
+    const int64_t *pos = NULL;
+    size_t n = 0;
+    if (st == KVZ_OK && (st = kvz_cache_length(c, 0, 0, &n)) == KVZ_OK &&
+        (st = kvz_cache_positions(c, 0, 0, &pos)) == KVZ_OK)
+        memcpy(result + 128, pos, (n < 64 ? n : 64) * sizeof *pos);
+    kvz_cache_destroy(c);
+    return st;
+}
+
+/* kvz_lm_gen_opts in: the text it generates. */
+static kvz_status run_lm_gen(void *args, unsigned char *result)
+{
+    char *text = NULL;
+    const kvz_status st = kvz_lm_generate(lm_model, "Once upon a time", args, &text);
+    if (st == KVZ_OK)
+        snprintf((char *)result, RESULT, "%s", text);
+    kvz_lm_free(text);
+    return st;
+}
+
+static void test_lm_structs(void **state)
+{
+    (void)state;
+    TU_NEED_SHARED(lm_path, TU_STORIES);
+    const kvz_lm_config cfg = {.struct_size = sizeof cfg, .weights = KVZ_WEIGHTS_F32};
+    check_input("kvz_lm_config", run_lm_config, &cfg, sizeof cfg, END_OF(kvz_lm_config, weights));
+    assert_int_equal(kvz_lm_open(lm_path, &cfg, &lm_model), KVZ_OK);
+    const kvz_lm_compress_opts co = {
+        .struct_size = sizeof co, .policy = KVZ_POLICY_KVZIP_PAIR, .ratio = 0.5, .chunk = 8};
+    check_input("kvz_lm_compress_opts", run_lm_compress, &co, sizeof co, END_OF(kvz_lm_compress_opts, chunk));
+    const kvz_lm_gen_opts go = {.struct_size = sizeof go, .max_tokens = 6};
+    check_input("kvz_lm_gen_opts", run_lm_gen, &go, sizeof go, END_OF(kvz_lm_gen_opts, no_stop));
+
+    /* kvz_lm_info out: written up to the caller's struct_size, zeros past ours */
+    kvz_lm_info want = {.struct_size = sizeof want};
+    assert_int_equal(kvz_lm_get_info(lm_model, &want), KVZ_OK);
+    assert_string_equal(want.arch, "llama");
+    unsigned char big[sizeof want + 32];
+    memset(big, 0x5A, sizeof big);
+    const size_t big_size = sizeof big;
+    memcpy(big, &big_size, sizeof big_size);
+    assert_int_equal(kvz_lm_get_info(lm_model, (kvz_lm_info *)big), KVZ_OK);
+    kvz_lm_info got;
+    memcpy(&got, big, sizeof got);
+    got.struct_size = want.struct_size;
+    assert_memory_equal(&got, &want, sizeof got);
+    for (size_t i = sizeof want; i < sizeof big; i++)
+        assert_int_equal(big[i], 0);
+    kvz_lm_info small = {.struct_size = 4};
+    assert_int_equal(kvz_lm_get_info(lm_model, &small), KVZ_ERR_INVALID_ARG);
+    assert_non_null(strstr(kvz_last_error(), "struct_size"));
+    kvz_lm_close(lm_model);
+    lm_model = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -414,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_numa_topology), cmocka_unit_test(test_cache_config),
         cmocka_unit_test(test_attend_args),   cmocka_unit_test(test_cache_meta),
         cmocka_unit_test(test_cache_stats),   cmocka_unit_test(test_kvzip_plan),
+        cmocka_unit_test(test_lm_structs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
