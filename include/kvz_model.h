@@ -78,10 +78,11 @@ KVZ_API kvz_status kvz_lm_tokenize(const kvz_lm *lm, const char *text, int32_t *
 KVZ_API kvz_status kvz_lm_detokenize(const kvz_lm *lm, const int32_t *ids, size_t n, char *text, size_t cap,
                                      size_t *len);
 
-/** How kvz_lm_compress compresses (zeros: KVzip at pair level, kept ratio 0.3). @since 0.1 */
+/** How kvz_lm_compress compresses. Zeros keep the whole context (KVZ_POLICY_FULL is 0): set policy
+ *  to KVZ_POLICY_KVZIP_PAIR for KVzip. @since 0.1 */
 typedef struct kvz_lm_compress_opts {
     size_t struct_size; /**< sizeof(kvz_lm_compress_opts) */
-    kvz_policy policy;  /**< KVZ_POLICY_KVZIP_PAIR (0) and the others of kvz_policy */
+    kvz_policy policy;  /**< any kvz_policy (KVZIP_PAIR: KVzip; FULL, which is 0: no compression) */
     double ratio;       /**< kept fraction of the context, in (0, 1]; 0: 0.3 */
     int f32_cache;      /**< non-zero: store f32 rows (default: kvz_lm_info.kv_dtype) */
     size_t chunk;       /**< KVzip's context tokens per pass (0: KVZ_KVZIP_CHUNK) */
@@ -91,7 +92,7 @@ typedef struct kvz_lm_compress_opts {
  * Prefills the model's system prompt and the context (a UTF-8 text) into a new cache, scores
  * the context as the policy does (KVzip's reconstruction passes; the SnapKV family's window
  * scores and H2O's accumulated attention during the prefill) and keeps the policy's selection.
- * @param opts NULL: the defaults.
+ * @param opts NULL: zeros, the whole context kept.
  * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (empty context, ratio, policy),
  * KVZ_ERR_NOMEM; *cache is NULL on failure. @since 0.1
  */
