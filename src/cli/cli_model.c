@@ -162,9 +162,7 @@ int kvz_cli_parse_dtype(const char *s, kvz_dtype *dt)
 
 kvz_dtype kvz_cli_kv_dtype(const kvz_model *m, kvz_dtype asked)
 {
-    if (asked != KVZ_CLI_KV_DTYPE_AUTO)
-        return asked;
-    return m->layers[0].q.wtype == KVZ_DTYPE_BF16 ? KVZ_DTYPE_BF16 : KVZ_DTYPE_F32;
+    return asked != KVZ_CLI_KV_DTYPE_AUTO ? asked : kvz_model_kv_dtype(m);
 }
 
 const char *kvz_cli_dtype_name(kvz_dtype dt)

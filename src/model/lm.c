@@ -90,7 +90,7 @@ kvz_status kvz_lm_get_info(const kvz_lm *lm, kvz_lm_info *info)
     snprintf(i.chat, sizeof i.chat, "%s", lm->family);
     for (uint64_t t = 0; t < lm->m->gguf->n_tensors; t++)
         i.n_params += lm->m->gguf->tensors[t].n_elements;
-    i.kv_dtype = i.weights == KVZ_DTYPE_BF16 ? KVZ_DTYPE_BF16 : KVZ_DTYPE_F32;
+    i.kv_dtype = kvz_model_kv_dtype(lm->m);
     memcpy(i.model_fingerprint, lm->m->fingerprint, sizeof i.model_fingerprint);
     kvz_struct_out(info, &i, sizeof i);
     return KVZ_OK;
@@ -175,7 +175,7 @@ kvz_status kvz_lm_compress(kvz_lm *lm, const char *context, const kvz_lm_compres
     }
     kvz_kvzip_opts ko;
     kvz_kvzip_defaults(&ko);
-    ko.kv_dtype = o.f32_cache || lm->m->layers[0].q.wtype != KVZ_DTYPE_BF16 ? KVZ_DTYPE_F32 : KVZ_DTYPE_BF16;
+    ko.kv_dtype = o.f32_cache ? KVZ_DTYPE_F32 : kvz_model_kv_dtype(lm->m);
     if (o.chunk)
         ko.chunk = o.chunk;
     const kvz_kvzip_pieces p = {lm->pieces[0], lm->n_pieces[0], lm->pieces[1], lm->n_pieces[1],
@@ -268,8 +268,7 @@ kvz_status kvz_lm_generate(kvz_lm *lm, const char *prompt, const kvz_lm_gen_opts
         st = kvz_fail(KVZ_ERR_INVALID_ARG, "%s: the prompt is empty", fn);
     kvz_cache *c = NULL;
     if (st == KVZ_OK)
-        st = kvz_model_cache_create(
-            lm->m, lm->m->layers[0].q.wtype == KVZ_DTYPE_BF16 ? KVZ_DTYPE_BF16 : KVZ_DTYPE_F32, &c);
+        st = kvz_model_cache_create(lm->m, kvz_model_kv_dtype(lm->m), &c);
     /* the text starts the document when the prompt was only BOS: no SentencePiece dummy-prefix space */
     if (st == KVZ_OK)
         st =

@@ -170,6 +170,13 @@ typedef struct kvz_prefill_hook {
 kvz_status kvz_model_prefill_ex(kvz_model *m, kvz_kv_target kv, const int32_t *ids, size_t n, size_t chunk,
                                 size_t n_last, float *logits, const kvz_prefill_hook *hook);
 
+/* The cache type that follows the weights held in memory (bf16 with bf16 weights, else f32): what
+ * `--kv-dtype auto` and libkvz-model store. */
+static inline kvz_dtype kvz_model_kv_dtype(const kvz_model *m)
+{
+    return m->layers[0].q.wtype == KVZ_DTYPE_BF16 ? KVZ_DTYPE_BF16 : KVZ_DTYPE_F32;
+}
+
 /* A cache shaped for the model. */
 kvz_status kvz_model_cache_create(const kvz_model *m, kvz_dtype dtype, kvz_cache **out);
 
