@@ -319,6 +319,34 @@ static void test_cache_meta(void **state)
     unlink(cache_path);
 }
 
+/* A result struct: `fill` writes `want` (size bytes, our struct, already filled by the caller); at a larger
+ * struct_size it writes the same fields, leaves struct_size as given and zeros past ours; at struct_size 4 it
+ * refuses. */
+typedef kvz_status (*fill_fn)(void *ctx, void *out);
+
+static void check_output(fill_fn fill, void *ctx, const void *want, size_t size)
+{
+    const size_t big_size = size + 32;
+    unsigned char *big = tu_malloc(big_size), *small = tu_calloc(1, size);
+    memset(big, 0x5A, big_size);
+    memcpy(big, &big_size, sizeof big_size);
+    assert_int_equal(fill(ctx, big), KVZ_OK);
+    size_t got_size;
+    memcpy(&got_size, big, sizeof got_size);
+    assert_int_equal(got_size, big_size);
+    assert_memory_equal(big + sizeof got_size, (const unsigned char *)want + sizeof got_size,
+                        size - sizeof got_size);
+    for (size_t i = size; i < big_size; i++)
+        assert_int_equal(big[i], 0);
+    const size_t small_size = 4;
+    memcpy(small, &small_size, sizeof small_size);
+    assert_int_equal(fill(ctx, small), KVZ_ERR_INVALID_ARG);
+    assert_non_null(strstr(kvz_last_error(), "struct_size"));
+    free(big), free(small);
+}
+
+static kvz_status fill_stats(void *cache, void *out) { return kvz_cache_get_stats(cache, out); }
+
 /* kvz_cache_stats: written up to the caller's struct_size and no further. */
 static void test_cache_stats(void **state)
 {
@@ -334,22 +362,7 @@ static void test_cache_stats(void **state)
     assert_int_equal(want.rows, 7 * HK);
     assert_int_equal(want.full_rows, 7 * HK);
 
-    unsigned char big[sizeof want + 32];
-    memset(big, 0x5A, sizeof big);
-    const size_t big_size = sizeof big;
-    memcpy(big, &big_size, sizeof big_size);
-    assert_int_equal(kvz_cache_get_stats(c, (kvz_cache_stats *)big), KVZ_OK);
-    kvz_cache_stats got;
-    memcpy(&got, big, sizeof got);
-    assert_int_equal(got.struct_size, sizeof big);
-    got.struct_size = want.struct_size;
-    assert_memory_equal(&got, &want, sizeof got);
-    for (size_t i = sizeof want; i < sizeof big; i++)
-        assert_int_equal(big[i], 0);
-
-    kvz_cache_stats small = {.struct_size = 4};
-    assert_int_equal(kvz_cache_get_stats(c, &small), KVZ_ERR_INVALID_ARG);
-    assert_non_null(strstr(kvz_last_error(), "struct_size"));
+    check_output(fill_stats, c, &want, sizeof want);
     kvz_cache_destroy(c);
 }
 
@@ -368,6 +381,8 @@ static kvz_status run_plan(void *args, unsigned char *result)
     memcpy(result + 64, &info, sizeof info);
     return st;
 }
+
+static kvz_status fill_pass(void *plan, void *out) { return kvz_kvzip_pass(plan, 1, NULL, 0, out); }
 
 static void test_kvzip_plan(void **state)
 {
@@ -391,20 +406,7 @@ static void test_kvzip_plan(void **state)
     assert_int_equal(kvz_kvzip_pass(&p, 1, NULL, 0, &want), KVZ_OK);
     assert_int_equal(want.n_ids, 3 + 2 + 1 + 4);
     assert_int_equal(want.chunk_begin, 2 + 4);
-    unsigned char big[sizeof want + 32];
-    memset(big, 0x5A, sizeof big);
-    const size_t big_size = sizeof big;
-    memcpy(big, &big_size, sizeof big_size);
-    assert_int_equal(kvz_kvzip_pass(&p, 1, NULL, 0, (kvz_kvzip_pass_info *)big), KVZ_OK);
-    kvz_kvzip_pass_info got;
-    memcpy(&got, big, sizeof got);
-    got.struct_size = want.struct_size;
-    assert_memory_equal(&got, &want, sizeof got);
-    for (size_t i = sizeof want; i < sizeof big; i++)
-        assert_int_equal(big[i], 0);
-    kvz_kvzip_pass_info small = {.struct_size = 4};
-    assert_int_equal(kvz_kvzip_pass(&p, 1, NULL, 0, &small), KVZ_ERR_INVALID_ARG);
-    assert_non_null(strstr(kvz_last_error(), "struct_size"));
+    check_output(fill_pass, (void *)&p, &want, sizeof want);
 }
 
 /* ---- kvz_model.h's structs, on the shared stories260K model (the model tier) ---------------- */
@@ -458,6 +460,8 @@ static kvz_status run_lm_gen(void *args, unsigned char *result)
     return st;
 }
 
+static kvz_status fill_lm_info(void *lm, void *out) { return kvz_lm_get_info(lm, out); }
+
 static void test_lm_structs(void **state)
 {
     (void)state;
@@ -475,20 +479,7 @@ static void test_lm_structs(void **state)
     kvz_lm_info want = {.struct_size = sizeof want};
     assert_int_equal(kvz_lm_get_info(lm_model, &want), KVZ_OK);
     assert_string_equal(want.arch, "llama");
-    unsigned char big[sizeof want + 32];
-    memset(big, 0x5A, sizeof big);
-    const size_t big_size = sizeof big;
-    memcpy(big, &big_size, sizeof big_size);
-    assert_int_equal(kvz_lm_get_info(lm_model, (kvz_lm_info *)big), KVZ_OK);
-    kvz_lm_info got;
-    memcpy(&got, big, sizeof got);
-    got.struct_size = want.struct_size;
-    assert_memory_equal(&got, &want, sizeof got);
-    for (size_t i = sizeof want; i < sizeof big; i++)
-        assert_int_equal(big[i], 0);
-    kvz_lm_info small = {.struct_size = 4};
-    assert_int_equal(kvz_lm_get_info(lm_model, &small), KVZ_ERR_INVALID_ARG);
-    assert_non_null(strstr(kvz_last_error(), "struct_size"));
+    check_output(fill_lm_info, lm_model, &want, sizeof want);
     kvz_lm_close(lm_model);
     lm_model = NULL;
 }
