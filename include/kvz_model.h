@@ -33,6 +33,12 @@ typedef enum kvz_lm_weights {
 typedef struct kvz_lm_config {
     size_t struct_size; /**< sizeof(kvz_lm_config) */
     kvz_lm_weights weights;
+    size_t prefill_chunk; /**< tokens a prefill runs through the layers at once (0: 512): the
+                               activations' memory grows with it */
+    int vocab_only;       /**< non-zero: the tokenizer and chat template only, no weights read (fast; a
+                               vocabulary-only GGUF will do): kvz_lm_tokenize, kvz_lm_detokenize,
+                               kvz_lm_is_eog and kvz_lm_get_info work, the calls that run the model
+                               return KVZ_ERR_INVALID_ARG */
 } kvz_lm_config;
 
 /**
@@ -46,7 +52,8 @@ KVZ_API kvz_status kvz_lm_open(const char *path, const kvz_lm_config *config, kv
 /** Frees a model (NULL is a no-op). Caches made with it stay valid. @since 0.1 */
 KVZ_API void kvz_lm_close(kvz_lm *lm);
 
-/** What a model is. @since 0.1 */
+/** What a model is. A model opened with vocab_only has arch, chat, n_vocab (the tokenizer's), bos and
+ *  model_fingerprint; its other fields are 0. @since 0.1 */
 typedef struct kvz_lm_info {
     size_t struct_size; /**< sizeof(kvz_lm_info), set by the caller */
     char arch[16];      /**< general.architecture */
@@ -56,27 +63,44 @@ typedef struct kvz_lm_info {
     kvz_dtype weights;             /**< the weights' type in memory */
     kvz_dtype kv_dtype;            /**< the cache type kvz_lm_compress uses by default (as the weights) */
     uint8_t model_fingerprint[32]; /**< identity of the weights, as .kvz files record it */
+    int32_t bos;                   /**< the id a text starts with (KVZ_TOKENIZE_BOS), or -1 */
+    size_t n_ff;                   /**< the feed-forward width */
+    size_t n_ctx_train;            /**< the context length the model was trained for */
+    size_t window;                 /**< the sliding window of the local layers (0: none) */
+    size_t n_window_layers;        /**< how many layers attend through that window */
 } kvz_lm_info;
 
 /** @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (struct_size). @since 0.1 */
 KVZ_API kvz_status kvz_lm_get_info(const kvz_lm *lm, kvz_lm_info *info);
 
+/** kvz_lm_tokenize's flags. @since 0.1 */
+enum {
+    KVZ_TOKENIZE_BOS = 1,    /**< put the model's BOS first, where it has one (as kvz_lm_generate does) */
+    KVZ_TOKENIZE_SPECIAL = 2 /**< special tokens written in the text, such as "<|im_start|>", become their
+                                  ids (else their text is tokenized as text) */
+};
+
 /**
- * Token ids of a UTF-8 text (no BOS added; special tokens written in the text, such as
- * "<|im_start|>", become their ids). n receives the count; ids (room for cap) may be NULL to
- * learn it. @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (cap too small: *n says how many),
- * KVZ_ERR_NOMEM. @since 0.1
+ * Token ids of a UTF-8 text, as flags (KVZ_TOKENIZE_*) say. n receives the count; ids (room for
+ * cap) may be NULL to learn it. @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (unknown flags,
+ * cap too small: *n says how many), KVZ_ERR_NOMEM. @since 0.1
  */
-KVZ_API kvz_status kvz_lm_tokenize(const kvz_lm *lm, const char *text, int32_t *ids, size_t cap, size_t *n);
+KVZ_API kvz_status kvz_lm_tokenize(const kvz_lm *lm, const char *text, unsigned flags, int32_t *ids, size_t cap,
+                                   size_t *n);
+
+/** kvz_lm_detokenize's flags. @since 0.1 */
+enum {
+    KVZ_DETOKENIZE_START = 1 /**< the ids start a document: no SentencePiece space before the first word */
+};
 
 /**
  * The text of token ids (special tokens rendered), NUL-terminated in text (room for cap
- * bytes); len receives its length without the NUL. text may be NULL to learn it.
- * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (an id outside the vocabulary, cap too
- * small: *len says how long), KVZ_ERR_NOMEM. @since 0.1
+ * bytes); len receives its length without the NUL. text may be NULL to learn it. flags:
+ * KVZ_DETOKENIZE_*. @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (an id outside the
+ * vocabulary, unknown flags, cap too small: *len says how long), KVZ_ERR_NOMEM. @since 0.1
  */
-KVZ_API kvz_status kvz_lm_detokenize(const kvz_lm *lm, const int32_t *ids, size_t n, char *text, size_t cap,
-                                     size_t *len);
+KVZ_API kvz_status kvz_lm_detokenize(const kvz_lm *lm, const int32_t *ids, size_t n, unsigned flags, char *text,
+                                     size_t cap, size_t *len);
 
 /** How kvz_lm_compress compresses. Zeros keep the whole context (KVZ_POLICY_FULL is 0): set policy
  *  to KVZ_POLICY_KVZIP_PAIR for KVzip. @since 0.1 */
@@ -125,6 +149,42 @@ KVZ_API kvz_status kvz_lm_ask(kvz_lm *lm, const kvz_cache *cache, const char *qu
  * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (empty prompt), KVZ_ERR_NOMEM. @since 0.1
  */
 KVZ_API kvz_status kvz_lm_generate(kvz_lm *lm, const char *prompt, const kvz_lm_gen_opts *opts, char **text);
+
+/*
+ * Token-level calls: a host that keeps its own prompts and sampling loop runs the model on ids,
+ * into a cache of its own (kvz_lm_new_cache) or into a query's tail over a shared cache
+ * (kvz_query_create). Exactly one of cache and query is given.
+ */
+
+/**
+ * An empty cache shaped for the model: every layer, its KV heads and head size, and the sliding
+ * window of its local layers; rows of dtype (kvz_lm_info.kv_dtype is what the model computes in).
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (dtype), KVZ_ERR_NOMEM. @since 0.1
+ */
+KVZ_API kvz_status kvz_lm_new_cache(const kvz_lm *lm, kvz_dtype dtype, kvz_cache **cache);
+
+/**
+ * Runs n ids through the model after what cache (or query) holds, appending their keys and values
+ * there, at the positions that follow; logits (n_vocab floats, may be NULL) receive the next-token
+ * logits after the last id. @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (n = 0, an id outside
+ * the vocabulary, both or neither of cache and query), KVZ_ERR_MISMATCH (a cache of another
+ * shape), KVZ_ERR_NOMEM (then the ids appended so far stay). @since 0.1
+ */
+KVZ_API kvz_status kvz_lm_prefill(kvz_lm *lm, kvz_cache *cache, kvz_query *query, const int32_t *ids, size_t n,
+                                  float *logits);
+
+/**
+ * Samples up to opts->max_tokens ids into out (room for as many), the first from logits (those of
+ * the last prefill), each of the others after feeding its predecessor through the model into cache
+ * (or query); the last id is not fed, so that a host can stop or go on (kvz_lm_prefill of it).
+ * Unless opts->no_stop, it stops after an end-of-turn id (kvz_lm_is_eog), which is in out.
+ * n_out receives the count. @return as kvz_lm_prefill. @since 0.1
+ */
+KVZ_API kvz_status kvz_lm_decode(kvz_lm *lm, kvz_cache *cache, kvz_query *query, const float *logits,
+                                 const kvz_lm_gen_opts *opts, int32_t *out, size_t *n_out);
+
+/** Whether id ends a turn or the text (EOS, <|im_end|>, <end_of_turn>, ...); 0 for a NULL lm. @since 0.1 */
+KVZ_API int kvz_lm_is_eog(const kvz_lm *lm, int32_t id);
 
 /**
  * Loads a .kvz file and checks it against the model: the fingerprint its kvz_lm_compress

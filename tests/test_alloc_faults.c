@@ -12,6 +12,7 @@
 #endif
 
 #include "fault_alloc.h"
+#include "kvz_model.h"
 #include "model/fastkv.h"
 #include "model/kvzip.h"
 #include "testutil.h"
@@ -782,6 +783,97 @@ static void test_fastkv_prefill(void **state)
     kvz_model_free(x.m);
 }
 
+/* ---- libkvz-model: opening a model, and the token-level calls into a query's tail -------------- */
+
+typedef struct lm_ctx {
+    char path[1024];
+    int vocab_only;
+    kvz_lm *lm, *opened;
+    uint8_t fingerprint[32];
+    kvz_cache *c;
+    float *logits;
+    int32_t out[4], want[4];
+    size_t n_out;
+} lm_ctx;
+
+static kvz_status lm_open_call(void *v)
+{
+    lm_ctx *x = v;
+    x->opened = (kvz_lm *)1;
+    const kvz_lm_config c = {.struct_size = sizeof c, .vocab_only = x->vocab_only};
+    return kvz_lm_open(x->path, &c, &x->opened);
+}
+
+static void lm_open_check(void *v, kvz_status st, int failed)
+{
+    (void)failed;
+    lm_ctx *x = v;
+    if (st != KVZ_OK) {
+        assert_null(x->opened);
+        return;
+    }
+    kvz_lm_info i = {.struct_size = sizeof i};
+    assert_int_equal(kvz_lm_get_info(x->opened, &i), KVZ_OK);
+    assert_memory_equal(i.model_fingerprint, x->fingerprint, 32);
+    kvz_lm_close(x->opened);
+}
+
+/* A question's ids through a query's tail over the shared cache, and a few ids decoded. */
+static kvz_status lm_query_call(void *v)
+{
+    lm_ctx *x = v;
+    kvz_query *q = NULL;
+    const kvz_lm_gen_opts go = {.struct_size = sizeof go, .max_tokens = 4, .no_stop = 1};
+    kvz_status st = kvz_query_create(x->c, &q);
+    if (st == KVZ_OK)
+        st = kvz_lm_prefill(x->lm, NULL, q, ids + 8, 6, x->logits);
+    if (st == KVZ_OK)
+        st = kvz_lm_decode(x->lm, NULL, q, x->logits, &go, x->out, &x->n_out);
+    kvz_query_destroy(q);
+    return st;
+}
+
+static void lm_query_check(void *v, kvz_status st, int failed)
+{
+    (void)failed;
+    lm_ctx *x = v;
+    size_t rows = 0;
+    assert_int_equal(kvz_cache_length(x->c, 0, 0, &rows), KVZ_OK);
+    assert_int_equal(rows, 8); /* the shared cache is never changed */
+    if (st != KVZ_OK)
+        return;
+    assert_int_equal(x->n_out, 4);
+    if (!x->want[0])
+        memcpy(x->want, x->out, sizeof x->want);
+    assert_memory_equal(x->out, x->want, sizeof x->want);
+}
+
+static void test_lm(void **state)
+{
+    (void)state;
+    lm_ctx x = {0};
+    const char *path;
+    TU_NEED_SHARED(path, TU_STORIES);
+    snprintf(x.path, sizeof x.path, "%s", path);
+    const kvz_lm_config f32 = {.struct_size = sizeof f32, .weights = KVZ_WEIGHTS_F32};
+    assert_int_equal(kvz_lm_open(x.path, &f32, &x.lm), KVZ_OK);
+    kvz_lm_info i = {.struct_size = sizeof i};
+    assert_int_equal(kvz_lm_get_info(x.lm, &i), KVZ_OK);
+    memcpy(x.fingerprint, i.model_fingerprint, 32);
+    sweep(&(fault_path){"kvz_lm_open stories260K", NULL, lm_open_call, lm_open_check}, &x);
+    x.vocab_only = 1;
+    sweep(&(fault_path){"kvz_lm_open stories260K, vocab_only", NULL, lm_open_call, lm_open_check}, &x);
+
+    make_ids();
+    x.logits = tu_malloc(i.n_vocab * sizeof(float));
+    assert_int_equal(kvz_lm_new_cache(x.lm, KVZ_DTYPE_F32, &x.c), KVZ_OK);
+    assert_int_equal(kvz_lm_prefill(x.lm, x.c, NULL, ids, 8, NULL), KVZ_OK);
+    sweep(&(fault_path){"kvz_lm_prefill + kvz_lm_decode, query", NULL, lm_query_call, lm_query_check}, &x);
+    kvz_cache_destroy(x.c);
+    free(x.logits);
+    kvz_lm_close(x.lm);
+}
+
 int main(void)
 {
     set_threads(1);
@@ -791,6 +883,7 @@ int main(void)
         cmocka_unit_test(test_cache_compact), cmocka_unit_test(test_cache_files),
         cmocka_unit_test(test_query),         cmocka_unit_test(test_model_load),
         cmocka_unit_test(test_kvzip_build),   cmocka_unit_test(test_fastkv_prefill),
+        cmocka_unit_test(test_lm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

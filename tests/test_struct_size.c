@@ -467,7 +467,7 @@ static void test_lm_structs(void **state)
     (void)state;
     TU_NEED_SHARED(lm_path, TU_STORIES);
     const kvz_lm_config cfg = {.struct_size = sizeof cfg, .weights = KVZ_WEIGHTS_F32};
-    check_input("kvz_lm_config", run_lm_config, &cfg, sizeof cfg, END_OF(kvz_lm_config, weights));
+    check_input("kvz_lm_config", run_lm_config, &cfg, sizeof cfg, END_OF(kvz_lm_config, vocab_only));
     assert_int_equal(kvz_lm_open(lm_path, &cfg, &lm_model), KVZ_OK);
     const kvz_lm_compress_opts co = {
         .struct_size = sizeof co, .policy = KVZ_POLICY_KVZIP_PAIR, .ratio = 0.5, .chunk = 8};

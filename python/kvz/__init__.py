@@ -78,7 +78,13 @@ class _LmInfo(ctypes.Structure):
     _fields_ = [("struct_size", _size_t), ("arch", ctypes.c_char * 16), ("chat", ctypes.c_char * 16),
                 ("n_layers", _size_t), ("n_heads", _size_t), ("n_kv_heads", _size_t), ("head_dim", _size_t),
                 ("n_embd", _size_t), ("n_vocab", _size_t), ("n_params", _size_t), ("weights", ctypes.c_int),
-                ("kv_dtype", ctypes.c_int), ("model_fingerprint", ctypes.c_uint8 * 32)]
+                ("kv_dtype", ctypes.c_int), ("model_fingerprint", ctypes.c_uint8 * 32), ("bos", _i32),
+                ("n_ff", _size_t), ("n_ctx_train", _size_t), ("window", _size_t), ("n_window_layers", _size_t)]
+
+
+class _LmConfig(ctypes.Structure):
+    _fields_ = [("struct_size", _size_t), ("weights", ctypes.c_int), ("prefill_chunk", _size_t),
+                ("vocab_only", ctypes.c_int)]
 
 
 class _CompressOpts(ctypes.Structure):
@@ -113,11 +119,12 @@ _sig(_core, "kvz_cache_shape", [_vp, ctypes.POINTER(_size_t), ctypes.POINTER(_si
 _sig(_core, "kvz_cache_get_stats", [_vp, ctypes.POINTER(_CacheStats)])
 _sig(_core, "kvz_policy_select", [ctypes.POINTER(_PolicyArgs), ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8)),
                                   ctypes.POINTER(_size_t)])
-_sig(_lm, "kvz_lm_open", [ctypes.c_char_p, _vp, _pp])
+_sig(_lm, "kvz_lm_open", [ctypes.c_char_p, ctypes.POINTER(_LmConfig), _pp])
 _sig(_lm, "kvz_lm_close", [_vp], None)
 _sig(_lm, "kvz_lm_get_info", [_vp, ctypes.POINTER(_LmInfo)])
-_sig(_lm, "kvz_lm_tokenize", [_vp, ctypes.c_char_p, ctypes.POINTER(_i32), _size_t, ctypes.POINTER(_size_t)])
-_sig(_lm, "kvz_lm_detokenize", [_vp, ctypes.POINTER(_i32), _size_t, ctypes.c_char_p, _size_t,
+_sig(_lm, "kvz_lm_tokenize", [_vp, ctypes.c_char_p, ctypes.c_uint, ctypes.POINTER(_i32), _size_t,
+                              ctypes.POINTER(_size_t)])
+_sig(_lm, "kvz_lm_detokenize", [_vp, ctypes.POINTER(_i32), _size_t, ctypes.c_uint, ctypes.c_char_p, _size_t,
                                 ctypes.POINTER(_size_t)])
 _sig(_lm, "kvz_lm_compress", [_vp, ctypes.c_char_p, ctypes.POINTER(_CompressOpts), _pp])
 _sig(_lm, "kvz_lm_ask", [_vp, _vp, ctypes.c_char_p, ctypes.POINTER(_GenOpts), ctypes.POINTER(_vp)])
@@ -264,9 +271,11 @@ def _text(p):
 class Model:
     """A GGUF model with its tokenizer and chat template (kvz_lm). One call at a time per Model."""
 
-    def __init__(self, path):
+    def __init__(self, path, vocab_only=False):
+        """vocab_only: the tokenizer alone (no weights read): tokenize, detokenize and info work."""
         h = ctypes.c_void_p()
-        _check(_lm.kvz_lm_open(os.fsencode(path), None, ctypes.byref(h)), f"open {path}")
+        cfg = _LmConfig(ctypes.sizeof(_LmConfig), 0, 0, 1 if vocab_only else 0)
+        _check(_lm.kvz_lm_open(os.fsencode(path), ctypes.byref(cfg), ctypes.byref(h)), f"open {path}")
         self._h = h
 
     def __del__(self):
@@ -283,20 +292,25 @@ class Model:
         out["model_fingerprint"] = bytes(i.model_fingerprint).hex()
         return out
 
-    def tokenize(self, text):
+    def tokenize(self, text, bos=False, special=True):
+        """Token ids of text: the model's BOS first with bos, special tokens in the text as their ids with special."""
         n = _size_t()
         b = text.encode()
-        _check(_lm.kvz_lm_tokenize(self._h, b, None, 0, ctypes.byref(n)), "kvz_lm_tokenize")
+        flags = (1 if bos else 0) | (2 if special else 0)  # KVZ_TOKENIZE_BOS, KVZ_TOKENIZE_SPECIAL
+        _check(_lm.kvz_lm_tokenize(self._h, b, flags, None, 0, ctypes.byref(n)), "kvz_lm_tokenize")
         ids = (_i32 * max(n.value, 1))()
-        _check(_lm.kvz_lm_tokenize(self._h, b, ids, n.value, ctypes.byref(n)), "kvz_lm_tokenize")
+        _check(_lm.kvz_lm_tokenize(self._h, b, flags, ids, n.value, ctypes.byref(n)), "kvz_lm_tokenize")
         return list(ids[:n.value])
 
-    def detokenize(self, ids):
+    def detokenize(self, ids, start=False):
+        """The text of ids; start: they begin a document (no SentencePiece space before the first word)."""
         arr = (_i32 * max(len(ids), 1))(*ids)
         n = _size_t()
-        _check(_lm.kvz_lm_detokenize(self._h, arr, len(ids), None, 0, ctypes.byref(n)), "kvz_lm_detokenize")
+        flags = 1 if start else 0  # KVZ_DETOKENIZE_START
+        _check(_lm.kvz_lm_detokenize(self._h, arr, len(ids), flags, None, 0, ctypes.byref(n)), "kvz_lm_detokenize")
         buf = ctypes.create_string_buffer(n.value + 1)
-        _check(_lm.kvz_lm_detokenize(self._h, arr, len(ids), buf, n.value + 1, ctypes.byref(n)), "kvz_lm_detokenize")
+        _check(_lm.kvz_lm_detokenize(self._h, arr, len(ids), flags, buf, n.value + 1, ctypes.byref(n)),
+               "kvz_lm_detokenize")
         return buf.value.decode("utf-8", errors="replace")
 
     def compress(self, text, ratio=0.3, policy="kvzip", f32_cache=False, chunk=0):

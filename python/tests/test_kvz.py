@@ -75,6 +75,17 @@ def test_model_info_and_tokens(model):
     text = "Hello world, KV caches!"
     assert model.detokenize(model.tokenize(text)) == text
     assert model.tokenize("<|im_start|>") == [1]
+    assert model.tokenize("<|im_start|>", special=False) != [1]
+
+
+def test_vocab_only_tokenizes_as_the_kvz_tool():
+    vocab = kvz.Model(MODEL, vocab_only=True)
+    assert vocab.info()["n_vocab"] == 49152 and vocab.info()["n_layers"] == 0
+    text = "Tom had a red kite. One day <|im_end|>"
+    kvz_bin = os.environ.get("KVZ_BIN", "kvz")
+    out = subprocess.run([kvz_bin, "tokenize", "--model", MODEL, "--", text], check=True, capture_output=True,
+                         text=True).stdout
+    assert vocab.tokenize(text, bos=True) == [int(x) for x in out.split()]
 
 
 def kvz_tool_answers(cache_path, questions, max_tokens):

@@ -1,13 +1,13 @@
-/* kvz generate: prefill a prompt and sample a continuation (greedy by default). */
+/* kvz generate: prefill a prompt and sample a continuation (greedy by default), through kvz_model.h alone. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
-#include "cli/cli_model.h"
+#include "cli/cli_args.h"
+#include "cli/cli_lm.h"
 #include "cli/json.h"
-#include "model/generate.h"
 
 static int usage(FILE *f)
 {
@@ -32,7 +32,13 @@ static int usage(FILE *f)
     return f == stdout ? 0 : 2;
 }
 
-static int stop_eog(void *ctx, int32_t id) { return kvz_tokenizer_is_eog(ctx, id); }
+/* The ids of text with the tokenizer's flags, or of a list of ids (*ids malloc'ed). */
+static int prompt_of(const kvz_lm *lm, const char *text, const char *ids_text, int32_t **ids, size_t *n)
+{
+    if (ids_text)
+        return kvz_cli_parse_ids(ids_text, "--prompt-ids", ids, n);
+    return kvz_cli_lm_tokenize(lm, text, KVZ_TOKENIZE_BOS | KVZ_TOKENIZE_SPECIAL, ids, n);
+}
 
 int kvz_cmd_generate(int argc, char **argv)
 {
@@ -91,45 +97,49 @@ int kvz_cmd_generate(int argc, char **argv)
                     "kvz generate: needs --model, --max-tokens and one of --prompt and --prompt-ids\n\n");
         return usage(stderr);
     }
-    kvz_model *m = NULL;
-    kvz_tokenizer *tok = NULL;
-    if (kvz_cli_open_model(model, weights, &m, &tok))
+    kvz_lm *lm = NULL;
+    if (kvz_cli_open_lm(model, weights, chunk, 0, &lm))
         return 1;
+    kvz_lm_info info = {.struct_size = sizeof info};
+    kvz_lm_get_info(lm, &info);
     int32_t *ids = NULL, *out = NULL;
     size_t n = 0, n_out = 0;
     float *logits = NULL;
     kvz_cache *cache = NULL;
-    int rc = prompt ? kvz_cli_encode(tok, prompt, 1, 1, &ids, &n)
-                    : kvz_cli_parse_ids(prompt_ids, "--prompt-ids", &ids, &n);
+    int rc = prompt_of(lm, prompt, prompt_ids, &ids, &n);
     if (!rc && !n)
         rc = kvz_cli_error("the prompt is empty");
     kvz_status st = KVZ_OK;
-    dt = kvz_cli_kv_dtype(m, dt);
+    if (dt == KVZ_CLI_KV_DTYPE_AUTO)
+        dt = info.kv_dtype;
     if (!rc) {
-        logits = malloc(m->hp.n_vocab * sizeof *logits);
+        logits = malloc(info.n_vocab * sizeof *logits);
         out = malloc((max_tokens ? max_tokens : 1) * sizeof *out);
         if (!logits || !out)
             rc = kvz_cli_error("out of memory");
     }
     double prefill_s = 0, decode_s = 0;
-    if (!rc && (st = kvz_model_cache_create(m, dt, &cache)) == KVZ_OK) {
+    if (!rc && (st = kvz_lm_new_cache(lm, dt, &cache)) == KVZ_OK) {
         const double t0 = omp_get_wtime();
-        st = kvz_model_prefill(m, (kvz_kv_target){cache, NULL}, ids, n, chunk, logits);
+        st = kvz_lm_prefill(lm, cache, NULL, ids, n, logits);
         prefill_s = omp_get_wtime() - t0;
     }
     if (!rc && st == KVZ_OK && max_tokens) {
-        kvz_gen_opts go = {max_tokens, (float)temperature, seed, stop_at_eos ? stop_eog : NULL, tok};
+        const kvz_lm_gen_opts go = {.struct_size = sizeof go,
+                                    .max_tokens = max_tokens,
+                                    .temperature = (float)temperature,
+                                    .seed = seed,
+                                    .no_stop = !stop_at_eos};
         const double t0 = omp_get_wtime();
-        st = kvz_model_generate(m, (kvz_kv_target){cache, NULL}, logits, &go, out, &n_out);
+        st = kvz_lm_decode(lm, cache, NULL, logits, &go, out, &n_out);
         decode_s = omp_get_wtime() - t0;
     }
     if (!rc && st != KVZ_OK)
         rc = kvz_cli_error("generation failed: %s (%s)", kvz_last_error(), kvz_strerror(st));
     char *text = NULL;
     /* the text starts the document when the prompt was only BOS: drop SentencePiece's dummy-prefix space */
-    const int at_start = n == 1 && ids[0] == kvz_tokenizer_bos(tok);
-    if (!rc && (st = kvz_tokenizer_decode(tok, out, n_out, at_start, &text)) != KVZ_OK)
-        rc = kvz_cli_error("cannot decode: %s", kvz_last_error());
+    if (!rc)
+        rc = kvz_cli_lm_text(lm, out, n_out, n == 1 && ids[0] == info.bos ? KVZ_DETOKENIZE_START : 0, &text);
     if (!rc && json) {
         printf("{\"ids\": ");
         kvz_json_write_ids(stdout, out, n_out);
@@ -141,13 +151,12 @@ int kvz_cmd_generate(int argc, char **argv)
     }
     if (!rc && verbose) { /* after the text, which stdout may hold in its buffer until then */
         fflush(stdout);
-        fprintf(stderr, "kvz generate: weights %s, KV cache %s, %d threads\n",
-                kvz_cli_dtype_name(m->layers[0].q.wtype), kvz_cli_dtype_name(dt), kvz_num_threads());
+        fprintf(stderr, "kvz generate: weights %s, KV cache %s, %d threads\n", kvz_cli_dtype_name(info.weights),
+                kvz_cli_dtype_name(dt), kvz_num_threads());
         kvz_cli_print_speed("generate", n, prefill_s, n_out, decode_s);
     }
     free(text), free(ids), free(out), free(logits);
     kvz_cache_destroy(cache);
-    kvz_tokenizer_free(tok);
-    kvz_model_free(m);
+    kvz_lm_close(lm);
     return rc;
 }

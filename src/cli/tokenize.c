@@ -6,10 +6,8 @@
 #include <sys/types.h>
 
 #include "cli/cli.h"
+#include "cli/cli_lm.h"
 #include "cli/json.h"
-#include "kvz.h"
-#include "model/gguf.h"
-#include "model/tokenizer.h"
 
 static const char usage[] =
     "usage: kvz tokenize --model M [--json] [--] TEXT\n"
@@ -43,7 +41,7 @@ static int escapes_nul(const char *line, size_t len)
 
 /* --count-lines: one count a line of standard input, flushed at once so that a caller can keep the
  * process open and ask again after each answer. */
-static int count_lines(const kvz_tokenizer *t)
+static int count_lines(const kvz_lm *lm)
 {
     char *line = NULL, err[160];
     size_t cap = 0;
@@ -66,11 +64,9 @@ static int count_lines(const kvz_tokenizer *t)
             rc = 2;
             break;
         }
-        int32_t *ids = NULL;
         size_t n = 0;
-        const kvz_status st = kvz_tokenizer_encode(t, j->string, strlen(j->string), 0, 0, &ids, &n);
+        const kvz_status st = kvz_lm_tokenize(lm, j->string, 0, NULL, 0, &n);
         kvz_json_free(j);
-        free(ids);
         if (st != KVZ_OK) {
             rc = kvz_cli_error("line %zu of standard input: cannot tokenize: %s (%s)", no, kvz_last_error(),
                                kvz_strerror(st));
@@ -125,21 +121,14 @@ int kvz_cmd_tokenize(int argc, char **argv)
     if (!text && !count)
         return usage_error("no text given", NULL);
 
-    kvz_gguf *g = NULL;
-    kvz_tokenizer *t = NULL;
+    kvz_lm *lm = NULL;
     int32_t *ids = NULL;
     size_t n = 0;
-    kvz_status st = kvz_gguf_open(model, &g);
-    if (st == KVZ_OK)
-        st = kvz_tokenizer_from_gguf(g, &t);
-    if (st == KVZ_OK && !count)
-        st = kvz_tokenizer_encode(t, text, strlen(text), 1, 1, &ids, &n);
-    int rc = 0;
-    if (st != KVZ_OK)
-        rc = kvz_cli_error("%s", kvz_last_error()[0] ? kvz_last_error() : kvz_strerror(st));
-    else if (count)
-        rc = count_lines(t);
-    else {
+    /* the tokenizer alone: no weights read, and a vocabulary-only GGUF will do */
+    int rc = kvz_cli_open_lm(model, "auto", 0, 1, &lm);
+    if (!rc && count)
+        rc = count_lines(lm);
+    else if (!rc && !(rc = kvz_cli_lm_tokenize(lm, text, KVZ_TOKENIZE_BOS | KVZ_TOKENIZE_SPECIAL, &ids, &n))) {
         fputs(json ? "{\"ids\": [" : "", stdout);
         for (size_t i = 0; i < n; i++)
             printf("%s%d", i ? (json ? ", " : " ") : "", (int)ids[i]);
@@ -148,7 +137,6 @@ int kvz_cmd_tokenize(int argc, char **argv)
             rc = kvz_cli_error("cannot write the ids");
     }
     free(ids);
-    kvz_tokenizer_free(t);
-    kvz_gguf_close(g);
+    kvz_lm_close(lm);
     return rc;
 }

@@ -56,13 +56,17 @@ kvz_chat_family kvz_chat_detect(const char *template_text, size_t len)
     return KVZ_CHAT_PLAIN;
 }
 
-kvz_chat_family kvz_chat_family_of(const kvz_model *m)
+kvz_chat_family kvz_chat_family_in(const kvz_gguf *g, const char *arch)
 {
     kvz_gguf_str tmpl = {NULL, 0};
-    if (m->gguf && kvz_gguf_get_str(m->gguf, "tokenizer.chat_template", &tmpl) == KVZ_OK && tmpl.n)
+    /* found first: a file without a template is no failure, and leaves no message */
+    if (g && kvz_gguf_find(g, "tokenizer.chat_template") &&
+        kvz_gguf_get_str(g, "tokenizer.chat_template", &tmpl) == KVZ_OK && tmpl.n)
         return kvz_chat_detect(tmpl.p, tmpl.n);
-    return !strcmp(m->hp.arch, "gemma3") ? KVZ_CHAT_GEMMA : KVZ_CHAT_PLAIN;
+    return !strcmp(arch, "gemma3") ? KVZ_CHAT_GEMMA : KVZ_CHAT_PLAIN;
 }
+
+kvz_chat_family kvz_chat_family_of(const kvz_model *m) { return kvz_chat_family_in(m->gguf, m->hp.arch); }
 
 const char *kvz_chat_family_name(kvz_chat_family f)
 {

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "kvz.h"
+#include "model/gguf.h"
 
 typedef enum kvz_chat_family {
     KVZ_CHAT_PLAIN,  /* no known template: the reference's fallback */
@@ -43,6 +44,8 @@ kvz_chat_family kvz_chat_detect(const char *template_text, size_t len);
  * without a template but their vocabulary has the turn markers), else PLAIN. */
 struct kvz_model;
 kvz_chat_family kvz_chat_family_of(const struct kvz_model *m);
+/* The same for a GGUF file of architecture arch (general.architecture) without the weights loaded. */
+kvz_chat_family kvz_chat_family_in(const kvz_gguf *g, const char *arch);
 
 /* "plain", "llama3", "chatml", "qwen3", "gemma"; "unknown" for another value. */
 const char *kvz_chat_family_name(kvz_chat_family f);

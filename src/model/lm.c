@@ -15,12 +15,23 @@
 #include "model/tokenizer.h"
 
 struct kvz_lm {
-    kvz_model *m;
+    kvz_model *m;    /* NULL when opened with vocab_only */
+    kvz_gguf *vocab; /* the file, when opened with vocab_only */
     kvz_tokenizer *tok;
     int32_t *pieces[4]; /* the chat template's KVzip pieces: system prefix, repeats, postfix */
     size_t n_pieces[4];
     const char *family;
+    char arch[16];
+    uint8_t fingerprint[32];
+    size_t prefill_chunk;
 };
+
+/* KVZ_ERR_INVALID_ARG when lm was opened with vocab_only, for the calls that run the model. */
+static kvz_status need_weights(const kvz_lm *lm, const char *fn)
+{
+    return lm->m ? KVZ_OK
+                 : kvz_fail(KVZ_ERR_INVALID_ARG, "%s: the model was opened with vocab_only (no weights)", fn);
+}
 
 void kvz_lm_free(void *p) { free(p); }
 
@@ -32,7 +43,27 @@ void kvz_lm_close(kvz_lm *lm)
         free(lm->pieces[k]);
     kvz_tokenizer_free(lm->tok);
     kvz_model_free(lm->m);
+    if (lm->vocab)
+        kvz_gguf_close(lm->vocab);
     free(lm);
+}
+
+/* vocab_only: the file's tokenizer, chat template and identity, no hyper-parameters checked and no
+ * weights read (a vocabulary-only GGUF will do). */
+static kvz_status open_vocab(const char *path, kvz_lm *lm)
+{
+    kvz_status st = kvz_gguf_open(path, &lm->vocab);
+    if (st == KVZ_OK)
+        st = kvz_tokenizer_from_gguf(lm->vocab, &lm->tok);
+    if (st != KVZ_OK)
+        return st;
+    kvz_gguf_str a = {NULL, 0};
+    if (kvz_gguf_find(lm->vocab, "general.architecture") && /* optional here: no message when absent */
+        kvz_gguf_get_str(lm->vocab, "general.architecture", &a) == KVZ_OK)
+        snprintf(lm->arch, sizeof lm->arch, "%.*s", (int)a.n, a.p);
+    lm->family = kvz_chat_family_name(kvz_chat_family_in(lm->vocab, lm->arch));
+    kvz_model_fingerprint(lm->vocab, lm->fingerprint);
+    return KVZ_OK;
 }
 
 kvz_status kvz_lm_open(const char *path, const kvz_lm_config *config, kvz_lm **out)
@@ -44,9 +75,9 @@ kvz_status kvz_lm_open(const char *path, const kvz_lm_config *config, kvz_lm **o
     if (!path)
         return kvz_fail(KVZ_ERR_NULL, "%s: path is NULL", fn);
     kvz_lm_config c = {.struct_size = sizeof c};
-    kvz_status st =
-        config ? kvz_struct_in(fn, "kvz_lm_config", config, KVZ_SIZE_0_1(kvz_lm_config, weights), &c, sizeof c)
-               : KVZ_OK;
+    kvz_status st = config ? kvz_struct_in(fn, "kvz_lm_config", config, KVZ_SIZE_0_1(kvz_lm_config, vocab_only),
+                                           &c, sizeof c)
+                           : KVZ_OK;
     if (st != KVZ_OK)
         return st;
     if ((unsigned)c.weights > KVZ_WEIGHTS_BF16)
@@ -54,13 +85,22 @@ kvz_status kvz_lm_open(const char *path, const kvz_lm_config *config, kvz_lm **o
     kvz_lm *lm = calloc(1, sizeof *lm);
     if (!lm)
         return kvz_fail(KVZ_ERR_NOMEM, "%s: no memory", fn);
-    const kvz_model_opts mo = {.bf16_weights =
-                                   c.weights == KVZ_WEIGHTS_AUTO ? -1 : c.weights == KVZ_WEIGHTS_BF16};
-    st = kvz_model_load(path, &mo, &lm->m);
-    if (st == KVZ_OK)
-        st = kvz_tokenizer_from_gguf(lm->m->gguf, &lm->tok);
-    if (st == KVZ_OK)
-        st = kvz_prompt_pieces(lm->m, lm->tok, 0, lm->pieces, lm->n_pieces, &lm->family);
+    lm->prefill_chunk = c.prefill_chunk ? c.prefill_chunk : 512;
+    if (c.vocab_only)
+        st = open_vocab(path, lm);
+    else {
+        const kvz_model_opts mo = {.bf16_weights =
+                                       c.weights == KVZ_WEIGHTS_AUTO ? -1 : c.weights == KVZ_WEIGHTS_BF16};
+        st = kvz_model_load(path, &mo, &lm->m);
+        if (st == KVZ_OK)
+            st = kvz_tokenizer_from_gguf(lm->m->gguf, &lm->tok);
+        if (st == KVZ_OK)
+            st = kvz_prompt_pieces(lm->m, lm->tok, 0, lm->pieces, lm->n_pieces, &lm->family);
+        if (st == KVZ_OK) {
+            snprintf(lm->arch, sizeof lm->arch, "%s", lm->m->hp.arch);
+            memcpy(lm->fingerprint, lm->m->fingerprint, sizeof lm->fingerprint);
+        }
+    }
     if (st != KVZ_OK) {
         kvz_lm_close(lm);
         return st;
@@ -74,9 +114,19 @@ kvz_status kvz_lm_get_info(const kvz_lm *lm, kvz_lm_info *info)
     static const char fn[] = "kvz_lm_get_info";
     if (!lm || !info)
         return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
-    kvz_status st = kvz_struct_out_check(fn, "kvz_lm_info", info, KVZ_SIZE_0_1(kvz_lm_info, model_fingerprint));
+    kvz_status st = kvz_struct_out_check(fn, "kvz_lm_info", info, KVZ_SIZE_0_1(kvz_lm_info, n_window_layers));
     if (st != KVZ_OK)
         return st;
+    if (!lm->m) { /* vocab_only: what the file says without the weights */
+        kvz_lm_info i = {.struct_size = sizeof i,
+                         .n_vocab = kvz_tokenizer_vocab(lm->tok),
+                         .bos = kvz_tokenizer_bos(lm->tok)};
+        snprintf(i.arch, sizeof i.arch, "%s", lm->arch);
+        snprintf(i.chat, sizeof i.chat, "%s", lm->family);
+        memcpy(i.model_fingerprint, lm->fingerprint, sizeof i.model_fingerprint);
+        kvz_struct_out(info, &i, sizeof i);
+        return KVZ_OK;
+    }
     const kvz_hparams *hp = &lm->m->hp;
     kvz_lm_info i = {.struct_size = sizeof i,
                      .n_layers = hp->n_layers,
@@ -85,24 +135,34 @@ kvz_status kvz_lm_get_info(const kvz_lm *lm, kvz_lm_info *info)
                      .head_dim = hp->head_dim,
                      .n_embd = hp->n_embd,
                      .n_vocab = hp->n_vocab,
-                     .weights = lm->m->layers[0].q.wtype};
+                     .weights = lm->m->layers[0].q.wtype,
+                     .bos = kvz_tokenizer_bos(lm->tok),
+                     .n_ff = hp->n_ff,
+                     .n_ctx_train = hp->n_ctx_train,
+                     .window = hp->swa_window};
+    for (size_t l = 0; l < hp->n_layers; l++)
+        i.n_window_layers += kvz_hparams_window(hp, l) != 0;
     snprintf(i.arch, sizeof i.arch, "%s", hp->arch);
     snprintf(i.chat, sizeof i.chat, "%s", lm->family);
     for (uint64_t t = 0; t < lm->m->gguf->n_tensors; t++)
         i.n_params += lm->m->gguf->tensors[t].n_elements;
     i.kv_dtype = kvz_model_kv_dtype(lm->m);
-    memcpy(i.model_fingerprint, lm->m->fingerprint, sizeof i.model_fingerprint);
+    memcpy(i.model_fingerprint, lm->fingerprint, sizeof i.model_fingerprint);
     kvz_struct_out(info, &i, sizeof i);
     return KVZ_OK;
 }
 
-kvz_status kvz_lm_tokenize(const kvz_lm *lm, const char *text, int32_t *ids, size_t cap, size_t *n)
+kvz_status kvz_lm_tokenize(const kvz_lm *lm, const char *text, unsigned flags, int32_t *ids, size_t cap,
+                           size_t *n)
 {
     if (!lm || !text || !n)
         return kvz_fail(KVZ_ERR_NULL, "kvz_lm_tokenize: NULL argument");
+    if (flags & ~(unsigned)(KVZ_TOKENIZE_BOS | KVZ_TOKENIZE_SPECIAL))
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_lm_tokenize: unknown flags 0x%x", flags);
     int32_t *all = NULL;
     size_t count = 0;
-    kvz_status st = kvz_tokenizer_encode(lm->tok, text, strlen(text), 0, 1, &all, &count);
+    kvz_status st = kvz_tokenizer_encode(lm->tok, text, strlen(text), !!(flags & KVZ_TOKENIZE_BOS),
+                                         !!(flags & KVZ_TOKENIZE_SPECIAL), &all, &count);
     if (st != KVZ_OK)
         return st;
     *n = count;
@@ -114,18 +174,21 @@ kvz_status kvz_lm_tokenize(const kvz_lm *lm, const char *text, int32_t *ids, siz
     return st;
 }
 
-kvz_status kvz_lm_detokenize(const kvz_lm *lm, const int32_t *ids, size_t n, char *text, size_t cap,
-                             size_t *len)
+kvz_status kvz_lm_detokenize(const kvz_lm *lm, const int32_t *ids, size_t n, unsigned flags, char *text,
+                             size_t cap, size_t *len)
 {
     if (!lm || (!ids && n) || !len)
         return kvz_fail(KVZ_ERR_NULL, "kvz_lm_detokenize: NULL argument");
+    if (flags & ~(unsigned)KVZ_DETOKENIZE_START)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_lm_detokenize: unknown flags 0x%x", flags);
+    const size_t vocab = lm->m ? lm->m->hp.n_vocab : kvz_tokenizer_vocab(lm->tok);
     for (size_t i = 0; i < n; i++)
-        if (ids[i] < 0 || (size_t)ids[i] >= lm->m->hp.n_vocab)
+        if (ids[i] < 0 || (size_t)ids[i] >= vocab)
             return kvz_fail(KVZ_ERR_INVALID_ARG,
                             "kvz_lm_detokenize: id %zu is %d, outside the vocabulary of %zu", i, (int)ids[i],
-                            lm->m->hp.n_vocab);
+                            vocab);
     char *s = NULL;
-    kvz_status st = kvz_tokenizer_decode(lm->tok, ids, n, 0, &s);
+    kvz_status st = kvz_tokenizer_decode(lm->tok, ids, n, !!(flags & KVZ_DETOKENIZE_START), &s);
     if (st != KVZ_OK)
         return st;
     *len = strlen(s);
@@ -162,7 +225,9 @@ kvz_status kvz_lm_compress(kvz_lm *lm, const char *context, const kvz_lm_compres
     if (!lm || !context)
         return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
     kvz_lm_compress_opts o;
-    kvz_status st = compress_opts_in(fn, opts, &o);
+    kvz_status st = need_weights(lm, fn);
+    if (st == KVZ_OK)
+        st = compress_opts_in(fn, opts, &o);
     if (st != KVZ_OK)
         return st;
     int32_t *ctx = NULL;
@@ -200,6 +265,11 @@ static kvz_status gen_opts_in(const char *fn, const kvz_lm_gen_opts *given, kvz_
     return st;
 }
 
+static kvz_gen_opts gen_of(const kvz_lm *lm, const kvz_lm_gen_opts *o)
+{
+    return (kvz_gen_opts){o->max_tokens, o->temperature, o->seed, o->no_stop ? NULL : stop_eog, lm->tok};
+}
+
 /* Prefills ids into kv, generates, and decodes the answer (without a final end-of-turn token). */
 static kvz_status run(kvz_lm *lm, kvz_kv_target kv, const int32_t *ids, size_t n, const kvz_lm_gen_opts *o,
                       int strip_leading_space, char **text)
@@ -209,8 +279,8 @@ static kvz_status run(kvz_lm *lm, kvz_kv_target kv, const int32_t *ids, size_t n
     size_t n_out = 0;
     kvz_status st = logits && out ? KVZ_OK : kvz_fail(KVZ_ERR_NOMEM, "no memory for the answer");
     if (st == KVZ_OK)
-        st = kvz_model_prefill(lm->m, kv, ids, n, 512, logits);
-    const kvz_gen_opts go = {o->max_tokens, o->temperature, o->seed, o->no_stop ? NULL : stop_eog, lm->tok};
+        st = kvz_model_prefill(lm->m, kv, ids, n, lm->prefill_chunk, logits);
+    const kvz_gen_opts go = gen_of(lm, o);
     if (st == KVZ_OK)
         st = kvz_model_generate(lm->m, kv, logits, &go, out, &n_out);
     if (st == KVZ_OK && n_out && !o->no_stop && kvz_tokenizer_is_eog(lm->tok, out[n_out - 1]))
@@ -231,7 +301,9 @@ kvz_status kvz_lm_ask(kvz_lm *lm, const kvz_cache *cache, const char *question, 
     if (!lm || !cache || !question)
         return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
     kvz_lm_gen_opts o;
-    kvz_status st = gen_opts_in(fn, opts, &o);
+    kvz_status st = need_weights(lm, fn);
+    if (st == KVZ_OK)
+        st = gen_opts_in(fn, opts, &o);
     if (st == KVZ_OK && !*question)
         st = kvz_fail(KVZ_ERR_INVALID_ARG, "%s: the question is empty", fn);
     if (st == KVZ_OK)
@@ -259,7 +331,9 @@ kvz_status kvz_lm_generate(kvz_lm *lm, const char *prompt, const kvz_lm_gen_opts
     if (!lm || !prompt)
         return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
     kvz_lm_gen_opts o;
-    kvz_status st = gen_opts_in(fn, opts, &o);
+    kvz_status st = need_weights(lm, fn);
+    if (st == KVZ_OK)
+        st = gen_opts_in(fn, opts, &o);
     int32_t *ids = NULL;
     size_t n = 0;
     if (st == KVZ_OK)
@@ -278,6 +352,75 @@ kvz_status kvz_lm_generate(kvz_lm *lm, const char *prompt, const kvz_lm_gen_opts
     return st;
 }
 
+kvz_status kvz_lm_new_cache(const kvz_lm *lm, kvz_dtype dtype, kvz_cache **cache)
+{
+    if (!cache)
+        return kvz_fail(KVZ_ERR_NULL, "kvz_lm_new_cache: cache is NULL");
+    *cache = NULL;
+    if (!lm)
+        return kvz_fail(KVZ_ERR_NULL, "kvz_lm_new_cache: lm is NULL");
+    const kvz_status st = need_weights(lm, "kvz_lm_new_cache");
+    return st == KVZ_OK ? kvz_model_cache_create(lm->m, dtype, cache) : st;
+}
+
+/* The target of a token-level call: exactly one of cache and query. */
+static kvz_status target(const char *fn, kvz_cache *cache, kvz_query *query, kvz_kv_target *kv)
+{
+    if (!cache == !query)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: give a cache or a query, not %s", fn,
+                        cache ? "both" : "neither");
+    *kv = (kvz_kv_target){cache, query};
+    return KVZ_OK;
+}
+
+kvz_status kvz_lm_prefill(kvz_lm *lm, kvz_cache *cache, kvz_query *query, const int32_t *ids, size_t n,
+                          float *logits)
+{
+    static const char fn[] = "kvz_lm_prefill";
+    if (!lm || !ids)
+        return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
+    kvz_kv_target kv;
+    kvz_status st = need_weights(lm, fn);
+    if (st == KVZ_OK)
+        st = target(fn, cache, query, &kv);
+    if (st == KVZ_OK && !n)
+        st = kvz_fail(KVZ_ERR_INVALID_ARG, "%s: no ids", fn);
+    float *own = st == KVZ_OK && !logits ? malloc(lm->m->hp.n_vocab * sizeof *own) : NULL;
+    if (st == KVZ_OK && !logits && !own)
+        st = kvz_fail(KVZ_ERR_NOMEM, "%s: no memory for the logits", fn);
+    if (st == KVZ_OK)
+        st = kvz_model_prefill(lm->m, kv, ids, n, lm->prefill_chunk, logits ? logits : own);
+    free(own);
+    return st;
+}
+
+kvz_status kvz_lm_decode(kvz_lm *lm, kvz_cache *cache, kvz_query *query, const float *logits,
+                         const kvz_lm_gen_opts *opts, int32_t *out, size_t *n_out)
+{
+    static const char fn[] = "kvz_lm_decode";
+    if (!n_out)
+        return kvz_fail(KVZ_ERR_NULL, "%s: n_out is NULL", fn);
+    *n_out = 0;
+    if (!lm || !logits || !out)
+        return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
+    kvz_kv_target kv;
+    kvz_lm_gen_opts o;
+    kvz_status st = need_weights(lm, fn);
+    if (st == KVZ_OK)
+        st = gen_opts_in(fn, opts, &o);
+    if (st == KVZ_OK)
+        st = target(fn, cache, query, &kv);
+    /* before the first sample: a one-token answer feeds nothing, and would not look at the target */
+    if (st == KVZ_OK)
+        st = kvz_model_kv_check(lm->m, kv, fn);
+    const kvz_gen_opts go = gen_of(lm, &o);
+    if (st == KVZ_OK)
+        st = kvz_model_generate(lm->m, kv, logits, &go, out, n_out);
+    return st;
+}
+
+int kvz_lm_is_eog(const kvz_lm *lm, int32_t id) { return lm && kvz_tokenizer_is_eog(lm->tok, id); }
+
 kvz_status kvz_lm_load_cache(const kvz_lm *lm, const char *path, kvz_cache **cache)
 {
     static const char fn[] = "kvz_lm_load_cache";
@@ -286,7 +429,9 @@ kvz_status kvz_lm_load_cache(const kvz_lm *lm, const char *path, kvz_cache **cac
     *cache = NULL;
     if (!lm || !path)
         return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
-    kvz_status st = kvz_cache_load(path, lm->m->fingerprint, cache, NULL);
+    kvz_status st = need_weights(lm, fn);
+    if (st == KVZ_OK)
+        st = kvz_cache_load(path, lm->fingerprint, cache, NULL);
     if (st == KVZ_OK && (st = kvz_model_kv_check(lm->m, (kvz_kv_target){*cache, NULL}, fn)) != KVZ_OK) {
         kvz_cache_destroy(*cache);
         *cache = NULL;
@@ -305,7 +450,7 @@ kvz_status kvz_lm_save_cache(const kvz_lm *lm, const kvz_cache *cache, const cha
     if (st != KVZ_OK)
         return st;
     kvz_cache_meta meta = {.struct_size = sizeof meta, .ratio = o.policy == KVZ_POLICY_FULL ? 1.0 : o.ratio};
-    memcpy(meta.model_fingerprint, lm->m->fingerprint, sizeof meta.model_fingerprint);
+    memcpy(meta.model_fingerprint, lm->fingerprint, sizeof meta.model_fingerprint);
     snprintf(meta.policy, sizeof meta.policy, "%s", kvz_policy_name(o.policy));
     return kvz_cache_save(cache, path, &meta);
 }

@@ -232,9 +232,7 @@ static kvz_status linear(kvz_model *m, const char *name, uint64_t in, uint64_t o
     return t ? make_linear(m, t, bf16_mode, cpu_bf16, l) : st;
 }
 
-/* Four FNV-1a lanes over the metadata and tensor directory and the first and last bytes of
- * every tensor: an identity of the file that costs no full read of the weights. */
-static void fingerprint(const kvz_gguf *g, uint8_t out[32])
+void kvz_model_fingerprint(const kvz_gguf *g, uint8_t out[32])
 {
     uint64_t h[4] = {0xcbf29ce484222325ull, 0x84222325cbf29ce4ull, 0x9e3779b97f4a7c15ull,
                      0x243f6a8885a308d3ull};
@@ -353,7 +351,7 @@ kvz_status kvz_model_load(const char *path, const kvz_model_opts *opts, kvz_mode
     m->rope_freq_factors = vector_f32(m, "rope_freqs.weight", hp->rope_dim / 2, 0, &st);
     if (st != KVZ_OK || (st = kvz_mm_create(&m->mm)) != KVZ_OK)
         goto fail;
-    fingerprint(m->gguf, m->fingerprint);
+    kvz_model_fingerprint(m->gguf, m->fingerprint);
     *out = m;
     return KVZ_OK;
 fail:

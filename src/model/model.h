@@ -91,6 +91,10 @@ typedef struct kvz_model_opts {
 kvz_status kvz_model_load(const char *path, const kvz_model_opts *opts, kvz_model **out);
 void kvz_model_free(kvz_model *m);
 
+/* A model file's identity, as .kvz files record it: four FNV-1a lanes over the metadata and tensor
+ * directory and the first and last bytes of every tensor, which costs no full read of the weights. */
+void kvz_model_fingerprint(const kvz_gguf *g, uint8_t out[32]);
+
 /* A model without a file, for benchmarks: the shape of hp (arch, layers, widths, heads,
  * vocabulary; rope and eps as given), weights drawn uniformly from +-1/sqrt(fan-in) with
  * `seed` in `wtype` (f32 or bf16), norms 1. Its fingerprint is derived from the shape and seed. */

@@ -1,0 +1,57 @@
+/* What the kvz commands that run on kvz_model.h alone share: opening a model, and token ids to and from
+ * text in malloc'ed buffers. */
+#include "cli/cli_lm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+int kvz_cli_open_lm(const char *path, const char *weights, size_t chunk, int vocab_only, kvz_lm **lm)
+{
+    kvz_lm_config c = {
+        .struct_size = sizeof c, .prefill_chunk = chunk ? chunk : SIZE_MAX, .vocab_only = vocab_only};
+    if (!strcmp(weights, "f32"))
+        c.weights = KVZ_WEIGHTS_F32;
+    else if (!strcmp(weights, "bf16"))
+        c.weights = KVZ_WEIGHTS_BF16;
+    else if (strcmp(weights, "auto"))
+        return kvz_cli_error("--weights must be auto, f32 or bf16, not '%s'", weights);
+    const kvz_status st = kvz_lm_open(path, &c, lm);
+    if (st != KVZ_OK)
+        return kvz_cli_error("cannot load model %s: %s (%s)", path, kvz_last_error(), kvz_strerror(st));
+    return 0;
+}
+
+int kvz_cli_lm_tokenize(const kvz_lm *lm, const char *text, unsigned flags, int32_t **ids, size_t *n)
+{
+    kvz_status st = kvz_lm_tokenize(lm, text, flags, NULL, 0, n);
+    *ids = st == KVZ_OK ? malloc((*n ? *n : 1) * sizeof **ids) : NULL;
+    if (st == KVZ_OK && !*ids)
+        return kvz_cli_error("out of memory");
+    if (st == KVZ_OK)
+        st = kvz_lm_tokenize(lm, text, flags, *ids, *n, n);
+    if (st != KVZ_OK) {
+        free(*ids);
+        *ids = NULL;
+        return kvz_cli_error("cannot tokenize: %s (%s)", kvz_last_error(), kvz_strerror(st));
+    }
+    return 0;
+}
+
+int kvz_cli_lm_text(const kvz_lm *lm, const int32_t *ids, size_t n, unsigned flags, char **text)
+{
+    size_t len = 0;
+    kvz_status st = kvz_lm_detokenize(lm, ids, n, flags, NULL, 0, &len);
+    *text = st == KVZ_OK ? malloc(len + 1) : NULL;
+    if (st == KVZ_OK && !*text)
+        return kvz_cli_error("out of memory");
+    if (st == KVZ_OK)
+        st = kvz_lm_detokenize(lm, ids, n, flags, *text, len + 1, &len);
+    if (st != KVZ_OK) {
+        free(*text);
+        *text = NULL;
+        return kvz_cli_error("cannot decode: %s", kvz_last_error());
+    }
+    return 0;
+}

@@ -1,0 +1,20 @@
+/* What the kvz commands that run on kvz_model.h alone share: opening a model, and token ids to and from
+ * text in malloc'ed buffers. */
+#ifndef KVZ_CLI_LM_H
+#define KVZ_CLI_LM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvz_model.h"
+
+/* Each returns 0 or prints "kvz: ..." and returns 1. */
+/* Opens path with --weights (auto, f32, bf16) and a prefill chunk (0: the whole prompt at once);
+ * vocab_only: the tokenizer alone. */
+int kvz_cli_open_lm(const char *path, const char *weights, size_t chunk, int vocab_only, kvz_lm **lm);
+/* kvz_lm_tokenize into *ids (malloc'ed). */
+int kvz_cli_lm_tokenize(const kvz_lm *lm, const char *text, unsigned flags, int32_t **ids, size_t *n);
+/* kvz_lm_detokenize into *text (malloc'ed). */
+int kvz_cli_lm_text(const kvz_lm *lm, const int32_t *ids, size_t n, unsigned flags, char **text);
+
+#endif

@@ -1,0 +1,269 @@
+/* kvz_model.h's token-level calls (kvz_lm_tokenize's flags, kvz_lm_new_cache, kvz_lm_prefill into a
+ * cache or a query's tail, kvz_lm_decode, kvz_lm_is_eog, kvz_lm_detokenize's flags) on the shared
+ * stories260K model against the tokenizer and greedy vectors the shared README publishes (llama2.c's
+ * run.c on the same model), and their refusals. The model tier: skipped without ../shared. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kvz_model.h"
+#include "testutil.h"
+
+/* The shared README's vectors: the ids of "Tom had a red kite. One day" with BOS, greedy ids from BOS
+ * alone, and the greedy continuation of that text (f32 keys and values). */
+static const int32_t TOM[] = {1, 274, 287, 381, 261, 352, 266, 409, 275, 411, 426, 385, 328};
+static const int32_t FROM_BOS[] = {403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421,
+                                   395, 317, 426, 338, 401, 396, 267, 337, 410, 408, 419, 292};
+static const int32_t TOM_NEXT[] = {432, 281, 272, 277, 264, 261, 370, 432, 352, 266};
+#define N_OF(a) (sizeof(a) / sizeof(a)[0])
+
+static kvz_lm *lm;
+static kvz_lm_info info;
+
+static int setup(void **state)
+{
+    (void)state;
+    const char *path = tu_shared_file(TU_STORIES);
+    if (!path)
+        return 0; /* each test skips */
+    const kvz_lm_config c = {.struct_size = sizeof c, .weights = KVZ_WEIGHTS_F32};
+    if (kvz_lm_open(path, &c, &lm) != KVZ_OK)
+        return -1;
+    info.struct_size = sizeof info;
+    return kvz_lm_get_info(lm, &info) == KVZ_OK ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    kvz_lm_close(lm);
+    return 0;
+}
+
+#define NEED_MODEL()                                                                                           \
+    do {                                                                                                       \
+        if (!lm) {                                                                                             \
+            skip();                                                                                            \
+            return;                                                                                            \
+        }                                                                                                      \
+    } while (0)
+
+static size_t rows(const kvz_cache *c)
+{
+    size_t n = 0;
+    assert_int_equal(kvz_cache_length(c, 0, 0, &n), KVZ_OK);
+    return n;
+}
+
+static void test_tokenize_flags(void **state)
+{
+    (void)state;
+    NEED_MODEL();
+    const char *text = "Tom had a red kite. One day";
+    int32_t ids[32];
+    size_t n = 0;
+    assert_int_equal(kvz_lm_tokenize(lm, text, KVZ_TOKENIZE_BOS | KVZ_TOKENIZE_SPECIAL, ids, N_OF(ids), &n),
+                     KVZ_OK);
+    assert_int_equal(n, N_OF(TOM));
+    assert_memory_equal(ids, TOM, sizeof TOM);
+    assert_int_equal(info.bos, TOM[0]);
+    /* without the flag, no BOS */
+    assert_int_equal(kvz_lm_tokenize(lm, text, 0, ids, N_OF(ids), &n), KVZ_OK);
+    assert_int_equal(n, N_OF(TOM) - 1);
+    assert_memory_equal(ids, TOM + 1, sizeof TOM - sizeof TOM[0]);
+    /* counting, then too little room: the count and a refusal */
+    assert_int_equal(kvz_lm_tokenize(lm, text, KVZ_TOKENIZE_BOS, NULL, 0, &n), KVZ_OK);
+    assert_int_equal(n, N_OF(TOM));
+    assert_int_equal(kvz_lm_tokenize(lm, text, KVZ_TOKENIZE_BOS, ids, 3, &n), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(n, N_OF(TOM));
+    assert_int_equal(kvz_lm_tokenize(lm, text, 4, ids, N_OF(ids), &n), KVZ_ERR_INVALID_ARG);
+    assert_non_null(strstr(kvz_last_error(), "flags"));
+}
+
+/* Greedy from BOS through a cache of our own: the published ids, each fed but the last. */
+static void test_greedy_from_bos(void **state)
+{
+    (void)state;
+    NEED_MODEL();
+    kvz_cache *c = NULL;
+    float *logits = tu_malloc(info.n_vocab * sizeof *logits);
+    int32_t out[N_OF(FROM_BOS)];
+    size_t n_out = 0;
+    assert_int_equal(kvz_lm_new_cache(lm, KVZ_DTYPE_F32, &c), KVZ_OK);
+    assert_int_equal(kvz_lm_prefill(lm, c, NULL, TOM, 1, logits), KVZ_OK);
+    const kvz_lm_gen_opts go = {.struct_size = sizeof go, .max_tokens = N_OF(out), .no_stop = 1};
+    assert_int_equal(kvz_lm_decode(lm, c, NULL, logits, &go, out, &n_out), KVZ_OK);
+    assert_int_equal(n_out, N_OF(FROM_BOS));
+    assert_memory_equal(out, FROM_BOS, sizeof FROM_BOS);
+    assert_int_equal(rows(c), 1 + N_OF(FROM_BOS) - 1);
+    /* its text starts the document: no space before "Once" */
+    char text[256];
+    size_t len = 0;
+    assert_int_equal(kvz_lm_detokenize(lm, out, 3, KVZ_DETOKENIZE_START, text, sizeof text, &len), KVZ_OK);
+    assert_string_equal(text, "Once upon a");
+    assert_int_equal(len, strlen("Once upon a"));
+    assert_int_equal(kvz_lm_detokenize(lm, out, 3, 0, text, sizeof text, &len), KVZ_OK);
+    assert_string_equal(text, " Once upon a");
+    assert_int_equal(kvz_lm_detokenize(lm, out, 3, 2, text, sizeof text, &len), KVZ_ERR_INVALID_ARG);
+    kvz_cache_destroy(c);
+    free(logits);
+}
+
+/* The text's first ids in a cache, the rest through a query's tail: the published continuation, and the
+ * cache as it was. */
+static void test_query_tail(void **state)
+{
+    (void)state;
+    NEED_MODEL();
+    kvz_cache *c = NULL;
+    kvz_query *q = NULL;
+    float *logits = tu_malloc(info.n_vocab * sizeof *logits);
+    int32_t out[N_OF(TOM_NEXT)];
+    size_t n_out = 0;
+    const size_t split = 6;
+    assert_int_equal(kvz_lm_new_cache(lm, KVZ_DTYPE_F32, &c), KVZ_OK);
+    assert_int_equal(kvz_lm_prefill(lm, c, NULL, TOM, split, NULL), KVZ_OK);
+    assert_int_equal(kvz_query_create(c, &q), KVZ_OK);
+    assert_int_equal(kvz_lm_prefill(lm, NULL, q, TOM + split, N_OF(TOM) - split, logits), KVZ_OK);
+    const kvz_lm_gen_opts go = {.struct_size = sizeof go, .max_tokens = N_OF(out), .no_stop = 1};
+    assert_int_equal(kvz_lm_decode(lm, NULL, q, logits, &go, out, &n_out), KVZ_OK);
+    assert_int_equal(n_out, N_OF(TOM_NEXT));
+    assert_memory_equal(out, TOM_NEXT, sizeof TOM_NEXT);
+    assert_int_equal(rows(c), split);
+    kvz_query_destroy(q);
+    kvz_cache_destroy(c);
+    free(logits);
+}
+
+/* Unless no_stop, decoding ends after the first end-of-turn id, which is returned. */
+static void test_stop(void **state)
+{
+    (void)state;
+    NEED_MODEL();
+    /* logits that make the end-of-text id the greedy choice */
+    int32_t eog = -1;
+    for (int32_t id = 0; id < (int32_t)info.n_vocab && eog < 0; id++)
+        if (kvz_lm_is_eog(lm, id))
+            eog = id;
+    assert_true(eog >= 0);
+    assert_false(kvz_lm_is_eog(lm, TOM[1]));
+    assert_false(kvz_lm_is_eog(NULL, eog));
+    float *logits = tu_calloc(info.n_vocab, sizeof *logits);
+    logits[eog] = 1;
+    kvz_cache *c = NULL;
+    int32_t out[4];
+    size_t n_out = 9;
+    assert_int_equal(kvz_lm_new_cache(lm, KVZ_DTYPE_F32, &c), KVZ_OK);
+    assert_int_equal(kvz_lm_prefill(lm, c, NULL, TOM, 1, NULL), KVZ_OK);
+    const kvz_lm_gen_opts go = {.struct_size = sizeof go, .max_tokens = N_OF(out)};
+    assert_int_equal(kvz_lm_decode(lm, c, NULL, logits, &go, out, &n_out), KVZ_OK);
+    assert_int_equal(n_out, 1);
+    assert_int_equal(out[0], eog);
+    assert_int_equal(rows(c), 1);
+    kvz_cache_destroy(c);
+    free(logits);
+}
+
+/* vocab_only: the tokenizer and the file's identity without the weights; the model's calls refused. */
+static void test_vocab_only(void **state)
+{
+    (void)state;
+    NEED_MODEL();
+    const kvz_lm_config c = {.struct_size = sizeof c, .vocab_only = 1};
+    kvz_lm *v = NULL;
+    assert_int_equal(kvz_lm_open(tu_shared_file(TU_STORIES), &c, &v), KVZ_OK);
+    int32_t ids[32];
+    size_t n = 0;
+    assert_int_equal(kvz_lm_tokenize(v, "Tom had a red kite. One day", KVZ_TOKENIZE_BOS, ids, N_OF(ids), &n),
+                     KVZ_OK);
+    assert_int_equal(n, N_OF(TOM));
+    assert_memory_equal(ids, TOM, sizeof TOM);
+    char text[64];
+    size_t len = 0;
+    assert_int_equal(kvz_lm_detokenize(v, FROM_BOS, 3, KVZ_DETOKENIZE_START, text, sizeof text, &len), KVZ_OK);
+    assert_string_equal(text, "Once upon a");
+    kvz_lm_info vi = {.struct_size = sizeof vi};
+    assert_int_equal(kvz_lm_get_info(v, &vi), KVZ_OK);
+    assert_string_equal(vi.arch, info.arch);
+    assert_string_equal(vi.chat, info.chat);
+    assert_int_equal(vi.n_vocab, info.n_vocab);
+    assert_int_equal(vi.bos, TOM[0]);
+    assert_memory_equal(vi.model_fingerprint, info.model_fingerprint, sizeof vi.model_fingerprint);
+    assert_int_equal(vi.n_layers, 0);
+    assert_int_equal(vi.n_params, 0);
+    kvz_cache *cache = NULL;
+    assert_int_equal(kvz_lm_new_cache(v, KVZ_DTYPE_F32, &cache), KVZ_ERR_INVALID_ARG);
+    assert_non_null(strstr(kvz_last_error(), "vocab_only"));
+    assert_int_equal(kvz_lm_new_cache(lm, KVZ_DTYPE_F32, &cache), KVZ_OK);
+    assert_int_equal(kvz_lm_prefill(v, cache, NULL, TOM, 1, NULL), KVZ_ERR_INVALID_ARG);
+    char *answer = NULL;
+    assert_int_equal(kvz_lm_generate(v, "Tom", NULL, &answer), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(kvz_lm_ask(v, cache, "Who?", NULL, &answer), KVZ_ERR_INVALID_ARG);
+    assert_null(answer);
+    kvz_cache *made = NULL;
+    assert_int_equal(kvz_lm_compress(v, "Tom had a red kite.", NULL, &made), KVZ_ERR_INVALID_ARG);
+    assert_null(made);
+    kvz_cache_destroy(cache);
+    kvz_lm_close(v);
+}
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    NEED_MODEL();
+    kvz_cache *c = NULL, *other = NULL;
+    kvz_query *q = NULL;
+    float *logits = tu_malloc(info.n_vocab * sizeof *logits);
+    int32_t out[4];
+    size_t n_out = 0;
+    assert_int_equal(kvz_lm_new_cache(lm, KVZ_DTYPE_F32, &c), KVZ_OK);
+    assert_int_equal(kvz_query_create(c, &q), KVZ_OK);
+    /* both targets, neither */
+    assert_int_equal(kvz_lm_prefill(lm, c, q, TOM, 1, logits), KVZ_ERR_INVALID_ARG);
+    assert_non_null(strstr(kvz_last_error(), "both"));
+    assert_int_equal(kvz_lm_prefill(lm, NULL, NULL, TOM, 1, logits), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(kvz_lm_decode(lm, c, q, logits, NULL, out, &n_out), KVZ_ERR_INVALID_ARG);
+    /* no ids, an id outside the vocabulary: nothing appended */
+    assert_int_equal(kvz_lm_prefill(lm, c, NULL, TOM, 0, logits), KVZ_ERR_INVALID_ARG);
+    const int32_t bad[] = {1, (int32_t)info.n_vocab};
+    assert_int_equal(kvz_lm_prefill(lm, c, NULL, bad, 2, logits), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(rows(c), 0);
+    /* NULLs */
+    assert_int_equal(kvz_lm_prefill(NULL, c, NULL, TOM, 1, logits), KVZ_ERR_NULL);
+    assert_int_equal(kvz_lm_prefill(lm, c, NULL, NULL, 1, logits), KVZ_ERR_NULL);
+    assert_int_equal(kvz_lm_decode(lm, c, NULL, NULL, NULL, out, &n_out), KVZ_ERR_NULL);
+    assert_int_equal(kvz_lm_decode(lm, c, NULL, logits, NULL, out, NULL), KVZ_ERR_NULL);
+    assert_int_equal(kvz_lm_new_cache(NULL, KVZ_DTYPE_F32, &other), KVZ_ERR_NULL);
+    assert_null(other);
+    assert_int_equal(kvz_lm_new_cache(lm, KVZ_DTYPE_F32, NULL), KVZ_ERR_NULL);
+    /* a cache of another shape */
+    const kvz_cache_config cc = {.struct_size = sizeof cc,
+                                 .n_layers = info.n_layers,
+                                 .n_kv_heads = info.n_kv_heads,
+                                 .head_dim = info.head_dim * 2,
+                                 .dtype = KVZ_DTYPE_F32};
+    assert_int_equal(kvz_cache_create(&cc, &other), KVZ_OK);
+    assert_int_equal(kvz_lm_prefill(lm, other, NULL, TOM, 1, logits), KVZ_ERR_MISMATCH);
+    assert_int_equal(kvz_lm_decode(lm, other, NULL, logits, NULL, out, &n_out), KVZ_ERR_MISMATCH);
+    assert_int_equal(n_out, 0);
+    kvz_cache_destroy(other);
+    kvz_query_destroy(q);
+    kvz_cache_destroy(c);
+    free(logits);
+}
+
+int main(void)
+{
+    if (tu_models_tier_off())
+        return 77;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tokenize_flags), cmocka_unit_test(test_greedy_from_bos),
+        cmocka_unit_test(test_query_tail),     cmocka_unit_test(test_stop),
+        cmocka_unit_test(test_vocab_only),     cmocka_unit_test(test_refusals),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
