@@ -230,7 +230,7 @@ kvz compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --out "$tmp/x.kvz" --
 check "negative ratio exits 2" "$?" 2
 
 # every command's --help: its usage on stdout, exit 0
-for c in demo "demo --stories" generate compress ask eval tokenize info bench "bench model"; do
+for c in demo "demo --stories" generate compress ask eval tokenize info bench "bench model" "bench payoff"; do
     # shellcheck disable=SC2086
     kvz $c --help > "$tmp/help" 2> /dev/null
     check "kvz $c --help exits 0" "$?" 0
@@ -262,6 +262,10 @@ kvz bench kernels --reps x 2> "$tmp/err"
 check "bench --reps x exits 2" "$?" 2
 check "bench --reps x: the message" "$(head -1 "$tmp/err")" \
     "kvz bench kernels: --reps must be a whole number from 1 to 1000000, not 'x'"
+kvz bench payoff --lengths 4096,x 2> "$tmp/err"
+check "bench payoff --lengths 4096,x exits 2" "$?" 2
+check "bench payoff --lengths: the message" "$(head -1 "$tmp/err")" \
+    "kvz bench payoff: --lengths must be up to 16 whole numbers from 16 to 1048576, separated by commas, not '4096,x'"
 check "no cache file after refused options" "$(test -e "$tmp/x.kvz" && echo left || echo none)" none
 
 # --context FILE reads a text file, --context-text TEXT takes the text itself: the same context

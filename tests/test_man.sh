@@ -29,7 +29,7 @@ done < "$tmp/synopses"
 
 # every option of every command's --help is in the page (written \-\-name in roff)
 sed 's/\\-/-/g' "$PAGE" > "$tmp/page"
-for c in "" demo "demo --stories" generate compress ask eval tokenize info "bench kernels"; do
+for c in "" demo "demo --stories" generate compress ask eval tokenize info "bench kernels" "bench payoff"; do
     # shellcheck disable=SC2086
     kvz $c --help 2> /dev/null | grep -o -- '--[a-z][a-z0-9-]*' | sort -u > "$tmp/options"
     missing=$(while read -r o; do grep -q -- "$o\\b" "$tmp/page" || printf ' %s' "$o"; done < "$tmp/options")

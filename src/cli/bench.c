@@ -9,13 +9,15 @@
 #include "kvz.h"
 
 /* Options of the bench subcommands; each subcommand says which it accepts. */
-enum { OPT_JSON = 1, OPT_FILTER = 2, OPT_REPS = 4, OPT_MIN_TIME = 8 };
+enum { OPT_JSON = 1, OPT_FILTER = 2, OPT_REPS = 4, OPT_MIN_TIME = 8, OPT_LENGTHS = 16 };
+enum { MAX_LENGTHS = 16 };
 
 typedef struct bench_opts {
     int json;
     const char *filter; /* comma-separated substrings; NULL: every case */
     int reps;           /* > 0: exactly this many timed repetitions of every case */
     double min_time;    /* else: repeat until this many seconds (prefill: two repetitions) */
+    size_t lengths[MAX_LENGTHS], n_lengths; /* payoff: context lengths */
 } bench_opts;
 
 typedef struct subcommand {
@@ -31,6 +33,7 @@ static void usage(FILE *f)
             "       kvz bench cache [--json]\n"
             "       kvz bench model [--json] [--reps N]\n"
             "       kvz bench threads [--json]\n"
+            "       kvz bench payoff [--json] [--lengths N[,N...]] [--reps N]\n"
             "  kernels     kernel benchmarks beside the machine's read bandwidth and oneDNN's sgemm rate,\n"
             "              then libkvz's performance targets (perf/README.md) as ratios of figures of this run\n"
             "  model       a synthetic 4-layer model with Llama-3.1-8B layer shapes: prefill/decode tokens/s,\n"
@@ -42,6 +45,10 @@ static void usage(FILE *f)
             "  threads     decode steps over one shared cache from one host thread, then from four at\n"
             "              once: the times (about equal when nothing is oversubscribed) and whether every\n"
             "              answer stayed the same; perf/contention runs it alone and beside a busy core\n"
+            "  payoff      the model of `model` at long context (--lengths, default 4096,16384,32768): the\n"
+            "              full cache, KVzip at 0.3 and 0.5 and FastKV: build time, K/V bytes, decode ms a\n"
+            "              token (the median of --reps N steps, default 16) and ÷ full, beside a model of a\n"
+            "              memory-bound step ((weights + K/V) ÷ bandwidth); minutes per length (not CI)\n"
             "  --json      one JSON object per line\n"
             "  --filter    only the cases whose name contains one of the substrings\n"
             "  --reps N    exactly N timed repetitions per case (default: until --min-time, 0.5 s, with at\n"
@@ -247,11 +254,37 @@ static int run_model(const bench_opts *o) { return kvz_bench_model(o->json, o->r
 
 static int run_threads(const bench_opts *o) { return kvz_bench_threads(o->json); }
 
+/* ---- payoff (bench_payoff.c) ------------------------------------------------------------ */
+
+static int run_payoff(const bench_opts *o)
+{
+    static const size_t dflt[] = {4096, 16384, 32768};
+    return o->n_lengths ? kvz_bench_payoff(o->json, o->lengths, o->n_lengths, o->reps > 0 ? o->reps : 16)
+                        : kvz_bench_payoff(o->json, dflt, 3, o->reps > 0 ? o->reps : 16);
+}
+
+/* Context lengths separated by commas into o; 0 or the count when one is not a whole number from 16
+ * to 1M. */
+static int parse_lengths(const char *s, bench_opts *o)
+{
+    o->n_lengths = 0;
+    while (*s) {
+        char *end;
+        const unsigned long long v = strtoull(s, &end, 10);
+        if (end == s || (*end && *end != ',') || v < 16 || v > (1ull << 20) || o->n_lengths == MAX_LENGTHS)
+            return 0;
+        o->lengths[o->n_lengths++] = (size_t)v;
+        s = *end ? end + 1 : end;
+    }
+    return (int)o->n_lengths;
+}
+
 static const subcommand subcommands[] = {
     {"kernels", OPT_JSON | OPT_FILTER | OPT_REPS | OPT_MIN_TIME, run_kernels},
     {"cache", OPT_JSON, run_cache},
     {"model", OPT_JSON | OPT_REPS, run_model},
     {"threads", OPT_JSON, run_threads},
+    {"payoff", OPT_JSON | OPT_REPS | OPT_LENGTHS, run_payoff},
 };
 
 /* Parses a positive integer; 0 when s is not one. */
@@ -274,7 +307,7 @@ int kvz_cmd_bench(int argc, char **argv)
             sc = &subcommands[i];
     if (!sc) {
         if (argc >= 2)
-            fprintf(stderr, "kvz bench: unknown suite '%s' (kernels, cache or model)\n", argv[1]);
+            fprintf(stderr, "kvz bench: unknown suite '%s' (kernels, cache, model, threads or payoff)\n", argv[1]);
         usage(stderr);
         return 2;
     }
@@ -291,11 +324,14 @@ int kvz_cmd_bench(int argc, char **argv)
             o.filter = val;
         else if ((sc->options & OPT_REPS) && !strcmp(a, "--reps") && val)
             bad = (o.reps = parse_reps(val)) > 0 ? NULL : "a whole number from 1 to 1000000";
+        else if ((sc->options & OPT_LENGTHS) && !strcmp(a, "--lengths") && val)
+            bad = parse_lengths(val, &o) ? NULL : "up to 16 whole numbers from 16 to 1048576, separated by commas";
         else if ((sc->options & OPT_MIN_TIME) && !strcmp(a, "--min-time") && val)
             bad = (o.min_time = strtod(val, &end)) >= 0 && end != val && !*end ? NULL
                                                                                : "a number of seconds >= 0";
         else {
-            const int takes_value = !strcmp(a, "--filter") || !strcmp(a, "--reps") || !strcmp(a, "--min-time");
+            const int takes_value = !strcmp(a, "--filter") || !strcmp(a, "--reps") || !strcmp(a, "--min-time") ||
+                                    !strcmp(a, "--lengths");
             fprintf(stderr,
                     takes_value && !val ? "kvz bench %s: %s needs a value\n"
                                         : "kvz bench %s: '%s' is not an option of this suite\n",

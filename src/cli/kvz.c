@@ -31,6 +31,7 @@ static void usage(FILE *f)
             "  bench cache [--json]      decode over compressed caches per policy and ratio; .kvz save/load\n"
             "  bench model [--json]      a synthetic 8B-shaped model: prefill, decode, KVzip's cost, FastKV\n"
             "  bench threads [--json]    one shared cache asked from one host thread and from four at once\n"
+            "  bench payoff [--json]     the 8B-shaped model at long context: full, KVzip and FastKV caches\n"
             "  help                      this text\n"
             "\n"
             "every command: --threads N  the library's threads (default: KVZ_NUM_THREADS, else the first\n"

@@ -14,6 +14,7 @@ struct kvz_mc {
     kvz_model *m;
     int32_t *all; /* [system | context] */
     float *logits, *scores;
+    size_t n;         /* tokens of [system | context] */
     kvz_cache *cache; /* the prefilled cache */
     kvz_kvzip_pieces pc;
     kvz_kvzip_opts ko;
@@ -23,9 +24,13 @@ enum { N_SYS = 4 };
 static const int32_t sys_ids[N_SYS] = {1, 2, 3, 4}, rf[8] = {5, 6, 7, 8, 9, 10, 11, 12};
 static const int32_t rn[12] = {5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17}, post[6] = {20, 21, 22, 23, 24, 25};
 
-kvz_status kvz_mc_create(kvz_mc **out)
+kvz_status kvz_mc_create(kvz_mc **out) { return kvz_mc_create_at(KVZ_MC_CONTEXT, out); }
+
+kvz_status kvz_mc_create_at(size_t n, kvz_mc **out)
 {
     *out = NULL;
+    if (n <= N_SYS || n > ((size_t)1 << 20))
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "bench model: a context of %zu tokens (5 to 1M)", n);
     kvz_hparams hp = {.arch = "llama", .n_layers = KVZ_MC_LAYERS, .n_embd = 4096, .n_head = 32, .n_head_kv = 8,
                       .head_dim = 128, .n_ff = 14336, .n_vocab = KVZ_MC_VOCAB, .rope_dim = 128,
                       .rope_base = 500000.0f, .rope_linear_factor = 1.0f, .eps = 1e-5f, .rope_mode = KVZ_ROPE_NORM};
@@ -34,9 +39,10 @@ kvz_status kvz_mc_create(kvz_mc **out)
         return kvz_fail(KVZ_ERR_NOMEM, "bench model: no memory");
     const kvz_dtype wt = kvz_cpu_has_avx512_bf16() ? KVZ_DTYPE_BF16 : KVZ_DTYPE_F32;
     kvz_status st = kvz_model_synthetic(&hp, wt, 42, &mc->m);
-    mc->all = malloc(KVZ_MC_CONTEXT * sizeof *mc->all);
+    mc->n = n;
+    mc->all = malloc(n * sizeof *mc->all);
     mc->logits = malloc(KVZ_MC_VOCAB * sizeof *mc->logits);
-    mc->scores = malloc((size_t)KVZ_MC_LAYERS * 8 * KVZ_MC_CONTEXT * sizeof *mc->scores);
+    mc->scores = malloc((size_t)KVZ_MC_LAYERS * 8 * n * sizeof *mc->scores);
     if (st == KVZ_OK && (!mc->all || !mc->logits || !mc->scores))
         st = kvz_fail(KVZ_ERR_NOMEM, "bench model: no memory");
     if (st != KVZ_OK) {
@@ -44,7 +50,7 @@ kvz_status kvz_mc_create(kvz_mc **out)
         return st;
     }
     memcpy(mc->all, sys_ids, sizeof sys_ids);
-    for (size_t i = N_SYS; i < KVZ_MC_CONTEXT; i++)
+    for (size_t i = N_SYS; i < n; i++)
         mc->all[i] = (int32_t)((i * 7919u + 13u) % KVZ_MC_VOCAB);
     mc->pc = (kvz_kvzip_pieces){sys_ids, N_SYS, rf, 8, rn, 12, post, 6};
     kvz_kvzip_defaults(&mc->ko);
@@ -71,8 +77,7 @@ kvz_status kvz_mc_prefill(kvz_mc *mc, double *seconds)
     kvz_status st = kvz_model_cache_create(mc->m, KVZ_DTYPE_BF16, &mc->cache);
     const double t0 = omp_get_wtime();
     if (st == KVZ_OK)
-        st = kvz_model_prefill(mc->m, (kvz_kv_target){mc->cache, NULL}, mc->all, KVZ_MC_CONTEXT, KVZ_MC_CHUNK,
-                               mc->logits);
+        st = kvz_model_prefill(mc->m, (kvz_kv_target){mc->cache, NULL}, mc->all, mc->n, KVZ_MC_CHUNK, mc->logits);
     *seconds = omp_get_wtime() - t0;
     return st;
 }
@@ -84,14 +89,8 @@ static kvz_status need_cache(const kvz_mc *mc)
 
 kvz_status kvz_mc_decode_step(kvz_mc *mc, double *seconds)
 {
-    kvz_status st = need_cache(mc);
-    const double t0 = omp_get_wtime();
-    if (st == KVZ_OK)
-        st = kvz_model_step(mc->m, (kvz_kv_target){mc->cache, NULL}, mc->all[N_SYS], mc->logits);
-    *seconds = omp_get_wtime() - t0;
-    if (st == KVZ_OK)
-        st = kvz_cache_truncate(mc->cache, 1); /* back to [system | context] for the passes */
-    return st;
+    const kvz_status st = need_cache(mc);
+    return st == KVZ_OK ? kvz_mc_decode_on(mc, mc->cache, seconds) : st; /* the cache as the passes want it */
 }
 
 kvz_status kvz_mc_passes(kvz_mc *mc, int scored, double *seconds)
@@ -101,7 +100,7 @@ kvz_status kvz_mc_passes(kvz_mc *mc, int scored, double *seconds)
     o.passes_only = !scored;
     const double t0 = omp_get_wtime();
     if (st == KVZ_OK)
-        st = kvz_kvzip_score(mc->m, mc->cache, &mc->pc, mc->all + N_SYS, KVZ_MC_CONTEXT - N_SYS, &o, mc->scores);
+        st = kvz_kvzip_score(mc->m, mc->cache, &mc->pc, mc->all + N_SYS, mc->n - N_SYS, &o, mc->scores);
     *seconds = omp_get_wtime() - t0;
     return st;
 }
@@ -113,7 +112,7 @@ kvz_status kvz_mc_kvzip(kvz_mc *mc, double *seconds, double *parts)
     const double t0 = omp_get_wtime();
     kvz_kvzip_report rep = {0};
     const kvz_status st =
-        kvz_kvzip_build(mc->m, &mc->pc, mc->all + N_SYS, KVZ_MC_CONTEXT - N_SYS, &mc->ko, &pa, &c, NULL, &rep);
+        kvz_kvzip_build(mc->m, &mc->pc, mc->all + N_SYS, mc->n - N_SYS, &mc->ko, &pa, &c, NULL, &rep);
     *seconds = omp_get_wtime() - t0;
     if (parts)
         parts[0] = rep.prefill_s, parts[1] = rep.score_s;
@@ -121,7 +120,9 @@ kvz_status kvz_mc_kvzip(kvz_mc *mc, double *seconds, double *parts)
     return st;
 }
 
-kvz_status kvz_mc_fastkv(kvz_mc *mc, double *seconds)
+kvz_status kvz_mc_fastkv(kvz_mc *mc, double *seconds) { return kvz_mc_fastkv_cache(mc, seconds, NULL); }
+
+kvz_status kvz_mc_fastkv_cache(kvz_mc *mc, double *seconds, kvz_cache **kept)
 {
     kvz_fastkv_opts fo;
     kvz_fastkv_defaults_rate(&fo);
@@ -130,8 +131,40 @@ kvz_status kvz_mc_fastkv(kvz_mc *mc, double *seconds)
     kvz_status st = kvz_model_cache_create(mc->m, KVZ_DTYPE_BF16, &c);
     const double t0 = omp_get_wtime();
     if (st == KVZ_OK)
-        st = kvz_fastkv_prefill(mc->m, c, mc->all, KVZ_MC_CONTEXT, &fo, mc->logits, NULL);
+        st = kvz_fastkv_prefill(mc->m, c, mc->all, mc->n, &fo, mc->logits, NULL);
     *seconds = omp_get_wtime() - t0;
+    if (kept && st == KVZ_OK)
+        *kept = c, c = NULL;
     kvz_cache_destroy(c);
+    return st;
+}
+
+kvz_status kvz_mc_kvzip_select(kvz_mc *mc, double ratio, kvz_cache **out, double *seconds)
+{
+    *out = NULL;
+    kvz_status st = need_cache(mc);
+    kvz_cache *c = NULL;
+    const double t0 = omp_get_wtime();
+    if (st == KVZ_OK)
+        st = kvz_cache_clone(mc->cache, &c);
+    kvz_policy_args pa = {.struct_size = sizeof pa, .policy = KVZ_POLICY_KVZIP_PAIR, .ratio = ratio};
+    if (st == KVZ_OK)
+        st = kvz_kvzip_compress(c, N_SYS, mc->n - N_SYS, mc->scores, &pa, NULL);
+    *seconds = omp_get_wtime() - t0;
+    if (st == KVZ_OK)
+        *out = c, c = NULL;
+    kvz_cache_destroy(c);
+    return st;
+}
+
+kvz_cache *kvz_mc_cache(const kvz_mc *mc) { return mc->cache; }
+
+kvz_status kvz_mc_decode_on(kvz_mc *mc, kvz_cache *c, double *seconds)
+{
+    const double t0 = omp_get_wtime();
+    kvz_status st = kvz_model_step(mc->m, (kvz_kv_target){c, NULL}, mc->all[N_SYS], mc->logits);
+    *seconds = omp_get_wtime() - t0;
+    if (st == KVZ_OK)
+        st = kvz_cache_truncate(c, 1); /* the cache as it was, for the next step */
     return st;
 }

@@ -15,8 +15,10 @@ enum { KVZ_MC_LAYERS = 4, KVZ_MC_CONTEXT = 4096, KVZ_MC_CHUNK = 2048, KVZ_MC_VOC
 
 typedef struct kvz_mc kvz_mc;
 
-/* The model (bf16 weights with AVX512_BF16, else f32) and the token ids. */
+/* The model (bf16 weights with AVX512_BF16, else f32) and the token ids of KVZ_MC_CONTEXT tokens. */
 kvz_status kvz_mc_create(kvz_mc **out);
+/* The same with n tokens of [system | context]. */
+kvz_status kvz_mc_create_at(size_t n, kvz_mc **out);
 void kvz_mc_destroy(kvz_mc *mc);
 /* "bf16" or "f32". */
 const char *kvz_mc_weights(const kvz_mc *mc);
@@ -25,13 +27,22 @@ const char *kvz_mc_weights(const kvz_mc *mc);
 kvz_status kvz_mc_prefill(kvz_mc *mc, double *seconds);
 /* One decode step over the prefilled cache (the token is removed again afterwards). */
 kvz_status kvz_mc_decode_step(kvz_mc *mc, double *seconds);
+/* The same over another cache made for the model (a compressed one). */
+kvz_status kvz_mc_decode_on(kvz_mc *mc, kvz_cache *c, double *seconds);
+/* The prefilled cache (NULL before kvz_mc_prefill); the bench keeps ownership. */
+kvz_cache *kvz_mc_cache(const kvz_mc *mc);
 /* KVzip's reconstruction passes over the prefilled cache, with the fused scoring or without. */
 kvz_status kvz_mc_passes(kvz_mc *mc, int scored, double *seconds);
 /* The whole KVzip compression (prefill, passes, selection at ratio 0.3, compaction); parts
  * (NULL or two doubles) receives the seconds of its prefill and of its passes. */
 kvz_status kvz_mc_kvzip(kvz_mc *mc, double *seconds, double *parts);
+/* KVzip's selection at ratio from the scores of the last scored kvz_mc_passes, applied to a copy of
+ * the prefilled cache (*out, the caller's); seconds: the copy and the selection. */
+kvz_status kvz_mc_kvzip_select(kvz_mc *mc, double ratio, kvz_cache **out, double *seconds);
 /* FastKV prefill: TSP at the middle layer, tsp_rate 0.2, retain 0.1, max pooling. */
 kvz_status kvz_mc_fastkv(kvz_mc *mc, double *seconds);
+/* The same, its cache kept in *kept (the caller's) when not NULL. */
+kvz_status kvz_mc_fastkv_cache(kvz_mc *mc, double *seconds, kvz_cache **kept);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,128 @@
+/* kvz bench payoff: what a compressed cache buys at long context, on the synthetic model of
+ * model_cases.h (Llama-3.1-8B layer shapes, 4 layers, bf16 cache). For each context length it builds
+ * the full cache, KVzip's at kept ratios 0.3 and 0.5 (one prefill and one set of scored passes,
+ * selected twice) and FastKV's, and times decode steps over each, the caches taking turns so that the
+ * machine's state is the same for all. Beside each measured decode time ÷ full it prints what a
+ * memory-bound step would take: a step reads every weight once and every cached K/V row once, so at
+ * one bandwidth its time is (W + KV) / B, and the ratio to full is (W + KV) / (W + KV_full); the same
+ * model projected to the whole 32-layer model (W and KV scale with the layers, the LM head does not)
+ * says what the proxy's 4 layers understate. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "cli/bench_cases.h"
+#include "cli/cli.h"
+#include "cli/model_cases.h"
+
+enum { N_CACHES = 4, MAX_STEPS = 1000, FULL_LAYERS = 32 };
+static const char *const cache_names[N_CACHES] = {"full", "kvzip-0.3", "kvzip-0.5", "fastkv"};
+
+/* Bytes of weights one decode step reads on the 4-layer model, and those of its layers alone (the LM
+ * head's are the rest): Q and O 4096x4096, K and V 4096x1024, gate, up and down 4096x14336 a layer,
+ * the head 32000x4096, at the weights' width (the norms and one embedding row are negligible). */
+static void weight_bytes(const kvz_mc *mc, double *all, double *layers)
+{
+    const double wb = strcmp(kvz_mc_weights(mc), "bf16") ? 4.0 : 2.0;
+    const double per_layer = 2.0 * 4096 * 4096 + 2.0 * 4096 * 1024 + 3.0 * 4096 * 14336;
+    *layers = per_layer * KVZ_MC_LAYERS * wb;
+    *all = *layers + (double)KVZ_MC_VOCAB * 4096 * wb;
+}
+
+static double peak_rss_mb(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : 0.0;
+}
+
+/* One context length: every cache built, then steps rounds of one decode step over each. */
+static int one_length(int json, size_t n, int steps)
+{
+    kvz_mc *mc = NULL;
+    kvz_cache *caches[N_CACHES] = {NULL};
+    double build[N_CACHES] = {0}, prefill = 0, passes = 0, sel;
+    static double t[N_CACHES][MAX_STEPS];
+    kvz_status st = kvz_mc_create_at(n, &mc);
+    if (st == KVZ_OK)
+        st = kvz_mc_prefill(mc, &prefill);
+    if (st == KVZ_OK)
+        st = kvz_mc_passes(mc, 1, &passes);
+    if (st == KVZ_OK)
+        st = kvz_mc_kvzip_select(mc, 0.3, &caches[1], &sel), build[1] = prefill + passes + sel;
+    if (st == KVZ_OK)
+        st = kvz_mc_kvzip_select(mc, 0.5, &caches[2], &sel), build[2] = prefill + passes + sel;
+    if (st == KVZ_OK)
+        st = kvz_mc_fastkv_cache(mc, &build[3], &caches[3]);
+    caches[0] = st == KVZ_OK ? kvz_mc_cache(mc) : NULL, build[0] = prefill;
+    for (int s = 0; s <= steps && st == KVZ_OK; s++) /* step 0 warms up every cache */
+        for (int k = 0; k < N_CACHES && st == KVZ_OK; k++)
+            st = kvz_mc_decode_on(mc, caches[k], &t[k][s ? s - 1 : 0]);
+    if (st != KVZ_OK) {
+        fprintf(stderr, "kvz bench payoff: %zu tokens: %s (%s)\n", n, kvz_last_error(), kvz_strerror(st));
+        for (int k = 1; k < N_CACHES; k++)
+            kvz_cache_destroy(caches[k]);
+        kvz_mc_destroy(mc);
+        return 1;
+    }
+    double w_all, w_layers, kv[N_CACHES], med[N_CACHES], spread[N_CACHES];
+    weight_bytes(mc, &w_all, &w_layers);
+    for (int k = 0; k < N_CACHES; k++) {
+        kvz_cache_stats cs = {.struct_size = sizeof cs};
+        kvz_cache_get_stats(caches[k], &cs);
+        kv[k] = (double)cs.bytes_used;
+        med[k] = kvz_bench_median(t[k], steps); /* sorts t[k] */
+        spread[k] = kvz_bench_spread(t[k], steps);
+    }
+    const double bandwidth = (w_all + kv[0]) / med[0], rss = peak_rss_mb();
+    const double w32 = w_layers * FULL_LAYERS / KVZ_MC_LAYERS + (w_all - w_layers),
+                 kv_scale = FULL_LAYERS / KVZ_MC_LAYERS;
+    if (!json)
+        printf("\n%zu tokens: prefill %.2f s, KVzip's scored passes %.2f s; a step of the full cache reads "
+               "%.0f MB of "
+               "weights and %.0f MB of K/V (%.1f GB/s)\n%-10s %9s %10s %8s %11s %9s %9s %9s\n",
+               n, prefill, passes, w_all / 1e6, kv[0] / 1e6, bandwidth / 1e9, "cache", "build s", "KV MB",
+               "KV/full", "decode ms", "÷ full", "model", "model 32L");
+    for (int k = 0; k < N_CACHES; k++) {
+        const double model = (w_all + kv[k]) / (w_all + kv[0]);
+        const double model32 = (w32 + kv_scale * kv[k]) / (w32 + kv_scale * kv[0]);
+        if (json)
+            printf("{\"suite\": \"payoff\", \"name\": \"%s/%zu\", \"context\": %zu, \"cache\": \"%s\", "
+                   "\"build_s\": %.4f, \"kv_bytes\": %.0f, \"kv_vs_full\": %.4f, \"decode_s\": %.6g, "
+                   "\"spread\": %.4g, \"reps\": %d, \"vs_full\": %.4f, \"model_vs_full\": %.4f, "
+                   "\"model32_vs_full\": %.4f, \"weight_bytes\": %.0f, \"bandwidth\": %.4g, \"peak_rss_mb\": "
+                   "%.0f, "
+                   "\"weights\": \"%s\", \"threads\": %d}\n",
+                   cache_names[k], n, n, cache_names[k], build[k], kv[k], kv[k] / kv[0], med[k], spread[k],
+                   steps, med[k] / med[0], model, model32, w_all, bandwidth, rss, kvz_mc_weights(mc),
+                   kvz_num_threads());
+        else
+            printf("%-10s %9.2f %10.1f %8.3f %11.3f %9.3f %9.3f %9.3f\n", cache_names[k], build[k], kv[k] / 1e6,
+                   kv[k] / kv[0], med[k] * 1e3, med[k] / med[0], model, model32);
+    }
+    if (!json)
+        printf("peak RSS so far %.0f MB\n", rss);
+    fflush(stdout);
+    for (int k = 1; k < N_CACHES; k++)
+        kvz_cache_destroy(caches[k]);
+    kvz_mc_destroy(mc);
+    return 0;
+}
+
+int kvz_bench_payoff(int json, const size_t *lengths, size_t n_lengths, int steps)
+{
+    if (steps < 1 || steps > MAX_STEPS)
+        return kvz_cli_error("bench payoff: --reps %d is not in 1..%d", steps, MAX_STEPS);
+    if (!json)
+        printf(
+            "kvz bench payoff: synthetic Llama-3.1-8B-shaped model (%d layers, vocabulary %d), bf16 cache, %d "
+            "threads; decode: median of %d steps per cache, the caches taking turns\n"
+            "build s: full = its prefill; KVzip = prefill + scored passes + selection; FastKV = its prefill\n"
+            "model: (W + KV) / (W + KV_full), a step's bytes at one bandwidth; model 32L: the same for all 32 "
+            "layers\n",
+            KVZ_MC_LAYERS, KVZ_MC_VOCAB, kvz_num_threads(), steps);
+    int rc = 0;
+    for (size_t i = 0; i < n_lengths && !rc; i++)
+        rc = one_length(json, lengths[i], steps);
+    return rc;
+}
