@@ -69,7 +69,7 @@ int main(int argc, char **argv)
     kvz_cache *cache = NULL;
     int rc = 0;
     if (load) {
-        if ((st = kvz_lm_load_cache(lm, load, &cache)) != KVZ_OK)
+        if ((st = kvz_lm_load_cache(lm, load, &cache, NULL)) != KVZ_OK)
             rc = fail(load, st);
     } else {
         char *text = read_file(document);

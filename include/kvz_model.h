@@ -183,15 +183,42 @@ KVZ_API kvz_status kvz_lm_prefill(kvz_lm *lm, kvz_cache *cache, kvz_query *query
 KVZ_API kvz_status kvz_lm_decode(kvz_lm *lm, kvz_cache *cache, kvz_query *query, const float *logits,
                                  const kvz_lm_gen_opts *opts, int32_t *out, size_t *n_out);
 
+/** KVzip's prompt pieces (spec/kvzip.md §1.1), as kvz_kvzip_plan takes them. @since 0.1 */
+typedef enum kvz_lm_piece {
+    KVZ_PIECE_SYSTEM = 0,       /**< the system prompt, cached before the context */
+    KVZ_PIECE_REPEAT_FIRST = 1, /**< the first chunk's "repeat the context" prompt */
+    KVZ_PIECE_REPEAT_NEXT = 2,  /**< the later chunks' prompt (it quotes the previous chunk's end) */
+    KVZ_PIECE_POSTFIX = 3       /**< the assistant turn's opener, after a question or a prompt */
+} kvz_lm_piece;
+
+/**
+ * The ids of a prompt piece of the model's chat template (each encoded on its own, no BOS but a
+ * system prompt's own), the pieces kvz_lm_compress and kvz_lm_ask use. n receives the count;
+ * ids (room for cap) may be NULL to learn it. @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG
+ * (piece, cap too small: *n says how many, vocab_only). @since 0.1
+ */
+KVZ_API kvz_status kvz_lm_piece_ids(const kvz_lm *lm, kvz_lm_piece piece, int32_t *ids, size_t cap, size_t *n);
+
+/**
+ * The ids of a question as kvz_lm_ask sends them: the chat template's user turn holding it, then
+ * postfix (n_postfix ids), or the template's KVZ_PIECE_POSTFIX when postfix is NULL. n receives the
+ * count; ids (room for cap) may be NULL to learn it. @return KVZ_OK, KVZ_ERR_NULL,
+ * KVZ_ERR_INVALID_ARG (cap too small: *n says how many, vocab_only), KVZ_ERR_NOMEM. @since 0.1
+ */
+KVZ_API kvz_status kvz_lm_question_ids(const kvz_lm *lm, const char *question, const int32_t *postfix,
+                                       size_t n_postfix, int32_t *ids, size_t cap, size_t *n);
+
 /** Whether id ends a turn or the text (EOS, <|im_end|>, <end_of_turn>, ...); 0 for a NULL lm. @since 0.1 */
 KVZ_API int kvz_lm_is_eog(const kvz_lm *lm, int32_t id);
 
 /**
  * Loads a .kvz file and checks it against the model: the fingerprint its kvz_lm_compress
- * recorded, and the cache's shape and windows. @return as kvz_cache_load, and KVZ_ERR_MISMATCH.
+ * recorded, and the cache's shape and windows. meta (optional, struct_size set) receives what the
+ * file records (policy, ratio; kvz_cache_load). @return as kvz_cache_load, and KVZ_ERR_MISMATCH.
  * @since 0.1
  */
-KVZ_API kvz_status kvz_lm_load_cache(const kvz_lm *lm, const char *path, kvz_cache **cache);
+KVZ_API kvz_status kvz_lm_load_cache(const kvz_lm *lm, const char *path, kvz_cache **cache,
+                                     kvz_cache_meta *meta);
 
 /**
  * Saves a cache made with this model to a .kvz file with the model's fingerprint and the

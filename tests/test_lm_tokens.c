@@ -1,7 +1,8 @@
 /* kvz_model.h's token-level calls (kvz_lm_tokenize's flags, kvz_lm_new_cache, kvz_lm_prefill into a
  * cache or a query's tail, kvz_lm_decode, kvz_lm_is_eog, kvz_lm_detokenize's flags) on the shared
  * stories260K model against the tokenizer and greedy vectors the shared README publishes (llama2.c's
- * run.c on the same model), and their refusals. The model tier: skipped without ../shared. */
+ * run.c on the same model), vocab_only, the prompt pieces and question turns on SmolLM2 against the
+ * texts spec/kvzip.md gives them, and the refusals. The model tier: skipped without ../shared. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -211,6 +212,64 @@ static void test_vocab_only(void **state)
     kvz_lm_close(v);
 }
 
+/* The ids of n tokens of text (SPECIAL or not) in a tu_malloc'ed array. */
+static int32_t *ids_of(kvz_lm *m, const char *text, unsigned flags, size_t *n)
+{
+    assert_int_equal(kvz_lm_tokenize(m, text, flags, NULL, 0, n), KVZ_OK);
+    int32_t *ids = tu_malloc((*n + 1) * sizeof *ids);
+    assert_int_equal(kvz_lm_tokenize(m, text, flags, ids, *n, n), KVZ_OK);
+    return ids;
+}
+
+/* SmolLM2's chat template (ChatML) pieces and question turns, against the texts spec/kvzip.md gives them
+ * (§1.1, §3.5): each piece encoded on its own. */
+static void test_pieces(void **state)
+{
+    (void)state;
+    const char *path;
+    TU_NEED_MODEL(path, TU_SMOLLM2);
+    kvz_lm *m = NULL;
+    assert_int_equal(kvz_lm_open(path, NULL, &m), KVZ_OK);
+    size_t n = 0, nw = 0, nq = 0;
+    int32_t got[64];
+    int32_t *want = ids_of(m, "<|im_end|>\n<|im_start|>assistant\n", KVZ_TOKENIZE_SPECIAL, &nw);
+    assert_int_equal(kvz_lm_piece_ids(m, KVZ_PIECE_POSTFIX, got, 64, &n), KVZ_OK);
+    assert_int_equal(n, nw);
+    assert_memory_equal(got, want, n * sizeof *got);
+    free(want);
+    want = ids_of(m, "\n\nRepeat the previous context exactly.", 0, &nw);
+    assert_int_equal(kvz_lm_piece_ids(m, KVZ_PIECE_REPEAT_FIRST, got, 64, &n), KVZ_OK);
+    assert_int_equal(n, nw);
+    assert_memory_equal(got, want, n * sizeof *got);
+    free(want);
+    /* the system prompt: the ChatML prefix, its instruction after the user turn's opener */
+    want = ids_of(m, "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n",
+                  KVZ_TOKENIZE_SPECIAL, &nw);
+    assert_int_equal(kvz_lm_piece_ids(m, KVZ_PIECE_SYSTEM, got, 64, &n), KVZ_OK);
+    assert_true(n > nw);
+    assert_memory_equal(got, want, nw * sizeof *got);
+    free(want);
+    /* a question: enc("\n\n" + question) ++ the postfix, or ++ the caller's */
+    int32_t *q = ids_of(m, "\n\nWho built the light?", 0, &nq);
+    size_t npost = 0;
+    assert_int_equal(kvz_lm_piece_ids(m, KVZ_PIECE_POSTFIX, NULL, 0, &npost), KVZ_OK);
+    assert_int_equal(kvz_lm_question_ids(m, "Who built the light?", NULL, 0, got, 64, &n), KVZ_OK);
+    assert_int_equal(n, nq + npost);
+    assert_memory_equal(got, q, nq * sizeof *got);
+    const int32_t mine[2] = {5, 6};
+    assert_int_equal(kvz_lm_question_ids(m, "Who built the light?", mine, 2, got, 64, &n), KVZ_OK);
+    assert_int_equal(n, nq + 2);
+    assert_memory_equal(got, q, nq * sizeof *got);
+    assert_memory_equal(got + nq, mine, sizeof mine);
+    free(q);
+    /* refusals */
+    assert_int_equal(kvz_lm_piece_ids(m, (kvz_lm_piece)4, got, 64, &n), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(kvz_lm_question_ids(m, "Who built the light?", NULL, 0, got, 2, &n), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(n, nq + npost);
+    assert_int_equal(kvz_lm_question_ids(m, "Who?", NULL, 3, got, 64, &n), KVZ_ERR_NULL);
+    kvz_lm_close(m);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -263,7 +322,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tokenize_flags), cmocka_unit_test(test_greedy_from_bos),
         cmocka_unit_test(test_query_tail),     cmocka_unit_test(test_stop),
-        cmocka_unit_test(test_vocab_only),     cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_vocab_only),     cmocka_unit_test(test_pieces),
+        cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

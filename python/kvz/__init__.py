@@ -129,7 +129,7 @@ _sig(_lm, "kvz_lm_detokenize", [_vp, ctypes.POINTER(_i32), _size_t, ctypes.c_uin
 _sig(_lm, "kvz_lm_compress", [_vp, ctypes.c_char_p, ctypes.POINTER(_CompressOpts), _pp])
 _sig(_lm, "kvz_lm_ask", [_vp, _vp, ctypes.c_char_p, ctypes.POINTER(_GenOpts), ctypes.POINTER(_vp)])
 _sig(_lm, "kvz_lm_generate", [_vp, ctypes.c_char_p, ctypes.POINTER(_GenOpts), ctypes.POINTER(_vp)])
-_sig(_lm, "kvz_lm_load_cache", [_vp, ctypes.c_char_p, _pp])
+_sig(_lm, "kvz_lm_load_cache", [_vp, ctypes.c_char_p, _pp, _vp])
 _sig(_lm, "kvz_lm_save_cache", [_vp, _vp, ctypes.c_char_p, ctypes.POINTER(_CompressOpts)])
 _sig(_lm, "kvz_lm_free", [_vp], None)
 
@@ -191,7 +191,7 @@ class Cache:
     def load(cls, path, model):
         """A .kvz file, checked against the model it was made with."""
         h = ctypes.c_void_p()
-        _check(_lm.kvz_lm_load_cache(model._h, os.fsencode(path), ctypes.byref(h)), f"load {path}")
+        _check(_lm.kvz_lm_load_cache(model._h, os.fsencode(path), ctypes.byref(h), None), f"load {path}")
         return cls(h.value)
 
     def save(self, path, model, policy="kvzip", ratio=0.3):

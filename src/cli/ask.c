@@ -9,10 +9,10 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "cli/cli_model.h"
+#include "cli/cli_args.h"
+#include "cli/cli_lm.h"
 #include "cli/json.h"
 #include "cli/recon.h"
-#include "model/generate.h"
 
 #define MAX_QUESTIONS 64
 
@@ -46,8 +46,6 @@ static int usage(FILE *f)
         kvz_cli_recon_usage);
     return f == stdout ? 0 : 2;
 }
-
-static int stop_eog(void *ctx, int32_t id) { return kvz_tokenizer_is_eog(ctx, id); }
 
 int kvz_cmd_ask(int argc, char **argv)
 {
@@ -115,34 +113,33 @@ int kvz_cmd_ask(int argc, char **argv)
                     "kvz ask: needs --model, --cache and at least one --question or --question-ids\n\n");
         return usage(stderr);
     }
-    kvz_model *m = NULL;
-    kvz_tokenizer *tok = NULL;
-    if (kvz_cli_open_model(model, weights, &m, &tok))
+    kvz_lm *lm = NULL;
+    if (kvz_cli_open_lm(model, weights, 512, 0, &lm))
         return 1;
+    kvz_lm_info info = {.struct_size = sizeof info};
+    kvz_lm_get_info(lm, &info);
     kvz_cache *cache = NULL;
     kvz_cache_meta meta = {.struct_size = sizeof meta};
-    kvz_cli_pieces pc = {0};
-    float *logits = malloc(m->hp.n_vocab * sizeof *logits);
+    kvz_cli_recon_ids pieces = {0};
+    float *logits = malloc(info.n_vocab * sizeof *logits);
     int32_t *out = malloc(max_tokens * sizeof *out);
     int rc = !logits || !out ? kvz_cli_error("out of memory") : 0;
     kvz_status st = KVZ_OK;
-    if (!rc && (st = kvz_cache_load(cache_path, m->fingerprint, &cache, &meta)) != KVZ_OK)
-        rc = kvz_cli_error("cannot use %s: %s (%s)", cache_path, kvz_last_error(), kvz_strerror(st));
-    /* its shape and sliding windows against the model's, before any query reads it */
-    if (!rc && (st = kvz_model_kv_check(m, (kvz_kv_target){cache, NULL}, "kvz ask")) != KVZ_OK)
+    /* the fingerprint, shape and sliding windows against the model's, before any query reads it */
+    if (!rc && (st = kvz_lm_load_cache(lm, cache_path, &cache, &meta)) != KVZ_OK)
         rc = kvz_cli_error("cannot use %s: %s (%s)", cache_path, kvz_last_error(), kvz_strerror(st));
     if (!rc)
-        rc = kvz_cli_recon_resolve(&recon, m, tok, 0, &pc);
-    if (!rc && kvz_cli_model_params(m) < 10000000) /* stories260K: 0.3 M */
+        rc = kvz_cli_recon_resolve_lm(&recon, lm, &pieces);
+    if (!rc && info.n_params < 10000000) /* stories260K: 0.3 M */
         fprintf(stderr,
                 "kvz ask: note: this model has %.1f M parameters and no chat training; it continues the text "
                 "rather than answering, so its answers need not relate to the questions\n",
-                (double)kvz_cli_model_params(m) / 1e6);
+                (double)info.n_params / 1e6);
     if (!rc && verbose) {
         kvz_dtype dt = KVZ_DTYPE_F32;
         kvz_cache_shape(cache, NULL, NULL, NULL, &dt);
         fprintf(stderr, "kvz ask: weights %s, KV cache %s (as saved), %d threads\n",
-                kvz_cli_dtype_name(m->layers[0].q.wtype), kvz_cli_dtype_name(dt), kvz_num_threads());
+                kvz_cli_dtype_name(info.weights), kvz_cli_dtype_name(dt), kvz_num_threads());
     }
     if (!rc && !json) {
         if (!strcmp(meta.policy, "full")) /* a full cache's stored ratio means nothing */
@@ -151,38 +148,44 @@ int kvz_cmd_ask(int argc, char **argv)
             printf("cache %s: policy %s, kept ratio %g\n", cache_path, meta.policy[0] ? meta.policy : "?",
                    meta.ratio);
     }
+    const kvz_lm_gen_opts go = {.struct_size = sizeof go,
+                                .max_tokens = max_tokens,
+                                .temperature = (float)temperature,
+                                .seed = seed,
+                                .no_stop = !stop};
     for (size_t qi = 0; !rc && qi < n_questions; qi++) {
         int32_t *ids = NULL;
         size_t n = 0, n_out = 0;
         rc = is_ids[qi] ? kvz_cli_parse_ids(questions[qi], "--question-ids", &ids, &n)
-                        : kvz_cli_question_ids(m, tok, &pc.p, questions[qi], &ids, &n);
+                        : kvz_cli_lm_question(lm, questions[qi], pieces.ids[KVZ_PIECE_POSTFIX],
+                                              pieces.n[KVZ_PIECE_POSTFIX], &ids, &n);
         if (!rc && !n)
             rc = kvz_cli_error("question %zu is empty", qi + 1);
         kvz_query *q = NULL;
         if (!rc && !multi_turn && (st = kvz_query_create(cache, &q)) != KVZ_OK)
             rc = kvz_cli_error("question %zu: %s (%s)", qi + 1, kvz_last_error(), kvz_strerror(st));
-        const kvz_kv_target kv = {multi_turn ? cache : NULL, q};
+        kvz_cache *own = multi_turn ? cache : NULL; /* a conversation appends to the cache itself */
         double t0 = omp_get_wtime(), prefill_s = 0, decode_s = 0;
-        if (!rc && (st = kvz_model_prefill(m, kv, ids, n, 512, logits)) != KVZ_OK)
+        if (!rc && (st = kvz_lm_prefill(lm, own, q, ids, n, logits)) != KVZ_OK)
             rc = kvz_cli_error("question %zu: %s (%s)", qi + 1, kvz_last_error(), kvz_strerror(st));
         prefill_s = omp_get_wtime() - t0;
         if (!rc) {
-            kvz_gen_opts go = {max_tokens, (float)temperature, seed, stop ? stop_eog : NULL, tok};
             t0 = omp_get_wtime();
-            if ((st = kvz_model_generate(m, kv, logits, &go, out, &n_out)) != KVZ_OK)
+            if ((st = kvz_lm_decode(lm, own, q, logits, &go, out, &n_out)) != KVZ_OK)
                 rc = kvz_cli_error("question %zu: %s (%s)", qi + 1, kvz_last_error(), kvz_strerror(st));
             decode_s = omp_get_wtime() - t0;
         }
         const size_t n_generated = n_out;
-        /* a conversation keeps the whole answer: generation returns its last token unfed */
-        if (!rc && multi_turn && n_out && (st = kvz_model_step(m, kv, out[n_out - 1], logits)) != KVZ_OK)
+        /* a conversation keeps the whole answer: decoding returns its last token unfed */
+        if (!rc && multi_turn && n_out &&
+            (st = kvz_lm_prefill(lm, own, NULL, &out[n_out - 1], 1, logits)) != KVZ_OK)
             rc = kvz_cli_error("question %zu: %s (%s)", qi + 1, kvz_last_error(), kvz_strerror(st));
         kvz_query_destroy(q);
         char *text = NULL;
-        if (!rc && n_out && stop && kvz_tokenizer_is_eog(tok, out[n_out - 1]))
+        if (!rc && n_out && stop && kvz_lm_is_eog(lm, out[n_out - 1]))
             n_out--; /* the end-of-turn token ends the answer; it is not part of it */
-        if (!rc && (st = kvz_tokenizer_decode(tok, out, n_out, 0, &text)) != KVZ_OK)
-            rc = kvz_cli_error("cannot decode: %s", kvz_last_error());
+        if (!rc)
+            rc = kvz_cli_lm_text(lm, out, n_out, 0, &text);
         if (!rc && json) {
             printf("{\"question\": %zu, \"ids\": ", qi);
             kvz_json_write_ids(stdout, out, n_out);
@@ -201,9 +204,8 @@ int kvz_cmd_ask(int argc, char **argv)
         free(text), free(ids);
     }
     free(logits), free(out);
-    kvz_cli_pieces_free(&pc);
+    kvz_cli_recon_ids_free(&pieces);
     kvz_cache_destroy(cache);
-    kvz_tokenizer_free(tok);
-    kvz_model_free(m);
+    kvz_lm_close(lm);
     return rc;
 }

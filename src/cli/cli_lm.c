@@ -23,20 +23,61 @@ int kvz_cli_open_lm(const char *path, const char *weights, size_t chunk, int voc
     return 0;
 }
 
-int kvz_cli_lm_tokenize(const kvz_lm *lm, const char *text, unsigned flags, int32_t **ids, size_t *n)
+/* A sized call's ids in a malloc'ed buffer: count, allocate, fill (the two calls are those of get). */
+typedef kvz_status (*ids_call)(const void *args, int32_t *ids, size_t cap, size_t *n);
+
+static int malloced_ids(ids_call get, const void *args, const char *what, int32_t **ids, size_t *n)
 {
-    kvz_status st = kvz_lm_tokenize(lm, text, flags, NULL, 0, n);
+    kvz_status st = get(args, NULL, 0, n);
     *ids = st == KVZ_OK ? malloc((*n ? *n : 1) * sizeof **ids) : NULL;
     if (st == KVZ_OK && !*ids)
         return kvz_cli_error("out of memory");
     if (st == KVZ_OK)
-        st = kvz_lm_tokenize(lm, text, flags, *ids, *n, n);
+        st = get(args, *ids, *n, n);
     if (st != KVZ_OK) {
         free(*ids);
         *ids = NULL;
-        return kvz_cli_error("cannot tokenize: %s (%s)", kvz_last_error(), kvz_strerror(st));
+        return kvz_cli_error("%s: %s (%s)", what, kvz_last_error(), kvz_strerror(st));
     }
     return 0;
+}
+
+typedef struct tokenize_args {
+    const kvz_lm *lm;
+    const char *text;
+    unsigned flags;
+} tokenize_args;
+
+static kvz_status tokenize(const void *args, int32_t *ids, size_t cap, size_t *n)
+{
+    const tokenize_args *a = args;
+    return kvz_lm_tokenize(a->lm, a->text, a->flags, ids, cap, n);
+}
+
+int kvz_cli_lm_tokenize(const kvz_lm *lm, const char *text, unsigned flags, int32_t **ids, size_t *n)
+{
+    const tokenize_args a = {lm, text, flags};
+    return malloced_ids(tokenize, &a, "cannot tokenize", ids, n);
+}
+
+typedef struct question_args {
+    const kvz_lm *lm;
+    const char *question;
+    const int32_t *postfix;
+    size_t n_postfix;
+} question_args;
+
+static kvz_status question(const void *args, int32_t *ids, size_t cap, size_t *n)
+{
+    const question_args *a = args;
+    return kvz_lm_question_ids(a->lm, a->question, a->postfix, a->n_postfix, ids, cap, n);
+}
+
+int kvz_cli_lm_question(const kvz_lm *lm, const char *q, const int32_t *postfix, size_t n_postfix,
+                        int32_t **ids, size_t *n)
+{
+    const question_args a = {lm, q, postfix, n_postfix};
+    return malloced_ids(question, &a, "question", ids, n);
 }
 
 int kvz_cli_lm_text(const kvz_lm *lm, const int32_t *ids, size_t n, unsigned flags, char **text)

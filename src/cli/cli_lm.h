@@ -14,6 +14,9 @@
 int kvz_cli_open_lm(const char *path, const char *weights, size_t chunk, int vocab_only, kvz_lm **lm);
 /* kvz_lm_tokenize into *ids (malloc'ed). */
 int kvz_cli_lm_tokenize(const kvz_lm *lm, const char *text, unsigned flags, int32_t **ids, size_t *n);
+/* kvz_lm_question_ids into *ids (malloc'ed). */
+int kvz_cli_lm_question(const kvz_lm *lm, const char *question, const int32_t *postfix, size_t n_postfix,
+                        int32_t **ids, size_t *n);
 /* kvz_lm_detokenize into *text (malloc'ed). */
 int kvz_cli_lm_text(const kvz_lm *lm, const int32_t *ids, size_t n, unsigned flags, char **text);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "model/prompt.h"
 
 int kvz_cli_open_model(const char *path, const char *weights, kvz_model **m, kvz_tokenizer **tok)
 {
@@ -61,4 +62,38 @@ int kvz_cli_warm_up(kvz_model *m, const kvz_kvzip_pieces *p, const int32_t *ctx,
     if (st != KVZ_OK)
         return kvz_cli_error("warm-up prefill: %s (%s)", kvz_last_error(), kvz_strerror(st));
     return 0;
+}
+
+int kvz_cli_recon_resolve(const kvz_cli_recon *r, const kvz_model *m, const kvz_tokenizer *tok, int gsm,
+                          kvz_cli_pieces *out)
+{
+    memset(out, 0, sizeof *out);
+    kvz_cli_recon_ids *own = &out->own;
+    if (kvz_cli_recon_given(r, own))
+        return 1;
+    out->source = own->source;
+    out->prev_tokens = own->prev_tokens;
+    if (!own->ids[0] || !own->ids[1] || !own->ids[2] || !own->ids[3]) {
+        const kvz_status st = kvz_prompt_pieces(m, tok, gsm, own->ids, own->n, &out->source);
+        if (st != KVZ_OK) {
+            kvz_cli_pieces_free(out);
+            return kvz_cli_error("chat template: %s (%s)", kvz_last_error(), kvz_strerror(st));
+        }
+    }
+    out->p = (kvz_kvzip_pieces){own->ids[0], own->n[0], own->ids[1], own->n[1],
+                                own->ids[2], own->n[2], own->ids[3], own->n[3]};
+    return 0;
+}
+
+void kvz_cli_pieces_free(kvz_cli_pieces *p)
+{
+    kvz_cli_recon_ids_free(&p->own);
+    memset(p, 0, sizeof *p);
+}
+
+int kvz_cli_question_ids(const kvz_model *m, const kvz_tokenizer *tok, const kvz_kvzip_pieces *p, const char *q,
+                         int32_t **ids, size_t *n)
+{
+    const kvz_status st = kvz_prompt_question(m, tok, p->postfix, p->n_postfix, q, ids, n);
+    return st == KVZ_OK ? 0 : kvz_cli_error("question: %s (%s)", kvz_last_error(), kvz_strerror(st));
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "cli/cli_args.h"
+#include "cli/recon.h"
 #include "model/kvzip.h"
 #include "model/model.h"
 #include "model/tokenizer.h"
@@ -23,6 +24,25 @@ kvz_dtype kvz_cli_kv_dtype(const kvz_model *m, kvz_dtype asked);
  * recognised when parse_special). */
 int kvz_cli_encode(const kvz_tokenizer *tok, const char *text, int add_bos, int parse_special, int32_t **ids,
                    size_t *n);
+
+/* The reconstruction pieces for the runner: the options, a --recon file, then the chat template's
+ * (kvz_cli_recon_given, then kvz_prompt_pieces; gsm: the gsm-task instruction, spec §1.1). */
+typedef struct kvz_cli_pieces {
+    kvz_kvzip_pieces p;
+    size_t prev_tokens;
+    const char *source; /* "options", "recon file", or the chat template family */
+    kvz_cli_recon_ids own;
+} kvz_cli_pieces;
+/* Returns 0 or prints why and returns 1. */
+int kvz_cli_recon_resolve(const kvz_cli_recon *r, const kvz_model *m, const kvz_tokenizer *tok, int gsm,
+                          kvz_cli_pieces *out);
+void kvz_cli_pieces_free(kvz_cli_pieces *p);
+
+/* The ids of a text question as the reference builds them: enc("\n\n" + question) ++ the
+ * assistant opener p->postfix, each encoded on its own (*ids malloc'ed). Returns 0 or prints
+ * why and returns 1. */
+int kvz_cli_question_ids(const kvz_model *m, const kvz_tokenizer *tok, const kvz_kvzip_pieces *p, const char *q,
+                         int32_t **ids, size_t *n);
 
 /* An untimed prefill of the system prompt and the first prefill step of the context (at most 2048 tokens), so
  * that the timings after it do not carry the process's one-time costs (weight pages touched first, thread

@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "cli/recon.h"
+#include "cli/cli_model.h"
 
 /* The element-wise maximum over comma-separated .npy files of shape [layers, kv_heads] into
  * *out (malloc'ed). Returns 0, or prints why and returns 1. */

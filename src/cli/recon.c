@@ -1,5 +1,5 @@
-/* Resolving the KVzip reconstruction pieces for the kvz commands (spec/kvzip.md §1.1, §1.3), and the ids of a
- * question turn built from them. */
+/* Resolving the KVzip reconstruction pieces for the kvz commands (spec/kvzip.md §1.1, §1.3): the options, a
+ * --recon file, the model's chat template through kvz_model.h. */
 #include "cli/recon.h"
 
 #include <stdio.h>
@@ -7,9 +7,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_args.h"
 #include "cli/json.h"
-#include "model/chat_template.h"
-#include "model/prompt.h"
 
 static const char *const names[4] = {"--sys-ids", "--repeat-ids", "--repeat-next-ids", "--postfix-ids"};
 static const char *const keys[4] = {"sys-ids", "repeat-ids", "repeat-next-ids", "postfix-ids"};
@@ -42,26 +41,16 @@ int kvz_cli_recon_option(kvz_cli_recon *r, int argc, char **argv, int *i)
     return 1;
 }
 
-void kvz_cli_pieces_free(kvz_cli_pieces *p)
+void kvz_cli_recon_ids_free(kvz_cli_recon_ids *p)
 {
     for (int k = 0; k < 4; k++)
-        free(p->own[k]);
+        free(p->ids[k]);
     memset(p, 0, sizeof *p);
 }
 
-/* The text pieces of the model's chat template, encoded each on its own without BOS. */
-static int from_template(const kvz_model *m, const kvz_tokenizer *tok, int gsm, int32_t **ids, size_t *n,
-                         const char **source)
-{
-    const kvz_status st = kvz_prompt_pieces(m, tok, gsm, ids, n, source);
-    return st == KVZ_OK ? 0 : kvz_cli_error("chat template: %s (%s)", kvz_last_error(), kvz_strerror(st));
-}
-
-int kvz_cli_recon_resolve(const kvz_cli_recon *r, const kvz_model *m, const kvz_tokenizer *tok, int gsm,
-                          kvz_cli_pieces *out)
+int kvz_cli_recon_given(const kvz_cli_recon *r, kvz_cli_recon_ids *out)
 {
     memset(out, 0, sizeof *out);
-    size_t n[4] = {0};
     const char *text[4] = {r->ids[0], r->ids[1], r->ids[2], r->ids[3]};
     const char *prev = r->prev_tokens;
     char prev_buf[32];
@@ -99,31 +88,43 @@ int kvz_cli_recon_resolve(const kvz_cli_recon *r, const kvz_model *m, const kvz_
     }
     for (int k = 0; k < 4 && !rc; k++)
         if (text[k])
-            rc = kvz_cli_parse_ids(text[k], names[k], &out->own[k], &n[k]);
-    int missing = 0;
-    for (int k = 0; k < 4; k++)
-        missing |= !text[k];
-    if (!rc && missing) {
-        const char *src = NULL;
-        rc = from_template(m, tok, gsm, out->own, n, &src);
-        if (!rc)
-            out->source = src;
-    }
+            rc = kvz_cli_parse_ids(text[k], names[k], &out->ids[k], &out->n[k]);
     out->prev_tokens = 8;
     if (!rc && prev)
         rc = kvz_cli_parse_size(prev, "--prev-tokens", &out->prev_tokens);
     kvz_json_free(j);
-    if (rc) {
-        kvz_cli_pieces_free(out);
-        return 1;
-    }
-    out->p = (kvz_kvzip_pieces){out->own[0], n[0], out->own[1], n[1], out->own[2], n[2], out->own[3], n[3]};
-    return 0;
+    if (rc)
+        kvz_cli_recon_ids_free(out);
+    return rc;
 }
 
-int kvz_cli_question_ids(const kvz_model *m, const kvz_tokenizer *tok, const kvz_kvzip_pieces *p, const char *q,
-                         int32_t **ids, size_t *n)
+int kvz_cli_recon_resolve_lm(const kvz_cli_recon *r, const kvz_lm *lm, kvz_cli_recon_ids *out)
 {
-    const kvz_status st = kvz_prompt_question(m, tok, p->postfix, p->n_postfix, q, ids, n);
-    return st == KVZ_OK ? 0 : kvz_cli_error("question: %s (%s)", kvz_last_error(), kvz_strerror(st));
+    if (kvz_cli_recon_given(r, out))
+        return 1;
+    int from_template = 0;
+    for (int k = 0; k < 4; k++) {
+        if (out->ids[k])
+            continue;
+        size_t n = 0;
+        kvz_status st = kvz_lm_piece_ids(lm, (kvz_lm_piece)k, NULL, 0, &n);
+        if (st == KVZ_OK && !(out->ids[k] = malloc((n ? n : 1) * sizeof *out->ids[k]))) {
+            kvz_cli_recon_ids_free(out);
+            return kvz_cli_error("out of memory");
+        }
+        if (st == KVZ_OK)
+            st = kvz_lm_piece_ids(lm, (kvz_lm_piece)k, out->ids[k], n, &out->n[k]);
+        if (st != KVZ_OK) {
+            kvz_cli_recon_ids_free(out);
+            return kvz_cli_error("chat template: %s (%s)", kvz_last_error(), kvz_strerror(st));
+        }
+        from_template = 1;
+    }
+    if (from_template) {
+        kvz_lm_info info = {.struct_size = sizeof info};
+        kvz_lm_get_info(lm, &info);
+        snprintf(out->family, sizeof out->family, "%s", info.chat);
+        out->source = out->family;
+    }
+    return 0;
 }

@@ -4,8 +4,10 @@
 #ifndef KVZ_CLI_RECON_H
 #define KVZ_CLI_RECON_H
 
-#include "cli/cli_model.h"
-#include "model/kvzip.h"
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvz_model.h"
 
 typedef struct kvz_cli_recon {
     const char *ids[4]; /* sys, repeat, repeat-next, postfix: option text, or NULL */
@@ -20,23 +22,20 @@ int kvz_cli_recon_option(kvz_cli_recon *r, int argc, char **argv, int *i);
 /* Usage lines of those options. */
 extern const char kvz_cli_recon_usage[];
 
-/* Resolved pieces; the arrays belong to the struct (kvz_cli_pieces_free). */
-typedef struct kvz_cli_pieces {
-    kvz_kvzip_pieces p;
+/* Pieces as ids, in kvz_lm_piece order; the arrays belong to the struct (kvz_cli_recon_ids_free). */
+typedef struct kvz_cli_recon_ids {
+    int32_t *ids[4];
+    size_t n[4];
     size_t prev_tokens;
-    int32_t *own[4];
     const char *source; /* "options", "recon file", or the chat template family */
-} kvz_cli_pieces;
+    char family[16];    /* where source points for a family */
+} kvz_cli_recon_ids;
 
-/* Returns 0 or prints why and returns 1. gsm: the gsm-task instruction (spec §1.1). */
-int kvz_cli_recon_resolve(const kvz_cli_recon *r, const kvz_model *m, const kvz_tokenizer *tok, int gsm,
-                          kvz_cli_pieces *out);
-void kvz_cli_pieces_free(kvz_cli_pieces *p);
-
-/* The ids of a text question as the reference builds them: enc("\n\n" + question) ++ the
- * assistant opener p->postfix, each encoded on its own (*ids malloc'ed). Returns 0 or prints
- * why and returns 1. */
-int kvz_cli_question_ids(const kvz_model *m, const kvz_tokenizer *tok, const kvz_kvzip_pieces *p, const char *q,
-                         int32_t **ids, size_t *n);
+/* What the options and the --recon file give: ids[k] NULL where neither gives piece k, source
+ * "options" or "recon file". Returns 0 or prints why and returns 1 (nothing left to free). */
+int kvz_cli_recon_given(const kvz_cli_recon *r, kvz_cli_recon_ids *out);
+/* The same with the missing pieces from the model's chat template (kvz_lm_piece_ids). */
+int kvz_cli_recon_resolve_lm(const kvz_cli_recon *r, const kvz_lm *lm, kvz_cli_recon_ids *out);
+void kvz_cli_recon_ids_free(kvz_cli_recon_ids *p);
 
 #endif

@@ -33,6 +33,18 @@ static kvz_status need_weights(const kvz_lm *lm, const char *fn)
                  : kvz_fail(KVZ_ERR_INVALID_ARG, "%s: the model was opened with vocab_only (no weights)", fn);
 }
 
+/* n ids into ids (room for cap, or NULL to count), as the sized calls hand them out. */
+static kvz_status hand_out(const char *fn, const int32_t *src, size_t count, int32_t *ids, size_t cap,
+                           size_t *n)
+{
+    *n = count;
+    if (ids && cap < count)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: %zu ids, room for %zu", fn, count, cap);
+    if (ids && count)
+        memcpy(ids, src, count * sizeof *ids);
+    return KVZ_OK;
+}
+
 void kvz_lm_free(void *p) { free(p); }
 
 void kvz_lm_close(kvz_lm *lm)
@@ -163,13 +175,8 @@ kvz_status kvz_lm_tokenize(const kvz_lm *lm, const char *text, unsigned flags, i
     size_t count = 0;
     kvz_status st = kvz_tokenizer_encode(lm->tok, text, strlen(text), !!(flags & KVZ_TOKENIZE_BOS),
                                          !!(flags & KVZ_TOKENIZE_SPECIAL), &all, &count);
-    if (st != KVZ_OK)
-        return st;
-    *n = count;
-    if (ids && cap < count)
-        st = kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_lm_tokenize: %zu ids, room for %zu", count, cap);
-    else if (ids && count)
-        memcpy(ids, all, count * sizeof *ids);
+    if (st == KVZ_OK)
+        st = hand_out("kvz_lm_tokenize", all, count, ids, cap, n);
     free(all);
     return st;
 }
@@ -419,9 +426,38 @@ kvz_status kvz_lm_decode(kvz_lm *lm, kvz_cache *cache, kvz_query *query, const f
     return st;
 }
 
+kvz_status kvz_lm_piece_ids(const kvz_lm *lm, kvz_lm_piece piece, int32_t *ids, size_t cap, size_t *n)
+{
+    static const char fn[] = "kvz_lm_piece_ids";
+    if (!lm || !n)
+        return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
+    kvz_status st = need_weights(lm, fn);
+    if (st == KVZ_OK && (unsigned)piece > KVZ_PIECE_POSTFIX)
+        st = kvz_fail(KVZ_ERR_INVALID_ARG, "%s: piece %d is not a kvz_lm_piece", fn, (int)piece);
+    return st == KVZ_OK ? hand_out(fn, lm->pieces[piece], lm->n_pieces[piece], ids, cap, n) : st;
+}
+
+kvz_status kvz_lm_question_ids(const kvz_lm *lm, const char *question, const int32_t *postfix, size_t n_postfix,
+                               int32_t *ids, size_t cap, size_t *n)
+{
+    static const char fn[] = "kvz_lm_question_ids";
+    if (!lm || !question || !n || (!postfix && n_postfix))
+        return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
+    kvz_status st = need_weights(lm, fn);
+    int32_t *all = NULL;
+    size_t count = 0;
+    if (st == KVZ_OK)
+        st = kvz_prompt_question(lm->m, lm->tok, postfix ? postfix : lm->pieces[KVZ_PIECE_POSTFIX],
+                                 postfix ? n_postfix : lm->n_pieces[KVZ_PIECE_POSTFIX], question, &all, &count);
+    if (st == KVZ_OK)
+        st = hand_out(fn, all, count, ids, cap, n);
+    free(all);
+    return st;
+}
+
 int kvz_lm_is_eog(const kvz_lm *lm, int32_t id) { return lm && kvz_tokenizer_is_eog(lm->tok, id); }
 
-kvz_status kvz_lm_load_cache(const kvz_lm *lm, const char *path, kvz_cache **cache)
+kvz_status kvz_lm_load_cache(const kvz_lm *lm, const char *path, kvz_cache **cache, kvz_cache_meta *meta)
 {
     static const char fn[] = "kvz_lm_load_cache";
     if (!cache)
@@ -431,7 +467,7 @@ kvz_status kvz_lm_load_cache(const kvz_lm *lm, const char *path, kvz_cache **cac
         return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
     kvz_status st = need_weights(lm, fn);
     if (st == KVZ_OK)
-        st = kvz_cache_load(path, lm->fingerprint, cache, NULL);
+        st = kvz_cache_load(path, lm->fingerprint, cache, meta);
     if (st == KVZ_OK && (st = kvz_model_kv_check(lm->m, (kvz_kv_target){*cache, NULL}, fn)) != KVZ_OK) {
         kvz_cache_destroy(*cache);
         *cache = NULL;
