@@ -81,6 +81,15 @@ enum {
 };
 
 /**
+ * The i-th GGUF tensor type of the model file, in ascending type numbers: its name ("F32", "Q4_K",
+ * ...) and how many of the file's tensors have it. n_types receives how many types the file has
+ * (ask with i = 0 to learn it). Works with vocab_only. @return KVZ_OK, KVZ_ERR_NULL,
+ * KVZ_ERR_INVALID_ARG (i >= *n_types). @since 0.1
+ */
+KVZ_API kvz_status kvz_lm_tensor_type(const kvz_lm *lm, size_t i, const char **name, size_t *tensors,
+                                      size_t *n_types);
+
+/**
  * Token ids of a UTF-8 text, as flags (KVZ_TOKENIZE_*) say. n receives the count; ids (room for
  * cap) may be NULL to learn it. @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (unknown flags,
  * cap too small: *n says how many), KVZ_ERR_NOMEM. @since 0.1

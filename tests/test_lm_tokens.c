@@ -196,6 +196,17 @@ static void test_vocab_only(void **state)
     assert_memory_equal(vi.model_fingerprint, info.model_fingerprint, sizeof vi.model_fingerprint);
     assert_int_equal(vi.n_layers, 0);
     assert_int_equal(vi.n_params, 0);
+    /* the tensor directory: 48 tensors, all F32 (../shared/models/README.md), with or without the weights */
+    for (int k = 0; k < 2; k++) {
+        const char *name = NULL;
+        size_t tensors = 0, n_types = 0;
+        assert_int_equal(kvz_lm_tensor_type(k ? v : lm, 0, &name, &tensors, &n_types), KVZ_OK);
+        assert_string_equal(name, "F32");
+        assert_int_equal(tensors, 48);
+        assert_int_equal(n_types, 1);
+        assert_int_equal(kvz_lm_tensor_type(k ? v : lm, 1, &name, &tensors, &n_types), KVZ_ERR_INVALID_ARG);
+        assert_int_equal(n_types, 1);
+    }
     kvz_cache *cache = NULL;
     assert_int_equal(kvz_lm_new_cache(v, KVZ_DTYPE_F32, &cache), KVZ_ERR_INVALID_ARG);
     assert_non_null(strstr(kvz_last_error(), "vocab_only"));

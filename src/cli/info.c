@@ -6,9 +6,9 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
-#include "cli/cli_model.h"
+#include "cli/cli_args.h"
+#include "cli/cli_lm.h"
 #include "cli/json.h"
-#include "kvz.h"
 
 void kvz_cli_isa_available(char *buf, size_t size, int json)
 {
@@ -26,44 +26,39 @@ void kvz_cli_isa_available(char *buf, size_t size, int json)
 /* The architecture, shape, tensor types and parameter count of a model file. */
 static int model_info(const char *path, const char *weights, int json)
 {
-    kvz_model *m;
-    if (kvz_cli_open_model(path, weights, &m, NULL))
+    kvz_lm *lm = NULL;
+    if (kvz_cli_open_lm(path, weights ? weights : "auto", 0, 0, &lm))
         return 1;
-    const kvz_hparams *hp = &m->hp;
-    size_t local = 0, per_type[64] = {0};
-    for (size_t l = 0; l < hp->n_layers; l++)
-        local += kvz_hparams_window(hp, l) != 0;
-    for (uint64_t i = 0; i < m->gguf->n_tensors; i++) {
-        const kvz_gguf_tensor *t = &m->gguf->tensors[i];
-        per_type[t->type < 64 ? t->type : 63]++;
-    }
+    kvz_lm_info i = {.struct_size = sizeof i};
+    kvz_lm_get_info(lm, &i);
     char types[256] = "";
-    for (uint32_t ty = 0; ty < 64; ty++)
-        if (per_type[ty]) {
-            const size_t n = strlen(types);
-            snprintf(types + n, sizeof types - n, json ? "%s\"%s\":%zu" : "%s%s %zu",
-                     n ? (json ? "," : ", ") : "", kvz_ggml_type_of(ty)->name, per_type[ty]);
-        }
-    const char *wt = m->layers[0].q.wtype == KVZ_DTYPE_BF16 ? "bf16" : "f32";
+    const char *name;
+    size_t count, n_types = 0;
+    for (size_t t = 0; kvz_lm_tensor_type(lm, t, &name, &count, &n_types) == KVZ_OK; t++) {
+        const size_t n = strlen(types);
+        snprintf(types + n, sizeof types - n, json ? "%s\"%s\":%zu" : "%s%s %zu", n ? (json ? "," : ", ") : "",
+                 name, count);
+    }
+    const char *wt = kvz_cli_dtype_name(i.weights);
     if (json)
         printf("{\"model\":\"%s\",\"architecture\":\"%s\",\"layers\":%zu,\"local_layers\":%zu,\"window\":%zu,"
                "\"embedding\":%zu,\"ffn\":%zu,\"heads\":%zu,\"kv_heads\":%zu,\"head_dim\":%zu,\"vocab\":%zu,"
                "\"context\":%zu,\"parameters\":%zu,\"tensor_types\":{%s},\"weights\":\"%s\"}\n",
-               path, hp->arch, hp->n_layers, local, hp->swa_window, hp->n_embd, hp->n_ff, hp->n_head,
-               hp->n_head_kv, hp->head_dim, hp->n_vocab, hp->n_ctx_train, kvz_cli_model_params(m), types, wt);
+               path, i.arch, i.n_layers, i.n_window_layers, i.window, i.n_embd, i.n_ff, i.n_heads, i.n_kv_heads,
+               i.head_dim, i.n_vocab, i.n_ctx_train, i.n_params, types, wt);
     else {
-        printf("model:         %s\narchitecture:  %s\nlayers:        %zu", path, hp->arch, hp->n_layers);
-        if (local)
-            printf(" (%zu local with a window of %zu tokens, %zu global)", local, hp->swa_window,
-                   hp->n_layers - local);
+        printf("model:         %s\narchitecture:  %s\nlayers:        %zu", path, i.arch, i.n_layers);
+        if (i.n_window_layers)
+            printf(" (%zu local with a window of %zu tokens, %zu global)", i.n_window_layers, i.window,
+                   i.n_layers - i.n_window_layers);
         printf("\nembedding:     %zu, feed-forward %zu\nheads:         %zu query, %zu KV, head size %zu\n"
                "vocabulary:    %zu\ncontext:       %zu (trained)\nparameters:    %.1f M\ntensor types:  %s "
                "(tensors of each type)\n"
                "weights:       %s in memory\n",
-               hp->n_embd, hp->n_ff, hp->n_head, hp->n_head_kv, hp->head_dim, hp->n_vocab, hp->n_ctx_train,
-               (double)kvz_cli_model_params(m) / 1e6, types, wt);
+               i.n_embd, i.n_ff, i.n_heads, i.n_kv_heads, i.head_dim, i.n_vocab, i.n_ctx_train,
+               (double)i.n_params / 1e6, types, wt);
     }
-    kvz_model_free(m);
+    kvz_lm_close(lm);
     return 0;
 }
 

@@ -164,6 +164,25 @@ kvz_status kvz_lm_get_info(const kvz_lm *lm, kvz_lm_info *info)
     return KVZ_OK;
 }
 
+kvz_status kvz_lm_tensor_type(const kvz_lm *lm, size_t i, const char **name, size_t *tensors, size_t *n_types)
+{
+    if (!lm || !name || !tensors || !n_types)
+        return kvz_fail(KVZ_ERR_NULL, "kvz_lm_tensor_type: NULL argument");
+    const kvz_gguf *g = lm->m ? lm->m->gguf : lm->vocab;
+    enum { N_TYPES = 64 }; /* GGUF's type numbers stay below (the reader refuses others) */
+    size_t per_type[N_TYPES] = {0};
+    for (uint64_t t = 0; t < g->n_tensors; t++)
+        per_type[g->tensors[t].type < N_TYPES ? g->tensors[t].type : N_TYPES - 1]++;
+    *n_types = 0;
+    for (uint32_t ty = 0; ty < N_TYPES; ty++)
+        if (per_type[ty] && (*n_types)++ == i) {
+            const kvz_ggml_type *d = kvz_ggml_type_of(ty);
+            *name = d ? d->name : "unknown", *tensors = per_type[ty];
+        }
+    return i < *n_types ? KVZ_OK
+                        : kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_lm_tensor_type: type %zu of %zu", i, *n_types);
+}
+
 kvz_status kvz_lm_tokenize(const kvz_lm *lm, const char *text, unsigned flags, int32_t *ids, size_t cap,
                            size_t *n)
 {
