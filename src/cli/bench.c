@@ -98,6 +98,13 @@ typedef struct target {
 
 static const target targets[] = {
     {"decode_vs_stream", "decode_bf16_32k", "stream_read", "decode bf16 GB/s / stream_read GB/s", 0, 0.85, 1},
+    {"decode_f16_vs_stream", "decode_f16_32k", "stream_read", "decode f16 GB/s / stream_read GB/s", 0, 0.85, 1},
+    {"decode_g7_vs_stream", "decode_bf16_32k_g7", "stream_read", "decode, group 7, GB/s / stream_read GB/s", 0,
+     0.85, 1},
+    {"decode_d64_vs_stream", "decode_bf16_32k_d64", "stream_read", "decode, head size 64, GB/s / stream_read GB/s",
+     0, 0.85, 1},
+    {"decode_d256_vs_stream", "decode_bf16_32k_d256", "stream_read",
+     "decode, head size 256, GB/s / stream_read GB/s", 0, 0.85, 1},
     {"decode_r0.3_vs_full", "decode_bf16_32k_r0.3", "decode_bf16_32k", "decode time at kept 0.3 / full", 1,
      0.35, 0},
     {"prefill_vs_sgemm", "prefill_attn_f32", "sgemm_f32", "prefill GFLOP/s / oneDNN sgemm GFLOP/s", 0, 0.60, 1},

@@ -22,6 +22,8 @@
  * (other tenants of a shared host) drifts as little as possible between the two. */
 #define LLAMA31_8B_LAYER .kv_heads = 8, .group = 4, .head_dim = 128
 #define DECODE(ctx)      .kind = KVZ_BENCH_DECODE, LLAMA31_8B_LAYER, .context = (ctx), .dtype = KVZ_DTYPE_BF16
+#define DECODE_32K(h, g, d, dt)                                                                                \
+    .kind = KVZ_BENCH_DECODE, .kv_heads = (h), .group = (g), .head_dim = (d), .context = 32768, .dtype = (dt)
 #define DEQUANT(t)       .kind = KVZ_BENCH_DEQUANT, .qtype = (t), .dtype = KVZ_DTYPE_F32
 #define PREFILL(dt)                                                                                            \
     .kind = KVZ_BENCH_PREFILL, LLAMA31_8B_LAYER, .context = 32768, .queries = 2048, .dtype = (dt)
@@ -29,6 +31,12 @@ static const kvz_bench_case kernel_cases[] = {
     {.name = "stream_read", .kind = KVZ_BENCH_STREAM, .size = (size_t)1 << 30},
     {.name = "decode_bf16_32k", DECODE(32768), .kept = 1.0},
     {.name = "decode_bf16_32k_r0.3", DECODE(32768), .kept = 0.3},
+    /* the step at the other shapes and storage of the real models: the f16 cache, Qwen2.5-7B's group of 7,
+       SmolLM2's heads of 64 and Gemma 3's of 256 (their K/V per layer, 32K tokens) */
+    {.name = "decode_f16_32k", DECODE_32K(8, 4, 128, KVZ_DTYPE_F16), .kept = 1.0},
+    {.name = "decode_bf16_32k_g7", DECODE_32K(4, 7, 128, KVZ_DTYPE_BF16), .kept = 1.0},
+    {.name = "decode_bf16_32k_d64", DECODE_32K(3, 3, 64, KVZ_DTYPE_BF16), .kept = 1.0},
+    {.name = "decode_bf16_32k_d256", DECODE_32K(1, 4, 256, KVZ_DTYPE_BF16), .kept = 1.0},
     /* the same step over 4096 tokens (16 MiB) that stay in a 32 MiB last-level cache: what
        the kernel computes with memory out of the way (a diagnostic; no target) */
     {.name = "decode_bf16_4k_hot", DECODE(4096), .kept = 1.0, .hot = 1},
