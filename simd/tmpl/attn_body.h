@@ -44,12 +44,9 @@
 /* The bp path reads the keys that every query row sees (in decode: all of them) as ILV_N
  * interleaved streams: the run is cut into ILV_N regions, and a block takes ILV_TURN keys
  * of each region in turn. One core keeps more misses in flight over several streams than
- * over one. Measured on the Sapphire-Rapids-class VM, `decode_bf16_32k`, 2 threads: one
- * stream 19.3 .. 19.9 GB/s; 4 regions in turns of 2 keys 23.7 .. 25 GB/s (24 .. 25.5 with
- * the bp path's prefetch into L1, see prefetch_row), in turns of 4 keys 22.7 ..
- * 25, of 8 or 16 keys 22.4 .. 22.7; 2 regions 21 .. 23; 8 regions 23 .. 24; 16 or 32
- * regions 22. Without the software prefetch the streams gain less (1 thread: 11.1 against
- * 12.4 GB/s). */
+ * over one: 4 regions in turns of 2 keys read about a quarter faster than one stream on the
+ * Sapphire-Rapids-class VM, more regions or longer turns no better (the measurements:
+ * perf/results/2026-12-07-tuning.md). */
 #define ILV_LOG2N 2
 #define ILV_N (1u << ILV_LOG2N)
 #define ILV_TURN 2
@@ -402,8 +399,8 @@ static inline __attribute__((always_inline)) void prefetch_row(const blk_ctx *c,
         row = c->pf[1] + ilv_row(c->ilv_log2n, c->ilv_rows, t) * c->pf_stride;
     else
         return;
-    /* the bp path (interleaved streams, see ILV_N) into L1: prefetcht0 read 4 % faster there
-       than prefetcht1; the other paths into L2 */
+    /* the bp path (interleaved streams, see ILV_N) into L1, where it read faster than into L2
+       (perf/results/2026-12-07-tuning.md); the other paths into L2 */
     if (c->bpdot && c->pf_bytes == 256) { /* the common row (d = 128 at 2 bytes): unrolled */
 #pragma GCC unroll 4
         for (size_t b = 0; b < 256; b += 64)

@@ -23,11 +23,8 @@
 /* bf16 products of SMALL_M to TRANSPOSED_MAX_M rows run transposed: Y^T[out][m] = W[out][in]
  * . X^T, the weights as oneDNN's source and the activations as its weights operand, then
  * Y^T is transposed back. In the plain orientation oneDNN 2.6's bf16 brgemm is slow for
- * few rows. Measured on a Sapphire-Rapids-class VM (AMX), 2 threads, 4096 -> 14336, plain
- * against transposed (without the transposition back): 118 rows 55 ms against 14, 819 rows
- * 120 against 71, 1024 rows 96 against 90, 2048 rows 194 against 176, 4096 rows 377 against
- * 376. Transposing back 2048 x 14336 takes 30 ms, so from about 1024 rows on the plain
- * orientation is as fast or faster. */
+ * few rows: transposed it is up to 4x faster below 1024 rows, and from about 1024 rows the
+ * transposition back costs what it saves (perf/results/2026-12-07-tuning.md). */
 #define TRANSPOSED_MAX_M 1024
 static int transposed(kvz_dtype wtype, size_t m)
 {
