@@ -183,9 +183,10 @@ KVZ_API kvz_status kvz_lm_prefill(kvz_lm *lm, kvz_cache *cache, kvz_query *query
                                   float *logits);
 
 /**
- * Samples up to opts->max_tokens ids into out (room for as many), the first from logits (those of
- * the last prefill), each of the others after feeding its predecessor through the model into cache
- * (or query); the last id is not fed, so that a host can stop or go on (kvz_lm_prefill of it).
+ * Samples up to opts->max_tokens ids (opts NULL or max_tokens 0: 128) into out (room for as many),
+ * the first from logits (those of the last prefill), each of the others after feeding its predecessor
+ * through the model into cache (or query); the last id is not fed, so that a host can stop or go on
+ * (kvz_lm_prefill of it).
  * Unless opts->no_stop, it stops after an end-of-turn id (kvz_lm_is_eog), which is in out.
  * n_out receives the count. @return as kvz_lm_prefill. @since 0.1
  */
