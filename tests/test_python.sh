@@ -14,9 +14,12 @@ if [ ! -f "$LIBDIR/libkvz-model.so" ]; then
 fi
 command -v python3 >/dev/null 2>&1 || skip "python3 is not installed"
 venv=$(pwd)/python-venv
-if [ ! -x "$venv/bin/pytest" ]; then
-    python3 -m venv "$venv" > "$tmp/venv.log" 2>&1 || { cat "$tmp/venv.log"; skip "python3 -m venv failed (Debian: python3-venv)"; }
-    "$venv/bin/pip" install -q pytest==8.3.4 > "$tmp/pip.log" 2>&1 || { cat "$tmp/pip.log"; skip "pip cannot install pytest (no PyPI?)"; }
+# pytest, and the gguf package (llama.cpp's GGUF reader and writer) for a file the tests write; pinned
+if ! "$venv/bin/python" -c "import pytest, gguf" > /dev/null 2>&1; then
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv" > "$tmp/venv.log" 2>&1 ||
+        { cat "$tmp/venv.log"; skip "python3 -m venv failed (Debian: python3-venv)"; }
+    "$venv/bin/pip" install -q pytest==8.3.4 gguf==0.17.1 numpy==2.4.6 PyYAML==6.0.4 tqdm==4.70.1 > "$tmp/pip.log" 2>&1 ||
+        { cat "$tmp/pip.log"; skip "pip cannot install pytest and gguf (no PyPI?)"; }
 fi
 # the package as a user installs it, from a copy (pip builds in the tree it is given: the source may be read-only)
 cp -R "$SRC/python" "$tmp/python" && chmod -R u+w "$tmp/python"
