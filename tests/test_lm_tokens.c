@@ -233,7 +233,7 @@ static int32_t *ids_of(kvz_lm *m, const char *text, unsigned flags, size_t *n)
 }
 
 /* SmolLM2's chat template (ChatML) pieces and question turns, against the texts spec/kvzip.md gives them
- * (§1.1, §3.5): each piece encoded on its own. */
+ * (§1.1, §4.4): each piece encoded on its own. */
 static void test_pieces(void **state)
 {
     (void)state;
