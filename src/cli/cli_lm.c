@@ -80,6 +80,23 @@ int kvz_cli_lm_question(const kvz_lm *lm, const char *q, const int32_t *postfix,
     return malloced_ids(question, &a, "question", ids, n);
 }
 
+typedef struct piece_args {
+    const kvz_lm *lm;
+    kvz_lm_piece piece;
+} piece_args;
+
+static kvz_status piece(const void *args, int32_t *ids, size_t cap, size_t *n)
+{
+    const piece_args *a = args;
+    return kvz_lm_piece_ids(a->lm, a->piece, ids, cap, n);
+}
+
+int kvz_cli_lm_piece(const kvz_lm *lm, kvz_lm_piece p, int32_t **ids, size_t *n)
+{
+    const piece_args a = {lm, p};
+    return malloced_ids(piece, &a, "chat template", ids, n);
+}
+
 int kvz_cli_lm_text(const kvz_lm *lm, const int32_t *ids, size_t n, unsigned flags, char **text)
 {
     size_t len = 0;

@@ -17,6 +17,8 @@ int kvz_cli_lm_tokenize(const kvz_lm *lm, const char *text, unsigned flags, int3
 /* kvz_lm_question_ids into *ids (malloc'ed). */
 int kvz_cli_lm_question(const kvz_lm *lm, const char *question, const int32_t *postfix, size_t n_postfix,
                         int32_t **ids, size_t *n);
+/* kvz_lm_piece_ids into *ids (malloc'ed). */
+int kvz_cli_lm_piece(const kvz_lm *lm, kvz_lm_piece piece, int32_t **ids, size_t *n);
 /* kvz_lm_detokenize into *text (malloc'ed). */
 int kvz_cli_lm_text(const kvz_lm *lm, const int32_t *ids, size_t n, unsigned flags, char **text);
 

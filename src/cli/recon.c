@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "cli/cli_lm.h"
 #include "cli/json.h"
 
 static const char *const names[4] = {"--sys-ids", "--repeat-ids", "--repeat-next-ids", "--postfix-ids"};
@@ -106,17 +107,9 @@ int kvz_cli_recon_resolve_lm(const kvz_cli_recon *r, const kvz_lm *lm, kvz_cli_r
     for (int k = 0; k < 4; k++) {
         if (out->ids[k])
             continue;
-        size_t n = 0;
-        kvz_status st = kvz_lm_piece_ids(lm, (kvz_lm_piece)k, NULL, 0, &n);
-        if (st == KVZ_OK && !(out->ids[k] = malloc((n ? n : 1) * sizeof *out->ids[k]))) {
+        if (kvz_cli_lm_piece(lm, (kvz_lm_piece)k, &out->ids[k], &out->n[k])) {
             kvz_cli_recon_ids_free(out);
-            return kvz_cli_error("out of memory");
-        }
-        if (st == KVZ_OK)
-            st = kvz_lm_piece_ids(lm, (kvz_lm_piece)k, out->ids[k], n, &out->n[k]);
-        if (st != KVZ_OK) {
-            kvz_cli_recon_ids_free(out);
-            return kvz_cli_error("chat template: %s (%s)", kvz_last_error(), kvz_strerror(st));
+            return 1;
         }
         from_template = 1;
     }
