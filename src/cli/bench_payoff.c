@@ -19,17 +19,6 @@
 enum { N_CACHES = 4, MAX_STEPS = 1000, FULL_LAYERS = 32 };
 static const char *const cache_names[N_CACHES] = {"full", "kvzip-0.3", "kvzip-0.5", "fastkv"};
 
-/* Bytes of weights one decode step reads on the 4-layer model, and those of its layers alone (the LM
- * head's are the rest): Q and O 4096x4096, K and V 4096x1024, gate, up and down 4096x14336 a layer,
- * the head 32000x4096, at the weights' width (the norms and one embedding row are negligible). */
-static void weight_bytes(const kvz_mc *mc, double *all, double *layers)
-{
-    const double wb = strcmp(kvz_mc_weights(mc), "bf16") ? 4.0 : 2.0;
-    const double per_layer = 2.0 * 4096 * 4096 + 2.0 * 4096 * 1024 + 3.0 * 4096 * 14336;
-    *layers = per_layer * KVZ_MC_LAYERS * wb;
-    *all = *layers + (double)KVZ_MC_VOCAB * 4096 * wb;
-}
-
 static double peak_rss_mb(void)
 {
     struct rusage ru;
@@ -66,7 +55,7 @@ static int one_length(int json, size_t n, int steps)
         return 1;
     }
     double w_all, w_layers, kv[N_CACHES], med[N_CACHES], spread[N_CACHES];
-    weight_bytes(mc, &w_all, &w_layers);
+    kvz_mc_weight_bytes(mc, &w_all, &w_layers);
     for (int k = 0; k < N_CACHES; k++) {
         kvz_cache_stats cs = {.struct_size = sizeof cs};
         kvz_cache_get_stats(caches[k], &cs);

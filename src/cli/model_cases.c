@@ -70,6 +70,15 @@ void kvz_mc_destroy(kvz_mc *mc)
 
 const char *kvz_mc_weights(const kvz_mc *mc) { return mc->m->layers[0].q.wtype == KVZ_DTYPE_BF16 ? "bf16" : "f32"; }
 
+void kvz_mc_weight_bytes(const kvz_mc *mc, double *all, double *layers)
+{
+    const kvz_hparams *hp = &mc->m->hp;
+    const double wb = mc->m->layers[0].q.wtype == KVZ_DTYPE_BF16 ? 2.0 : 4.0, E = (double)hp->n_embd;
+    const double QD = (double)(hp->n_head * hp->head_dim), KD = (double)(hp->n_head_kv * hp->head_dim);
+    *layers = (2.0 * E * QD + 2.0 * E * KD + 3.0 * E * (double)hp->n_ff) * wb * (double)hp->n_layers;
+    *all = *layers + (double)hp->n_vocab * E * wb;
+}
+
 kvz_status kvz_mc_prefill(kvz_mc *mc, double *seconds)
 {
     kvz_cache_destroy(mc->cache);

@@ -22,6 +22,10 @@ kvz_status kvz_mc_create_at(size_t n, kvz_mc **out);
 void kvz_mc_destroy(kvz_mc *mc);
 /* "bf16" or "f32". */
 const char *kvz_mc_weights(const kvz_mc *mc);
+/* Bytes of weights one decode step reads, all and those of the layers alone (the LM head's are the rest):
+ * Q, K, V, O and the three FFN matrices a layer, the head n_vocab x n_embd, at the weights' width (the
+ * norms and one embedding row are negligible). */
+void kvz_mc_weight_bytes(const kvz_mc *mc, double *all, double *layers);
 
 /* A plain prefill of [system | context] into a fresh cache, kept for the calls below. */
 kvz_status kvz_mc_prefill(kvz_mc *mc, double *seconds);
