@@ -111,26 +111,71 @@ enum {
 KVZ_API kvz_status kvz_lm_detokenize(const kvz_lm *lm, const int32_t *ids, size_t n, unsigned flags, char *text,
                                      size_t cap, size_t *len);
 
+/** The type of a compressed cache's rows. @since 0.1 */
+typedef enum kvz_lm_kv {
+    KVZ_KV_AUTO = 0, /**< what the model computes in (kvz_lm_info.kv_dtype): bf16 on bf16 CPUs */
+    KVZ_KV_F32 = 1,
+    KVZ_KV_BF16 = 2,
+    KVZ_KV_F16 = 3
+} kvz_lm_kv;
+
+/** KVzip's prompt pieces given as ids (kvz_lm_compress_opts.pieces). @since 0.1 */
+typedef struct kvz_lm_pieces kvz_lm_pieces;
+
 /** How kvz_lm_compress compresses. Zeros keep the whole context (KVZ_POLICY_FULL is 0): set policy
  *  to KVZ_POLICY_KVZIP_PAIR for KVzip. @since 0.1 */
 typedef struct kvz_lm_compress_opts {
     size_t struct_size; /**< sizeof(kvz_lm_compress_opts) */
     kvz_policy policy;  /**< any kvz_policy (KVZIP_PAIR: KVzip; FULL, which is 0: no compression) */
     double ratio;       /**< kept fraction of the context, in (0, 1]; 0: 0.3 */
-    int f32_cache;      /**< non-zero: store f32 rows (default: kvz_lm_info.kv_dtype) */
+    kvz_lm_kv kv;       /**< the type of the cache's rows */
     size_t chunk;       /**< KVzip's context tokens per pass (0: KVZ_KVZIP_CHUNK) */
+    kvz_select_mode mode;         /**< KVZIP_PAIR and KVZIP_HEAD: the paper's strict cut (ties at the
+                                       threshold go) or exactly the ratio's count */
+    const float *head_scores;     /**< KVZIP_HEAD (required there): n_layers x n_kv_heads head scores,
+                                       such as the maximum over tokens of a context's `scores` */
+    const kvz_lm_pieces *pieces;  /**< the passes' and the system prompt's pieces (NULL: the chat
+                                       template's, kvz_lm_piece_ids) */
+    float *scores;                /**< kvz_lm_compress_ids, optional: receives the token scores the
+                                       policy selected by, [layer][kv head][context token] (n_layers x
+                                       n_kv_heads x n floats); only for the policies that score tokens
+                                       (KVzip pair level, FASTKV, SNAPKV, PYRAMIDKV, ADAKV, H2O) */
 } kvz_lm_compress_opts;
 
 /**
- * Prefills the model's system prompt and the context (a UTF-8 text) into a new cache, scores
- * the context as the policy does (KVzip's reconstruction passes; the SnapKV family's window
- * scores and H2O's accumulated attention during the prefill) and keeps the policy's selection.
- * @param opts NULL: zeros, the whole context kept.
+ * Prefills the model's system prompt and the context (a UTF-8 text, encoded without BOS: the
+ * system prompt opens the cache) into a new cache, scores the context as the policy does
+ * (KVzip's reconstruction passes; the SnapKV family's window scores and H2O's accumulated
+ * attention during the prefill) and keeps the policy's selection; kvz_lm_compress_ids on the
+ * text's ids. @param opts NULL: zeros, the whole context kept.
  * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (empty context, ratio, policy),
  * KVZ_ERR_NOMEM; *cache is NULL on failure. @since 0.1
  */
 KVZ_API kvz_status kvz_lm_compress(kvz_lm *lm, const char *context, const kvz_lm_compress_opts *opts,
                                    kvz_cache **cache);
+
+/** What kvz_lm_compress_ids did. @since 0.1 */
+typedef struct kvz_lm_compress_report {
+    size_t struct_size; /**< sizeof(kvz_lm_compress_report), set by the caller */
+    size_t n_sys;       /**< system-prompt tokens before the context (always kept) */
+    size_t n_context;   /**< context tokens */
+    size_t n_kept;      /**< kept context rows over the KV heads of every layer that does not attend
+                             through a sliding window (those keep their window) */
+    size_t passes;      /**< KVzip's reconstruction passes (0 for the other policies) */
+    size_t pass_tokens; /**< their tokens in all */
+    double prefill_s;   /**< wall-clock seconds of the prefill (with the SnapKV family's and H2O's scores) */
+    double score_s;     /**< of the reconstruction passes */
+    double select_s;    /**< of the selection and compaction */
+} kvz_lm_compress_report;
+
+/**
+ * kvz_lm_compress on context token ids (n of them, each in the vocabulary), with what it did in
+ * report (optional, struct_size set).
+ * @return as kvz_lm_compress, and KVZ_ERR_INVALID_ARG for scores with a policy that scores no
+ * tokens, KVZIP_HEAD without head_scores, a piece id outside the vocabulary. @since 0.1
+ */
+KVZ_API kvz_status kvz_lm_compress_ids(kvz_lm *lm, const int32_t *ids, size_t n, const kvz_lm_compress_opts *opts,
+                                       kvz_cache **cache, kvz_lm_compress_report *report);
 
 /** How an answer is generated (zeros: greedy, up to 128 tokens, stop at the end of the turn). @since 0.1 */
 typedef struct kvz_lm_gen_opts {
@@ -200,6 +245,15 @@ typedef enum kvz_lm_piece {
     KVZ_PIECE_REPEAT_NEXT = 2,  /**< the later chunks' prompt (it quotes the previous chunk's end) */
     KVZ_PIECE_POSTFIX = 3       /**< the assistant turn's opener, after a question or a prompt */
 } kvz_lm_piece;
+
+/** KVzip's prompt pieces as the caller gives them: piece k is ids[k] (n[k] ids; non-NULL with n[k]
+ *  0 for an empty piece), or the chat template's where ids[k] is NULL. @since 0.1 */
+struct kvz_lm_pieces {
+    size_t struct_size;    /**< sizeof(kvz_lm_pieces) */
+    const int32_t *ids[4]; /**< indexed by kvz_lm_piece */
+    size_t n[4];
+    size_t prev_tokens;    /**< tokens of the previous chunk a later pass quotes (0: 8, spec §1.3) */
+};
 
 /**
  * The ids of a prompt piece of the model's chat template (each encoded on its own, no BOS but a

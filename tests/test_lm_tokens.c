@@ -2,7 +2,8 @@
  * cache or a query's tail, kvz_lm_decode, kvz_lm_is_eog, kvz_lm_detokenize's flags) on the shared
  * stories260K model against the tokenizer and greedy vectors the shared README publishes (llama2.c's
  * run.c on the same model), vocab_only, the prompt pieces and question turns on SmolLM2 against the
- * texts spec/kvzip.md gives them, and the refusals. The model tier: skipped without ../shared. */
+ * texts spec/kvzip.md gives them, kvz_lm_compress_ids against kvz_lm_compress and the host API's selection, and
+ * the refusals. The model tier: skipped without ../shared. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -326,6 +327,107 @@ static void test_refusals(void **state)
     free(logits);
 }
 
+/* Whether two caches keep the same positions in every (layer, head). */
+static void assert_same_rows(const kvz_cache *a, const kvz_cache *b)
+{
+    for (size_t l = 0; l < info.n_layers; l++)
+        for (size_t h = 0; h < info.n_kv_heads; h++) {
+            size_t na = 0, nb = 0;
+            const int64_t *pa = NULL, *pb = NULL;
+            assert_int_equal(kvz_cache_length(a, l, h, &na), KVZ_OK);
+            assert_int_equal(kvz_cache_length(b, l, h, &nb), KVZ_OK);
+            assert_int_equal(na, nb);
+            assert_int_equal(kvz_cache_positions(a, l, h, &pa), KVZ_OK);
+            assert_int_equal(kvz_cache_positions(b, l, h, &pb), KVZ_OK);
+            assert_memory_equal(pa, pb, na * sizeof *pa);
+        }
+}
+
+/* kvz_lm_compress_ids: the same cache as kvz_lm_compress of the text; the scores it hands out are those it
+ * selected by (the host API's kvz_kvzip_compress of a full cache by them keeps the same rows); a caller's
+ * system prompt; the report. */
+static void test_compress_ids(void **state)
+{
+    (void)state;
+    NEED_MODEL();
+    const char *text = "Tom had a red kite. One day the wind took it over the big tree and far away.";
+    int32_t ids[64];
+    size_t n = 0;
+    assert_int_equal(kvz_lm_tokenize(lm, text, 0, ids, N_OF(ids), &n), KVZ_OK);
+    const size_t L = info.n_layers, H = info.n_kv_heads;
+    float *scores = tu_malloc(L * H * n * sizeof *scores);
+    kvz_lm_compress_opts o = {.struct_size = sizeof o,
+                              .policy = KVZ_POLICY_KVZIP_PAIR,
+                              .ratio = 0.4,
+                              .kv = KVZ_KV_F32,
+                              .chunk = 8,
+                              .scores = scores};
+    kvz_lm_compress_report rep = {.struct_size = sizeof rep};
+    kvz_cache *by_ids = NULL, *by_text = NULL, *full = NULL;
+    assert_int_equal(kvz_lm_compress_ids(lm, ids, n, &o, &by_ids, &rep), KVZ_OK);
+    assert_int_equal(rep.n_context, n);
+    assert_int_equal(rep.passes, (n + 7) / 8);
+    for (size_t i = 0; i < L * H * n; i++)
+        assert_true(scores[i] >= 0 && scores[i] <= 1); /* maxima of softmax probabilities */
+    o.scores = NULL;
+    assert_int_equal(kvz_lm_compress(lm, text, &o, &by_text), KVZ_OK);
+    assert_same_rows(by_ids, by_text);
+
+    const kvz_lm_compress_opts keep_all = {.struct_size = sizeof keep_all, .kv = KVZ_KV_F32};
+    assert_int_equal(kvz_lm_compress_ids(lm, ids, n, &keep_all, &full, NULL), KVZ_OK);
+    assert_int_equal(rows(full), rep.n_sys + n);
+    const kvz_policy_args pa = {.struct_size = sizeof pa, .policy = KVZ_POLICY_KVZIP_PAIR, .ratio = 0.4};
+    size_t n_kept = 0;
+    assert_int_equal(kvz_kvzip_compress(full, rep.n_sys, n, scores, &pa, &n_kept), KVZ_OK);
+    assert_int_equal(n_kept, rep.n_kept);
+    assert_same_rows(full, by_ids);
+    kvz_cache_destroy(full), kvz_cache_destroy(by_text), kvz_cache_destroy(by_ids);
+
+    /* a system prompt of the caller's: three ids before the context, kept */
+    static const int32_t sys[] = {1, 274, 287};
+    const kvz_lm_pieces pieces = {.struct_size = sizeof pieces, .ids = {[KVZ_PIECE_SYSTEM] = sys}, .n = {3}};
+    o.pieces = &pieces;
+    assert_int_equal(kvz_lm_compress_ids(lm, ids, n, &o, &by_ids, &rep), KVZ_OK);
+    assert_int_equal(rep.n_sys, 3);
+    const int64_t *pos = NULL;
+    assert_int_equal(kvz_cache_positions(by_ids, 0, 0, &pos), KVZ_OK);
+    assert_true(pos[0] == 0 && pos[1] == 1 && pos[2] == 2);
+    kvz_cache_destroy(by_ids);
+    free(scores);
+}
+
+/* kvz_lm_compress_ids's refusals: nothing made, a message naming what is wrong. */
+static void test_compress_refusals(void **state)
+{
+    (void)state;
+    NEED_MODEL();
+    const int32_t ids[] = {274, 287, 381, 261};
+    float scores[1];
+    kvz_cache *c = NULL;
+    const kvz_lm_compress_opts none = {.struct_size = sizeof none, .scores = scores};
+    assert_int_equal(kvz_lm_compress_ids(lm, ids, 4, &none, &c, NULL), KVZ_ERR_INVALID_ARG);
+    assert_non_null(strstr(kvz_last_error(), "scores no tokens"));
+    const kvz_lm_compress_opts head = {.struct_size = sizeof head, .policy = KVZ_POLICY_KVZIP_HEAD};
+    assert_int_equal(kvz_lm_compress_ids(lm, ids, 4, &head, &c, NULL), KVZ_ERR_INVALID_ARG);
+    assert_non_null(strstr(kvz_last_error(), "head_scores"));
+    const kvz_lm_compress_opts kv = {.struct_size = sizeof kv, .kv = (kvz_lm_kv)9};
+    assert_int_equal(kvz_lm_compress_ids(lm, ids, 4, &kv, &c, NULL), KVZ_ERR_INVALID_ARG);
+    const kvz_lm_compress_opts mode = {.struct_size = sizeof mode, .mode = (kvz_select_mode)5};
+    assert_int_equal(kvz_lm_compress_ids(lm, ids, 4, &mode, &c, NULL), KVZ_ERR_INVALID_ARG);
+    const int32_t bad[] = {274, (int32_t)info.n_vocab};
+    assert_int_equal(kvz_lm_compress_ids(lm, bad, 2, NULL, &c, NULL), KVZ_ERR_INVALID_ARG);
+    assert_non_null(strstr(kvz_last_error(), "vocabulary"));
+    const kvz_lm_pieces pieces = {.struct_size = sizeof pieces, .ids = {[KVZ_PIECE_POSTFIX] = bad}, .n = {0, 0, 0, 2}};
+    const kvz_lm_compress_opts bad_piece = {.struct_size = sizeof bad_piece, .pieces = &pieces};
+    assert_int_equal(kvz_lm_compress_ids(lm, ids, 4, &bad_piece, &c, NULL), KVZ_ERR_INVALID_ARG);
+    assert_non_null(strstr(kvz_last_error(), "piece 3"));
+    assert_int_equal(kvz_lm_compress_ids(lm, ids, 0, NULL, &c, NULL), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(kvz_lm_compress_ids(lm, NULL, 4, NULL, &c, NULL), KVZ_ERR_NULL);
+    assert_int_equal(kvz_lm_compress_ids(NULL, ids, 4, NULL, &c, NULL), KVZ_ERR_NULL);
+    assert_int_equal(kvz_lm_compress_ids(lm, ids, 4, NULL, NULL, NULL), KVZ_ERR_NULL);
+    assert_null(c);
+}
+
 int main(void)
 {
     if (tu_models_tier_off())
@@ -334,7 +436,8 @@ int main(void)
         cmocka_unit_test(test_tokenize_flags), cmocka_unit_test(test_greedy_from_bos),
         cmocka_unit_test(test_query_tail),     cmocka_unit_test(test_stop),
         cmocka_unit_test(test_vocab_only),     cmocka_unit_test(test_pieces),
-        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_refusals),       cmocka_unit_test(test_compress_ids),
+        cmocka_unit_test(test_compress_refusals),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -449,6 +449,34 @@ static kvz_status run_lm_compress(void *args, unsigned char *result)
     return st;
 }
 
+/* kvz_lm_pieces in (through kvz_lm_compress_opts.pieces): the cache it makes. */
+static kvz_status run_lm_pieces(void *args, unsigned char *result)
+{
+    const kvz_lm_compress_opts co = {
+        .struct_size = sizeof co, .policy = KVZ_POLICY_KVZIP_PAIR, .ratio = 0.5, .chunk = 8, .pieces = args};
+    return run_lm_compress((void *)&co, result);
+}
+
+static const char lm_context[] = "Once upon a time there was a little dog.";
+
+/* kvz_lm_compress_report out; the times, which differ from run to run, zeroed where written. */
+static kvz_status fill_lm_report(void *lm, void *out)
+{
+    int32_t ids[64];
+    size_t n = 0, size;
+    kvz_cache *c = NULL;
+    const kvz_lm_compress_opts co = {.struct_size = sizeof co, .policy = KVZ_POLICY_KVZIP_PAIR, .chunk = 4};
+    kvz_status st = kvz_lm_tokenize(lm, lm_context, 0, ids, 64, &n);
+    if (st == KVZ_OK)
+        st = kvz_lm_compress_ids(lm, ids, n, &co, &c, out);
+    kvz_cache_destroy(c);
+    memcpy(&size, out, sizeof size);
+    if (st == KVZ_OK && size >= sizeof(kvz_lm_compress_report))
+        memset((char *)out + offsetof(kvz_lm_compress_report, prefill_s), 0,
+               sizeof(kvz_lm_compress_report) - offsetof(kvz_lm_compress_report, prefill_s));
+    return st;
+}
+
 /* kvz_lm_gen_opts in: the text it generates. */
 static kvz_status run_lm_gen(void *args, unsigned char *result)
 {
@@ -471,7 +499,13 @@ static void test_lm_structs(void **state)
     assert_int_equal(kvz_lm_open(lm_path, &cfg, &lm_model), KVZ_OK);
     const kvz_lm_compress_opts co = {
         .struct_size = sizeof co, .policy = KVZ_POLICY_KVZIP_PAIR, .ratio = 0.5, .chunk = 8};
-    check_input("kvz_lm_compress_opts", run_lm_compress, &co, sizeof co, END_OF(kvz_lm_compress_opts, chunk));
+    check_input("kvz_lm_compress_opts", run_lm_compress, &co, sizeof co, END_OF(kvz_lm_compress_opts, scores));
+    static const int32_t sys[] = {1, 2, 3}, repeat[] = {4, 5};
+    const kvz_lm_pieces pieces = {.struct_size = sizeof pieces,
+                                  .ids = {[KVZ_PIECE_SYSTEM] = sys, [KVZ_PIECE_REPEAT_NEXT] = repeat},
+                                  .n = {3, 0, 2, 0},
+                                  .prev_tokens = 2};
+    check_input("kvz_lm_pieces", run_lm_pieces, &pieces, sizeof pieces, END_OF(kvz_lm_pieces, prev_tokens));
     const kvz_lm_gen_opts go = {.struct_size = sizeof go, .max_tokens = 6};
     check_input("kvz_lm_gen_opts", run_lm_gen, &go, sizeof go, END_OF(kvz_lm_gen_opts, no_stop));
 
@@ -480,6 +514,13 @@ static void test_lm_structs(void **state)
     assert_int_equal(kvz_lm_get_info(lm_model, &want), KVZ_OK);
     assert_string_equal(want.arch, "llama");
     check_output(fill_lm_info, lm_model, &want, sizeof want);
+
+    /* kvz_lm_compress_report out: 4 passes of at most 4 context tokens, the system prompt kept */
+    kvz_lm_compress_report rep = {.struct_size = sizeof rep};
+    assert_int_equal(fill_lm_report(lm_model, &rep), KVZ_OK);
+    assert_int_equal(rep.passes, (rep.n_context + 3) / 4);
+    assert_true(rep.n_context > 4 && rep.n_kept < rep.n_context * want.n_layers * want.n_kv_heads);
+    check_output(fill_lm_report, lm_model, &rep, sizeof rep);
     kvz_lm_close(lm_model);
     lm_model = NULL;
 }

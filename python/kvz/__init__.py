@@ -14,6 +14,9 @@ __all__ = ["Error", "Model", "Cache", "policy_select", "version", "isa"]
 _POLICIES = {"full": 0, "kvzip": 1, "kvzip-pair": 1, "kvzip-pair-uniform": 2, "kvzip-head": 3, "fastkv": 4,
              "snapkv": 5, "pyramidkv": 6, "adakv": 7, "h2o": 8, "streaming": 9, "streamingllm": 9, "random": 10}
 _DTYPES = {"f32": 0, "bf16": 1, "f16": 2}
+_KV = {"auto": 0, "f32": 1, "bf16": 2, "f16": 3}  # kvz_lm_kv
+_MODES = {"strict": 0, "exact": 1}
+_PIECES = ("system", "repeat_first", "repeat_next", "postfix")  # kvz_lm_piece order
 
 
 def _load(name):
@@ -87,9 +90,21 @@ class _LmConfig(ctypes.Structure):
                 ("vocab_only", ctypes.c_int)]
 
 
+class _Pieces(ctypes.Structure):
+    _fields_ = [("struct_size", _size_t), ("ids", ctypes.POINTER(_i32) * 4), ("n", _size_t * 4),
+                ("prev_tokens", _size_t)]
+
+
 class _CompressOpts(ctypes.Structure):
     _fields_ = [("struct_size", _size_t), ("policy", ctypes.c_int), ("ratio", ctypes.c_double),
-                ("f32_cache", ctypes.c_int), ("chunk", _size_t)]
+                ("kv", ctypes.c_int), ("chunk", _size_t), ("mode", ctypes.c_int), ("head_scores", _f32p),
+                ("pieces", ctypes.POINTER(_Pieces)), ("scores", _f32p)]
+
+
+class _CompressReport(ctypes.Structure):
+    _fields_ = [("struct_size", _size_t), ("n_sys", _size_t), ("n_context", _size_t), ("n_kept", _size_t),
+                ("passes", _size_t), ("pass_tokens", _size_t), ("prefill_s", ctypes.c_double),
+                ("score_s", ctypes.c_double), ("select_s", ctypes.c_double)]
 
 
 class _GenOpts(ctypes.Structure):
@@ -127,6 +142,8 @@ _sig(_lm, "kvz_lm_tokenize", [_vp, ctypes.c_char_p, ctypes.c_uint, ctypes.POINTE
 _sig(_lm, "kvz_lm_detokenize", [_vp, ctypes.POINTER(_i32), _size_t, ctypes.c_uint, ctypes.c_char_p, _size_t,
                                 ctypes.POINTER(_size_t)])
 _sig(_lm, "kvz_lm_compress", [_vp, ctypes.c_char_p, ctypes.POINTER(_CompressOpts), _pp])
+_sig(_lm, "kvz_lm_compress_ids", [_vp, ctypes.POINTER(_i32), _size_t, ctypes.POINTER(_CompressOpts), _pp,
+                                  ctypes.POINTER(_CompressReport)])
 _sig(_lm, "kvz_lm_ask", [_vp, _vp, ctypes.c_char_p, ctypes.POINTER(_GenOpts), ctypes.POINTER(_vp)])
 _sig(_lm, "kvz_lm_generate", [_vp, ctypes.c_char_p, ctypes.POINTER(_GenOpts), ctypes.POINTER(_vp)])
 _sig(_lm, "kvz_lm_load_cache", [_vp, ctypes.c_char_p, _pp, _vp])
@@ -165,8 +182,16 @@ def _policy(policy):
         raise ValueError(f"unknown policy {policy!r} (one of {', '.join(sorted(_POLICIES))})") from None
 
 
-def _compress_opts(policy, ratio, f32_cache=False, chunk=0):
-    return _CompressOpts(ctypes.sizeof(_CompressOpts), _policy(policy), float(ratio), int(f32_cache), int(chunk))
+def _choice(table, value, what):
+    try:
+        return table[value]
+    except KeyError:
+        raise ValueError(f"unknown {what} {value!r} (one of {', '.join(table)})") from None
+
+
+def _compress_opts(policy, ratio, kv_dtype="auto", chunk=0, mode="strict"):
+    return _CompressOpts(ctypes.sizeof(_CompressOpts), _policy(policy), float(ratio),
+                         _choice(_KV, kv_dtype, "kv_dtype"), int(chunk), _choice(_MODES, mode, "mode"))
 
 
 class Cache:
@@ -313,12 +338,54 @@ class Model:
                "kvz_lm_detokenize")
         return buf.value.decode("utf-8", errors="replace")
 
-    def compress(self, text, ratio=0.3, policy="kvzip", f32_cache=False, chunk=0):
-        """The model's system prompt and the text in a new cache, the policy's share of the text kept."""
+    def compress(self, text, ratio=0.3, policy="kvzip", kv_dtype="auto", chunk=0, mode="strict"):
+        """The model's system prompt and the text in a new cache, the policy's share of the text kept.
+        kv_dtype: auto (what the model computes in), f32, bf16 or f16; mode: strict or exact (KVzip's cut)."""
         h = ctypes.c_void_p()
-        opts = _compress_opts(policy, ratio, f32_cache, chunk)
+        opts = _compress_opts(policy, ratio, kv_dtype, chunk, mode)
         _check(_lm.kvz_lm_compress(self._h, text.encode(), ctypes.byref(opts), ctypes.byref(h)), "compress")
         return Cache(h.value)
+
+    def compress_ids(self, ids, ratio=0.3, policy="kvzip", kv_dtype="auto", chunk=0, mode="strict",
+                     head_scores=None, pieces=None, prev_tokens=0, scores=False):
+        """compress() on context token ids; returns (cache, report), report a dict of what it did (n_sys,
+        n_context, n_kept, passes, pass_tokens, prefill_s, score_s, select_s). pieces: a dict of piece
+        name (system, repeat_first, repeat_next, postfix) to ids, the chat template's for the others.
+        head_scores: kvzip-head's n_layers x n_kv_heads scores. scores=True adds report["scores"], the
+        token scores the policy selected by as a numpy float32 array [layers, kv_heads, len(ids)]."""
+        opts = _compress_opts(policy, ratio, kv_dtype, chunk, mode)
+        ctx = (_i32 * max(len(ids), 1))(*ids)
+        keep = [ctx]  # what the pointers in opts point at lives as long as the call
+        if head_scores is not None:
+            hs = _floats(head_scores)
+            keep.append(hs)
+            opts.head_scores = ctypes.cast(hs, _f32p)
+        if pieces or prev_tokens:
+            pc = _Pieces(ctypes.sizeof(_Pieces))
+            pc.prev_tokens = prev_tokens
+            for name, piece in (pieces or {}).items():
+                k = _PIECES.index(name) if name in _PIECES else -1
+                if k < 0:
+                    raise ValueError(f"unknown piece {name!r} (one of {', '.join(_PIECES)})")
+                arr = (_i32 * max(len(piece), 1))(*piece)
+                keep.append(arr)
+                pc.ids[k], pc.n[k] = ctypes.cast(arr, ctypes.POINTER(_i32)), len(piece)
+            keep.append(pc)
+            opts.pieces = ctypes.pointer(pc)
+        out = None
+        if scores:
+            import numpy  # only this call needs it
+            i = self.info()
+            out = numpy.zeros((i["n_layers"], i["n_kv_heads"], len(ids)), dtype=numpy.float32)
+            opts.scores = out.ctypes.data_as(_f32p)
+        rep = _CompressReport(ctypes.sizeof(_CompressReport))
+        h = ctypes.c_void_p()
+        _check(_lm.kvz_lm_compress_ids(self._h, ctx, len(ids), ctypes.byref(opts), ctypes.byref(h),
+                                       ctypes.byref(rep)), "compress_ids")
+        report = {k: getattr(rep, k) for k, _ in _CompressReport._fields_[1:]}
+        if out is not None:
+            report["scores"] = out
+        return Cache(h.value), report
 
     @staticmethod
     def _gen(max_tokens, temperature, seed, stop):

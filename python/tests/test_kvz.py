@@ -101,6 +101,32 @@ def metadata_only_copy(src, dst):
     w.close()
 
 
+def test_compress_ids_scores(model):
+    """The scores compress_ids hands out, cut by KVzip's strict rule recomputed here (spec/kvzip.md 3.2),
+    give the rows the cache kept; a caller's system prompt opens the cache."""
+    ids = model.tokenize(DOC, special=False)
+    n, r = len(ids), 0.3
+    cache, rep = model.compress_ids(ids, ratio=r, chunk=40, scores=True)
+    s = rep["scores"]
+    L, H = s.shape[0], s.shape[1]
+    assert s.shape == (L, H, n) and rep["n_context"] == n and rep["passes"] == (n + 39) // 40
+    flat = sorted(s.reshape(-1).tolist(), reverse=True)
+    thr = flat[max(int(len(flat) * r) - 1, 0)]
+    kept = 0
+    for layer in range(L):
+        for h in range(H):
+            want = list(range(rep["n_sys"])) + [rep["n_sys"] + j for j in range(n) if s[layer, h, j] > thr]
+            assert cache.positions(layer, h) == want
+            kept += len(want) - rep["n_sys"]
+    assert rep["n_kept"] == kept
+    own, rep2 = model.compress_ids(ids, policy="full", pieces={"system": [1, 2]})
+    assert rep2["n_sys"] == 2 and own.positions(0, 0) == list(range(2 + n))
+    with pytest.raises(kvz.Error):
+        model.compress_ids(ids, policy="full", scores=True)  # full scores nothing
+    with pytest.raises(ValueError):
+        model.compress_ids(ids, pieces={"preamble": [1]})
+
+
 def test_vocab_only(model, tmp_path):
     """vocab_only on the model file and on a copy without tensors tokenizes as the full model does."""
     text = "Tom had a red kite. One day <|im_end|>"

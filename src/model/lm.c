@@ -24,6 +24,7 @@ struct kvz_lm {
     char arch[16];
     uint8_t fingerprint[32];
     size_t prefill_chunk;
+    int prefill_chunk_given; /* compressions prefill in the runner's larger steps unless asked */
 };
 
 /* KVZ_ERR_INVALID_ARG when lm was opened with vocab_only, for the calls that run the model. */
@@ -98,6 +99,7 @@ kvz_status kvz_lm_open(const char *path, const kvz_lm_config *config, kvz_lm **o
     if (!lm)
         return kvz_fail(KVZ_ERR_NOMEM, "%s: no memory", fn);
     lm->prefill_chunk = c.prefill_chunk ? c.prefill_chunk : 512;
+    lm->prefill_chunk_given = c.prefill_chunk != 0;
     if (c.vocab_only)
         st = open_vocab(path, lm);
     else {
@@ -231,7 +233,7 @@ static kvz_status compress_opts_in(const char *fn, const kvz_lm_compress_opts *g
     memset(o, 0, sizeof *o);
     o->struct_size = sizeof *o;
     kvz_status st = given ? kvz_struct_in(fn, "kvz_lm_compress_opts", given,
-                                          KVZ_SIZE_0_1(kvz_lm_compress_opts, chunk), o, sizeof *o)
+                                          KVZ_SIZE_0_1(kvz_lm_compress_opts, scores), o, sizeof *o)
                           : KVZ_OK;
     if (st == KVZ_OK && !(o->ratio >= 0 && o->ratio <= 1)) /* NaN too */
         st = kvz_fail(KVZ_ERR_INVALID_ARG, "%s: ratio %g is not in (0, 1]", fn, o->ratio);
@@ -239,6 +241,107 @@ static kvz_status compress_opts_in(const char *fn, const kvz_lm_compress_opts *g
         o->ratio = 0.3;
     if (st == KVZ_OK && !strcmp(kvz_policy_name(o->policy), "unknown"))
         st = kvz_fail(KVZ_ERR_INVALID_ARG, "%s: policy %d is not a kvz_policy", fn, (int)o->policy);
+    if (st == KVZ_OK && (unsigned)o->kv > KVZ_KV_F16)
+        st = kvz_fail(KVZ_ERR_INVALID_ARG, "%s: kv %d is not a kvz_lm_kv", fn, (int)o->kv);
+    if (st == KVZ_OK && (unsigned)o->mode > KVZ_SELECT_EXACT)
+        st = kvz_fail(KVZ_ERR_INVALID_ARG, "%s: mode %d is not a kvz_select_mode", fn, (int)o->mode);
+    return st;
+}
+
+/* The pieces of a compression: the caller's where given, else the chat template's. */
+static kvz_status pieces_in(const char *fn, const kvz_lm *lm, const kvz_lm_pieces *given, kvz_kvzip_pieces *p,
+                            size_t *prev_tokens)
+{
+    kvz_lm_pieces g = {.struct_size = sizeof g};
+    kvz_status st = given ? kvz_struct_in(fn, "kvz_lm_pieces", given, KVZ_SIZE_0_1(kvz_lm_pieces, prev_tokens),
+                                          &g, sizeof g)
+                          : KVZ_OK;
+    if (st != KVZ_OK)
+        return st;
+    const int32_t *ids[4];
+    size_t n[4];
+    for (int k = 0; k < 4; k++) {
+        ids[k] = g.ids[k] ? g.ids[k] : lm->pieces[k];
+        n[k] = g.ids[k] ? g.n[k] : lm->n_pieces[k];
+        for (size_t i = 0; i < n[k]; i++)
+            if (ids[k][i] < 0 || (size_t)ids[k][i] >= lm->m->hp.n_vocab)
+                return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: id %zu of piece %d is %d, outside the vocabulary of %zu",
+                                fn, i, k, (int)ids[k][i], lm->m->hp.n_vocab);
+    }
+    *p = (kvz_kvzip_pieces){ids[0], n[0], ids[1], n[1], ids[2], n[2], ids[3], n[3]};
+    *prev_tokens = g.prev_tokens;
+    return KVZ_OK;
+}
+
+static const kvz_dtype kv_dtypes[] = {KVZ_DTYPE_F32, KVZ_DTYPE_F32, KVZ_DTYPE_BF16, KVZ_DTYPE_F16};
+
+kvz_status kvz_lm_compress_ids(kvz_lm *lm, const int32_t *ids, size_t n, const kvz_lm_compress_opts *opts,
+                               kvz_cache **cache, kvz_lm_compress_report *report)
+{
+    static const char fn[] = "kvz_lm_compress_ids";
+    if (!cache)
+        return kvz_fail(KVZ_ERR_NULL, "%s: cache is NULL", fn);
+    *cache = NULL;
+    if (!lm || (!ids && n))
+        return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
+    kvz_lm_compress_opts o;
+    kvz_status st = need_weights(lm, fn);
+    if (st == KVZ_OK)
+        st = compress_opts_in(fn, opts, &o);
+    if (st == KVZ_OK && report)
+        st = kvz_struct_out_check(fn, "kvz_lm_compress_report", report,
+                                  KVZ_SIZE_0_1(kvz_lm_compress_report, select_s));
+    if (st != KVZ_OK)
+        return st;
+    if (!n)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: the context is empty", fn);
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || (size_t)ids[i] >= lm->m->hp.n_vocab)
+            return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: context id %zu is %d, outside the vocabulary of %zu", fn, i,
+                            (int)ids[i], lm->m->hp.n_vocab);
+    if (o.policy == KVZ_POLICY_KVZIP_HEAD && !o.head_scores)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: policy kvzip-head needs head_scores", fn);
+    const int scored = kvz_kvzip_policy_needs_scores(o.policy) || kvz_kvzip_policy_uses_window(o.policy) ||
+                       o.policy == KVZ_POLICY_H2O;
+    if (o.scores && !scored)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: policy %s scores no tokens (scores must be NULL)", fn,
+                        kvz_policy_name(o.policy));
+    kvz_kvzip_opts ko;
+    kvz_kvzip_defaults(&ko);
+    ko.kv_dtype = o.kv == KVZ_KV_AUTO ? kvz_model_kv_dtype(lm->m) : kv_dtypes[o.kv];
+    if (o.chunk)
+        ko.chunk = o.chunk;
+    if (lm->prefill_chunk_given)
+        ko.prefill_chunk = lm->prefill_chunk;
+    kvz_kvzip_pieces p;
+    size_t prev_tokens = 0;
+    if ((st = pieces_in(fn, lm, o.pieces, &p, &prev_tokens)) != KVZ_OK)
+        return st;
+    if (prev_tokens)
+        ko.prev_tokens = prev_tokens;
+    const kvz_policy_args pa = {.struct_size = sizeof pa,
+                                .policy = o.policy,
+                                .ratio = o.policy == KVZ_POLICY_FULL ? 1.0 : o.ratio,
+                                .mode = o.mode,
+                                .head_scores = o.head_scores};
+    float *scores = NULL;
+    kvz_kvzip_report rep = {0};
+    st = kvz_kvzip_build(lm->m, &p, ids, n, &ko, &pa, cache, o.scores ? &scores : NULL, &rep);
+    if (st == KVZ_OK && o.scores) /* the policies that score tokens all return them */
+        memcpy(o.scores, scores, lm->m->hp.n_layers * lm->m->hp.n_head_kv * n * sizeof *scores);
+    free(scores);
+    if (st == KVZ_OK && report) {
+        const kvz_lm_compress_report r = {.struct_size = sizeof r,
+                                          .n_sys = p.n_sys,
+                                          .n_context = n,
+                                          .n_kept = rep.n_kept,
+                                          .passes = rep.passes,
+                                          .pass_tokens = rep.pass_tokens,
+                                          .prefill_s = rep.prefill_s,
+                                          .score_s = rep.score_s,
+                                          .select_s = rep.select_s};
+        kvz_struct_out(report, &r, sizeof r);
+    }
     return st;
 }
 
@@ -250,29 +353,15 @@ kvz_status kvz_lm_compress(kvz_lm *lm, const char *context, const kvz_lm_compres
     *cache = NULL;
     if (!lm || !context)
         return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
-    kvz_lm_compress_opts o;
     kvz_status st = need_weights(lm, fn);
-    if (st == KVZ_OK)
-        st = compress_opts_in(fn, opts, &o);
     if (st != KVZ_OK)
         return st;
     int32_t *ctx = NULL;
     size_t n_c = 0;
     if ((st = kvz_tokenizer_encode(lm->tok, context, strlen(context), 0, 0, &ctx, &n_c)) != KVZ_OK)
         return st;
-    if (!n_c) {
-        free(ctx);
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: the context is empty", fn);
-    }
-    kvz_kvzip_opts ko;
-    kvz_kvzip_defaults(&ko);
-    ko.kv_dtype = o.f32_cache ? KVZ_DTYPE_F32 : kvz_model_kv_dtype(lm->m);
-    if (o.chunk)
-        ko.chunk = o.chunk;
-    const kvz_kvzip_pieces p = {lm->pieces[0], lm->n_pieces[0], lm->pieces[1], lm->n_pieces[1],
-                                lm->pieces[2], lm->n_pieces[2], lm->pieces[3], lm->n_pieces[3]};
-    const kvz_policy_args pa = {.struct_size = sizeof pa, .policy = o.policy, .ratio = o.ratio};
-    st = kvz_kvzip_build(lm->m, &p, ctx, n_c, &ko, &pa, cache, NULL, NULL);
+    st = n_c ? kvz_lm_compress_ids(lm, ctx, n_c, opts, cache, NULL)
+             : kvz_fail(KVZ_ERR_INVALID_ARG, "%s: the context is empty", fn);
     free(ctx);
     return st;
 }
