@@ -33,8 +33,8 @@ typedef enum kvz_lm_weights {
 typedef struct kvz_lm_config {
     size_t struct_size; /**< sizeof(kvz_lm_config) */
     kvz_lm_weights weights;
-    size_t prefill_chunk; /**< tokens a prefill runs through the layers at once (0: 512): the
-                               activations' memory grows with it */
+    size_t prefill_chunk; /**< tokens a prefill runs through the layers at once (0: 512, and 2048 in
+                               kvz_lm_compress): the activations' memory grows with it */
     int vocab_only;       /**< non-zero: the tokenizer and chat template only, no weights read (fast; a
                                vocabulary-only GGUF will do): kvz_lm_tokenize, kvz_lm_detokenize,
                                kvz_lm_is_eog and kvz_lm_get_info work, the calls that run the model

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "cli/json.h"
-#include "model/npy.h"
+#include "cli/npy.h"
 #include "testutil.h"
 
 static char dir[64];

@@ -14,7 +14,7 @@
 
 #include "core/internal.h"
 #include "io_faults.h"
-#include "model/npy.h"
+#include "cli/npy.h"
 #include "testutil.h"
 
 /* ---- the two writers, each saving version 0 (the old file) or 1 (the new one) ------------ */

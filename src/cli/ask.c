@@ -114,7 +114,7 @@ int kvz_cmd_ask(int argc, char **argv)
         return usage(stderr);
     }
     kvz_lm *lm = NULL;
-    if (kvz_cli_open_lm(model, weights, 512, 0, &lm))
+    if (kvz_cli_open_lm(model, weights, 0, 0, &lm))
         return 1;
     kvz_lm_info info = {.struct_size = sizeof info};
     kvz_lm_get_info(lm, &info);

@@ -10,7 +10,7 @@
 int kvz_cli_open_lm(const char *path, const char *weights, size_t chunk, int vocab_only, kvz_lm **lm)
 {
     kvz_lm_config c = {
-        .struct_size = sizeof c, .prefill_chunk = chunk ? chunk : SIZE_MAX, .vocab_only = vocab_only};
+        .struct_size = sizeof c, .prefill_chunk = chunk, .vocab_only = vocab_only};
     if (!strcmp(weights, "f32"))
         c.weights = KVZ_WEIGHTS_F32;
     else if (!strcmp(weights, "bf16"))

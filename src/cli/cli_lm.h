@@ -9,7 +9,7 @@
 #include "kvz_model.h"
 
 /* Each returns 0 or prints "kvz: ..." and returns 1. */
-/* Opens path with --weights (auto, f32, bf16) and a prefill chunk (0: the whole prompt at once);
+/* Opens path with --weights (auto, f32, bf16) and a prefill chunk (0: the library's default);
  * vocab_only: the tokenizer alone. */
 int kvz_cli_open_lm(const char *path, const char *weights, size_t chunk, int vocab_only, kvz_lm **lm);
 /* kvz_lm_tokenize into *ids (malloc'ed). */

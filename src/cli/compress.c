@@ -1,15 +1,16 @@
 /* kvz compress: prefill a context, score it by reconstruction (KVzip), select by a policy,
- * compact and save the cache as a .kvz file. */
+ * compact and save the cache as a .kvz file (kvz_model.h's kvz_lm_compress_ids). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
-#include "cli/cli_model.h"
-#include "cli/head_calib.h"
+#include "cli/cli_args.h"
+#include "cli/cli_lm.h"
 #include "cli/json.h"
+#include "cli/npy.h"
 #include "cli/recon.h"
-#include "model/npy.h"
+#include "kvz_model.h"
 
 static int usage(FILE *f)
 {
@@ -55,30 +56,62 @@ static int usage(FILE *f)
 
 /* The kept share of the context in layer l (over its KV heads), or -1 for a sliding-window layer,
  * which keeps its window and is not selected from. */
-static double layer_kept(const kvz_model *m, const kvz_cache *c, size_t l, size_t n_sys, size_t n_c)
+static double layer_kept(const kvz_cache *c, size_t l, size_t n_kv_heads, size_t n_sys, size_t n_c)
 {
-    if (kvz_hparams_window(&m->hp, l))
+    size_t window = 0;
+    kvz_cache_layer_window(c, l, &window);
+    if (window)
         return -1;
     size_t rows = 0;
-    for (size_t h = 0; h < m->hp.n_head_kv; h++) {
+    for (size_t h = 0; h < n_kv_heads; h++) {
         size_t len = 0;
         kvz_cache_length(c, l, h, &len);
         rows += len > n_sys ? len - n_sys : 0;
     }
-    return (double)rows / (double)(m->hp.n_head_kv * n_c);
+    return (double)rows / (double)(n_kv_heads * n_c);
 }
 
 /* Every layer's kept share: sep between them, none for a sliding-window layer, digits decimals. */
-static void print_layer_kept(const kvz_model *m, const kvz_cache *c, size_t n_sys, size_t n_c, const char *sep,
+static void print_layer_kept(const kvz_cache *c, const kvz_lm_info *mi, size_t n_sys, size_t n_c, const char *sep,
                              const char *none, int digits)
 {
-    for (size_t l = 0; l < m->hp.n_layers; l++) {
-        const double k = layer_kept(m, c, l, n_sys, n_c);
+    for (size_t l = 0; l < mi->n_layers; l++) {
+        const double k = layer_kept(c, l, mi->n_kv_heads, n_sys, n_c);
         if (k < 0)
             printf("%s%s", l ? sep : "", none);
         else
             printf("%s%.*f", l ? sep : "", digits, k);
     }
+}
+
+/* The library's name of a --kv-dtype value (auto: the model's). */
+static kvz_lm_kv lm_kv(kvz_dtype dt)
+{
+    return dt == KVZ_DTYPE_F32 ? KVZ_KV_F32 : dt == KVZ_DTYPE_BF16 ? KVZ_KV_BF16 : dt == KVZ_DTYPE_F16 ? KVZ_KV_F16
+                                                                                                       : KVZ_KV_AUTO;
+}
+
+/* An untimed compression of the system prompt and the first prefill step of the context (at most 2048
+ * tokens) with nothing scored, so that the timings after it do not carry the process's one-time costs
+ * (weight pages touched first, thread start-up, oneDNN primitives of that step's shape), which
+ * otherwise land in whichever step runs first. */
+static int warm_up(kvz_lm *lm, const int32_t *ctx, size_t n_c, const kvz_lm_compress_opts *o)
+{
+    kvz_lm_compress_opts full = *o;
+    full.policy = KVZ_POLICY_FULL, full.head_scores = NULL, full.scores = NULL;
+    kvz_cache *scratch = NULL;
+    const kvz_status st = kvz_lm_compress_ids(lm, ctx, n_c < 2048 ? n_c : 2048, &full, &scratch, NULL);
+    kvz_cache_destroy(scratch);
+    if (st != KVZ_OK)
+        return kvz_cli_error("warm-up prefill: %s (%s)", kvz_last_error(), kvz_strerror(st));
+    return 0;
+}
+
+/* Whether a policy ranks tokens by KVzip's reconstruction scores, or by the SnapKV family's window scores. */
+static int pair_scored(kvz_policy p) { return p == KVZ_POLICY_KVZIP_PAIR || p == KVZ_POLICY_KVZIP_PAIR_UNIFORM; }
+static int window_scored(kvz_policy p)
+{
+    return p == KVZ_POLICY_FASTKV || p == KVZ_POLICY_SNAPKV || p == KVZ_POLICY_PYRAMIDKV || p == KVZ_POLICY_ADAKV;
 }
 
 /* Where the reconstruction prompts came from, in words (kvz_cli_pieces.source). */
@@ -102,9 +135,8 @@ int kvz_cmd_compress(int argc, char **argv)
     kvz_policy policy = KVZ_POLICY_KVZIP_PAIR;
     double ratio = 0.3;
     int json = 0;
-    kvz_kvzip_opts o;
-    kvz_kvzip_defaults(&o);
-    o.kv_dtype = KVZ_CLI_KV_DTYPE_AUTO;
+    size_t chunk = 0;
+    kvz_dtype kv_asked = KVZ_CLI_KV_DTYPE_AUTO;
     kvz_select_mode mode = KVZ_SELECT_STRICT;
     int ratio_given = 0;
     if (kvz_cli_wants_help(argc, argv))
@@ -153,10 +185,10 @@ int kvz_cmd_compress(int argc, char **argv)
                 return kvz_cli_error("--mode must be strict or exact, not '%s'", v), 2;
             mode = strcmp(v, "strict") ? KVZ_SELECT_EXACT : KVZ_SELECT_STRICT;
         } else if (!strcmp(a, "--chunk")) {
-            if (kvz_cli_parse_count(v, a, &o.chunk))
+            if (kvz_cli_parse_count(v, a, &chunk))
                 return 2;
         } else if (!strcmp(a, "--kv-dtype")) {
-            if (kvz_cli_parse_dtype(v, &o.kv_dtype))
+            if (kvz_cli_parse_dtype(v, &kv_asked))
                 return 2;
         } else
             return kvz_cli_usage_error("compress", "unknown option '%s'", a);
@@ -174,22 +206,22 @@ int kvz_cmd_compress(int argc, char **argv)
     }
     if (policy == KVZ_POLICY_KVZIP_HEAD && !heads)
         return kvz_cli_error("--policy kvzip-head needs --head-scores"), 2;
-    if (dump && !kvz_kvzip_policy_needs_scores(policy) && !kvz_kvzip_policy_uses_window(policy) &&
-        policy != KVZ_POLICY_H2O)
+    if (dump && !pair_scored(policy) && !window_scored(policy) && policy != KVZ_POLICY_H2O)
         return kvz_cli_error(
                    "--dump-scores needs a policy that scores tokens (KVzip pair level, fastkv, snapkv, "
                    "pyramidkv, adakv, h2o)"),
                2;
-    if (save_heads && !kvz_kvzip_policy_needs_scores(policy))
+    if (save_heads && !pair_scored(policy))
         return kvz_cli_error("--save-head-scores needs a pair-level KVzip policy"), 2;
 
-    kvz_model *m = NULL;
-    kvz_tokenizer *tok = NULL;
-    if (kvz_cli_open_model(model, weights, &m, &tok))
+    kvz_lm *lm = NULL;
+    if (kvz_cli_open_lm(model, weights, 0, 0, &lm))
         return 1;
-    const size_t L = m->hp.n_layers, H = m->hp.n_head_kv;
-    o.kv_dtype = kvz_cli_kv_dtype(m, o.kv_dtype);
-    kvz_cli_pieces pc = {0};
+    kvz_lm_info mi = {.struct_size = sizeof mi};
+    kvz_lm_get_info(lm, &mi);
+    const size_t L = mi.n_layers, H = mi.n_kv_heads;
+    const kvz_dtype kv_dtype = kv_asked == KVZ_CLI_KV_DTYPE_AUTO ? mi.kv_dtype : kv_asked;
+    kvz_cli_recon_ids pc = {0};
     int32_t *ctx = NULL;
     size_t n_c = 0;
     float *head_scores = NULL, *scores = NULL;
@@ -199,28 +231,39 @@ int kvz_cmd_compress(int argc, char **argv)
     int rc = context_text ? 0 : kvz_cli_read_file(context ? context : context_ids, &text, &len);
     if (!rc)
         rc = context_ids ? kvz_cli_parse_ids(text, context_ids, &ctx, &n_c)
-                         : kvz_cli_encode(tok, context_text ? context_text : text, 0, 0, &ctx, &n_c);
+                         : kvz_cli_lm_tokenize(lm, context_text ? context_text : text, 0, &ctx, &n_c);
     if (!rc && !n_c)
         rc = kvz_cli_error("the context is empty");
     for (size_t i = 0; !rc && i < n_c; i++)
-        if (ctx[i] < 0 || (size_t)ctx[i] >= m->hp.n_vocab)
-            rc = kvz_cli_error("context token %zu is %d, outside the vocabulary of %zu", i, (int)ctx[i],
-                               m->hp.n_vocab);
+        if (ctx[i] < 0 || (size_t)ctx[i] >= mi.n_vocab)
+            rc = kvz_cli_error("context token %zu is %d, outside the vocabulary of %zu", i, (int)ctx[i], mi.n_vocab);
     if (!rc)
-        rc = kvz_cli_recon_resolve(&recon, m, tok, 0, &pc);
-    if (!rc && heads)
-        rc = kvz_cli_load_head_scores(heads, L, H, &head_scores);
-    kvz_kvzip_report rep = {0};
+        rc = kvz_cli_recon_resolve_lm(&recon, lm, &pc);
+    if (!rc && heads) {
+        const kvz_status st = kvz_npy_max_f32(heads, L, H, &head_scores);
+        if (st != KVZ_OK)
+            rc = kvz_cli_error("%s (%s)", kvz_last_error(), kvz_strerror(st));
+    }
+    if (!rc && (dump || save_heads) && !(scores = malloc(L * H * n_c * sizeof *scores)))
+        rc = kvz_cli_error("out of memory");
+    const kvz_lm_pieces pieces = {.struct_size = sizeof pieces,
+                                  .ids = {pc.ids[0], pc.ids[1], pc.ids[2], pc.ids[3]},
+                                  .n = {pc.n[0], pc.n[1], pc.n[2], pc.n[3]},
+                                  .prev_tokens = pc.prev_tokens};
+    const kvz_lm_compress_opts co = {.struct_size = sizeof co,
+                                     .policy = policy,
+                                     .ratio = ratio,
+                                     .kv = lm_kv(kv_dtype),
+                                     .chunk = chunk,
+                                     .mode = mode,
+                                     .head_scores = head_scores,
+                                     .pieces = &pieces,
+                                     .scores = scores};
+    kvz_lm_compress_report rep = {.struct_size = sizeof rep};
     if (!rc)
-        rc = kvz_cli_warm_up(m, &pc.p, ctx, n_c, &o);
+        rc = warm_up(lm, ctx, n_c, &co);
     if (!rc) {
-        o.prev_tokens = pc.prev_tokens;
-        kvz_policy_args pa = {.struct_size = sizeof pa,
-                              .policy = policy,
-                              .ratio = ratio,
-                              .mode = mode,
-                              .head_scores = head_scores};
-        const kvz_status st = kvz_kvzip_build(m, &pc.p, ctx, n_c, &o, &pa, &cache, &scores, &rep);
+        const kvz_status st = kvz_lm_compress_ids(lm, ctx, n_c, &co, &cache, &rep);
         if (st != KVZ_OK)
             rc = kvz_cli_error("compression failed: %s (%s)", kvz_last_error(), kvz_strerror(st));
     }
@@ -230,23 +273,22 @@ int kvz_cmd_compress(int argc, char **argv)
         if (st != KVZ_OK)
             rc = kvz_cli_error("%s", kvz_last_error());
     }
-    if (!rc && save_heads) {
+    if (!rc && save_heads) { /* kvzip-head's head scores (spec/kvzip.md §2.5): each head's largest token score */
         float *hs = malloc(L * H * sizeof *hs);
         const size_t shape[2] = {L, H};
         if (!hs)
             rc = kvz_cli_error("out of memory");
-        else {
-            kvz_kvzip_head_scores(scores, L * H, n_c, hs);
-            if (kvz_npy_write_f32(save_heads, hs, shape, 2) != KVZ_OK)
-                rc = kvz_cli_error("%s", kvz_last_error());
+        for (size_t r = 0; !rc && r < L * H; r++) {
+            hs[r] = scores[r * n_c];
+            for (size_t j = 1; j < n_c; j++)
+                hs[r] = scores[r * n_c + j] > hs[r] ? scores[r * n_c + j] : hs[r];
         }
+        if (!rc && kvz_npy_write_f32(save_heads, hs, shape, 2) != KVZ_OK)
+            rc = kvz_cli_error("%s", kvz_last_error());
         free(hs);
     }
     if (!rc) {
-        kvz_cache_meta meta = {.struct_size = sizeof meta, .ratio = ratio};
-        memcpy(meta.model_fingerprint, m->fingerprint, 32);
-        snprintf(meta.policy, sizeof meta.policy, "%s", kvz_policy_name(policy));
-        const kvz_status st = kvz_cache_save(cache, out, &meta);
+        const kvz_status st = kvz_lm_save_cache(lm, cache, out, &co);
         if (st != KVZ_OK)
             rc = kvz_cli_error("cannot save %s: %s (%s)", out, kvz_last_error(), kvz_strerror(st));
     }
@@ -254,21 +296,21 @@ int kvz_cmd_compress(int argc, char **argv)
         kvz_cache_stats cs = {.struct_size = sizeof cs};
         kvz_cache_get_stats(cache, &cs);
         /* of the compressed (global) layers: a sliding-window layer keeps its window */
-        const size_t LG = kvz_hparams_global_layers(&m->hp);
+        const size_t LG = L - mi.n_window_layers;
         const double kept = (double)rep.n_kept / (double)(LG * H * n_c);
         if (json)
             printf("{\"policy\": \"%s\", \"ratio\": %g, \"context_tokens\": %zu, \"system_tokens\": %zu, "
                    "\"passes\": %zu, \"pass_tokens\": %zu, \"kept_context_ratio\": %.6f, \"cache_bytes\": %zu, "
                    "\"kv_dtype\": \"%s\", "
                    "\"prefill_s\": %.6f, \"score_s\": %.6f, \"select_s\": %.6f, \"pieces\": \"%s\", ",
-                   kvz_policy_name(policy), ratio, n_c, pc.p.n_sys, rep.passes, rep.pass_tokens, kept,
-                   cs.bytes_used, kvz_cli_dtype_name(o.kv_dtype), rep.prefill_s, rep.score_s, rep.select_s, pc.source);
+                   kvz_policy_name(policy), ratio, n_c, rep.n_sys, rep.passes, rep.pass_tokens, kept,
+                   cs.bytes_used, kvz_cli_dtype_name(kv_dtype), rep.prefill_s, rep.score_s, rep.select_s, pc.source);
         if (json) {
             printf("\"kept_per_layer\": [");
-            print_layer_kept(m, cache, pc.p.n_sys, n_c, ", ", "null", 6);
+            print_layer_kept(cache, &mi, rep.n_sys, n_c, ", ", "null", 6);
             printf("], \"out\": ");
         } else {
-            printf("context:  %zu tokens, after a system prompt of %zu (always kept)\n", n_c, pc.p.n_sys);
+            printf("context:  %zu tokens, after a system prompt of %zu (always kept)\n", n_c, rep.n_sys);
             if (policy == KVZ_POLICY_FULL)
                 printf("kept:     every key/value pair (policy full)\n");
             else
@@ -277,14 +319,14 @@ int kvz_cmd_compress(int argc, char **argv)
                        kvz_policy_name(policy), ratio);
             if (policy != KVZ_POLICY_FULL) { /* the budget each layer got: KVzip's one threshold shares it unevenly */
                 printf("by layer: ");
-                print_layer_kept(m, cache, pc.p.n_sys, n_c, " ", "-", 2);
+                print_layer_kept(cache, &mi, rep.n_sys, n_c, " ", "-", 2);
                 printf("  (the kept share of each layer%s)\n", LG < L ? "; -: a sliding-window layer" : "");
             }
             printf("cache:    %zu bytes, %s keys and values\ntime:     prefill %.3f s%s", cs.bytes_used,
-                   kvz_cli_dtype_name(o.kv_dtype), rep.prefill_s,
-                   kvz_kvzip_policy_uses_window(policy) ? " (window scores included)"
-                   : policy == KVZ_POLICY_H2O           ? " (accumulated attention included)"
-                                                        : "");
+                   kvz_cli_dtype_name(kv_dtype), rep.prefill_s,
+                   window_scored(policy)    ? " (window scores included)"
+                   : policy == KVZ_POLICY_H2O ? " (accumulated attention included)"
+                                              : "");
             if (rep.passes)
                 printf(", %zu reconstruction pass%s (%zu tokens) %.3f s", rep.passes,
                        rep.passes == 1 ? "" : "es", rep.pass_tokens, rep.score_s);
@@ -306,9 +348,8 @@ int kvz_cmd_compress(int argc, char **argv)
         }
     }
     free(text), free(ctx), free(head_scores), free(scores);
-    kvz_cli_pieces_free(&pc);
+    kvz_cli_recon_ids_free(&pc);
     kvz_cache_destroy(cache);
-    kvz_tokenizer_free(tok);
-    kvz_model_free(m);
+    kvz_lm_close(lm);
     return rc;
 }

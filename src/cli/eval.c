@@ -17,6 +17,7 @@
 #include "cli/eval_tasks.h"
 #include "cli/head_calib.h"
 #include "cli/json.h"
+#include "cli/npy.h"
 #include "cli/recon.h"
 #include "model/generate.h"
 #include "model/h2o_scores.h"
@@ -527,9 +528,11 @@ static int run(eval_args *a)
     int need_heads = 0;
     for (size_t k = 0; k < a->n_cells; k++)
         need_heads |= a->cells[k].policy == KVZ_POLICY_KVZIP_HEAD;
-    if (!rc && need_heads && a->head_scores)
-        rc = kvz_cli_load_head_scores(a->head_scores, L, H, &head_scores);
-    else if (!rc && need_heads) {
+    if (!rc && need_heads && a->head_scores) {
+        const kvz_status st = kvz_npy_max_f32(a->head_scores, L, H, &head_scores);
+        if (st != KVZ_OK)
+            rc = kvz_cli_error("%s (%s)", kvz_last_error(), kvz_strerror(st));
+    } else if (!rc && need_heads) {
         char path[4096];
         rc = kvz_cli_calibrate_heads(m, tok, &pc, &a->o, a->calibration, a->calib_tokens, &head_scores, path,
                                      sizeof path);

@@ -1,5 +1,6 @@
 /* kvz generate: prefill a prompt and sample a continuation (greedy by default), through kvz_model.h alone. */
 #include <omp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,7 +99,7 @@ int kvz_cmd_generate(int argc, char **argv)
         return usage(stderr);
     }
     kvz_lm *lm = NULL;
-    if (kvz_cli_open_lm(model, weights, chunk, 0, &lm))
+    if (kvz_cli_open_lm(model, weights, chunk ? chunk : SIZE_MAX, 0, &lm))
         return 1;
     kvz_lm_info info = {.struct_size = sizeof info};
     kvz_lm_get_info(lm, &info);

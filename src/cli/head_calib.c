@@ -10,34 +10,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_model.h"
-#include "model/npy.h"
-
-int kvz_cli_load_head_scores(const char *list, size_t L, size_t H, float **out)
-{
-    float *acc = calloc(L * H, sizeof *acc);
-    char *copy = strdup(list);
-    int rc = !acc || !copy ? kvz_cli_error("out of memory") : 0;
-    for (char *save = NULL, *f = copy ? strtok_r(copy, ",", &save) : NULL; f && !rc;
-         f = strtok_r(NULL, ",", &save)) {
-        float *d = NULL;
-        size_t shape[4], nd;
-        const kvz_status st = kvz_npy_read_f32(f, &d, shape, &nd);
-        if (st != KVZ_OK)
-            rc = kvz_cli_error("%s (%s)", kvz_last_error(), kvz_strerror(st));
-        else if (nd != 2 || shape[0] != L || shape[1] != H)
-            rc = kvz_cli_error("%s: head scores must be [%zu, %zu] for this model", f, L, H);
-        for (size_t i = 0; !rc && i < L * H; i++)
-            acc[i] = d[i] > acc[i] ? d[i] : acc[i];
-        free(d);
-    }
-    free(copy);
-    if (rc) {
-        free(acc);
-        return 1;
-    }
-    *out = acc;
-    return 0;
-}
+#include "cli/npy.h"
 
 /* FNV-1a over the bytes of n ids, continuing from h. */
 static uint64_t fnv_ids(uint64_t h, const int32_t *ids, size_t n)
@@ -108,7 +81,9 @@ int kvz_cli_calibrate_heads(kvz_model *m, const kvz_tokenizer *tok, const kvz_cl
     FILE *probe = rc ? NULL : fopen(path, "rb");
     if (probe) { /* calibrated before */
         fclose(probe);
-        rc = kvz_cli_load_head_scores(path, L, H, &hs);
+        const kvz_status st = kvz_npy_max_f32(path, L, H, &hs);
+        if (st != KVZ_OK)
+            rc = kvz_cli_error("%s (%s)", kvz_last_error(), kvz_strerror(st));
     } else if (!rc) {
         kvz_kvzip_opts co = *o;
         co.prev_tokens = pc->prev_tokens;

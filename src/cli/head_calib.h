@@ -8,10 +8,6 @@
 
 #include "cli/cli_model.h"
 
-/* The element-wise maximum over comma-separated .npy files of shape [layers, kv_heads] into
- * *out (malloc'ed). Returns 0, or prints why and returns 1. */
-int kvz_cli_load_head_scores(const char *list, size_t n_layers, size_t n_kv_heads, float **out);
-
 /*
  * The head scores of the model from the calibration text at calib_path: its first
  * min(max_tokens, the model's training context - the system prompt) tokens are prefilled and

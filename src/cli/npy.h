@@ -1,6 +1,6 @@
 /* NumPy .npy files of float32 arrays (format version 1.0): written atomically, read with checks. */
-#ifndef KVZ_MODEL_NPY_H
-#define KVZ_MODEL_NPY_H
+#ifndef KVZ_CLI_NPY_H
+#define KVZ_CLI_NPY_H
 
 #include <stddef.h>
 
@@ -15,5 +15,10 @@ kvz_status kvz_npy_write_f32(const char *path, const float *data, const size_t *
 /* Reads a little-endian float32 C-order array of 1..4 dims: *data malloc'ed, shape[4] and
  * *ndim filled. KVZ_ERR_FORMAT for another dtype or order, KVZ_ERR_TRUNCATED, KVZ_ERR_IO. */
 kvz_status kvz_npy_read_f32(const char *path, float **data, size_t shape[4], size_t *ndim);
+
+/* The element-wise maximum of the [rows, cols] arrays of the comma-separated .npy files in list
+ * (kvzip-head's head scores, several calibrations merged) into *out (malloc'ed). KVZ_ERR_MISMATCH
+ * for another shape, KVZ_ERR_INVALID_ARG for an empty list, and kvz_npy_read_f32's. */
+kvz_status kvz_npy_max_f32(const char *list, size_t rows, size_t cols, float **out);
 
 #endif

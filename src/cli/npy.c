@@ -1,6 +1,6 @@
 /* NumPy .npy v1.0 for float32 arrays: magic, header length, a Python-dict header padded to
  * 64 bytes, then the data (numpy.lib.format). */
-#include "model/npy.h"
+#include "cli/npy.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -117,5 +117,35 @@ kvz_status kvz_npy_read_f32(const char *path, float **data, size_t shape[4], siz
         }
     }
     fclose(f);
+    return st;
+}
+
+kvz_status kvz_npy_max_f32(const char *list, size_t rows, size_t cols, float **out)
+{
+    if (!list || !out)
+        return kvz_fail(KVZ_ERR_NULL, "npy: NULL argument");
+    *out = NULL;
+    float *acc = malloc((rows && cols ? rows * cols : 1) * sizeof *acc);
+    char *copy = strdup(list);
+    kvz_status st = acc && copy ? KVZ_OK : kvz_fail(KVZ_ERR_NOMEM, "npy: no memory");
+    int first = 1;
+    for (char *save = NULL, *f = copy ? strtok_r(copy, ",", &save) : NULL; f && st == KVZ_OK;
+         f = strtok_r(NULL, ",", &save), first = 0) {
+        float *d = NULL;
+        size_t shape[4], nd;
+        st = kvz_npy_read_f32(f, &d, shape, &nd);
+        if (st == KVZ_OK && (nd != 2 || shape[0] != rows || shape[1] != cols))
+            st = kvz_fail(KVZ_ERR_MISMATCH, "npy: %s must be a [%zu, %zu] array", f, rows, cols);
+        for (size_t i = 0; st == KVZ_OK && i < rows * cols; i++)
+            acc[i] = first || d[i] > acc[i] ? d[i] : acc[i];
+        free(d);
+    }
+    if (st == KVZ_OK && first)
+        st = kvz_fail(KVZ_ERR_INVALID_ARG, "npy: no file named in '%s'", list);
+    free(copy);
+    if (st != KVZ_OK)
+        free(acc);
+    else
+        *out = acc;
     return st;
 }
