@@ -794,6 +794,9 @@ typedef struct lm_ctx {
     float *logits;
     int32_t out[4], want[4];
     size_t n_out;
+    float *scores, *want_scores; /* kvz_lm_compress_ids's, n_scores of them */
+    size_t n_scores, want_kept;
+    kvz_cache *made;
 } lm_ctx;
 
 static kvz_status lm_open_call(void *v)
@@ -848,6 +851,41 @@ static void lm_query_check(void *v, kvz_status st, int failed)
     assert_memory_equal(x->out, x->want, sizeof x->want);
 }
 
+/* KVzip through kvz_lm_compress_ids on the context ids, with the token scores and the report. */
+static kvz_status lm_compress_call(void *v)
+{
+    lm_ctx *x = v;
+    x->made = (kvz_cache *)1;
+    const kvz_lm_compress_opts o = {.struct_size = sizeof o,
+                                    .policy = KVZ_POLICY_KVZIP_PAIR,
+                                    .ratio = 0.5,
+                                    .kv = KVZ_KV_F32,
+                                    .chunk = 4,
+                                    .scores = x->scores};
+    kvz_lm_compress_report rep = {.struct_size = sizeof rep};
+    const kvz_status st = kvz_lm_compress_ids(x->lm, ids, 8, &o, &x->made, &rep);
+    x->n_out = rep.n_kept;
+    return st;
+}
+
+static void lm_compress_check(void *v, kvz_status st, int failed)
+{
+    (void)failed;
+    lm_ctx *x = v;
+    if (st != KVZ_OK) {
+        assert_null(x->made);
+        return;
+    }
+    kvz_cache_destroy(x->made);
+    if (!x->want_scores) {
+        x->want_scores = tu_malloc(x->n_scores * sizeof(float));
+        memcpy(x->want_scores, x->scores, x->n_scores * sizeof(float));
+        x->want_kept = x->n_out;
+    }
+    assert_memory_equal(x->scores, x->want_scores, x->n_scores * sizeof(float));
+    assert_int_equal(x->n_out, x->want_kept);
+}
+
 static void test_lm(void **state)
 {
     (void)state;
@@ -869,8 +907,11 @@ static void test_lm(void **state)
     assert_int_equal(kvz_lm_new_cache(x.lm, KVZ_DTYPE_F32, &x.c), KVZ_OK);
     assert_int_equal(kvz_lm_prefill(x.lm, x.c, NULL, ids, 8, NULL), KVZ_OK);
     sweep(&(fault_path){"kvz_lm_prefill + kvz_lm_decode, query", NULL, lm_query_call, lm_query_check}, &x);
+    x.n_scores = i.n_layers * i.n_kv_heads * 8;
+    x.scores = tu_malloc(x.n_scores * sizeof(float));
+    sweep(&(fault_path){"kvz_lm_compress_ids, KVzip with scores", NULL, lm_compress_call, lm_compress_check}, &x);
     kvz_cache_destroy(x.c);
-    free(x.logits);
+    free(x.logits), free(x.scores), free(x.want_scores);
     kvz_lm_close(x.lm);
 }
 
