@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "model/model.h"
+#include "cli/model_dir.h"
 #include "model/tokenizer.h"
 
 #define MAX_TOK 4

@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "model/model.h"
+#include "cli/model_dir.h"
 
 void tu_rng_init(tu_rng *r, uint64_t seed) { r->s = seed ^ 0x9e3779b97f4a7c15ull; }
 

@@ -113,3 +113,15 @@ int kvz_cli_lm_text(const kvz_lm *lm, const int32_t *ids, size_t n, unsigned fla
     }
     return 0;
 }
+
+int kvz_cli_lm_warm_up(kvz_lm *lm, const int32_t *ctx, size_t n_c, const kvz_lm_compress_opts *o)
+{
+    kvz_lm_compress_opts full = *o;
+    full.policy = KVZ_POLICY_FULL, full.head_scores = NULL, full.scores = NULL;
+    kvz_cache *scratch = NULL;
+    const kvz_status st = kvz_lm_compress_ids(lm, ctx, n_c < 2048 ? n_c : 2048, &full, &scratch, NULL);
+    kvz_cache_destroy(scratch);
+    if (st != KVZ_OK)
+        return kvz_cli_error("warm-up prefill: %s (%s)", kvz_last_error(), kvz_strerror(st));
+    return 0;
+}

@@ -22,4 +22,10 @@ int kvz_cli_lm_piece(const kvz_lm *lm, kvz_lm_piece piece, int32_t **ids, size_t
 /* kvz_lm_detokenize into *text (malloc'ed). */
 int kvz_cli_lm_text(const kvz_lm *lm, const int32_t *ids, size_t n, unsigned flags, char **text);
 
+/* An untimed compression of the system prompt and the first prefill step of the context (at most 2048
+ * tokens, options o, nothing scored), so that the timings after it do not carry the process's one-time
+ * costs (weight pages touched first, thread start-up, oneDNN primitives of that step's shape), which
+ * otherwise land in whichever step runs first. */
+int kvz_cli_lm_warm_up(kvz_lm *lm, const int32_t *ctx, size_t n_c, const kvz_lm_compress_opts *o);
+
 #endif

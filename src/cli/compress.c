@@ -91,22 +91,6 @@ static kvz_lm_kv lm_kv(kvz_dtype dt)
                                                                                                        : KVZ_KV_AUTO;
 }
 
-/* An untimed compression of the system prompt and the first prefill step of the context (at most 2048
- * tokens) with nothing scored, so that the timings after it do not carry the process's one-time costs
- * (weight pages touched first, thread start-up, oneDNN primitives of that step's shape), which
- * otherwise land in whichever step runs first. */
-static int warm_up(kvz_lm *lm, const int32_t *ctx, size_t n_c, const kvz_lm_compress_opts *o)
-{
-    kvz_lm_compress_opts full = *o;
-    full.policy = KVZ_POLICY_FULL, full.head_scores = NULL, full.scores = NULL;
-    kvz_cache *scratch = NULL;
-    const kvz_status st = kvz_lm_compress_ids(lm, ctx, n_c < 2048 ? n_c : 2048, &full, &scratch, NULL);
-    kvz_cache_destroy(scratch);
-    if (st != KVZ_OK)
-        return kvz_cli_error("warm-up prefill: %s (%s)", kvz_last_error(), kvz_strerror(st));
-    return 0;
-}
-
 /* Whether a policy ranks tokens by KVzip's reconstruction scores, or by the SnapKV family's window scores. */
 static int pair_scored(kvz_policy p) { return p == KVZ_POLICY_KVZIP_PAIR || p == KVZ_POLICY_KVZIP_PAIR_UNIFORM; }
 static int window_scored(kvz_policy p)
@@ -261,7 +245,7 @@ int kvz_cmd_compress(int argc, char **argv)
                                      .scores = scores};
     kvz_lm_compress_report rep = {.struct_size = sizeof rep};
     if (!rc)
-        rc = warm_up(lm, ctx, n_c, &co);
+        rc = kvz_cli_lm_warm_up(lm, ctx, n_c, &co);
     if (!rc) {
         const kvz_status st = kvz_lm_compress_ids(lm, ctx, n_c, &co, &cache, &rep);
         if (st != KVZ_OK)

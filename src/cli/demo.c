@@ -10,11 +10,11 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "cli/cli_model.h"
+#include "cli/cli_args.h"
+#include "cli/cli_lm.h"
 #include "cli/json.h"
-#include "cli/recon.h"
-#include "model/generate.h"
-#include "model/kvzip.h"
+#include "cli/model_dir.h"
+#include "kvz_model.h"
 
 #define SMOLLM2_FILE "SmolLM2-135M-Instruct.Q4_1.gguf"
 #define N_PEOPLE     72
@@ -262,15 +262,13 @@ typedef struct answer {
 
 typedef struct side {
     kvz_cache *cache;
-    kvz_kvzip_report rep;
+    kvz_lm_compress_report rep;
     kvz_cache_stats stats;
     double decode_s;
     size_t decode_steps;
     answer a[N_QUESTIONS];
     size_t correct;
 } side;
-
-static int stop_eog(void *ctx, int32_t id) { return kvz_tokenizer_is_eog(ctx, id); }
 
 static int contains_nocase(const char *hay, const char *needle)
 {
@@ -286,18 +284,17 @@ static int contains_nocase(const char *hay, const char *needle)
 }
 
 /* Greedy answer of one question through its own query tail; the generation steps are timed. */
-static kvz_status ask_one(kvz_model *m, const kvz_tokenizer *tok, side *sd, const int32_t *ids, size_t n,
-                          float *logits, int32_t *out, size_t *n_out)
+static kvz_status ask_one(kvz_lm *lm, side *sd, const int32_t *ids, size_t n, float *logits, int32_t *out,
+                          size_t *n_out)
 {
     kvz_query *q = NULL;
     kvz_status st = kvz_query_create(sd->cache, &q);
-    const kvz_kv_target kv = {NULL, q};
     if (st == KVZ_OK)
-        st = kvz_model_prefill(m, kv, ids, n, 512, logits);
-    kvz_gen_opts go = {.max_tokens = MAX_ANSWER, .is_stop = stop_eog, .stop_ctx = (void *)tok};
+        st = kvz_lm_prefill(lm, NULL, q, ids, n, logits);
+    const kvz_lm_gen_opts go = {.struct_size = sizeof go, .max_tokens = MAX_ANSWER};
     const double t0 = omp_get_wtime();
     if (st == KVZ_OK)
-        st = kvz_model_generate(m, kv, logits, &go, out, n_out);
+        st = kvz_lm_decode(lm, NULL, q, logits, &go, out, n_out);
     /* the first token comes from the prefill's logits: generation ran one step per later token */
     sd->decode_s += omp_get_wtime() - t0;
     sd->decode_steps += *n_out ? *n_out - 1 : 0;
@@ -305,13 +302,12 @@ static kvz_status ask_one(kvz_model *m, const kvz_tokenizer *tok, side *sd, cons
     return st;
 }
 
-static int to_line(const kvz_tokenizer *tok, int32_t *out, size_t n, char **line)
+static int to_line(const kvz_lm *lm, int32_t *out, size_t n, char **line)
 {
-    if (n && kvz_tokenizer_is_eog(tok, out[n - 1]))
+    if (n && kvz_lm_is_eog(lm, out[n - 1]))
         n--; /* the end-of-turn token ends the answer; it is not part of it */
-    const kvz_status st = kvz_tokenizer_decode(tok, out, n, 0, line);
-    if (st != KVZ_OK)
-        return kvz_cli_error("cannot decode: %s", kvz_last_error());
+    if (kvz_cli_lm_text(lm, out, n, 0, line))
+        return 1;
     char *s = *line, *w = s;
     for (const char *r = s; *r; r++) /* one line: runs of whitespace become one space */
         if (!isspace((unsigned char)*r))
@@ -337,7 +333,7 @@ static double mb(size_t bytes) { return (double)bytes / 1e6; }
 static void print_text(const demo_args *a, const doc *d, size_t n_c, const side *full, const side *kz,
                        size_t identical, double build_full_s)
 {
-    const kvz_kvzip_report *r = &kz->rep;
+    const kvz_lm_compress_report *r = &kz->rep;
     const char *base = strrchr(a->model, '/');
     printf("libkvz demo: KVzip on %s (%d threads, %s kernels)\n\n", base ? base + 1 : a->model,
            kvz_num_threads(), kvz_isa_name(kvz_isa_active()));
@@ -390,7 +386,7 @@ static void print_text(const demo_args *a, const doc *d, size_t n_c, const side 
 static void print_json(const demo_args *a, const doc *d, size_t n_c, const side *full, const side *kz,
                        size_t identical, double build_full_s)
 {
-    const kvz_kvzip_report *r = &kz->rep;
+    const kvz_lm_compress_report *r = &kz->rep;
     printf("{\"model\": ");
     kvz_json_write_string(stdout, a->model);
     printf(", \"document_tokens\": %zu, \"questions\": %d, \"ratio\": %g, \"kv_bytes_full\": %zu, "
@@ -421,9 +417,7 @@ static void print_json(const demo_args *a, const doc *d, size_t n_c, const side 
 
 static int run_demo(const demo_args *a)
 {
-    kvz_model *m = NULL;
-    kvz_tokenizer *tok = NULL;
-    kvz_cli_pieces pc = {0};
+    kvz_lm *lm = NULL;
     doc *d = calloc(1, sizeof *d);
     int32_t *ctx = NULL;
     size_t n_c = 0;
@@ -434,27 +428,26 @@ static int run_demo(const demo_args *a)
         return kvz_cli_error("out of memory");
     int rc = make_doc(d);
     if (!rc)
-        rc = kvz_cli_open_model(a->model, a->weights, &m, &tok);
+        rc = kvz_cli_open_lm(a->model, a->weights, 0, 0, &lm);
+    kvz_lm_info mi = {.struct_size = sizeof mi};
     if (!rc)
-        rc = kvz_cli_recon_resolve(&(kvz_cli_recon){0}, m, tok, 0, &pc);
+        kvz_lm_get_info(lm, &mi);
     /* the document is plain text: no BOS (the system prompt opens the cache), no special tokens */
     if (!rc)
-        rc = kvz_cli_encode(tok, d->text, 0, 0, &ctx, &n_c);
-    if (!rc && !(logits = malloc(m->hp.n_vocab * sizeof *logits)))
+        rc = kvz_cli_lm_tokenize(lm, d->text, 0, &ctx, &n_c);
+    if (!rc && !(logits = malloc(mi.n_vocab * sizeof *logits)))
         rc = kvz_cli_error("out of memory");
-    kvz_kvzip_opts o;
-    kvz_kvzip_defaults(&o);
-    o.prev_tokens = pc.prev_tokens;
-    /* both builds timed after the same warm-up, so that neither carries the process's one-time costs */
-    if (!rc)
-        rc = kvz_cli_warm_up(m, &pc.p, ctx, n_c, &o);
-    const kvz_policy_args pol[2] = {
+    const kvz_lm_compress_opts pol[2] = {
         {.struct_size = sizeof pol[0], .policy = KVZ_POLICY_FULL},
         {.struct_size = sizeof pol[1], .policy = KVZ_POLICY_KVZIP_PAIR, .ratio = a->ratio}};
+    /* both builds timed after the same warm-up, so that neither carries the process's one-time costs */
+    if (!rc)
+        rc = kvz_cli_lm_warm_up(lm, ctx, n_c, &pol[0]);
     double build_full_s = 0;
     for (int k = 0; k < 2 && !rc; k++) {
         const double t0 = omp_get_wtime();
-        kvz_status st = kvz_kvzip_build(m, &pc.p, ctx, n_c, &o, &pol[k], &sides[k].cache, NULL, &sides[k].rep);
+        sides[k].rep.struct_size = sizeof sides[k].rep;
+        kvz_status st = kvz_lm_compress_ids(lm, ctx, n_c, &pol[k], &sides[k].cache, &sides[k].rep);
         if (!k)
             build_full_s = omp_get_wtime() - t0;
         sides[k].stats.struct_size = sizeof sides[k].stats;
@@ -467,14 +460,14 @@ static int run_demo(const demo_args *a)
     for (size_t qi = 0; !rc && qi < N_QUESTIONS; qi++) {
         int32_t *ids = NULL;
         size_t n = 0;
-        rc = kvz_cli_question_ids(m, tok, &pc.p, d->q[qi].text, &ids, &n);
+        rc = kvz_cli_lm_question(lm, d->q[qi].text, NULL, 0, &ids, &n);
         for (int k = 0; k < 2 && !rc; k++) {
             size_t n_out = 0;
-            const kvz_status st = ask_one(m, tok, &sides[k], ids, n, logits, out, &n_out);
+            const kvz_status st = ask_one(lm, &sides[k], ids, n, logits, out, &n_out);
             if (st != KVZ_OK)
                 rc = kvz_cli_error("question %zu: %s (%s)", qi + 1, kvz_last_error(), kvz_strerror(st));
             answer *an = &sides[k].a[qi];
-            if (!rc && !(rc = to_line(tok, out, n_out, &an->text))) {
+            if (!rc && !(rc = to_line(lm, out, n_out, &an->text))) {
                 an->has_fact = contains_nocase(an->text, d->q[qi].expected);
                 sides[k].correct += (size_t)an->has_fact;
             }
@@ -494,9 +487,7 @@ static int run_demo(const demo_args *a)
     if (d)
         free(d->text);
     free(d);
-    kvz_cli_pieces_free(&pc);
-    kvz_tokenizer_free(tok);
-    kvz_model_free(m);
+    kvz_lm_close(lm);
     return rc;
 }
 

@@ -395,17 +395,6 @@ static void synth_rows(void *ctx, size_t lo, size_t hi)
     }
 }
 
-void kvz_model_cache_path(const char *file, char *buf, size_t size)
-{
-    const char *dir = getenv("KVZ_MODEL_DIR"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (dir && *dir)
-        snprintf(buf, size, "%s/%s", dir, file);
-    else if (xdg && *xdg)
-        snprintf(buf, size, "%s/kvz/models/%s", xdg, file);
-    else
-        snprintf(buf, size, "%s/.cache/kvz/models/%s", home ? home : ".", file);
-}
-
 static void *synth_matrix(kvz_model *m, size_t rows, size_t cols, kvz_dtype wt, uint64_t seed)
 {
     const size_t n = rows * cols;

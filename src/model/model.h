@@ -77,10 +77,6 @@ typedef struct kvz_model {
     size_t n_owned, cap_owned;
 } kvz_model;
 
-/* The path of `file` in the model cache, where .ci/fetch-models puts the real models:
- * $KVZ_MODEL_DIR, else ${XDG_CACHE_HOME:-$HOME/.cache}/kvz/models (truncated to size). */
-void kvz_model_cache_path(const char *file, char *buf, size_t size);
-
 /* Options of kvz_model_load. */
 typedef struct kvz_model_opts {
     int bf16_weights; /* -1 auto (bf16 when the CPU has AVX512_BF16), 0 f32, 1 bf16 */
