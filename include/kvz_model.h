@@ -140,6 +140,9 @@ typedef struct kvz_lm_compress_opts {
                                        policy selected by, [layer][kv head][context token] (n_layers x
                                        n_kv_heads x n floats); only for the policies that score tokens
                                        (KVzip pair level, FASTKV, SNAPKV, PYRAMIDKV, ADAKV, H2O) */
+    size_t window;                /**< FASTKV, SNAPKV, PYRAMIDKV, ADAKV: the prefill queries whose
+                                       attention scores the context (the observation window), which are
+                                       kept too; H2O: the latest tokens always kept (0: 8) */
 } kvz_lm_compress_opts;
 
 /**
@@ -176,6 +179,29 @@ typedef struct kvz_lm_compress_report {
  */
 KVZ_API kvz_status kvz_lm_compress_ids(kvz_lm *lm, const int32_t *ids, size_t n, const kvz_lm_compress_opts *opts,
                                        kvz_cache **cache, kvz_lm_compress_report *report);
+
+/** The token scores kvz_lm_score_ids computes. @since 0.1 */
+typedef enum kvz_lm_scores {
+    KVZ_SCORES_KVZIP = 0,  /**< KVzip's reconstruction scores (KVZIP_PAIR, KVZIP_PAIR_UNIFORM) */
+    KVZ_SCORES_WINDOW = 1, /**< the window scores of the prefill's last `window` queries (FASTKV, SNAPKV,
+                                PYRAMIDKV, ADAKV) */
+    KVZ_SCORES_H2O = 2     /**< the attention each token received from every later prefill query (H2O) */
+} kvz_lm_scores;
+
+/**
+ * Scores a context without selecting: the system prompt and the n context ids prefilled into a new
+ * cache (*cache, every row kept), the context scored as `kind` says into scores (n_layers x n_kv_heads
+ * x n floats, [layer][kv head][token]), as kvz_lm_compress_ids scores them. kvz_kvzip_compress (kvz.h)
+ * then selects by them on copies of the cache (kvz_cache_clone), any policy of the family at any ratio
+ * (with `recent` = window for the window policies and H2O): one prefill and one set of passes for many
+ * selections, as `kvz eval` compares policies. KVzip's passes leave the cache as the prefill made it,
+ * but for the sliding-window layers, which keep their window. opts (NULL: defaults): kv, chunk, pieces
+ * and window are used. report (optional) receives n_sys, n_context and the prefill's and the passes'
+ * times. @return as kvz_lm_compress_ids; *cache is NULL on failure. @since 0.1
+ */
+KVZ_API kvz_status kvz_lm_score_ids(kvz_lm *lm, const int32_t *ids, size_t n, kvz_lm_scores kind,
+                                    const kvz_lm_compress_opts *opts, kvz_cache **cache, float *scores,
+                                    kvz_lm_compress_report *report);
 
 /** How an answer is generated (zeros: greedy, up to 128 tokens, stop at the end of the turn). @since 0.1 */
 typedef struct kvz_lm_gen_opts {
@@ -226,6 +252,15 @@ KVZ_API kvz_status kvz_lm_new_cache(const kvz_lm *lm, kvz_dtype dtype, kvz_cache
  */
 KVZ_API kvz_status kvz_lm_prefill(kvz_lm *lm, kvz_cache *cache, kvz_query *query, const int32_t *ids, size_t n,
                                   float *logits);
+
+/**
+ * kvz_lm_prefill with the next-token logits after each of the last n_rows ids (1 <= n_rows <= n): row
+ * i of logits (n_rows x n_vocab floats) follows ids[n - n_rows + i]. Teacher forcing in one call: the
+ * probabilities a cache gives a known continuation. @return as kvz_lm_prefill, and KVZ_ERR_INVALID_ARG
+ * for n_rows. @since 0.1
+ */
+KVZ_API kvz_status kvz_lm_prefill_logits(kvz_lm *lm, kvz_cache *cache, kvz_query *query, const int32_t *ids,
+                                         size_t n, size_t n_rows, float *logits);
 
 /**
  * Samples up to opts->max_tokens ids (opts NULL or max_tokens 0: 128) into out (room for as many),

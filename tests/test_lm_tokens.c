@@ -2,8 +2,8 @@
  * cache or a query's tail, kvz_lm_decode, kvz_lm_is_eog, kvz_lm_detokenize's flags) on the shared
  * stories260K model against the tokenizer and greedy vectors the shared README publishes (llama2.c's
  * run.c on the same model), vocab_only, the prompt pieces and question turns on SmolLM2 against the
- * texts spec/kvzip.md gives them, kvz_lm_compress_ids against kvz_lm_compress and the host API's selection, and
- * the refusals. The model tier: skipped without ../shared. */
+ * texts spec/kvzip.md gives them, kvz_lm_compress_ids against kvz_lm_compress and the host API's selection, kvz_lm_score_ids
+ * against kvz_lm_compress_ids, kvz_lm_prefill_logits against one-id prefills, and the refusals. The model tier: skipped without ../shared. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -396,6 +396,85 @@ static void test_compress_ids(void **state)
     free(scores);
 }
 
+/* kvz_lm_prefill_logits: every row as the one-id-at-a-time prefills give it, the last one's argmax the
+ * README's greedy continuation. */
+static void test_prefill_logits(void **state)
+{
+    (void)state;
+    NEED_MODEL();
+    const size_t n = N_OF(TOM), V = info.n_vocab;
+    float *rows_at_once = tu_malloc(n * V * sizeof(float)), *one = tu_malloc(V * sizeof(float));
+    kvz_cache *a = NULL, *b = NULL;
+    assert_int_equal(kvz_lm_new_cache(lm, KVZ_DTYPE_F32, &a), KVZ_OK);
+    assert_int_equal(kvz_lm_new_cache(lm, KVZ_DTYPE_F32, &b), KVZ_OK);
+    assert_int_equal(kvz_lm_prefill_logits(lm, a, NULL, TOM, n, n, rows_at_once), KVZ_OK);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(kvz_lm_prefill(lm, b, NULL, TOM + i, 1, one), KVZ_OK);
+        for (size_t v = 0; v < V; v++)
+            assert_float_equal(rows_at_once[i * V + v], one[v], 1e-3);
+    }
+    size_t best = 0;
+    for (size_t v = 1; v < V; v++)
+        best = rows_at_once[(n - 1) * V + v] > rows_at_once[(n - 1) * V + best] ? v : best;
+    assert_int_equal(best, TOM_NEXT[0]);
+    assert_int_equal(kvz_lm_prefill_logits(lm, a, NULL, TOM, 2, 3, one), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(kvz_lm_prefill_logits(lm, a, NULL, TOM, 2, 0, one), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(kvz_lm_prefill_logits(lm, a, NULL, TOM, 2, 1, NULL), KVZ_ERR_NULL);
+    assert_int_equal(rows(a), n);
+    kvz_cache_destroy(a), kvz_cache_destroy(b);
+    free(rows_at_once), free(one);
+}
+
+/* kvz_lm_score_ids: the scores kvz_lm_compress_ids selects by, and a selection on a copy of its cache by
+ * kvz.h's kvz_kvzip_compress keeps what kvz_lm_compress_ids keeps, for each family of scores. */
+static void test_score_ids(void **state)
+{
+    (void)state;
+    NEED_MODEL();
+    const char *text = "Tom had a red kite. One day the wind took it over the big tree and far away.";
+    int32_t ids[64];
+    size_t n = 0;
+    assert_int_equal(kvz_lm_tokenize(lm, text, 0, ids, N_OF(ids), &n), KVZ_OK);
+    const size_t cnt = info.n_layers * info.n_kv_heads * n;
+    float *want = tu_malloc(cnt * sizeof(float)), *got = tu_malloc(cnt * sizeof(float));
+    static const struct {
+        kvz_lm_scores kind;
+        kvz_policy policy;
+    } cases[] = {{KVZ_SCORES_KVZIP, KVZ_POLICY_KVZIP_PAIR},
+                 {KVZ_SCORES_WINDOW, KVZ_POLICY_SNAPKV},
+                 {KVZ_SCORES_H2O, KVZ_POLICY_H2O}};
+    for (size_t k = 0; k < N_OF(cases); k++) {
+        const kvz_lm_compress_opts o = {.struct_size = sizeof o,
+                                        .policy = cases[k].policy,
+                                        .ratio = 0.5,
+                                        .kv = KVZ_KV_F32,
+                                        .chunk = 8,
+                                        .window = 4,
+                                        .scores = want};
+        kvz_lm_compress_report rep = {.struct_size = sizeof rep}, srep = {.struct_size = sizeof srep};
+        kvz_cache *made = NULL, *scored = NULL, *copy = NULL;
+        assert_int_equal(kvz_lm_compress_ids(lm, ids, n, &o, &made, &rep), KVZ_OK);
+        assert_int_equal(kvz_lm_score_ids(lm, ids, n, cases[k].kind, &o, &scored, got, &srep), KVZ_OK);
+        assert_memory_equal(got, want, cnt * sizeof(float));
+        assert_int_equal(srep.n_sys, rep.n_sys);
+        assert_int_equal(srep.passes, rep.passes);
+        assert_int_equal(rows(scored), rep.n_sys + n); /* every row kept */
+        const kvz_policy_args pa = {.struct_size = sizeof pa,
+                                    .policy = cases[k].policy,
+                                    .ratio = 0.5,
+                                    .recent = cases[k].kind == KVZ_SCORES_KVZIP ? 0 : 4};
+        assert_int_equal(kvz_cache_clone(scored, &copy), KVZ_OK);
+        assert_int_equal(kvz_kvzip_compress(copy, rep.n_sys, n, got, &pa, NULL), KVZ_OK);
+        assert_same_rows(copy, made);
+        kvz_cache_destroy(copy), kvz_cache_destroy(scored), kvz_cache_destroy(made);
+    }
+    kvz_cache *c = (kvz_cache *)1;
+    assert_int_equal(kvz_lm_score_ids(lm, ids, n, (kvz_lm_scores)3, NULL, &c, got, NULL), KVZ_ERR_INVALID_ARG);
+    assert_null(c);
+    assert_int_equal(kvz_lm_score_ids(lm, ids, n, KVZ_SCORES_KVZIP, NULL, &c, NULL, NULL), KVZ_ERR_NULL);
+    free(want), free(got);
+}
+
 /* kvz_lm_compress_ids's refusals: nothing made, a message naming what is wrong. */
 static void test_compress_refusals(void **state)
 {
@@ -437,7 +516,8 @@ int main(void)
         cmocka_unit_test(test_query_tail),     cmocka_unit_test(test_stop),
         cmocka_unit_test(test_vocab_only),     cmocka_unit_test(test_pieces),
         cmocka_unit_test(test_refusals),       cmocka_unit_test(test_compress_ids),
-        cmocka_unit_test(test_compress_refusals),
+        cmocka_unit_test(test_compress_refusals), cmocka_unit_test(test_prefill_logits),
+        cmocka_unit_test(test_score_ids),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -46,6 +46,20 @@ static kvz_kvzip_plan plan_of(const kvz_kvzip_pieces *p, const int32_t *ctx, siz
                             .prev_tokens = o->prev_tokens};
 }
 
+kvz_status kvz_kvzip_pass_count(const kvz_kvzip_pieces *p, const int32_t *ctx, size_t n_c, const kvz_kvzip_opts *o,
+                                size_t *passes, size_t *max_ids, size_t *tokens)
+{
+    const kvz_kvzip_plan plan = plan_of(p, ctx, n_c, o);
+    kvz_status st = kvz_kvzip_passes(&plan, passes, max_ids);
+    *tokens = 0;
+    for (size_t t = 0; t < *passes && st == KVZ_OK; t++) {
+        kvz_kvzip_pass_info pass = {.struct_size = sizeof pass};
+        st = kvz_kvzip_pass(&plan, t, NULL, 0, &pass);
+        *tokens += pass.n_ids;
+    }
+    return st;
+}
+
 kvz_status kvz_kvzip_score(kvz_model *m, kvz_cache *c, const kvz_kvzip_pieces *p, const int32_t *ctx,
                            size_t n_c, const kvz_kvzip_opts *o, float *scores)
 {
@@ -144,16 +158,10 @@ kvz_status kvz_kvzip_build(kvz_model *m, const kvz_kvzip_pieces *p, const int32_
         st = kvz_model_cache_create(m, o->kv_dtype, &c);
     }
     /* the prefill and the longest pass in one allocation per segment (scoring policies only) */
-    const kvz_kvzip_plan plan = plan_of(p, ctx, n_c, o);
     if (st == KVZ_OK && kvz_kvzip_policy_needs_scores(policy->policy)) {
         size_t max_ids = 0;
-        if ((st = kvz_kvzip_passes(&plan, &rep.passes, &max_ids)) == KVZ_OK)
+        if ((st = kvz_kvzip_pass_count(p, ctx, n_c, o, &rep.passes, &max_ids, &rep.pass_tokens)) == KVZ_OK)
             st = kvz_cache_reserve(c, n + max_ids);
-        for (size_t t = 0; t < rep.passes && st == KVZ_OK; t++) {
-            kvz_kvzip_pass_info pass = {.struct_size = sizeof pass};
-            st = kvz_kvzip_pass(&plan, t, NULL, 0, &pass);
-            rep.pass_tokens += pass.n_ids;
-        }
     }
     double t0 = omp_get_wtime();
     const size_t pchunk = o->prefill_chunk ? o->prefill_chunk : 2048;

@@ -43,6 +43,10 @@ void kvz_kvzip_defaults(kvz_kvzip_opts *o);
 kvz_status kvz_kvzip_score(kvz_model *m, kvz_cache *cache, const kvz_kvzip_pieces *p, const int32_t *ctx, size_t n_c,
                            const kvz_kvzip_opts *o, float *scores);
 
+/* The passes kvz_kvzip_score runs on a context: their count, the ids of the longest, and their ids in all. */
+kvz_status kvz_kvzip_pass_count(const kvz_kvzip_pieces *p, const int32_t *ctx, size_t n_c, const kvz_kvzip_opts *o,
+                                size_t *passes, size_t *max_ids, size_t *tokens);
+
 /* Head-level scores: out[layer*H + head] = max over the head's context tokens (Alg. 1). */
 void kvz_kvzip_head_scores(const float *scores, size_t n_rows, size_t n_c, float *out);
 

@@ -2,6 +2,7 @@
  * template, compressing contexts into caches and answering questions from them, over the runner. */
 #include "kvz_model.h"
 
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,10 +10,12 @@
 #include "core/internal.h"
 #include "model/chat_template.h"
 #include "model/generate.h"
+#include "model/h2o_scores.h"
 #include "model/kvzip.h"
 #include "model/model.h"
 #include "model/prompt.h"
 #include "model/tokenizer.h"
+#include "model/window_scores.h"
 
 struct kvz_lm {
     kvz_model *m;    /* NULL when opened with vocab_only */
@@ -233,7 +236,7 @@ static kvz_status compress_opts_in(const char *fn, const kvz_lm_compress_opts *g
     memset(o, 0, sizeof *o);
     o->struct_size = sizeof *o;
     kvz_status st = given ? kvz_struct_in(fn, "kvz_lm_compress_opts", given,
-                                          KVZ_SIZE_0_1(kvz_lm_compress_opts, scores), o, sizeof *o)
+                                          KVZ_SIZE_0_1(kvz_lm_compress_opts, window), o, sizeof *o)
                           : KVZ_OK;
     if (st == KVZ_OK && !(o->ratio >= 0 && o->ratio <= 1)) /* NaN too */
         st = kvz_fail(KVZ_ERR_INVALID_ARG, "%s: ratio %g is not in (0, 1]", fn, o->ratio);
@@ -275,19 +278,32 @@ static kvz_status pieces_in(const char *fn, const kvz_lm *lm, const kvz_lm_piece
 
 static const kvz_dtype kv_dtypes[] = {KVZ_DTYPE_F32, KVZ_DTYPE_F32, KVZ_DTYPE_BF16, KVZ_DTYPE_F16};
 
-kvz_status kvz_lm_compress_ids(kvz_lm *lm, const int32_t *ids, size_t n, const kvz_lm_compress_opts *opts,
-                               kvz_cache **cache, kvz_lm_compress_report *report)
+/* The runner's options and pieces of a compression or a scoring. */
+static kvz_status runner_opts(const char *fn, const kvz_lm *lm, const kvz_lm_compress_opts *o, kvz_kvzip_opts *ko,
+                              kvz_kvzip_pieces *p)
 {
-    static const char fn[] = "kvz_lm_compress_ids";
-    if (!cache)
-        return kvz_fail(KVZ_ERR_NULL, "%s: cache is NULL", fn);
-    *cache = NULL;
-    if (!lm || (!ids && n))
-        return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
-    kvz_lm_compress_opts o;
+    kvz_kvzip_defaults(ko);
+    ko->kv_dtype = o->kv == KVZ_KV_AUTO ? kvz_model_kv_dtype(lm->m) : kv_dtypes[o->kv];
+    if (o->chunk)
+        ko->chunk = o->chunk;
+    if (o->window)
+        ko->window = o->window;
+    if (lm->prefill_chunk_given)
+        ko->prefill_chunk = lm->prefill_chunk;
+    size_t prev_tokens = 0;
+    const kvz_status st = pieces_in(fn, lm, o->pieces, p, &prev_tokens);
+    if (prev_tokens)
+        ko->prev_tokens = prev_tokens;
+    return st;
+}
+
+/* The checks every call on context ids makes: the arguments, the options, the report's size, the ids. */
+static kvz_status context_in(const char *fn, const kvz_lm *lm, const int32_t *ids, size_t n,
+                             const kvz_lm_compress_opts *opts, kvz_lm_compress_opts *o, kvz_lm_compress_report *report)
+{
     kvz_status st = need_weights(lm, fn);
     if (st == KVZ_OK)
-        st = compress_opts_in(fn, opts, &o);
+        st = compress_opts_in(fn, opts, o);
     if (st == KVZ_OK && report)
         st = kvz_struct_out_check(fn, "kvz_lm_compress_report", report,
                                   KVZ_SIZE_0_1(kvz_lm_compress_report, select_s));
@@ -299,6 +315,37 @@ kvz_status kvz_lm_compress_ids(kvz_lm *lm, const int32_t *ids, size_t n, const k
         if (ids[i] < 0 || (size_t)ids[i] >= lm->m->hp.n_vocab)
             return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: context id %zu is %d, outside the vocabulary of %zu", fn, i,
                             (int)ids[i], lm->m->hp.n_vocab);
+    return KVZ_OK;
+}
+
+static void report_out(kvz_lm_compress_report *report, const kvz_kvzip_pieces *p, size_t n,
+                       const kvz_kvzip_report *rep)
+{
+    const kvz_lm_compress_report r = {.struct_size = sizeof r,
+                                      .n_sys = p->n_sys,
+                                      .n_context = n,
+                                      .n_kept = rep->n_kept,
+                                      .passes = rep->passes,
+                                      .pass_tokens = rep->pass_tokens,
+                                      .prefill_s = rep->prefill_s,
+                                      .score_s = rep->score_s,
+                                      .select_s = rep->select_s};
+    kvz_struct_out(report, &r, sizeof r);
+}
+
+kvz_status kvz_lm_compress_ids(kvz_lm *lm, const int32_t *ids, size_t n, const kvz_lm_compress_opts *opts,
+                               kvz_cache **cache, kvz_lm_compress_report *report)
+{
+    static const char fn[] = "kvz_lm_compress_ids";
+    if (!cache)
+        return kvz_fail(KVZ_ERR_NULL, "%s: cache is NULL", fn);
+    *cache = NULL;
+    if (!lm || (!ids && n))
+        return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
+    kvz_lm_compress_opts o;
+    kvz_status st = context_in(fn, lm, ids, n, opts, &o, report);
+    if (st != KVZ_OK)
+        return st;
     if (o.policy == KVZ_POLICY_KVZIP_HEAD && !o.head_scores)
         return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: policy kvzip-head needs head_scores", fn);
     const int scored = kvz_kvzip_policy_needs_scores(o.policy) || kvz_kvzip_policy_uses_window(o.policy) ||
@@ -307,18 +354,9 @@ kvz_status kvz_lm_compress_ids(kvz_lm *lm, const int32_t *ids, size_t n, const k
         return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: policy %s scores no tokens (scores must be NULL)", fn,
                         kvz_policy_name(o.policy));
     kvz_kvzip_opts ko;
-    kvz_kvzip_defaults(&ko);
-    ko.kv_dtype = o.kv == KVZ_KV_AUTO ? kvz_model_kv_dtype(lm->m) : kv_dtypes[o.kv];
-    if (o.chunk)
-        ko.chunk = o.chunk;
-    if (lm->prefill_chunk_given)
-        ko.prefill_chunk = lm->prefill_chunk;
     kvz_kvzip_pieces p;
-    size_t prev_tokens = 0;
-    if ((st = pieces_in(fn, lm, o.pieces, &p, &prev_tokens)) != KVZ_OK)
+    if ((st = runner_opts(fn, lm, &o, &ko, &p)) != KVZ_OK)
         return st;
-    if (prev_tokens)
-        ko.prev_tokens = prev_tokens;
     const kvz_policy_args pa = {.struct_size = sizeof pa,
                                 .policy = o.policy,
                                 .ratio = o.policy == KVZ_POLICY_FULL ? 1.0 : o.ratio,
@@ -330,19 +368,69 @@ kvz_status kvz_lm_compress_ids(kvz_lm *lm, const int32_t *ids, size_t n, const k
     if (st == KVZ_OK && o.scores) /* the policies that score tokens all return them */
         memcpy(o.scores, scores, lm->m->hp.n_layers * lm->m->hp.n_head_kv * n * sizeof *scores);
     free(scores);
-    if (st == KVZ_OK && report) {
-        const kvz_lm_compress_report r = {.struct_size = sizeof r,
-                                          .n_sys = p.n_sys,
-                                          .n_context = n,
-                                          .n_kept = rep.n_kept,
-                                          .passes = rep.passes,
-                                          .pass_tokens = rep.pass_tokens,
-                                          .prefill_s = rep.prefill_s,
-                                          .score_s = rep.score_s,
-                                          .select_s = rep.select_s};
-        kvz_struct_out(report, &r, sizeof r);
-    }
+    if (st == KVZ_OK && report)
+        report_out(report, &p, n, &rep);
     return st;
+}
+
+kvz_status kvz_lm_score_ids(kvz_lm *lm, const int32_t *ids, size_t n, kvz_lm_scores kind,
+                            const kvz_lm_compress_opts *opts, kvz_cache **cache, float *scores,
+                            kvz_lm_compress_report *report)
+{
+    static const char fn[] = "kvz_lm_score_ids";
+    if (!cache)
+        return kvz_fail(KVZ_ERR_NULL, "%s: cache is NULL", fn);
+    *cache = NULL;
+    if (!lm || (!ids && n) || !scores)
+        return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
+    if ((unsigned)kind > KVZ_SCORES_H2O)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: kind %d is not a kvz_lm_scores", fn, (int)kind);
+    kvz_lm_compress_opts o;
+    kvz_status st = context_in(fn, lm, ids, n, opts, &o, report);
+    kvz_kvzip_opts ko;
+    kvz_kvzip_pieces p;
+    if (st == KVZ_OK)
+        st = runner_opts(fn, lm, &o, &ko, &p);
+    if (st != KVZ_OK)
+        return st;
+    kvz_kvzip_report rep = {0};
+    kvz_cache *c = NULL;
+    if (kind == KVZ_SCORES_KVZIP) { /* the passes run over the prefilled cache, which they leave as it was */
+        const kvz_policy_args full = {.struct_size = sizeof full, .policy = KVZ_POLICY_FULL};
+        st = kvz_kvzip_build(lm->m, &p, ids, n, &ko, &full, &c, NULL, &rep);
+        size_t max_ids = 0;
+        if (st == KVZ_OK)
+            st = kvz_kvzip_pass_count(&p, ids, n, &ko, &rep.passes, &max_ids, &rep.pass_tokens);
+        const double t0 = omp_get_wtime();
+        if (st == KVZ_OK)
+            st = kvz_kvzip_score(lm->m, c, &p, ids, n, &ko, scores);
+        rep.score_s = omp_get_wtime() - t0, rep.select_s = 0;
+    } else { /* scored on the prefill's way; scores over [system | context] are the context's */
+        const size_t n_all = p.n_sys + n, pchunk = ko.prefill_chunk ? ko.prefill_chunk : 2048;
+        int32_t *all = malloc(n_all * sizeof *all);
+        st = all ? kvz_model_cache_create(lm->m, ko.kv_dtype, &c) : kvz_fail(KVZ_ERR_NOMEM, "%s: no memory", fn);
+        if (st == KVZ_OK) {
+            if (p.n_sys)
+                memcpy(all, p.sys, p.n_sys * sizeof *all);
+            memcpy(all + p.n_sys, ids, n * sizeof *all);
+        }
+        const double t0 = omp_get_wtime();
+        if (st == KVZ_OK && kind == KVZ_SCORES_H2O)
+            st = kvz_prefill_h2o_scores(lm->m, c, all, n_all, p.n_sys, pchunk, scores);
+        else if (st == KVZ_OK)
+            st = kvz_prefill_window_scores(lm->m, c, all, n_all, p.n_sys, pchunk, ko.window, ko.kernel, ko.pool,
+                                           scores);
+        rep.prefill_s = omp_get_wtime() - t0;
+        free(all);
+    }
+    if (st != KVZ_OK) {
+        kvz_cache_destroy(c);
+        return st;
+    }
+    *cache = c;
+    if (report)
+        report_out(report, &p, n, &rep);
+    return KVZ_OK;
 }
 
 kvz_status kvz_lm_compress(kvz_lm *lm, const char *context, const kvz_lm_compress_opts *opts, kvz_cache **cache)
@@ -488,10 +576,10 @@ static kvz_status target(const char *fn, kvz_cache *cache, kvz_query *query, kvz
     return KVZ_OK;
 }
 
-kvz_status kvz_lm_prefill(kvz_lm *lm, kvz_cache *cache, kvz_query *query, const int32_t *ids, size_t n,
-                          float *logits)
+/* A prefill with the logits after the last n_rows ids (logits NULL: none wanted). */
+static kvz_status prefill(const char *fn, kvz_lm *lm, kvz_cache *cache, kvz_query *query, const int32_t *ids,
+                          size_t n, size_t n_rows, float *logits)
 {
-    static const char fn[] = "kvz_lm_prefill";
     if (!lm || !ids)
         return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
     kvz_kv_target kv;
@@ -500,13 +588,25 @@ kvz_status kvz_lm_prefill(kvz_lm *lm, kvz_cache *cache, kvz_query *query, const 
         st = target(fn, cache, query, &kv);
     if (st == KVZ_OK && !n)
         st = kvz_fail(KVZ_ERR_INVALID_ARG, "%s: no ids", fn);
-    float *own = st == KVZ_OK && !logits ? malloc(lm->m->hp.n_vocab * sizeof *own) : NULL;
-    if (st == KVZ_OK && !logits && !own)
-        st = kvz_fail(KVZ_ERR_NOMEM, "%s: no memory for the logits", fn);
-    if (st == KVZ_OK)
-        st = kvz_model_prefill(lm->m, kv, ids, n, lm->prefill_chunk, logits ? logits : own);
-    free(own);
+    if (st == KVZ_OK && (!n_rows || n_rows > n))
+        st = kvz_fail(KVZ_ERR_INVALID_ARG, "%s: %zu rows of logits after %zu ids", fn, n_rows, n);
+    if (st == KVZ_OK) /* without logits, the model's head is not run */
+        st = kvz_model_prefill_logits(lm->m, kv, ids, n, lm->prefill_chunk, logits ? n_rows : 0, logits);
     return st;
+}
+
+kvz_status kvz_lm_prefill(kvz_lm *lm, kvz_cache *cache, kvz_query *query, const int32_t *ids, size_t n,
+                          float *logits)
+{
+    return prefill("kvz_lm_prefill", lm, cache, query, ids, n, 1, logits);
+}
+
+kvz_status kvz_lm_prefill_logits(kvz_lm *lm, kvz_cache *cache, kvz_query *query, const int32_t *ids, size_t n,
+                                 size_t n_rows, float *logits)
+{
+    if (!logits)
+        return kvz_fail(KVZ_ERR_NULL, "kvz_lm_prefill_logits: logits is NULL");
+    return prefill("kvz_lm_prefill_logits", lm, cache, query, ids, n, n_rows, logits);
 }
 
 kvz_status kvz_lm_decode(kvz_lm *lm, kvz_cache *cache, kvz_query *query, const float *logits,
