@@ -143,6 +143,8 @@ typedef struct kvz_lm_compress_opts {
     size_t window;                /**< FASTKV, SNAPKV, PYRAMIDKV, ADAKV: the prefill queries whose
                                        attention scores the context (the observation window), which are
                                        kept too; H2O: the latest tokens always kept (0: 8) */
+    size_t kernel;                /**< the window scores' 1-D pooling width, odd (0: 7) */
+    kvz_pool pool;                /**< the window scores' pooling (0: KVZ_POOL_AVG, as SnapKV) */
 } kvz_lm_compress_opts;
 
 /**
@@ -195,8 +197,8 @@ typedef enum kvz_lm_scores {
  * then selects by them on copies of the cache (kvz_cache_clone), any policy of the family at any ratio
  * (with `recent` = window for the window policies and H2O): one prefill and one set of passes for many
  * selections, as `kvz eval` compares policies. KVzip's passes leave the cache as the prefill made it,
- * but for the sliding-window layers, which keep their window. opts (NULL: defaults): kv, chunk, pieces
- * and window are used. report (optional) receives n_sys, n_context and the prefill's and the passes'
+ * but for the sliding-window layers, which keep their window. opts (NULL: defaults): kv, chunk, pieces,
+ * window, kernel and pool are used. report (optional) receives n_sys, n_context and the prefill's and the passes'
  * times. @return as kvz_lm_compress_ids; *cache is NULL on failure. @since 0.1
  */
 KVZ_API kvz_status kvz_lm_score_ids(kvz_lm *lm, const int32_t *ids, size_t n, kvz_lm_scores kind,

@@ -499,7 +499,7 @@ static void test_lm_structs(void **state)
     assert_int_equal(kvz_lm_open(lm_path, &cfg, &lm_model), KVZ_OK);
     const kvz_lm_compress_opts co = {
         .struct_size = sizeof co, .policy = KVZ_POLICY_KVZIP_PAIR, .ratio = 0.5, .chunk = 8};
-    check_input("kvz_lm_compress_opts", run_lm_compress, &co, sizeof co, END_OF(kvz_lm_compress_opts, window));
+    check_input("kvz_lm_compress_opts", run_lm_compress, &co, sizeof co, END_OF(kvz_lm_compress_opts, pool));
     static const int32_t sys[] = {1, 2, 3}, repeat[] = {4, 5};
     const kvz_lm_pieces pieces = {.struct_size = sizeof pieces,
                                   .ids = {[KVZ_PIECE_SYSTEM] = sys, [KVZ_PIECE_REPEAT_NEXT] = repeat},

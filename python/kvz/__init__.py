@@ -98,7 +98,8 @@ class _Pieces(ctypes.Structure):
 class _CompressOpts(ctypes.Structure):
     _fields_ = [("struct_size", _size_t), ("policy", ctypes.c_int), ("ratio", ctypes.c_double),
                 ("kv", ctypes.c_int), ("chunk", _size_t), ("mode", ctypes.c_int), ("head_scores", _f32p),
-                ("pieces", ctypes.POINTER(_Pieces)), ("scores", _f32p), ("window", _size_t)]
+                ("pieces", ctypes.POINTER(_Pieces)), ("scores", _f32p), ("window", _size_t),
+                ("kernel", _size_t), ("pool", ctypes.c_int)]
 
 
 class _CompressReport(ctypes.Structure):

@@ -125,3 +125,21 @@ int kvz_cli_lm_warm_up(kvz_lm *lm, const int32_t *ctx, size_t n_c, const kvz_lm_
         return kvz_cli_error("warm-up prefill: %s (%s)", kvz_last_error(), kvz_strerror(st));
     return 0;
 }
+
+int kvz_cli_policy_scores(kvz_policy p)
+{
+    switch (p) {
+    case KVZ_POLICY_KVZIP_PAIR:
+    case KVZ_POLICY_KVZIP_PAIR_UNIFORM:
+        return KVZ_SCORES_KVZIP;
+    case KVZ_POLICY_FASTKV:
+    case KVZ_POLICY_SNAPKV:
+    case KVZ_POLICY_PYRAMIDKV:
+    case KVZ_POLICY_ADAKV:
+        return KVZ_SCORES_WINDOW;
+    case KVZ_POLICY_H2O:
+        return KVZ_SCORES_H2O;
+    default:
+        return -1;
+    }
+}

@@ -28,4 +28,8 @@ int kvz_cli_lm_text(const kvz_lm *lm, const int32_t *ids, size_t n, unsigned fla
  * otherwise land in whichever step runs first. */
 int kvz_cli_lm_warm_up(kvz_lm *lm, const int32_t *ctx, size_t n_c, const kvz_lm_compress_opts *o);
 
+/* The scores a policy selects by (a kvz_lm_scores), or -1 for one that needs none (full, kvzip-head,
+ * streaming, random). */
+int kvz_cli_policy_scores(kvz_policy p);
+
 #endif

@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "cli/cli_args.h"
 #include "cli/cli_lm.h"
+#include "cli/head_calib.h"
 #include "cli/json.h"
 #include "cli/npy.h"
 #include "cli/recon.h"
@@ -89,13 +90,6 @@ static kvz_lm_kv lm_kv(kvz_dtype dt)
 {
     return dt == KVZ_DTYPE_F32 ? KVZ_KV_F32 : dt == KVZ_DTYPE_BF16 ? KVZ_KV_BF16 : dt == KVZ_DTYPE_F16 ? KVZ_KV_F16
                                                                                                        : KVZ_KV_AUTO;
-}
-
-/* Whether a policy ranks tokens by KVzip's reconstruction scores, or by the SnapKV family's window scores. */
-static int pair_scored(kvz_policy p) { return p == KVZ_POLICY_KVZIP_PAIR || p == KVZ_POLICY_KVZIP_PAIR_UNIFORM; }
-static int window_scored(kvz_policy p)
-{
-    return p == KVZ_POLICY_FASTKV || p == KVZ_POLICY_SNAPKV || p == KVZ_POLICY_PYRAMIDKV || p == KVZ_POLICY_ADAKV;
 }
 
 /* Where the reconstruction prompts came from, in words (kvz_cli_pieces.source). */
@@ -190,12 +184,12 @@ int kvz_cmd_compress(int argc, char **argv)
     }
     if (policy == KVZ_POLICY_KVZIP_HEAD && !heads)
         return kvz_cli_error("--policy kvzip-head needs --head-scores"), 2;
-    if (dump && !pair_scored(policy) && !window_scored(policy) && policy != KVZ_POLICY_H2O)
+    if (dump && kvz_cli_policy_scores(policy) < 0)
         return kvz_cli_error(
                    "--dump-scores needs a policy that scores tokens (KVzip pair level, fastkv, snapkv, "
                    "pyramidkv, adakv, h2o)"),
                2;
-    if (save_heads && !pair_scored(policy))
+    if (save_heads && kvz_cli_policy_scores(policy) != KVZ_SCORES_KVZIP)
         return kvz_cli_error("--save-head-scores needs a pair-level KVzip policy"), 2;
 
     kvz_lm *lm = NULL;
@@ -257,16 +251,13 @@ int kvz_cmd_compress(int argc, char **argv)
         if (st != KVZ_OK)
             rc = kvz_cli_error("%s", kvz_last_error());
     }
-    if (!rc && save_heads) { /* kvzip-head's head scores (spec/kvzip.md §2.5): each head's largest token score */
+    if (!rc && save_heads) {
         float *hs = malloc(L * H * sizeof *hs);
         const size_t shape[2] = {L, H};
         if (!hs)
             rc = kvz_cli_error("out of memory");
-        for (size_t r = 0; !rc && r < L * H; r++) {
-            hs[r] = scores[r * n_c];
-            for (size_t j = 1; j < n_c; j++)
-                hs[r] = scores[r * n_c + j] > hs[r] ? scores[r * n_c + j] : hs[r];
-        }
+        else
+            kvz_cli_head_scores(scores, L * H, n_c, hs);
         if (!rc && kvz_npy_write_f32(save_heads, hs, shape, 2) != KVZ_OK)
             rc = kvz_cli_error("%s", kvz_last_error());
         free(hs);
@@ -308,7 +299,7 @@ int kvz_cmd_compress(int argc, char **argv)
             }
             printf("cache:    %zu bytes, %s keys and values\ntime:     prefill %.3f s%s", cs.bytes_used,
                    kvz_cli_dtype_name(kv_dtype), rep.prefill_s,
-                   window_scored(policy)    ? " (window scores included)"
+                   kvz_cli_policy_scores(policy) == KVZ_SCORES_WINDOW ? " (window scores included)"
                    : policy == KVZ_POLICY_H2O ? " (accumulated attention included)"
                                               : "");
             if (rep.passes)

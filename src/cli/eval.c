@@ -12,16 +12,15 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "cli/cli_model.h"
+#include "cli/cli_args.h"
+#include "cli/cli_lm.h"
 #include "cli/eval_report.h"
 #include "cli/eval_tasks.h"
 #include "cli/head_calib.h"
 #include "cli/json.h"
 #include "cli/npy.h"
 #include "cli/recon.h"
-#include "model/generate.h"
-#include "model/h2o_scores.h"
-#include "model/window_scores.h"
+#include "kvz_model.h"
 
 #define MAX_CELLS 128
 
@@ -37,15 +36,18 @@ typedef struct eval_args {
     int json, demo; /* demo: the stories260K demo's explanations and verdicts around the table */
     int protocols;  /* PROTOCOL_* bits */
     size_t n_groups; /* of the task set */
-    kvz_kvzip_opts o;
+    kvz_dtype kv;    /* --kv-dtype (KVZ_CLI_KV_DTYPE_AUTO: the model's) */
+    kvz_lm_compress_opts o; /* chunk, kernel, pool; the pieces and the window set per run and context */
 } eval_args;
 
 /* What one context shares between its cells: the full cache, the scores, the references. */
 typedef struct run_ctx {
-    kvz_model *m;
-    const kvz_tokenizer *tok;
-    const kvz_cli_pieces *pc;
-    const kvz_kvzip_opts *o;
+    kvz_lm *lm;
+    const kvz_lm_compress_opts *o;
+    const int32_t *sys; /* the system prompt's ids, which open every cache */
+    size_t n_sys;
+    size_t rows;        /* layers x KV heads: the rows of a token's scores */
+    size_t pairs;       /* context rows a selection chooses from: the global layers' KV heads, per token */
     const eval_task *t;
     int text;
     size_t V, max_ref;
@@ -61,8 +63,6 @@ typedef struct run_ctx {
     const eval_cell *cell; /* the cell being answered, for gen_out */
 } run_ctx;
 
-static int stop_eog(void *ctx, int32_t id) { return kvz_tokenizer_is_eog(ctx, id); }
-
 /* Greedy answer through a query tail: prefix, then up to max tokens (a text task stops at the end
  * of generation). Decode time and steps (tokens after the first) are added to a when given. */
 static kvz_status generate(run_ctx *r, kvz_cache *c, const int32_t *prefix, size_t n_prefix, size_t max, int stop,
@@ -71,12 +71,12 @@ static kvz_status generate(run_ctx *r, kvz_cache *c, const int32_t *prefix, size
     kvz_query *qq = NULL;
     kvz_status st = kvz_query_create(c, &qq);
     if (st == KVZ_OK)
-        st = kvz_model_prefill(r->m, (kvz_kv_target){NULL, qq}, prefix, n_prefix, 0, r->lp);
-    kvz_gen_opts go = {.max_tokens = max, .is_stop = stop ? stop_eog : NULL, .stop_ctx = (void *)r->tok};
+        st = kvz_lm_prefill(r->lm, NULL, qq, prefix, n_prefix, r->lp);
+    const kvz_lm_gen_opts go = {.struct_size = sizeof go, .max_tokens = max, .no_stop = !stop};
     const double t0 = omp_get_wtime();
     *n_out = 0;
     if (st == KVZ_OK)
-        st = kvz_model_generate(r->m, (kvz_kv_target){NULL, qq}, r->lp, &go, out, n_out);
+        st = kvz_lm_decode(r->lm, NULL, qq, r->lp, &go, out, n_out);
     if (a && st == KVZ_OK && *n_out > 1)
         a->decode_s += omp_get_wtime() - t0, a->decode_steps += *n_out - 1;
     kvz_query_destroy(qq);
@@ -92,9 +92,20 @@ static kvz_status forced(run_ctx *r, kvz_cache *c, const int32_t *prefix, size_t
     kvz_query *qq = NULL;
     kvz_status st = kvz_query_create(c, &qq);
     if (st == KVZ_OK)
-        st = kvz_model_prefill_logits(r->m, (kvz_kv_target){NULL, qq}, r->ids, n_prefix + n_ref - 1, 0, n_ref,
-                                      r->lp);
+        st = kvz_lm_prefill_logits(r->lm, NULL, qq, r->ids, n_prefix + n_ref - 1, n_ref, r->lp);
     kvz_query_destroy(qq);
+    return st;
+}
+
+/* The text of n ids into *text (malloc'ed). */
+static kvz_status text_of(const kvz_lm *lm, const int32_t *ids, size_t n, char **text)
+{
+    size_t len = 0;
+    kvz_status st = kvz_lm_detokenize(lm, ids, n, 0, NULL, 0, &len);
+    if (st == KVZ_OK && !(*text = malloc(len + 1)))
+        st = KVZ_ERR_NOMEM;
+    if (st == KVZ_OK)
+        st = kvz_lm_detokenize(lm, ids, n, 0, *text, len + 1, &len);
     return st;
 }
 
@@ -150,8 +161,8 @@ static kvz_status ask(run_ctx *r, kvz_cache *c, const int32_t *prefix, size_t n_
     const int agree = n == n_ref && !memcmp(r->gen, ref, n * sizeof *ref);
     a->agree += agree;
     char *text = NULL;
-    const size_t shown = r->text && n && kvz_tokenizer_is_eog(r->tok, r->gen[n - 1]) ? n - 1 : n;
-    if ((r->text || r->gen_out) && (st = kvz_tokenizer_decode(r->tok, r->gen, shown, 0, &text)) != KVZ_OK)
+    const size_t shown = r->text && n && kvz_lm_is_eog(r->lm, r->gen[n - 1]) ? n - 1 : n;
+    if ((r->text || r->gen_out) && (st = text_of(r->lm, r->gen, shown, &text)) != KVZ_OK)
         return st;
     const double score = r->text ? eval_match(text, q->answers, q->n_answers, q->match_all)
                                  : n == q->n_answer && !memcmp(r->gen, q->answer, n * sizeof *r->gen);
@@ -188,15 +199,16 @@ typedef struct score_set {
 
 static const float *scores_for(const score_set *s, kvz_policy p)
 {
-    if (kvz_kvzip_policy_needs_scores(p))
-        return s->kvzip;
-    if (kvz_kvzip_policy_uses_window(p))
-        return s->window;
-    return p == KVZ_POLICY_H2O ? s->h2o : NULL;
+    const int kind = kvz_cli_policy_scores(p);
+    return kind == KVZ_SCORES_KVZIP ? s->kvzip : kind == KVZ_SCORES_WINDOW ? s->window : kind == KVZ_SCORES_H2O ? s->h2o
+                                                                                                               : NULL;
 }
 
 /* A prefill that scores on its way (window or H2O scores) rather than after. */
-static int prefill_scored(kvz_policy p) { return kvz_kvzip_policy_uses_window(p) || p == KVZ_POLICY_H2O; }
+static int prefill_scored(kvz_policy p)
+{
+    return kvz_cli_policy_scores(p) == KVZ_SCORES_WINDOW || kvz_cli_policy_scores(p) == KVZ_SCORES_H2O;
+}
 
 /* Compacts c (n_c context tokens after the system prompt; rows after them stay) by the cell's
  * policy; build_s receives the time the compressed cache took to build. */
@@ -211,44 +223,39 @@ static kvz_status compress(run_ctx *r, kvz_cache *c, const eval_cell *cl, const 
         pa.recent = r->o->window; /* the observation window is always kept */
     const double t0 = omp_get_wtime();
     size_t kept = 0;
-    kvz_status st = kvz_kvzip_compress(c, r->pc->p.n_sys, r->t->n_c, scores_for(s, cl->policy), &pa, &kept);
+    kvz_status st = kvz_kvzip_compress(c, r->n_sys, r->t->n_c, scores_for(s, cl->policy), &pa, &kept);
     double build = omp_get_wtime() - t0;
-    if (kvz_kvzip_policy_needs_scores(cl->policy))
+    const int kind = kvz_cli_policy_scores(cl->policy);
+    if (kind == KVZ_SCORES_KVZIP)
         build += prefill_s + s->kvzip_s;
-    else if (kvz_kvzip_policy_uses_window(cl->policy))
+    else if (kind == KVZ_SCORES_WINDOW)
         build += s->window_s;
-    else if (cl->policy == KVZ_POLICY_H2O)
+    else if (kind == KVZ_SCORES_H2O)
         build += s->h2o_s;
     else
         build += prefill_s;
     kvz_cache_stats cs = {.struct_size = sizeof cs};
     if (st == KVZ_OK)
         st = kvz_cache_get_stats(c, &cs);
-    a->kept += kept, a->pairs += kvz_hparams_global_layers(&r->m->hp) * r->m->hp.n_head_kv * r->t->n_c;
+    a->kept += kept, a->pairs += r->pairs * r->t->n_c;
     a->bytes += (double)cs.bytes_used, a->caches++;
     a->build_s += build, a->prefill_s += prefill_s;
     return st;
 }
 
-/* A cache of ids prefilled with window or H2O scores of its part after the system prompt: the
- * scores of the first n_c of those tokens are repacked into out [layers][kv heads][n_c]. */
-static kvz_status scored_prefill(run_ctx *r, int h2o, const int32_t *ids, size_t n, float *out, kvz_cache **cache,
-                                 double *secs)
+/* A cache of the system prompt and ids (the context, and the question's head in the query-aware protocol)
+ * prefilled with window or H2O scores: the scores of the first n_c of those ids are repacked into out
+ * [layers][kv heads][n_c]. */
+static kvz_status scored_prefill(run_ctx *r, kvz_lm_scores kind, const int32_t *ids, size_t n, float *out,
+                                 kvz_cache **cache, double *secs)
 {
-    const kvz_model *m = r->m;
-    const size_t rows = m->hp.n_layers * m->hp.n_head_kv, n_s = r->pc->p.n_sys, n_all = n - n_s, n_c = r->t->n_c;
-    float *all = n_all == n_c ? out : malloc(rows * n_all * sizeof *all);
-    kvz_status st = all ? kvz_model_cache_create(m, r->o->kv_dtype, cache) : KVZ_ERR_NOMEM;
-    const double t0 = omp_get_wtime();
-    const size_t pchunk = r->o->prefill_chunk ? r->o->prefill_chunk : 2048;
-    if (st == KVZ_OK && h2o)
-        st = kvz_prefill_h2o_scores(r->m, *cache, ids, n, n_s, pchunk, all);
-    else if (st == KVZ_OK)
-        st = kvz_prefill_window_scores(r->m, *cache, ids, n, n_s, pchunk, r->o->window, r->o->kernel, r->o->pool,
-                                       all);
-    *secs = omp_get_wtime() - t0;
-    for (size_t i = 0; st == KVZ_OK && all != out && i < rows; i++)
-        memcpy(out + i * n_c, all + i * n_all, n_c * sizeof *out);
+    const size_t n_c = r->t->n_c;
+    float *all = n == n_c ? out : malloc(r->rows * n * sizeof *all);
+    kvz_lm_compress_report rep = {.struct_size = sizeof rep};
+    kvz_status st = all ? kvz_lm_score_ids(r->lm, ids, n, kind, r->o, cache, all, &rep) : KVZ_ERR_NOMEM;
+    *secs = rep.prefill_s;
+    for (size_t i = 0; st == KVZ_OK && all != out && i < r->rows; i++)
+        memcpy(out + i * n_c, all + i * n, n_c * sizeof *out);
     if (all != out)
         free(all);
     return st;
@@ -265,9 +272,9 @@ static int any_cell(const eval_args *a, int query_aware, int (*pred)(kvz_policy)
             return 1;
     return 0;
 }
-static int is_window(kvz_policy p) { return kvz_kvzip_policy_uses_window(p); }
-static int is_h2o(kvz_policy p) { return p == KVZ_POLICY_H2O; }
-static int is_kvzip(kvz_policy p) { return kvz_kvzip_policy_needs_scores(p); }
+static int is_window(kvz_policy p) { return kvz_cli_policy_scores(p) == KVZ_SCORES_WINDOW; }
+static int is_h2o(kvz_policy p) { return kvz_cli_policy_scores(p) == KVZ_SCORES_H2O; }
+static int is_kvzip(kvz_policy p) { return kvz_cli_policy_scores(p) == KVZ_SCORES_KVZIP; }
 
 /* The multi-query cells of one context: each compresses a copy of the full cache and answers every query. */
 static kvz_status multi_query(eval_args *a, run_ctx *r, kvz_cache *fc, const score_set *s, double prefill_s)
@@ -293,43 +300,42 @@ static kvz_status multi_query(eval_args *a, run_ctx *r, kvz_cache *fc, const sco
 /* The query-aware cells of query j: the question (but its last token) is in the cache before the
  * policy selects, so that the window policies observe it and H2O counts its attention. */
 static kvz_status query_aware(eval_args *a, run_ctx *r, kvz_cache *fc, const score_set *base, double prefill_s,
-                              const int32_t *all_ids, size_t j)
+                              size_t j)
 {
     const eval_query *q = &r->t->q[j];
-    const size_t n_sys = r->pc->p.n_sys, n = n_sys + r->t->n_c, n_head = question_head(q);
-    const size_t rows = r->m->hp.n_layers * r->m->hp.n_head_kv;
-    int32_t *ids = malloc((n + n_head) * sizeof *ids);
+    const size_t n_c = r->t->n_c, n_head = question_head(q);
+    int32_t *ids = malloc((n_c + n_head) * sizeof *ids); /* the context and the question's head */
     score_set s = *base;
     s.window = s.h2o = NULL;
     kvz_cache *fq = NULL, *wc = NULL, *hc = NULL;
     kvz_status st = ids ? kvz_cache_clone(fc, &fq) : KVZ_ERR_NOMEM;
     double append_s = 0;
     if (st == KVZ_OK) { /* the full cache with the question: the source of the other policies' copies */
-        memcpy(ids, all_ids, n * sizeof *ids);
-        memcpy(ids + n, q->prompt, n_head * sizeof *ids);
+        memcpy(ids, r->t->ctx, n_c * sizeof *ids);
+        memcpy(ids + n_c, q->prompt, n_head * sizeof *ids);
         const double t0 = omp_get_wtime();
         if (n_head)
-            st = kvz_model_prefill(r->m, (kvz_kv_target){fq, NULL}, q->prompt, n_head, 0, NULL);
+            st = kvz_lm_prefill(r->lm, fq, NULL, q->prompt, n_head, NULL);
         append_s = omp_get_wtime() - t0;
     }
     if (st == KVZ_OK && any_cell(a, 1, is_window)) {
-        if (!(s.window = malloc(rows * r->t->n_c * sizeof *s.window)))
+        if (!(s.window = malloc(r->rows * n_c * sizeof *s.window)))
             st = KVZ_ERR_NOMEM;
         else
-            st = scored_prefill(r, 0, ids, n + n_head, s.window, &wc, &s.window_s);
+            st = scored_prefill(r, KVZ_SCORES_WINDOW, ids, n_c + n_head, s.window, &wc, &s.window_s);
     }
     if (st == KVZ_OK && any_cell(a, 1, is_h2o)) {
-        if (!(s.h2o = malloc(rows * r->t->n_c * sizeof *s.h2o)))
+        if (!(s.h2o = malloc(r->rows * n_c * sizeof *s.h2o)))
             st = KVZ_ERR_NOMEM;
         else
-            st = scored_prefill(r, 1, ids, n + n_head, s.h2o, &hc, &s.h2o_s);
+            st = scored_prefill(r, KVZ_SCORES_H2O, ids, n_c + n_head, s.h2o, &hc, &s.h2o_s);
     }
     for (size_t k = 0; st == KVZ_OK && k < a->n_cells; k++) {
         eval_cell *cl = &a->cells[k];
         if (!cl->query_aware)
             continue;
         eval_acc *acc = &cl->g[r->t->group];
-        const kvz_cache *src = kvz_kvzip_policy_uses_window(cl->policy) ? wc : cl->policy == KVZ_POLICY_H2O ? hc : fq;
+        const kvz_cache *src = is_window(cl->policy) ? wc : is_h2o(cl->policy) ? hc : fq;
         kvz_cache *c = NULL;
         r->cell = cl;
         st = kvz_cache_clone(src, &c);
@@ -348,39 +354,33 @@ static kvz_status query_aware(eval_args *a, run_ctx *r, kvz_cache *fc, const sco
 static kvz_status run_context(eval_args *a, run_ctx *r)
 {
     const eval_task *t = r->t;
-    const kvz_model *m = r->m;
-    const size_t rows = m->hp.n_layers * m->hp.n_head_kv, n_sys = r->pc->p.n_sys, n = n_sys + t->n_c;
-    const kvz_policy_args full = {.struct_size = sizeof full, .policy = KVZ_POLICY_FULL};
-    kvz_kvzip_report rep;
+    kvz_lm_compress_report rep = {.struct_size = sizeof rep};
     score_set s = {0};
     kvz_cache *fc = NULL, *scratch = NULL;
-    int32_t *all = malloc(n * sizeof *all);
-    kvz_status st = all ? kvz_kvzip_build(r->m, &r->pc->p, t->ctx, t->n_c, r->o, &full, &fc, NULL, &rep)
-                        : KVZ_ERR_NOMEM;
-    if (all) {
-        memcpy(all, r->pc->p.sys, n_sys * sizeof *all);
-        memcpy(all + n_sys, t->ctx, t->n_c * sizeof *all);
-    }
-    if (st == KVZ_OK && (any_cell(a, 0, is_kvzip) || any_cell(a, 1, is_kvzip))) {
-        const double t0 = omp_get_wtime();
-        if (!(s.kvzip = malloc(rows * t->n_c * sizeof *s.kvzip)))
+    kvz_status st = KVZ_OK;
+    if (any_cell(a, 0, is_kvzip) || any_cell(a, 1, is_kvzip)) { /* the full cache the passes ran over */
+        if (!(s.kvzip = malloc(r->rows * t->n_c * sizeof *s.kvzip)))
             st = KVZ_ERR_NOMEM;
         else
-            st = kvz_kvzip_score(r->m, fc, &r->pc->p, t->ctx, t->n_c, r->o, s.kvzip);
-        s.kvzip_s = omp_get_wtime() - t0;
+            st = kvz_lm_score_ids(r->lm, t->ctx, t->n_c, KVZ_SCORES_KVZIP, r->o, &fc, s.kvzip, &rep);
+        s.kvzip_s = rep.score_s;
+    } else {
+        kvz_lm_compress_opts full = *r->o;
+        full.policy = KVZ_POLICY_FULL;
+        st = kvz_lm_compress_ids(r->lm, t->ctx, t->n_c, &full, &fc, &rep);
     }
     if (st == KVZ_OK && any_cell(a, 0, is_window)) {
-        if (!(s.window = malloc(rows * t->n_c * sizeof *s.window)))
+        if (!(s.window = malloc(r->rows * t->n_c * sizeof *s.window)))
             st = KVZ_ERR_NOMEM;
         else
-            st = scored_prefill(r, 0, all, n, s.window, &scratch, &s.window_s);
+            st = scored_prefill(r, KVZ_SCORES_WINDOW, t->ctx, t->n_c, s.window, &scratch, &s.window_s);
         kvz_cache_destroy(scratch), scratch = NULL;
     }
     if (st == KVZ_OK && any_cell(a, 0, is_h2o)) {
-        if (!(s.h2o = malloc(rows * t->n_c * sizeof *s.h2o)))
+        if (!(s.h2o = malloc(r->rows * t->n_c * sizeof *s.h2o)))
             st = KVZ_ERR_NOMEM;
         else
-            st = scored_prefill(r, 1, all, n, s.h2o, &scratch, &s.h2o_s);
+            st = scored_prefill(r, KVZ_SCORES_H2O, t->ctx, t->n_c, s.h2o, &scratch, &s.h2o_s);
         kvz_cache_destroy(scratch), scratch = NULL;
     }
     /* the references come after the scoring passes, which leave the full cache as it was except
@@ -392,9 +392,9 @@ static kvz_status run_context(eval_args *a, run_ctx *r)
     if (st == KVZ_OK && (a->protocols & PROTOCOL_MULTI))
         st = multi_query(a, r, fc, &s, rep.prefill_s);
     for (size_t j = 0; st == KVZ_OK && (a->protocols & PROTOCOL_QUERY) && j < t->n_q; j++)
-        st = query_aware(a, r, fc, &s, rep.prefill_s, all, j);
+        st = query_aware(a, r, fc, &s, rep.prefill_s, j);
     kvz_cache_destroy(fc);
-    free(s.kvzip), free(s.window), free(s.h2o), free(all);
+    free(s.kvzip), free(s.window), free(s.h2o);
     return st;
 }
 
@@ -506,21 +506,28 @@ static void demo_verdict(const eval_args *a)
 
 static int run(eval_args *a)
 {
-    kvz_model *m = NULL;
-    kvz_tokenizer *tok = NULL;
+    kvz_lm *lm = NULL;
     eval_taskset set = {0};
-    kvz_cli_pieces pc = {0};
+    kvz_cli_recon_ids pc = {0};
     float *head_scores = NULL;
-    if (kvz_cli_open_model(a->model, a->weights, &m, &tok))
+    if (kvz_cli_open_lm(a->model, a->weights, 0, 0, &lm))
         return 1;
-    a->o.kv_dtype = kvz_cli_kv_dtype(m, a->o.kv_dtype);
-    fprintf(stderr, "kvz %s: weights %s, KV cache %s\n", a->demo ? "demo" : "eval",
-            kvz_cli_dtype_name(m->layers[0].q.wtype), kvz_cli_dtype_name(a->o.kv_dtype));
-    int rc = kvz_cli_recon_resolve(&a->recon, m, tok, 0, &pc);
+    kvz_lm_info mi = {.struct_size = sizeof mi};
+    kvz_lm_get_info(lm, &mi);
+    const kvz_dtype kv = a->kv == KVZ_CLI_KV_DTYPE_AUTO ? mi.kv_dtype : a->kv;
+    a->o.kv = kv == KVZ_DTYPE_F32 ? KVZ_KV_F32 : kv == KVZ_DTYPE_BF16 ? KVZ_KV_BF16 : KVZ_KV_F16;
+    fprintf(stderr, "kvz %s: weights %s, KV cache %s\n", a->demo ? "demo" : "eval", kvz_cli_dtype_name(mi.weights),
+            kvz_cli_dtype_name(kv));
+    int rc = kvz_cli_recon_resolve_lm(&a->recon, lm, &pc);
+    const kvz_lm_pieces pieces = {.struct_size = sizeof pieces,
+                                  .ids = {pc.ids[0], pc.ids[1], pc.ids[2], pc.ids[3]},
+                                  .n = {pc.n[0], pc.n[1], pc.n[2], pc.n[3]},
+                                  .prev_tokens = pc.prev_tokens};
+    a->o.pieces = &pieces;
+    const eval_encoder enc = {lm, pc.ids[KVZ_PIECE_POSTFIX], pc.n[KVZ_PIECE_POSTFIX], mi.n_vocab};
     if (!rc)
-        rc = eval_tasks_read(a->tasks, a->limit, m, tok, &pc.p, a->max_tokens, &set);
-    const size_t V = m->hp.n_vocab, L = m->hp.n_layers, H = m->hp.n_head_kv;
-    a->o.prev_tokens = pc.prev_tokens;
+        rc = eval_tasks_read(a->tasks, a->limit, &enc, a->max_tokens, &set);
+    const size_t V = mi.n_vocab, L = mi.n_layers, H = mi.n_kv_heads;
     a->n_groups = set.n_groups;
     for (size_t k = 0; !rc && k < a->n_cells; k++)
         if (!(a->cells[k].g = calloc(set.n_groups, sizeof *a->cells[k].g)))
@@ -534,8 +541,9 @@ static int run(eval_args *a)
             rc = kvz_cli_error("%s (%s)", kvz_last_error(), kvz_strerror(st));
     } else if (!rc && need_heads) {
         char path[4096];
-        rc = kvz_cli_calibrate_heads(m, tok, &pc, &a->o, a->calibration, a->calib_tokens, &head_scores, path,
-                                     sizeof path);
+        kvz_lm_compress_opts co = a->o;
+        co.window = 0; /* KVzip's scores do not depend on it */
+        rc = kvz_cli_calibrate_heads(lm, &co, a->calibration, a->calib_tokens, &head_scores, path, sizeof path);
         if (!rc && !a->json)
             fprintf(stderr, "kvz eval: kvzip-head's head scores: %s\n", path);
     }
@@ -554,7 +562,15 @@ static int run(eval_args *a)
     size_t max_q = 1;
     for (size_t i = 0; i < set.n; i++)
         max_q = set.t[i].n_q > max_q ? set.t[i].n_q : max_q;
-    run_ctx r = {.m = m, .tok = tok, .pc = &pc, .o = &a->o, .text = set.text, .V = V, .max_ref = max_ref,
+    run_ctx r = {.lm = lm,
+                 .o = &a->o,
+                 .sys = pc.ids[KVZ_PIECE_SYSTEM],
+                 .n_sys = pc.n[KVZ_PIECE_SYSTEM],
+                 .rows = L * H,
+                 .pairs = (L - mi.n_window_layers) * H,
+                 .text = set.text,
+                 .V = V,
+                 .max_ref = max_ref,
                  .head_scores = head_scores};
     r.ref = malloc(max_q * max_ref * sizeof *r.ref);
     r.n_ref = calloc(max_q, sizeof *r.n_ref);
@@ -569,7 +585,7 @@ static int run(eval_args *a)
         rc = kvz_cli_error("cannot write %s: %s", a->generations, strerror(errno));
     /* one-time costs (first-touch pages, oneDNN primitives, thread start-up) before any timing */
     if (!rc && set.n)
-        rc = kvz_cli_warm_up(m, &pc.p, set.t[0].ctx, set.t[0].n_c, &a->o);
+        rc = kvz_cli_lm_warm_up(lm, set.t[0].ctx, set.t[0].n_c, &a->o);
     kvz_status st = KVZ_OK;
     const double t0 = omp_get_wtime();
     double tok_done = 0;
@@ -603,9 +619,8 @@ static int run(eval_args *a)
         free(a->cells[k].g), a->cells[k].g = NULL;
     free(head_scores);
     eval_tasks_free(&set);
-    kvz_cli_pieces_free(&pc);
-    kvz_tokenizer_free(tok);
-    kvz_model_free(m);
+    kvz_cli_recon_ids_free(&pc);
+    kvz_lm_close(lm);
     return rc;
 }
 
@@ -801,7 +816,7 @@ static int parse(eval_args *a, int argc, char **argv, const char **policies, con
             if (kvz_cli_parse_count(v, o, &a->o.chunk))
                 return 2;
         } else if (!strcmp(o, "--kv-dtype")) {
-            if (kvz_cli_parse_dtype(v, &a->o.kv_dtype))
+            if (kvz_cli_parse_dtype(v, &a->kv))
                 return 2;
         } else
             return kvz_cli_usage_error(cmd, "unknown option '%s'", o);
@@ -814,9 +829,9 @@ static void defaults(eval_args *a)
     memset(a, 0, sizeof *a);
     a->weights = "auto", a->calibration = "eval/calibration.txt";
     a->max_tokens = 32, a->calib_tokens = 8192, a->protocols = PROTOCOL_MULTI;
-    kvz_kvzip_defaults(&a->o);
+    a->o.struct_size = sizeof a->o;
     /* the storage users run with: agreement and KL are measured against the full cache, in the same storage */
-    a->o.kv_dtype = KVZ_CLI_KV_DTYPE_AUTO;
+    a->kv = KVZ_CLI_KV_DTYPE_AUTO;
     /* the window policies as the KVzip paper ran its baselines (App. A): max pooling by 7 over the
        window scores of the last 32 tokens (16 for contexts under 1K tokens) */
     a->o.pool = KVZ_POOL_MAX, a->o.kernel = 7;

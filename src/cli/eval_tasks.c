@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "cli/cli_model.h"
+#include "cli/cli_args.h"
+#include "cli/cli_lm.h"
 #include "cli/json.h"
-#include "cli/recon.h"
 
 static void free_query(eval_query *q)
 {
@@ -70,8 +70,7 @@ static int ids_query(const kvz_json *jq, eval_query *q)
 }
 
 /* Returns 0, or 1 with why in err. */
-static int text_query(const kvz_json *jq, const kvz_model *m, const kvz_tokenizer *tok, const kvz_kvzip_pieces *p,
-                      eval_query *q, char *err, size_t err_size)
+static int text_query(const kvz_json *jq, const eval_encoder *e, eval_query *q, char *err, size_t err_size)
 {
     const char *question = string_of(kvz_json_get(jq, "question"));
     const kvz_json *ans = kvz_json_get(jq, "answers");
@@ -100,7 +99,7 @@ static int text_query(const kvz_json *jq, const kvz_model *m, const kvz_tokenize
             return 1;
         }
     }
-    if (kvz_cli_question_ids(m, tok, p, question, &q->prompt, &q->n_prompt)) {
+    if (kvz_cli_lm_question(e->lm, question, e->postfix, e->n_postfix, &q->prompt, &q->n_prompt)) {
         snprintf(err, err_size, "cannot encode the question");
         return 1;
     }
@@ -113,7 +112,8 @@ static int text_query(const kvz_json *jq, const kvz_model *m, const kvz_tokenize
     if (prefix && *prefix) { /* the start of the answer, after the assistant opener (RULER's answer_prefix) */
         int32_t *ids = NULL, *all;
         size_t n = 0;
-        if (kvz_cli_encode(tok, prefix, 0, 0, &ids, &n) || !(all = realloc(q->prompt, (q->n_prompt + n) * sizeof *all))) {
+        if (kvz_cli_lm_tokenize(e->lm, prefix, 0, &ids, &n) ||
+            !(all = realloc(q->prompt, (q->n_prompt + n) * sizeof *all))) {
             free(ids);
             snprintf(err, err_size, "cannot encode the answer prefix");
             return 1;
@@ -125,20 +125,19 @@ static int text_query(const kvz_json *jq, const kvz_model *m, const kvz_tokenize
     return 0;
 }
 
-static int check_ids(const kvz_model *m, const int32_t *ids, size_t n, char *err, size_t err_size)
+static int check_ids(const eval_encoder *e, const int32_t *ids, size_t n, char *err, size_t err_size)
 {
     for (size_t i = 0; i < n; i++)
-        if (ids[i] < 0 || (size_t)ids[i] >= m->hp.n_vocab) {
-            snprintf(err, err_size, "token %d is outside the vocabulary of %zu", (int)ids[i], m->hp.n_vocab);
+        if (ids[i] < 0 || (size_t)ids[i] >= e->n_vocab) {
+            snprintf(err, err_size, "token %d is outside the vocabulary of %zu", (int)ids[i], e->n_vocab);
             return 1;
         }
     return 0;
 }
 
 /* One parsed line into t; returns 0, or 1 with why in err. */
-static int read_task(const kvz_json *j, size_t line, const kvz_model *m, const kvz_tokenizer *tok,
-                     const kvz_kvzip_pieces *p, size_t default_max, eval_taskset *s, eval_task *t, char *err,
-                     size_t err_size)
+static int read_task(const kvz_json *j, size_t line, const eval_encoder *e, size_t default_max, eval_taskset *s,
+                     eval_task *t, char *err, size_t err_size)
 {
     const int text = kvz_json_get(j, "context") != NULL;
     if (s->n > 1 && text != s->text) {
@@ -168,7 +167,7 @@ static int read_task(const kvz_json *j, size_t line, const kvz_model *m, const k
     }
     if (text) {
         const char *c = string_of(kvz_json_get(j, "context"));
-        if (!c || !*c || kvz_cli_encode(tok, c, 0, 0, &t->ctx, &t->n_c) || !t->n_c) {
+        if (!c || !*c || kvz_cli_lm_tokenize(e->lm, c, 0, &t->ctx, &t->n_c) || !t->n_c) {
             snprintf(err, err_size, "needs a non-empty \"context\" string");
             return 1;
         }
@@ -176,7 +175,7 @@ static int read_task(const kvz_json *j, size_t line, const kvz_model *m, const k
         snprintf(err, err_size, "needs non-empty \"context_ids\" (or a \"context\" text)");
         return 1;
     }
-    if (check_ids(m, t->ctx, t->n_c, err, err_size))
+    if (check_ids(e, t->ctx, t->n_c, err, err_size))
         return 1;
     if (!qs || qs->type != KVZ_JSON_ARRAY || !qs->n_items) {
         snprintf(err, err_size, "needs a non-empty \"queries\" array");
@@ -189,11 +188,11 @@ static int read_task(const kvz_json *j, size_t line, const kvz_model *m, const k
     for (size_t i = 0; i < qs->n_items; i++, t->n_q++) {
         eval_query *q = &t->q[i];
         char why[160];
-        int bad = text ? text_query(&qs->items[i], m, tok, p, q, why, sizeof why) : ids_query(&qs->items[i], q);
+        int bad = text ? text_query(&qs->items[i], e, q, why, sizeof why) : ids_query(&qs->items[i], q);
         if (bad && !text)
             snprintf(why, sizeof why, "needs non-empty \"prompt_ids\" and \"answer_ids\"");
-        bad = bad || check_ids(m, q->prompt, q->n_prompt, why, sizeof why) ||
-              check_ids(m, q->answer, q->n_answer, why, sizeof why);
+        bad = bad || check_ids(e, q->prompt, q->n_prompt, why, sizeof why) ||
+              check_ids(e, q->answer, q->n_answer, why, sizeof why);
         if (bad) {
             t->n_q++; /* what it holds is freed with the task */
             snprintf(err, err_size, "query %zu: %s", i, why);
@@ -203,8 +202,7 @@ static int read_task(const kvz_json *j, size_t line, const kvz_model *m, const k
     return 0;
 }
 
-int eval_tasks_read(const char *path, size_t limit, const kvz_model *m, const kvz_tokenizer *tok,
-                    const kvz_kvzip_pieces *p, size_t default_max, eval_taskset *out)
+int eval_tasks_read(const char *path, size_t limit, const eval_encoder *e, size_t default_max, eval_taskset *out)
 {
     char *text;
     size_t len, cap = 0, line = 0;
@@ -237,7 +235,7 @@ int eval_tasks_read(const char *path, size_t limit, const kvz_model *m, const kv
         memset(t, 0, sizeof *t);
         if (j->type != KVZ_JSON_OBJECT)
             rc = kvz_cli_error("%s:%zu: a task line is a JSON object", path, line);
-        else if (read_task(j, line, m, tok, p, default_max, &s, t, err, sizeof err))
+        else if (read_task(j, line, e, default_max, &s, t, err, sizeof err))
             rc = kvz_cli_error("%s:%zu: %s", path, line, err);
         kvz_json_free(j);
     }

@@ -6,9 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model/kvzip.h"
-#include "model/model.h"
-#include "model/tokenizer.h"
+#include "kvz_model.h"
 
 typedef struct eval_query {
     int32_t *prompt; /* the question's ids, appended after the context */
@@ -45,6 +43,15 @@ typedef struct eval_taskset {
     int text; /* 1: every line gives text, 0: every line gives ids */
 } eval_taskset;
 
+/* How a task file's text becomes ids: the model, the assistant opener its questions end with, and the
+ * vocabulary ids tasks are checked against. */
+typedef struct eval_encoder {
+    const kvz_lm *lm;
+    const int32_t *postfix;
+    size_t n_postfix;
+    size_t n_vocab;
+} eval_encoder;
+
 /*
  * Reads a JSON Lines task file (at most `limit` contexts; 0: all). A line is either
  *   {"context_ids": [...], "queries": [{"prompt_ids": [...], "answer_ids": [...]}, ...]}
@@ -54,12 +61,11 @@ typedef struct eval_taskset {
  * (task, length, id, match, answer_prefix and max_tokens optional; max_tokens defaults to
  * default_max). Text contexts are encoded without BOS and without special tokens (the system
  * prompt opens the cache); a question becomes enc("\n\n" + question) ++ the assistant opener
- * (p->postfix), as the reference builds it, ++ enc(answer_prefix) when given (RULER's way of
+ * (e->postfix), as the reference builds it, ++ enc(answer_prefix) when given (RULER's way of
  * starting the answer, so that the generation is the answer itself). One file holds one kind of line. Returns 0, or prints why
  * ("file:line: ...") and returns 1.
  */
-int eval_tasks_read(const char *path, size_t limit, const kvz_model *m, const kvz_tokenizer *tok,
-                    const kvz_kvzip_pieces *p, size_t default_max, eval_taskset *out);
+int eval_tasks_read(const char *path, size_t limit, const eval_encoder *e, size_t default_max, eval_taskset *out);
 void eval_tasks_free(eval_taskset *s);
 
 /* RULER's scoring of one generation: with match_all the share of answers that occur in text,

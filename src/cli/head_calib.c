@@ -9,7 +9,8 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
-#include "cli/cli_model.h"
+#include "cli/cli_args.h"
+#include "cli/cli_lm.h"
 #include "cli/npy.h"
 
 /* FNV-1a over the bytes of n ids, continuing from h. */
@@ -34,23 +35,34 @@ static int make_dirs(char *path)
     return 0;
 }
 
-static void heads_path(const kvz_model *m, uint64_t hash, char *buf, size_t size)
+static void heads_path(const uint8_t fingerprint[32], uint64_t hash, char *buf, size_t size)
 {
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     char fp[65];
     for (int i = 0; i < 32; i++)
-        snprintf(fp + 2 * i, 3, "%02x", m->fingerprint[i]);
+        snprintf(fp + 2 * i, 3, "%02x", fingerprint[i]);
     if (xdg && *xdg)
         snprintf(buf, size, "%s/kvz/heads/%s-%016llx.npy", xdg, fp, (unsigned long long)hash);
     else
         snprintf(buf, size, "%s/.cache/kvz/heads/%s-%016llx.npy", home ? home : ".", fp, (unsigned long long)hash);
 }
 
-int kvz_cli_calibrate_heads(kvz_model *m, const kvz_tokenizer *tok, const kvz_cli_pieces *pc,
-                            const kvz_kvzip_opts *o, const char *calib_path, size_t max_tokens, float **out,
-                            char *path_out, size_t path_size)
+void kvz_cli_head_scores(const float *scores, size_t n_rows, size_t n, float *out)
 {
-    const size_t L = m->hp.n_layers, H = m->hp.n_head_kv;
+    for (size_t r = 0; r < n_rows; r++) {
+        out[r] = scores[r * n];
+        for (size_t j = 1; j < n; j++)
+            out[r] = scores[r * n + j] > out[r] ? scores[r * n + j] : out[r];
+    }
+}
+
+int kvz_cli_calibrate_heads(kvz_lm *lm, const kvz_lm_compress_opts *o, const char *calib_path, size_t max_tokens,
+                            float **out, char *path_out, size_t path_size)
+{
+    kvz_lm_info mi = {.struct_size = sizeof mi};
+    kvz_lm_get_info(lm, &mi);
+    const kvz_lm_pieces *pc = o->pieces;
+    const size_t L = mi.n_layers, H = mi.n_kv_heads, n_sys = pc->n[KVZ_PIECE_SYSTEM];
     char *text = NULL, path[4096];
     size_t len = 0, n_c = 0;
     int32_t *ctx = NULL;
@@ -58,23 +70,28 @@ int kvz_cli_calibrate_heads(kvz_model *m, const kvz_tokenizer *tok, const kvz_cl
         return kvz_cli_error("kvzip-head calibrates its head scores on %s (run from the checkout's root, or "
                              "give --calibration FILE or --head-scores F.npy)",
                              calib_path);
-    int rc = kvz_cli_encode(tok, text, 0, 0, &ctx, &n_c);
+    int rc = kvz_cli_lm_tokenize(lm, text, 0, &ctx, &n_c);
     free(text);
-    const size_t room = m->hp.n_ctx_train > pc->p.n_sys + 64 ? m->hp.n_ctx_train - pc->p.n_sys - 64 : n_c;
+    const size_t room = mi.n_ctx_train > n_sys + 64 ? mi.n_ctx_train - n_sys - 64 : n_c;
     if (n_c > max_tokens)
         n_c = max_tokens;
-    if (m->hp.n_ctx_train && n_c > room)
+    if (mi.n_ctx_train && n_c > room)
         n_c = room;
     if (!rc && n_c < 64)
         rc = kvz_cli_error("%s: a calibration text needs at least 64 tokens", calib_path);
     /* the file names what the scores depend on: the model, the ids, the prompts, the chunking */
     uint64_t h = 0xcbf29ce484222325ull;
     h = fnv_ids(h, ctx, rc ? 0 : n_c);
-    h = fnv_ids(h, pc->p.sys, pc->p.n_sys), h = fnv_ids(h, pc->p.repeat_first, pc->p.n_repeat_first);
-    h = fnv_ids(h, pc->p.repeat_next, pc->p.n_repeat_next), h = fnv_ids(h, pc->p.postfix, pc->p.n_postfix);
-    const int32_t knobs[3] = {(int32_t)o->chunk, (int32_t)pc->prev_tokens, (int32_t)o->kv_dtype};
+    for (int k = 0; k < 4; k++)
+        h = fnv_ids(h, pc->ids[k], pc->n[k]);
+    const kvz_dtype kv = o->kv == KVZ_KV_AUTO ? mi.kv_dtype
+                         : o->kv == KVZ_KV_F32 ? KVZ_DTYPE_F32
+                         : o->kv == KVZ_KV_BF16 ? KVZ_DTYPE_BF16
+                                                : KVZ_DTYPE_F16;
+    const int32_t knobs[3] = {(int32_t)(o->chunk ? o->chunk : KVZ_KVZIP_CHUNK),
+                              (int32_t)(pc->prev_tokens ? pc->prev_tokens : 8), (int32_t)kv};
     h = fnv_ids(h, knobs, 3);
-    heads_path(m, h, path, sizeof path);
+    heads_path(mi.model_fingerprint, h, path, sizeof path);
     if (path_out)
         snprintf(path_out, path_size, "%s", path);
     float *hs = NULL;
@@ -85,22 +102,17 @@ int kvz_cli_calibrate_heads(kvz_model *m, const kvz_tokenizer *tok, const kvz_cl
         if (st != KVZ_OK)
             rc = kvz_cli_error("%s (%s)", kvz_last_error(), kvz_strerror(st));
     } else if (!rc) {
-        kvz_kvzip_opts co = *o;
-        co.prev_tokens = pc->prev_tokens;
-        const kvz_policy_args full = {.struct_size = sizeof full, .policy = KVZ_POLICY_FULL};
         kvz_cache *c = NULL;
         float *scores = malloc(L * H * n_c * sizeof *scores);
         hs = malloc(L * H * sizeof *hs);
         kvz_status st = scores && hs ? KVZ_OK : KVZ_ERR_NOMEM;
         if (st == KVZ_OK)
-            st = kvz_kvzip_build(m, &pc->p, ctx, n_c, &co, &full, &c, NULL, NULL);
-        if (st == KVZ_OK)
-            st = kvz_kvzip_score(m, c, &pc->p, ctx, n_c, &co, scores);
+            st = kvz_lm_score_ids(lm, ctx, n_c, KVZ_SCORES_KVZIP, o, &c, scores, NULL);
         kvz_cache_destroy(c);
         if (st != KVZ_OK)
             rc = kvz_cli_error("head calibration on %s: %s (%s)", calib_path, kvz_last_error(), kvz_strerror(st));
         if (!rc) {
-            kvz_kvzip_head_scores(scores, L * H, n_c, hs);
+            kvz_cli_head_scores(scores, L * H, n_c, hs);
             const size_t shape[2] = {L, H};
             const int dir_ok = make_dirs(path) == 0;
             const char *why = dir_ok ? NULL : strerror(errno);

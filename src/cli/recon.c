@@ -19,7 +19,7 @@ const char kvz_cli_recon_usage[] =
     "  --repeat-ids IDS       first chunk's repeat prompt\n"
     "  --repeat-next-ids IDS  later chunks' repeat prompt\n"
     "  --postfix-ids IDS      assistant-turn opener\n"
-    "  --prev-tokens N        tokens of the previous chunk quoted in later prompts (8)\n"
+    "  --prev-tokens N        tokens of the previous chunk quoted in later prompts, at least 1 (8)\n"
     "  --recon FILE.json      the options above as a JSON object (as ../shared/eval/*-recon.json)\n"
     "  (IDS: comma-separated token ids; without them these prompts come from the model's chat template)\n";
 
@@ -92,7 +92,7 @@ int kvz_cli_recon_given(const kvz_cli_recon *r, kvz_cli_recon_ids *out)
             rc = kvz_cli_parse_ids(text[k], names[k], &out->ids[k], &out->n[k]);
     out->prev_tokens = 8;
     if (!rc && prev)
-        rc = kvz_cli_parse_size(prev, "--prev-tokens", &out->prev_tokens);
+        rc = kvz_cli_parse_count(prev, "--prev-tokens", &out->prev_tokens);
     kvz_json_free(j);
     if (rc)
         kvz_cli_recon_ids_free(out);

@@ -236,7 +236,7 @@ static kvz_status compress_opts_in(const char *fn, const kvz_lm_compress_opts *g
     memset(o, 0, sizeof *o);
     o->struct_size = sizeof *o;
     kvz_status st = given ? kvz_struct_in(fn, "kvz_lm_compress_opts", given,
-                                          KVZ_SIZE_0_1(kvz_lm_compress_opts, window), o, sizeof *o)
+                                          KVZ_SIZE_0_1(kvz_lm_compress_opts, pool), o, sizeof *o)
                           : KVZ_OK;
     if (st == KVZ_OK && !(o->ratio >= 0 && o->ratio <= 1)) /* NaN too */
         st = kvz_fail(KVZ_ERR_INVALID_ARG, "%s: ratio %g is not in (0, 1]", fn, o->ratio);
@@ -248,6 +248,10 @@ static kvz_status compress_opts_in(const char *fn, const kvz_lm_compress_opts *g
         st = kvz_fail(KVZ_ERR_INVALID_ARG, "%s: kv %d is not a kvz_lm_kv", fn, (int)o->kv);
     if (st == KVZ_OK && (unsigned)o->mode > KVZ_SELECT_EXACT)
         st = kvz_fail(KVZ_ERR_INVALID_ARG, "%s: mode %d is not a kvz_select_mode", fn, (int)o->mode);
+    if (st == KVZ_OK && (unsigned)o->pool > KVZ_POOL_MAX)
+        st = kvz_fail(KVZ_ERR_INVALID_ARG, "%s: pool %d is not a kvz_pool", fn, (int)o->pool);
+    if (st == KVZ_OK && o->kernel % 2 == 0 && o->kernel)
+        st = kvz_fail(KVZ_ERR_INVALID_ARG, "%s: kernel %zu is not odd", fn, o->kernel);
     return st;
 }
 
@@ -288,6 +292,9 @@ static kvz_status runner_opts(const char *fn, const kvz_lm *lm, const kvz_lm_com
         ko->chunk = o->chunk;
     if (o->window)
         ko->window = o->window;
+    if (o->kernel)
+        ko->kernel = o->kernel;
+    ko->pool = o->pool;
     if (lm->prefill_chunk_given)
         ko->prefill_chunk = lm->prefill_chunk;
     size_t prev_tokens = 0;
