@@ -118,16 +118,6 @@ kvz_status kvz_kvzip_score(kvz_model *m, kvz_cache *c, const kvz_kvzip_pieces *p
     return st;
 }
 
-void kvz_kvzip_head_scores(const float *scores, size_t n_rows, size_t n_c, float *out)
-{
-    for (size_t r = 0; r < n_rows; r++) {
-        float mx = 0;
-        for (size_t j = 0; j < n_c; j++)
-            mx = scores[r * n_c + j] > mx ? scores[r * n_c + j] : mx;
-        out[r] = mx;
-    }
-}
-
 kvz_status kvz_kvzip_build(kvz_model *m, const kvz_kvzip_pieces *p, const int32_t *ctx, size_t n_c,
                            const kvz_kvzip_opts *o, const kvz_policy_args *policy, kvz_cache **out,
                            float **scores_out, kvz_kvzip_report *report)

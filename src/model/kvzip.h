@@ -47,9 +47,6 @@ kvz_status kvz_kvzip_score(kvz_model *m, kvz_cache *cache, const kvz_kvzip_piece
 kvz_status kvz_kvzip_pass_count(const kvz_kvzip_pieces *p, const int32_t *ctx, size_t n_c, const kvz_kvzip_opts *o,
                                 size_t *passes, size_t *max_ids, size_t *tokens);
 
-/* Head-level scores: out[layer*H + head] = max over the head's context tokens (Alg. 1). */
-void kvz_kvzip_head_scores(const float *scores, size_t n_rows, size_t n_c, float *out);
-
 /* What kvz_kvzip_build did: wall-clock seconds of each phase and the passes run. */
 typedef struct kvz_kvzip_report {
     double prefill_s, score_s, select_s;

@@ -40,15 +40,6 @@ static inline size_t kvz_hparams_window(const kvz_hparams *hp, size_t layer)
     return hp->swa_window && hp->swa_period && layer % hp->swa_period < hp->swa_period - 1 ? hp->swa_window : 0;
 }
 
-/* The global layers: the ones KVzip and the other policies compress (local layers keep their window). */
-static inline size_t kvz_hparams_global_layers(const kvz_hparams *hp)
-{
-    size_t n = 0;
-    for (size_t l = 0; l < hp->n_layers; l++)
-        n += kvz_hparams_window(hp, l) == 0;
-    return n;
-}
-
 typedef struct kvz_layer_weights {
     const float *attn_norm, *ffn_norm; /* n_embd each */
     /* Gemma 3, NULL otherwise: RMSNorm weights of each query and key head (head_dim) and of the
