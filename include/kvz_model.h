@@ -99,11 +99,13 @@ KVZ_API kvz_status kvz_lm_tokenize(const kvz_lm *lm, const char *text, unsigned 
 
 /** kvz_lm_detokenize's flags. @since 0.1 */
 enum {
-    KVZ_DETOKENIZE_START = 1 /**< the ids start a document: no SentencePiece space before the first word */
+    KVZ_DETOKENIZE_START = 1,  /**< the ids start a document: no SentencePiece space before the first word */
+    KVZ_DETOKENIZE_SPECIAL = 2 /**< control tokens ("<|im_start|>", "<s>", ...) as their text; without it they
+                                    are left out, as llama.cpp's detokenizer does by default */
 };
 
 /**
- * The text of token ids (special tokens rendered), NUL-terminated in text (room for cap
+ * The text of token ids (control tokens left out unless KVZ_DETOKENIZE_SPECIAL), NUL-terminated in text (room for cap
  * bytes); len receives its length without the NUL. text may be NULL to learn it. flags:
  * KVZ_DETOKENIZE_*. @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (an id outside the
  * vocabulary, unknown flags, cap too small: *len says how long), KVZ_ERR_NOMEM. @since 0.1

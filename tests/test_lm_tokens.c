@@ -110,7 +110,14 @@ static void test_greedy_from_bos(void **state)
     assert_int_equal(len, strlen("Once upon a"));
     assert_int_equal(kvz_lm_detokenize(lm, out, 3, 0, text, sizeof text, &len), KVZ_OK);
     assert_string_equal(text, " Once upon a");
-    assert_int_equal(kvz_lm_detokenize(lm, out, 3, 2, text, sizeof text, &len), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(kvz_lm_detokenize(lm, out, 3, 4, text, sizeof text, &len), KVZ_ERR_INVALID_ARG);
+    /* BOS, a control token, is left out unless asked for; with it, the text's first space stays */
+    assert_int_equal(kvz_lm_detokenize(lm, TOM, N_OF(TOM), KVZ_DETOKENIZE_START, text, sizeof text, &len), KVZ_OK);
+    assert_string_equal(text, "Tom had a red kite. One day");
+    assert_int_equal(kvz_lm_detokenize(lm, TOM, N_OF(TOM), KVZ_DETOKENIZE_START | KVZ_DETOKENIZE_SPECIAL, text,
+                                       sizeof text, &len),
+                     KVZ_OK);
+    assert_string_equal(text, "<s> Tom had a red kite. One day");
     kvz_cache_destroy(c);
     free(logits);
 }

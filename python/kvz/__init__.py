@@ -9,7 +9,7 @@ import ctypes
 import ctypes.util
 import os
 
-__all__ = ["Error", "Model", "Cache", "policy_select", "version", "isa"]
+__all__ = ["Error", "Model", "Cache", "Query", "policy_select", "version", "isa"]
 
 _POLICIES = {"full": 0, "kvzip": 1, "kvzip-pair": 1, "kvzip-pair-uniform": 2, "kvzip-head": 3, "fastkv": 4,
              "snapkv": 5, "pyramidkv": 6, "adakv": 7, "h2o": 8, "streaming": 9, "streamingllm": 9, "random": 10}
@@ -150,6 +150,17 @@ _sig(_lm, "kvz_lm_generate", [_vp, ctypes.c_char_p, ctypes.POINTER(_GenOpts), ct
 _sig(_lm, "kvz_lm_load_cache", [_vp, ctypes.c_char_p, _pp, _vp])
 _sig(_lm, "kvz_lm_save_cache", [_vp, _vp, ctypes.c_char_p, ctypes.POINTER(_CompressOpts)])
 _sig(_lm, "kvz_lm_free", [_vp], None)
+_sig(_lm, "kvz_lm_new_cache", [_vp, ctypes.c_int, _pp])
+_sig(_lm, "kvz_lm_prefill_logits", [_vp, _vp, _vp, ctypes.POINTER(_i32), _size_t, _size_t, _f32p])
+_sig(_lm, "kvz_lm_prefill", [_vp, _vp, _vp, ctypes.POINTER(_i32), _size_t, _f32p])
+_sig(_lm, "kvz_lm_decode", [_vp, _vp, _vp, _f32p, ctypes.POINTER(_GenOpts), ctypes.POINTER(_i32),
+                            ctypes.POINTER(_size_t)])
+_sig(_lm, "kvz_lm_is_eog", [_vp, _i32])
+_sig(_lm, "kvz_lm_piece_ids", [_vp, ctypes.c_int, ctypes.POINTER(_i32), _size_t, ctypes.POINTER(_size_t)])
+_sig(_lm, "kvz_lm_question_ids", [_vp, ctypes.c_char_p, ctypes.POINTER(_i32), _size_t, ctypes.POINTER(_i32),
+                                  _size_t, ctypes.POINTER(_size_t)])
+_sig(_core, "kvz_query_create", [_vp, _pp])
+_sig(_core, "kvz_query_destroy", [_vp], None)
 
 
 def version():
@@ -261,11 +272,30 @@ class Cache:
             *[ctypes.cast(r, ctypes.POINTER(ctypes.c_uint8)) for r in rows])
         _check(_core.kvz_cache_compact(self._h, ptrs), "kvz_cache_compact")
 
+    def query(self):
+        """A Query: a private tail over this cache for one question or continuation."""
+        return Query(self)
+
     def stats(self):
         """rows, full_rows, kept_ratio, bytes_used, bytes_reserved."""
         s = _CacheStats(ctypes.sizeof(_CacheStats))
         _check(_core.kvz_cache_get_stats(self._h, ctypes.byref(s)), "kvz_cache_get_stats")
         return {k: getattr(s, k) for k, _ in _CacheStats._fields_[1:]}
+
+
+class Query:
+    """A private tail over a cache (kvz_query): what is prefilled or decoded into it stays out of the
+    cache, which other queries may read meanwhile. The cache must outlive it."""
+
+    def __init__(self, cache):
+        h = ctypes.c_void_p()
+        _check(_core.kvz_query_create(cache._h, ctypes.byref(h)), "kvz_query_create")
+        self._h, self._cache = h, cache
+
+    def __del__(self):
+        if getattr(self, "_h", None) and self._h.value:
+            _core.kvz_query_destroy(self._h)
+            self._h = None
 
 
 def policy_select(scores, n_layers, n_kv_heads, policy="kvzip", ratio=0.3, budget=0, recent=0, sinks=0):
@@ -297,10 +327,12 @@ def _text(p):
 class Model:
     """A GGUF model with its tokenizer and chat template (kvz_lm). One call at a time per Model."""
 
-    def __init__(self, path, vocab_only=False):
-        """vocab_only: the tokenizer alone (no weights read): tokenize, detokenize and info work."""
+    def __init__(self, path, vocab_only=False, weights="auto"):
+        """vocab_only: the tokenizer alone (no weights read): tokenize, detokenize and info work.
+        weights: auto (bf16 on CPUs with AVX512_BF16, else f32), f32 or bf16 in memory."""
         h = ctypes.c_void_p()
-        cfg = _LmConfig(ctypes.sizeof(_LmConfig), 0, 0, 1 if vocab_only else 0)
+        cfg = _LmConfig(ctypes.sizeof(_LmConfig), _choice({"auto": 0, "f32": 1, "bf16": 2}, weights, "weights"), 0,
+                        1 if vocab_only else 0)
         _check(_lm.kvz_lm_open(os.fsencode(path), ctypes.byref(cfg), ctypes.byref(h)), f"open {path}")
         self._h = h
 
@@ -320,19 +352,16 @@ class Model:
 
     def tokenize(self, text, bos=False, special=True):
         """Token ids of text: the model's BOS first with bos, special tokens in the text as their ids with special."""
-        n = _size_t()
         b = text.encode()
         flags = (1 if bos else 0) | (2 if special else 0)  # KVZ_TOKENIZE_BOS, KVZ_TOKENIZE_SPECIAL
-        _check(_lm.kvz_lm_tokenize(self._h, b, flags, None, 0, ctypes.byref(n)), "kvz_lm_tokenize")
-        ids = (_i32 * max(n.value, 1))()
-        _check(_lm.kvz_lm_tokenize(self._h, b, flags, ids, n.value, ctypes.byref(n)), "kvz_lm_tokenize")
-        return list(ids[:n.value])
+        return self._sized(lambda buf, cap, n: _lm.kvz_lm_tokenize(self._h, b, flags, buf, cap, n), "kvz_lm_tokenize")
 
-    def detokenize(self, ids, start=False):
-        """The text of ids; start: they begin a document (no SentencePiece space before the first word)."""
+    def detokenize(self, ids, start=False, special=False):
+        """The text of ids; start: they begin a document (no SentencePiece space before the first word);
+        special: control tokens such as <|im_start|> as their text (else left out)."""
         arr = (_i32 * max(len(ids), 1))(*ids)
         n = _size_t()
-        flags = 1 if start else 0  # KVZ_DETOKENIZE_START
+        flags = (1 if start else 0) | (2 if special else 0)  # KVZ_DETOKENIZE_START, KVZ_DETOKENIZE_SPECIAL
         _check(_lm.kvz_lm_detokenize(self._h, arr, len(ids), flags, None, 0, ctypes.byref(n)), "kvz_lm_detokenize")
         buf = ctypes.create_string_buffer(n.value + 1)
         _check(_lm.kvz_lm_detokenize(self._h, arr, len(ids), flags, buf, n.value + 1, ctypes.byref(n)),
@@ -387,6 +416,76 @@ class Model:
         if out is not None:
             report["scores"] = out
         return Cache(h.value), report
+
+    def new_cache(self, kv_dtype="auto"):
+        """An empty Cache shaped for the model (kvz_lm_new_cache); kv_dtype auto, f32, bf16 or f16."""
+        dt = self.info()["kv_dtype"] if kv_dtype == "auto" else _choice(_DTYPES, kv_dtype, "kv_dtype")
+        h = ctypes.c_void_p()
+        _check(_lm.kvz_lm_new_cache(self._h, dt, ctypes.byref(h)), "kvz_lm_new_cache")
+        return Cache(h.value)
+
+    @staticmethod
+    def _target(target):
+        """(cache, query) handles of a Cache or a Query."""
+        if isinstance(target, Query):
+            return None, target._h
+        if isinstance(target, Cache):
+            return target._h, None
+        raise TypeError("the target is a kvz.Cache or a kvz.Query")
+
+    def prefill(self, target, ids, rows=1):
+        """Runs ids through the model into a Cache or a Query; returns the next-token logits after each
+        of the last `rows` ids as a numpy float32 array [rows, n_vocab] (rows=0: none, returns None)."""
+        c, q = self._target(target)
+        arr = (_i32 * max(len(ids), 1))(*ids)
+        if not rows:
+            _check(_lm.kvz_lm_prefill(self._h, c, q, arr, len(ids), None), "kvz_lm_prefill")
+            return None
+        import numpy
+        out = numpy.empty((rows, self.info()["n_vocab"]), dtype=numpy.float32)
+        _check(_lm.kvz_lm_prefill_logits(self._h, c, q, arr, len(ids), rows, out.ctypes.data_as(_f32p)),
+               "kvz_lm_prefill_logits")
+        return out
+
+    def decode(self, target, logits, max_tokens=128, temperature=0.0, seed=0, stop=True):
+        """Samples up to max_tokens ids from logits (a prefill's last row) on, feeding each but the last
+        into the Cache or Query; stops after an end-of-turn id (kept) unless stop is False."""
+        import numpy
+        c, q = self._target(target)
+        row = numpy.ascontiguousarray(numpy.asarray(logits, dtype=numpy.float32).reshape(-1)[-self.info()["n_vocab"]:])
+        out, n = (_i32 * max_tokens)(), _size_t()
+        opts = self._gen(max_tokens, temperature, seed, stop)
+        _check(_lm.kvz_lm_decode(self._h, c, q, row.ctypes.data_as(_f32p), ctypes.byref(opts), out, ctypes.byref(n)),
+               "kvz_lm_decode")
+        return list(out[:n.value])
+
+    def is_eog(self, token):
+        """Whether an id ends a turn or the text."""
+        return bool(_lm.kvz_lm_is_eog(self._h, token))
+
+    def piece_ids(self, piece):
+        """The ids of a chat-template piece KVzip uses: system, repeat_first, repeat_next or postfix."""
+        k = _PIECES.index(piece) if piece in _PIECES else -1
+        if k < 0:
+            raise ValueError(f"unknown piece {piece!r} (one of {', '.join(_PIECES)})")
+        return self._sized(lambda buf, cap, n: _lm.kvz_lm_piece_ids(self._h, k, buf, cap, n), "kvz_lm_piece_ids")
+
+    def question_ids(self, question, postfix=None):
+        """A question's ids as ask() sends them: the template's user turn, then postfix (the template's
+        assistant opener when None)."""
+        pf = (_i32 * max(len(postfix), 1))(*postfix) if postfix is not None else None
+        npf = len(postfix) if postfix is not None else 0
+        return self._sized(lambda buf, cap, n: _lm.kvz_lm_question_ids(self._h, question.encode(), pf, npf, buf,
+                                                                       cap, n), "kvz_lm_question_ids")
+
+    @staticmethod
+    def _sized(call, what):
+        """The ids of a count-then-fill call."""
+        n = _size_t()
+        _check(call(None, 0, ctypes.byref(n)), what)
+        buf = (_i32 * max(n.value, 1))()
+        _check(call(buf, n.value, ctypes.byref(n)), what)
+        return list(buf[:n.value])
 
     @staticmethod
     def _gen(max_tokens, temperature, seed, stop):

@@ -127,6 +127,49 @@ def test_compress_ids_scores(model):
         model.compress_ids(ids, pieces={"preamble": [1]})
 
 
+STORIES = os.path.join(os.environ.get("KVZ_SHARED_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "..",
+                                                                   "shared")), "models", "stories260K.gguf")
+# shared/models/README.md's vectors (llama2.c's run.c on stories260K): a prompt's ids and its greedy continuation
+TOM = [1, 274, 287, 381, 261, 352, 266, 409, 275, 411, 426, 385, 328]
+TOM_NEXT = [432, 281, 272, 277, 264, 261, 370, 432, 352, 266]
+
+
+def test_token_level_on_stories():
+    """prefill and decode into a cache and into a query's tail give the published greedy continuation."""
+    if not os.path.exists(STORIES):
+        if IN_CI:
+            pytest.fail(f"{STORIES} is absent under CI")
+        pytest.skip(f"{STORIES} is absent (../shared)")
+    m = kvz.Model(STORIES, weights="f32")
+    assert m.tokenize("Tom had a red kite. One day", bos=True) == TOM
+    c = m.new_cache("f32")
+    logits = m.prefill(c, TOM, rows=len(TOM))
+    assert logits.shape == (len(TOM), m.info()["n_vocab"]) and int(logits[-1].argmax()) == TOM_NEXT[0]
+    assert m.decode(c, logits[-1], max_tokens=len(TOM_NEXT), stop=False) == TOM_NEXT
+    shared = m.new_cache("f32")
+    assert m.prefill(shared, TOM[:8], rows=0) is None
+    q = shared.query()
+    assert m.decode(q, m.prefill(q, TOM[8:]), max_tokens=len(TOM_NEXT), stop=False) == TOM_NEXT
+    assert shared.length(0, 0) == 8  # the tail stays out of the shared cache
+    assert m.is_eog(2) and not m.is_eog(TOM_NEXT[0])  # llama2.c's EOS is 2
+    with pytest.raises(TypeError):
+        m.prefill("not a cache", TOM)
+    with pytest.raises(kvz.Error):
+        m.prefill(c, TOM, rows=len(TOM) + 1)
+
+
+def test_chat_pieces(model):
+    """the pieces and question turns kvz_lm_compress and kvz_lm_ask use, as the chat template writes them"""
+    sys_ids = model.piece_ids("system")
+    assert model.detokenize(sys_ids, special=True).startswith("<|im_start|>system\nYou are")
+    assert model.detokenize(sys_ids).startswith("system\nYou are")  # control tokens left out
+    q = model.question_ids("Who built it?")
+    assert q[-len(model.piece_ids("postfix")):] == model.piece_ids("postfix")
+    assert "Who built it?" in model.detokenize(q)
+    with pytest.raises(ValueError):
+        model.piece_ids("preamble")
+
+
 def test_vocab_only(model, tmp_path):
     """vocab_only on the model file and on a copy without tensors tokenizes as the full model does."""
     text = "Tom had a red kite. One day <|im_end|>"

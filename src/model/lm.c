@@ -210,7 +210,7 @@ kvz_status kvz_lm_detokenize(const kvz_lm *lm, const int32_t *ids, size_t n, uns
 {
     if (!lm || (!ids && n) || !len)
         return kvz_fail(KVZ_ERR_NULL, "kvz_lm_detokenize: NULL argument");
-    if (flags & ~(unsigned)KVZ_DETOKENIZE_START)
+    if (flags & ~(unsigned)(KVZ_DETOKENIZE_START | KVZ_DETOKENIZE_SPECIAL))
         return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_lm_detokenize: unknown flags 0x%x", flags);
     const size_t vocab = lm->m ? lm->m->hp.n_vocab : kvz_tokenizer_vocab(lm->tok);
     for (size_t i = 0; i < n; i++)
@@ -219,7 +219,10 @@ kvz_status kvz_lm_detokenize(const kvz_lm *lm, const int32_t *ids, size_t n, uns
                             "kvz_lm_detokenize: id %zu is %d, outside the vocabulary of %zu", i, (int)ids[i],
                             vocab);
     char *s = NULL;
-    kvz_status st = kvz_tokenizer_decode(lm->tok, ids, n, !!(flags & KVZ_DETOKENIZE_START), &s);
+    kvz_status st = kvz_tokenizer_decode(lm->tok, ids, n,
+                                         (flags & KVZ_DETOKENIZE_START ? KVZ_DECODE_START : 0) |
+                                             (flags & KVZ_DETOKENIZE_SPECIAL ? KVZ_DECODE_SPECIAL : 0),
+                                         &s);
     if (st != KVZ_OK)
         return st;
     *len = strlen(s);
@@ -496,7 +499,7 @@ static kvz_status run(kvz_lm *lm, kvz_kv_target kv, const int32_t *ids, size_t n
     if (st == KVZ_OK && n_out && !o->no_stop && kvz_tokenizer_is_eog(lm->tok, out[n_out - 1]))
         n_out--; /* the end-of-turn token ends the answer; it is not part of it */
     if (st == KVZ_OK)
-        st = kvz_tokenizer_decode(lm->tok, out, n_out, strip_leading_space, text);
+        st = kvz_tokenizer_decode(lm->tok, out, n_out, strip_leading_space ? KVZ_DECODE_START : 0, text);
     free(logits), free(out);
     return st;
 }

@@ -762,9 +762,9 @@ size_t kvz_tokenizer_piece(const kvz_tokenizer *t, int32_t id, int render_specia
     return n;
 }
 
-kvz_status kvz_tokenizer_decode(const kvz_tokenizer *t, const int32_t *ids, size_t n, int strip_leading_space,
-                                char **text)
+kvz_status kvz_tokenizer_decode(const kvz_tokenizer *t, const int32_t *ids, size_t n, unsigned flags, char **text)
 {
+    const int special = !!(flags & KVZ_DECODE_SPECIAL);
     if (!t || !text || (!ids && n))
         return kvz_fail(KVZ_ERR_NULL, "tokenizer: decode needs a tokenizer, ids and an output");
     *text = NULL;
@@ -773,17 +773,17 @@ kvz_status kvz_tokenizer_decode(const kvz_tokenizer *t, const int32_t *ids, size
         if (ids[i] < 0 || (size_t)ids[i] >= t->n)
             return kvz_fail(KVZ_ERR_INVALID_ARG, "tokenizer: id %d at %zu is outside the vocabulary of %zu",
                             (int)ids[i], i, t->n);
-        total += render(t, ids[i], 0, NULL);
+        total += render(t, ids[i], special, NULL);
     }
     char *out = malloc(total + 1);
     if (!out)
         return kvz_fail(KVZ_ERR_NOMEM, "tokenizer: no memory for %zu bytes of text", total);
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
-        m += render(t, ids[i], 0, out + m);
+        m += render(t, ids[i], special, out + m);
     out[m] = '\0';
     /* pieces before the first non-empty one are empty, so that piece starts the text */
-    if (strip_leading_space && t->model == MODEL_SPM && t->add_space_prefix && m && out[0] == ' ')
+    if ((flags & KVZ_DECODE_START) && t->model == MODEL_SPM && t->add_space_prefix && m && out[0] == ' ')
         memmove(out, out + 1, m);
     *text = out;
     return KVZ_OK;

@@ -65,15 +65,19 @@ kvz_status kvz_tokenizer_encode_counted(const kvz_tokenizer *t, const char *text
  */
 size_t kvz_tokenizer_piece(const kvz_tokenizer *t, int32_t id, int render_special, char *buf, size_t size);
 
+/* kvz_tokenizer_decode's flags. */
+enum {
+    KVZ_DECODE_START = 1,  /* the ids start a text: "llama" with the dummy prefix drops one space at the start
+                              of the first non-empty piece, so that decode(encode(x)) == x */
+    KVZ_DECODE_SPECIAL = 2 /* control tokens (<|im_start|>, <s>, ...) as their text; else left out */
+};
+
 /*
- * The pieces of ids[n] (render_special off) concatenated into *text (malloc'ed, NUL-terminated; bytes as
- * the pieces give them, so possibly not valid UTF-8 when a multi-byte character is cut). strip_leading_space:
- * "llama" with the dummy prefix drops one space at the start of the first non-empty piece, so that
- * decode(encode(x)) == x. Returns KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (an id outside the vocabulary),
- * KVZ_ERR_NOMEM.
+ * The pieces of ids[n] concatenated into *text (malloc'ed, NUL-terminated; bytes as the pieces give them, so
+ * possibly not valid UTF-8 when a multi-byte character is cut), as flags (KVZ_DECODE_*) say. Returns KVZ_OK,
+ * KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (an id outside the vocabulary), KVZ_ERR_NOMEM.
  */
-kvz_status kvz_tokenizer_decode(const kvz_tokenizer *t, const int32_t *ids, size_t n, int strip_leading_space,
-                                char **text);
+kvz_status kvz_tokenizer_decode(const kvz_tokenizer *t, const int32_t *ids, size_t n, unsigned flags, char **text);
 
 size_t kvz_tokenizer_vocab(const kvz_tokenizer *t);
 int32_t kvz_tokenizer_bos(const kvz_tokenizer *t); /* -1 if none */
