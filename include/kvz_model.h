@@ -207,6 +207,47 @@ KVZ_API kvz_status kvz_lm_score_ids(kvz_lm *lm, const int32_t *ids, size_t n, kv
                                     const kvz_lm_compress_opts *opts, kvz_cache **cache, float *scores,
                                     kvz_lm_compress_report *report);
 
+/** How kvz_lm_fastkv prefills (spec/fastkv.md §2). Zeros are the v2 reference code's settings: token-selective
+ *  propagation after the middle layer at tsp_rate 0.2, retain_rate 0.1, window 8, max pooling by 7. @since 0.1 */
+typedef struct kvz_lm_fastkv_opts {
+    size_t struct_size;          /**< sizeof(kvz_lm_fastkv_opts) */
+    double tsp_rate;             /**< share of the tokens whose hidden states go past the selecting layer, in
+                                      (0, 1] (0: 0.2) */
+    double retain_rate;          /**< share of its tokens each layer's cache keeps per KV head, in (0, 1] (0:
+                                      0.1); past the selecting layer, retain_rate / tsp_rate of the fewer tokens
+                                      there */
+    size_t full_layers;          /**< layers that run on every token, the last of them selecting (0: n_layers /
+                                      2, the reference's layer 15 of 32) */
+    int no_tsp;                  /**< non-zero: every layer runs on every token (the cache compression alone) */
+    size_t window;               /**< the observation window: the last tokens, always kept and propagated (0:
+                                      8) */
+    size_t kernel;               /**< the window scores' pooling width, odd (0: 7) */
+    int avg_pool;                /**< non-zero: average pooling (the v1 code's); else max pooling */
+    kvz_lm_kv kv;                /**< the type of the cache's rows */
+    const kvz_lm_pieces *pieces; /**< its system prompt opens the cache (NULL: the chat template's) */
+} kvz_lm_fastkv_opts;
+
+/** What kvz_lm_fastkv did. @since 0.1 */
+typedef struct kvz_lm_fastkv_report {
+    size_t struct_size; /**< sizeof(kvz_lm_fastkv_report), set by the caller */
+    size_t n_sys;       /**< system-prompt tokens before the context (in the cache, compressed with it) */
+    size_t full_layers; /**< layers that ran on every token */
+    size_t tsp_tokens;  /**< tokens propagated past them (0: the selection did not fire, or no_tsp) */
+    double prefill_s;   /**< wall-clock seconds of the prefill: the time to the first token's logits */
+} kvz_lm_fastkv_report;
+
+/**
+ * FastKV (spec/fastkv.md): prefills the system prompt and the n context ids layer by layer into a new
+ * cache, each layer's cache cut right after it ran to the top window-scored rows of every KV head plus
+ * the window, and only the tokens the selecting layer's scores choose go deeper: what shortens the time
+ * to the first token. logits (optional, n_vocab floats) receives those after the last id; kvz_lm_ask
+ * and kvz_lm_prefill go on from the cache. report is optional (struct_size set).
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (rates, window, kernel, full_layers, ids),
+ * KVZ_ERR_NOMEM; *cache is NULL on failure. @since 0.1
+ */
+KVZ_API kvz_status kvz_lm_fastkv(kvz_lm *lm, const int32_t *ids, size_t n, const kvz_lm_fastkv_opts *opts,
+                                 kvz_cache **cache, float *logits, kvz_lm_fastkv_report *report);
+
 /** How an answer is generated (zeros: greedy, up to 128 tokens, stop at the end of the turn). @since 0.1 */
 typedef struct kvz_lm_gen_opts {
     size_t struct_size; /**< sizeof(kvz_lm_gen_opts) */

@@ -143,6 +143,23 @@ else
     check "compress --policy h2o runs" "failed" "ok"
 fi
 
+# compress --policy fastkv --tsp-rate: FastKV's own prefill; spec/fastkv.md's T = floor(n tsp_rate) tokens go
+# past the middle layer (3 of stories260K's 5 run on all of them), every layer before keeps floor(n ratio) rows
+if kvz compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --policy fastkv --tsp-rate 0.5 --ratio 0.25 \
+    --out "$tmp/fkv.kvz" --json > "$tmp/fkv.json"; then
+    check "fastkv --tsp-rate: the propagated tokens and the first layer's rows" \
+        "$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); n = d["system_tokens"] + d["context_tokens"]
+print(d["full_layers"], d["tsp_tokens"] == n // 2, round(d["kept_per_layer"][0] * n) == n // 4)' "$tmp/fkv.json")" \
+        "2 True True"
+    kvz info --cache "$tmp/fkv.kvz" --json > "$tmp/fkv-info.json"
+    check "fastkv --tsp-rate: the file's policy" "$(grep -o '"policy":"[a-z-]*"' "$tmp/fkv-info.json")" \
+        '"policy":"fastkv"'
+else
+    check "compress --policy fastkv --tsp-rate runs" "failed" "ok"
+fi
+kvz compress --model "$MODEL" --context-ids "$tmp/ctx.txt" --tsp-rate 0.5 --out "$tmp/x.kvz" 2> "$tmp/err"
+check "--tsp-rate without --policy fastkv exits 2" "$?" 2
+
 # ask: a cache saved at ratio 1 (f32) answers the task file's first query as the reference did
 q=$(sed -n 1p "$SHARED/eval/stories-public.jsonl" | grep -o '"queries": \[{"prompt_ids": \[[^]]*\], "answer_ids": \[[^]]*\]')
 prompt=$(echo "$q" | sed 's/.*"prompt_ids": \[\([^]]*\)\].*/\1/' | tr -d ' ')

@@ -5,6 +5,7 @@
  * texts spec/kvzip.md gives them, kvz_lm_compress_ids against kvz_lm_compress and the host API's selection, kvz_lm_score_ids
  * against kvz_lm_compress_ids, kvz_lm_prefill_logits against one-id prefills, and the refusals. The model tier: skipped without ../shared. */
 #include <stdarg.h>
+#include <math.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdlib.h>
@@ -482,6 +483,65 @@ static void test_score_ids(void **state)
     free(want), free(got);
 }
 
+/* kvz_lm_fastkv against spec/fastkv.md's budgets (§2: T = floor(n_t tsp_rate) tokens go past the selecting
+ * layer; a layer keeps floor(n_l rho_l) rows per KV head, rho = retain_rate up to it and retain_rate / tsp_rate
+ * after; the window in every layer), and, keeping everything without TSP, the logits of a plain prefill. */
+static void test_fastkv(void **state)
+{
+    (void)state;
+    NEED_MODEL();
+    char text[2048] = "";
+    for (int i = 0; i < 12; i++)
+        strcat(text, "Tom had a red kite. One day the wind took it over the big tree and far away. ");
+    int32_t ids[512];
+    size_t n = 0;
+    assert_int_equal(kvz_lm_tokenize(lm, text, 0, ids, N_OF(ids), &n), KVZ_OK);
+    const size_t L = info.n_layers, H = info.n_kv_heads, V = info.n_vocab;
+    const kvz_lm_fastkv_opts o = {.struct_size = sizeof o, .tsp_rate = 0.25, .retain_rate = 0.1, .kv = KVZ_KV_F32};
+    kvz_lm_fastkv_report rep = {.struct_size = sizeof rep};
+    kvz_cache *c = NULL;
+    float *logits = tu_malloc(V * sizeof(float)), *want = tu_malloc(V * sizeof(float));
+    assert_int_equal(kvz_lm_fastkv(lm, ids, n, &o, &c, logits, &rep), KVZ_OK);
+    const size_t n_all = rep.n_sys + n, t = L / 2, T = (size_t)floor((double)n_all * 0.25);
+    assert_int_equal(rep.full_layers, t);
+    assert_int_equal(rep.tsp_tokens, T);
+    for (size_t l = 0; l < L; l++)
+        for (size_t h = 0; h < H; h++) {
+            size_t len = 0;
+            const int64_t *pos = NULL;
+            assert_int_equal(kvz_cache_length(c, l, h, &len), KVZ_OK);
+            assert_int_equal(len, l < t ? (size_t)floor((double)n_all * 0.1) : (size_t)floor((double)T * 0.4));
+            assert_int_equal(kvz_cache_positions(c, l, h, &pos), KVZ_OK);
+            for (size_t w = 0; w < 8; w++) /* the window, in order at the end */
+                assert_int_equal(pos[len - 8 + w], (int64_t)(n_all - 8 + w));
+        }
+    kvz_cache_destroy(c);
+
+    /* everything kept, no selection: a plain prefill */
+    const kvz_lm_fastkv_opts all = {.struct_size = sizeof all, .retain_rate = 1, .no_tsp = 1, .kv = KVZ_KV_F32};
+    assert_int_equal(kvz_lm_fastkv(lm, ids, n, &all, &c, logits, &rep), KVZ_OK);
+    assert_int_equal(rep.tsp_tokens, 0);
+    assert_int_equal(rows(c), n_all);
+    kvz_cache *plain = NULL;
+    int32_t *sys_and_ids = tu_malloc(n_all * sizeof(int32_t));
+    size_t n_sys = 0;
+    assert_int_equal(kvz_lm_piece_ids(lm, KVZ_PIECE_SYSTEM, sys_and_ids, n_all, &n_sys), KVZ_OK);
+    assert_int_equal(n_sys, rep.n_sys);
+    memcpy(sys_and_ids + n_sys, ids, n * sizeof(int32_t));
+    assert_int_equal(kvz_lm_new_cache(lm, KVZ_DTYPE_F32, &plain), KVZ_OK);
+    assert_int_equal(kvz_lm_prefill(lm, plain, NULL, sys_and_ids, n_all, want), KVZ_OK);
+    for (size_t v = 0; v < V; v++)
+        assert_float_equal(logits[v], want[v], 1e-3);
+    kvz_cache_destroy(plain), kvz_cache_destroy(c);
+
+    const kvz_lm_fastkv_opts bad = {.struct_size = sizeof bad, .tsp_rate = 1.5};
+    assert_int_equal(kvz_lm_fastkv(lm, ids, n, &bad, &c, NULL, NULL), KVZ_ERR_INVALID_ARG);
+    const kvz_lm_fastkv_opts deep = {.struct_size = sizeof deep, .full_layers = L + 1};
+    assert_int_equal(kvz_lm_fastkv(lm, ids, n, &deep, &c, NULL, NULL), KVZ_ERR_INVALID_ARG);
+    assert_null(c);
+    free(logits), free(want), free(sys_and_ids);
+}
+
 /* kvz_lm_compress_ids's refusals: nothing made, a message naming what is wrong. */
 static void test_compress_refusals(void **state)
 {
@@ -524,7 +584,7 @@ int main(void)
         cmocka_unit_test(test_vocab_only),     cmocka_unit_test(test_pieces),
         cmocka_unit_test(test_refusals),       cmocka_unit_test(test_compress_ids),
         cmocka_unit_test(test_compress_refusals), cmocka_unit_test(test_prefill_logits),
-        cmocka_unit_test(test_score_ids),
+        cmocka_unit_test(test_score_ids),         cmocka_unit_test(test_fastkv),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

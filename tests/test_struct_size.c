@@ -477,6 +477,41 @@ static kvz_status fill_lm_report(void *lm, void *out)
     return st;
 }
 
+/* kvz_lm_fastkv_opts in: the cache it makes, as run_lm_compress describes one. */
+static kvz_status run_lm_fastkv(void *args, unsigned char *result)
+{
+    int32_t ids[64];
+    size_t n = 0;
+    kvz_cache *c = NULL;
+    kvz_status st = kvz_lm_tokenize(lm_model, "Once upon a time there was a little dog who liked to run in the park.", 0,
+                                    ids, 64, &n);
+    if (st == KVZ_OK)
+        st = kvz_lm_fastkv(lm_model, ids, n, args, &c, NULL, NULL);
+    kvz_cache_stats stats = {.struct_size = sizeof stats};
+    if (st == KVZ_OK)
+        st = kvz_cache_get_stats(c, &stats);
+    memcpy(result, &stats, sizeof stats);
+    kvz_cache_destroy(c);
+    return st;
+}
+
+/* kvz_lm_fastkv_report out; the time zeroed where written. */
+static kvz_status fill_fastkv_report(void *lm, void *out)
+{
+    int32_t ids[64];
+    size_t n = 0, size;
+    kvz_cache *c = NULL;
+    const kvz_lm_fastkv_opts o = {.struct_size = sizeof o, .tsp_rate = 0.5, .retain_rate = 0.8, .window = 2};
+    kvz_status st = kvz_lm_tokenize(lm, lm_context, 0, ids, 64, &n);
+    if (st == KVZ_OK)
+        st = kvz_lm_fastkv(lm, ids, n, &o, &c, NULL, out);
+    kvz_cache_destroy(c);
+    memcpy(&size, out, sizeof size);
+    if (st == KVZ_OK && size >= sizeof(kvz_lm_fastkv_report))
+        memset((char *)out + offsetof(kvz_lm_fastkv_report, prefill_s), 0, sizeof(double));
+    return st;
+}
+
 /* kvz_lm_gen_opts in: the text it generates. */
 static kvz_status run_lm_gen(void *args, unsigned char *result)
 {
@@ -506,6 +541,9 @@ static void test_lm_structs(void **state)
                                   .n = {3, 0, 2, 0},
                                   .prev_tokens = 2};
     check_input("kvz_lm_pieces", run_lm_pieces, &pieces, sizeof pieces, END_OF(kvz_lm_pieces, prev_tokens));
+    const kvz_lm_fastkv_opts fo = {
+        .struct_size = sizeof fo, .tsp_rate = 0.5, .retain_rate = 0.8, .window = 2, .kv = KVZ_KV_F32};
+    check_input("kvz_lm_fastkv_opts", run_lm_fastkv, &fo, sizeof fo, END_OF(kvz_lm_fastkv_opts, pieces));
     const kvz_lm_gen_opts go = {.struct_size = sizeof go, .max_tokens = 6};
     check_input("kvz_lm_gen_opts", run_lm_gen, &go, sizeof go, END_OF(kvz_lm_gen_opts, no_stop));
 
@@ -521,6 +559,10 @@ static void test_lm_structs(void **state)
     assert_int_equal(rep.passes, (rep.n_context + 3) / 4);
     assert_true(rep.n_context > 4 && rep.n_kept < rep.n_context * want.n_layers * want.n_kv_heads);
     check_output(fill_lm_report, lm_model, &rep, sizeof rep);
+    kvz_lm_fastkv_report frep = {.struct_size = sizeof frep};
+    assert_int_equal(fill_fastkv_report(lm_model, &frep), KVZ_OK);
+    assert_true(frep.tsp_tokens > 0);
+    check_output(fill_fastkv_report, lm_model, &frep, sizeof frep);
     kvz_lm_close(lm_model);
     lm_model = NULL;
 }

@@ -108,6 +108,17 @@ class _CompressReport(ctypes.Structure):
                 ("score_s", ctypes.c_double), ("select_s", ctypes.c_double)]
 
 
+class _FastkvOpts(ctypes.Structure):
+    _fields_ = [("struct_size", _size_t), ("tsp_rate", ctypes.c_double), ("retain_rate", ctypes.c_double),
+                ("full_layers", _size_t), ("no_tsp", ctypes.c_int), ("window", _size_t), ("kernel", _size_t),
+                ("avg_pool", ctypes.c_int), ("kv", ctypes.c_int), ("pieces", ctypes.POINTER(_Pieces))]
+
+
+class _FastkvReport(ctypes.Structure):
+    _fields_ = [("struct_size", _size_t), ("n_sys", _size_t), ("full_layers", _size_t), ("tsp_tokens", _size_t),
+                ("prefill_s", ctypes.c_double)]
+
+
 class _GenOpts(ctypes.Structure):
     _fields_ = [("struct_size", _size_t), ("max_tokens", _size_t), ("temperature", ctypes.c_float),
                 ("seed", ctypes.c_uint64), ("no_stop", ctypes.c_int)]
@@ -151,6 +162,8 @@ _sig(_lm, "kvz_lm_load_cache", [_vp, ctypes.c_char_p, _pp, _vp])
 _sig(_lm, "kvz_lm_save_cache", [_vp, _vp, ctypes.c_char_p, ctypes.POINTER(_CompressOpts)])
 _sig(_lm, "kvz_lm_free", [_vp], None)
 _sig(_lm, "kvz_lm_new_cache", [_vp, ctypes.c_int, _pp])
+_sig(_lm, "kvz_lm_fastkv", [_vp, ctypes.POINTER(_i32), _size_t, ctypes.POINTER(_FastkvOpts), _pp, _f32p,
+                            ctypes.POINTER(_FastkvReport)])
 _sig(_lm, "kvz_lm_prefill_logits", [_vp, _vp, _vp, ctypes.POINTER(_i32), _size_t, _size_t, _f32p])
 _sig(_lm, "kvz_lm_prefill", [_vp, _vp, _vp, ctypes.POINTER(_i32), _size_t, _f32p])
 _sig(_lm, "kvz_lm_decode", [_vp, _vp, _vp, _f32p, ctypes.POINTER(_GenOpts), ctypes.POINTER(_i32),
@@ -415,6 +428,24 @@ class Model:
         report = {k: getattr(rep, k) for k, _ in _CompressReport._fields_[1:]}
         if out is not None:
             report["scores"] = out
+        return Cache(h.value), report
+
+    def fastkv(self, ids, tsp_rate=0.2, retain_rate=0.1, full_layers=0, tsp=True, window=0, kv_dtype="auto"):
+        """FastKV's prefill of the system prompt and context ids: past the first full_layers (0: half the
+        layers) only tsp_rate of the tokens run on; each layer's cache keeps retain_rate of its tokens per KV
+        head. Returns (cache, report), report a dict (n_sys, full_layers, tsp_tokens, prefill_s) with the
+        logits after the last id as a numpy array under "logits"."""
+        import numpy
+        opts = _FastkvOpts(ctypes.sizeof(_FastkvOpts), float(tsp_rate), float(retain_rate), full_layers,
+                           0 if tsp else 1, window, 0, 0, _choice(_KV, kv_dtype, "kv_dtype"), None)
+        arr = (_i32 * max(len(ids), 1))(*ids)
+        logits = numpy.empty(self.info()["n_vocab"], dtype=numpy.float32)
+        rep = _FastkvReport(ctypes.sizeof(_FastkvReport))
+        h = ctypes.c_void_p()
+        _check(_lm.kvz_lm_fastkv(self._h, arr, len(ids), ctypes.byref(opts), ctypes.byref(h),
+                                 logits.ctypes.data_as(_f32p), ctypes.byref(rep)), "kvz_lm_fastkv")
+        report = {k: getattr(rep, k) for k, _ in _FastkvReport._fields_[1:]}
+        report["logits"] = logits
         return Cache(h.value), report
 
     def new_cache(self, kv_dtype="auto"):

@@ -158,6 +158,18 @@ def test_token_level_on_stories():
         m.prefill(c, TOM, rows=len(TOM) + 1)
 
 
+def test_fastkv(model):
+    """FastKV's prefill: spec/fastkv.md's T = floor(n tsp_rate) tokens past half the layers, floor(n retain)
+    rows per KV head before, and an answer from the cache it leaves."""
+    ids = model.tokenize(DOC * 4, special=False)
+    cache, rep = model.fastkv(ids, tsp_rate=0.25, retain_rate=0.2)
+    n, i = rep["n_sys"] + len(ids), model.info()
+    assert rep["full_layers"] == i["n_layers"] // 2 and rep["tsp_tokens"] == n // 4
+    assert cache.length(0, 0) == n // 5 and cache.length(i["n_layers"] - 1, 0) == int(n // 4 * 0.8)
+    assert rep["logits"].shape == (i["n_vocab"],)
+    assert model.ask(cache, QUESTIONS[0], max_tokens=16)
+
+
 def test_chat_pieces(model):
     """the pieces and question turns kvz_lm_compress and kvz_lm_ask use, as the chat template writes them"""
     sys_ids = model.piece_ids("system")

@@ -22,7 +22,7 @@ static int usage(FILE *f)
         "                    [--policy P] [--ratio R] [--mode strict|exact] [--chunk N]\n"
         "                    [--dump-scores scores.npy] [--head-scores F.npy[,G.npy...]]\n"
         "                    [--save-head-scores F.npy] [--kv-dtype auto|f32|bf16|f16] [--weights auto|f32|bf16]\n"
-        "                    [--json] [reconstruction options]\n"
+        "                    [--tsp-rate R] [--json] [reconstruction options]\n"
         "  Prefills the context after the system prompt, scores every cached key/value pair (KVzip: by the\n"
         "  attention it gets while the model repeats the context), keeps the best R of them and writes the\n"
         "  cache to a .kvz file that kvz ask answers questions from.\n"
@@ -41,6 +41,9 @@ static int usage(FILE *f)
         "  --dump-scores  float32 [layers, kv_heads, context tokens] (system prompt excluded)\n"
         "  --head-scores  kvzip-head: float32 [layers, kv_heads] files, maximum taken over them\n"
         "  --save-head-scores  the max over tokens of this context's scores, float32 [layers, kv_heads]\n"
+        "  --tsp-rate FastKV's own prefill (with --policy fastkv): past the middle layer only the share R\n"
+        "             of the tokens runs on (token-selective propagation); every layer's cache keeps --ratio\n"
+        "             of its tokens per KV head (past the middle: ratio / R of the fewer tokens there)\n"
         "  --kv-dtype the cache's storage: auto (default) as the model's weights in memory (bf16 on CPUs\n"
         "             with AVX512_BF16 unless the model is stored in f32 or f16, else f32; kvz info --model\n"
         "             says which), or f32, bf16, f16\n"
@@ -92,6 +95,48 @@ static kvz_lm_kv lm_kv(kvz_dtype dt)
                                                                                                        : KVZ_KV_AUTO;
 }
 
+/* --tsp-rate: FastKV's prefill (kvz_lm_fastkv) into the cache it saves as co says, and what it did. */
+static int fastkv(kvz_lm *lm, const kvz_lm_info *mi, const int32_t *ctx, size_t n_c, const kvz_lm_fastkv_opts *fo,
+                  const kvz_lm_compress_opts *co, const char *out, int json)
+{
+    kvz_lm_fastkv_report rep = {.struct_size = sizeof rep};
+    kvz_cache *cache = NULL;
+    kvz_status st = kvz_lm_fastkv(lm, ctx, n_c, fo, &cache, NULL, &rep);
+    if (st == KVZ_OK && (st = kvz_lm_save_cache(lm, cache, out, co)) != KVZ_OK) {
+        kvz_cache_destroy(cache);
+        return kvz_cli_error("cannot save %s: %s (%s)", out, kvz_last_error(), kvz_strerror(st));
+    }
+    if (st != KVZ_OK)
+        return kvz_cli_error("FastKV failed: %s (%s)", kvz_last_error(), kvz_strerror(st));
+    kvz_cache_stats cs = {.struct_size = sizeof cs};
+    kvz_cache_get_stats(cache, &cs);
+    const size_t n_all = rep.n_sys + n_c; /* FastKV compresses the system prompt with the context */
+    if (json) {
+        printf("{\"policy\": \"fastkv\", \"ratio\": %g, \"tsp_rate\": %g, \"context_tokens\": %zu, "
+               "\"system_tokens\": %zu, \"full_layers\": %zu, \"tsp_tokens\": %zu, \"kept_ratio\": %.6f, "
+               "\"cache_bytes\": %zu, \"prefill_s\": %.6f, \"kept_per_layer\": [",
+               fo->retain_rate, fo->tsp_rate, n_c, rep.n_sys, rep.full_layers, rep.tsp_tokens, cs.kept_ratio,
+               cs.bytes_used, rep.prefill_s);
+        print_layer_kept(cache, mi, 0, n_all, ", ", "null", 6);
+        printf("], \"out\": ");
+        kvz_json_write_string(stdout, out);
+        printf("}\n");
+    } else {
+        printf("context:  %zu tokens, after a system prompt of %zu (compressed with it)\n", n_c, rep.n_sys);
+        printf("kept:     %.4f of the key/value pairs (policy fastkv, ratio %g); past layer %zu only %zu of the\n"
+               "          %zu tokens ran on (--tsp-rate %g)\n",
+               cs.kept_ratio, fo->retain_rate, rep.full_layers, rep.tsp_tokens, n_all, fo->tsp_rate);
+        printf("by layer: ");
+        print_layer_kept(cache, mi, 0, n_all, " ", "-", 2);
+        printf("  (the kept share of each layer's %zu tokens)\n", n_all);
+        printf("cache:    %zu bytes\ntime:     prefill %.3f s (to the first token), after an untimed warm-up "
+               "prefill\nwrote     %s\n",
+               cs.bytes_used, rep.prefill_s, out);
+    }
+    kvz_cache_destroy(cache);
+    return 0;
+}
+
 /* Where the reconstruction prompts came from, in words (kvz_cli_pieces.source). */
 static const char *prompts_origin(const char *source)
 {
@@ -117,6 +162,7 @@ int kvz_cmd_compress(int argc, char **argv)
     kvz_dtype kv_asked = KVZ_CLI_KV_DTYPE_AUTO;
     kvz_select_mode mode = KVZ_SELECT_STRICT;
     int ratio_given = 0;
+    double tsp_rate = 0;
     if (kvz_cli_wants_help(argc, argv))
         return usage(stdout);
     for (int i = 1; i < argc; i++) {
@@ -162,6 +208,9 @@ int kvz_cmd_compress(int argc, char **argv)
             if (strcmp(v, "strict") && strcmp(v, "exact"))
                 return kvz_cli_error("--mode must be strict or exact, not '%s'", v), 2;
             mode = strcmp(v, "strict") ? KVZ_SELECT_EXACT : KVZ_SELECT_STRICT;
+        } else if (!strcmp(a, "--tsp-rate")) {
+            if (kvz_cli_parse_ratio(v, a, &tsp_rate))
+                return 2;
         } else if (!strcmp(a, "--chunk")) {
             if (kvz_cli_parse_count(v, a, &chunk))
                 return 2;
@@ -182,6 +231,8 @@ int kvz_cmd_compress(int argc, char **argv)
             fprintf(stderr, "kvz compress: --ratio is ignored by policy full, which keeps every pair\n");
         ratio = 1;
     }
+    if (tsp_rate && (policy != KVZ_POLICY_FASTKV || dump || save_heads))
+        return kvz_cli_error("--tsp-rate goes with --policy fastkv, without --dump-scores and --save-head-scores"), 2;
     if (policy == KVZ_POLICY_KVZIP_HEAD && !heads)
         return kvz_cli_error("--policy kvzip-head needs --head-scores"), 2;
     if (dump && kvz_cli_policy_scores(policy) < 0)
@@ -240,6 +291,15 @@ int kvz_cmd_compress(int argc, char **argv)
     kvz_lm_compress_report rep = {.struct_size = sizeof rep};
     if (!rc)
         rc = kvz_cli_lm_warm_up(lm, ctx, n_c, &co);
+    if (!rc && tsp_rate) {
+        const kvz_lm_fastkv_opts fo = {
+            .struct_size = sizeof fo, .tsp_rate = tsp_rate, .retain_rate = ratio, .kv = co.kv, .pieces = &pieces};
+        rc = fastkv(lm, &mi, ctx, n_c, &fo, &co, out, json);
+        free(text), free(ctx), free(head_scores), free(scores);
+        kvz_cli_recon_ids_free(&pc);
+        kvz_lm_close(lm);
+        return rc;
+    }
     if (!rc) {
         const kvz_status st = kvz_lm_compress_ids(lm, ctx, n_c, &co, &cache, &rep);
         if (st != KVZ_OK)

@@ -9,6 +9,7 @@
 
 #include "core/internal.h"
 #include "model/chat_template.h"
+#include "model/fastkv.h"
 #include "model/generate.h"
 #include "model/h2o_scores.h"
 #include "model/kvzip.h"
@@ -462,6 +463,88 @@ kvz_status kvz_lm_compress(kvz_lm *lm, const char *context, const kvz_lm_compres
              : kvz_fail(KVZ_ERR_INVALID_ARG, "%s: the context is empty", fn);
     free(ctx);
     return st;
+}
+
+kvz_status kvz_lm_fastkv(kvz_lm *lm, const int32_t *ids, size_t n, const kvz_lm_fastkv_opts *opts,
+                         kvz_cache **cache, float *logits, kvz_lm_fastkv_report *report)
+{
+    static const char fn[] = "kvz_lm_fastkv";
+    if (!cache)
+        return kvz_fail(KVZ_ERR_NULL, "%s: cache is NULL", fn);
+    *cache = NULL;
+    if (!lm || (!ids && n))
+        return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
+    kvz_lm_fastkv_opts o = {.struct_size = sizeof o};
+    kvz_status st = need_weights(lm, fn);
+    if (st == KVZ_OK && opts)
+        st = kvz_struct_in(fn, "kvz_lm_fastkv_opts", opts, KVZ_SIZE_0_1(kvz_lm_fastkv_opts, pieces), &o, sizeof o);
+    if (st == KVZ_OK && report)
+        st = kvz_struct_out_check(fn, "kvz_lm_fastkv_report", report, KVZ_SIZE_0_1(kvz_lm_fastkv_report, prefill_s));
+    if (st != KVZ_OK)
+        return st;
+    const size_t L = lm->m->hp.n_layers;
+    if (!(o.tsp_rate >= 0 && o.tsp_rate <= 1) || !(o.retain_rate >= 0 && o.retain_rate <= 1))
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: tsp_rate %g and retain_rate %g must be in (0, 1]", fn, o.tsp_rate,
+                        o.retain_rate);
+    if (o.full_layers > L)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: full_layers %zu of a model of %zu layers", fn, o.full_layers, L);
+    if ((unsigned)o.kv > KVZ_KV_F16)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: kv %d is not a kvz_lm_kv", fn, (int)o.kv);
+    if (!n)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: the context is empty", fn);
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || (size_t)ids[i] >= lm->m->hp.n_vocab)
+            return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: context id %zu is %d, outside the vocabulary of %zu", fn, i,
+                            (int)ids[i], lm->m->hp.n_vocab);
+    kvz_kvzip_pieces p;
+    size_t prev_tokens;
+    if ((st = pieces_in(fn, lm, o.pieces, &p, &prev_tokens)) != KVZ_OK)
+        return st;
+    kvz_fastkv_opts fo;
+    kvz_fastkv_defaults_rate(&fo); /* proportional budgets, max pooling */
+    fo.tsp = !o.no_tsp;
+    fo.tsp_layer = o.full_layers ? o.full_layers - 1 : KVZ_FASTKV_TSP_MIDDLE;
+    if (o.tsp_rate)
+        fo.tsp_rate = o.tsp_rate;
+    if (o.retain_rate)
+        fo.retain_rate = o.retain_rate;
+    if (o.window)
+        fo.window = o.window;
+    if (o.kernel)
+        fo.kernel = o.kernel;
+    if (o.avg_pool)
+        fo.pool = KVZ_POOL_AVG;
+    fo.chunk = lm->prefill_chunk_given ? lm->prefill_chunk : 2048; /* bounds the activations, as a prefill does */
+    const size_t n_all = p.n_sys + n;
+    int32_t *all = malloc(n_all * sizeof *all);
+    kvz_cache *c = NULL;
+    st = all ? kvz_model_cache_create(lm->m, o.kv == KVZ_KV_AUTO ? kvz_model_kv_dtype(lm->m) : kv_dtypes[o.kv], &c)
+             : kvz_fail(KVZ_ERR_NOMEM, "%s: no memory", fn);
+    if (st == KVZ_OK) {
+        if (p.n_sys)
+            memcpy(all, p.sys, p.n_sys * sizeof *all);
+        memcpy(all + p.n_sys, ids, n * sizeof *all);
+    }
+    kvz_fastkv_stats fs = {0};
+    const double t0 = omp_get_wtime();
+    if (st == KVZ_OK)
+        st = kvz_fastkv_prefill(lm->m, c, all, n_all, &fo, logits, &fs);
+    const double secs = omp_get_wtime() - t0;
+    free(all);
+    if (st != KVZ_OK) {
+        kvz_cache_destroy(c);
+        return st;
+    }
+    *cache = c;
+    if (report) {
+        const kvz_lm_fastkv_report r = {.struct_size = sizeof r,
+                                        .n_sys = p.n_sys,
+                                        .full_layers = fs.tsp_count ? fs.tsp_layer + 1 : L,
+                                        .tsp_tokens = fs.tsp_count,
+                                        .prefill_s = secs};
+        kvz_struct_out(report, &r, sizeof r);
+    }
+    return KVZ_OK;
 }
 
 static int stop_eog(void *ctx, int32_t id) { return kvz_tokenizer_is_eog(ctx, id); }
