@@ -886,6 +886,31 @@ static void lm_compress_check(void *v, kvz_status st, int failed)
     assert_int_equal(x->n_out, x->want_kept);
 }
 
+/* FastKV's prefill through kvz_lm_fastkv, with the logits and the report. */
+static kvz_status lm_fastkv_call(void *v)
+{
+    lm_ctx *x = v;
+    x->made = (kvz_cache *)1;
+    const kvz_lm_fastkv_opts o = {
+        .struct_size = sizeof o, .tsp_rate = 0.5, .retain_rate = 0.5, .window = 2, .kv = KVZ_KV_F32};
+    kvz_lm_fastkv_report rep = {.struct_size = sizeof rep};
+    const kvz_status st = kvz_lm_fastkv(x->lm, ids, 8, &o, &x->made, x->logits, &rep);
+    x->n_out = rep.tsp_tokens;
+    return st;
+}
+
+static void lm_fastkv_check(void *v, kvz_status st, int failed)
+{
+    (void)failed;
+    lm_ctx *x = v;
+    if (st != KVZ_OK) {
+        assert_null(x->made);
+        return;
+    }
+    kvz_cache_destroy(x->made);
+    assert_true(x->n_out > 0);
+}
+
 static void test_lm(void **state)
 {
     (void)state;
@@ -910,6 +935,7 @@ static void test_lm(void **state)
     x.n_scores = i.n_layers * i.n_kv_heads * 8;
     x.scores = tu_malloc(x.n_scores * sizeof(float));
     sweep(&(fault_path){"kvz_lm_compress_ids, KVzip with scores", NULL, lm_compress_call, lm_compress_check}, &x);
+    sweep(&(fault_path){"kvz_lm_fastkv, with TSP", NULL, lm_fastkv_call, lm_fastkv_check}, &x);
     kvz_cache_destroy(x.c);
     free(x.logits), free(x.scores), free(x.want_scores);
     kvz_lm_close(x.lm);
