@@ -38,16 +38,27 @@ enum {
     KVZ_KQ_Q6_K = 14
 };
 
-/* ISA levels; the values equal the public enum kvz_isa. */
-enum {
-    KVZ_KISA_GENERIC = 0,
-    KVZ_KISA_AVX2 = 1,
-    KVZ_KISA_AVX512 = 2,
-    KVZ_KISA_NEON = 3,
-    KVZ_KISA_AVX512_BF16 = 4,
-    KVZ_KISA_AMX = 5,
-    KVZ_KISA_COUNT = 6
-};
+/* The ISA levels, the one list of them: X(name, ID, value, cpu) gives the level's name (as
+ * KVZ_ISA and kvz_isa_name spell it, and the suffix of its kernels and its table), its
+ * KVZ_KISA_<ID>, its value (the public enum kvz_isa's, pinned by the ABI: include/kvz.h, and
+ * checked against it in src/core/dispatch.c) and the KVZ_CPU_* features it needs
+ * (src/core/cpu_features.h; 0: none). In order of preference, lowest first: dispatch takes
+ * the last level that both the CPU and the build have. */
+#define KVZ_ISA_LIST(X)                                                                                        \
+    X(generic, GENERIC, 0, 0)                                                                                  \
+    X(neon, NEON, 3, KVZ_CPU_NEON)                                                                             \
+    X(avx2, AVX2, 1, KVZ_CPU_AVX2)                                                                             \
+    X(avx512, AVX512, 2, KVZ_CPU_AVX512)                                                                       \
+    X(avx512bf16, AVX512_BF16, 4, KVZ_CPU_AVX512_BF16)                                                         \
+    X(amx, AMX, 5, KVZ_CPU_AMX)
+
+#define KVZ_KISA_ENUM_(name, ID, value, cpu)  KVZ_KISA_##ID = value,
+#define KVZ_KISA_COUNT_(name, ID, value, cpu) +1
+#define KVZ_KISA_BIT_(name, ID, value, cpu)   | 1u << (value)
+enum { KVZ_ISA_LIST(KVZ_KISA_ENUM_) KVZ_KISA_COUNT = 0 KVZ_ISA_LIST(KVZ_KISA_COUNT_) };
+/* the values index tables of KVZ_KISA_COUNT entries and bits of a mask */
+_Static_assert((0u KVZ_ISA_LIST(KVZ_KISA_BIT_)) == (1u << KVZ_KISA_COUNT) - 1,
+               "the levels' values are 0 .. KVZ_KISA_COUNT - 1, each once");
 
 /* Largest head dimension the attention kernels accept. */
 #define KVZ_KMAX_HEAD_DIM 256
@@ -239,16 +250,9 @@ void kvz_dequant_avx512bf16(void *dst, int dst_dtype, const void *src, int type,
 void kvz_attn_amx(const kvz_attn_job *job);
 void kvz_window_score_amx(const kvz_window_job *job);
 
-/* The tables of the levels compiled into this build (config.h says which). */
-extern const kvz_kernel_table kvz_kernels_generic;
-#if defined(__x86_64__) || defined(_M_X64)
-extern const kvz_kernel_table kvz_kernels_avx2;
-extern const kvz_kernel_table kvz_kernels_avx512;
-extern const kvz_kernel_table kvz_kernels_avx512bf16;
-extern const kvz_kernel_table kvz_kernels_amx;
-#endif
-#if defined(__aarch64__)
-extern const kvz_kernel_table kvz_kernels_neon;
-#endif
+/* The levels' tables, kvz_kernels_<name>; only those config.h names (KVZ_HAVE_*) are compiled
+ * into a build. */
+#define KVZ_KTABLE_DECL_(name, ID, value, cpu) extern const kvz_kernel_table kvz_kernels_##name;
+KVZ_ISA_LIST(KVZ_KTABLE_DECL_)
 
 #endif

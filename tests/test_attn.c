@@ -778,7 +778,7 @@ static void test_spec_reduced_set(void **state)
         if (!(diff > 1e-2)) /* control: the keys are visible and take over the attention output */
             fail_msg("%s: output moved only by %g at %zu", ln, diff, at);
         /* unchanged up to fp32 rounding: without the loud keys the fused reduced sum reuses
-           exp(s - m) with m up to RESCALE_MAX + 8 (attn_body.h) above the reduced set's max,
+           exp(s - m) with m up to RESCALE_MAX + 8 (tmpl/attn_softmax.h) above the reduced set's max,
            each exp within about 18 * 2^-24 relative; with them it sums its own exps */
         for (size_t x = 0; x < H * m; x++)
             if (!(fabsf(other[x] - base[x]) <= 4e-6f * base[x]))

@@ -64,7 +64,7 @@ static inline void vbp_zip32(uint32_t *dst, const uint16_t *a, const uint16_t *b
     _mm512_storeu_si512(dst + 16, _mm512_permutex2var_epi16(va, hi, vb));
 }
 
-/* The decode path's pieces (tmpl/attn_body.h, "bp" dot path). */
+/* The decode path's pieces (x86/attn_bf16dot.h, "bp" dot path). */
 
 /* The 4 pairs (8 bf16) at p in each of the four 128-bit lanes. */
 static inline vbp vbp_bcast4(const uint16_t *p)
@@ -74,7 +74,7 @@ static inline vbp vbp_bcast4(const uint16_t *p)
 
 /* Pairs of two rows' elements, interleaved within each 128-bit lane k: lo holds elements
  * 8k..8k+3 of (a, b), hi elements 8k+4..8k+7 (one instruction each; the caller keeps its
- * sums in that order, see bp_slot in tmpl/attn_body.h). */
+ * sums in that order, see bp_slot in x86/attn_bf16dot.h). */
 static inline vbp vbp_zip_lo(vbp a, vbp b) { return _mm512_unpacklo_epi16(a, b); }
 static inline vbp vbp_zip_hi(vbp a, vbp b) { return _mm512_unpackhi_epi16(a, b); }
 

@@ -9,11 +9,12 @@
 #include "cli/cli_args.h"
 #include "cli/cli_lm.h"
 #include "cli/json.h"
+#include "kernels.h"
 
 void kvz_cli_isa_available(char *buf, size_t size, int json)
 {
-    static const kvz_isa isas[] = {KVZ_ISA_GENERIC,     KVZ_ISA_AVX2, KVZ_ISA_AVX512,
-                                   KVZ_ISA_AVX512_BF16, KVZ_ISA_AMX,  KVZ_ISA_NEON};
+#define ISA_OF(name, ID, value, cpu) (kvz_isa) KVZ_KISA_##ID,
+    static const kvz_isa isas[] = {KVZ_ISA_LIST(ISA_OF)}; /* kernels.h's list, in order of preference */
     buf[0] = '\0';
     for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++)
         if (kvz_isa_supported(isas[i])) {

@@ -5,7 +5,13 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "kernels.h"
 #include "kvz.h"
+
+/* The levels KVZ_ISA takes, "generic|neon|...", from the list in kernels.h; shown from the
+ * second character on. */
+#define ISA_NAME_BARRED(name, ID, value, cpu) "|" #name
+static const char isa_choices[] = KVZ_ISA_LIST(ISA_NAME_BARRED);
 
 static void usage(FILE *f)
 {
@@ -36,7 +42,7 @@ static void usage(FILE *f)
             "\n"
             "every command: --threads N  the library's threads (default: KVZ_NUM_THREADS, else the first\n"
             "                            value of OMP_NUM_THREADS, else the CPUs this process may use)\n"
-            "environment: KVZ_ISA=generic|avx2|avx512|avx512bf16|amx|neon forces a lower kernel level.\n");
+            "environment: KVZ_ISA=%s forces a lower kernel level.\n", isa_choices + 1);
     /* clang-format on */
 }
 

@@ -19,35 +19,60 @@ static unsigned cpu_flags;      /* likewise */
 static char env_message[256];   /* likewise: why KVZ_ISA was refused */
 static _Atomic(const kvz_kernel_table *) active;
 
-static const kvz_kernel_table *table_of(kvz_isa isa)
-{
-    switch (isa) {
-    case KVZ_ISA_GENERIC: return &kvz_kernels_generic;
+/* The public enum (ABI, written out in include/kvz.h) and the list of kernels.h agree: every level
+ * of the list has its public name and value, and the list ends where the enum does. */
+#define AGREES_WITH_PUBLIC(name, ID, value, cpu)                                                               \
+    _Static_assert((int)KVZ_ISA_##ID == KVZ_KISA_##ID, "kvz_isa and the list agree on " #name);
+KVZ_ISA_LIST(AGREES_WITH_PUBLIC)
+_Static_assert(KVZ_KISA_COUNT == (int)KVZ_ISA_AMX + 1, "kvz_isa has no level the list lacks");
+
+/* Each level's table if configure compiled it (config.h: KVZ_HAVE_<ID>), else NULL: the one
+ * fact about a level that the list cannot hold, since the build decides it. A level added to
+ * the list without a line here does not compile. */
+#define TABLE_generic (&kvz_kernels_generic)
 #ifdef KVZ_HAVE_AVX2
-    case KVZ_ISA_AVX2: return &kvz_kernels_avx2;
+#define TABLE_avx2 (&kvz_kernels_avx2)
+#else
+#define TABLE_avx2 NULL
 #endif
 #ifdef KVZ_HAVE_AVX512
-    case KVZ_ISA_AVX512: return &kvz_kernels_avx512;
+#define TABLE_avx512 (&kvz_kernels_avx512)
+#else
+#define TABLE_avx512 NULL
 #endif
 #ifdef KVZ_HAVE_AVX512BF16
-    case KVZ_ISA_AVX512_BF16: return &kvz_kernels_avx512bf16;
+#define TABLE_avx512bf16 (&kvz_kernels_avx512bf16)
+#else
+#define TABLE_avx512bf16 NULL
 #endif
 #ifdef KVZ_HAVE_AMX
-    case KVZ_ISA_AMX: return &kvz_kernels_amx;
+#define TABLE_amx (&kvz_kernels_amx)
+#else
+#define TABLE_amx NULL
 #endif
 #ifdef KVZ_HAVE_NEON
-    case KVZ_ISA_NEON: return &kvz_kernels_neon;
+#define TABLE_neon (&kvz_kernels_neon)
+#else
+#define TABLE_neon NULL
 #endif
+
+#define TABLE_CASE(name, ID, value, cpu)                                                                       \
+    case KVZ_KISA_##ID: return TABLE_##name;
+static const kvz_kernel_table *table_of(kvz_isa isa)
+{
+    switch ((int)isa) {
+        KVZ_ISA_LIST(TABLE_CASE)
     default: return NULL;
     }
 }
 
-/* The levels' names, indexed by kvz_isa, whose values are the KVZ_KISA_* of kernels.h. */
-static const char *const isa_names[KVZ_KISA_COUNT] = {"generic", "avx2", "avx512", "neon", "avx512bf16", "amx"};
-_Static_assert((int)KVZ_ISA_GENERIC == KVZ_KISA_GENERIC && (int)KVZ_ISA_AVX2 == KVZ_KISA_AVX2 &&
-                   (int)KVZ_ISA_AVX512 == KVZ_KISA_AVX512 && (int)KVZ_ISA_NEON == KVZ_KISA_NEON &&
-                   (int)KVZ_ISA_AVX512_BF16 == KVZ_KISA_AVX512_BF16 && (int)KVZ_ISA_AMX == KVZ_KISA_AMX,
-               "public and kernel level ids agree");
+/* The levels' names, indexed by kvz_isa. */
+#define NAME_AT(name, ID, value, cpu) [KVZ_KISA_##ID] = #name,
+static const char *const isa_names[KVZ_KISA_COUNT] = {KVZ_ISA_LIST(NAME_AT)};
+
+/* The names as the messages list them, ", generic, neon, ...", used from the third character on. */
+#define NAME_LISTED(name, ID, value, cpu) ", " #name
+static const char isa_name_list[] = KVZ_ISA_LIST(NAME_LISTED);
 
 static int parse_isa(const char *s, kvz_isa *out)
 {
@@ -59,19 +84,15 @@ static int parse_isa(const char *s, kvz_isa *out)
     return 0;
 }
 
+/* The most preferred level of the mask (the list's order), generic when it holds none. */
+#define PREFER_IF_IN_MASK(name, ID, value, cpu)                                                                \
+    if (mask & (1u << KVZ_KISA_##ID))                                                                          \
+        best = (kvz_isa)KVZ_KISA_##ID;
 static kvz_isa best_of(unsigned mask)
 {
-    if (mask & (1u << KVZ_ISA_AMX))
-        return KVZ_ISA_AMX;
-    if (mask & (1u << KVZ_ISA_AVX512_BF16))
-        return KVZ_ISA_AVX512_BF16;
-    if (mask & (1u << KVZ_ISA_AVX512))
-        return KVZ_ISA_AVX512;
-    if (mask & (1u << KVZ_ISA_AVX2))
-        return KVZ_ISA_AVX2;
-    if (mask & (1u << KVZ_ISA_NEON))
-        return KVZ_ISA_NEON;
-    return KVZ_ISA_GENERIC;
+    kvz_isa best = KVZ_ISA_GENERIC;
+    KVZ_ISA_LIST(PREFER_IF_IN_MASK)
+    return best;
 }
 
 kvz_isa kvz_isa_choose(const char *env, unsigned mask, char *msg, size_t msg_size)
@@ -83,8 +104,7 @@ kvz_isa kvz_isa_choose(const char *env, unsigned mask, char *msg, size_t msg_siz
         return best;
     kvz_isa want;
     if (!parse_isa(env, &want)) {
-        snprintf(msg, msg_size,
-                 "KVZ_ISA=%s is not a level (generic, avx2, avx512, avx512bf16, amx, neon); using %s", env,
+        snprintf(msg, msg_size, "KVZ_ISA=%s is not a level (%s); using %s", env, isa_name_list + 2,
                  kvz_isa_name(best));
         return best;
     }
@@ -99,17 +119,12 @@ kvz_isa kvz_isa_choose(const char *env, unsigned mask, char *msg, size_t msg_siz
 static void choose_once(void)
 {
     cpu_flags = kvz_cpu_detect();
-    unsigned mask = 1u << KVZ_ISA_GENERIC;
-    if ((cpu_flags & KVZ_CPU_AVX2) && table_of(KVZ_ISA_AVX2))
-        mask |= 1u << KVZ_ISA_AVX2;
-    if ((cpu_flags & KVZ_CPU_AVX512) && table_of(KVZ_ISA_AVX512))
-        mask |= 1u << KVZ_ISA_AVX512;
-    if ((cpu_flags & KVZ_CPU_AVX512_BF16) && table_of(KVZ_ISA_AVX512_BF16))
-        mask |= 1u << KVZ_ISA_AVX512_BF16;
-    if ((cpu_flags & KVZ_CPU_AMX) && table_of(KVZ_ISA_AMX))
-        mask |= 1u << KVZ_ISA_AMX;
-    if ((cpu_flags & KVZ_CPU_NEON) && table_of(KVZ_ISA_NEON))
-        mask |= 1u << KVZ_ISA_NEON;
+    unsigned mask = 0;
+    /* a level the CPU can run and the build has (generic: always) */
+#define ADD_IF_RUNNABLE(name, ID, value, cpu)                                                                  \
+    if ((cpu_flags & (unsigned)(cpu)) == (unsigned)(cpu) && table_of((kvz_isa)KVZ_KISA_##ID))                  \
+        mask |= 1u << KVZ_KISA_##ID;
+    KVZ_ISA_LIST(ADD_IF_RUNNABLE)
     supported_mask = mask;
     const kvz_isa isa = kvz_isa_choose(getenv("KVZ_ISA"), mask, env_message, sizeof env_message);
     if (env_message[0]) {
@@ -161,8 +176,8 @@ kvz_status kvz_isa_from_name(const char *name, kvz_isa *isa)
     if (!name || !isa)
         return kvz_fail(KVZ_ERR_NULL, "kvz_isa_from_name: NULL argument");
     if (!parse_isa(name, isa))
-        return kvz_fail(KVZ_ERR_INVALID_ARG,
-                        "kvz_isa_from_name: '%s' is not generic, avx2, avx512, avx512bf16, amx or neon", name);
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_isa_from_name: '%s' is not a level (%s)", name,
+                        isa_name_list + 2);
     return KVZ_OK;
 }
 
