@@ -9,7 +9,7 @@
 #include "kvz.h"
 
 /* Options of the bench subcommands; each subcommand says which it accepts. */
-enum { OPT_JSON = 1, OPT_FILTER = 2, OPT_REPS = 4, OPT_MIN_TIME = 8, OPT_LENGTHS = 16 };
+enum { OPT_JSON = 1, OPT_FILTER = 2, OPT_REPS = 4, OPT_MIN_TIME = 8, OPT_LENGTHS = 16, OPT_LAYERS = 32 };
 enum { MAX_LENGTHS = 16 };
 
 typedef struct bench_opts {
@@ -18,6 +18,7 @@ typedef struct bench_opts {
     int reps;           /* > 0: exactly this many timed repetitions of every case */
     double min_time;    /* else: repeat until this many seconds (prefill: two repetitions) */
     size_t lengths[MAX_LENGTHS], n_lengths; /* payoff: context lengths */
+    size_t layers;                          /* payoff: the model's layers (0: 4) */
 } bench_opts;
 
 typedef struct subcommand {
@@ -33,7 +34,7 @@ static void usage(FILE *f)
             "       kvz bench cache [--json]\n"
             "       kvz bench model [--json] [--reps N]\n"
             "       kvz bench threads [--json]\n"
-            "       kvz bench payoff [--json] [--lengths N[,N...]] [--reps N]\n"
+            "       kvz bench payoff [--json] [--lengths N[,N...]] [--reps N] [--layers N]\n"
             "  kernels     kernel benchmarks beside the machine's read bandwidth and oneDNN's sgemm rate,\n"
             "              then libkvz's performance targets (perf/README.md) as ratios of figures of this run\n"
             "  model       a synthetic 4-layer model with Llama-3.1-8B layer shapes: prefill/decode tokens/s,\n"
@@ -48,7 +49,8 @@ static void usage(FILE *f)
             "  payoff      the model of `model` at long context (--lengths, default 4096,16384,32768): the\n"
             "              full cache, KVzip at 0.3 and 0.5 and FastKV: build time, K/V bytes, decode ms a\n"
             "              token (the median of --reps N steps, default 16) and ÷ full, beside a model of a\n"
-            "              memory-bound step ((weights + K/V) ÷ bandwidth); minutes per length (not CI)\n"
+            "              memory-bound step ((weights + K/V) ÷ bandwidth); minutes per length (not CI);\n"
+            "              --layers N: N layers of that shape (32: the whole 8B model, 15 GB of bf16 weights)\n"
             "  --json      one JSON object per line\n"
             "  --filter    only the cases whose name contains one of the substrings\n"
             "  --reps N    exactly N timed repetitions per case (default: until --min-time, 0.5 s, with at\n"
@@ -266,8 +268,8 @@ static int run_threads(const bench_opts *o) { return kvz_bench_threads(o->json);
 static int run_payoff(const bench_opts *o)
 {
     static const size_t dflt[] = {4096, 16384, 32768};
-    return o->n_lengths ? kvz_bench_payoff(o->json, o->lengths, o->n_lengths, o->reps > 0 ? o->reps : 16)
-                        : kvz_bench_payoff(o->json, dflt, 3, o->reps > 0 ? o->reps : 16);
+    return o->n_lengths ? kvz_bench_payoff(o->json, o->lengths, o->n_lengths, o->layers, o->reps > 0 ? o->reps : 16)
+                        : kvz_bench_payoff(o->json, dflt, 3, o->layers, o->reps > 0 ? o->reps : 16);
 }
 
 /* Context lengths separated by commas into o; 0 or the count when one is not a whole number from 16
@@ -291,7 +293,7 @@ static const subcommand subcommands[] = {
     {"cache", OPT_JSON, run_cache},
     {"model", OPT_JSON | OPT_REPS, run_model},
     {"threads", OPT_JSON, run_threads},
-    {"payoff", OPT_JSON | OPT_REPS | OPT_LENGTHS, run_payoff},
+    {"payoff", OPT_JSON | OPT_REPS | OPT_LENGTHS | OPT_LAYERS, run_payoff},
 };
 
 /* Parses a positive integer; 0 when s is not one. */
@@ -333,12 +335,16 @@ int kvz_cmd_bench(int argc, char **argv)
             bad = (o.reps = parse_reps(val)) > 0 ? NULL : "a whole number from 1 to 1000000";
         else if ((sc->options & OPT_LENGTHS) && !strcmp(a, "--lengths") && val)
             bad = parse_lengths(val, &o) ? NULL : "up to 16 whole numbers from 16 to 1048576, separated by commas";
+        else if ((sc->options & OPT_LAYERS) && !strcmp(a, "--layers") && val)
+            bad = (o.layers = strtoul(val, &end, 10)) >= 1 && o.layers <= 128 && end != val && !*end && *val != '-'
+                      ? NULL
+                      : "a whole number from 1 to 128";
         else if ((sc->options & OPT_MIN_TIME) && !strcmp(a, "--min-time") && val)
             bad = (o.min_time = strtod(val, &end)) >= 0 && end != val && !*end ? NULL
                                                                                : "a number of seconds >= 0";
         else {
             const int takes_value = !strcmp(a, "--filter") || !strcmp(a, "--reps") || !strcmp(a, "--min-time") ||
-                                    !strcmp(a, "--lengths");
+                                    !strcmp(a, "--lengths") || !strcmp(a, "--layers");
             fprintf(stderr,
                     takes_value && !val ? "kvz bench %s: %s needs a value\n"
                                         : "kvz bench %s: '%s' is not an option of this suite\n",

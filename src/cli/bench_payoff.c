@@ -1,5 +1,5 @@
 /* kvz bench payoff: what a compressed cache buys at long context, on the synthetic model of
- * model_cases.h (Llama-3.1-8B layer shapes, 4 layers, bf16 cache). For each context length it builds
+ * model_cases.h (Llama-3.1-8B layer shapes, 4 layers or --layers N, bf16 cache). For each context length it builds
  * the full cache, KVzip's at kept ratios 0.3 and 0.5 (one prefill and one set of scored passes,
  * selected twice) and FastKV's, and times decode steps over each, the caches taking turns so that the
  * machine's state is the same for all. Beside each measured decode time ÷ full it prints what a
@@ -26,13 +26,13 @@ static double peak_rss_mb(void)
 }
 
 /* One context length: every cache built, then steps rounds of one decode step over each. */
-static int one_length(int json, size_t n, int steps)
+static int one_length(int json, size_t n, size_t layers, int steps)
 {
     kvz_mc *mc = NULL;
     kvz_cache *caches[N_CACHES] = {NULL};
     double build[N_CACHES] = {0}, prefill = 0, passes = 0, sel;
     static double t[N_CACHES][MAX_STEPS];
-    kvz_status st = kvz_mc_create_at(n, &mc);
+    kvz_status st = kvz_mc_create_at(n, layers, &mc);
     if (st == KVZ_OK)
         st = kvz_mc_prefill(mc, &prefill);
     if (st == KVZ_OK)
@@ -64,8 +64,8 @@ static int one_length(int json, size_t n, int steps)
         spread[k] = kvz_bench_spread(t[k], steps);
     }
     const double bandwidth = (w_all + kv[0]) / med[0], rss = peak_rss_mb();
-    const double w32 = w_layers * FULL_LAYERS / KVZ_MC_LAYERS + (w_all - w_layers),
-                 kv_scale = FULL_LAYERS / KVZ_MC_LAYERS;
+    const double w32 = w_layers * FULL_LAYERS / (double)layers + (w_all - w_layers),
+                 kv_scale = FULL_LAYERS / (double)layers;
     if (!json)
         printf("\n%zu tokens: prefill %.2f s, KVzip's scored passes %.2f s; a step of the full cache reads "
                "%.0f MB of "
@@ -81,9 +81,9 @@ static int one_length(int json, size_t n, int steps)
                    "\"spread\": %.4g, \"reps\": %d, \"vs_full\": %.4f, \"model_vs_full\": %.4f, "
                    "\"model32_vs_full\": %.4f, \"weight_bytes\": %.0f, \"bandwidth\": %.4g, \"peak_rss_mb\": "
                    "%.0f, "
-                   "\"weights\": \"%s\", \"threads\": %d}\n",
+                   "\"weights\": \"%s\", \"layers\": %zu, \"threads\": %d}\n",
                    cache_names[k], n, n, cache_names[k], build[k], kv[k], kv[k] / kv[0], med[k], spread[k],
-                   steps, med[k] / med[0], model, model32, w_all, bandwidth, rss, kvz_mc_weights(mc),
+                   steps, med[k] / med[0], model, model32, w_all, bandwidth, rss, kvz_mc_weights(mc), layers,
                    kvz_num_threads());
         else
             printf("%-10s %9.2f %10.1f %8.3f %11.3f %9.3f %9.3f %9.3f\n", cache_names[k], build[k], kv[k] / 1e6,
@@ -98,20 +98,22 @@ static int one_length(int json, size_t n, int steps)
     return 0;
 }
 
-int kvz_bench_payoff(int json, const size_t *lengths, size_t n_lengths, int steps)
+int kvz_bench_payoff(int json, const size_t *lengths, size_t n_lengths, size_t layers, int steps)
 {
+    if (!layers)
+        layers = KVZ_MC_LAYERS;
     if (steps < 1 || steps > MAX_STEPS)
         return kvz_cli_error("bench payoff: --reps %d is not in 1..%d", steps, MAX_STEPS);
     if (!json)
         printf(
-            "kvz bench payoff: synthetic Llama-3.1-8B-shaped model (%d layers, vocabulary %d), bf16 cache, %d "
+            "kvz bench payoff: synthetic Llama-3.1-8B-shaped model (%zu layers, vocabulary %d), bf16 cache, %d "
             "threads; decode: median of %d steps per cache, the caches taking turns\n"
             "build s: full = its prefill; KVzip = prefill + scored passes + selection; FastKV = its prefill\n"
             "model: (W + KV) / (W + KV_full), a step's bytes at one bandwidth; model 32L: the same for all 32 "
             "layers\n",
-            KVZ_MC_LAYERS, KVZ_MC_VOCAB, kvz_num_threads(), steps);
+            layers, KVZ_MC_VOCAB, kvz_num_threads(), steps);
     int rc = 0;
     for (size_t i = 0; i < n_lengths && !rc; i++)
-        rc = one_length(json, lengths[i], steps);
+        rc = one_length(json, lengths[i], layers, steps);
     return rc;
 }

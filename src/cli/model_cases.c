@@ -24,14 +24,16 @@ enum { N_SYS = 4 };
 static const int32_t sys_ids[N_SYS] = {1, 2, 3, 4}, rf[8] = {5, 6, 7, 8, 9, 10, 11, 12};
 static const int32_t rn[12] = {5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17}, post[6] = {20, 21, 22, 23, 24, 25};
 
-kvz_status kvz_mc_create(kvz_mc **out) { return kvz_mc_create_at(KVZ_MC_CONTEXT, out); }
+kvz_status kvz_mc_create(kvz_mc **out) { return kvz_mc_create_at(KVZ_MC_CONTEXT, 0, out); }
 
-kvz_status kvz_mc_create_at(size_t n, kvz_mc **out)
+kvz_status kvz_mc_create_at(size_t n, size_t n_layers, kvz_mc **out)
 {
     *out = NULL;
     if (n <= N_SYS || n > ((size_t)1 << 20))
         return kvz_fail(KVZ_ERR_INVALID_ARG, "bench model: a context of %zu tokens (5 to 1M)", n);
-    kvz_hparams hp = {.arch = "llama", .n_layers = KVZ_MC_LAYERS, .n_embd = 4096, .n_head = 32, .n_head_kv = 8,
+    if (!n_layers)
+        n_layers = KVZ_MC_LAYERS;
+    kvz_hparams hp = {.arch = "llama", .n_layers = n_layers, .n_embd = 4096, .n_head = 32, .n_head_kv = 8,
                       .head_dim = 128, .n_ff = 14336, .n_vocab = KVZ_MC_VOCAB, .rope_dim = 128,
                       .rope_base = 500000.0f, .rope_linear_factor = 1.0f, .eps = 1e-5f, .rope_mode = KVZ_ROPE_NORM};
     kvz_mc *mc = calloc(1, sizeof *mc);
@@ -42,7 +44,7 @@ kvz_status kvz_mc_create_at(size_t n, kvz_mc **out)
     mc->n = n;
     mc->all = malloc(n * sizeof *mc->all);
     mc->logits = malloc(KVZ_MC_VOCAB * sizeof *mc->logits);
-    mc->scores = malloc((size_t)KVZ_MC_LAYERS * 8 * n * sizeof *mc->scores);
+    mc->scores = malloc(n_layers * 8 * n * sizeof *mc->scores);
     if (st == KVZ_OK && (!mc->all || !mc->logits || !mc->scores))
         st = kvz_fail(KVZ_ERR_NOMEM, "bench model: no memory");
     if (st != KVZ_OK) {

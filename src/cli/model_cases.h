@@ -17,8 +17,8 @@ typedef struct kvz_mc kvz_mc;
 
 /* The model (bf16 weights with AVX512_BF16, else f32) and the token ids of KVZ_MC_CONTEXT tokens. */
 kvz_status kvz_mc_create(kvz_mc **out);
-/* The same with n tokens of [system | context]. */
-kvz_status kvz_mc_create_at(size_t n, kvz_mc **out);
+/* The same with n tokens of [system | context] and n_layers layers (0: KVZ_MC_LAYERS). */
+kvz_status kvz_mc_create_at(size_t n, size_t n_layers, kvz_mc **out);
 void kvz_mc_destroy(kvz_mc *mc);
 /* "bf16" or "f32". */
 const char *kvz_mc_weights(const kvz_mc *mc);
