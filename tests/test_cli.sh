@@ -10,7 +10,6 @@ model_tier
 KVZ=${KVZ_BIN:-./kvz}
 SHARED=${KVZ_SHARED_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared}
 RUNNER=${KVZ_RUNNER:-} # e.g. qemu-aarch64 for a cross build
-kvz() { $RUNNER "$KVZ" "$@"; }
 MODEL=$SHARED/models/stories260K.gguf
 if [ ! -r "$MODEL" ]; then
     echo "$MODEL is absent: skipping (tests read the shared models from ../shared)"

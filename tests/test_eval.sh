@@ -10,7 +10,6 @@ KVZ=${KVZ_BIN:-./kvz}
 SHARED=${KVZ_SHARED_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 RUNNER=${KVZ_RUNNER:-}
-kvz() { $RUNNER "$KVZ" "$@"; }
 MODEL=$SHARED/models/stories260K.gguf
 RECON=$SHARED/eval/stories-recon.json
 if [ ! -r "$MODEL" ]; then

@@ -10,7 +10,6 @@ set -u
 model_tier
 KVZ=${KVZ_BIN:-./kvz}
 RUNNER=${KVZ_RUNNER:-}
-kvz() { $RUNNER "$KVZ" "$@"; }
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 MODEL=${KVZ_MODEL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kvz/models}/SmolLM2-135M-Instruct.Q4_1.gguf
 command -v python3 > /dev/null 2>&1 || skip "python3 is absent"

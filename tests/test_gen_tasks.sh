@@ -8,7 +8,6 @@ set -u
 model_tier
 KVZ=${KVZ_BIN:-./kvz}
 RUNNER=${KVZ_RUNNER:-} # e.g. qemu-aarch64 for a cross build
-kvz() { $RUNNER "$KVZ" "$@"; }
 GEN=$(cd "$(dirname "$0")/.." && pwd)/eval/gen_tasks.py
 MODEL=${KVZ_MODEL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kvz/models}/SmolLM2-135M-Instruct.Q4_1.gguf
 command -v python3 > /dev/null 2>&1 || skip "python3 is absent"

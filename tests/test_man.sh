@@ -6,7 +6,6 @@ set -u
 . "$(dirname "$0")/testlib.sh"
 KVZ=${KVZ_BIN:-./kvz}
 RUNNER=${KVZ_RUNNER:-} # e.g. qemu-aarch64 for a cross build
-kvz() { $RUNNER "$KVZ" "$@"; }
 PAGE=$(cd "$(dirname "$0")/.." && pwd)/doc/kvz.1
 
 # the commands of kvz --help: the first column of its command list (up to a run of two spaces),

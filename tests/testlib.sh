@@ -1,7 +1,7 @@
 # What the shell tests share (sourced): `check NAME GOT WANT` counts failures, `skip WHY` exits 77
 # (or fails under CI, where everything a test needs is installed), `model_tier` exits 77 in make
 # check, `finish` exits with the verdict, `check_eval_report` checks a kvz eval run independently,
-# and $tmp is a scratch folder removed on exit.
+# `kvz` runs the tool, and $tmp is a scratch folder removed on exit.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failures=0
@@ -13,6 +13,16 @@ check() { # check NAME GOT WANT
         echo "  got:  $2"
         echo "  want: $3"
         failures=$((failures + 1))
+    fi
+}
+# kvz ARGS: the tool ($KVZ) under $RUNNER (e.g. qemu-aarch64 for a cross build). kvz bench runs kvz-bench beside
+# kvz, which an emulated kvz cannot start (no binfmt_misc): it goes there directly.
+kvz() {
+    if [ -n "${RUNNER:-}" ] && [ "$1" = bench ]; then
+        shift
+        $RUNNER "$KVZ-bench" "$@"
+    else
+        ${RUNNER:-} "$KVZ" "$@"
     fi
 }
 in_ci() { [ -n "${CI:-}" ] && [ "$CI" != 0 ] && [ "$CI" != false ]; }

@@ -37,6 +37,10 @@ int kvz_cli_wants_help(int argc, char **argv);
 /* Prints "kvz <cmd>: <message> (kvz <cmd> --help lists the options)" to stderr; returns 2. */
 int kvz_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Takes `--threads N` (or `--threads=N`) out of argv, wherever it stands, and sets the library's thread
+ * count. Returns 0, or 2 after a message when N is not a count. */
+int kvz_cli_take_threads(int *argc, char **argv);
+
 /* Prints "kvz: <message>" to stderr; returns 1. */
 int kvz_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -1,9 +1,11 @@
-/* Option values, id lists and files of the kvz commands, and how they report speed: with kvz.h alone. */
+/* Option values, id lists and files of the kvz commands, their messages and --threads, and how they report
+ * speed: with kvz.h alone (kvz and kvz-bench both). */
 #include "cli/cli_args.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,4 +172,72 @@ void kvz_cli_print_speed(const char *cmd, size_t n_prefill, double prefill_s, si
     else
         fprintf(stderr, ", no decode step (%zu token%s generated from the prefill's logits)\n", n_out,
                 n_out == 1 ? "" : "s");
+}
+
+int kvz_cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("kvz: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int kvz_cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "kvz %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (kvz %s --help lists the options)\n", cmd);
+    va_end(ap);
+    return 2;
+}
+
+int kvz_cli_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return 1;
+    return 0;
+}
+
+/* Takes `--threads N` (or `--threads=N`) out of argv, wherever it stands, and sets the
+ * library's thread count. Returns 0, or 2 after a message when N is not a count. */
+int kvz_cli_take_threads(int *argc, char **argv)
+{
+    for (int i = 1; i < *argc; i++) {
+        const char *v = NULL;
+        int used = 0;
+        if (!strcmp(argv[i], "--threads"))
+            v = i + 1 < *argc ? argv[i + 1] : "", used = 2;
+        else if (!strncmp(argv[i], "--threads=", 10))
+            v = argv[i] + 10, used = 1;
+        if (!used)
+            continue;
+        char *end;
+        const long n = strtol(v, &end, 10);
+        if (!*v || *end || n < 1 || n > 1024 || kvz_set_num_threads((int)n) != KVZ_OK) {
+            kvz_cli_error("--threads takes a whole number of threads from 1 to 1024 (got '%s')", v);
+            return 2;
+        }
+        memmove(&argv[i], &argv[i + used], (size_t)(*argc - i - used + 1) * sizeof *argv);
+        *argc -= used;
+        i--;
+    }
+    return 0;
+}
+
+void kvz_cli_isa_available(char *buf, size_t size, int json)
+{
+    buf[0] = '\0';
+    /* kvz_isa's values rise with the preference among the levels one CPU family runs; unknown ends them */
+    for (int i = 0; strcmp(kvz_isa_name((kvz_isa)i), "unknown"); i++)
+        if (kvz_isa_supported((kvz_isa)i)) {
+            const size_t n = strlen(buf);
+            snprintf(buf + n, size - n, json ? "%s\"%s\"" : "%s%s", n ? (json ? "," : " ") : "",
+                     kvz_isa_name((kvz_isa)i));
+        }
 }

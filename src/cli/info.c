@@ -9,20 +9,6 @@
 #include "cli/cli_args.h"
 #include "cli/cli_lm.h"
 #include "cli/json.h"
-#include "kernels.h"
-
-void kvz_cli_isa_available(char *buf, size_t size, int json)
-{
-#define ISA_OF(name, ID, value, cpu) (kvz_isa) KVZ_KISA_##ID,
-    static const kvz_isa isas[] = {KVZ_ISA_LIST(ISA_OF)}; /* kernels.h's list, in order of preference */
-    buf[0] = '\0';
-    for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++)
-        if (kvz_isa_supported(isas[i])) {
-            const size_t n = strlen(buf);
-            snprintf(buf + n, size - n, json ? "%s\"%s\"" : "%s%s", n ? (json ? "," : " ") : "",
-                     kvz_isa_name(isas[i]));
-        }
-}
 
 /* The architecture, shape, tensor types and parameter count of a model file. */
 static int model_info(const char *path, const char *weights, int json)

@@ -4,17 +4,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
-#include "kernels.h"
-#include "kvz.h"
+#include <errno.h>
+#include <unistd.h>
 
-/* The levels KVZ_ISA takes, "generic|neon|...", from the list in kernels.h; shown from the
- * second character on. */
-#define ISA_NAME_BARRED(name, ID, value, cpu) "|" #name
-static const char isa_choices[] = KVZ_ISA_LIST(ISA_NAME_BARRED);
+#include "cli/cli.h"
+#include "kvz.h"
 
 static void usage(FILE *f)
 {
+    char isa_choices[128] = ""; /* the levels KVZ_ISA takes, as the library names them */
+    for (int i = 0; strcmp(kvz_isa_name((kvz_isa)i), "unknown"); i++)
+        snprintf(isa_choices + strlen(isa_choices), sizeof isa_choices - strlen(isa_choices), "%s%s", i ? "|" : "",
+                 kvz_isa_name((kvz_isa)i));
     /* the text is laid out as it prints */
     /* clang-format off */
     fprintf(f,
@@ -42,69 +43,52 @@ static void usage(FILE *f)
             "\n"
             "every command: --threads N  the library's threads (default: KVZ_NUM_THREADS, else the first\n"
             "                            value of OMP_NUM_THREADS, else the CPUs this process may use)\n"
-            "environment: KVZ_ISA=%s forces a lower kernel level.\n", isa_choices + 1);
+            "environment: KVZ_ISA=%s forces a lower kernel level.\n", isa_choices);
     /* clang-format on */
 }
 
-int kvz_cli_error(const char *fmt, ...)
+/* kvz bench is the program kvz-bench beside this one: its kernel and synthetic-model cases link the
+ * library's internals, which the kvz tool does not. argv: kvz's, with --threads still in it. */
+static int run_bench(int argc, char **argv)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("kvz: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 1;
-}
-
-int kvz_cli_usage_error(const char *cmd, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "kvz %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (kvz %s --help lists the options)\n", cmd);
-    va_end(ap);
-    return 2;
-}
-
-int kvz_cli_wants_help(int argc, char **argv)
-{
-    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-            return 1;
-    return 0;
-}
-
-/* Takes `--threads N` (or `--threads=N`) out of argv, wherever it stands, and sets the
- * library's thread count. Returns 0, or 2 after a message when N is not a count. */
-static int take_threads(int *argc, char **argv)
-{
-    for (int i = 1; i < *argc; i++) {
-        const char *v = NULL;
-        int used = 0;
-        if (!strcmp(argv[i], "--threads"))
-            v = i + 1 < *argc ? argv[i + 1] : "", used = 2;
-        else if (!strncmp(argv[i], "--threads=", 10))
-            v = argv[i] + 10, used = 1;
-        if (!used)
-            continue;
-        char *end;
-        const long n = strtol(v, &end, 10);
-        if (!*v || *end || n < 1 || n > 1024 || kvz_set_num_threads((int)n) != KVZ_OK) {
-            kvz_cli_error("--threads takes a whole number of threads from 1 to 1024 (got '%s')", v);
-            return 2;
-        }
-        memmove(&argv[i], &argv[i + used], (size_t)(*argc - i - used + 1) * sizeof *argv);
-        *argc -= used;
-        i--;
-    }
-    return 0;
+    char path[4096];
+    const ssize_t n = readlink("/proc/self/exe", path, sizeof path - 16);
+    path[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(path, '/');
+    if (slash)
+        strcpy(slash + 1, "kvz-bench");
+    char **args = malloc((size_t)(argc + 1) * sizeof *args);
+    if (!args)
+        return kvz_cli_error("out of memory");
+    int k = 0, dropped = 0; /* kvz-bench takes what follows the word bench, and --threads wherever it is */
+    args[k++] = slash ? path : "kvz-bench";
+    for (int i = 1; i < argc; i++)
+        if (!dropped && !strcmp(argv[i], "bench"))
+            dropped = 1;
+        else
+            args[k++] = argv[i];
+    args[k] = NULL;
+    if (slash)
+        execv(path, args);
+    else
+        execvp("kvz-bench", args);
+    const int err = errno;
+    free(args);
+    return kvz_cli_error("bench: cannot run %s: %s (kvz bench is the program kvz-bench, installed beside kvz)",
+                         slash ? path : "kvz-bench", strerror(err));
 }
 
 int main(int argc, char **argv)
 {
-    if (take_threads(&argc, argv))
+    for (int i = 1; i < argc; i++) /* the command: the first word that is not --threads or its value */
+        if (!strcmp(argv[i], "--threads"))
+            i++;
+        else if (strncmp(argv[i], "--threads=", 10)) {
+            if (!strcmp(argv[i], "bench"))
+                return run_bench(argc, argv);
+            break;
+        }
+    if (kvz_cli_take_threads(&argc, argv))
         return 2;
     if (argc < 2) {
         usage(stderr);
@@ -113,8 +97,6 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "info"))
         return kvz_cmd_info(argc - 1, argv + 1);
-    if (!strcmp(cmd, "bench"))
-        return kvz_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "generate"))
         return kvz_cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "compress"))
