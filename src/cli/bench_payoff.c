@@ -64,6 +64,8 @@ static int one_length(int json, size_t n, size_t layers, int steps)
         spread[k] = kvz_bench_spread(t[k], steps);
     }
     const double bandwidth = (w_all + kv[0]) / med[0], rss = peak_rss_mb();
+    char cpu[128];
+    kvz_bench_cpu_model(cpu, sizeof cpu);
     const double w32 = w_layers * FULL_LAYERS / (double)layers + (w_all - w_layers),
                  kv_scale = FULL_LAYERS / (double)layers;
     if (!json)
@@ -81,10 +83,11 @@ static int one_length(int json, size_t n, size_t layers, int steps)
                    "\"spread\": %.4g, \"reps\": %d, \"vs_full\": %.4f, \"model_vs_full\": %.4f, "
                    "\"model32_vs_full\": %.4f, \"weight_bytes\": %.0f, \"bandwidth\": %.4g, \"peak_rss_mb\": "
                    "%.0f, "
-                   "\"weights\": \"%s\", \"layers\": %zu, \"threads\": %d}\n",
+                   "\"weights\": \"%s\", \"layers\": %zu, \"threads\": %d, \"libkvz\": \"%s\", \"isa\": \"%s\", "
+                   "\"cpu\": \"%s\"}\n",
                    cache_names[k], n, n, cache_names[k], build[k], kv[k], kv[k] / kv[0], med[k], spread[k],
                    steps, med[k] / med[0], model, model32, w_all, bandwidth, rss, kvz_mc_weights(mc), layers,
-                   kvz_num_threads());
+                   kvz_num_threads(), kvz_version().string, kvz_isa_name(kvz_isa_active()), cpu);
         else
             printf("%-10s %9.2f %10.1f %8.3f %11.3f %9.3f %9.3f %9.3f\n", cache_names[k], build[k], kv[k] / 1e6,
                    kv[k] / kv[0], med[k] * 1e3, med[k] / med[0], model, model32);
