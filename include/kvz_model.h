@@ -105,8 +105,8 @@ enum {
 };
 
 /**
- * The text of token ids (control tokens left out unless KVZ_DETOKENIZE_SPECIAL), NUL-terminated in text (room for cap
- * bytes); len receives its length without the NUL. text may be NULL to learn it. flags:
+ * The text of token ids (control tokens left out unless KVZ_DETOKENIZE_SPECIAL), NUL-terminated in text (room
+ * for cap bytes); len receives its length without the NUL. text may be NULL to learn it. flags:
  * KVZ_DETOKENIZE_*. @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (an id outside the
  * vocabulary, unknown flags, cap too small: *len says how long), KVZ_ERR_NOMEM. @since 0.1
  */
@@ -132,21 +132,21 @@ typedef struct kvz_lm_compress_opts {
     double ratio;       /**< kept fraction of the context, in (0, 1]; 0: 0.3 */
     kvz_lm_kv kv;       /**< the type of the cache's rows */
     size_t chunk;       /**< KVzip's context tokens per pass (0: KVZ_KVZIP_CHUNK) */
-    kvz_select_mode mode;         /**< KVZIP_PAIR and KVZIP_HEAD: the paper's strict cut (ties at the
-                                       threshold go) or exactly the ratio's count */
-    const float *head_scores;     /**< KVZIP_HEAD (required there): n_layers x n_kv_heads head scores,
-                                       such as the maximum over tokens of a context's `scores` */
-    const kvz_lm_pieces *pieces;  /**< the passes' and the system prompt's pieces (NULL: the chat
-                                       template's, kvz_lm_piece_ids) */
-    float *scores;                /**< kvz_lm_compress_ids, optional: receives the token scores the
-                                       policy selected by, [layer][kv head][context token] (n_layers x
-                                       n_kv_heads x n floats); only for the policies that score tokens
-                                       (KVzip pair level, FASTKV, SNAPKV, PYRAMIDKV, ADAKV, H2O) */
-    size_t window;                /**< FASTKV, SNAPKV, PYRAMIDKV, ADAKV: the prefill queries whose
-                                       attention scores the context (the observation window), which are
-                                       kept too; H2O: the latest tokens always kept (0: 8) */
-    size_t kernel;                /**< the window scores' 1-D pooling width, odd (0: 7) */
-    kvz_pool pool;                /**< the window scores' pooling (0: KVZ_POOL_AVG, as SnapKV) */
+    kvz_select_mode mode;        /**< KVZIP_PAIR and KVZIP_HEAD: the paper's strict cut (ties at the
+                                      threshold go) or exactly the ratio's count */
+    const float *head_scores;    /**< KVZIP_HEAD (required there): n_layers x n_kv_heads head scores,
+                                      such as the maximum over tokens of a context's `scores` */
+    const kvz_lm_pieces *pieces; /**< the passes' and the system prompt's pieces (NULL: the chat
+                                      template's, kvz_lm_piece_ids) */
+    float *scores;               /**< kvz_lm_compress_ids, optional: receives the token scores the
+                                      policy selected by, [layer][kv head][context token] (n_layers x
+                                      n_kv_heads x n floats); only for the policies that score tokens
+                                      (KVzip pair level, FASTKV, SNAPKV, PYRAMIDKV, ADAKV, H2O) */
+    size_t window;               /**< FASTKV, SNAPKV, PYRAMIDKV, ADAKV: the prefill queries whose
+                                      attention scores the context (the observation window), which are
+                                      kept too; H2O: the latest tokens always kept (0: 8) */
+    size_t kernel;               /**< the window scores' 1-D pooling width, odd (0: 7) */
+    kvz_pool pool;               /**< the window scores' pooling (0: KVZ_POOL_AVG, as SnapKV) */
 } kvz_lm_compress_opts;
 
 /**
@@ -181,8 +181,9 @@ typedef struct kvz_lm_compress_report {
  * @return as kvz_lm_compress, and KVZ_ERR_INVALID_ARG for scores with a policy that scores no
  * tokens, KVZIP_HEAD without head_scores, a piece id outside the vocabulary. @since 0.1
  */
-KVZ_API kvz_status kvz_lm_compress_ids(kvz_lm *lm, const int32_t *ids, size_t n, const kvz_lm_compress_opts *opts,
-                                       kvz_cache **cache, kvz_lm_compress_report *report);
+KVZ_API kvz_status kvz_lm_compress_ids(kvz_lm *lm, const int32_t *ids, size_t n,
+                                       const kvz_lm_compress_opts *opts, kvz_cache **cache,
+                                       kvz_lm_compress_report *report);
 
 /** The token scores kvz_lm_score_ids computes. @since 0.1 */
 typedef enum kvz_lm_scores {
@@ -200,15 +201,16 @@ typedef enum kvz_lm_scores {
  * (with `recent` = window for the window policies and H2O): one prefill and one set of passes for many
  * selections, as `kvz eval` compares policies. KVzip's passes leave the cache as the prefill made it,
  * but for the sliding-window layers, which keep their window. opts (NULL: defaults): kv, chunk, pieces,
- * window, kernel and pool are used. report (optional) receives n_sys, n_context and the prefill's and the passes'
- * times. @return as kvz_lm_compress_ids; *cache is NULL on failure. @since 0.1
+ * window, kernel and pool are used. report (optional) receives n_sys, n_context and the prefill's and the
+ * passes' times. @return as kvz_lm_compress_ids; *cache is NULL on failure. @since 0.1
  */
 KVZ_API kvz_status kvz_lm_score_ids(kvz_lm *lm, const int32_t *ids, size_t n, kvz_lm_scores kind,
                                     const kvz_lm_compress_opts *opts, kvz_cache **cache, float *scores,
                                     kvz_lm_compress_report *report);
 
 /** How kvz_lm_fastkv prefills (spec/fastkv.md §2). Zeros are the v2 reference code's settings: token-selective
- *  propagation after the middle layer at tsp_rate 0.2, retain_rate 0.1, window 8, max pooling by 7. @since 0.1 */
+ *  propagation after the middle layer at tsp_rate 0.2, retain_rate 0.1, window 8, max pooling by 7. @since 0.1
+ */
 typedef struct kvz_lm_fastkv_opts {
     size_t struct_size;          /**< sizeof(kvz_lm_fastkv_opts) */
     double tsp_rate;             /**< share of the tokens whose hidden states go past the selecting layer, in
@@ -332,7 +334,7 @@ struct kvz_lm_pieces {
     size_t struct_size;    /**< sizeof(kvz_lm_pieces) */
     const int32_t *ids[4]; /**< indexed by kvz_lm_piece */
     size_t n[4];
-    size_t prev_tokens;    /**< tokens of the previous chunk a later pass quotes (0: 8, spec §1.3) */
+    size_t prev_tokens; /**< tokens of the previous chunk a later pass quotes (0: 8, spec §1.3) */
 };
 
 /**

@@ -934,7 +934,8 @@ static void test_lm(void **state)
     sweep(&(fault_path){"kvz_lm_prefill + kvz_lm_decode, query", NULL, lm_query_call, lm_query_check}, &x);
     x.n_scores = i.n_layers * i.n_kv_heads * 8;
     x.scores = tu_malloc(x.n_scores * sizeof(float));
-    sweep(&(fault_path){"kvz_lm_compress_ids, KVzip with scores", NULL, lm_compress_call, lm_compress_check}, &x);
+    sweep(&(fault_path){"kvz_lm_compress_ids, KVzip with scores", NULL, lm_compress_call, lm_compress_check},
+          &x);
     sweep(&(fault_path){"kvz_lm_fastkv, with TSP", NULL, lm_fastkv_call, lm_fastkv_check}, &x);
     kvz_cache_destroy(x.c);
     free(x.logits), free(x.scores), free(x.want_scores);

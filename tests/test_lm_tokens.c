@@ -2,8 +2,9 @@
  * cache or a query's tail, kvz_lm_decode, kvz_lm_is_eog, kvz_lm_detokenize's flags) on the shared
  * stories260K model against the tokenizer and greedy vectors the shared README publishes (llama2.c's
  * run.c on the same model), vocab_only, the prompt pieces and question turns on SmolLM2 against the
- * texts spec/kvzip.md gives them, kvz_lm_compress_ids against kvz_lm_compress and the host API's selection, kvz_lm_score_ids
- * against kvz_lm_compress_ids, kvz_lm_prefill_logits against one-id prefills, and the refusals. The model tier: skipped without ../shared. */
+ * texts spec/kvzip.md gives them, kvz_lm_compress_ids against kvz_lm_compress and the host API's selection,
+ * kvz_lm_score_ids against kvz_lm_compress_ids, kvz_lm_prefill_logits against one-id prefills, and the
+ * refusals. The model tier: skipped without ../shared. */
 #include <stdarg.h>
 #include <math.h>
 #include <stddef.h>
@@ -113,7 +114,8 @@ static void test_greedy_from_bos(void **state)
     assert_string_equal(text, " Once upon a");
     assert_int_equal(kvz_lm_detokenize(lm, out, 3, 4, text, sizeof text, &len), KVZ_ERR_INVALID_ARG);
     /* BOS, a control token, is left out unless asked for; with it, the text's first space stays */
-    assert_int_equal(kvz_lm_detokenize(lm, TOM, N_OF(TOM), KVZ_DETOKENIZE_START, text, sizeof text, &len), KVZ_OK);
+    assert_int_equal(kvz_lm_detokenize(lm, TOM, N_OF(TOM), KVZ_DETOKENIZE_START, text, sizeof text, &len),
+                     KVZ_OK);
     assert_string_equal(text, "Tom had a red kite. One day");
     assert_int_equal(kvz_lm_detokenize(lm, TOM, N_OF(TOM), KVZ_DETOKENIZE_START | KVZ_DETOKENIZE_SPECIAL, text,
                                        sizeof text, &len),
@@ -497,7 +499,8 @@ static void test_fastkv(void **state)
     size_t n = 0;
     assert_int_equal(kvz_lm_tokenize(lm, text, 0, ids, N_OF(ids), &n), KVZ_OK);
     const size_t L = info.n_layers, H = info.n_kv_heads, V = info.n_vocab;
-    const kvz_lm_fastkv_opts o = {.struct_size = sizeof o, .tsp_rate = 0.25, .retain_rate = 0.1, .kv = KVZ_KV_F32};
+    const kvz_lm_fastkv_opts o = {
+        .struct_size = sizeof o, .tsp_rate = 0.25, .retain_rate = 0.1, .kv = KVZ_KV_F32};
     kvz_lm_fastkv_report rep = {.struct_size = sizeof rep};
     kvz_cache *c = NULL;
     float *logits = tu_malloc(V * sizeof(float)), *want = tu_malloc(V * sizeof(float));
@@ -563,7 +566,8 @@ static void test_compress_refusals(void **state)
     const int32_t bad[] = {274, (int32_t)info.n_vocab};
     assert_int_equal(kvz_lm_compress_ids(lm, bad, 2, NULL, &c, NULL), KVZ_ERR_INVALID_ARG);
     assert_non_null(strstr(kvz_last_error(), "vocabulary"));
-    const kvz_lm_pieces pieces = {.struct_size = sizeof pieces, .ids = {[KVZ_PIECE_POSTFIX] = bad}, .n = {0, 0, 0, 2}};
+    const kvz_lm_pieces pieces = {
+        .struct_size = sizeof pieces, .ids = {[KVZ_PIECE_POSTFIX] = bad}, .n = {0, 0, 0, 2}};
     const kvz_lm_compress_opts bad_piece = {.struct_size = sizeof bad_piece, .pieces = &pieces};
     assert_int_equal(kvz_lm_compress_ids(lm, ids, 4, &bad_piece, &c, NULL), KVZ_ERR_INVALID_ARG);
     assert_non_null(strstr(kvz_last_error(), "piece 3"));
@@ -579,10 +583,10 @@ int main(void)
     if (tu_models_tier_off())
         return 77;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tokenize_flags), cmocka_unit_test(test_greedy_from_bos),
-        cmocka_unit_test(test_query_tail),     cmocka_unit_test(test_stop),
-        cmocka_unit_test(test_vocab_only),     cmocka_unit_test(test_pieces),
-        cmocka_unit_test(test_refusals),       cmocka_unit_test(test_compress_ids),
+        cmocka_unit_test(test_tokenize_flags),    cmocka_unit_test(test_greedy_from_bos),
+        cmocka_unit_test(test_query_tail),        cmocka_unit_test(test_stop),
+        cmocka_unit_test(test_vocab_only),        cmocka_unit_test(test_pieces),
+        cmocka_unit_test(test_refusals),          cmocka_unit_test(test_compress_ids),
         cmocka_unit_test(test_compress_refusals), cmocka_unit_test(test_prefill_logits),
         cmocka_unit_test(test_score_ids),         cmocka_unit_test(test_fastkv),
     };

@@ -483,8 +483,8 @@ static kvz_status run_lm_fastkv(void *args, unsigned char *result)
     int32_t ids[64];
     size_t n = 0;
     kvz_cache *c = NULL;
-    kvz_status st = kvz_lm_tokenize(lm_model, "Once upon a time there was a little dog who liked to run in the park.", 0,
-                                    ids, 64, &n);
+    kvz_status st = kvz_lm_tokenize(
+        lm_model, "Once upon a time there was a little dog who liked to run in the park.", 0, ids, 64, &n);
     if (st == KVZ_OK)
         st = kvz_lm_fastkv(lm_model, ids, n, args, &c, NULL, NULL);
     kvz_cache_stats stats = {.struct_size = sizeof stats};

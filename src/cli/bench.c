@@ -29,34 +29,34 @@ typedef struct subcommand {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: kvz bench kernels [--json] [--filter SUBSTR[,SUBSTR...]] [--reps N] [--min-time SECONDS]\n"
-            "       kvz bench cache [--json]\n"
-            "       kvz bench model [--json] [--reps N]\n"
-            "       kvz bench threads [--json]\n"
-            "       kvz bench payoff [--json] [--lengths N[,N...]] [--reps N] [--layers N]\n"
-            "  kernels     kernel benchmarks beside the machine's read bandwidth and oneDNN's sgemm rate,\n"
-            "              then libkvz's performance targets (perf/README.md) as ratios of figures of this run\n"
-            "  model       a synthetic 4-layer model with Llama-3.1-8B layer shapes: prefill/decode tokens/s,\n"
-            "              KVzip compression / prefill, fused-scoring overhead, FastKV TTFT speedup;\n"
-            "              --reps N rounds of every operation (default 3) after a warm-up round, each\n"
-            "              ratio taken within a round and the median reported (about 2.5 min a round)\n"
-            "  cache       decode over caches compressed by each policy at kept ratios 1, 0.5, 0.3, 0.1;\n"
-            "              .kvz save and load speed against the read bandwidth\n"
-            "  threads     decode steps over one shared cache from one host thread, then from four at\n"
-            "              once: the times (about equal when nothing is oversubscribed) and whether every\n"
-            "              answer stayed the same; perf/contention runs it alone and beside a busy core\n"
-            "  payoff      the model of `model` at long context (--lengths, default 4096,16384,32768): the\n"
-            "              full cache, KVzip at 0.3 and 0.5 and FastKV: build time, K/V bytes, decode ms a\n"
-            "              token (the median of --reps N steps, default 16) and ÷ full, beside a model of a\n"
-            "              memory-bound step ((weights + K/V) ÷ bandwidth); minutes per length (not CI);\n"
-            "              --layers N: N layers of that shape (32: the whole 8B model, 15 GB of bf16 weights)\n"
-            "  --json      one JSON object per line\n"
-            "  --filter    only the cases whose name contains one of the substrings\n"
-            "  --reps N    exactly N timed repetitions per case (default: until --min-time, 0.5 s, with at\n"
-            "              least 5; the prefill cases 2), each after one untimed warm-up\n"
-            "seconds are the median of the timed repetitions; rates are computed from them. stream_read\n"
-            "runs interleaved with the decode and dequant cases, sgemm_f32 with the prefill cases.\n");
+    fprintf(
+        f, "usage: kvz bench kernels [--json] [--filter SUBSTR[,SUBSTR...]] [--reps N] [--min-time SECONDS]\n"
+           "       kvz bench cache [--json]\n"
+           "       kvz bench model [--json] [--reps N]\n"
+           "       kvz bench threads [--json]\n"
+           "       kvz bench payoff [--json] [--lengths N[,N...]] [--reps N] [--layers N]\n"
+           "  kernels     kernel benchmarks beside the machine's read bandwidth and oneDNN's sgemm rate,\n"
+           "              then libkvz's performance targets (perf/README.md) as ratios of figures of this run\n"
+           "  model       a synthetic 4-layer model with Llama-3.1-8B layer shapes: prefill/decode tokens/s,\n"
+           "              KVzip compression / prefill, fused-scoring overhead, FastKV TTFT speedup;\n"
+           "              --reps N rounds of every operation (default 3) after a warm-up round, each\n"
+           "              ratio taken within a round and the median reported (about 2.5 min a round)\n"
+           "  cache       decode over caches compressed by each policy at kept ratios 1, 0.5, 0.3, 0.1;\n"
+           "              .kvz save and load speed against the read bandwidth\n"
+           "  threads     decode steps over one shared cache from one host thread, then from four at\n"
+           "              once: the times (about equal when nothing is oversubscribed) and whether every\n"
+           "              answer stayed the same; perf/contention runs it alone and beside a busy core\n"
+           "  payoff      the model of `model` at long context (--lengths, default 4096,16384,32768): the\n"
+           "              full cache, KVzip at 0.3 and 0.5 and FastKV: build time, K/V bytes, decode ms a\n"
+           "              token (the median of --reps N steps, default 16) and ÷ full, beside a model of a\n"
+           "              memory-bound step ((weights + K/V) ÷ bandwidth); minutes per length (not CI);\n"
+           "              --layers N: N layers of that shape (32: the whole 8B model, 15 GB of bf16 weights)\n"
+           "  --json      one JSON object per line\n"
+           "  --filter    only the cases whose name contains one of the substrings\n"
+           "  --reps N    exactly N timed repetitions per case (default: until --min-time, 0.5 s, with at\n"
+           "              least 5; the prefill cases 2), each after one untimed warm-up\n"
+           "seconds are the median of the timed repetitions; rates are computed from them. stream_read\n"
+           "runs interleaved with the decode and dequant cases, sgemm_f32 with the prefill cases.\n");
 }
 
 /* Whether name contains one of the comma-separated substrings of filter (NULL: all). */
@@ -268,8 +268,9 @@ static int run_threads(const bench_opts *o) { return kvz_bench_threads(o->json);
 static int run_payoff(const bench_opts *o)
 {
     static const size_t dflt[] = {4096, 16384, 32768};
-    return o->n_lengths ? kvz_bench_payoff(o->json, o->lengths, o->n_lengths, o->layers, o->reps > 0 ? o->reps : 16)
-                        : kvz_bench_payoff(o->json, dflt, 3, o->layers, o->reps > 0 ? o->reps : 16);
+    return o->n_lengths
+               ? kvz_bench_payoff(o->json, o->lengths, o->n_lengths, o->layers, o->reps > 0 ? o->reps : 16)
+               : kvz_bench_payoff(o->json, dflt, 3, o->layers, o->reps > 0 ? o->reps : 16);
 }
 
 /* Context lengths separated by commas into o; 0 or the count when one is not a whole number from 16
@@ -336,15 +337,17 @@ int kvz_cmd_bench(int argc, char **argv)
         else if ((sc->options & OPT_LENGTHS) && !strcmp(a, "--lengths") && val)
             bad = parse_lengths(val, &o) ? NULL : "up to 16 whole numbers from 16 to 1048576, separated by commas";
         else if ((sc->options & OPT_LAYERS) && !strcmp(a, "--layers") && val)
-            bad = (o.layers = strtoul(val, &end, 10)) >= 1 && o.layers <= 128 && end != val && !*end && *val != '-'
+            bad = (o.layers = strtoul(val, &end, 10)) >= 1 && o.layers <= 128 && end != val && !*end &&
+                          *val != '-'
                       ? NULL
                       : "a whole number from 1 to 128";
         else if ((sc->options & OPT_MIN_TIME) && !strcmp(a, "--min-time") && val)
             bad = (o.min_time = strtod(val, &end)) >= 0 && end != val && !*end ? NULL
                                                                                : "a number of seconds >= 0";
         else {
-            const int takes_value = !strcmp(a, "--filter") || !strcmp(a, "--reps") || !strcmp(a, "--min-time") ||
-                                    !strcmp(a, "--lengths") || !strcmp(a, "--layers");
+            const int takes_value = !strcmp(a, "--filter") || !strcmp(a, "--reps") ||
+                                    !strcmp(a, "--min-time") || !strcmp(a, "--lengths") ||
+                                    !strcmp(a, "--layers");
             fprintf(stderr,
                     takes_value && !val ? "kvz bench %s: %s needs a value\n"
                                         : "kvz bench %s: '%s' is not an option of this suite\n",

@@ -1,12 +1,11 @@
 /* kvz bench payoff: what a compressed cache buys at long context, on the synthetic model of
- * model_cases.h (Llama-3.1-8B layer shapes, 4 layers or --layers N, bf16 cache). For each context length it builds
- * the full cache, KVzip's at kept ratios 0.3 and 0.5 (one prefill and one set of scored passes,
- * selected twice) and FastKV's, and times decode steps over each, the caches taking turns so that the
- * machine's state is the same for all. Beside each measured decode time ÷ full it prints what a
- * memory-bound step would take: a step reads every weight once and every cached K/V row once, so at
- * one bandwidth its time is (W + KV) / B, and the ratio to full is (W + KV) / (W + KV_full); the same
- * model projected to the whole 32-layer model (W and KV scale with the layers, the LM head does not)
- * says what the proxy's 4 layers understate. */
+ * model_cases.h (Llama-3.1-8B layer shapes, 4 layers or --layers N, bf16 cache). For each context length it
+ * builds the full cache, KVzip's at kept ratios 0.3 and 0.5 (one prefill and one set of scored passes, selected
+ * twice) and FastKV's, and times decode steps over each, the caches taking turns so that the machine's state is
+ * the same for all. Beside each measured decode time ÷ full it prints what a memory-bound step would take: a
+ * step reads every weight once and every cached K/V row once, so at one bandwidth its time is (W + KV) / B, and
+ * the ratio to full is (W + KV) / (W + KV_full); the same model projected to the whole 32-layer model (W and KV
+ * scale with the layers, the LM head does not) says what the proxy's 4 layers understate. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,16 +77,17 @@ static int one_length(int json, size_t n, size_t layers, int steps)
         const double model = (w_all + kv[k]) / (w_all + kv[0]);
         const double model32 = (w32 + kv_scale * kv[k]) / (w32 + kv_scale * kv[0]);
         if (json)
-            printf("{\"suite\": \"payoff\", \"name\": \"%s/%zu\", \"context\": %zu, \"cache\": \"%s\", "
-                   "\"build_s\": %.4f, \"kv_bytes\": %.0f, \"kv_vs_full\": %.4f, \"decode_s\": %.6g, "
-                   "\"spread\": %.4g, \"reps\": %d, \"vs_full\": %.4f, \"model_vs_full\": %.4f, "
-                   "\"model32_vs_full\": %.4f, \"weight_bytes\": %.0f, \"bandwidth\": %.4g, \"peak_rss_mb\": "
-                   "%.0f, "
-                   "\"weights\": \"%s\", \"layers\": %zu, \"threads\": %d, \"libkvz\": \"%s\", \"isa\": \"%s\", "
-                   "\"cpu\": \"%s\"}\n",
-                   cache_names[k], n, n, cache_names[k], build[k], kv[k], kv[k] / kv[0], med[k], spread[k],
-                   steps, med[k] / med[0], model, model32, w_all, bandwidth, rss, kvz_mc_weights(mc), layers,
-                   kvz_num_threads(), kvz_version().string, kvz_isa_name(kvz_isa_active()), cpu);
+            printf(
+                "{\"suite\": \"payoff\", \"name\": \"%s/%zu\", \"context\": %zu, \"cache\": \"%s\", "
+                "\"build_s\": %.4f, \"kv_bytes\": %.0f, \"kv_vs_full\": %.4f, \"decode_s\": %.6g, "
+                "\"spread\": %.4g, \"reps\": %d, \"vs_full\": %.4f, \"model_vs_full\": %.4f, "
+                "\"model32_vs_full\": %.4f, \"weight_bytes\": %.0f, \"bandwidth\": %.4g, \"peak_rss_mb\": "
+                "%.0f, "
+                "\"weights\": \"%s\", \"layers\": %zu, \"threads\": %d, \"libkvz\": \"%s\", \"isa\": \"%s\", "
+                "\"cpu\": \"%s\"}\n",
+                cache_names[k], n, n, cache_names[k], build[k], kv[k], kv[k] / kv[0], med[k], spread[k], steps,
+                med[k] / med[0], model, model32, w_all, bandwidth, rss, kvz_mc_weights(mc), layers,
+                kvz_num_threads(), kvz_version().string, kvz_isa_name(kvz_isa_active()), cpu);
         else
             printf("%-10s %9.2f %10.1f %8.3f %11.3f %9.3f %9.3f %9.3f\n", cache_names[k], build[k], kv[k] / 1e6,
                    kv[k] / kv[0], med[k] * 1e3, med[k] / med[0], model, model32);

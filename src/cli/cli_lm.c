@@ -9,8 +9,7 @@
 
 int kvz_cli_open_lm(const char *path, const char *weights, size_t chunk, int vocab_only, kvz_lm **lm)
 {
-    kvz_lm_config c = {
-        .struct_size = sizeof c, .prefill_chunk = chunk, .vocab_only = vocab_only};
+    kvz_lm_config c = {.struct_size = sizeof c, .prefill_chunk = chunk, .vocab_only = vocab_only};
     if (!strcmp(weights, "f32"))
         c.weights = KVZ_WEIGHTS_F32;
     else if (!strcmp(weights, "bf16"))
@@ -130,16 +129,12 @@ int kvz_cli_policy_scores(kvz_policy p)
 {
     switch (p) {
     case KVZ_POLICY_KVZIP_PAIR:
-    case KVZ_POLICY_KVZIP_PAIR_UNIFORM:
-        return KVZ_SCORES_KVZIP;
+    case KVZ_POLICY_KVZIP_PAIR_UNIFORM: return KVZ_SCORES_KVZIP;
     case KVZ_POLICY_FASTKV:
     case KVZ_POLICY_SNAPKV:
     case KVZ_POLICY_PYRAMIDKV:
-    case KVZ_POLICY_ADAKV:
-        return KVZ_SCORES_WINDOW;
-    case KVZ_POLICY_H2O:
-        return KVZ_SCORES_H2O;
-    default:
-        return -1;
+    case KVZ_POLICY_ADAKV: return KVZ_SCORES_WINDOW;
+    case KVZ_POLICY_H2O: return KVZ_SCORES_H2O;
+    default: return -1;
     }
 }

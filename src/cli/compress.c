@@ -21,7 +21,8 @@ static int usage(FILE *f)
         "cache.kvz\n"
         "                    [--policy P] [--ratio R] [--mode strict|exact] [--chunk N]\n"
         "                    [--dump-scores scores.npy] [--head-scores F.npy[,G.npy...]]\n"
-        "                    [--save-head-scores F.npy] [--kv-dtype auto|f32|bf16|f16] [--weights auto|f32|bf16]\n"
+        "                    [--save-head-scores F.npy] [--kv-dtype auto|f32|bf16|f16] [--weights "
+        "auto|f32|bf16]\n"
         "                    [--tsp-rate R] [--json] [reconstruction options]\n"
         "  Prefills the context after the system prompt, scores every cached key/value pair (KVzip: by the\n"
         "  attention it gets while the model repeats the context), keeps the best R of them and writes the\n"
@@ -76,8 +77,8 @@ static double layer_kept(const kvz_cache *c, size_t l, size_t n_kv_heads, size_t
 }
 
 /* Every layer's kept share: sep between them, none for a sliding-window layer, digits decimals. */
-static void print_layer_kept(const kvz_cache *c, const kvz_lm_info *mi, size_t n_sys, size_t n_c, const char *sep,
-                             const char *none, int digits)
+static void print_layer_kept(const kvz_cache *c, const kvz_lm_info *mi, size_t n_sys, size_t n_c,
+                             const char *sep, const char *none, int digits)
 {
     for (size_t l = 0; l < mi->n_layers; l++) {
         const double k = layer_kept(c, l, mi->n_kv_heads, n_sys, n_c);
@@ -91,13 +92,15 @@ static void print_layer_kept(const kvz_cache *c, const kvz_lm_info *mi, size_t n
 /* The library's name of a --kv-dtype value (auto: the model's). */
 static kvz_lm_kv lm_kv(kvz_dtype dt)
 {
-    return dt == KVZ_DTYPE_F32 ? KVZ_KV_F32 : dt == KVZ_DTYPE_BF16 ? KVZ_KV_BF16 : dt == KVZ_DTYPE_F16 ? KVZ_KV_F16
-                                                                                                       : KVZ_KV_AUTO;
+    return dt == KVZ_DTYPE_F32    ? KVZ_KV_F32
+           : dt == KVZ_DTYPE_BF16 ? KVZ_KV_BF16
+           : dt == KVZ_DTYPE_F16  ? KVZ_KV_F16
+                                  : KVZ_KV_AUTO;
 }
 
 /* --tsp-rate: FastKV's prefill (kvz_lm_fastkv) into the cache it saves as co says, and what it did. */
-static int fastkv(kvz_lm *lm, const kvz_lm_info *mi, const int32_t *ctx, size_t n_c, const kvz_lm_fastkv_opts *fo,
-                  const kvz_lm_compress_opts *co, const char *out, int json)
+static int fastkv(kvz_lm *lm, const kvz_lm_info *mi, const int32_t *ctx, size_t n_c,
+                  const kvz_lm_fastkv_opts *fo, const kvz_lm_compress_opts *co, const char *out, int json)
 {
     kvz_lm_fastkv_report rep = {.struct_size = sizeof rep};
     kvz_cache *cache = NULL;
@@ -123,9 +126,10 @@ static int fastkv(kvz_lm *lm, const kvz_lm_info *mi, const int32_t *ctx, size_t 
         printf("}\n");
     } else {
         printf("context:  %zu tokens, after a system prompt of %zu (compressed with it)\n", n_c, rep.n_sys);
-        printf("kept:     %.4f of the key/value pairs (policy fastkv, ratio %g); past layer %zu only %zu of the\n"
-               "          %zu tokens ran on (--tsp-rate %g)\n",
-               cs.kept_ratio, fo->retain_rate, rep.full_layers, rep.tsp_tokens, n_all, fo->tsp_rate);
+        printf(
+            "kept:     %.4f of the key/value pairs (policy fastkv, ratio %g); past layer %zu only %zu of the\n"
+            "          %zu tokens ran on (--tsp-rate %g)\n",
+            cs.kept_ratio, fo->retain_rate, rep.full_layers, rep.tsp_tokens, n_all, fo->tsp_rate);
         printf("by layer: ");
         print_layer_kept(cache, mi, 0, n_all, " ", "-", 2);
         printf("  (the kept share of each layer's %zu tokens)\n", n_all);
@@ -232,7 +236,9 @@ int kvz_cmd_compress(int argc, char **argv)
         ratio = 1;
     }
     if (tsp_rate && (policy != KVZ_POLICY_FASTKV || dump || save_heads))
-        return kvz_cli_error("--tsp-rate goes with --policy fastkv, without --dump-scores and --save-head-scores"), 2;
+        return kvz_cli_error(
+                   "--tsp-rate goes with --policy fastkv, without --dump-scores and --save-head-scores"),
+               2;
     if (policy == KVZ_POLICY_KVZIP_HEAD && !heads)
         return kvz_cli_error("--policy kvzip-head needs --head-scores"), 2;
     if (dump && kvz_cli_policy_scores(policy) < 0)
@@ -265,7 +271,8 @@ int kvz_cmd_compress(int argc, char **argv)
         rc = kvz_cli_error("the context is empty");
     for (size_t i = 0; !rc && i < n_c; i++)
         if (ctx[i] < 0 || (size_t)ctx[i] >= mi.n_vocab)
-            rc = kvz_cli_error("context token %zu is %d, outside the vocabulary of %zu", i, (int)ctx[i], mi.n_vocab);
+            rc = kvz_cli_error("context token %zu is %d, outside the vocabulary of %zu", i, (int)ctx[i],
+                               mi.n_vocab);
     if (!rc)
         rc = kvz_cli_recon_resolve_lm(&recon, lm, &pc);
     if (!rc && heads) {
@@ -292,8 +299,11 @@ int kvz_cmd_compress(int argc, char **argv)
     if (!rc)
         rc = kvz_cli_lm_warm_up(lm, ctx, n_c, &co);
     if (!rc && tsp_rate) {
-        const kvz_lm_fastkv_opts fo = {
-            .struct_size = sizeof fo, .tsp_rate = tsp_rate, .retain_rate = ratio, .kv = co.kv, .pieces = &pieces};
+        const kvz_lm_fastkv_opts fo = {.struct_size = sizeof fo,
+                                       .tsp_rate = tsp_rate,
+                                       .retain_rate = ratio,
+                                       .kv = co.kv,
+                                       .pieces = &pieces};
         rc = fastkv(lm, &mi, ctx, n_c, &fo, &co, out, json);
         free(text), free(ctx), free(head_scores), free(scores);
         kvz_cli_recon_ids_free(&pc);
@@ -339,7 +349,8 @@ int kvz_cmd_compress(int argc, char **argv)
                    "\"kv_dtype\": \"%s\", "
                    "\"prefill_s\": %.6f, \"score_s\": %.6f, \"select_s\": %.6f, \"pieces\": \"%s\", ",
                    kvz_policy_name(policy), ratio, n_c, rep.n_sys, rep.passes, rep.pass_tokens, kept,
-                   cs.bytes_used, kvz_cli_dtype_name(kv_dtype), rep.prefill_s, rep.score_s, rep.select_s, pc.source);
+                   cs.bytes_used, kvz_cli_dtype_name(kv_dtype), rep.prefill_s, rep.score_s, rep.select_s,
+                   pc.source);
         if (json) {
             printf("\"kept_per_layer\": [");
             print_layer_kept(cache, &mi, rep.n_sys, n_c, ", ", "null", 6);
@@ -360,8 +371,8 @@ int kvz_cmd_compress(int argc, char **argv)
             printf("cache:    %zu bytes, %s keys and values\ntime:     prefill %.3f s%s", cs.bytes_used,
                    kvz_cli_dtype_name(kv_dtype), rep.prefill_s,
                    kvz_cli_policy_scores(policy) == KVZ_SCORES_WINDOW ? " (window scores included)"
-                   : policy == KVZ_POLICY_H2O ? " (accumulated attention included)"
-                                              : "");
+                   : policy == KVZ_POLICY_H2O                         ? " (accumulated attention included)"
+                                                                      : "");
             if (rep.passes)
                 printf(", %zu reconstruction pass%s (%zu tokens) %.3f s", rep.passes,
                        rep.passes == 1 ? "" : "es", rep.pass_tokens, rep.score_s);

@@ -46,8 +46,8 @@ typedef struct run_ctx {
     const kvz_lm_compress_opts *o;
     const int32_t *sys; /* the system prompt's ids, which open every cache */
     size_t n_sys;
-    size_t rows;        /* layers x KV heads: the rows of a token's scores */
-    size_t pairs;       /* context rows a selection chooses from: the global layers' KV heads, per token */
+    size_t rows;  /* layers x KV heads: the rows of a token's scores */
+    size_t pairs; /* context rows a selection chooses from: the global layers' KV heads, per token */
     const eval_task *t;
     int text;
     size_t V, max_ref;
@@ -200,8 +200,10 @@ typedef struct score_set {
 static const float *scores_for(const score_set *s, kvz_policy p)
 {
     const int kind = kvz_cli_policy_scores(p);
-    return kind == KVZ_SCORES_KVZIP ? s->kvzip : kind == KVZ_SCORES_WINDOW ? s->window : kind == KVZ_SCORES_H2O ? s->h2o
-                                                                                                               : NULL;
+    return kind == KVZ_SCORES_KVZIP    ? s->kvzip
+           : kind == KVZ_SCORES_WINDOW ? s->window
+           : kind == KVZ_SCORES_H2O    ? s->h2o
+                                       : NULL;
 }
 
 /* A prefill that scores on its way (window or H2O scores) rather than after. */
@@ -516,8 +518,8 @@ static int run(eval_args *a)
     kvz_lm_get_info(lm, &mi);
     const kvz_dtype kv = a->kv == KVZ_CLI_KV_DTYPE_AUTO ? mi.kv_dtype : a->kv;
     a->o.kv = kv == KVZ_DTYPE_F32 ? KVZ_KV_F32 : kv == KVZ_DTYPE_BF16 ? KVZ_KV_BF16 : KVZ_KV_F16;
-    fprintf(stderr, "kvz %s: weights %s, KV cache %s\n", a->demo ? "demo" : "eval", kvz_cli_dtype_name(mi.weights),
-            kvz_cli_dtype_name(kv));
+    fprintf(stderr, "kvz %s: weights %s, KV cache %s\n", a->demo ? "demo" : "eval",
+            kvz_cli_dtype_name(mi.weights), kvz_cli_dtype_name(kv));
     int rc = kvz_cli_recon_resolve_lm(&a->recon, lm, &pc);
     const kvz_lm_pieces pieces = {.struct_size = sizeof pieces,
                                   .ids = {pc.ids[0], pc.ids[1], pc.ids[2], pc.ids[3]},

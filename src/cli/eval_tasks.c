@@ -202,7 +202,8 @@ static int read_task(const kvz_json *j, size_t line, const eval_encoder *e, size
     return 0;
 }
 
-int eval_tasks_read(const char *path, size_t limit, const eval_encoder *e, size_t default_max, eval_taskset *out)
+int eval_tasks_read(const char *path, size_t limit, const eval_encoder *e, size_t default_max,
+                    eval_taskset *out)
 {
     char *text;
     size_t len, cap = 0, line = 0;

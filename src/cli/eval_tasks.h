@@ -62,10 +62,12 @@ typedef struct eval_encoder {
  * default_max). Text contexts are encoded without BOS and without special tokens (the system
  * prompt opens the cache); a question becomes enc("\n\n" + question) ++ the assistant opener
  * (e->postfix), as the reference builds it, ++ enc(answer_prefix) when given (RULER's way of
- * starting the answer, so that the generation is the answer itself). One file holds one kind of line. Returns 0, or prints why
+ * starting the answer, so that the generation is the answer itself). One file holds one kind of line. Returns
+ * 0, or prints why
  * ("file:line: ...") and returns 1.
  */
-int eval_tasks_read(const char *path, size_t limit, const eval_encoder *e, size_t default_max, eval_taskset *out);
+int eval_tasks_read(const char *path, size_t limit, const eval_encoder *e, size_t default_max,
+                    eval_taskset *out);
 void eval_tasks_free(eval_taskset *s);
 
 /* RULER's scoring of one generation: with match_all the share of answers that occur in text,

@@ -56,8 +56,8 @@ void kvz_cli_head_scores(const float *scores, size_t n_rows, size_t n, float *ou
     }
 }
 
-int kvz_cli_calibrate_heads(kvz_lm *lm, const kvz_lm_compress_opts *o, const char *calib_path, size_t max_tokens,
-                            float **out, char *path_out, size_t path_size)
+int kvz_cli_calibrate_heads(kvz_lm *lm, const kvz_lm_compress_opts *o, const char *calib_path,
+                            size_t max_tokens, float **out, char *path_out, size_t path_size)
 {
     kvz_lm_info mi = {.struct_size = sizeof mi};
     kvz_lm_get_info(lm, &mi);
@@ -84,8 +84,8 @@ int kvz_cli_calibrate_heads(kvz_lm *lm, const kvz_lm_compress_opts *o, const cha
     h = fnv_ids(h, ctx, rc ? 0 : n_c);
     for (int k = 0; k < 4; k++)
         h = fnv_ids(h, pc->ids[k], pc->n[k]);
-    const kvz_dtype kv = o->kv == KVZ_KV_AUTO ? mi.kv_dtype
-                         : o->kv == KVZ_KV_F32 ? KVZ_DTYPE_F32
+    const kvz_dtype kv = o->kv == KVZ_KV_AUTO   ? mi.kv_dtype
+                         : o->kv == KVZ_KV_F32  ? KVZ_DTYPE_F32
                          : o->kv == KVZ_KV_BF16 ? KVZ_DTYPE_BF16
                                                 : KVZ_DTYPE_F16;
     const int32_t knobs[3] = {(int32_t)(o->chunk ? o->chunk : KVZ_KVZIP_CHUNK),

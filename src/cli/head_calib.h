@@ -20,7 +20,7 @@ void kvz_cli_head_scores(const float *scores, size_t n_rows, size_t n, float *ou
  * prompts>.npy and read from there the next time. *out malloc'ed [n_layers * n_kv_heads];
  * *path_out (optional) receives the file's path. Returns 0, or prints why and returns 1.
  */
-int kvz_cli_calibrate_heads(kvz_lm *lm, const kvz_lm_compress_opts *o, const char *calib_path, size_t max_tokens,
-                            float **out, char *path_out, size_t path_size);
+int kvz_cli_calibrate_heads(kvz_lm *lm, const kvz_lm_compress_opts *o, const char *calib_path,
+                            size_t max_tokens, float **out, char *path_out, size_t path_size);
 
 #endif

@@ -14,8 +14,8 @@ static void usage(FILE *f)
 {
     char isa_choices[128] = ""; /* the levels KVZ_ISA takes, as the library names them */
     for (int i = 0; strcmp(kvz_isa_name((kvz_isa)i), "unknown"); i++)
-        snprintf(isa_choices + strlen(isa_choices), sizeof isa_choices - strlen(isa_choices), "%s%s", i ? "|" : "",
-                 kvz_isa_name((kvz_isa)i));
+        snprintf(isa_choices + strlen(isa_choices), sizeof isa_choices - strlen(isa_choices), "%s%s",
+                 i ? "|" : "", kvz_isa_name((kvz_isa)i));
     /* the text is laid out as it prints */
     /* clang-format off */
     fprintf(f,

@@ -33,9 +33,19 @@ kvz_status kvz_mc_create_at(size_t n, size_t n_layers, kvz_mc **out)
         return kvz_fail(KVZ_ERR_INVALID_ARG, "bench model: a context of %zu tokens (5 to 1M)", n);
     if (!n_layers)
         n_layers = KVZ_MC_LAYERS;
-    kvz_hparams hp = {.arch = "llama", .n_layers = n_layers, .n_embd = 4096, .n_head = 32, .n_head_kv = 8,
-                      .head_dim = 128, .n_ff = 14336, .n_vocab = KVZ_MC_VOCAB, .rope_dim = 128,
-                      .rope_base = 500000.0f, .rope_linear_factor = 1.0f, .eps = 1e-5f, .rope_mode = KVZ_ROPE_NORM};
+    kvz_hparams hp = {.arch = "llama",
+                      .n_layers = n_layers,
+                      .n_embd = 4096,
+                      .n_head = 32,
+                      .n_head_kv = 8,
+                      .head_dim = 128,
+                      .n_ff = 14336,
+                      .n_vocab = KVZ_MC_VOCAB,
+                      .rope_dim = 128,
+                      .rope_base = 500000.0f,
+                      .rope_linear_factor = 1.0f,
+                      .eps = 1e-5f,
+                      .rope_mode = KVZ_ROPE_NORM};
     kvz_mc *mc = calloc(1, sizeof *mc);
     if (!mc)
         return kvz_fail(KVZ_ERR_NOMEM, "bench model: no memory");

@@ -37,8 +37,8 @@ kvz_status kvz_npy_write_f32(const char *path, const float *data, const size_t *
     memset(header + hl, ' ', pad);
     header[hl + (int)pad] = '\n';
     hl += (int)pad + 1;
-    const unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 0xff),
-                                   (unsigned char)(hl >> 8)};
+    const unsigned char pre[10] = {
+        0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 0xff), (unsigned char)(hl >> 8)};
     kvz_atomic_file af;
     const kvz_status st = kvz_atomic_file_open(&af, path, "npy");
     if (st != KVZ_OK)

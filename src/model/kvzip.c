@@ -46,8 +46,8 @@ static kvz_kvzip_plan plan_of(const kvz_kvzip_pieces *p, const int32_t *ctx, siz
                             .prev_tokens = o->prev_tokens};
 }
 
-kvz_status kvz_kvzip_pass_count(const kvz_kvzip_pieces *p, const int32_t *ctx, size_t n_c, const kvz_kvzip_opts *o,
-                                size_t *passes, size_t *max_ids, size_t *tokens)
+kvz_status kvz_kvzip_pass_count(const kvz_kvzip_pieces *p, const int32_t *ctx, size_t n_c,
+                                const kvz_kvzip_opts *o, size_t *passes, size_t *max_ids, size_t *tokens)
 {
     const kvz_kvzip_plan plan = plan_of(p, ctx, n_c, o);
     kvz_status st = kvz_kvzip_passes(&plan, passes, max_ids);

@@ -44,8 +44,8 @@ kvz_status kvz_kvzip_score(kvz_model *m, kvz_cache *cache, const kvz_kvzip_piece
                            const kvz_kvzip_opts *o, float *scores);
 
 /* The passes kvz_kvzip_score runs on a context: their count, the ids of the longest, and their ids in all. */
-kvz_status kvz_kvzip_pass_count(const kvz_kvzip_pieces *p, const int32_t *ctx, size_t n_c, const kvz_kvzip_opts *o,
-                                size_t *passes, size_t *max_ids, size_t *tokens);
+kvz_status kvz_kvzip_pass_count(const kvz_kvzip_pieces *p, const int32_t *ctx, size_t n_c,
+                                const kvz_kvzip_opts *o, size_t *passes, size_t *max_ids, size_t *tokens);
 
 /* What kvz_kvzip_build did: wall-clock seconds of each phase and the passes run. */
 typedef struct kvz_kvzip_report {

@@ -276,8 +276,9 @@ static kvz_status pieces_in(const char *fn, const kvz_lm *lm, const kvz_lm_piece
         n[k] = g.ids[k] ? g.n[k] : lm->n_pieces[k];
         for (size_t i = 0; i < n[k]; i++)
             if (ids[k][i] < 0 || (size_t)ids[k][i] >= lm->m->hp.n_vocab)
-                return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: id %zu of piece %d is %d, outside the vocabulary of %zu",
-                                fn, i, k, (int)ids[k][i], lm->m->hp.n_vocab);
+                return kvz_fail(KVZ_ERR_INVALID_ARG,
+                                "%s: id %zu of piece %d is %d, outside the vocabulary of %zu", fn, i, k,
+                                (int)ids[k][i], lm->m->hp.n_vocab);
     }
     *p = (kvz_kvzip_pieces){ids[0], n[0], ids[1], n[1], ids[2], n[2], ids[3], n[3]};
     *prev_tokens = g.prev_tokens;
@@ -287,8 +288,8 @@ static kvz_status pieces_in(const char *fn, const kvz_lm *lm, const kvz_lm_piece
 static const kvz_dtype kv_dtypes[] = {KVZ_DTYPE_F32, KVZ_DTYPE_F32, KVZ_DTYPE_BF16, KVZ_DTYPE_F16};
 
 /* The runner's options and pieces of a compression or a scoring. */
-static kvz_status runner_opts(const char *fn, const kvz_lm *lm, const kvz_lm_compress_opts *o, kvz_kvzip_opts *ko,
-                              kvz_kvzip_pieces *p)
+static kvz_status runner_opts(const char *fn, const kvz_lm *lm, const kvz_lm_compress_opts *o,
+                              kvz_kvzip_opts *ko, kvz_kvzip_pieces *p)
 {
     kvz_kvzip_defaults(ko);
     ko->kv_dtype = o->kv == KVZ_KV_AUTO ? kvz_model_kv_dtype(lm->m) : kv_dtypes[o->kv];
@@ -308,9 +309,22 @@ static kvz_status runner_opts(const char *fn, const kvz_lm *lm, const kvz_lm_com
     return st;
 }
 
+/* A context: not empty, every id in the vocabulary. */
+static kvz_status context_ids_in(const char *fn, const kvz_lm *lm, const int32_t *ids, size_t n)
+{
+    if (!n)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: the context is empty", fn);
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || (size_t)ids[i] >= lm->m->hp.n_vocab)
+            return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: context id %zu is %d, outside the vocabulary of %zu", fn,
+                            i, (int)ids[i], lm->m->hp.n_vocab);
+    return KVZ_OK;
+}
+
 /* The checks every call on context ids makes: the arguments, the options, the report's size, the ids. */
 static kvz_status context_in(const char *fn, const kvz_lm *lm, const int32_t *ids, size_t n,
-                             const kvz_lm_compress_opts *opts, kvz_lm_compress_opts *o, kvz_lm_compress_report *report)
+                             const kvz_lm_compress_opts *opts, kvz_lm_compress_opts *o,
+                             kvz_lm_compress_report *report)
 {
     kvz_status st = need_weights(lm, fn);
     if (st == KVZ_OK)
@@ -320,12 +334,18 @@ static kvz_status context_in(const char *fn, const kvz_lm *lm, const int32_t *id
                                   KVZ_SIZE_0_1(kvz_lm_compress_report, select_s));
     if (st != KVZ_OK)
         return st;
-    if (!n)
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: the context is empty", fn);
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] < 0 || (size_t)ids[i] >= lm->m->hp.n_vocab)
-            return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: context id %zu is %d, outside the vocabulary of %zu", fn, i,
-                            (int)ids[i], lm->m->hp.n_vocab);
+    return context_ids_in(fn, lm, ids, n);
+}
+
+/* [system | context] in one malloc'ed array (*all), as the prefill runs it. */
+static kvz_status with_system(const char *fn, const kvz_kvzip_pieces *p, const int32_t *ids, size_t n,
+                              int32_t **all)
+{
+    if (!(*all = malloc((p->n_sys + n) * sizeof **all)))
+        return kvz_fail(KVZ_ERR_NOMEM, "%s: no memory", fn);
+    if (p->n_sys)
+        memcpy(*all, p->sys, p->n_sys * sizeof **all);
+    memcpy(*all + p->n_sys, ids, n * sizeof **all);
     return KVZ_OK;
 }
 
@@ -418,13 +438,10 @@ kvz_status kvz_lm_score_ids(kvz_lm *lm, const int32_t *ids, size_t n, kvz_lm_sco
         rep.score_s = omp_get_wtime() - t0, rep.select_s = 0;
     } else { /* scored on the prefill's way; scores over [system | context] are the context's */
         const size_t n_all = p.n_sys + n, pchunk = ko.prefill_chunk ? ko.prefill_chunk : 2048;
-        int32_t *all = malloc(n_all * sizeof *all);
-        st = all ? kvz_model_cache_create(lm->m, ko.kv_dtype, &c) : kvz_fail(KVZ_ERR_NOMEM, "%s: no memory", fn);
-        if (st == KVZ_OK) {
-            if (p.n_sys)
-                memcpy(all, p.sys, p.n_sys * sizeof *all);
-            memcpy(all + p.n_sys, ids, n * sizeof *all);
-        }
+        int32_t *all = NULL;
+        st = with_system(fn, &p, ids, n, &all);
+        if (st == KVZ_OK)
+            st = kvz_model_cache_create(lm->m, ko.kv_dtype, &c);
         const double t0 = omp_get_wtime();
         if (st == KVZ_OK && kind == KVZ_SCORES_H2O)
             st = kvz_prefill_h2o_scores(lm->m, c, all, n_all, p.n_sys, pchunk, scores);
@@ -477,28 +494,26 @@ kvz_status kvz_lm_fastkv(kvz_lm *lm, const int32_t *ids, size_t n, const kvz_lm_
     kvz_lm_fastkv_opts o = {.struct_size = sizeof o};
     kvz_status st = need_weights(lm, fn);
     if (st == KVZ_OK && opts)
-        st = kvz_struct_in(fn, "kvz_lm_fastkv_opts", opts, KVZ_SIZE_0_1(kvz_lm_fastkv_opts, pieces), &o, sizeof o);
+        st = kvz_struct_in(fn, "kvz_lm_fastkv_opts", opts, KVZ_SIZE_0_1(kvz_lm_fastkv_opts, pieces), &o,
+                           sizeof o);
     if (st == KVZ_OK && report)
-        st = kvz_struct_out_check(fn, "kvz_lm_fastkv_report", report, KVZ_SIZE_0_1(kvz_lm_fastkv_report, prefill_s));
+        st = kvz_struct_out_check(fn, "kvz_lm_fastkv_report", report,
+                                  KVZ_SIZE_0_1(kvz_lm_fastkv_report, prefill_s));
     if (st != KVZ_OK)
         return st;
     const size_t L = lm->m->hp.n_layers;
     if (!(o.tsp_rate >= 0 && o.tsp_rate <= 1) || !(o.retain_rate >= 0 && o.retain_rate <= 1))
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: tsp_rate %g and retain_rate %g must be in (0, 1]", fn, o.tsp_rate,
-                        o.retain_rate);
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: tsp_rate %g and retain_rate %g must be in (0, 1]", fn,
+                        o.tsp_rate, o.retain_rate);
     if (o.full_layers > L)
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: full_layers %zu of a model of %zu layers", fn, o.full_layers, L);
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: full_layers %zu of a model of %zu layers", fn, o.full_layers,
+                        L);
     if ((unsigned)o.kv > KVZ_KV_F16)
         return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: kv %d is not a kvz_lm_kv", fn, (int)o.kv);
-    if (!n)
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: the context is empty", fn);
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] < 0 || (size_t)ids[i] >= lm->m->hp.n_vocab)
-            return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: context id %zu is %d, outside the vocabulary of %zu", fn, i,
-                            (int)ids[i], lm->m->hp.n_vocab);
     kvz_kvzip_pieces p;
     size_t prev_tokens;
-    if ((st = pieces_in(fn, lm, o.pieces, &p, &prev_tokens)) != KVZ_OK)
+    if ((st = context_ids_in(fn, lm, ids, n)) != KVZ_OK ||
+        (st = pieces_in(fn, lm, o.pieces, &p, &prev_tokens)) != KVZ_OK)
         return st;
     kvz_fastkv_opts fo;
     kvz_fastkv_defaults_rate(&fo); /* proportional budgets, max pooling */
@@ -514,21 +529,18 @@ kvz_status kvz_lm_fastkv(kvz_lm *lm, const int32_t *ids, size_t n, const kvz_lm_
         fo.kernel = o.kernel;
     if (o.avg_pool)
         fo.pool = KVZ_POOL_AVG;
-    fo.chunk = lm->prefill_chunk_given ? lm->prefill_chunk : 2048; /* bounds the activations, as a prefill does */
-    const size_t n_all = p.n_sys + n;
-    int32_t *all = malloc(n_all * sizeof *all);
+    fo.chunk =
+        lm->prefill_chunk_given ? lm->prefill_chunk : 2048; /* bounds the activations, as a prefill does */
+    int32_t *all = NULL;
     kvz_cache *c = NULL;
-    st = all ? kvz_model_cache_create(lm->m, o.kv == KVZ_KV_AUTO ? kvz_model_kv_dtype(lm->m) : kv_dtypes[o.kv], &c)
-             : kvz_fail(KVZ_ERR_NOMEM, "%s: no memory", fn);
-    if (st == KVZ_OK) {
-        if (p.n_sys)
-            memcpy(all, p.sys, p.n_sys * sizeof *all);
-        memcpy(all + p.n_sys, ids, n * sizeof *all);
-    }
+    st = with_system(fn, &p, ids, n, &all);
+    if (st == KVZ_OK)
+        st = kvz_model_cache_create(lm->m, o.kv == KVZ_KV_AUTO ? kvz_model_kv_dtype(lm->m) : kv_dtypes[o.kv],
+                                    &c);
     kvz_fastkv_stats fs = {0};
     const double t0 = omp_get_wtime();
     if (st == KVZ_OK)
-        st = kvz_fastkv_prefill(lm->m, c, all, n_all, &fo, logits, &fs);
+        st = kvz_fastkv_prefill(lm->m, c, all, p.n_sys + n, &fo, logits, &fs);
     const double secs = omp_get_wtime() - t0;
     free(all);
     if (st != KVZ_OK) {

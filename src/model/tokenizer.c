@@ -762,7 +762,8 @@ size_t kvz_tokenizer_piece(const kvz_tokenizer *t, int32_t id, int render_specia
     return n;
 }
 
-kvz_status kvz_tokenizer_decode(const kvz_tokenizer *t, const int32_t *ids, size_t n, unsigned flags, char **text)
+kvz_status kvz_tokenizer_decode(const kvz_tokenizer *t, const int32_t *ids, size_t n, unsigned flags,
+                                char **text)
 {
     const int special = !!(flags & KVZ_DECODE_SPECIAL);
     if (!t || !text || (!ids && n))

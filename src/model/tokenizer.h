@@ -77,7 +77,8 @@ enum {
  * possibly not valid UTF-8 when a multi-byte character is cut), as flags (KVZ_DECODE_*) say. Returns KVZ_OK,
  * KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (an id outside the vocabulary), KVZ_ERR_NOMEM.
  */
-kvz_status kvz_tokenizer_decode(const kvz_tokenizer *t, const int32_t *ids, size_t n, unsigned flags, char **text);
+kvz_status kvz_tokenizer_decode(const kvz_tokenizer *t, const int32_t *ids, size_t n, unsigned flags,
+                                char **text);
 
 size_t kvz_tokenizer_vocab(const kvz_tokenizer *t);
 int32_t kvz_tokenizer_bos(const kvz_tokenizer *t); /* -1 if none */
