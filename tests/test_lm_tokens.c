@@ -353,6 +353,16 @@ static void assert_same_rows(const kvz_cache *a, const kvz_cache *b)
         }
 }
 
+/* The context of the compression tests, and its ids (no BOS: the system prompt opens the cache). */
+static const char STORY[] = "Tom had a red kite. One day the wind took it over the big tree and far away.";
+
+static size_t story_ids(int32_t *ids, size_t cap)
+{
+    size_t n = 0;
+    assert_int_equal(kvz_lm_tokenize(lm, STORY, 0, ids, cap, &n), KVZ_OK);
+    return n;
+}
+
 /* kvz_lm_compress_ids: the same cache as kvz_lm_compress of the text; the scores it hands out are those it
  * selected by (the host API's kvz_kvzip_compress of a full cache by them keeps the same rows); a caller's
  * system prompt; the report. */
@@ -360,10 +370,8 @@ static void test_compress_ids(void **state)
 {
     (void)state;
     NEED_MODEL();
-    const char *text = "Tom had a red kite. One day the wind took it over the big tree and far away.";
     int32_t ids[64];
-    size_t n = 0;
-    assert_int_equal(kvz_lm_tokenize(lm, text, 0, ids, N_OF(ids), &n), KVZ_OK);
+    const size_t n = story_ids(ids, N_OF(ids));
     const size_t L = info.n_layers, H = info.n_kv_heads;
     float *scores = tu_malloc(L * H * n * sizeof *scores);
     kvz_lm_compress_opts o = {.struct_size = sizeof o,
@@ -380,7 +388,7 @@ static void test_compress_ids(void **state)
     for (size_t i = 0; i < L * H * n; i++)
         assert_true(scores[i] >= 0 && scores[i] <= 1); /* maxima of softmax probabilities */
     o.scores = NULL;
-    assert_int_equal(kvz_lm_compress(lm, text, &o, &by_text), KVZ_OK);
+    assert_int_equal(kvz_lm_compress(lm, STORY, &o, &by_text), KVZ_OK);
     assert_same_rows(by_ids, by_text);
 
     const kvz_lm_compress_opts keep_all = {.struct_size = sizeof keep_all, .kv = KVZ_KV_F32};
@@ -441,10 +449,8 @@ static void test_score_ids(void **state)
 {
     (void)state;
     NEED_MODEL();
-    const char *text = "Tom had a red kite. One day the wind took it over the big tree and far away.";
     int32_t ids[64];
-    size_t n = 0;
-    assert_int_equal(kvz_lm_tokenize(lm, text, 0, ids, N_OF(ids), &n), KVZ_OK);
+    const size_t n = story_ids(ids, N_OF(ids));
     const size_t cnt = info.n_layers * info.n_kv_heads * n;
     float *want = tu_malloc(cnt * sizeof(float)), *got = tu_malloc(cnt * sizeof(float));
     static const struct {

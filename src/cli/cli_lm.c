@@ -96,21 +96,28 @@ int kvz_cli_lm_piece(const kvz_lm *lm, kvz_lm_piece p, int32_t **ids, size_t *n)
     return malloced_ids(piece, &a, "chat template", ids, n);
 }
 
-int kvz_cli_lm_text(const kvz_lm *lm, const int32_t *ids, size_t n, unsigned flags, char **text)
+kvz_status kvz_cli_lm_detokenize(const kvz_lm *lm, const int32_t *ids, size_t n, unsigned flags, char **text)
 {
     size_t len = 0;
     kvz_status st = kvz_lm_detokenize(lm, ids, n, flags, NULL, 0, &len);
     *text = st == KVZ_OK ? malloc(len + 1) : NULL;
     if (st == KVZ_OK && !*text)
-        return kvz_cli_error("out of memory");
+        return KVZ_ERR_NOMEM;
     if (st == KVZ_OK)
         st = kvz_lm_detokenize(lm, ids, n, flags, *text, len + 1, &len);
     if (st != KVZ_OK) {
         free(*text);
         *text = NULL;
-        return kvz_cli_error("cannot decode: %s", kvz_last_error());
     }
-    return 0;
+    return st;
+}
+
+int kvz_cli_lm_text(const kvz_lm *lm, const int32_t *ids, size_t n, unsigned flags, char **text)
+{
+    const kvz_status st = kvz_cli_lm_detokenize(lm, ids, n, flags, text);
+    if (st == KVZ_ERR_NOMEM)
+        return kvz_cli_error("out of memory");
+    return st == KVZ_OK ? 0 : kvz_cli_error("cannot decode: %s", kvz_last_error());
 }
 
 int kvz_cli_lm_warm_up(kvz_lm *lm, const int32_t *ctx, size_t n_c, const kvz_lm_compress_opts *o)
@@ -137,4 +144,10 @@ int kvz_cli_policy_scores(kvz_policy p)
     case KVZ_POLICY_H2O: return KVZ_SCORES_H2O;
     default: return -1;
     }
+}
+
+kvz_lm_kv kvz_cli_lm_kv(kvz_dtype dt)
+{
+    return dt == KVZ_DTYPE_F32 ? KVZ_KV_F32 : dt == KVZ_DTYPE_BF16 ? KVZ_KV_BF16 : dt == KVZ_DTYPE_F16 ? KVZ_KV_F16
+                                                                                                       : KVZ_KV_AUTO;
 }

@@ -19,6 +19,8 @@ int kvz_cli_lm_question(const kvz_lm *lm, const char *question, const int32_t *p
                         int32_t **ids, size_t *n);
 /* kvz_lm_piece_ids into *ids (malloc'ed). */
 int kvz_cli_lm_piece(const kvz_lm *lm, kvz_lm_piece piece, int32_t **ids, size_t *n);
+/* kvz_lm_detokenize into *text (malloc'ed, NULL on failure): the status, without a message of its own. */
+kvz_status kvz_cli_lm_detokenize(const kvz_lm *lm, const int32_t *ids, size_t n, unsigned flags, char **text);
 /* kvz_lm_detokenize into *text (malloc'ed). */
 int kvz_cli_lm_text(const kvz_lm *lm, const int32_t *ids, size_t n, unsigned flags, char **text);
 
@@ -27,6 +29,9 @@ int kvz_cli_lm_text(const kvz_lm *lm, const int32_t *ids, size_t n, unsigned fla
  * costs (weight pages touched first, thread start-up, oneDNN primitives of that step's shape), which
  * otherwise land in whichever step runs first. */
 int kvz_cli_lm_warm_up(kvz_lm *lm, const int32_t *ctx, size_t n_c, const kvz_lm_compress_opts *o);
+
+/* The kvz_lm_kv of a storage type; anything else (--kv-dtype auto) is KVZ_KV_AUTO, the model's own. */
+kvz_lm_kv kvz_cli_lm_kv(kvz_dtype dt);
 
 /* The scores a policy selects by (a kvz_lm_scores), or -1 for one that needs none (full, kvzip-head,
  * streaming, random). */

@@ -89,15 +89,6 @@ static void print_layer_kept(const kvz_cache *c, const kvz_lm_info *mi, size_t n
     }
 }
 
-/* The library's name of a --kv-dtype value (auto: the model's). */
-static kvz_lm_kv lm_kv(kvz_dtype dt)
-{
-    return dt == KVZ_DTYPE_F32    ? KVZ_KV_F32
-           : dt == KVZ_DTYPE_BF16 ? KVZ_KV_BF16
-           : dt == KVZ_DTYPE_F16  ? KVZ_KV_F16
-                                  : KVZ_KV_AUTO;
-}
-
 /* --tsp-rate: FastKV's prefill (kvz_lm_fastkv) into the cache it saves as co says, and what it did. */
 static int fastkv(kvz_lm *lm, const kvz_lm_info *mi, const int32_t *ctx, size_t n_c,
                   const kvz_lm_fastkv_opts *fo, const kvz_lm_compress_opts *co, const char *out, int json)
@@ -282,14 +273,11 @@ int kvz_cmd_compress(int argc, char **argv)
     }
     if (!rc && (dump || save_heads) && !(scores = malloc(L * H * n_c * sizeof *scores)))
         rc = kvz_cli_error("out of memory");
-    const kvz_lm_pieces pieces = {.struct_size = sizeof pieces,
-                                  .ids = {pc.ids[0], pc.ids[1], pc.ids[2], pc.ids[3]},
-                                  .n = {pc.n[0], pc.n[1], pc.n[2], pc.n[3]},
-                                  .prev_tokens = pc.prev_tokens};
+    const kvz_lm_pieces pieces = kvz_cli_recon_pieces(&pc);
     const kvz_lm_compress_opts co = {.struct_size = sizeof co,
                                      .policy = policy,
                                      .ratio = ratio,
-                                     .kv = lm_kv(kv_dtype),
+                                     .kv = kvz_cli_lm_kv(kv_dtype),
                                      .chunk = chunk,
                                      .mode = mode,
                                      .head_scores = head_scores,

@@ -97,18 +97,6 @@ static kvz_status forced(run_ctx *r, kvz_cache *c, const int32_t *prefix, size_t
     return st;
 }
 
-/* The text of n ids into *text (malloc'ed). */
-static kvz_status text_of(const kvz_lm *lm, const int32_t *ids, size_t n, char **text)
-{
-    size_t len = 0;
-    kvz_status st = kvz_lm_detokenize(lm, ids, n, 0, NULL, 0, &len);
-    if (st == KVZ_OK && !(*text = malloc(len + 1)))
-        st = KVZ_ERR_NOMEM;
-    if (st == KVZ_OK)
-        st = kvz_lm_detokenize(lm, ids, n, 0, *text, len + 1, &len);
-    return st;
-}
-
 /* log-softmax of n logits into out */
 static void log_softmax(const float *z, size_t n, double *out)
 {
@@ -162,7 +150,7 @@ static kvz_status ask(run_ctx *r, kvz_cache *c, const int32_t *prefix, size_t n_
     a->agree += agree;
     char *text = NULL;
     const size_t shown = r->text && n && kvz_lm_is_eog(r->lm, r->gen[n - 1]) ? n - 1 : n;
-    if ((r->text || r->gen_out) && (st = text_of(r->lm, r->gen, shown, &text)) != KVZ_OK)
+    if ((r->text || r->gen_out) && (st = kvz_cli_lm_detokenize(r->lm, r->gen, shown, 0, &text)) != KVZ_OK)
         return st;
     const double score = r->text ? eval_match(text, q->answers, q->n_answers, q->match_all)
                                  : n == q->n_answer && !memcmp(r->gen, q->answer, n * sizeof *r->gen);
@@ -517,14 +505,11 @@ static int run(eval_args *a)
     kvz_lm_info mi = {.struct_size = sizeof mi};
     kvz_lm_get_info(lm, &mi);
     const kvz_dtype kv = a->kv == KVZ_CLI_KV_DTYPE_AUTO ? mi.kv_dtype : a->kv;
-    a->o.kv = kv == KVZ_DTYPE_F32 ? KVZ_KV_F32 : kv == KVZ_DTYPE_BF16 ? KVZ_KV_BF16 : KVZ_KV_F16;
+    a->o.kv = kvz_cli_lm_kv(kv);
     fprintf(stderr, "kvz %s: weights %s, KV cache %s\n", a->demo ? "demo" : "eval",
             kvz_cli_dtype_name(mi.weights), kvz_cli_dtype_name(kv));
     int rc = kvz_cli_recon_resolve_lm(&a->recon, lm, &pc);
-    const kvz_lm_pieces pieces = {.struct_size = sizeof pieces,
-                                  .ids = {pc.ids[0], pc.ids[1], pc.ids[2], pc.ids[3]},
-                                  .n = {pc.n[0], pc.n[1], pc.n[2], pc.n[3]},
-                                  .prev_tokens = pc.prev_tokens};
+    const kvz_lm_pieces pieces = kvz_cli_recon_pieces(&pc);
     a->o.pieces = &pieces;
     const eval_encoder enc = {lm, pc.ids[KVZ_PIECE_POSTFIX], pc.n[KVZ_PIECE_POSTFIX], mi.n_vocab};
     if (!rc)

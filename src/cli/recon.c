@@ -121,3 +121,11 @@ int kvz_cli_recon_resolve_lm(const kvz_cli_recon *r, const kvz_lm *lm, kvz_cli_r
     }
     return 0;
 }
+
+kvz_lm_pieces kvz_cli_recon_pieces(const kvz_cli_recon_ids *r)
+{
+    return (kvz_lm_pieces){.struct_size = sizeof(kvz_lm_pieces),
+                           .ids = {r->ids[0], r->ids[1], r->ids[2], r->ids[3]},
+                           .n = {r->n[0], r->n[1], r->n[2], r->n[3]},
+                           .prev_tokens = r->prev_tokens};
+}

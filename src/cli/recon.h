@@ -37,5 +37,7 @@ int kvz_cli_recon_given(const kvz_cli_recon *r, kvz_cli_recon_ids *out);
 /* The same with the missing pieces from the model's chat template (kvz_lm_piece_ids). */
 int kvz_cli_recon_resolve_lm(const kvz_cli_recon *r, const kvz_lm *lm, kvz_cli_recon_ids *out);
 void kvz_cli_recon_ids_free(kvz_cli_recon_ids *p);
+/* The pieces as kvz_lm_compress_opts.pieces takes them (pointing into r). */
+kvz_lm_pieces kvz_cli_recon_pieces(const kvz_cli_recon_ids *r);
 
 #endif

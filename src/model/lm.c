@@ -285,14 +285,19 @@ static kvz_status pieces_in(const char *fn, const kvz_lm *lm, const kvz_lm_piece
     return KVZ_OK;
 }
 
-static const kvz_dtype kv_dtypes[] = {KVZ_DTYPE_F32, KVZ_DTYPE_F32, KVZ_DTYPE_BF16, KVZ_DTYPE_F16};
+/* The rows' type a kvz_lm_kv asks for (checked to be one): AUTO is what the model computes in. */
+static kvz_dtype kv_dtype_of(const kvz_lm *lm, kvz_lm_kv kv)
+{
+    static const kvz_dtype of[] = {KVZ_DTYPE_F32, KVZ_DTYPE_F32, KVZ_DTYPE_BF16, KVZ_DTYPE_F16};
+    return kv == KVZ_KV_AUTO ? kvz_model_kv_dtype(lm->m) : of[kv];
+}
 
 /* The runner's options and pieces of a compression or a scoring. */
 static kvz_status runner_opts(const char *fn, const kvz_lm *lm, const kvz_lm_compress_opts *o,
                               kvz_kvzip_opts *ko, kvz_kvzip_pieces *p)
 {
     kvz_kvzip_defaults(ko);
-    ko->kv_dtype = o->kv == KVZ_KV_AUTO ? kvz_model_kv_dtype(lm->m) : kv_dtypes[o->kv];
+    ko->kv_dtype = kv_dtype_of(lm, o->kv);
     if (o->chunk)
         ko->chunk = o->chunk;
     if (o->window)
@@ -535,8 +540,7 @@ kvz_status kvz_lm_fastkv(kvz_lm *lm, const int32_t *ids, size_t n, const kvz_lm_
     kvz_cache *c = NULL;
     st = with_system(fn, &p, ids, n, &all);
     if (st == KVZ_OK)
-        st = kvz_model_cache_create(lm->m, o.kv == KVZ_KV_AUTO ? kvz_model_kv_dtype(lm->m) : kv_dtypes[o.kv],
-                                    &c);
+        st = kvz_model_cache_create(lm->m, kv_dtype_of(lm, o.kv), &c);
     kvz_fastkv_stats fs = {0};
     const double t0 = omp_get_wtime();
     if (st == KVZ_OK)
