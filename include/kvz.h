@@ -156,6 +156,31 @@ KVZ_API int kvz_numa_nodes(void);
 KVZ_API int kvz_cpu_has_avx512_bf16(void);
 /** @} */
 
+/** @name Read plan
+ *  How the decode kernels over a bf16 cache (levels avx512bf16 and amx, head sizes that are
+ *  multiples of 32) stream K/V from memory. Which plan keeps the most reads in flight differs
+ *  between CPU designs, so the plan is chosen once per process from the CPU's vendor: Intel
+ *  l1x4, every other CPU l2x1. The environment variable KVZ_READ_PLAN=l2x1|l1x4 forces one
+ *  (another value is refused: the library says why on stderr and in kvz_last_error() of the
+ *  thread whose call made the choice, and keeps the CPU's plan). Both plans give the same
+ *  results within rounding (only the order in which the running softmax meets the keys
+ *  differs); every other path ignores the plan.
+ *  @{ */
+/** @since 0.1 */
+typedef enum kvz_read_plan {
+    KVZ_READ_PLAN_L2X1 = 0, /**< "l2x1": each head's keys as one stream, software prefetch into L2 */
+    KVZ_READ_PLAN_L1X4 = 1  /**< "l1x4": four interleaved streams per head, software prefetch into L1 */
+} kvz_read_plan;
+/** The plan the decode kernels currently use. Thread-safe. @since 0.1 */
+KVZ_API kvz_read_plan kvz_read_plan_active(void);
+/** Forces @p plan for the rest of the process (or until the next call); calls already
+ *  running finish with the plan they started with. @return KVZ_OK or KVZ_ERR_INVALID_ARG
+ *  (unknown value). Thread-safe. @since 0.1 */
+KVZ_API kvz_status kvz_read_plan_force(kvz_read_plan plan);
+/** The plan's name ("l2x1", "l1x4"), or "unknown". @since 0.1 */
+KVZ_API const char *kvz_read_plan_name(kvz_read_plan plan);
+/** @} */
+
 /** @name Conversions
  *  @{ */
 /**

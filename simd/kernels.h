@@ -69,6 +69,12 @@ _Static_assert((0u KVZ_ISA_LIST(KVZ_KISA_BIT_)) == (1u << KVZ_KISA_COUNT) - 1,
 /* Widest vector of any level, in floats: padding unit of the scratch rows. */
 #define KVZ_KMAX_VW 16
 
+/* How the decode path over bf16 K/V at the levels with pair dot products reads memory
+ * (kvz_attn_job.reads; the public kvz_read_plan, same values): one stream per run of keys
+ * with software prefetch into L2, or four interleaved streams with prefetch into L1. The
+ * core chooses per CPU; every other path ignores it. */
+enum { KVZ_KREADS_L2X1 = 0, KVZ_KREADS_L1X4 = 1 };
+
 /*
  * Attention of one KV head and its `group` query heads over a run of keys.
  *
@@ -126,6 +132,7 @@ typedef struct kvz_attn_job {
      * blocks first reach them, for its later query blocks (NULL: each key block builds its
      * own). Other levels ignore it. */
     uint16_t *vtstore;
+    int reads; /* KVZ_KREADS_* */
 } kvz_attn_job;
 
 /*

@@ -140,25 +140,37 @@ static void check_varlen(tu_rng *r, const vcase *c)
     /* A head's rows in one block of at most 8 (decode) keep fp32 probabilities at the amx
        level (simd/kernels.h): the slack for rounded ones is not theirs there. */
     const int dot_only = ql * G <= 8;
-    for (size_t l = 0; l < nl; l++) {
-        tu_force(lv[l]);
-        const double tol = dot_only && lv[l] == KVZ_ISA_AMX ? tu_tol_at(KVZ_ISA_AVX512, c->dt) : tu_tol(c->dt);
-        tu_fill_sentinel(out, nq);
-        kvz_varlen_args a;
-        memset(&a, 0, sizeof a);
-        a.struct_size = sizeof a;
-        a.n_kv_heads = H, a.group = G, a.head_dim = d, a.q_len = ql, a.scale = c->scale;
-        a.q = q, a.k = k, a.v = v, a.kv_dtype = c->dt, a.kv_row_stride = (ptrdiff_t)stride, a.cu_len = cu;
-        a.out = out;
-        if (c->threads > 0)
-            kvz_set_num_threads(c->threads);
-        const kvz_status st = kvz_attn_decode_varlen(&a);
-        kvz_set_num_threads(0);
-        describe(what, sizeof what, kvz_isa_name(lv[l]), c);
-        if (st != KVZ_OK)
-            fail_msg("%s: kvz_attn_decode_varlen: %s (%s)", what, kvz_strerror(st), kvz_last_error());
-        tu_check_close(out, want, nq, tol, tol, what);
-    }
+    /* the levels with bf16 pair products read bf16 K/V by the read plan: each case under both */
+    const kvz_read_plan plan0 = kvz_read_plan_active();
+    for (size_t l = 0; l < nl; l++)
+        for (int p = 0; p < 2; p++) {
+            const int plans = c->dt == KVZ_DTYPE_BF16 && (lv[l] == KVZ_ISA_AVX512_BF16 || lv[l] == KVZ_ISA_AMX);
+            if (p && !plans)
+                continue;
+            tu_force(lv[l]);
+            const kvz_read_plan plan = plans ? (kvz_read_plan)p : plan0;
+            assert_int_equal(kvz_read_plan_force(plan), KVZ_OK);
+            const double tol =
+                dot_only && lv[l] == KVZ_ISA_AMX ? tu_tol_at(KVZ_ISA_AVX512, c->dt) : tu_tol(c->dt);
+            tu_fill_sentinel(out, nq);
+            kvz_varlen_args a;
+            memset(&a, 0, sizeof a);
+            a.struct_size = sizeof a;
+            a.n_kv_heads = H, a.group = G, a.head_dim = d, a.q_len = ql, a.scale = c->scale;
+            a.q = q, a.k = k, a.v = v, a.kv_dtype = c->dt, a.kv_row_stride = (ptrdiff_t)stride, a.cu_len = cu;
+            a.out = out;
+            if (c->threads > 0)
+                kvz_set_num_threads(c->threads);
+            const kvz_status st = kvz_attn_decode_varlen(&a);
+            kvz_set_num_threads(0);
+            char level[40];
+            snprintf(level, sizeof level, "%s, read plan %s", kvz_isa_name(lv[l]), kvz_read_plan_name(plan));
+            describe(what, sizeof what, level, c);
+            if (st != KVZ_OK)
+                fail_msg("%s: kvz_attn_decode_varlen: %s (%s)", what, kvz_strerror(st), kvz_last_error());
+            tu_check_close(out, want, nq, tol, tol, what);
+        }
+    assert_int_equal(kvz_read_plan_force(plan0), KVZ_OK);
     free(cu), free(kx), free(vx), free(k), free(v), free(q), free(qx), free(want), free(out);
 }
 

@@ -42,12 +42,13 @@
  * the requests are spread over all the work: queued all at once they left the memory idle
  * while P.V ran; 32 rows ahead was too late to hide the latency, 128 no better than 64. */
 #define PF_AHEAD 64
-/* The bp path reads the keys that every query row sees (in decode: all of them) as ILV_N
- * interleaved streams: the run is cut into ILV_N regions, and a block takes ILV_TURN keys
- * of each region in turn. One core keeps more misses in flight over several streams than
- * over one: 4 regions in turns of 2 keys read about a quarter faster than one stream on the
- * Sapphire-Rapids-class VM, more regions or longer turns no better (the measurements:
- * perf/results/2026-12-07-tuning.md). */
+/* Under the read plan KVZ_KREADS_L1X4 the bp path reads the keys that every query row sees
+ * (in decode: all of them) as ILV_N interleaved streams: the run is cut into ILV_N regions,
+ * and a block takes ILV_TURN keys of each region in turn. Where the plan fits (Intel cores)
+ * one core keeps more misses in flight over several streams than over one: 4 regions in
+ * turns of 2 keys read about a quarter faster than one stream on the Sapphire-Rapids-class
+ * VM, more regions or longer turns no better; on Zen 4 one stream is faster (the
+ * measurements: perf/results/2026-12-07-tuning.md). */
 #define ILV_LOG2N 2
 #define ILV_N     (1u << ILV_LOG2N)
 #define ILV_TURN  2
@@ -96,6 +97,8 @@ typedef struct blk_ctx {
        regions ilv_rows rows apart (ilv_log2n 0: one run); ilv_j0, the first key of a P.V
        piece (see ilv_key) */
     size_t ilv_log2n, ilv_rows, ilv_j0;
+    int reads;     /* the job's read plan (KVZ_KREADS_*) */
+    int pf_l1;     /* the block prefetches into L1: the bp path under KVZ_KREADS_L1X4 (else L2) */
     size_t sj, sr; /* S strides of the current layout */
     float s_scale; /* the factor the gemm layout's S still needs: the scale on AMX tiles, else 1 */
     /* the prefetch queue: rows [0, pf_n[0]) at pf[0], then rows [0, pf_n[1]) at pf[1];
@@ -107,7 +110,8 @@ typedef struct blk_ctx {
 static void scratch_init(blk_ctx *c, float *work, size_t d, size_t group, ptrdiff_t q_pos0)
 {
     c->pf_n[0] = c->pf_n[1] = 0;
-    c->bdot = c->bpdot = c->amx = 0;
+    c->bdot = c->bpdot = c->amx = c->pf_l1 = 0;
+    c->reads = KVZ_KREADS_L2X1;
     c->vt = NULL;
     c->vt_base[0] = c->vt_base[1] = c->vt_done[0] = c->vt_done[1] = 0;
     c->ilv_log2n = c->ilv_rows = c->ilv_j0 = 0;
@@ -183,15 +187,20 @@ static inline __attribute__((always_inline)) void prefetch_row(const blk_ctx *c,
         row = c->pf[1] + ilv_row(c->ilv_log2n, c->ilv_rows, t) * c->pf_stride;
     else
         return;
-    /* the bp path (interleaved streams, see ILV_N) into L1, where it read faster than into L2
-       (perf/results/2026-12-07-tuning.md); the other paths into L2 */
-    if (c->bpdot && c->pf_bytes == 256) { /* the common row (d = 128 at 2 bytes): unrolled */
+    /* into L1 on the bp path under the plan that wants it (its interleaved streams read faster
+       so on Intel; on Zen 4 a prefetch into L1 read a third slower than into L2), else into L2
+       (perf/results/2026-12-07-tuning.md); the common row (d = 128 at 2 bytes) unrolled */
+    if (c->pf_l1 && c->pf_bytes == 256) {
 #pragma GCC unroll 4
         for (size_t b = 0; b < 256; b += 64)
             __builtin_prefetch(row + b, 0, 3);
-    } else if (c->bpdot) {
+    } else if (c->pf_l1) {
         for (size_t b = 0; b < c->pf_bytes; b += 64)
             __builtin_prefetch(row + b, 0, 3);
+    } else if (c->pf_bytes == 256) {
+#pragma GCC unroll 4
+        for (size_t b = 0; b < 256; b += 64)
+            __builtin_prefetch(row + b, 0, 2);
     } else {
         for (size_t b = 0; b < c->pf_bytes; b += 64)
             __builtin_prefetch(row + b, 0, 2);

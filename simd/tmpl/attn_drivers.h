@@ -84,12 +84,12 @@ static inline __attribute__((always_inline)) void run_blocks(blk_ctx *c, const k
     /* the window's first block, at a whole chunk of 32 keys (the amx path's V tiles) */
     size_t rbeg = kbeg <= kb0 ? 0 : (kbeg - kb0) / 32 * 32;
     rbeg = rbeg < rend ? rbeg : rend;
-    /* the bp path reads the keys [ilv0, ilv0 + ilv_n) of the run as interleaved streams
-     * (ILV_N): those that every row sees, so that no block needs a mask, in whole
-     * rounds of turns; the rest as one. Not while scoring: its second visit of the
-     * chunk's keys reads them in their order. */
+    /* under the read plan KVZ_KREADS_L1X4 the bp path reads the keys [ilv0, ilv0 + ilv_n) of
+     * the run as interleaved streams (ILV_N): those that every row sees, so that no block
+     * needs a mask, in whole rounds of turns; the rest as one. Not while scoring: its second
+     * visit of the chunk's keys reads them in their order. */
     size_t ilv0 = rbeg, ilv_n = 0;
-    if (c->bpdot && !job->score) {
+    if (c->bpdot && c->reads == KVZ_KREADS_L1X4 && !job->score) {
         const ptrdiff_t see = row_limit(c, 0) + 1 - (ptrdiff_t)kb0;
         const size_t all = see <= 0 ? 0 : ((size_t)see < rend ? (size_t)see : rend);
         const size_t first = kbeg_all <= kb0 ? 0 : kbeg_all - kb0;
@@ -139,6 +139,7 @@ static void attn_impl(const kvz_attn_job *job)
     blk_ctx c;
     scratch_init(&c, job->work, job->d, job->group, job->q_pos0);
     c.window = job->window;
+    c.reads = job->reads;
     const size_t rows = job->n_q * job->group;
     const int dt = job->dtype;
     c.bdot = KVZ_ATTN_BF16DOT && dt == KVZ_KDT_BF16 && job->d % 2 == 0;

@@ -14,6 +14,7 @@ static void load_queries(blk_ctx *c, const float *q, ptrdiff_t qhs, ptrdiff_t qr
     c->nrv = (mq + VW - 1) / VW;
     c->dot = mq <= DOT_MAX_ROWS;
     c->bpdot = c->bdot && c->dot && c->d % 32 == 0;
+    c->pf_l1 = c->bpdot && c->reads == KVZ_KREADS_L1X4;
     c->amx = KVZ_ATTN_AMX && c->bdot && !c->dot && c->d % 32 == 0;
     c->s_scale = c->amx ? scale : 1.0f;
     if (c->bpdot) /* whole tiles of 4 rows */

@@ -148,14 +148,14 @@ static int run_kernels(const bench_opts *o)
     kvz_bench_cpu_model(cpu_raw, sizeof cpu_raw);
     json_escape(cpu, sizeof cpu, cpu_raw);
     kvz_bench_dnnl_version(dnnl, sizeof dnnl);
-    const char *isa = kvz_isa_name(kvz_isa_active());
+    const char *isa = kvz_isa_name(kvz_isa_active()), *plan = kvz_read_plan_name(kvz_read_plan_active());
     const int threads = kvz_num_threads();
     const char *version = kvz_version().string;
     if (!o->json) {
         char avail[64];
         kvz_cli_isa_available(avail, sizeof avail, 0);
-        printf("libkvz %s  isa %s (available: %s)  threads %d  numa nodes %d\n", version, isa, avail, threads,
-               kvz_numa_nodes());
+        printf("libkvz %s  isa %s (available: %s)  read plan %s  threads %d  numa nodes %d\n", version, isa,
+               avail, plan, threads, kvz_numa_nodes());
         printf("cpu %s  llc %zu MiB  avx512_bf16 %s\n", cpu_raw, kvz_bench_llc_bytes() >> 20,
                kvz_cpu_has_avx512_bf16() ? "yes" : "no");
         printf("built by %s%s, oneDNN %s\n", kvz_bench_compiler(),
@@ -200,21 +200,22 @@ static int run_kernels(const bench_opts *o)
             const size_t i = idx[j];
             if (bad[j]) {
                 if (o->json)
-                    printf("{\"name\":\"%s\",\"error\":\"failed (see stderr)\",\"isa\":\"%s\",\"cpu\":\"%s\","
-                           "\"threads\":%d}\n",
-                           cases[i].name, isa, cpu, threads);
+                    printf("{\"name\":\"%s\",\"error\":\"failed (see "
+                           "stderr)\",\"isa\":\"%s\",\"read_plan\":\"%s\","
+                           "\"cpu\":\"%s\",\"threads\":%d}\n",
+                           cases[i].name, isa, plan, cpu, threads);
                 else
                     printf("%-24s %12s\n", cases[i].name, "FAILED");
                 continue;
             }
             res[i] = out[j], have[i] = 1;
             if (o->json)
-                printf(
-                    "{\"name\":\"%s\",\"seconds\":%.6g,\"best_seconds\":%.6g,\"rate\":%.4g,\"unit\":\"%s\","
-                    "\"work\":%.6g,\"reps\":%d,\"spread\":%.4g,\"libkvz\":\"%s\",\"isa\":\"%s\",\"cpu\":\"%s\","
-                    "\"threads\":%d,\"compiler\":\"%s\"}\n",
-                    cases[i].name, res[i].seconds, res[i].best, res[i].rate, res[i].unit, res[i].work,
-                    res[i].reps, res[i].spread, version, isa, cpu, threads, kvz_bench_compiler());
+                printf("{\"name\":\"%s\",\"seconds\":%.6g,\"best_seconds\":%.6g,\"rate\":%.4g,\"unit\":\"%s\","
+                       "\"work\":%.6g,\"reps\":%d,\"spread\":%.4g,\"libkvz\":\"%s\",\"isa\":\"%s\",\"read_"
+                       "plan\":\"%s\","
+                       "\"cpu\":\"%s\",\"threads\":%d,\"compiler\":\"%s\"}\n",
+                       cases[i].name, res[i].seconds, res[i].best, res[i].rate, res[i].unit, res[i].work,
+                       res[i].reps, res[i].spread, version, isa, plan, cpu, threads, kvz_bench_compiler());
             else
                 printf("%-24s %12.6f %12.6f %10.2f %-8s %5d\n", cases[i].name, res[i].seconds, res[i].best,
                        res[i].rate, res[i].unit, res[i].reps);
@@ -237,10 +238,11 @@ static int run_kernels(const bench_opts *o)
         const char *cmp = targets[t].at_least ? ">=" : "<=";
         if (o->json) { /* the spread of a ratio of two independent figures, to first order */
             printf("{\"name\":\"ratio_%s\",\"value\":%.4f,\"target\":%.2f,\"cmp\":\"%s\",\"met\":%s,"
-                   "\"spread\":%.4g,\"reps\":%d,\"isa\":\"%s\",\"cpu\":\"%s\",\"threads\":%d}\n",
+                   "\"spread\":%.4g,\"reps\":%d,\"isa\":\"%s\",\"read_plan\":\"%s\",\"cpu\":\"%s\",\"threads\":"
+                   "%d}\n",
                    targets[t].name, v, targets[t].bound, cmp, met ? "true" : "false",
                    sqrt(a->spread * a->spread + b->spread * b->spread), a->reps < b->reps ? a->reps : b->reps,
-                   isa, cpu, threads);
+                   isa, plan, cpu, threads);
             continue;
         }
         if (!header++)

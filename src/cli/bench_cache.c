@@ -43,17 +43,17 @@ int kvz_bench_cache(int json)
     const double *ratios = kvz_cc_ratios;
     char cpu[256];
     kvz_bench_cpu_model(cpu, sizeof cpu);
-    const char *isa = kvz_isa_name(kvz_isa_active());
+    const char *isa = kvz_isa_name(kvz_isa_active()), *plan = kvz_read_plan_name(kvz_read_plan_active());
     kvz_bench_result stream;
     size_t n_cases;
     const kvz_bench_case *cases = kvz_bench_kernel_cases(&n_cases);
     if (kvz_bench_measure(&cases[0], 0.5, 5, 50, &stream) != 0) /* stream_read */
         return 1;
     if (!json)
-        printf("libkvz %s  isa %s  cpu \"%s\"  threads %d  stream_read %.1f GB/s\n"
+        printf("libkvz %s  isa %s  read plan %s  cpu \"%s\"  threads %d  stream_read %.1f GB/s\n"
                "one layer: %d KV heads, G = %d, d = %d, %d tokens, bf16\n%-20s %6s %10s %10s %12s %8s\n",
-               kvz_version().string, isa, cpu, kvz_num_threads(), stream.rate, H, G, D, N, "policy", "ratio",
-               "kept", "MB read", "decode ms", "vs full");
+               kvz_version().string, isa, plan, cpu, kvz_num_threads(), stream.rate, H, G, D, N, "policy",
+               "ratio", "kept", "MB read", "decode ms", "vs full");
     enum { REPS = 41 };
     double full_time = 0, full_spread = 0, spread = 0;
     int failed = 0;
@@ -81,9 +81,9 @@ int kvz_bench_cache(int json)
                 printf(
                     "{\"name\":\"decode_cache/%s/%.1f\",\"seconds\":%.6g,\"rate\":%.4g,\"unit\":\"GB/s\","
                     "\"reps\":%d,\"spread\":%.4g,\"kept_ratio\":%.4f,\"vs_full\":%.4f,\"vs_full_spread\":%.4g,"
-                    "\"isa\":\"%s\",\"cpu\":\"%s\",\"threads\":%d}\n",
+                    "\"isa\":\"%s\",\"read_plan\":\"%s\",\"cpu\":\"%s\",\"threads\":%d}\n",
                     name, ratios[r], t, mb / 1e3 / t, REPS, spread, (double)kept / (H * N), t / full_time,
-                    sqrt(spread * spread + full_spread * full_spread), isa, cpu, kvz_num_threads());
+                    sqrt(spread * spread + full_spread * full_spread), isa, plan, cpu, kvz_num_threads());
             else if (!failed)
                 printf("%-20s %6.1f %10.3f %10.1f %12.3f %8.3f\n", name, ratios[r], (double)kept / (H * N), mb,
                        t * 1e3, t / full_time);

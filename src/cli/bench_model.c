@@ -11,7 +11,7 @@
 #include "cli/model_cases.h"
 
 /* What every JSON line records of the run: kernel level, threads, rounds. */
-static char run_facts[96];
+static char run_facts[128];
 
 /* spread: the rounds' interquartile range over their median (kvz_bench_spread) */
 static void report(int json, const char *name, double seconds, double spread, double rate, const char *unit)
@@ -95,8 +95,9 @@ int kvz_bench_model(int json, int rounds)
     kvz_status st = kvz_mc_create(&mc);
     if (st != KVZ_OK)
         return kvz_cli_error("bench model: %s", kvz_last_error());
-    snprintf(run_facts, sizeof run_facts, "\"isa\": \"%s\", \"threads\": %d, \"rounds\": %d",
-             kvz_isa_name(kvz_isa_active()), kvz_num_threads(), rounds);
+    snprintf(
+        run_facts, sizeof run_facts, "\"isa\": \"%s\", \"read_plan\": \"%s\", \"threads\": %d, \"rounds\": %d",
+        kvz_isa_name(kvz_isa_active()), kvz_read_plan_name(kvz_read_plan_active()), kvz_num_threads(), rounds);
     if (!json)
         printf("synthetic model: Llama-3.1-8B layer shapes, %d layers, %s weights, vocabulary %d, "
                "context %d tokens, bf16 cache, %d threads, %s kernels; medians of %d rounds\n"

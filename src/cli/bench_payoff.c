@@ -84,10 +84,11 @@ static int one_length(int json, size_t n, size_t layers, int steps)
                 "\"model32_vs_full\": %.4f, \"weight_bytes\": %.0f, \"bandwidth\": %.4g, \"peak_rss_mb\": "
                 "%.0f, "
                 "\"weights\": \"%s\", \"layers\": %zu, \"threads\": %d, \"libkvz\": \"%s\", \"isa\": \"%s\", "
-                "\"cpu\": \"%s\"}\n",
+                "\"read_plan\": \"%s\", \"cpu\": \"%s\"}\n",
                 cache_names[k], n, n, cache_names[k], build[k], kv[k], kv[k] / kv[0], med[k], spread[k], steps,
                 med[k] / med[0], model, model32, w_all, bandwidth, rss, kvz_mc_weights(mc), layers,
-                kvz_num_threads(), kvz_version().string, kvz_isa_name(kvz_isa_active()), cpu);
+                kvz_num_threads(), kvz_version().string, kvz_isa_name(kvz_isa_active()),
+                kvz_read_plan_name(kvz_read_plan_active()), cpu);
         else
             printf("%-10s %9.2f %10.1f %8.3f %11.3f %9.3f %9.3f %9.3f\n", cache_names[k], build[k], kv[k] / 1e6,
                    kv[k] / kv[0], med[k] * 1e3, med[k] / med[0], model, model32);

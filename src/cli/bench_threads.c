@@ -67,9 +67,9 @@ int kvz_bench_threads(int json)
     kvz_cache_destroy(c);
     if (json)
         printf("{\"name\":\"host_threads\",\"steps\":%d,\"hosts\":%d,\"one_host_s\":%.4f,\"four_hosts_s\":%.4f,"
-               "\"ratio\":%.3f,\"same_answers\":%s,\"threads\":%d,\"isa\":\"%s\"}\n",
+               "\"ratio\":%.3f,\"same_answers\":%s,\"threads\":%d,\"isa\":\"%s\",\"read_plan\":\"%s\"}\n",
                STEPS, HOSTS, t_one, t_many, t_many / t_one, same ? "true" : "false", kvz_num_threads(),
-               kvz_isa_name(kvz_isa_active()));
+               kvz_isa_name(kvz_isa_active()), kvz_read_plan_name(kvz_read_plan_active()));
     else
         printf(
             "%d decode steps over one shared cache (one layer, %d KV heads, G = %d, d = %d, %d tokens, bf16),\n"

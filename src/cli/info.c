@@ -192,7 +192,7 @@ static int usage(FILE *f)
             "       kvz info --model M [--weights auto|f32|bf16] [--json]\n"
             "       kvz info --cache F.kvz [--json]\n"
             "  alone: the library's version, the kernel level (ISA) in use and those this CPU runs,\n"
-            "  threads and NUMA nodes\n"
+            "  the read plan of the bf16 decode kernel (KVZ_READ_PLAN), threads and NUMA nodes\n"
             "  --model M      the model's architecture, shape, tensor types and size\n"
             "  --cache F.kvz  a cache saved by kvz compress: its model fingerprint, policy and requested\n"
             "                 ratio, storage type, format version, shape, sliding windows, bytes, and the\n"
@@ -235,14 +235,15 @@ int kvz_cmd_info(int argc, char **argv)
     kvz_cli_isa_available(avail, sizeof avail, json);
     const kvz_version_info v = kvz_version();
     if (json)
-        printf("{\"version\":\"%s\",\"isa\":\"%s\",\"isa_available\":[%s],\"avx512_bf16\":%s,\"threads\":%d,"
-               "\"numa_nodes\":%d}\n",
-               v.string, kvz_isa_name(kvz_isa_active()), avail, kvz_cpu_has_avx512_bf16() ? "true" : "false",
-               kvz_num_threads(), kvz_numa_nodes());
+        printf(
+            "{\"version\":\"%s\",\"isa\":\"%s\",\"isa_available\":[%s],\"avx512_bf16\":%s,\"read_plan\":\"%s\","
+            "\"threads\":%d,\"numa_nodes\":%d}\n",
+            v.string, kvz_isa_name(kvz_isa_active()), avail, kvz_cpu_has_avx512_bf16() ? "true" : "false",
+            kvz_read_plan_name(kvz_read_plan_active()), kvz_num_threads(), kvz_numa_nodes());
     else
-        printf("libkvz %s\nisa:           %s\nisa available: %s\navx512_bf16:   %s\nthreads:       %d\n"
-               "numa nodes:    %d\n",
+        printf("libkvz %s\nisa:           %s\nisa available: %s\navx512_bf16:   %s\nread plan:     %s\n"
+               "threads:       %d\nnuma nodes:    %d\n",
                v.string, kvz_isa_name(kvz_isa_active()), avail, kvz_cpu_has_avx512_bf16() ? "yes" : "no",
-               kvz_num_threads(), kvz_numa_nodes());
+               kvz_read_plan_name(kvz_read_plan_active()), kvz_num_threads(), kvz_numa_nodes());
     return 0;
 }

@@ -43,6 +43,7 @@ static size_t vt_floats(const kvz_attn_job *h, size_t slice)
 
 typedef struct query_run {
     const kvz_kernel_table *kt;
+    int reads; /* the call's read plan (kvz_read_plan) */
     const kvz_attn_job *heads;
     const task *tasks;
     float *const *priv, *const *apriv; /* per task: private score and accumulation rows */
@@ -72,6 +73,7 @@ static void query_body(void *ctx, unsigned slot, unsigned team)
         j.score = r->priv[x] ? r->priv[x] : hj->score;
         j.accum = r->apriv[x] ? r->apriv[x] : hj->accum;
         j.work = work;
+        j.reads = r->reads;
         j.zstore = r->zfloats && hj->score ? work + r->wbase : NULL;
         j.vtstore =
             r->vtfloats && vt_floats(hj, r->slice_tok[r->tasks[x].head]) ? (uint16_t *)(work + r->zbase) : NULL;
@@ -101,7 +103,8 @@ static size_t accum_keys(const kvz_attn_job *h, size_t i_end)
     return lim <= 0 ? 0 : ((size_t)lim < h->n_k ? (size_t)lim : h->n_k);
 }
 
-static kvz_status run_query_slices(const kvz_kernel_table *kt, const kvz_attn_job *heads, size_t n_heads)
+static kvz_status run_query_slices(const kvz_kernel_table *kt, int reads, const kvz_attn_job *heads,
+                                   size_t n_heads)
 {
     const size_t G = heads[0].group, nthr = (size_t)kvz_num_threads();
     const size_t tok_per_block = (KVZ_KBLOCK_Q + G - 1) / G;
@@ -166,8 +169,8 @@ static kvz_status run_query_slices(const kvz_kernel_table *kt, const kvz_attn_jo
     const size_t wbase = (kvz_attn_work_floats(heads[0].d) + 15) / 16 * 16,
                  zbase = wbase + (zfloats + 15) / 16 * 16;
     const size_t wfloats = zbase + vtfloats;
-    query_run r = {kt,      heads, tasks, priv,    apriv,    slice_tok, n_tasks,
-                   wfloats, wbase, zbase, zfloats, vtfloats, 0,         nomem};
+    query_run r = {kt,      reads, heads, tasks,   priv,     apriv, slice_tok, n_tasks,
+                   wfloats, wbase, zbase, zfloats, vtfloats, 0,     nomem};
     kvz_team_run(query_body, &r, 0);
     nomem = r.nomem;
     if (!nomem)
@@ -250,8 +253,8 @@ static size_t sched_next(node_sched *ns, size_t k, size_t n_tasks)
 }
 
 /* One key slice: the kernel over keys [a, b) of the head's runs, partial output and lse. */
-static void key_task(const kvz_kernel_table *kt, const kvz_attn_job *heads, const task *tk, float *out,
-                     float *lse, float *work)
+static void key_task(const kvz_kernel_table *kt, int reads, const kvz_attn_job *heads, const task *tk,
+                     float *out, float *lse, float *work)
 {
     const kvz_attn_job *hj = &heads[tk->head];
     const size_t k0 = tk->a, k1 = tk->b, in2 = k0 >= hj->n_k && k1 > k0;
@@ -273,6 +276,7 @@ static void key_task(const kvz_kernel_table *kt, const kvz_attn_job *heads, cons
     j.score = NULL;
     j.accum = NULL; /* accumulating heads run as query slices */
     j.work = work;
+    j.reads = reads;
     kt->attn(&j);
 }
 
@@ -304,6 +308,7 @@ static void run_part(const kvz_attn_job *h, int run, size_t lo, size_t hi, size_
 
 typedef struct key_run {
     const kvz_kernel_table *kt;
+    int reads;
     const kvz_attn_job *heads;
     const task *tasks;
     size_t n_tasks;
@@ -328,17 +333,19 @@ static void key_body(void *ctx, unsigned slot, unsigned team)
         kvz_numa_bind_thread(r->ns->node[my_node], &pin);
         for (size_t x; (x = sched_next(r->ns, my_node, r->n_tasks)) < r->n_tasks;)
             if (work)
-                key_task(r->kt, r->heads, &r->tasks[x], r->po + x * rows_max * d, r->pl + x * rows_max, work);
+                key_task(r->kt, r->reads, r->heads, &r->tasks[x], r->po + x * rows_max * d,
+                         r->pl + x * rows_max, work);
         kvz_numa_unbind_thread(&pin); /* the thread may be the host's own */
         return;
     }
     for (size_t x; (x = kvz_team_claim(&r->next, r->n_tasks)) < r->n_tasks;)
         if (work)
-            key_task(r->kt, r->heads, &r->tasks[x], r->po + x * rows_max * d, r->pl + x * rows_max, work);
+            key_task(r->kt, r->reads, r->heads, &r->tasks[x], r->po + x * rows_max * d, r->pl + x * rows_max,
+                     work);
 }
 
-static kvz_status run_key_slices(const kvz_kernel_table *kt, const kvz_attn_job *heads, const int *node_of,
-                                 size_t n_heads)
+static kvz_status run_key_slices(const kvz_kernel_table *kt, int reads, const kvz_attn_job *heads,
+                                 const int *node_of, size_t n_heads)
 {
     const size_t nthr = (size_t)kvz_num_threads();
     size_t total = 0;
@@ -396,7 +403,7 @@ static kvz_status run_key_slices(const kvz_kernel_table *kt, const kvz_attn_job 
     int nomem;
     node_sched ns;
     const int placed = sched_init(&ns, tasks, n_tasks, node_of, nthr);
-    key_run run = {kt, heads, tasks, n_tasks, po, pl, rows_max, wfloats, &ns, placed, 0, 0};
+    key_run run = {kt, reads, heads, tasks, n_tasks, po, pl, rows_max, wfloats, &ns, placed, 0, 0};
     kvz_team_run(key_body, &run, 0);
     nomem = run.nomem;
     free(ns.order);
@@ -459,6 +466,7 @@ kvz_status kvz_attn_run_placed(const kvz_attn_job *heads, const int *node_of, si
             return kvz_fail(KVZ_ERR_INVALID_ARG,
                             "attention: scoring runs on global layers only, not with a sliding window (%zu)",
                             heads[h].window);
-    return rows <= KEY_SPLIT_MAX_ROWS && !scoring ? run_key_slices(kt, heads, node_of, n_heads)
-                                                  : run_query_slices(kt, heads, n_heads);
+    const int reads = (int)kvz_read_plan_active();
+    return rows <= KEY_SPLIT_MAX_ROWS && !scoring ? run_key_slices(kt, reads, heads, node_of, n_heads)
+                                                  : run_query_slices(kt, reads, heads, n_heads);
 }

@@ -7,6 +7,7 @@
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuid.h>
+#include <string.h>
 #if defined(__linux__)
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -63,6 +64,19 @@ unsigned kvz_cpu_detect(void)
     return f;
 }
 
+int kvz_cpu_vendor(void)
+{
+    unsigned a, id[3];
+    if (!__get_cpuid(0, &a, &id[0], &id[2], &id[1])) /* EBX, EDX, ECX spell the name */
+        return KVZ_VENDOR_OTHER;
+    char name[13];
+    memcpy(name, id, 12);
+    name[12] = '\0';
+    return !strcmp(name, "GenuineIntel")   ? KVZ_VENDOR_INTEL
+           : !strcmp(name, "AuthenticAMD") ? KVZ_VENDOR_AMD
+                                           : KVZ_VENDOR_OTHER;
+}
+
 #elif defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
 #ifndef HWCAP_ASIMD
@@ -70,7 +84,9 @@ unsigned kvz_cpu_detect(void)
 #endif
 
 unsigned kvz_cpu_detect(void) { return (getauxval(AT_HWCAP) & HWCAP_ASIMD) ? KVZ_CPU_NEON : 0; }
+int kvz_cpu_vendor(void) { return KVZ_VENDOR_OTHER; }
 
 #else
 unsigned kvz_cpu_detect(void) { return 0; }
+int kvz_cpu_vendor(void) { return KVZ_VENDOR_OTHER; }
 #endif

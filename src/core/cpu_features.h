@@ -14,4 +14,8 @@ enum {
  * Linux/x86 it requests the process's AMX tile permission (idempotent). */
 unsigned kvz_cpu_detect(void);
 
+/* The CPU's vendor as CPUID leaf 0 names it (x86), else KVZ_VENDOR_OTHER. */
+enum { KVZ_VENDOR_OTHER = 0, KVZ_VENDOR_INTEL = 1, KVZ_VENDOR_AMD = 2 };
+int kvz_cpu_vendor(void);
+
 #endif

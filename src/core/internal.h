@@ -41,6 +41,10 @@ KVZ_PRIVATE_API void kvz_geglu(float *g, const float *u, size_t n);
  */
 kvz_isa kvz_isa_choose(const char *env, unsigned supported_mask, char *msg, size_t msg_size);
 
+/* The pure part of the read plan's choice: given the KVZ_READ_PLAN value (NULL when unset)
+ * and the CPU's vendor (KVZ_VENDOR_*), the plan to use; msg as kvz_isa_choose's. */
+kvz_read_plan kvz_read_plan_choose(const char *env, int vendor, char *msg, size_t msg_size);
+
 /* Runs one attention job per KV head (work and slicing are filled in): query slices for
  * many rows, key slices merged by log-sum-exp for few rows (attn_runner.c). */
 kvz_status kvz_attn_run(const kvz_attn_job *heads, size_t n_heads);
