@@ -80,6 +80,10 @@ check "a file of another format: exit 2" "$(compare "$tmp/old.json" "$tmp/bad.js
 printf '{"format": "libkvz-perf 1", "figures": [' > "$tmp/bad.json"
 check "a truncated file: exit 2" "$(compare "$tmp/bad.json" "$tmp/old.json")" 2
 check "a missing file: exit 2" "$(compare "$tmp/old.json" "$tmp/none.json")" 2
+# the checked-in baselines are results perf/compare reads, each no regression of itself
+for b in "$SRC"/perf/baselines/*.json; do
+    check "$(basename "$b") compared with itself: exit 0" "$(compare "$b" "$b")" 0
+done
 echo '{"name":"decode_bf16_32k","error":"failed (see stderr)","isa":"avx2","cpu":"Test CPU","threads":2}' > "$tmp/kernels.txt"
 run -o "$tmp/failed.json" 2> "$tmp/run.err"
 check "perf/run on a failed case: exit non-zero" "$([ $? -ne 0 ] && echo yes)" yes
