@@ -192,6 +192,7 @@ int main(int argc, char **argv)
     std::snprintf(llc, sizeof llc, "%zu MiB", kvz_bench_llc_bytes() >> 20);
     benchmark::AddCustomContext("libkvz", kvz_version().string);
     benchmark::AddCustomContext("kvz_isa", kvz_isa_name(kvz_isa_active()));
+    benchmark::AddCustomContext("kvz_read_plan", kvz_read_plan_name(kvz_read_plan_active()));
     benchmark::AddCustomContext("kvz_threads", std::to_string(kvz_num_threads()));
     benchmark::AddCustomContext("cpu_model", cpu);
     benchmark::AddCustomContext("llc", llc);
