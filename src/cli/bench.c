@@ -200,9 +200,8 @@ static int run_kernels(const bench_opts *o)
             const size_t i = idx[j];
             if (bad[j]) {
                 if (o->json)
-                    printf("{\"name\":\"%s\",\"error\":\"failed (see "
-                           "stderr)\",\"isa\":\"%s\",\"read_plan\":\"%s\","
-                           "\"cpu\":\"%s\",\"threads\":%d}\n",
+                    printf("{\"name\":\"%s\",\"error\":\"failed (see stderr)\",\"isa\":\"%s\","
+                           "\"read_plan\":\"%s\",\"cpu\":\"%s\",\"threads\":%d}\n",
                            cases[i].name, isa, plan, cpu, threads);
                 else
                     printf("%-24s %12s\n", cases[i].name, "FAILED");
@@ -211,9 +210,8 @@ static int run_kernels(const bench_opts *o)
             res[i] = out[j], have[i] = 1;
             if (o->json)
                 printf("{\"name\":\"%s\",\"seconds\":%.6g,\"best_seconds\":%.6g,\"rate\":%.4g,\"unit\":\"%s\","
-                       "\"work\":%.6g,\"reps\":%d,\"spread\":%.4g,\"libkvz\":\"%s\",\"isa\":\"%s\",\"read_"
-                       "plan\":\"%s\","
-                       "\"cpu\":\"%s\",\"threads\":%d,\"compiler\":\"%s\"}\n",
+                       "\"work\":%.6g,\"reps\":%d,\"spread\":%.4g,\"libkvz\":\"%s\",\"isa\":\"%s\","
+                       "\"read_plan\":\"%s\",\"cpu\":\"%s\",\"threads\":%d,\"compiler\":\"%s\"}\n",
                        cases[i].name, res[i].seconds, res[i].best, res[i].rate, res[i].unit, res[i].work,
                        res[i].reps, res[i].spread, version, isa, plan, cpu, threads, kvz_bench_compiler());
             else
@@ -238,8 +236,8 @@ static int run_kernels(const bench_opts *o)
         const char *cmp = targets[t].at_least ? ">=" : "<=";
         if (o->json) { /* the spread of a ratio of two independent figures, to first order */
             printf("{\"name\":\"ratio_%s\",\"value\":%.4f,\"target\":%.2f,\"cmp\":\"%s\",\"met\":%s,"
-                   "\"spread\":%.4g,\"reps\":%d,\"isa\":\"%s\",\"read_plan\":\"%s\",\"cpu\":\"%s\",\"threads\":"
-                   "%d}\n",
+                   "\"spread\":%.4g,\"reps\":%d,\"isa\":\"%s\",\"read_plan\":\"%s\",\"cpu\":\"%s\","
+                   "\"threads\":%d}\n",
                    targets[t].name, v, targets[t].bound, cmp, met ? "true" : "false",
                    sqrt(a->spread * a->spread + b->spread * b->spread), a->reps < b->reps ? a->reps : b->reps,
                    isa, plan, cpu, threads);

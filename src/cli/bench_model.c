@@ -10,7 +10,7 @@
 #include "cli/cli.h"
 #include "cli/model_cases.h"
 
-/* What every JSON line records of the run: kernel level, threads, rounds. */
+/* What every JSON line records of the run: kernel level, read plan, threads, rounds. */
 static char run_facts[128];
 
 /* spread: the rounds' interquartile range over their median (kvz_bench_spread) */
