@@ -3,8 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "config.h"
 #if defined(__x86_64__)
@@ -122,56 +120,14 @@ static void test_choose_message_bounds(void **state)
  * the last-error message of the thread that made it. */
 typedef struct child_result {
     const char *env;
-    int ok; /* the child ran and reported */
-    int isa;
-    char last_error[256];
-    char stderr_text[512];
+    tu_child r;
 } child_result;
 
 static child_result children[] = {{.env = "GeNeRiC"}, {.env = "avx2"}, {.env = "AVX512"}, {.env = "avx512bf16"},
                                   {.env = "amx"},     {.env = "neon"}, {.env = "sse9"},   {.env = ""}};
 enum { N_CHILDREN = sizeof children / sizeof children[0] };
 
-static void run_child(child_result *c)
-{
-    int res[2], err[2];
-    if (pipe(res) != 0 || pipe(err) != 0)
-        return;
-    fflush(stdout), fflush(stderr);
-    const pid_t pid = fork();
-    if (pid < 0)
-        return;
-    if (pid == 0) { /* a fresh libkvz: nothing was called before the fork */
-        close(res[0]), close(err[0]);
-        dup2(err[1], 2);
-        setenv("KVZ_ISA", c->env, 1);
-        child_result r = *c;
-        r.isa = (int)kvz_isa_active();
-        snprintf(r.last_error, sizeof r.last_error, "%s", kvz_last_error());
-        r.ok = 1;
-        if (write(res[1], &r, sizeof r) != (ssize_t)sizeof r)
-            _exit(1);
-        fflush(stderr);
-        _exit(0);
-    }
-    close(res[1]), close(err[1]);
-    int status = 0;
-    child_result r;
-    const ssize_t got = read(res[0], &r, sizeof r);
-    size_t n = 0;
-    ssize_t k;
-    while (n + 1 < sizeof c->stderr_text &&
-           (k = read(err[0], c->stderr_text + n, sizeof c->stderr_text - 1 - n)) > 0)
-        n += (size_t)k;
-    c->stderr_text[n] = '\0';
-    waitpid(pid, &status, 0);
-    close(res[0]), close(err[0]);
-    if (got == (ssize_t)sizeof r && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        c->ok = 1;
-        c->isa = r.isa;
-        memcpy(c->last_error, r.last_error, sizeof r.last_error);
-    }
-}
+static int active_isa(void) { return (int)kvz_isa_active(); }
 
 static kvz_isa first_choice = (kvz_isa)-1;
 static int racers, racers_agree;
@@ -203,19 +159,19 @@ static void test_env_fresh_processes(void **state)
             mask |= M(i);
     for (size_t i = 0; i < N_CHILDREN; i++) {
         const child_result *c = &children[i];
-        if (!c->ok)
+        if (!c->r.ok)
             fail_msg("KVZ_ISA=%s: the child process did not report", c->env);
         const int lvl = level_of_name(c->env);
         const int honoured = lvl >= 0 && (mask & M(lvl));
         const kvz_isa want = honoured ? (kvz_isa)lvl : best_of(mask);
-        if (c->isa != (int)want)
-            fail_msg("KVZ_ISA=%s: first call chose %s, want %s", c->env, kvz_isa_name((kvz_isa)c->isa),
+        if (c->r.value != (int)want)
+            fail_msg("KVZ_ISA=%s: first call chose %s, want %s", c->env, kvz_isa_name((kvz_isa)c->r.value),
                      kvz_isa_name(want));
         if (honoured || !*c->env) {
-            if (c->stderr_text[0])
-                fail_msg("KVZ_ISA=%s: unexpected stderr '%s'", c->env, c->stderr_text);
-        } else if (!strstr(c->stderr_text, c->env)) {
-            fail_msg("KVZ_ISA=%s: stderr '%s' does not name the value", c->env, c->stderr_text);
+            if (c->r.stderr_text[0])
+                fail_msg("KVZ_ISA=%s: unexpected stderr '%s'", c->env, c->r.stderr_text);
+        } else if (!strstr(c->r.stderr_text, c->env)) {
+            fail_msg("KVZ_ISA=%s: stderr '%s' does not name the value", c->env, c->r.stderr_text);
         }
     }
 }
@@ -230,9 +186,9 @@ static void test_env_refusal_in_last_error(void **state)
         const int lvl = level_of_name(c->env);
         if (lvl < 0 || kvz_isa_supported((kvz_isa)lvl))
             continue; /* only levels this machine lacks (neon on x86, avx2/avx512 on arm) */
-        if (!strstr(c->last_error, c->env))
+        if (!strstr(c->r.last_error, c->env))
             fail_msg("KVZ_ISA=%s was refused, but kvz_last_error() in the first caller's thread is '%s'",
-                     c->env, c->last_error);
+                     c->env, c->r.last_error);
     }
 }
 
@@ -400,7 +356,7 @@ int main(void)
     /* Nothing of libkvz has run yet. First, fresh processes for other values of KVZ_ISA (a
      * fork before any libkvz or OpenMP use gives each child a first call of its own). */
     for (size_t i = 0; i < N_CHILDREN; i++)
-        run_child(&children[i]);
+        tu_first_call_in_child("KVZ_ISA", children[i].env, active_isa, &children[i].r);
     /* Then this process: KVZ_ISA=generic, and threads racing to the first call. */
     setenv("KVZ_ISA", "generic", 1);
     kvz_isa seen[8];

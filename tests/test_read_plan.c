@@ -5,8 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -83,57 +81,14 @@ static void test_choose(void **state)
 
 typedef struct child_result {
     const char *env; /* NULL: unset */
-    int ok, plan;
-    char last_error[256];
-    char stderr_text[512];
+    tu_child r;
 } child_result;
 
-static child_result children[] = {{.env = NULL},   {.env = ""},      {.env = "L1X4"},
-                                  {.env = "l2x1"}, {.env = "l1x4 "}, {.env = "bogus"}};
+static child_result children[] = {{.env = NULL},    {.env = ""},     {.env = "L1X4"}, {.env = "l2x1"},
+                                  {.env = "l1x4 "}, {.env = "bogus"}};
 enum { N_CHILDREN = sizeof children / sizeof children[0] };
 
-static void run_child(child_result *c)
-{
-    int res[2], err[2];
-    if (pipe(res) != 0 || pipe(err) != 0)
-        return;
-    fflush(stdout), fflush(stderr);
-    const pid_t pid = fork();
-    if (pid < 0)
-        return;
-    if (pid == 0) {
-        close(res[0]), close(err[0]);
-        dup2(err[1], 2);
-        if (c->env)
-            setenv("KVZ_READ_PLAN", c->env, 1);
-        else
-            unsetenv("KVZ_READ_PLAN");
-        child_result r = *c;
-        r.plan = (int)kvz_read_plan_active();
-        snprintf(r.last_error, sizeof r.last_error, "%s", kvz_last_error());
-        r.ok = 1;
-        if (write(res[1], &r, sizeof r) != (ssize_t)sizeof r)
-            _exit(1);
-        fflush(stderr);
-        _exit(0);
-    }
-    close(res[1]), close(err[1]);
-    child_result r;
-    const ssize_t got = read(res[0], &r, sizeof r);
-    size_t n = 0;
-    ssize_t k;
-    while (n + 1 < sizeof c->stderr_text &&
-           (k = read(err[0], c->stderr_text + n, sizeof c->stderr_text - 1 - n)) > 0)
-        n += (size_t)k;
-    c->stderr_text[n] = '\0';
-    int status = 0;
-    waitpid(pid, &status, 0);
-    close(res[0]), close(err[0]);
-    if (got == (ssize_t)sizeof r && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        c->ok = 1, c->plan = r.plan;
-        memcpy(c->last_error, r.last_error, sizeof r.last_error);
-    }
-}
+static int active_plan(void) { return (int)kvz_read_plan_active(); }
 
 /* Unset, the CPU's plan; a plan's name is honoured; anything else is refused on stderr and in
  * the first caller's kvz_last_error(), naming the value, and the CPU's plan stays. */
@@ -149,19 +104,19 @@ static void test_env_fresh_processes(void **state)
     for (size_t i = 0; i < N_CHILDREN; i++) {
         const child_result *c = &children[i];
         const char *shown = c->env ? c->env : "(unset)";
-        if (!c->ok)
+        if (!c->r.ok)
             fail_msg("KVZ_READ_PLAN=%s: the child process did not report", shown);
         int refused;
         const kvz_read_plan want = rule(c->env, vendor, &refused);
-        if (c->plan != (int)want)
+        if (c->r.value != (int)want)
             fail_msg("KVZ_READ_PLAN=%s: the first call chose %s, want %s", shown,
-                     kvz_read_plan_name((kvz_read_plan)c->plan), kvz_read_plan_name(want));
+                     kvz_read_plan_name((kvz_read_plan)c->r.value), kvz_read_plan_name(want));
         if (!refused) {
-            if (c->stderr_text[0])
-                fail_msg("KVZ_READ_PLAN=%s: unexpected stderr '%s'", shown, c->stderr_text);
-        } else if (!strstr(c->stderr_text, c->env) || !strstr(c->last_error, c->env)) {
+            if (c->r.stderr_text[0])
+                fail_msg("KVZ_READ_PLAN=%s: unexpected stderr '%s'", shown, c->r.stderr_text);
+        } else if (!strstr(c->r.stderr_text, c->env) || !strstr(c->r.last_error, c->env)) {
             fail_msg("KVZ_READ_PLAN=%s: refused, but stderr '%s' and kvz_last_error() '%s' do not both name it",
-                     shown, c->stderr_text, c->last_error);
+                     shown, c->r.stderr_text, c->r.last_error);
         }
     }
 }
@@ -192,7 +147,7 @@ static void test_force_and_names(void **state)
 int main(void)
 {
     for (size_t i = 0; i < N_CHILDREN; i++)
-        run_child(&children[i]);
+        tu_first_call_in_child("KVZ_READ_PLAN", children[i].env, active_plan, &children[i].r);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_choose),
         cmocka_unit_test(test_env_fresh_processes),

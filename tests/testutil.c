@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -399,4 +400,47 @@ void tu_run_threads(size_t n, void (*fn)(void *ctx, size_t i), void *ctx)
         assert_int_equal(pthread_join(id[i], NULL), 0);
     pthread_barrier_destroy(&start);
     free(id), free(t);
+}
+
+void tu_first_call_in_child(const char *var, const char *value, int (*first)(void), tu_child *out)
+{
+    memset(out, 0, sizeof *out);
+    int res[2], err[2];
+    if (pipe(res) != 0 || pipe(err) != 0)
+        return;
+    fflush(stdout), fflush(stderr);
+    const pid_t pid = fork();
+    if (pid < 0)
+        return;
+    if (pid == 0) {
+        close(res[0]), close(err[0]);
+        dup2(err[1], 2);
+        if (value)
+            setenv(var, value, 1);
+        else
+            unsetenv(var);
+        tu_child r = {.ok = 1};
+        r.value = first();
+        snprintf(r.last_error, sizeof r.last_error, "%s", kvz_last_error());
+        if (write(res[1], &r, sizeof r) != (ssize_t)sizeof r)
+            _exit(1);
+        fflush(stderr);
+        _exit(0);
+    }
+    close(res[1]), close(err[1]);
+    tu_child r;
+    const ssize_t got = read(res[0], &r, sizeof r);
+    size_t n = 0;
+    ssize_t k;
+    while (n + 1 < sizeof out->stderr_text &&
+           (k = read(err[0], out->stderr_text + n, sizeof out->stderr_text - 1 - n)) > 0)
+        n += (size_t)k;
+    out->stderr_text[n] = '\0';
+    int status = 0;
+    waitpid(pid, &status, 0);
+    close(res[0]), close(err[0]);
+    if (got == (ssize_t)sizeof r && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        out->ok = 1, out->value = r.value;
+        memcpy(out->last_error, r.last_error, sizeof r.last_error);
+    }
 }

@@ -126,4 +126,16 @@ void tu_tmp_path(char *buf, size_t n, const char *name);
  * all. Plain pthreads, so that ThreadSanitizer sees every start and join. */
 void tu_run_threads(size_t n, void (*fn)(void *ctx, size_t i), void *ctx);
 
+/* What a fresh process's first libkvz call did (tu_first_call_in_child). */
+typedef struct tu_child {
+    int ok;    /* the child ran and reported */
+    int value; /* what first() returned */
+    char last_error[256];  /* kvz_last_error() after it, in the child's thread */
+    char stderr_text[512]; /* what the child wrote to stderr */
+} tu_child;
+/* Forks; the child sets the environment variable var to value (unsets it for NULL), calls first()
+ * and reports into *out. Call it from main before anything of libkvz (or OpenMP) has run, so
+ * that first() makes the child's first libkvz call. */
+void tu_first_call_in_child(const char *var, const char *value, int (*first)(void), tu_child *out);
+
 #endif
