@@ -222,6 +222,29 @@ elif in_ci; then
 else
     echo "skip: demo on SmolLM2: $SMOLLM2 is absent (.ci/fetch-models smollm2 fetches it)"
 fi
+# bench payoff --model on Gemma 3 270M, whose 15 local layers of 18 attend to a window of 512
+# tokens (layers 5, 11 and 17 are global; one KV head of 256 a layer): at 1024 tokens the cache
+# holds all 1024 rows of a global layer and the last 512 of a local one, and a decode step reads
+# the global rows and the 511 before the new token of a local layer; a row is K and V of 256 bf16
+# each and its int64 position. FastKV's propagation is not defined for sliding-window layers: its
+# row says so and the other caches go on.
+GEMMA3=$(dirname "$SMOLLM2")/gemma-3-270m-q4_k_m.gguf
+if [ "${KVZ_TEST_QUICK:-0}" = 1 ]; then
+    echo "bench payoff on Gemma 3: not run under KVZ_TEST_QUICK"
+elif [ -r "$GEMMA3" ]; then
+    kvz bench payoff --model "$GEMMA3" --lengths 1024 --reps 1 --json > "$tmp/gemma.json"
+    check "bench payoff on Gemma 3 exits 0" "$?" 0
+    check "bench payoff on Gemma 3: the full cache holds the global rows and the local windows" \
+        "$(grep '"cache": "full"' "$tmp/gemma.json" | grep -c "\"kv_bytes\": $(((3 * 1024 + 15 * 512) * 1032)),")" 1
+    check "bench payoff on Gemma 3: a step reads the global rows and the local windows" \
+        "$(grep '"cache": "full"' "$tmp/gemma.json" | grep -c "\"kv_read_bytes\": $(((3 * 1024 + 15 * 511) * 1032)),")" 1
+    check "bench payoff on Gemma 3: full and KVzip's two caches, no FastKV" \
+        "$(sed 's/.*"cache": "\([^"]*\)".*/\1/' "$tmp/gemma.json" | tr '\n' ' ')" "full kvzip-0.3 kvzip-0.5 "
+elif in_ci; then
+    check "bench payoff on Gemma 3: $GEMMA3 is there under CI (.ci/fetch-models gemma3)" absent present
+else
+    echo "skip: bench payoff on Gemma 3: $GEMMA3 is absent (.ci/fetch-models gemma3 fetches it)"
+fi
 # --count-lines on a model that adds no BOS (byte-level BPE): the count is the number of ids
 if [ -r "$SMOLLM2" ]; then
     check "tokenize --count-lines on SmolLM2: as many as the ids" \
@@ -283,6 +306,31 @@ check "bench payoff --lengths 4096,x exits 2" "$?" 2
 check "bench payoff --lengths: the message" "$(head -1 "$tmp/err")" \
     "kvz bench payoff: --lengths must be up to 16 whole numbers from 16 to 1048576, separated by commas, not '4096,x'"
 check "no cache file after refused options" "$(test -e "$tmp/x.kvz" && echo left || echo none)" none
+
+# bench payoff --model: a GGUF model's own shapes. The weights a step reads, from the shapes the
+# shared README publishes (5 layers of q 64x64, k and v 64x32, o 64x64, gate, up and down 64x172,
+# the head 64x512, all f32): (5 x 45312 + 32768) x 4 bytes
+kvz bench payoff --model "$MODEL" --lengths 128 --reps 1 --json > "$tmp/payoff.json"
+check "bench payoff --model exits 0" "$?" 0
+check "bench payoff --model: the four caches, named after the file" \
+    "$(sed 's/.*"name": "\([^"]*\)".*/\1/' "$tmp/payoff.json" | tr '\n' ' ')" \
+    "stories260K/full/128 stories260K/kvzip-0.3/128 stories260K/kvzip-0.5/128 stories260K/fastkv/128 "
+check "bench payoff --model: the weights a step reads" "$(grep -c '"weight_bytes": 1037312,' "$tmp/payoff.json")" 4
+# the full cache, every row read: 5 layers x 4 KV heads x 128 tokens, a row K and V of 8 bf16 each
+# and its int64 position (kvz_cache_positions)
+check "bench payoff --model: the full cache's bytes, all of them read" \
+    "$(grep '"cache": "full"' "$tmp/payoff.json" | grep -c '"kv_bytes": 102400, .*"kv_read_bytes": 102400,')" 1
+check "bench payoff --model: no 32-layer projection" "$(grep -c model32 "$tmp/payoff.json")" 0
+kvz bench payoff --model "$MODEL" --layers 4 2> "$tmp/err"
+check "bench payoff --model with --layers exits 2" "$?" 2
+check "bench payoff --model with --layers: the message" "$(cat "$tmp/err")" \
+    "kvz bench payoff: --layers is the synthetic model's; a --model file has its own"
+kvz bench payoff --model "$MODEL" --lengths 4096 --reps 1 > /dev/null 2> "$tmp/err"
+check "bench payoff --model past its context exits 1" "$?" 1
+check "bench payoff --model past its context: the message" \
+    "$(grep -c "a context of 4096 tokens is past the model's 2048" "$tmp/err")" 1
+kvz bench payoff --model "$tmp/missing.gguf" --lengths 64 > /dev/null 2> "$tmp/err"
+check "bench payoff --model without the file exits 1" "$?" 1
 
 # --context FILE reads a text file, --context-text TEXT takes the text itself: the same context
 story="Lily went to the park. She saw a big dog and they played all day."

@@ -9,7 +9,15 @@
 #include "kvz.h"
 
 /* Options of the bench subcommands; each subcommand says which it accepts. */
-enum { OPT_JSON = 1, OPT_FILTER = 2, OPT_REPS = 4, OPT_MIN_TIME = 8, OPT_LENGTHS = 16, OPT_LAYERS = 32 };
+enum {
+    OPT_JSON = 1,
+    OPT_FILTER = 2,
+    OPT_REPS = 4,
+    OPT_MIN_TIME = 8,
+    OPT_LENGTHS = 16,
+    OPT_LAYERS = 32,
+    OPT_MODEL = 64
+};
 enum { MAX_LENGTHS = 16 };
 
 typedef struct bench_opts {
@@ -19,6 +27,7 @@ typedef struct bench_opts {
     double min_time;    /* else: repeat until this many seconds (prefill: two repetitions) */
     size_t lengths[MAX_LENGTHS], n_lengths; /* payoff: context lengths */
     size_t layers;                          /* payoff: the model's layers (0: 4) */
+    const char *model;                      /* payoff: a GGUF file instead of the synthetic model */
 } bench_opts;
 
 typedef struct subcommand {
@@ -34,7 +43,7 @@ static void usage(FILE *f)
            "       kvz bench cache [--json]\n"
            "       kvz bench model [--json] [--reps N]\n"
            "       kvz bench threads [--json]\n"
-           "       kvz bench payoff [--json] [--lengths N[,N...]] [--reps N] [--layers N]\n"
+           "       kvz bench payoff [--json] [--lengths N[,N...]] [--reps N] [--layers N | --model FILE]\n"
            "  kernels     kernel benchmarks beside the machine's read bandwidth and oneDNN's sgemm rate,\n"
            "              then libkvz's performance targets (perf/README.md) as ratios of figures of this run\n"
            "  model       a synthetic 4-layer model with Llama-3.1-8B layer shapes: prefill/decode tokens/s,\n"
@@ -50,7 +59,8 @@ static void usage(FILE *f)
            "              full cache, KVzip at 0.3 and 0.5 and FastKV: build time, K/V bytes, decode ms a\n"
            "              token (the median of --reps N steps, default 16) and ÷ full, beside a model of a\n"
            "              memory-bound step ((weights + K/V) ÷ bandwidth); minutes per length (not CI);\n"
-           "              --layers N: N layers of that shape (32: the whole 8B model, 15 GB of bf16 weights)\n"
+           "              --layers N: N layers of that shape (32: the whole 8B model, 15 GB of bf16 weights);\n"
+           "              --model FILE: a GGUF model instead (its shapes; lengths up to its context)\n"
            "  --json      one JSON object per line\n"
            "  --filter    only the cases whose name contains one of the substrings\n"
            "  --reps N    exactly N timed repetitions per case (default: until --min-time, 0.5 s, with at\n"
@@ -268,9 +278,9 @@ static int run_threads(const bench_opts *o) { return kvz_bench_threads(o->json);
 static int run_payoff(const bench_opts *o)
 {
     static const size_t dflt[] = {4096, 16384, 32768};
-    return o->n_lengths
-               ? kvz_bench_payoff(o->json, o->lengths, o->n_lengths, o->layers, o->reps > 0 ? o->reps : 16)
-               : kvz_bench_payoff(o->json, dflt, 3, o->layers, o->reps > 0 ? o->reps : 16);
+    return o->n_lengths ? kvz_bench_payoff(o->json, o->model, o->lengths, o->n_lengths, o->layers,
+                                           o->reps > 0 ? o->reps : 16)
+                        : kvz_bench_payoff(o->json, o->model, dflt, 3, o->layers, o->reps > 0 ? o->reps : 16);
 }
 
 /* Context lengths separated by commas into o; 0 or the count when one is not a whole number from 16
@@ -294,7 +304,7 @@ static const subcommand subcommands[] = {
     {"cache", OPT_JSON, run_cache},
     {"model", OPT_JSON | OPT_REPS, run_model},
     {"threads", OPT_JSON, run_threads},
-    {"payoff", OPT_JSON | OPT_REPS | OPT_LENGTHS | OPT_LAYERS, run_payoff},
+    {"payoff", OPT_JSON | OPT_REPS | OPT_LENGTHS | OPT_LAYERS | OPT_MODEL, run_payoff},
 };
 
 /* Parses a positive integer; 0 when s is not one. */
@@ -341,13 +351,15 @@ int kvz_cmd_bench(int argc, char **argv)
                           *val != '-'
                       ? NULL
                       : "a whole number from 1 to 128";
+        else if ((sc->options & OPT_MODEL) && !strcmp(a, "--model") && val)
+            o.model = val;
         else if ((sc->options & OPT_MIN_TIME) && !strcmp(a, "--min-time") && val)
             bad = (o.min_time = strtod(val, &end)) >= 0 && end != val && !*end ? NULL
                                                                                : "a number of seconds >= 0";
         else {
             const int takes_value = !strcmp(a, "--filter") || !strcmp(a, "--reps") ||
                                     !strcmp(a, "--min-time") || !strcmp(a, "--lengths") ||
-                                    !strcmp(a, "--layers");
+                                    !strcmp(a, "--layers") || !strcmp(a, "--model");
             fprintf(stderr,
                     takes_value && !val ? "kvz bench %s: %s needs a value\n"
                                         : "kvz bench %s: '%s' is not an option of this suite\n",
@@ -360,6 +372,11 @@ int kvz_cmd_bench(int argc, char **argv)
             return 2;
         }
         i++;
+    }
+    if (o.model && o.layers) {
+        fprintf(stderr, "kvz bench %s: --layers is the synthetic model's; a --model file has its own\n",
+                sc->name);
+        return 2;
     }
     return sc->run(&o);
 }

@@ -24,7 +24,8 @@ int kvz_bench_threads(int json);
 int kvz_bench_model(int json, int rounds);
 /* kvz bench payoff (bench_payoff.c): steps decode steps per cache at each context length, on a model of
  * `layers` layers (0: 4). */
-int kvz_bench_payoff(int json, const size_t *lengths, size_t n_lengths, size_t layers, int steps);
+int kvz_bench_payoff(int json, const char *model, const size_t *lengths, size_t n_lengths, size_t layers,
+                     int steps);
 
 /* The levels this build and CPU run, from generic up (info.c): space-separated names, or
  * with json a list of quoted names for a JSON array. */

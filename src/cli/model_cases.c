@@ -2,6 +2,7 @@
 #include "cli/model_cases.h"
 
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,11 +27,42 @@ static const int32_t rn[12] = {5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17}, post[
 
 kvz_status kvz_mc_create(kvz_mc **out) { return kvz_mc_create_at(KVZ_MC_CONTEXT, 0, out); }
 
+/* The rest of a kvz_mc around its model: n token ids of [system | context] spread over the
+ * vocabulary, the buffers the operations fill, KVzip's pieces and options. Frees mc on failure. */
+static kvz_status mc_init(kvz_mc *mc, size_t n, kvz_mc **out)
+{
+    const kvz_hparams *hp = &mc->m->hp;
+    mc->n = n;
+    mc->all = malloc(n * sizeof *mc->all);
+    mc->logits = malloc(hp->n_vocab * sizeof *mc->logits);
+    mc->scores = malloc(hp->n_layers * hp->n_head_kv * n * sizeof *mc->scores);
+    if (!mc->all || !mc->logits || !mc->scores) {
+        kvz_mc_destroy(mc);
+        return kvz_fail(KVZ_ERR_NOMEM, "bench model: no memory");
+    }
+    memcpy(mc->all, sys_ids, sizeof sys_ids);
+    for (size_t i = N_SYS; i < n; i++)
+        mc->all[i] = (int32_t)((i * 7919u + 13u) % hp->n_vocab);
+    mc->pc = (kvz_kvzip_pieces){sys_ids, N_SYS, rf, 8, rn, 12, post, 6};
+    kvz_kvzip_defaults(&mc->ko);
+    mc->ko.prefill_chunk = KVZ_MC_CHUNK;
+    *out = mc;
+    return KVZ_OK;
+}
+
+static kvz_status check_length(size_t n)
+{
+    return n <= N_SYS || n > ((size_t)1 << 20)
+               ? kvz_fail(KVZ_ERR_INVALID_ARG, "bench model: a context of %zu tokens (5 to 1M)", n)
+               : KVZ_OK;
+}
+
 kvz_status kvz_mc_create_at(size_t n, size_t n_layers, kvz_mc **out)
 {
     *out = NULL;
-    if (n <= N_SYS || n > ((size_t)1 << 20))
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "bench model: a context of %zu tokens (5 to 1M)", n);
+    kvz_status st = check_length(n);
+    if (st != KVZ_OK)
+        return st;
     if (!n_layers)
         n_layers = KVZ_MC_LAYERS;
     kvz_hparams hp = {.arch = "llama",
@@ -50,25 +82,34 @@ kvz_status kvz_mc_create_at(size_t n, size_t n_layers, kvz_mc **out)
     if (!mc)
         return kvz_fail(KVZ_ERR_NOMEM, "bench model: no memory");
     const kvz_dtype wt = kvz_cpu_has_avx512_bf16() ? KVZ_DTYPE_BF16 : KVZ_DTYPE_F32;
-    kvz_status st = kvz_model_synthetic(&hp, wt, 42, &mc->m);
-    mc->n = n;
-    mc->all = malloc(n * sizeof *mc->all);
-    mc->logits = malloc(KVZ_MC_VOCAB * sizeof *mc->logits);
-    mc->scores = malloc(n_layers * 8 * n * sizeof *mc->scores);
-    if (st == KVZ_OK && (!mc->all || !mc->logits || !mc->scores))
-        st = kvz_fail(KVZ_ERR_NOMEM, "bench model: no memory");
-    if (st != KVZ_OK) {
+    if ((st = kvz_model_synthetic(&hp, wt, 42, &mc->m)) != KVZ_OK) {
         kvz_mc_destroy(mc);
         return st;
     }
-    memcpy(mc->all, sys_ids, sizeof sys_ids);
-    for (size_t i = N_SYS; i < n; i++)
-        mc->all[i] = (int32_t)((i * 7919u + 13u) % KVZ_MC_VOCAB);
-    mc->pc = (kvz_kvzip_pieces){sys_ids, N_SYS, rf, 8, rn, 12, post, 6};
-    kvz_kvzip_defaults(&mc->ko);
-    mc->ko.prefill_chunk = KVZ_MC_CHUNK;
-    *out = mc;
-    return KVZ_OK;
+    return mc_init(mc, n, out);
+}
+
+kvz_status kvz_mc_open(const char *path, size_t n, kvz_mc **out)
+{
+    *out = NULL;
+    kvz_status st = check_length(n);
+    if (st != KVZ_OK)
+        return st;
+    kvz_mc *mc = calloc(1, sizeof *mc);
+    if (!mc)
+        return kvz_fail(KVZ_ERR_NOMEM, "bench model: no memory");
+    const kvz_model_opts mo = {.bf16_weights = -1}; /* as kvz generate holds them */
+    if ((st = kvz_model_load(path, &mo, &mc->m)) != KVZ_OK) {
+        kvz_mc_destroy(mc);
+        return st;
+    }
+    const size_t ctx = mc->m->hp.n_ctx_train;
+    if (ctx && n > ctx) {
+        kvz_mc_destroy(mc);
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "bench model: %s: a context of %zu tokens is past the model's %zu",
+                        path, n, ctx);
+    }
+    return mc_init(mc, n, out);
 }
 
 void kvz_mc_destroy(kvz_mc *mc)
@@ -80,15 +121,55 @@ void kvz_mc_destroy(kvz_mc *mc)
     free(mc->all), free(mc->logits), free(mc->scores), free(mc);
 }
 
+size_t kvz_mc_layers(const kvz_mc *mc) { return mc->m->hp.n_layers; }
+
+void kvz_mc_describe(const kvz_mc *mc, char *buf, size_t size)
+{
+    const kvz_hparams *hp = &mc->m->hp;
+    snprintf(buf, size, "%s, %zu layers, %zu KV heads of %zu, vocabulary %zu, %s weights", hp->arch,
+             hp->n_layers, hp->n_head_kv, hp->head_dim, hp->n_vocab, kvz_mc_weights(mc));
+}
+
 const char *kvz_mc_weights(const kvz_mc *mc) { return mc->m->layers[0].q.wtype == KVZ_DTYPE_BF16 ? "bf16" : "f32"; }
+
+static double linear_bytes(const kvz_linear *l)
+{
+    return (double)l->in * (double)l->out * (l->wtype == KVZ_DTYPE_BF16 ? 2.0 : 4.0);
+}
 
 void kvz_mc_weight_bytes(const kvz_mc *mc, double *all, double *layers)
 {
+    *layers = 0;
+    for (size_t i = 0; i < mc->m->hp.n_layers; i++) {
+        const kvz_layer_weights *w = &mc->m->layers[i];
+        *layers += linear_bytes(&w->q) + linear_bytes(&w->k) + linear_bytes(&w->v) + linear_bytes(&w->o) +
+                   linear_bytes(&w->gate) + linear_bytes(&w->up) + linear_bytes(&w->down);
+    }
+    *all = *layers + linear_bytes(&mc->m->output);
+}
+
+double kvz_mc_step_kv_bytes(const kvz_mc *mc, const kvz_cache *c)
+{
     const kvz_hparams *hp = &mc->m->hp;
-    const double wb = mc->m->layers[0].q.wtype == KVZ_DTYPE_BF16 ? 2.0 : 4.0, E = (double)hp->n_embd;
-    const double QD = (double)(hp->n_head * hp->head_dim), KD = (double)(hp->n_head_kv * hp->head_dim);
-    *layers = (2.0 * E * QD + 2.0 * E * KD + 3.0 * E * (double)hp->n_ff) * wb * (double)hp->n_layers;
-    *all = *layers + (double)hp->n_vocab * E * wb;
+    double bytes = 0;
+    for (size_t l = 0; l < hp->n_layers; l++) {
+        size_t window = 0;
+        int64_t next = 0;
+        if (kvz_cache_layer_window(c, l, &window) != KVZ_OK || kvz_cache_next_position(c, l, &next) != KVZ_OK)
+            return -1.0;
+        for (size_t h = 0; h < hp->n_head_kv; h++) {
+            size_t seg = 0, len = 0, seen = 0;
+            const int64_t *pos = NULL;
+            if (kvz_cache_segment_bytes(c, l, h, &seg) != KVZ_OK || kvz_cache_length(c, l, h, &len) != KVZ_OK ||
+                kvz_cache_positions(c, l, h, &pos) != KVZ_OK)
+                return -1.0;
+            /* the new token at position `next` sees the rows of the last `window` positions */
+            for (size_t j = 0; j < len; j++)
+                seen += !window || pos[j] > next - (int64_t)window;
+            bytes += len ? (double)seg * (double)seen / (double)len : 0.0;
+        }
+    }
+    return bytes;
 }
 
 kvz_status kvz_mc_prefill(kvz_mc *mc, double *seconds)

@@ -1,7 +1,8 @@
 /* The model-runner benchmark cases shared by `kvz bench model` and perf/: a synthetic model
  * with Llama-3.1-8B layer shapes (4096 wide, 32 query / 8 KV heads of 128, FFN 14336), 4 of
- * its 32 layers, a 32000-token vocabulary and a 4096-token context, bf16 cache. Each call
- * times one operation (wall clock) and returns KVZ_OK or a status with kvz_last_error(). */
+ * its 32 layers, a 32000-token vocabulary and a 4096-token context, bf16 cache, or (kvz bench
+ * payoff --model) a model read from a GGUF file. Each call times one operation (wall clock)
+ * and returns KVZ_OK or a status with kvz_last_error(). */
 #ifndef KVZ_CLI_MODEL_CASES_H
 #define KVZ_CLI_MODEL_CASES_H
 
@@ -19,13 +20,22 @@ typedef struct kvz_mc kvz_mc;
 kvz_status kvz_mc_create(kvz_mc **out);
 /* The same with n tokens of [system | context] and n_layers layers (0: KVZ_MC_LAYERS). */
 kvz_status kvz_mc_create_at(size_t n, size_t n_layers, kvz_mc **out);
+/* A model read from a GGUF file, its weights as kvz generate holds them, with n tokens of [system |
+ * context] (ids spread over its vocabulary; n at most the context it was trained for). */
+kvz_status kvz_mc_open(const char *path, size_t n, kvz_mc **out);
 void kvz_mc_destroy(kvz_mc *mc);
 /* "bf16" or "f32". */
 const char *kvz_mc_weights(const kvz_mc *mc);
+size_t kvz_mc_layers(const kvz_mc *mc);
+/* The model's shape in words: "llama, 4 layers, 8 KV heads of 128, vocabulary 32000, bf16 weights". */
+void kvz_mc_describe(const kvz_mc *mc, char *buf, size_t size);
 /* Bytes of weights one decode step reads, all and those of the layers alone (the LM head's are the rest):
  * Q, K, V, O and the three FFN matrices a layer, the head n_vocab x n_embd, at the weights' width (the
  * norms and one embedding row are negligible). */
 void kvz_mc_weight_bytes(const kvz_mc *mc, double *all, double *layers);
+/* Bytes of K/V (and positions) one decode step over c reads: every row of a global layer, the rows of
+ * a sliding-window layer's window (Gemma 3's local layers); -1 when c does not fit the model. */
+double kvz_mc_step_kv_bytes(const kvz_mc *mc, const kvz_cache *c);
 
 /* A plain prefill of [system | context] into a fresh cache, kept for the calls below. */
 kvz_status kvz_mc_prefill(kvz_mc *mc, double *seconds);
