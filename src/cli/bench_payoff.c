@@ -29,8 +29,7 @@ static double peak_rss_mb(void)
 /* The name a file's figures carry: its base name without ".gguf". */
 static void model_stem(const char *path, char *buf, size_t size)
 {
-    const char *base = strrchr(path, '/');
-    snprintf(buf, size, "%s", base ? base + 1 : path);
+    snprintf(buf, size, "%s", kvz_cli_basename(path));
     const size_t len = strlen(buf);
     if (len > 5 && !strcmp(buf + len - 5, ".gguf"))
         buf[len - 5] = '\0';
@@ -107,9 +106,11 @@ static int one_length(int json, const char *path, size_t n, size_t layers, int s
         }
         const double model = (w_all + kv_read[k]) / (w_all + kv_read[0]);
         const double model32 = (w32 + kv_scale * kv_read[k]) / (w32 + kv_scale * kv_read[0]);
-        char m32[48] = "";
-        if (json && !path)
+        char m32[48] = "", col32[16] = "-";
+        if (!path) {
             snprintf(m32, sizeof m32, "\"model32_vs_full\": %.4f, ", model32);
+            snprintf(col32, sizeof col32, "%.3f", model32);
+        }
         if (json)
             printf(
                 "{\"suite\": \"payoff\", \"name\": \"%s%s/%zu\", \"model\": \"%s\", \"context\": %zu, "
@@ -124,12 +125,9 @@ static int one_length(int json, const char *path, size_t n, size_t layers, int s
                 kv[k] / kv[0], kv_read[k], med[k], spread[k], steps, med[k] / med[0], model, m32, w_all,
                 bandwidth, rss, kvz_mc_weights(mc), kvz_mc_layers(mc), kvz_num_threads(), kvz_version().string,
                 kvz_isa_name(kvz_isa_active()), kvz_read_plan_name(kvz_read_plan_active()), cpu);
-        else if (path)
-            printf("%-10s %9.2f %10.1f %8.3f %11.3f %9.3f %9.3f %9s\n", cache_names[k], build[k], kv[k] / 1e6,
-                   kv[k] / kv[0], med[k] * 1e3, med[k] / med[0], model, "-");
         else
-            printf("%-10s %9.2f %10.1f %8.3f %11.3f %9.3f %9.3f %9.3f\n", cache_names[k], build[k], kv[k] / 1e6,
-                   kv[k] / kv[0], med[k] * 1e3, med[k] / med[0], model, model32);
+            printf("%-10s %9.2f %10.1f %8.3f %11.3f %9.3f %9.3f %9s\n", cache_names[k], build[k], kv[k] / 1e6,
+                   kv[k] / kv[0], med[k] * 1e3, med[k] / med[0], model, col32);
     }
     if (!json)
         printf("peak RSS so far %.0f MB\n", rss);

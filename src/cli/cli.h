@@ -45,4 +45,7 @@ int kvz_cli_take_threads(int *argc, char **argv);
 /* Prints "kvz: <message>" to stderr; returns 1. */
 int kvz_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The file name of a path: what follows its last '/', or the path itself. */
+const char *kvz_cli_basename(const char *path);
+
 #endif

@@ -185,6 +185,12 @@ int kvz_cli_error(const char *fmt, ...)
     return 1;
 }
 
+const char *kvz_cli_basename(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
 int kvz_cli_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;

@@ -334,10 +334,9 @@ static void print_text(const demo_args *a, const doc *d, size_t n_c, const side 
                        size_t identical, double build_full_s)
 {
     const kvz_lm_compress_report *r = &kz->rep;
-    const char *base = strrchr(a->model, '/');
-    printf("libkvz demo: KVzip on %s (%d threads, %s kernels)\n\n", base ? base + 1 : a->model,
-           kvz_num_threads(), kvz_isa_name(kvz_isa_active()));
-    const char *name = base ? base + 1 : a->model;
+    const char *name = kvz_cli_basename(a->model);
+    printf("libkvz demo: KVzip on %s (%d threads, %s kernels)\n\n", name, kvz_num_threads(),
+           kvz_isa_name(kvz_isa_active()));
     const int name_len = (int)strcspn(name, "."); /* the model's name without the file's quantization */
     printf(
         "The task: %.*s reads a document of invented facts (the records of the town of Wrenfield,\n"

@@ -342,7 +342,7 @@ static int plot_script(FILE *f, const eval_cell *cells, size_t n_cells, const ev
     }
     const size_t n_k = task_kinds(s, kinds), n_s = series_of(cells, n_cells, series), n_r = ratios_of(cells, n_cells, r);
     const size_t cols = n_k < 3 ? n_k : 3, rows = (n_k + cols - 1) / cols;
-    const char *base = strrchr(model, '/') ? strrchr(model, '/') + 1 : model;
+    const char *base = kvz_cli_basename(model);
     for (size_t k = 0; k < n_k; k++) {
         fprintf(f, "$d%zu << EOD\n", k);
         for (size_t i = 0; i < n_s; i++) {

@@ -27,17 +27,23 @@ static const int32_t rn[12] = {5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17}, post[
 
 kvz_status kvz_mc_create(kvz_mc **out) { return kvz_mc_create_at(KVZ_MC_CONTEXT, 0, out); }
 
-/* The rest of a kvz_mc around its model: n token ids of [system | context] spread over the
- * vocabulary, the buffers the operations fill, KVzip's pieces and options. Frees mc on failure. */
-static kvz_status mc_init(kvz_mc *mc, size_t n, kvz_mc **out)
+/* A kvz_mc around model m (taken: freed on failure too): n token ids of [system | context] spread
+ * over its vocabulary, the buffers the operations fill, KVzip's pieces and options. */
+static kvz_status mc_wrap(kvz_model *m, size_t n, kvz_mc **out)
 {
-    const kvz_hparams *hp = &mc->m->hp;
-    mc->n = n;
-    mc->all = malloc(n * sizeof *mc->all);
-    mc->logits = malloc(hp->n_vocab * sizeof *mc->logits);
-    mc->scores = malloc(hp->n_layers * hp->n_head_kv * n * sizeof *mc->scores);
-    if (!mc->all || !mc->logits || !mc->scores) {
-        kvz_mc_destroy(mc);
+    const kvz_hparams *hp = &m->hp;
+    kvz_mc *mc = calloc(1, sizeof *mc);
+    if (mc) {
+        mc->m = m, mc->n = n;
+        mc->all = malloc(n * sizeof *mc->all);
+        mc->logits = malloc(hp->n_vocab * sizeof *mc->logits);
+        mc->scores = malloc(hp->n_layers * hp->n_head_kv * n * sizeof *mc->scores);
+    }
+    if (!mc || !mc->all || !mc->logits || !mc->scores) {
+        if (mc)
+            kvz_mc_destroy(mc);
+        else
+            kvz_model_free(m);
         return kvz_fail(KVZ_ERR_NOMEM, "bench model: no memory");
     }
     memcpy(mc->all, sys_ids, sizeof sys_ids);
@@ -78,15 +84,11 @@ kvz_status kvz_mc_create_at(size_t n, size_t n_layers, kvz_mc **out)
                       .rope_linear_factor = 1.0f,
                       .eps = 1e-5f,
                       .rope_mode = KVZ_ROPE_NORM};
-    kvz_mc *mc = calloc(1, sizeof *mc);
-    if (!mc)
-        return kvz_fail(KVZ_ERR_NOMEM, "bench model: no memory");
     const kvz_dtype wt = kvz_cpu_has_avx512_bf16() ? KVZ_DTYPE_BF16 : KVZ_DTYPE_F32;
-    if ((st = kvz_model_synthetic(&hp, wt, 42, &mc->m)) != KVZ_OK) {
-        kvz_mc_destroy(mc);
+    kvz_model *m = NULL;
+    if ((st = kvz_model_synthetic(&hp, wt, 42, &m)) != KVZ_OK)
         return st;
-    }
-    return mc_init(mc, n, out);
+    return mc_wrap(m, n, out);
 }
 
 kvz_status kvz_mc_open(const char *path, size_t n, kvz_mc **out)
@@ -95,21 +97,17 @@ kvz_status kvz_mc_open(const char *path, size_t n, kvz_mc **out)
     kvz_status st = check_length(n);
     if (st != KVZ_OK)
         return st;
-    kvz_mc *mc = calloc(1, sizeof *mc);
-    if (!mc)
-        return kvz_fail(KVZ_ERR_NOMEM, "bench model: no memory");
     const kvz_model_opts mo = {.bf16_weights = -1}; /* as kvz generate holds them */
-    if ((st = kvz_model_load(path, &mo, &mc->m)) != KVZ_OK) {
-        kvz_mc_destroy(mc);
+    kvz_model *m = NULL;
+    if ((st = kvz_model_load(path, &mo, &m)) != KVZ_OK)
         return st;
-    }
-    const size_t ctx = mc->m->hp.n_ctx_train;
+    const size_t ctx = m->hp.n_ctx_train;
     if (ctx && n > ctx) {
-        kvz_mc_destroy(mc);
+        kvz_model_free(m);
         return kvz_fail(KVZ_ERR_INVALID_ARG, "bench model: %s: a context of %zu tokens is past the model's %zu",
                         path, n, ctx);
     }
-    return mc_init(mc, n, out);
+    return mc_wrap(m, n, out);
 }
 
 void kvz_mc_destroy(kvz_mc *mc)
@@ -160,12 +158,17 @@ double kvz_mc_step_kv_bytes(const kvz_mc *mc, const kvz_cache *c)
         for (size_t h = 0; h < hp->n_head_kv; h++) {
             size_t seg = 0, len = 0, seen = 0;
             const int64_t *pos = NULL;
-            if (kvz_cache_segment_bytes(c, l, h, &seg) != KVZ_OK || kvz_cache_length(c, l, h, &len) != KVZ_OK ||
-                kvz_cache_positions(c, l, h, &pos) != KVZ_OK)
+            if (kvz_cache_segment_bytes(c, l, h, &seg) != KVZ_OK)
+                return -1.0;
+            if (!window) { /* a global layer: every row */
+                bytes += (double)seg;
+                continue;
+            }
+            if (kvz_cache_length(c, l, h, &len) != KVZ_OK || kvz_cache_positions(c, l, h, &pos) != KVZ_OK)
                 return -1.0;
             /* the new token at position `next` sees the rows of the last `window` positions */
             for (size_t j = 0; j < len; j++)
-                seen += !window || pos[j] > next - (int64_t)window;
+                seen += pos[j] > next - (int64_t)window;
             bytes += len ? (double)seg * (double)seen / (double)len : 0.0;
         }
     }
