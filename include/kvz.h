@@ -381,11 +381,15 @@ typedef struct kvz_cache_config {
     /**
      * Sliding-window (local) layers, such as Gemma 3's: NULL for none, else n_layers
      * entries, layer_window[l] the window of layer l in tokens or 0 for a global layer
-     * (copied at creation). A query token at position p of a windowed layer sees the keys
-     * at positions p - window < p' <= p. A windowed layer holds only the rows its window
-     * can still need: an append first drops the rows before the last `window` once there
-     * are at least `window` of them (so it holds at most 2 x window rows plus one append's),
-     * its tokens take consecutive positions, and it is neither scored nor compacted.
+     * (copied at creation). A token of a windowed layer sees the last `window` tokens
+     * appended to the layer, itself included: the window counts tokens held, not positions.
+     * With consecutive positions (every prefill and decode) those are the keys at positions
+     * p - window < p' <= p of a token at p; the tokens FastKV propagates past its TSP layer
+     * keep their positions, with gaps, and see the last `window` tokens propagated (as the
+     * reference's flash attention counts its window by index). A windowed layer holds only
+     * the rows its window can still need: an append first drops the rows before the last
+     * `window` once there are at least `window` of them (so it holds at most 2 x window rows
+     * plus one append's), and it is neither scored nor compacted.
      * @since 0.1
      */
     const size_t *layer_window;
@@ -423,11 +427,11 @@ KVZ_API kvz_status kvz_cache_append(kvz_cache *cache, size_t layer, size_t n_tok
 /**
  * As kvz_cache_append, with the tokens' original positions given: positions[t] for token t,
  * strictly increasing and not below kvz_cache_next_position of the layer (gaps allowed: the
- * tokens FastKV propagates past its TSP layer keep their original positions; not on a
- * sliding-window layer, whose positions must continue without gaps). The layer's next
- * position becomes positions[n_tokens-1] + 1.
- * @return as kvz_cache_append; KVZ_ERR_INVALID_ARG for positions out of order or, on a
- *         windowed layer, not consecutive, or a position not below KVZ_POSITION_LIMIT. @since 0.1
+ * tokens FastKV propagates past its TSP layer keep their original positions; a sliding-window
+ * layer's window counts tokens, not positions: kvz_cache_config.layer_window). The layer's
+ * next position becomes positions[n_tokens-1] + 1.
+ * @return as kvz_cache_append; KVZ_ERR_INVALID_ARG for positions out of order or a position
+ *         not below KVZ_POSITION_LIMIT. @since 0.1
  */
 KVZ_API kvz_status kvz_cache_append_at(kvz_cache *cache, size_t layer, size_t n_tokens, const float *k,
                                        const float *v, ptrdiff_t token_stride, ptrdiff_t head_stride,

@@ -218,8 +218,9 @@ typedef struct kvz_lm_fastkv_opts {
     double retain_rate;          /**< share of its tokens each layer's cache keeps per KV head, in (0, 1] (0:
                                       0.1); past the selecting layer, retain_rate / tsp_rate of the fewer tokens
                                       there */
-    size_t full_layers;          /**< layers that run on every token, the last of them selecting (0: n_layers /
-                                      2, the reference's layer 15 of 32) */
+    size_t full_layers;          /**< layers that run on every token, the last of them selecting, a global
+                                      layer (0: n_layers / 2, the reference's layer 15 of 32; on a model with
+                                      sliding-window layers, up to the global layer nearest that one) */
     int no_tsp;                  /**< non-zero: every layer runs on every token (the cache compression alone) */
     size_t window;               /**< the observation window: the last tokens, always kept and propagated (0:
                                       8) */
@@ -243,8 +244,11 @@ typedef struct kvz_lm_fastkv_report {
  * cache, each layer's cache cut right after it ran to the top window-scored rows of every KV head plus
  * the window, and only the tokens the selecting layer's scores choose go deeper: what shortens the time
  * to the first token. logits (optional, n_vocab floats) receives those after the last id; kvz_lm_ask
- * and kvz_lm_prefill go on from the cache. report is optional (struct_size set).
- * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (rates, window, kernel, full_layers, ids),
+ * and kvz_lm_prefill go on from the cache. On a model with sliding-window layers (Gemma 3) the
+ * windowed layers keep their window, and past the selecting layer their window counts the tokens
+ * that went on, not positions. report is optional (struct_size set).
+ * @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (rates, window, kernel, full_layers (also: its
+ * last layer has a sliding window), ids),
  * KVZ_ERR_NOMEM; *cache is NULL on failure. @since 0.1
  */
 KVZ_API kvz_status kvz_lm_fastkv(kvz_lm *lm, const int32_t *ids, size_t n, const kvz_lm_fastkv_opts *opts,

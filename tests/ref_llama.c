@@ -13,6 +13,7 @@ struct ref_llama {
     kvz_gguf *g;
     size_t L, E, Hq, Hkv, d, F, V;
     double base, eps;
+    size_t window, period; /* local layers (0: none) */
 };
 
 static const float *T(const ref_llama *r, const char *name)
@@ -56,6 +57,11 @@ void ref_llama_close(ref_llama *r)
     if (r)
         kvz_gguf_close(r->g);
     free(r);
+}
+
+void ref_llama_set_window(ref_llama *r, size_t window, size_t period)
+{
+    r->window = window, r->period = period;
 }
 
 size_t ref_llama_vocab(const ref_llama *r) { return r->V; }
@@ -124,6 +130,7 @@ void ref_llama_forward_tsp(const ref_llama *r, const int32_t *ids, size_t n, siz
             rope(q + tk * Hq * d, Hq, d, (double)tk, r->base); /* the original position */
             rope(k + tk * Hkv * d, Hkv, d, (double)tk, r->base);
         }
+        const int local = r->window && r->period && l % r->period < r->period - 1;
         for (size_t a = 0; a < n_live; a++) {
             const size_t tq = live[a];
             for (size_t qh = 0; qh < Hq; qh++) {
@@ -131,7 +138,8 @@ void ref_llama_forward_tsp(const ref_llama *r, const int32_t *ids, size_t n, siz
                 double mx = -INFINITY;
                 for (size_t b = 0; b <= a; b++) {
                     const size_t j = live[b];
-                    const int vis = tq < n_ctx || j >= n_ctx || !keep || keep[(l * Hkv + h) * n + j];
+                    const int vis = (tq < n_ctx || j >= n_ctx || !keep || keep[(l * Hkv + h) * n + j]) &&
+                                    (!local || a - b < r->window);
                     double s = 0;
                     for (size_t i = 0; i < d; i++)
                         s += q[(tq * Hq + qh) * d + i] * k[(j * Hkv + h) * d + i];

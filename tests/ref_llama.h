@@ -15,6 +15,11 @@ size_t ref_llama_vocab(const ref_llama *r);
 size_t ref_llama_layers(const ref_llama *r);
 size_t ref_llama_kv_heads(const ref_llama *r);
 
+/* Makes layer l local when l % period < period - 1 (Gemma 3's pattern): a query there sees only
+ * the keys of the last `window` tokens present in the layer, itself included, counted in the
+ * layer's tokens (after token-selective propagation too), not in positions. window 0: none. */
+void ref_llama_set_window(ref_llama *r, size_t window, size_t period);
+
 /* Logits of every position of ids (positions 0..n-1), causal attention over all earlier
  * tokens: out[n][vocab]. When attn is not NULL it receives, per layer l, query head qh,
  * query i and key j, the softmax probability: attn[((l*Hq + qh)*n + i)*n + j]. */

@@ -784,7 +784,7 @@ static void test_window_memory(void **state)
  * the pass; truncating further back than the rows kept is refused and changes nothing;
  * a query's private tail longer than the window; compaction leaves the windowed layer as
  * it is (its masks ignored, NULL allowed) and compacts the global one; scoring refused on
- * the windowed layer only; explicit positions must continue without gaps there.
+ * the windowed layer only; explicit positions with gaps there, whose window counts tokens.
  */
 static void test_window_truncate_query_compact(void **state)
 {
@@ -890,11 +890,22 @@ static void test_window_truncate_query_compact(void **state)
     expect_window(&all, n0 + 1, 1, w[0], q + n0 * H * G * D, want);
     tu_assert_close(out1, want, H * G * D, tu_tol(dt), 0, "windowed layer after a compaction");
 
-    /* explicit positions: consecutive ones only on the windowed layer */
-    const int64_t gap[2] = {(int64_t)n0 + 1, (int64_t)n0 + 3}, next[2] = {(int64_t)n0 + 1, (int64_t)n0 + 2};
-    assert_int_equal(kvz_cache_append_at(c, 0, 2, all.k, all.v, H * D, D, gap), KVZ_ERR_INVALID_ARG);
-    assert_int_equal(kvz_cache_append_at(c, 0, 2, all.k, all.v, H * D, D, next), KVZ_OK);
-    assert_int_equal(kvz_cache_append_at(c, 1, 2, all.k, all.v, H * D, D, gap), KVZ_OK);
+    /* explicit positions with gaps (FastKV's propagated tokens): the window counts tokens, so
+       the last token still sees the last `window` tokens appended, as the oracle over the
+       tokens in their order has it; out-of-order positions are refused on both layers */
+    const int64_t gap[2] = {(int64_t)n0 + 2, (int64_t)n0 + 5}, back[1] = {(int64_t)n0 + 4};
+    for (size_t l = 0; l < L; l++)
+        assert_int_equal(
+            kvz_cache_append_at(c, l, 2, all.k + (n0 + 1) * H * D, all.v + (n0 + 1) * H * D, H * D, D, gap),
+            KVZ_OK);
+    assert_int_equal(kvz_cache_next_position(c, 0, &p), KVZ_OK);
+    assert_int_equal(p, (int64_t)n0 + 6);
+    kvz_attend_args a2 = attend_args(1, q + (n0 + 2) * H * G * D, out1);
+    assert_int_equal(kvz_cache_attend(c, 0, &a2), KVZ_OK);
+    expect_window(&all, n0 + 3, 1, w[0], q + (n0 + 2) * H * G * D, want);
+    tu_assert_close(out1, want, H * G * D, tu_tol(dt), 0, "windowed layer after positions with gaps");
+    for (size_t l = 0; l < L; l++)
+        assert_int_equal(kvz_cache_append_at(c, l, 1, all.k, all.v, H * D, D, back), KVZ_ERR_INVALID_ARG);
 
     /* a clone keeps the windows */
     kvz_cache *cl = NULL;

@@ -226,8 +226,11 @@ fi
 # tokens (layers 5, 11 and 17 are global; one KV head of 256 a layer): at 1024 tokens the cache
 # holds all 1024 rows of a global layer and the last 512 of a local one, and a decode step reads
 # the global rows and the 511 before the new token of a local layer; a row is K and V of 256 bf16
-# each and its int64 position. FastKV's propagation is not defined for sliding-window layers: its
-# row says so and the other caches go on.
+# each and its int64 position. FastKV (tsp_rate 0.2, retain_rate 0.1) selects at the global layer
+# nearest the middle, layer 5: the five local layers before it hold their windows, the global layer
+# 5 keeps floor(1024 x 0.1) = 102 rows, T = floor(1024 x 0.2) = 204 tokens go on, the ten local
+# layers after it hold all 204 (fewer than the window) and the global layers 11 and 17 keep
+# floor(204 x 0.1 / 0.2) = 102; a step reads 511 rows of the first five, the rest whole.
 GEMMA3=$(dirname "$SMOLLM2")/gemma-3-270m-q4_k_m.gguf
 if [ "${KVZ_TEST_QUICK:-0}" = 1 ]; then
     echo "bench payoff on Gemma 3: not run under KVZ_TEST_QUICK"
@@ -238,8 +241,12 @@ elif [ -r "$GEMMA3" ]; then
         "$(grep '"cache": "full"' "$tmp/gemma.json" | grep -c "\"kv_bytes\": $(((3 * 1024 + 15 * 512) * 1032)),")" 1
     check "bench payoff on Gemma 3: a step reads the global rows and the local windows" \
         "$(grep '"cache": "full"' "$tmp/gemma.json" | grep -c "\"kv_read_bytes\": $(((3 * 1024 + 15 * 511) * 1032)),")" 1
-    check "bench payoff on Gemma 3: full and KVzip's two caches, no FastKV" \
-        "$(sed 's/.*"cache": "\([^"]*\)".*/\1/' "$tmp/gemma.json" | tr '\n' ' ')" "full kvzip-0.3 kvzip-0.5 "
+    check "bench payoff on Gemma 3: the four caches" \
+        "$(sed 's/.*"cache": "\([^"]*\)".*/\1/' "$tmp/gemma.json" | tr '\n' ' ')" "full kvzip-0.3 kvzip-0.5 fastkv "
+    check "bench payoff on Gemma 3: FastKV's cache, windows and budgets" \
+        "$(grep '"cache": "fastkv"' "$tmp/gemma.json" | grep -c "\"kv_bytes\": $(((5 * 512 + 3 * 102 + 10 * 204) * 1032)),")" 1
+    check "bench payoff on Gemma 3: what a step over FastKV's cache reads" \
+        "$(grep '"cache": "fastkv"' "$tmp/gemma.json" | grep -c "\"kv_read_bytes\": $(((5 * 511 + 3 * 102 + 10 * 204) * 1032)),")" 1
 elif in_ci; then
     check "bench payoff on Gemma 3: $GEMMA3 is there under CI (.ci/fetch-models gemma3)" absent present
 else

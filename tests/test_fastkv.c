@@ -34,20 +34,22 @@ static kvz_model *load(void)
 
 /* A prompt the model finds natural (so attention has structure, not noise): BOS and a story
  * sampled at temperature 1 from a seeded generator. */
-static void story(kvz_model *m, int32_t *ids, size_t n)
+static void story_seeded(kvz_model *m, int32_t *ids, size_t n, uint64_t seed)
 {
     kvz_cache *c;
     assert_int_equal(kvz_model_cache_create(m, KVZ_DTYPE_F32, &c), KVZ_OK);
     float *lg = tu_malloc(m->hp.n_vocab * 4);
     ids[0] = 1;
     assert_int_equal(kvz_model_prefill(m, (kvz_kv_target){c, NULL}, ids, 1, 0, lg), KVZ_OK);
-    kvz_gen_opts g = {.max_tokens = n - 1, .temperature = 1.0f, .seed = tu_seed()};
+    kvz_gen_opts g = {.max_tokens = n - 1, .temperature = 1.0f, .seed = seed};
     size_t got = 0;
     assert_int_equal(kvz_model_generate(m, (kvz_kv_target){c, NULL}, lg, &g, ids + 1, &got), KVZ_OK);
     assert_int_equal(got, n - 1);
     free(lg);
     kvz_cache_destroy(c);
 }
+
+static void story(kvz_model *m, int32_t *ids, size_t n) { story_seeded(m, ids, n, tu_seed()); }
 
 static kvz_fastkv_opts base_opts(void)
 {
@@ -191,6 +193,18 @@ static void check_vs_reference(kvz_model *m, ref_llama *ref, const int32_t *ids,
             ref_llama_forward_tsp(ref, ids, n, n, t, live, T, NULL, out, attn);
         }
         assert_int_equal(r->tokens[l], cnt);
+        const size_t lw = kvz_hparams_window(&m->hp, l);
+        if (lw) { /* a windowed layer: uncompressed, its last tokens, at least its window of them */
+            for (size_t h = 0; h < Hkv; h++) {
+                const size_t len = seg_len(r->c, l, h);
+                assert_int_equal(len, r->kept[l]);
+                assert_true(len >= (cnt < lw ? cnt : lw) && len <= cnt);
+                const int64_t *p = seg_pos(r->c, l, h);
+                for (size_t i = 0; i < len; i++)
+                    assert_int_equal(p[i], (int64_t)live[cnt - len + i]);
+            }
+            continue;
+        }
         const size_t ns = cnt - W, keep_n = B < cnt ? B : cnt;
         ref_scores(attn, l, Hq, Hkv, n, live, cnt, W, o->kernel, o->pool, s);
         for (size_t i = 0; i < n; i++)
@@ -550,6 +564,89 @@ static void test_decode_after(void **state)
     kvz_model_free(m);
 }
 
+/* (e) A model with sliding-window layers (stories260K made local in layers 0, 2, 4 with a window
+ * of 16, as Gemma 3's pattern with period 2): the middle TSP layer is the global one nearest
+ * the middle; the global layers select as the reference's scores say, the windowed ones keep
+ * their last tokens, whose window past the TSP layer counts the propagated tokens; the prefill
+ * and decode logits against the reference with the same windows. A windowed TSP layer is
+ * refused. */
+static void test_sliding_window(void **state)
+{
+    (void)state;
+    NEED_MODEL();
+    enum { S = 24, WIN = 20 };
+    kvz_model *m = load();
+    m->hp.swa_window = WIN, m->hp.swa_period = 2, m->hp.rope_base_swa = m->hp.rope_base;
+    ref_llama *ref = ref_llama_open(path);
+    assert_non_null(ref);
+    ref_llama_set_window(ref, WIN, 2);
+    const size_t L = m->hp.n_layers, Hkv = m->hp.n_head_kv, V = m->hp.n_vocab, NA = N + S;
+    assert_int_equal(L, 5);
+    int32_t ids[N + S];
+    kvz_fastkv_opts o = base_opts();
+    o.tsp_layer = KVZ_FASTKV_TSP_MIDDLE, o.tsp_len = 24, o.budget = 20;
+    run r;
+    /* a story whose last WIN propagated tokens span more than WIN positions: a window counted
+       in positions would see fewer of them, so the checks below tell the two apart (the
+       model attends mostly nearby, so some stories propagate the last WIN tokens whole) */
+    int apart = 0;
+    for (uint64_t tries = 0; tries < 32 && !apart; tries++) {
+        story_seeded(m, ids, N, tu_seed() + tries);
+        run_fastkv(m, ids, N, &o, KVZ_DTYPE_F32, &r);
+        assert_int_equal(r.st.tsp_layer, 1); /* n_layers / 2 - 1 = 1, a global layer */
+        assert_int_equal(r.st.tsp_count, o.tsp_len);
+        if (!(apart = r.P[o.tsp_len - WIN] < (int64_t)(N - WIN)))
+            run_free(&r);
+    }
+    assert_true(apart);
+    o.tsp_layer = 1;
+    check_vs_reference(m, ref, ids, N, &o, &r);
+    /* decode S tokens, more than the window: the windowed layers drop what it no longer sees */
+    uint8_t *keep = tu_calloc(L * Hkv * NA, 1);
+    for (size_t l = 0; l < L; l++)
+        for (size_t h = 0; h < Hkv; h++) {
+            const int64_t *p = seg_pos(r.c, l, h);
+            for (size_t i = 0; i < seg_len(r.c, l, h); i++)
+                keep[(l * Hkv + h) * NA + (size_t)p[i]] = 1;
+        }
+    float *lg = tu_malloc(S * V * 4);
+    int32_t next = kvz_sample(r.logits, V, 0, NULL);
+    for (size_t s = 0; s < S; s++) {
+        ids[N + s] = next;
+        assert_int_equal(kvz_model_step(m, (kvz_kv_target){r.c, NULL}, next, lg + s * V), KVZ_OK);
+        next = kvz_sample(lg + s * V, V, 0, NULL);
+    }
+    size_t sel[N + S], m_sel = 0;
+    for (size_t i = 0; i < r.st.tsp_count; i++)
+        sel[m_sel++] = (size_t)r.P[i];
+    for (size_t s = 0; s < S; s++)
+        sel[m_sel++] = N + s;
+    double *out = tu_malloc(NA * V * 8);
+    ref_llama_forward_tsp(ref, ids, NA, N, 1, sel, m_sel, keep, out, NULL);
+    for (size_t s = 0; s <= S; s++) {
+        const float *got = s ? lg + (s - 1) * V : r.logits;
+        const double *want = out + (N - 1 + s) * V;
+        double scale = 0;
+        for (size_t j = 0; j < V; j++)
+            scale = fmax(scale, fabs(want[j]));
+        tu_check_close(got, want, V, 1e-4 * scale, 1e-4, s ? "decode logits" : "prefill logits");
+    }
+    free(out), free(lg), free(keep);
+    run_free(&r);
+    /* a windowed TSP layer: refused before the cache is touched */
+    kvz_cache *c;
+    assert_int_equal(kvz_model_cache_create(m, KVZ_DTYPE_F32, &c), KVZ_OK);
+    o.tsp_layer = 2;
+    assert_int_equal(kvz_fastkv_prefill(m, c, ids, N, &o, NULL, NULL), KVZ_ERR_INVALID_ARG);
+    assert_non_null(strstr(kvz_last_error(), "sliding window"));
+    int64_t np;
+    assert_int_equal(kvz_cache_next_position(c, 0, &np), KVZ_OK);
+    assert_int_equal(np, 0);
+    kvz_cache_destroy(c);
+    ref_llama_close(ref);
+    kvz_model_free(m);
+}
+
 /* Bad options, ids and caches: a status and a message, the cache untouched. */
 static void test_bad_input(void **state)
 {
@@ -647,7 +744,7 @@ int main(void)
         cmocka_unit_test(test_nothing_evicted), cmocka_unit_test(test_vs_reference),
         cmocka_unit_test(test_proportional),    cmocka_unit_test(test_edge_cases),
         cmocka_unit_test(test_pooling_differs), cmocka_unit_test(test_decode_after),
-        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_sliding_window),  cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -225,8 +225,9 @@ static void test_crc32c(void **state)
 /* Where a file's LENS payload starts: after the header and the section's own 16 bytes. */
 enum { LENS_AT = 128 + 16 };
 
-/* A cache whose layer 0 has a window of w and layer 1 none, after n tokens in chunks of 37. */
-static kvz_cache *windowed_sample(tu_rng *r, size_t w, size_t n, kvz_dtype dt)
+/* A cache whose layer 0 has a window of w and layer 1 none, after n tokens in chunks of 37 at
+ * positions 0, gap, 2 x gap, ... (gap 1: consecutive; more: as FastKV's propagated tokens). */
+static kvz_cache *windowed_sample(tu_rng *r, size_t w, size_t n, size_t gap, kvz_dtype dt)
 {
     const size_t win[L] = {w, 0};
     kvz_cache_config cfg = {sizeof cfg, L, H, D, dt, 0, win};
@@ -237,8 +238,11 @@ static kvz_cache *windowed_sample(tu_rng *r, size_t w, size_t n, kvz_dtype dt)
         const size_t m = n - done < 37 ? n - done : 37;
         for (size_t i = 0; i < m * H * D; i++)
             k[i] = tu_uniform(r, -1, 1), v[i] = tu_uniform(r, -1, 1);
+        int64_t pos[37];
+        for (size_t i = 0; i < m; i++)
+            pos[i] = (int64_t)((done + i) * gap);
         for (size_t l = 0; l < L; l++)
-            assert_int_equal(kvz_cache_append(c, l, m, k, v, H * D, D), KVZ_OK);
+            assert_int_equal(kvz_cache_append_at(c, l, m, k, v, H * D, D, pos), KVZ_OK);
         done += m;
     }
     free(k), free(v);
@@ -248,7 +252,8 @@ static kvz_cache *windowed_sample(tu_rng *r, size_t w, size_t n, kvz_dtype dt)
 /*
  * A windowed layer round trip: the window comes back, the file holds only the layer's last
  * `window` rows (fewer tokens than the window: all of them), the global layer whole, and the
- * loaded cache attends to a new token as the original does.
+ * loaded cache attends to a new token as the original does, and takes it back. Also with
+ * positions that have gaps, whose window counts tokens.
  */
 static void test_window_round_trip(void **state)
 {
@@ -257,10 +262,11 @@ static void test_window_round_trip(void **state)
     tu_rng_init(&r, tu_seed() + 64);
     char path[128];
     tu_tmp_path(path, sizeof path, "win.kvz");
-    static const size_t shapes[][2] = {{16, 300}, {16, 10}, {64, 100}, {1, 50}};
-    for (size_t t = 0; t < 4; t++) {
+    static const size_t shapes[][3] = {{16, 300, 1}, {16, 10, 1},  {64, 100, 1},
+                                       {1, 50, 1},   {16, 300, 3}, {16, 10, 5}};
+    for (size_t t = 0; t < 6; t++) {
         const size_t w = shapes[t][0], n = shapes[t][1], rb = D * 2;
-        kvz_cache *c = windowed_sample(&r, w, n, KVZ_DTYPE_BF16), *b = NULL;
+        kvz_cache *c = windowed_sample(&r, w, n, shapes[t][2], KVZ_DTYPE_BF16), *b = NULL;
         assert_int_equal(kvz_cache_save(c, path, NULL), KVZ_OK);
         assert_int_equal(kvz_cache_load(path, NULL, &b, NULL), KVZ_OK);
         size_t wb;
@@ -311,6 +317,7 @@ static void test_window_round_trip(void **state)
             tu_assert_close(ob, want, H * 2 * D, 1e-5, 1e-5, "loaded windowed cache");
             free(want);
         }
+        assert_int_equal(kvz_cache_truncate(b, 1), KVZ_OK); /* the layer kept what its window needs */
         free(k), free(v), free(q), free(oa), free(ob);
         kvz_cache_destroy(b), kvz_cache_destroy(c);
     }
@@ -326,7 +333,7 @@ static void test_window_damage(void **state)
     char path[128], bad[128];
     tu_tmp_path(path, sizeof path, "wd.kvz");
     tu_tmp_path(bad, sizeof bad, "wd-bad.kvz");
-    kvz_cache *c = windowed_sample(&r, 16, 100, KVZ_DTYPE_F32);
+    kvz_cache *c = windowed_sample(&r, 16, 100, 1, KVZ_DTYPE_F32);
     assert_int_equal(kvz_cache_save(c, path, NULL), KVZ_OK);
     kvz_cache_destroy(c);
     size_t n;

@@ -52,11 +52,8 @@ static int one_length(int json, const char *path, size_t n, size_t layers, int s
         st = kvz_mc_kvzip_select(mc, 0.3, &caches[1], &sel), build[1] = prefill + passes + sel;
     if (st == KVZ_OK)
         st = kvz_mc_kvzip_select(mc, 0.5, &caches[2], &sel), build[2] = prefill + passes + sel;
-    /* FastKV's propagation is not defined for every model (not for sliding-window layers): then its
-       row says why and the other caches go on */
-    char fastkv_skip[256] = "";
-    if (st == KVZ_OK && (st = kvz_mc_fastkv_cache(mc, &build[3], &caches[3])) == KVZ_ERR_UNSUPPORTED)
-        snprintf(fastkv_skip, sizeof fastkv_skip, "%s", kvz_last_error()), st = KVZ_OK;
+    if (st == KVZ_OK)
+        st = kvz_mc_fastkv_cache(mc, &build[3], &caches[3]);
     caches[0] = st == KVZ_OK ? kvz_mc_cache(mc) : NULL, build[0] = prefill;
     for (int s = 0; s <= steps && st == KVZ_OK; s++) /* step 0 warms up every cache */
         for (int k = 0; k < N_CACHES && st == KVZ_OK; k++)
@@ -99,11 +96,6 @@ static int one_length(int json, const char *path, size_t n, size_t layers, int s
             n, shape, prefill, passes, w_all / 1e6, kv_read[0] / 1e6, bandwidth / 1e9, "cache", "build s",
             "KV MB", "KV/full", "decode ms", "÷ full", "model", "model 32L");
     for (int k = 0; k < N_CACHES; k++) {
-        if (!caches[k]) { /* (only FastKV's can be missing) */
-            if (!json)
-                printf("%-10s %9s  %s\n", cache_names[k], "-", fastkv_skip);
-            continue;
-        }
         const double model = (w_all + kv_read[k]) / (w_all + kv_read[0]);
         const double model32 = (w32 + kv_scale * kv_read[k]) / (w32 + kv_scale * kv_read[0]);
         char m32[48] = "", col32[16] = "-";

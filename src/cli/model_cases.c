@@ -152,23 +152,14 @@ double kvz_mc_step_kv_bytes(const kvz_mc *mc, const kvz_cache *c)
     double bytes = 0;
     for (size_t l = 0; l < hp->n_layers; l++) {
         size_t window = 0;
-        int64_t next = 0;
-        if (kvz_cache_layer_window(c, l, &window) != KVZ_OK || kvz_cache_next_position(c, l, &next) != KVZ_OK)
+        if (kvz_cache_layer_window(c, l, &window) != KVZ_OK)
             return -1.0;
         for (size_t h = 0; h < hp->n_head_kv; h++) {
-            size_t seg = 0, len = 0, seen = 0;
-            const int64_t *pos = NULL;
-            if (kvz_cache_segment_bytes(c, l, h, &seg) != KVZ_OK)
+            size_t seg = 0, len = 0;
+            if (kvz_cache_segment_bytes(c, l, h, &seg) != KVZ_OK || kvz_cache_length(c, l, h, &len) != KVZ_OK)
                 return -1.0;
-            if (!window) { /* a global layer: every row */
-                bytes += (double)seg;
-                continue;
-            }
-            if (kvz_cache_length(c, l, h, &len) != KVZ_OK || kvz_cache_positions(c, l, h, &pos) != KVZ_OK)
-                return -1.0;
-            /* the new token at position `next` sees the rows of the last `window` positions */
-            for (size_t j = 0; j < len; j++)
-                seen += pos[j] > next - (int64_t)window;
+            /* a global layer: every row; a windowed one: the last window - 1 rows beside the new token */
+            const size_t seen = window && len > window - 1 ? window - 1 : len;
             bytes += len ? (double)seg * (double)seen / (double)len : 0.0;
         }
     }

@@ -33,8 +33,8 @@ void kvz_mc_describe(const kvz_mc *mc, char *buf, size_t size);
  * Q, K, V, O and the three FFN matrices a layer, the head n_vocab x n_embd, at the weights' width (the
  * norms and one embedding row are negligible). */
 void kvz_mc_weight_bytes(const kvz_mc *mc, double *all, double *layers);
-/* Bytes of K/V (and positions) one decode step over c reads: every row of a global layer, the rows of
- * a sliding-window layer's window (Gemma 3's local layers); -1 when c does not fit the model. */
+/* Bytes of K/V (and positions) one decode step over c reads: every row of a global layer, the last
+ * window - 1 rows of a sliding-window layer (Gemma 3's local layers); -1 when c does not fit the model. */
 double kvz_mc_step_kv_bytes(const kvz_mc *mc, const kvz_cache *c);
 
 /* A plain prefill of [system | context] into a fresh cache, kept for the calls below. */

@@ -180,13 +180,6 @@ static kvz_status append(kvz_cache *c, size_t layer, size_t n, const float *k, c
                     "KVZ_POSITION_LIMIT",
                     fn, (long long)positions[t], t, (long long)(t ? positions[t - 1] : c->next_pos[layer] - 1));
     const size_t w = c->window[layer];
-    if (positions && w) /* the kernels count a window in rows: rows must be consecutive positions */
-        for (size_t t = 0; t < n; t++)
-            if (positions[t] != c->next_pos[layer] + (int64_t)t)
-                return kvz_fail(
-                    KVZ_ERR_INVALID_ARG,
-                    "%s: layer %zu has a sliding window: token %zu must take position %lld, not %lld", fn,
-                    layer, t, (long long)(c->next_pos[layer] + (int64_t)t), (long long)positions[t]);
     const size_t H = c->cfg.n_kv_heads;
     /* a windowed layer first drops the rows no later token can see, once there are at least
        `window` of them beyond the last `window` rows: a move of `window` rows per `window`

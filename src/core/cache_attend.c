@@ -69,7 +69,7 @@ kvz_status kvz_cache_attend_runs(const kvz_cache *c, size_t layer, const kvz_seg
         j->d = d;
         j->group = G;
         j->q_pos0 = (ptrdiff_t)(j->n_k + j->n_k2) - (ptrdiff_t)a->n_q; /* bottom-right alignment */
-        j->window = c->window[layer]; /* rows of a windowed layer are consecutive positions */
+        j->window = c->window[layer]; /* a window counts rows (kvz_cache_config.layer_window) */
         j->scale = a->scale != 0.0f ? a->scale : 1.0f / sqrtf((float)d);
         j->out = a->out + (ptrdiff_t)(h * G) * a->out_head_stride;
         j->out_head_stride = a->out_head_stride;

@@ -303,25 +303,30 @@ static kvz_status load_body(reader *r, const unsigned char *h, kvz_cache **out)
                                        : "values");
     }
     /* positions: strictly increasing inside a segment and below the layer's next position; a
-       sliding-window layer holds exactly the last min(window, next position) tokens */
+       sliding-window layer holds its last min(window, tokens appended) rows: the last
+       min(window, next position) positions, unless its positions have gaps (FastKV's
+       propagated tokens), when it may hold fewer than the window only if it ever had fewer */
     for (size_t i = 0; st == KVZ_OK && i < S; i++) {
         const kvz_segment *sg = &c->seg[i];
         const size_t len = (size_t)get64(lens + 8 * (first_len + i)), w = c->window[i / H];
         const uint64_t next = (uint64_t)c->next_pos[i / H];
-        for (size_t j = 0; st == KVZ_OK && j < len; j++)
-            if (sg->pos[j] < (j ? sg->pos[j - 1] + 1 : 0) || sg->pos[j] >= c->next_pos[i / H] ||
-                (w && (uint64_t)sg->pos[j] != next - len + j))
+        int gaps = 0;
+        for (size_t j = 0; st == KVZ_OK && j < len; j++) {
+            if (sg->pos[j] < (j ? sg->pos[j - 1] + 1 : 0) || sg->pos[j] >= c->next_pos[i / H])
                 st = kvz_fail(KVZ_ERR_CORRUPT, "kvz_cache_load: %s: segment %zu has position %lld at row %zu",
                               r->path, i, (long long)sg->pos[j], j);
-        if (st == KVZ_OK && w && len != (next < w ? next : w))
+            gaps |= (uint64_t)sg->pos[j] != next - len + j;
+        }
+        const uint64_t full = next < w ? next : w;
+        if (st == KVZ_OK && w && (len > w || (len < full && !gaps)))
             st = kvz_fail(
                 KVZ_ERR_CORRUPT,
                 "kvz_cache_load: %s: segment %zu of a layer with a sliding window of %zu holds %zu rows "
                 "after %llu tokens",
                 r->path, i, w, len, (unsigned long long)next);
         c->seg[i].len = len;
-        if (w)
-            c->dropped[i / H] = (size_t)(next - len); /* the same for every head of the layer */
+        if (w) /* a layer that dropped rows keeps its whole window: fewer rows means none were */
+            c->dropped[i / H] = len < w ? 0 : (size_t)(next - len); /* the same for every head */
     }
     free(lens);
     if (st != KVZ_OK) {

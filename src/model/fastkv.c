@@ -47,6 +47,21 @@ static size_t floor_mul(size_t n, double rate)
 
 static int rate_ok(double r) { return isfinite(r) && r > 0 && r <= 1; }
 
+/* The TSP layer "in the middle": n_layers / 2 - 1, or on a model with sliding-window layers the
+ * global layer nearest to it (the earlier of two as near), since a windowed layer's scores
+ * see only its window. A model of local layers only has none: L, which check_opts refuses. */
+static size_t middle_global_layer(const kvz_hparams *hp)
+{
+    const size_t L = hp->n_layers, mid = L >= 2 ? L / 2 - 1 : 0;
+    for (size_t dist = 0; dist < L; dist++) {
+        if (dist <= mid && !kvz_hparams_window(hp, mid - dist))
+            return mid - dist;
+        if (mid + dist < L && !kvz_hparams_window(hp, mid + dist))
+            return mid + dist;
+    }
+    return L;
+}
+
 static kvz_status check_opts(const kvz_model *m, const kvz_fastkv_opts *o, size_t *t)
 {
     static const char fn[] = "kvz_fastkv_prefill";
@@ -66,9 +81,14 @@ static kvz_status check_opts(const kvz_model *m, const kvz_fastkv_opts *o, size_
     *t = 0;
     if (!o->tsp)
         return KVZ_OK;
-    *t = o->tsp_layer == KVZ_FASTKV_TSP_MIDDLE ? (L >= 2 ? L / 2 - 1 : 0) : o->tsp_layer;
+    *t = o->tsp_layer == KVZ_FASTKV_TSP_MIDDLE ? middle_global_layer(&m->hp) : o->tsp_layer;
     if (*t >= L)
         return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: TSP layer %zu of a %zu-layer model", fn, *t, L);
+    if (kvz_hparams_window(&m->hp, *t))
+        return kvz_fail(KVZ_ERR_INVALID_ARG,
+                        "%s: TSP layer %zu attends through a sliding window of %zu: its scores cannot "
+                        "select among the tokens before it (choose a global layer)",
+                        fn, *t, kvz_hparams_window(&m->hp, *t));
     if (o->tsp_len && o->tsp_len <= o->window)
         return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: tsp_len %zu must exceed the window %zu (it includes it)", fn,
                         o->tsp_len, o->window);
@@ -155,12 +175,6 @@ kvz_status kvz_fastkv_prefill(kvz_model *m, kvz_cache *cache, const int32_t *ids
         return kvz_fail(KVZ_ERR_NULL, "%s: NULL argument", fn);
     if (!n)
         return kvz_fail(KVZ_ERR_INVALID_ARG, "%s: no tokens", fn);
-    /* the propagated tokens keep their positions, with gaps a sliding-window layer cannot hold */
-    if (m->hp.swa_window)
-        return kvz_fail(KVZ_ERR_UNSUPPORTED,
-                        "%s: token-selective propagation on a model with sliding-window "
-                        "layers (%s) is not supported",
-                        fn, m->hp.arch);
     size_t t = 0;
     kvz_status st = check_opts(m, o, &t);
     if (st == KVZ_OK)
@@ -196,8 +210,9 @@ kvz_status kvz_fastkv_prefill(kvz_model *m, kvz_cache *cache, const int32_t *ids
         size_t B = o->budget;
         if (!B) /* §2.7: recomputed from the layer's own length; deeper layers use retain / tsp */
             B = floor_mul(cur, o->tsp && l > t ? o->retain_rate / o->tsp_rate : o->retain_rate);
-        /* §2.5: no compression (and so no TSP) when n < B; §9.2 item 3: nor when B - W <= 0 */
-        const int compress = B > W && cur >= B;
+        /* §2.5: no compression (and so no TSP) when n < B; §9.2 item 3: nor when B - W <= 0; a
+           sliding-window layer keeps its window (its tokens see no further), as with KVzip */
+        const int compress = B > W && cur >= B && !kvz_hparams_window(hp, l);
         size_t T = 0;
         if (o->tsp && l == t)
             T = o->tsp_len ? o->tsp_len : floor_mul(cur, o->tsp_rate);
@@ -218,6 +233,8 @@ kvz_status kvz_fastkv_prefill(kvz_model *m, kvz_cache *cache, const int32_t *ids
                 stats->budget[l] = B;
             if (stats->kept)
                 stats->kept[l] = compress ? B : cur;
+            if (stats->kept && kvz_hparams_window(hp, l)) /* what the window left */
+                st = kvz_cache_length(cache, l, 0, &stats->kept[l]);
         }
         if (tsp_here) {
             cur = T;
