@@ -231,10 +231,11 @@ kvz_status kvz_fastkv_prefill(kvz_model *m, kvz_cache *cache, const int32_t *ids
                 stats->tokens[l] = cur;
             if (stats->budget)
                 stats->budget[l] = B;
-            if (stats->kept)
+            if (stats->kept) {
                 stats->kept[l] = compress ? B : cur;
-            if (stats->kept && kvz_hparams_window(hp, l)) /* what the window left */
-                st = kvz_cache_length(cache, l, 0, &stats->kept[l]);
+                if (kvz_hparams_window(hp, l)) /* what its window left */
+                    st = kvz_cache_length(cache, l, 0, &stats->kept[l]);
+            }
         }
         if (tsp_here) {
             cur = T;
