@@ -779,6 +779,13 @@ static void test_fastkv_prefill(void **state)
     sweep(&(fault_path){"kvz_fastkv_prefill, 2 threads", fastkv_setup, fastkv_call, fastkv_check}, &x);
     set_threads(1);
     kvz_cache_destroy(x.want);
+    x.want = NULL;
+    free(x.want_logits);
+    /* with sliding-window layers (0, 2, 4; window 16): their rows dropped as the chunks go in */
+    x.m->hp.swa_window = 16, x.m->hp.swa_period = 2, x.m->hp.rope_base_swa = x.m->hp.rope_base;
+    x.fo.chunk = 32, x.fo.tsp_layer = 1;
+    sweep(&(fault_path){"kvz_fastkv_prefill, sliding windows", fastkv_setup, fastkv_call, fastkv_check}, &x);
+    kvz_cache_destroy(x.want);
     free(x.logits), free(x.want_logits);
     kvz_model_free(x.m);
 }
