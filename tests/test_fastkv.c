@@ -565,7 +565,7 @@ static void test_decode_after(void **state)
 }
 
 /* (e) A model with sliding-window layers (stories260K made local in layers 0, 2, 4 with a window
- * of 16, as Gemma 3's pattern with period 2): the middle TSP layer is the global one nearest
+ * of 20, as Gemma 3's pattern with period 2): the middle TSP layer is the global one nearest
  * the middle; the global layers select as the reference's scores say, the windowed ones keep
  * their last tokens, whose window past the TSP layer counts the propagated tokens; the prefill
  * and decode logits against the reference with the same windows. A windowed TSP layer is
