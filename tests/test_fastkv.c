@@ -485,6 +485,49 @@ static void test_pooling_differs(void **state)
     kvz_model_free(m);
 }
 
+/* Decodes S greedy tokens after a FastKV prefill (r, over ids[0..N)), writing them to ids[N..N+S),
+ * each step at the next position, and checks the prefill's and every step's logits against the
+ * reference's forward over the rows the prefill kept, past the TSP set when TSP fired. */
+static void decode_vs_reference(kvz_model *m, ref_llama *ref, int32_t *ids, size_t S, run *r)
+{
+    const size_t L = m->hp.n_layers, Hkv = m->hp.n_head_kv, V = m->hp.n_vocab, NA = N + S;
+    /* the keep mask of the reference: what each segment holds after the prefill */
+    uint8_t *keep = tu_calloc(L * Hkv * NA, 1);
+    for (size_t l = 0; l < L; l++)
+        for (size_t h = 0; h < Hkv; h++) {
+            const int64_t *p = seg_pos(r->c, l, h);
+            for (size_t i = 0; i < seg_len(r->c, l, h); i++)
+                keep[(l * Hkv + h) * NA + (size_t)p[i]] = 1;
+        }
+    float *lg = tu_malloc(S * V * 4);
+    int32_t next = kvz_sample(r->logits, V, 0, NULL);
+    for (size_t s = 0; s < S; s++) {
+        int64_t np;
+        assert_int_equal(kvz_cache_next_position(r->c, L - 1, &np), KVZ_OK);
+        assert_int_equal(np, (int64_t)(N + s));
+        ids[N + s] = next;
+        assert_int_equal(kvz_model_step(m, (kvz_kv_target){r->c, NULL}, next, lg + s * V), KVZ_OK);
+        next = kvz_sample(lg + s * V, V, 0, NULL);
+    }
+    size_t *sel = tu_malloc(NA * sizeof *sel), m_sel = 0;
+    for (size_t i = 0; i < r->st.tsp_count; i++)
+        sel[m_sel++] = (size_t)r->P[i];
+    for (size_t s = 0; r->st.tsp_count && s < S; s++)
+        sel[m_sel++] = N + s;
+    double *out = tu_malloc(NA * V * 8);
+    ref_llama_forward_tsp(ref, ids, NA, N, r->st.tsp_layer, r->st.tsp_count ? sel : NULL, m_sel, keep, out,
+                          NULL);
+    for (size_t s = 0; s <= S; s++) {
+        const float *got = s ? lg + (s - 1) * V : r->logits;
+        const double *want = out + (N - 1 + s) * V;
+        double scale = 0;
+        for (size_t j = 0; j < V; j++)
+            scale = fmax(scale, fabs(want[j]));
+        tu_check_close(got, want, V, 1e-4 * scale, 1e-4, s ? "decode logits" : "prefill logits");
+    }
+    free(out), free(sel), free(lg), free(keep);
+}
+
 /* (d) Decoding after a FastKV prefill continues at position n, appends to every layer, and its
  * logits equal the reference's decode over the kept rows (TSP on and off; f32 cache). A bf16
  * cache runs the same path on converted keys. */
@@ -496,7 +539,7 @@ static void test_decode_after(void **state)
     kvz_model *m = load();
     ref_llama *ref = ref_llama_open(path);
     assert_non_null(ref);
-    const size_t L = m->hp.n_layers, Hkv = m->hp.n_head_kv, V = m->hp.n_vocab, NA = N + S;
+    const size_t L = m->hp.n_layers, Hkv = m->hp.n_head_kv;
     int32_t ids[N + S];
     story(m, ids, N);
     for (int tsp = 1; tsp >= 0; tsp--) {
@@ -504,24 +547,7 @@ static void test_decode_after(void **state)
         o.tsp = tsp;
         run r;
         run_fastkv(m, ids, N, &o, KVZ_DTYPE_F32, &r);
-        /* the keep mask of the reference: what each segment holds after the prefill */
-        uint8_t *keep = tu_calloc(L * Hkv * NA, 1);
-        for (size_t l = 0; l < L; l++)
-            for (size_t h = 0; h < Hkv; h++) {
-                const int64_t *p = seg_pos(r.c, l, h);
-                for (size_t i = 0; i < seg_len(r.c, l, h); i++)
-                    keep[(l * Hkv + h) * NA + (size_t)p[i]] = 1;
-            }
-        float *lg = tu_malloc(S * V * 4);
-        int32_t next = kvz_sample(r.logits, V, 0, NULL);
-        for (size_t s = 0; s < S; s++) {
-            int64_t np;
-            assert_int_equal(kvz_cache_next_position(r.c, L - 1, &np), KVZ_OK);
-            assert_int_equal(np, (int64_t)(N + s));
-            ids[N + s] = next;
-            assert_int_equal(kvz_model_step(m, (kvz_kv_target){r.c, NULL}, next, lg + s * V), KVZ_OK);
-            next = kvz_sample(lg + s * V, V, 0, NULL);
-        }
+        decode_vs_reference(m, ref, ids, S, &r);
         for (size_t l = 0; l < L; l++)
             for (size_t h = 0; h < Hkv; h++) {
                 const size_t len = seg_len(r.c, l, h);
@@ -530,24 +556,6 @@ static void test_decode_after(void **state)
                 for (size_t s = 0; s < S; s++)
                     assert_int_equal(p[len - S + s], (int64_t)(N + s));
             }
-        size_t sel[N + S], m_sel = 0;
-        if (tsp) {
-            for (size_t i = 0; i < r.st.tsp_count; i++)
-                sel[m_sel++] = (size_t)r.P[i];
-            for (size_t s = 0; s < S; s++)
-                sel[m_sel++] = N + s;
-        }
-        double *out = tu_malloc(NA * V * 8);
-        ref_llama_forward_tsp(ref, ids, NA, N, o.tsp_layer, tsp ? sel : NULL, m_sel, keep, out, NULL);
-        for (size_t s = 0; s <= S; s++) {
-            const float *got = s ? lg + (s - 1) * V : r.logits;
-            const double *want = out + (N - 1 + s) * V;
-            double scale = 0;
-            for (size_t j = 0; j < V; j++)
-                scale = fmax(scale, fabs(want[j]));
-            tu_check_close(got, want, V, 1e-4 * scale, 1e-4, s ? "decode logits" : "prefill logits");
-        }
-        free(out), free(lg), free(keep);
         run_free(&r);
     }
     /* bf16 storage: the same structure (scores are computed on the stored keys) */
@@ -580,7 +588,7 @@ static void test_sliding_window(void **state)
     ref_llama *ref = ref_llama_open(path);
     assert_non_null(ref);
     ref_llama_set_window(ref, WIN, 2);
-    const size_t L = m->hp.n_layers, Hkv = m->hp.n_head_kv, V = m->hp.n_vocab, NA = N + S;
+    const size_t L = m->hp.n_layers;
     assert_int_equal(L, 5);
     int32_t ids[N + S];
     kvz_fastkv_opts o = base_opts();
@@ -602,36 +610,7 @@ static void test_sliding_window(void **state)
     o.tsp_layer = 1;
     check_vs_reference(m, ref, ids, N, &o, &r);
     /* decode S tokens, more than the window: the windowed layers drop what it no longer sees */
-    uint8_t *keep = tu_calloc(L * Hkv * NA, 1);
-    for (size_t l = 0; l < L; l++)
-        for (size_t h = 0; h < Hkv; h++) {
-            const int64_t *p = seg_pos(r.c, l, h);
-            for (size_t i = 0; i < seg_len(r.c, l, h); i++)
-                keep[(l * Hkv + h) * NA + (size_t)p[i]] = 1;
-        }
-    float *lg = tu_malloc(S * V * 4);
-    int32_t next = kvz_sample(r.logits, V, 0, NULL);
-    for (size_t s = 0; s < S; s++) {
-        ids[N + s] = next;
-        assert_int_equal(kvz_model_step(m, (kvz_kv_target){r.c, NULL}, next, lg + s * V), KVZ_OK);
-        next = kvz_sample(lg + s * V, V, 0, NULL);
-    }
-    size_t sel[N + S], m_sel = 0;
-    for (size_t i = 0; i < r.st.tsp_count; i++)
-        sel[m_sel++] = (size_t)r.P[i];
-    for (size_t s = 0; s < S; s++)
-        sel[m_sel++] = N + s;
-    double *out = tu_malloc(NA * V * 8);
-    ref_llama_forward_tsp(ref, ids, NA, N, 1, sel, m_sel, keep, out, NULL);
-    for (size_t s = 0; s <= S; s++) {
-        const float *got = s ? lg + (s - 1) * V : r.logits;
-        const double *want = out + (N - 1 + s) * V;
-        double scale = 0;
-        for (size_t j = 0; j < V; j++)
-            scale = fmax(scale, fabs(want[j]));
-        tu_check_close(got, want, V, 1e-4 * scale, 1e-4, s ? "decode logits" : "prefill logits");
-    }
-    free(out), free(lg), free(keep);
+    decode_vs_reference(m, ref, ids, S, &r);
     run_free(&r);
     /* a windowed TSP layer: refused before the cache is touched */
     kvz_cache *c;
