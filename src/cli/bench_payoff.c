@@ -57,8 +57,7 @@ static int one_length(int json, const char *path, size_t n, size_t layers, int s
     caches[0] = st == KVZ_OK ? kvz_mc_cache(mc) : NULL, build[0] = prefill;
     for (int s = 0; s <= steps && st == KVZ_OK; s++) /* step 0 warms up every cache */
         for (int k = 0; k < N_CACHES && st == KVZ_OK; k++)
-            if (caches[k])
-                st = kvz_mc_decode_on(mc, caches[k], &t[k][s ? s - 1 : 0]);
+            st = kvz_mc_decode_on(mc, caches[k], &t[k][s ? s - 1 : 0]);
     if (st != KVZ_OK) {
         fprintf(stderr, "kvz bench payoff: %zu tokens: %s (%s)\n", n, kvz_last_error(), kvz_strerror(st));
         for (int k = 1; k < N_CACHES; k++)
@@ -69,8 +68,6 @@ static int one_length(int json, const char *path, size_t n, size_t layers, int s
     double w_all, w_layers, kv[N_CACHES], kv_read[N_CACHES], med[N_CACHES], spread[N_CACHES];
     kvz_mc_weight_bytes(mc, &w_all, &w_layers);
     for (int k = 0; k < N_CACHES; k++) {
-        if (!caches[k])
-            continue;
         kvz_cache_stats cs = {.struct_size = sizeof cs};
         kvz_cache_get_stats(caches[k], &cs);
         kv[k] = (double)cs.bytes_used;
