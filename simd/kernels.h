@@ -188,6 +188,14 @@ typedef struct kvz_kernel_table {
      * with or without FMA.
      */
     void (*dequant)(void *dst, int dst_dtype, const void *src, int type, size_t n_blocks);
+    /*
+     * A matrix of Q8_0 rows times f32 activations: y[r*ldy + j] = sum_k x[r*in + k] w_j[k] for
+     * r < m, j < rows, with row j of the matrix `in` values (a multiple of 32) in in/32 ggml
+     * Q8_0 blocks of 34 bytes (an f16 scale d, 32 int8 quants q; value d*q), rows back to back
+     * from w (any alignment). Each block's 32 products q*x are summed and then scaled by d, in
+     * fp32: the sum of the exact values d*q*x up to fp32 rounding.
+     */
+    void (*gemv_q8_0)(float *y, size_t ldy, const float *x, size_t m, const void *w, size_t rows, size_t in);
 } kvz_kernel_table;
 
 /* Order-preserving map of a float to an unsigned key (larger float, larger key). */
@@ -242,7 +250,9 @@ static inline size_t kvz_window_work_floats(size_t n, size_t d) { return kvz_att
     void kvz_geglu_##isa(float *g, const float *u, size_t n);                                                  \
     void kvz_key_histogram_##isa(const float *x, size_t n, uint32_t prefix, unsigned shift,                    \
                                  uint64_t hist[256]);                                                          \
-    void kvz_dequant_##isa(void *dst, int dst_dtype, const void *src, int type, size_t n_blocks);
+    void kvz_dequant_##isa(void *dst, int dst_dtype, const void *src, int type, size_t n_blocks);              \
+    void kvz_gemv_q8_0_##isa(float *y, size_t ldy, const float *x, size_t m, const void *w, size_t rows,       \
+                             size_t in);
 uint32_t kvz_crc32c_avx2(uint32_t crc, const void *data, size_t n);
 uint32_t kvz_crc32c_avx512(uint32_t crc, const void *data, size_t n);
 KVZ_KERNEL_DECLS(generic)

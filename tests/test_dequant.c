@@ -1,5 +1,6 @@
 /* kvz_dequantize and every level's dequant kernel against the gguf package's values
- * (tests/data/dequant_ref.bin, made by tests/dequant_ref.py). */
+ * (tests/data/dequant_ref.bin, made by tests/dequant_ref.py), and every level's Q8_0
+ * matrix-vector kernel against products of those values. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -285,11 +286,62 @@ static void test_errors(void **state)
     assert_int_equal(kvz_dequantize(NULL, KVZ_DTYPE_F32, NULL, s->type, 0), KVZ_OK);
 }
 
+/* Each level's Q8_0 matrix-vector kernel over the Q8_0 set's blocks, read as matrices of 1, 3 and
+ * 8 blocks a row, against a double-precision product of the gguf package's values and f32
+ * activations: 1 to 9 activation rows (the kernel takes them four at a time), outputs at a stride
+ * wider than the matrix (what lies between is left alone). The bound is fp32 accumulation's over a
+ * block's 32 products, its scaling and the chain of blocks, on the sum of |w x|. */
+static void test_gemv_q8_0(void **state)
+{
+    (void)state;
+    const ref_set *s = NULL;
+    for (size_t k = 0; k < n_sets; k++)
+        if (sets[k].type == KVZ_GGML_Q8_0)
+            s = &sets[k];
+    assert_non_null(s);
+    static const size_t per_row[] = {1, 3, 8}, ms[] = {1, 2, 3, 4, 5, 9};
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 77);
+    kvz_isa lv[TU_MAX_LEVELS];
+    const size_t nl = tu_isa_levels(lv);
+    for (size_t l = 0; l < nl; l++) {
+        const kvz_kernel_table *kt = kvz_kernels_for(lv[l]);
+        for (size_t a = 0; a < sizeof per_row / sizeof per_row[0]; a++)
+            for (size_t b = 0; b < sizeof ms / sizeof ms[0]; b++) {
+                const size_t nb = per_row[a], in = 32 * nb, rows = s->n_blocks / nb, m = ms[b], ldy = rows + 3;
+                float *x = tu_malloc(m * in * sizeof *x), *y = tu_malloc(m * ldy * sizeof *y);
+                for (size_t i = 0; i < m * in; i++)
+                    x[i] = tu_uniform(&r, -1.0f, 1.0f);
+                tu_fill_sentinel(y, m * ldy);
+                kt->gemv_q8_0(y, ldy, x, m, s->raw, rows, in);
+                const double eps = ldexp(1.0, -24) * (double)(32 + nb + 2);
+                for (size_t i = 0; i < m; i++) {
+                    for (size_t j = 0; j < rows; j++) {
+                        double want = 0, mag = 0;
+                        for (size_t k = 0; k < in; k++) {
+                            const double p = (double)s->ref[j * in + k] * x[i * in + k];
+                            want += p, mag += fabs(p);
+                        }
+                        const double got = y[i * ldy + j];
+                        if (!(fabs(got - want) <= eps * mag))
+                            fail_msg("%s gemv_q8_0, %zu values a row, %zu rows: y[%zu][%zu] = %.9g, want %.9g "
+                                     "(bound %.3g)",
+                                     kt->name, in, m, i, j, got, want, eps * mag);
+                    }
+                    for (size_t j = rows; j < ldy; j++)
+                        assert_true(tu_is_sentinel(y + i * ldy + j));
+                }
+                free(x), free(y);
+            }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reference),   cmocka_unit_test(test_kernel_runs), cmocka_unit_test(test_threads),
-        cmocka_unit_test(test_float_types), cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_reference), cmocka_unit_test(test_kernel_runs),
+        cmocka_unit_test(test_threads),   cmocka_unit_test(test_float_types),
+        cmocka_unit_test(test_errors),    cmocka_unit_test(test_gemv_q8_0),
     };
     return cmocka_run_group_tests(tests, load_refs, free_refs);
 }

@@ -1,6 +1,6 @@
 /* kvz_linear_apply (src/model/linear.c) against a double-precision product of the values it
  * is given: f32 and bf16 weights, with and without bias, at row counts on both sides of the
- * plain/transposed switch and off every block size, with cached primitives reused. */
+ * plain/transposed switch and off every block size, with cached primitives reused; Q8_0 blocks. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +37,7 @@ static void check_shape(kvz_mm *mm, tu_rng *r, kvz_dtype wt, size_t in, size_t o
         for (size_t j = 0; j < out; j++)
             b[j] = tu_uniform(r, -2.0f, 2.0f);
     }
-    const kvz_linear l = {in, out, wt, w, b};
+    const kvz_linear l = {in, out, (kvz_wformat)wt, w, b};
     /* 31/32 and 1023/1024 straddle the switches between oneDNN's runtime-row gemm, the
      * transposed and the plain orientation; 118, 130 and 200 are off oneDNN's row blocks; 118
      * comes back to reuse its cached primitive after others were built; 1030 and 1130 run
@@ -100,6 +100,70 @@ static void test_products(void **state)
     kvz_mm_destroy(mm);
 }
 
+/* Q8_0 weights (the blocks made here: random int8 quants, power-of-two f16 scales, so every value
+ * d*q is known exactly) against a double-precision product, over the threads' split of the rows,
+ * with a bias, at row counts on both sides of the kernel's four rows at a time. */
+static void test_q8_0(void **state)
+{
+    (void)state;
+    enum { IN = 96, OUT = 1030, NB = IN / 32, MAX_M = 33 };
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 5);
+    uint8_t *w = tu_malloc((size_t)OUT * NB * 34);
+    double *wv = tu_malloc((size_t)OUT * IN * sizeof *wv);
+    for (size_t j = 0; j < OUT; j++)
+        for (size_t k = 0; k < NB; k++) {
+            uint8_t *b = w + (j * NB + k) * 34;
+            const int e = -10 + (int)(tu_uniform(&r, 0.0f, 8.99f)); /* 2^-10 .. 2^-2 */
+            const uint16_t h = (uint16_t)((e + 15) << 10);
+            memcpy(b, &h, 2);
+            for (size_t i = 0; i < 32; i++) {
+                const int8_t q = (int8_t)(int)floorf(tu_uniform(&r, -128.0f, 127.99f));
+                b[2 + i] = (uint8_t)q;
+                wv[j * IN + k * 32 + i] = ldexp((double)q, e);
+            }
+        }
+    float *bias = tu_malloc(OUT * sizeof *bias), *x = tu_malloc(MAX_M * IN * sizeof *x);
+    float *y = tu_malloc(MAX_M * OUT * sizeof *y);
+    for (size_t j = 0; j < OUT; j++)
+        bias[j] = tu_uniform(&r, -2.0f, 2.0f);
+    kvz_mm *mm = NULL;
+    assert_int_equal(kvz_mm_create(&mm), KVZ_OK);
+    static const size_t rows[] = {1, 3, 4, 5, 33};
+    for (size_t t = 0; t < sizeof rows / sizeof rows[0]; t++)
+        for (int with_bias = 0; with_bias < 2; with_bias++)
+            for (int padded = 0; padded < 2; padded++) {
+                const size_t m = rows[t];
+                const kvz_linear l = {IN, OUT, KVZ_WFMT_Q8_0, w, with_bias ? bias : NULL};
+                for (size_t i = 0; i < m * IN; i++)
+                    x[i] = tu_uniform(&r, -1.0f, 1.0f);
+                tu_fill_sentinel(y, MAX_M * OUT);
+                assert_int_equal(padded ? kvz_linear_apply_padded(mm, &l, m, x, y)
+                                        : kvz_linear_apply(mm, &l, m, x, y),
+                                 KVZ_OK);
+                for (size_t i = 0; i < m; i++)
+                    for (size_t j = 0; j < OUT; j++) {
+                        double want = with_bias ? bias[j] : 0.0, mag = fabs(want);
+                        for (size_t k = 0; k < IN; k++)
+                            want += wv[j * IN + k] * x[i * IN + k], mag += fabs(wv[j * IN + k] * x[i * IN + k]);
+                        /* fp32 sums of a block's 32 products, its scaling, the chain of blocks, the bias */
+                        const double got = y[i * OUT + j], tol = ldexp(1.0, -24) * (32 + NB + 3) * mag;
+                        if (!(fabs(got - want) <= tol))
+                            fail_msg("Q8_0 weights, bias %d, m %zu%s: y[%zu][%zu] = %.9g, want %.9g (tol %.3g)",
+                                     with_bias, m, padded ? " (padded)" : "", i, j, got, want, tol);
+                    }
+                for (size_t i = m * OUT; i < MAX_M * OUT; i++) /* no row past m written */
+                    assert_true(tu_is_sentinel(y + i));
+            }
+    /* rows that are not whole blocks: refused, nothing written */
+    const kvz_linear odd = {IN - 16, OUT, KVZ_WFMT_Q8_0, w, NULL};
+    tu_fill_sentinel(y, OUT);
+    assert_int_equal(kvz_linear_apply(mm, &odd, 1, x, y), KVZ_ERR_INVALID_ARG);
+    assert_true(tu_is_sentinel(y) && tu_is_sentinel(y + OUT - 1));
+    kvz_mm_destroy(mm);
+    free(w), free(wv), free(bias), free(x), free(y);
+}
+
 static void test_bad_arguments(void **state)
 {
     (void)state;
@@ -107,13 +171,13 @@ static void test_bad_arguments(void **state)
     assert_int_equal(kvz_mm_create(&mm), KVZ_OK);
     float x[4] = {0}, y[4] = {0};
     const uint16_t w[4] = {0};
-    const kvz_linear l = {2, 2, KVZ_DTYPE_BF16, w, NULL};
+    const kvz_linear l = {2, 2, KVZ_WFMT_BF16, w, NULL};
     assert_int_equal(kvz_linear_apply(NULL, &l, 1, x, y), KVZ_ERR_NULL);
     assert_int_equal(kvz_linear_apply(mm, NULL, 1, x, y), KVZ_ERR_NULL);
     assert_int_equal(kvz_linear_apply(mm, &l, 1, NULL, y), KVZ_ERR_NULL);
     assert_int_equal(kvz_linear_apply(mm, &l, 1, x, NULL), KVZ_ERR_NULL);
     assert_int_equal(kvz_linear_apply(mm, &l, 0, x, y), KVZ_OK); /* nothing to do */
-    const kvz_linear huge = {(size_t)1 << 40, (size_t)1 << 40, KVZ_DTYPE_BF16, w, NULL};
+    const kvz_linear huge = {(size_t)1 << 40, (size_t)1 << 40, KVZ_WFMT_BF16, w, NULL};
     assert_int_equal(kvz_linear_apply(mm, &huge, (size_t)1 << 40, x, y), KVZ_ERR_INVALID_ARG);
     kvz_mm_destroy(mm);
     assert_int_equal(kvz_mm_create(NULL), KVZ_ERR_NULL);
@@ -123,6 +187,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_products),
+        cmocka_unit_test(test_q8_0),
         cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

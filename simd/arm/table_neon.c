@@ -12,4 +12,5 @@ const kvz_kernel_table kvz_kernels_neon = {
     .geglu = kvz_geglu_neon,
     .key_histogram = kvz_key_histogram_neon,
     .dequant = kvz_dequant_neon,
+    .gemv_q8_0 = kvz_gemv_q8_0_neon,
 };

@@ -12,4 +12,5 @@ const kvz_kernel_table kvz_kernels_generic = {
     .geglu = kvz_geglu_generic,
     .key_histogram = kvz_key_histogram_generic,
     .dequant = kvz_dequant_generic,
+    .gemv_q8_0 = kvz_gemv_q8_0_generic,
 };

@@ -12,5 +12,6 @@ const kvz_kernel_table kvz_kernels_avx512 = {
     .geglu = kvz_geglu_avx512,
     .key_histogram = kvz_key_histogram_avx512,
     .dequant = kvz_dequant_avx512,
+    .gemv_q8_0 = kvz_gemv_q8_0_avx512,
     .crc32c = kvz_crc32c_avx512,
 };

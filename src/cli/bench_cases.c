@@ -15,6 +15,7 @@
 #include "kvz.h"
 #include "model/dequant.h"
 #include "model/gguf.h"
+#include "model/linear.h"
 
 /* The issue's shapes: one Llama-3.1-8B layer (8 KV heads, G = 4, d = 128); its decode
  * steps over cached bf16 rows, its prefill chunks of 2048 queries against 32768 keys. Each
@@ -55,6 +56,9 @@ static const kvz_bench_case kernel_cases[] = {
     {.name = "dequant_q4_k", DEQUANT(KVZ_GGML_Q4_K)},
     {.name = "dequant_q5_k", DEQUANT(KVZ_GGML_Q5_K)},
     {.name = "dequant_q6_k", DEQUANT(KVZ_GGML_Q6_K)},
+    /* a decode step's LM head as a GGUF file stores it (Gemma 3 270M's 262144 x 640, Q8_0, 178 MB)
+       through kvz_linear_apply: a matrix-vector product reads the blocks once */
+    {.name = "gemv_q8_0", .kind = KVZ_BENCH_GEMV_Q8, .context = 262144, .head_dim = 640},
     {.name = "sgemm_f32", .kind = KVZ_BENCH_SGEMM, .size = 2048},
     {.name = "prefill_attn_f32", PREFILL(KVZ_DTYPE_F32)},
     {.name = "score_attn_f32", PREFILL(KVZ_DTYPE_F32), .scoring = 1},
@@ -87,6 +91,7 @@ struct kvz_bench_state {
     size_t copies, copy_stride;                /* decode: layers' worth of K/V used in turn, elements apart */
     size_t next;                               /* decode: the copy the next run reads */
     size_t n;                                  /* dequant: values per operation */
+    kvz_mm *mm;                                /* gemv */
     double work;
     volatile float sink;
 };
@@ -436,6 +441,23 @@ kvz_bench_state *kvz_bench_setup(const kvz_bench_case *c)
         s->work = (double)s->n * (double)es + (double)(s->n / ty->block) * (double)ty->bytes;
         break;
     }
+    case KVZ_BENCH_GEMV_Q8: {
+        /* copies of the matrix used in turn, as decode's K/V: every product reads cold memory */
+        const size_t mat = c->context * (c->head_dim / 32) * 34;
+        s->copies = (cold_bytes() + mat - 1) / mat;
+        s->copy_stride = (mat + 4095) / 4096 * 4096;
+        if (c->head_dim % 32 || !(s->a = xmalloc(s->copies * s->copy_stride)) ||
+            !(s->q = xmalloc(c->head_dim * 4)) || !(s->o = xmalloc(c->context * 4)) ||
+            fill(s->q, KVZ_DTYPE_F32, c->head_dim, 10) != 0 || kvz_mm_create(&s->mm) != KVZ_OK)
+            goto fail;
+        /* random quants under one scale (1/128): no f16 NaN, no f32 subnormal product */
+        kvz_parallel_for(s->copies * s->copy_stride, 65536, random_bytes, s->a);
+        for (size_t k = 0; k < s->copies; k++)
+            for (size_t b = 0; b < mat / 34; b++)
+                memcpy((char *)s->a + k * s->copy_stride + b * 34, &(uint16_t){0x2000}, 2);
+        s->work = (double)mat;
+        break;
+    }
     default: fprintf(stderr, "kvz bench: %s: unknown case kind %d\n", c->name, (int)c->kind); goto fail;
     }
     return s;
@@ -495,6 +517,13 @@ int kvz_bench_run(kvz_bench_state *s)
     case KVZ_BENCH_DEQUANT:
         st = kvz_dequantize(dq_pool.out, (kvz_dtype)c->dtype, dq_pool.in, c->qtype, s->n);
         break;
+    case KVZ_BENCH_GEMV_Q8: {
+        const kvz_linear l = {c->head_dim, c->context, KVZ_WFMT_Q8_0,
+                              (const char *)s->a + s->next * s->copy_stride, NULL};
+        s->next = (s->next + 1) % s->copies;
+        st = kvz_linear_apply(s->mm, &l, 1, s->q, s->o);
+        break;
+    }
     }
     if (st != KVZ_OK) {
         fprintf(stderr, "kvz bench: %s: %s (%s)\n", c->name, kvz_strerror(st), kvz_last_error());
@@ -516,6 +545,7 @@ void kvz_bench_teardown(kvz_bench_state *s)
         return;
     if (s->c->kind == KVZ_BENCH_DEQUANT && s->n)
         dq_pool_put();
+    kvz_mm_destroy(s->mm);
     free(s->a), free(s->b), free(s->out), free(s->q), free(s->o), free(s->score), free(s->cu);
     free(s);
 }

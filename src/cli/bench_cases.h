@@ -15,6 +15,8 @@ typedef enum kvz_bench_kind {
     KVZ_BENCH_DECODE,  /* one decode step over all KV heads of a layer: K/V bytes read */
     KVZ_BENCH_PREFILL, /* a query chunk against the cache (optionally KVzip scoring): flops */
     KVZ_BENCH_DEQUANT, /* GGUF blocks of qtype into dtype (f32 or bf16): bytes read + bytes written */
+    KVZ_BENCH_GEMV_Q8, /* a Q8_0 matrix of `context` rows of head_dim values times one f32 row: bytes of blocks
+                        */
 } kvz_bench_kind;
 
 typedef struct kvz_bench_case {

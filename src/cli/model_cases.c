@@ -124,15 +124,14 @@ size_t kvz_mc_layers(const kvz_mc *mc) { return mc->m->hp.n_layers; }
 void kvz_mc_describe(const kvz_mc *mc, char *buf, size_t size)
 {
     const kvz_hparams *hp = &mc->m->hp;
-    snprintf(buf, size, "%s, %zu layers, %zu KV heads of %zu, vocabulary %zu, %s weights", hp->arch,
-             hp->n_layers, hp->n_head_kv, hp->head_dim, hp->n_vocab, kvz_mc_weights(mc));
+    snprintf(buf, size, "%s, %zu layers, %zu KV heads of %zu, vocabulary %zu, %s weights%s", hp->arch,
+             hp->n_layers, hp->n_head_kv, hp->head_dim, hp->n_vocab, kvz_mc_weights(mc),
+             mc->m->output.wtype == KVZ_WFMT_Q8_0 ? ", Q8_0 LM head" : "");
 }
 
-const char *kvz_mc_weights(const kvz_mc *mc) { return mc->m->layers[0].q.wtype == KVZ_DTYPE_BF16 ? "bf16" : "f32"; }
-
-static double linear_bytes(const kvz_linear *l)
+const char *kvz_mc_weights(const kvz_mc *mc)
 {
-    return (double)l->in * (double)l->out * (l->wtype == KVZ_DTYPE_BF16 ? 2.0 : 4.0);
+    return mc->m->layers[0].q.wtype == KVZ_WFMT_BF16 ? "bf16" : "f32";
 }
 
 void kvz_mc_weight_bytes(const kvz_mc *mc, double *all, double *layers)
@@ -140,10 +139,11 @@ void kvz_mc_weight_bytes(const kvz_mc *mc, double *all, double *layers)
     *layers = 0;
     for (size_t i = 0; i < mc->m->hp.n_layers; i++) {
         const kvz_layer_weights *w = &mc->m->layers[i];
-        *layers += linear_bytes(&w->q) + linear_bytes(&w->k) + linear_bytes(&w->v) + linear_bytes(&w->o) +
-                   linear_bytes(&w->gate) + linear_bytes(&w->up) + linear_bytes(&w->down);
+        *layers += kvz_linear_bytes(&w->q) + kvz_linear_bytes(&w->k) + kvz_linear_bytes(&w->v) +
+                   kvz_linear_bytes(&w->o) + kvz_linear_bytes(&w->gate) + kvz_linear_bytes(&w->up) +
+                   kvz_linear_bytes(&w->down);
     }
-    *all = *layers + linear_bytes(&mc->m->output);
+    *all = *layers + kvz_linear_bytes(&mc->m->output);
 }
 
 double kvz_mc_step_kv_bytes(const kvz_mc *mc, const kvz_cache *c)

@@ -26,9 +26,9 @@
  * few rows: transposed it is up to 4x faster below 1024 rows, and from about 1024 rows the
  * transposition back costs what it saves (perf/results/2026-12-07-tuning.md). */
 #define TRANSPOSED_MAX_M 1024
-static int transposed(kvz_dtype wtype, size_t m)
+static int transposed(kvz_wformat wtype, size_t m)
 {
-    return wtype == KVZ_DTYPE_BF16 && m >= SMALL_M && m < TRANSPOSED_MAX_M;
+    return wtype == KVZ_WFMT_BF16 && m >= SMALL_M && m < TRANSPOSED_MAX_M;
 }
 
 /* oneDNN 2.6's fixed-shape bf16 brgemm is fast for some row counts and 2 to 4x slower for
@@ -63,7 +63,7 @@ size_t kvz_linear_rows(size_t m)
 
 typedef struct prim_entry {
     size_t in, cols, ld, m; /* cols of the slice, ld of the plain orientation's dst; m == 0: runtime M */
-    kvz_dtype wtype;
+    kvz_wformat wtype;
     int tr;
     dnnl_primitive_t prim;
     dnnl_memory_desc_t scratch_md;
@@ -183,13 +183,13 @@ static kvz_status reserve_slots(kvz_mm *mm, size_t n, size_t bytes)
     return KVZ_OK;
 }
 
-static dnnl_data_type_t dt_of(kvz_dtype t) { return t == KVZ_DTYPE_BF16 ? dnnl_bf16 : dnnl_f32; }
+static dnnl_data_type_t dt_of(kvz_wformat t) { return t == KVZ_WFMT_BF16 ? dnnl_bf16 : dnnl_f32; }
 
 /* A slice of `cols` output columns. The plain orientation: src [m][in] in the weight type,
  * weights [in][cols] stored transposed ("ba"), dst [m][cols] f32 with rows `ld` apart.
  * Transposed: src W [cols][in], weights X^T [in][m] (X stored [m][in], so "ba"), dst Y^T
  * [cols][m] f32. */
-static dnnl_status_t descs(size_t in, size_t cols, size_t ld, dnnl_dim_t m, kvz_dtype wt, int tr,
+static dnnl_status_t descs(size_t in, size_t cols, size_t ld, dnnl_dim_t m, kvz_wformat wt, int tr,
                            dnnl_memory_desc_t *src, dnnl_memory_desc_t *wei, dnnl_memory_desc_t *dst)
 {
     const dnnl_dim_t rows = tr ? (dnnl_dim_t)cols : m, n = tr ? m : (dnnl_dim_t)cols;
@@ -306,7 +306,7 @@ static dnnl_status_t run_slice(const mm_run *r, const mm_slot *sl, size_t k)
     const kvz_linear *l = r->l;
     const size_t j0 = k * r->width, cols = j0 + r->width < l->out ? r->width : l->out - j0;
     const prim_entry *e = k + 1 < r->n_slices ? r->full : r->last;
-    const size_t wsize = l->wtype == KVZ_DTYPE_BF16 ? 2 : 4;
+    const size_t wsize = l->wtype == KVZ_WFMT_BF16 ? 2 : 4;
     const void *w = (const char *)l->w + j0 * l->in * wsize;
     float *dst = r->tr ? r->dst + j0 * r->rows : r->dst + j0;
     dnnl_memory_desc_t sd, wd, dd;
@@ -392,7 +392,7 @@ static kvz_status apply_rows(kvz_mm *mm, const kvz_linear *l, size_t m, size_t r
     if ((st = reserve_slots(mm, n_used, scratch)) != KVZ_OK) /* a team has at most n_used threads */
         return st;
     const void *src = x;
-    if (l->wtype == KVZ_DTYPE_BF16) { /* oneDNN's bf16 matmul wants bf16 activations too */
+    if (l->wtype == KVZ_WFMT_BF16) { /* oneDNN's bf16 matmul wants bf16 activations too */
         uint16_t *xb = reserve(&mm->xbuf, &mm->xbuf_elems, elems, sizeof *xb);
         if (!xb)
             return kvz_fail(KVZ_ERR_NOMEM, "kvz_linear_apply: no memory for %zu activations", elems);
@@ -413,13 +413,53 @@ static kvz_status apply_rows(kvz_mm *mm, const kvz_linear *l, size_t m, size_t r
     return KVZ_OK;
 }
 
+/* A Q8_0 product: the matrix's rows split over the library's threads, each piece one kernel call. */
+typedef struct q8_run {
+    const kvz_linear *l;
+    size_t m;
+    const float *x;
+    float *y;
+} q8_run;
+
+#define Q8_ROW_GRAIN 64 /* rows a piece: 64 rows of 4096 values are 272 KiB of blocks */
+
+static void q8_rows(void *ctx, size_t lo, size_t hi)
+{
+    const q8_run *r = ctx;
+    const kvz_linear *l = r->l;
+    kvz_kernels()->gemv_q8_0(r->y + lo, l->out, r->x, r->m, (const char *)l->w + lo * (l->in / 32 * 34),
+                             hi - lo, l->in);
+    if (l->bias)
+        for (size_t i = 0; i < r->m; i++)
+            for (size_t j = lo; j < hi; j++)
+                r->y[i * l->out + j] += l->bias[j];
+}
+
+static kvz_status apply_q8_0(const kvz_linear *l, size_t m, const float *x, float *y)
+{
+    if (l->in % 32)
+        return kvz_fail(KVZ_ERR_INVALID_ARG,
+                        "kvz_linear_apply: Q8_0 rows of %zu values are not whole blocks of 32", l->in);
+    q8_run r = {l, m, x, y};
+    kvz_parallel_for(l->out, Q8_ROW_GRAIN, q8_rows, &r);
+    return KVZ_OK;
+}
+
+double kvz_linear_bytes(const kvz_linear *l)
+{
+    const double n = (double)l->in * (double)l->out;
+    return l->wtype == KVZ_WFMT_Q8_0 ? n / 32 * 34 : n * (l->wtype == KVZ_WFMT_BF16 ? 2.0 : 4.0);
+}
+
 kvz_status kvz_linear_apply(kvz_mm *mm, const kvz_linear *l, size_t m, const float *x, float *y)
 {
     if (!mm || !l || !x || !y)
         return kvz_fail(KVZ_ERR_NULL, "kvz_linear_apply: NULL argument");
     if (!m)
         return KVZ_OK;
-    if (l->wtype == KVZ_DTYPE_BF16 && kvz_linear_rows(m) != m) { /* a multiple of ROW_ALIGN, then the rest */
+    if (l->wtype == KVZ_WFMT_Q8_0)
+        return apply_q8_0(l, m, x, y);
+    if (l->wtype == KVZ_WFMT_BF16 && kvz_linear_rows(m) != m) { /* a multiple of ROW_ALIGN, then the rest */
         const size_t m1 = m - m % ROW_ALIGN;
         kvz_status st = apply_rows(mm, l, m1, m1, x, y);
         return st == KVZ_OK ? kvz_linear_apply(mm, l, m - m1, x + m1 * l->in, y + m1 * l->out) : st;
@@ -433,5 +473,7 @@ kvz_status kvz_linear_apply_padded(kvz_mm *mm, const kvz_linear *l, size_t m, co
         return kvz_fail(KVZ_ERR_NULL, "kvz_linear_apply_padded: NULL argument");
     if (!m)
         return KVZ_OK;
-    return apply_rows(mm, l, m, l->wtype == KVZ_DTYPE_BF16 ? kvz_linear_rows(m) : m, x, y);
+    if (l->wtype == KVZ_WFMT_Q8_0)
+        return apply_q8_0(l, m, x, y);
+    return apply_rows(mm, l, m, l->wtype == KVZ_WFMT_BF16 ? kvz_linear_rows(m) : m, x, y);
 }

@@ -153,7 +153,7 @@ kvz_status kvz_lm_get_info(const kvz_lm *lm, kvz_lm_info *info)
                      .head_dim = hp->head_dim,
                      .n_embd = hp->n_embd,
                      .n_vocab = hp->n_vocab,
-                     .weights = lm->m->layers[0].q.wtype,
+                     .weights = (kvz_dtype)lm->m->layers[0].q.wtype,
                      .bos = kvz_tokenizer_bos(lm->tok),
                      .n_ff = hp->n_ff,
                      .n_ctx_train = hp->n_ctx_train,

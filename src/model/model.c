@@ -199,20 +199,29 @@ static const float *vector_f32(kvz_model *m, const char *name, uint64_t n, int r
     return f;
 }
 
-/* Chooses the matmul weight type of a tensor (see kvz_model_opts) and converts when needed,
- * straight into the weights' own buffer (no scratch). */
-static kvz_status make_linear(kvz_model *m, const kvz_gguf_tensor *t, int bf16_mode, int cpu_bf16,
+/* Chooses the matmul weight format of a tensor (see kvz_model_opts) and converts when needed,
+ * straight into the weights' own buffer (no scratch). `few_rows`: the matrix's products have few
+ * rows (the LM head's: the last token's, an answer's), so under the automatic choice a Q8_0
+ * tensor is used as the file stores it, read at 34 bytes for 32 values by the Q8_0 kernel; the
+ * layers' matrices also run prefill products of hundreds of rows, which oneDNN's bf16 matmul
+ * over a converted copy does many times faster. */
+static kvz_status make_linear(kvz_model *m, const kvz_gguf_tensor *t, int bf16_mode, int cpu_bf16, int few_rows,
                               kvz_linear *l)
 {
     l->in = t->dims[0], l->out = t->dims[1];
     const size_t n = t->n_elements;
+    if (bf16_mode < 0 && few_rows && t->type == KVZ_GGML_Q8_0 && l->in % 32 == 0) {
+        l->wtype = KVZ_WFMT_Q8_0;
+        l->w = t->data; /* zero copy from the mapping */
+        return KVZ_OK;
+    }
     int want_bf16;
     if (bf16_mode >= 0)
         want_bf16 = bf16_mode;
     else /* F32 and F16 keep f32 (bf16 would drop mantissa bits); brain floats and quantized types need no more
           */
         want_bf16 = cpu_bf16 && t->type != KVZ_GGML_F32 && t->type != KVZ_GGML_F16;
-    l->wtype = want_bf16 ? KVZ_DTYPE_BF16 : KVZ_DTYPE_F32;
+    l->wtype = want_bf16 ? KVZ_WFMT_BF16 : KVZ_WFMT_F32;
     if ((t->type == KVZ_GGML_F32 && !want_bf16) || (t->type == KVZ_GGML_BF16 && want_bf16)) {
         l->w = t->data; /* zero copy from the mapping */
         return KVZ_OK;
@@ -221,7 +230,7 @@ static kvz_status make_linear(kvz_model *m, const kvz_gguf_tensor *t, int bf16_m
     if (!w)
         return kvz_fail(KVZ_ERR_NOMEM, "model: no memory to convert '%.*s'", (int)t->name.n, t->name.p);
     l->w = w;
-    return kvz_dequantize(w, l->wtype, t->data, t->type, n);
+    return kvz_dequantize(w, want_bf16 ? KVZ_DTYPE_BF16 : KVZ_DTYPE_F32, t->data, t->type, n);
 }
 
 static kvz_status linear(kvz_model *m, const char *name, uint64_t in, uint64_t out, int bf16_mode, int cpu_bf16,
@@ -229,7 +238,7 @@ static kvz_status linear(kvz_model *m, const char *name, uint64_t in, uint64_t o
 {
     kvz_status st = KVZ_OK;
     const kvz_gguf_tensor *t = find(m, name, in, out, 1, &st);
-    return t ? make_linear(m, t, bf16_mode, cpu_bf16, l) : st;
+    return t ? make_linear(m, t, bf16_mode, cpu_bf16, 0, l) : st;
 }
 
 void kvz_model_fingerprint(const kvz_gguf *g, uint8_t out[32])
@@ -345,7 +354,7 @@ kvz_status kvz_model_load(const char *path, const kvz_model_opts *opts, kvz_mode
     const kvz_gguf_tensor *head = find(m, "output.weight", E, hp->n_vocab, 0, &st);
     if (st != KVZ_OK)
         goto fail;
-    if ((st = make_linear(m, head ? head : emb, bf16_mode, cpu_bf16, &m->output)) !=
+    if ((st = make_linear(m, head ? head : emb, bf16_mode, cpu_bf16, 1, &m->output)) !=
         KVZ_OK) /* tied when absent */
         goto fail;
     m->rope_freq_factors = vector_f32(m, "rope_freqs.weight", hp->rope_dim / 2, 0, &st);
@@ -434,7 +443,7 @@ kvz_status kvz_model_synthetic(const kvz_hparams *hp, kvz_dtype wtype, uint64_t 
     uint64_t s = seed;
 #define MAT(lin, in_, out_)                                                                                    \
     do {                                                                                                       \
-        (lin).in = (in_), (lin).out = (out_), (lin).wtype = wtype;                                             \
+        (lin).in = (in_), (lin).out = (out_), (lin).wtype = (kvz_wformat)wtype;                                \
         if (!((lin).w = synth_matrix(m, (out_), (in_), wtype, s += 0x1234567)))                                \
             st = kvz_fail(KVZ_ERR_NOMEM, "kvz_model_synthetic: no memory for the weights");                    \
     } while (0)

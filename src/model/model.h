@@ -70,7 +70,7 @@ typedef struct kvz_model {
 
 /* Options of kvz_model_load. */
 typedef struct kvz_model_opts {
-    int bf16_weights; /* -1 auto (bf16 when the CPU has AVX512_BF16), 0 f32, 1 bf16 */
+    int bf16_weights; /* -1 auto (bf16 when the CPU has AVX512_BF16; a Q8_0 LM head as stored), 0 f32, 1 bf16 */
 } kvz_model_opts;
 
 /* Opens and validates a GGUF model; unknown architecture, tensor type, missing or
@@ -165,7 +165,7 @@ kvz_status kvz_model_prefill_ex(kvz_model *m, kvz_kv_target kv, const int32_t *i
  * `--kv-dtype auto` and libkvz-model store. */
 static inline kvz_dtype kvz_model_kv_dtype(const kvz_model *m)
 {
-    return m->layers[0].q.wtype == KVZ_DTYPE_BF16 ? KVZ_DTYPE_BF16 : KVZ_DTYPE_F32;
+    return m->layers[0].q.wtype == KVZ_WFMT_BF16 ? KVZ_DTYPE_BF16 : KVZ_DTYPE_F32;
 }
 
 /* A cache shaped for the model. */

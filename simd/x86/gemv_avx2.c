@@ -1,0 +1,20 @@
+/* The Q8_0 matrix-vector kernel at the AVX2 level (one source: tmpl/gemv_q8_body.h). */
+#include "x86/vec_avx2.h"
+
+static inline vf gemv_i8(const int8_t *p)
+{
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+static inline float gemv_f16(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+#include "tmpl/gemv_q8_body.h"
+
+void kvz_gemv_q8_0_avx2(float *y, size_t ldy, const float *x, size_t m, const void *w, size_t rows, size_t in)
+{
+    gemv_q8_0_body(y, ldy, x, m, w, rows, in);
+}
