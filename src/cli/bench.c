@@ -119,6 +119,7 @@ static const target targets[] = {
      "decode, head size 256, GB/s / stream_read GB/s", 0, 0.85, 1},
     {"decode_r0.3_vs_full", "decode_bf16_32k_r0.3", "decode_bf16_32k", "decode time at kept 0.3 / full", 1,
      0.35, 0},
+    {"gemv_q8_0_vs_stream", "gemv_q8_0", "stream_read", "Q8_0 LM head GB/s / stream_read GB/s", 0, 0.85, 1},
     {"prefill_vs_sgemm", "prefill_attn_f32", "sgemm_f32", "prefill GFLOP/s / oneDNN sgemm GFLOP/s", 0, 0.60, 1},
     {"score_vs_prefill", "score_attn_f32", "prefill_attn_f32", "scoring time / plain prefill time", 1, 1.15, 0},
     /* a dequantizing pass moves its input and its output: half the read bandwidth for both */
