@@ -24,8 +24,8 @@ typedef struct kvz_lm kvz_lm;
 
 /** The weights' type in memory. @since 0.1 */
 typedef enum kvz_lm_weights {
-    KVZ_WEIGHTS_AUTO = 0, /**< bf16 where the CPU has AVX512_BF16 or AMX, else f32; an LM head
-                               stored as Q8_0 is used as stored (doc/runner.md) */
+    KVZ_WEIGHTS_AUTO = 0, /**< bf16 where the CPU has AVX512_BF16 or AMX, else f32; decode steps
+                               read a quantized file's blocks as stored (doc/runner.md) */
     KVZ_WEIGHTS_F32 = 1,
     KVZ_WEIGHTS_BF16 = 2
 } kvz_lm_weights;

@@ -196,6 +196,9 @@ typedef struct kvz_kernel_table {
      * fp32: the sum of the exact values d*q*x up to fp32 rounding.
      */
     void (*gemv_q8_0)(float *y, size_t ldy, const float *x, size_t m, const void *w, size_t rows, size_t in);
+    /* One f32 row w of `in` values against m activation rows: y[r*ldy] = sum_k w[k] x[r*in + k]
+     * for r < m, in fp32 (FMA where the level has it). */
+    void (*gemv_f32_row)(float *y, size_t ldy, const float *w, const float *x, size_t m, size_t in);
 } kvz_kernel_table;
 
 /* Order-preserving map of a float to an unsigned key (larger float, larger key). */
@@ -252,7 +255,8 @@ static inline size_t kvz_window_work_floats(size_t n, size_t d) { return kvz_att
                                  uint64_t hist[256]);                                                          \
     void kvz_dequant_##isa(void *dst, int dst_dtype, const void *src, int type, size_t n_blocks);              \
     void kvz_gemv_q8_0_##isa(float *y, size_t ldy, const float *x, size_t m, const void *w, size_t rows,       \
-                             size_t in);
+                             size_t in);                                                                       \
+    void kvz_gemv_f32_row_##isa(float *y, size_t ldy, const float *w, const float *x, size_t m, size_t in);
 uint32_t kvz_crc32c_avx2(uint32_t crc, const void *data, size_t n);
 uint32_t kvz_crc32c_avx512(uint32_t crc, const void *data, size_t n);
 KVZ_KERNEL_DECLS(generic)

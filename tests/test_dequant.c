@@ -1,6 +1,6 @@
 /* kvz_dequantize and every level's dequant kernel against the gguf package's values
- * (tests/data/dequant_ref.bin, made by tests/dequant_ref.py), and every level's Q8_0
- * matrix-vector kernel against products of those values. */
+ * (tests/data/dequant_ref.bin, made by tests/dequant_ref.py), and every level's matrix-vector
+ * products over those blocks (the Q8_0 kernel, kvz_linear_apply) against products of those values. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +9,7 @@
 #include "core/internal.h"
 #include "model/dequant.h"
 #include "model/gguf.h"
+#include "model/linear.h"
 #include "testutil.h"
 
 #ifndef KVZ_TESTDATA_DIR
@@ -336,12 +337,115 @@ static void test_gemv_q8_0(void **state)
     }
 }
 
+/* Each level's f32 row kernel (the second half of a product over blocks) at lengths around every
+ * vector width, 1 to 5 activation rows, an output stride, against double precision. */
+static void test_gemv_f32_row(void **state)
+{
+    (void)state;
+    static const size_t lens[] = {1, 3, 4, 5, 8, 15, 16, 17, 31, 32, 33, 47, 64, 100, 257};
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 79);
+    kvz_isa lv[TU_MAX_LEVELS];
+    const size_t nl = tu_isa_levels(lv);
+    for (size_t l = 0; l < nl; l++) {
+        const kvz_kernel_table *kt = kvz_kernels_for(lv[l]);
+        for (size_t a = 0; a < sizeof lens / sizeof lens[0]; a++)
+            for (size_t m = 1; m <= 5; m++) {
+                const size_t in = lens[a], ldy = 3;
+                float *w = tu_malloc(in * sizeof *w), *x = tu_malloc(m * in * sizeof *x),
+                      *y = tu_malloc(m * ldy * sizeof *y);
+                for (size_t i = 0; i < in; i++)
+                    w[i] = tu_uniform(&r, -4.0f, 4.0f);
+                for (size_t i = 0; i < m * in; i++)
+                    x[i] = tu_uniform(&r, -1.0f, 1.0f);
+                tu_fill_sentinel(y, m * ldy);
+                kt->gemv_f32_row(y, ldy, w, x, m, in);
+                for (size_t i = 0; i < m; i++) {
+                    double want = 0, mag = 0;
+                    for (size_t k = 0; k < in; k++)
+                        want += (double)w[k] * x[i * in + k], mag += fabs((double)w[k] * x[i * in + k]);
+                    if (!(fabs(y[i * ldy] - want) <= ldexp(1.0, -24) * (double)(in + 2) * mag))
+                        fail_msg("%s gemv_f32_row, %zu values, %zu rows: y[%zu] = %.9g, want %.9g", kt->name,
+                                 in, m, i, (double)y[i * ldy], want);
+                    assert_true(tu_is_sentinel(y + i * ldy + 1) && tu_is_sentinel(y + i * ldy + 2));
+                }
+                free(w), free(x), free(y);
+            }
+    }
+}
+
+/* kvz_linear_apply over every set's blocks (the matrix held as blocks only) at 1, 2, 3 and 5
+ * activation rows: each row dequantized, then one f32 dot product per activation row, against the
+ * gguf package's values in double precision within fp32 accumulation's bound. And the choice of
+ * representation when a matrix has both: products of up to KVZ_LINEAR_BLOCK_ROWS rows read the
+ * blocks, longer ones the dense copy (here zeros, so that the two cannot be mistaken). */
+static void test_block_products(void **state)
+{
+    (void)state;
+    static const size_t ms[] = {1, 2, 3, 5};
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 78);
+    kvz_mm *mm = NULL;
+    assert_int_equal(kvz_mm_create(&mm), KVZ_OK);
+    kvz_isa lv[TU_MAX_LEVELS];
+    const size_t nl = tu_isa_levels(lv);
+    for (size_t lvl = 0; lvl < nl; lvl++) {
+        tu_force(lv[lvl]);
+        for (size_t k = 0; k < n_sets; k++) {
+            const ref_set *s = &sets[k];
+            const size_t in = 2 * s->block, rows = s->n_blocks / 2;
+            float *zeros = calloc(rows * in, sizeof *zeros);
+            assert_non_null(zeros);
+            for (size_t b = 0; b < sizeof ms / sizeof ms[0] + 1; b++) {
+                const int mixed = b == sizeof ms / sizeof ms[0]; /* dense zeros beside the blocks */
+                const size_t m = mixed ? KVZ_LINEAR_BLOCK_ROWS + 1 : ms[b];
+                const kvz_linear l = {.in = in,
+                                      .out = rows,
+                                      .wtype = mixed ? KVZ_WFMT_F32 : KVZ_WFMT_BLOCKS,
+                                      .w = mixed ? zeros : NULL,
+                                      .blocks = s->raw,
+                                      .qtype = s->type};
+                float *x = tu_malloc(m * in * sizeof *x), *y = tu_malloc(m * rows * sizeof *y);
+                for (size_t i = 0; i < m * in; i++)
+                    x[i] = tu_uniform(&r, -1.0f, 1.0f);
+                for (int part = 0; part < (mixed ? 2 : 1); part++) {
+                    /* mixed: KVZ_LINEAR_BLOCK_ROWS rows read the blocks, then all m rows the zeros */
+                    const size_t mm_rows = mixed && part == 0 ? KVZ_LINEAR_BLOCK_ROWS : m;
+                    tu_fill_sentinel(y, m * rows);
+                    assert_int_equal(kvz_linear_apply(mm, &l, mm_rows, x, y), KVZ_OK);
+                    for (size_t i = 0; i < mm_rows; i++)
+                        for (size_t j = 0; j < rows; j++) {
+                            double want = 0, mag = 0;
+                            for (size_t c = 0; c < in; c++) {
+                                const double p = (double)s->ref[j * in + c] * x[i * in + c];
+                                want += p, mag += fabs(p);
+                            }
+                            if (mixed && part == 1)
+                                want = 0, mag = 0;
+                            const double got = y[i * rows + j],
+                                         bound = ldexp(1.0, -24) * (double)(in + 3) * mag;
+                            if (!(fabs(got - want) <= bound))
+                                fail_msg("%s %s blocks, %zu rows%s: y[%zu][%zu] = %.9g, want %.9g (bound %.3g)",
+                                         kvz_isa_name(lv[lvl]), type_name(s->type), mm_rows,
+                                         mixed ? " beside a dense copy" : "", i, j, got, want, bound);
+                        }
+                }
+                free(x), free(y);
+            }
+            free(zeros);
+        }
+    }
+    tu_force(lv[nl - 1]);
+    kvz_mm_destroy(mm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reference), cmocka_unit_test(test_kernel_runs),
-        cmocka_unit_test(test_threads),   cmocka_unit_test(test_float_types),
-        cmocka_unit_test(test_errors),    cmocka_unit_test(test_gemv_q8_0),
+        cmocka_unit_test(test_reference),    cmocka_unit_test(test_kernel_runs),
+        cmocka_unit_test(test_threads),      cmocka_unit_test(test_float_types),
+        cmocka_unit_test(test_errors),       cmocka_unit_test(test_gemv_q8_0),
+        cmocka_unit_test(test_gemv_f32_row), cmocka_unit_test(test_block_products),
     };
     return cmocka_run_group_tests(tests, load_refs, free_refs);
 }

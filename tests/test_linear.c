@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/gguf.h"
 #include "model/linear.h"
 #include "testutil.h"
 
@@ -37,7 +38,7 @@ static void check_shape(kvz_mm *mm, tu_rng *r, kvz_dtype wt, size_t in, size_t o
         for (size_t j = 0; j < out; j++)
             b[j] = tu_uniform(r, -2.0f, 2.0f);
     }
-    const kvz_linear l = {in, out, (kvz_wformat)wt, w, b};
+    const kvz_linear l = {.in = in, .out = out, .wtype = (kvz_wformat)wt, .w = w, .bias = b};
     /* 31/32 and 1023/1024 straddle the switches between oneDNN's runtime-row gemm, the
      * transposed and the plain orientation; 118, 130 and 200 are off oneDNN's row blocks; 118
      * comes back to reuse its cached primitive after others were built; 1030 and 1130 run
@@ -134,7 +135,12 @@ static void test_q8_0(void **state)
         for (int with_bias = 0; with_bias < 2; with_bias++)
             for (int padded = 0; padded < 2; padded++) {
                 const size_t m = rows[t];
-                const kvz_linear l = {IN, OUT, KVZ_WFMT_Q8_0, w, with_bias ? bias : NULL};
+                const kvz_linear l = {.in = IN,
+                                      .out = OUT,
+                                      .wtype = KVZ_WFMT_BLOCKS,
+                                      .bias = with_bias ? bias : NULL,
+                                      .blocks = w,
+                                      .qtype = KVZ_GGML_Q8_0};
                 for (size_t i = 0; i < m * IN; i++)
                     x[i] = tu_uniform(&r, -1.0f, 1.0f);
                 tu_fill_sentinel(y, MAX_M * OUT);
@@ -155,10 +161,17 @@ static void test_q8_0(void **state)
                 for (size_t i = m * OUT; i < MAX_M * OUT; i++) /* no row past m written */
                     assert_true(tu_is_sentinel(y + i));
             }
-    /* rows that are not whole blocks: refused, nothing written */
-    const kvz_linear odd = {IN - 16, OUT, KVZ_WFMT_Q8_0, w, NULL};
+    /* rows that are not whole blocks: refused, nothing written; so are the two below */
+    const kvz_linear odd = {
+        .in = IN - 16, .out = OUT, .wtype = KVZ_WFMT_BLOCKS, .blocks = w, .qtype = KVZ_GGML_Q8_0};
     tu_fill_sentinel(y, OUT);
     assert_int_equal(kvz_linear_apply(mm, &odd, 1, x, y), KVZ_ERR_INVALID_ARG);
+    /* blocks of no block-quantized type (F16), and a matrix held as blocks without them */
+    const kvz_linear f16 = {.in = IN, .out = OUT, .wtype = KVZ_WFMT_BLOCKS, .blocks = w, .qtype = KVZ_GGML_F16};
+    assert_int_equal(kvz_linear_apply(mm, &f16, 1, x, y), KVZ_ERR_INVALID_ARG);
+    const kvz_linear none = {.in = IN, .out = OUT, .wtype = KVZ_WFMT_BLOCKS};
+    assert_int_equal(kvz_linear_apply(mm, &none, 1, x, y), KVZ_ERR_INVALID_ARG);
+    assert_int_equal(kvz_linear_apply_padded(mm, &none, 1, x, y), KVZ_ERR_INVALID_ARG);
     assert_true(tu_is_sentinel(y) && tu_is_sentinel(y + OUT - 1));
     kvz_mm_destroy(mm);
     free(w), free(wv), free(bias), free(x), free(y);
@@ -171,13 +184,13 @@ static void test_bad_arguments(void **state)
     assert_int_equal(kvz_mm_create(&mm), KVZ_OK);
     float x[4] = {0}, y[4] = {0};
     const uint16_t w[4] = {0};
-    const kvz_linear l = {2, 2, KVZ_WFMT_BF16, w, NULL};
+    const kvz_linear l = {.in = 2, .out = 2, .wtype = KVZ_WFMT_BF16, .w = w};
     assert_int_equal(kvz_linear_apply(NULL, &l, 1, x, y), KVZ_ERR_NULL);
     assert_int_equal(kvz_linear_apply(mm, NULL, 1, x, y), KVZ_ERR_NULL);
     assert_int_equal(kvz_linear_apply(mm, &l, 1, NULL, y), KVZ_ERR_NULL);
     assert_int_equal(kvz_linear_apply(mm, &l, 1, x, NULL), KVZ_ERR_NULL);
     assert_int_equal(kvz_linear_apply(mm, &l, 0, x, y), KVZ_OK); /* nothing to do */
-    const kvz_linear huge = {(size_t)1 << 40, (size_t)1 << 40, KVZ_WFMT_BF16, w, NULL};
+    const kvz_linear huge = {.in = (size_t)1 << 40, .out = (size_t)1 << 40, .wtype = KVZ_WFMT_BF16, .w = w};
     assert_int_equal(kvz_linear_apply(mm, &huge, (size_t)1 << 40, x, y), KVZ_ERR_INVALID_ARG);
     kvz_mm_destroy(mm);
     assert_int_equal(kvz_mm_create(NULL), KVZ_ERR_NULL);

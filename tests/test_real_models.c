@@ -319,13 +319,14 @@ static void check_model(const char *file, const char *name)
         kvz_model_free(m);
         assert_true(b.top1 >= 0.9 && b.kl <= 0.05);
     }
-    /* the automatic choice: the layers as above by the CPU, the LM head (Q8_0 in both files) used as
-       stored by the Q8_0 kernel; held as the layers' type is held */
+    /* the automatic choice: the layers as above by the CPU for prefill, their blocks read by decode
+       steps, the LM head (Q8_0 in both files) only as stored; held as the layers' type is held */
     const int bf16 = kvz_cpu_has_avx512_bf16();
     m = load(path, -1);
-    assert_int_equal(m->output.wtype, KVZ_WFMT_Q8_0);
+    assert_true(m->output.wtype == KVZ_WFMT_BLOCKS && m->output.qtype == KVZ_GGML_Q8_0);
+    assert_true(m->layers[0].q.blocks != NULL && m->layers[0].q.w != NULL);
     snprintf(what, sizeof what,
-             "%s, automatic weights (%s layers, Q8_0 head), llama.cpp on dequantized weights", name,
+             "%s, automatic weights (%s layers, blocks in decode), llama.cpp on dequantized weights", name,
              bf16 ? "bf16" : "f32");
     check_greedy(m, r, what, !bf16);
     const tf_result a = report_tf(m, r, what);

@@ -518,8 +518,11 @@ int kvz_bench_run(kvz_bench_state *s)
         st = kvz_dequantize(dq_pool.out, (kvz_dtype)c->dtype, dq_pool.in, c->qtype, s->n);
         break;
     case KVZ_BENCH_GEMV_Q8: {
-        const kvz_linear l = {c->head_dim, c->context, KVZ_WFMT_Q8_0,
-                              (const char *)s->a + s->next * s->copy_stride, NULL};
+        const kvz_linear l = {.in = c->head_dim,
+                              .out = c->context,
+                              .wtype = KVZ_WFMT_BLOCKS,
+                              .blocks = (const char *)s->a + s->next * s->copy_stride,
+                              .qtype = KVZ_GGML_Q8_0};
         s->next = (s->next + 1) % s->copies;
         st = kvz_linear_apply(s->mm, &l, 1, s->q, s->o);
         break;

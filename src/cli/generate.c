@@ -27,7 +27,8 @@ static int usage(FILE *f)
         "                     on CPUs with AVX512_BF16 unless the model is stored in f32 or f16, else f32),\n"
         "                     or f32, bf16, f16\n"
         "  --chunk N          prompt tokens per prefill step (512; 0: the whole prompt at once)\n"
-        "  --weights          auto (bf16 on CPUs with AVX512_BF16, else f32; a Q8_0 LM head as stored),\n"
+        "  --weights          auto (bf16 on CPUs with AVX512_BF16, else f32; decode reading quantized "
+        "blocks),\n"
         "                     f32 or bf16\n"
         "  --verbose          on stderr: the weights and KV storage, and the prefill's and decode's tokens/s\n"
         "  --json             prints {\"ids\": [...], \"text\": \"...\"} (the generated ids and their text)\n");

@@ -13,6 +13,7 @@
 
 #include "core/internal.h"
 #include "core/pool.h"
+#include "model/gguf.h"
 
 /* Below this many rows oneDNN's runtime-M gemm (one primitive for every m) beats its
  * fixed-shape brgemm, measured on Zen 4 for decode-sized products; above it the fixed
@@ -413,42 +414,73 @@ static kvz_status apply_rows(kvz_mm *mm, const kvz_linear *l, size_t m, size_t r
     return KVZ_OK;
 }
 
-/* A Q8_0 product: the matrix's rows split over the library's threads, each piece one kernel call. */
-typedef struct q8_run {
+/* A product over a matrix's blocks: its rows split over the library's threads. Q8_0 rows go to the
+ * level's gemv_q8_0 kernel as they are; a row of another type is dequantized into the thread's
+ * scratch (in L1 or L2) and multiplied by gemv_f32_row, so the matrix's bytes are read once. */
+typedef struct block_run {
     const kvz_linear *l;
-    size_t m;
+    size_t m, row_bytes;
     const float *x;
     float *y;
-} q8_run;
+    int nomem;
+} block_run;
 
-#define Q8_ROW_GRAIN 64 /* rows a piece: 64 rows of 4096 values are 272 KiB of blocks */
+#define BLOCK_ROW_GRAIN 64 /* rows a piece: 64 rows of 4096 Q8_0 values are 272 KiB */
 
-static void q8_rows(void *ctx, size_t lo, size_t hi)
+static void block_rows(void *ctx, size_t lo, size_t hi)
 {
-    const q8_run *r = ctx;
+    block_run *r = ctx;
     const kvz_linear *l = r->l;
-    kvz_kernels()->gemv_q8_0(r->y + lo, l->out, r->x, r->m, (const char *)l->w + lo * (l->in / 32 * 34),
-                             hi - lo, l->in);
+    const kvz_kernel_table *kt = kvz_kernels();
+    const char *w = (const char *)l->blocks + lo * r->row_bytes;
+    if (l->qtype == KVZ_GGML_Q8_0) {
+        kt->gemv_q8_0(r->y + lo, l->out, r->x, r->m, w, hi - lo, l->in);
+    } else {
+        float *row = kvz_thread_scratch(l->in);
+        if (!row) {
+            __atomic_store_n(&r->nomem, 1, __ATOMIC_RELAXED);
+            return;
+        }
+        const size_t n_blocks = l->in / kvz_ggml_type_of(l->qtype)->block;
+        for (size_t j = lo; j < hi; j++, w += r->row_bytes) {
+            kt->dequant(row, KVZ_KDT_F32, w, (int)l->qtype, n_blocks);
+            kt->gemv_f32_row(r->y + j, l->out, row, r->x, r->m, l->in);
+        }
+    }
     if (l->bias)
         for (size_t i = 0; i < r->m; i++)
             for (size_t j = lo; j < hi; j++)
                 r->y[i * l->out + j] += l->bias[j];
 }
 
-static kvz_status apply_q8_0(const kvz_linear *l, size_t m, const float *x, float *y)
+static kvz_status apply_blocks(const kvz_linear *l, size_t m, const float *x, float *y)
 {
-    if (l->in % 32)
+    const kvz_ggml_type *ty = kvz_ggml_type_of(l->qtype);
+    if (!ty || ty->block < 32)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_linear_apply: ggml type %u is not a block-quantized type",
+                        l->qtype);
+    if (l->in % ty->block)
         return kvz_fail(KVZ_ERR_INVALID_ARG,
-                        "kvz_linear_apply: Q8_0 rows of %zu values are not whole blocks of 32", l->in);
-    q8_run r = {l, m, x, y};
-    kvz_parallel_for(l->out, Q8_ROW_GRAIN, q8_rows, &r);
-    return KVZ_OK;
+                        "kvz_linear_apply: rows of %zu values are not whole %s blocks of %u", l->in, ty->name,
+                        ty->block);
+    block_run r = {l, m, l->in / ty->block * ty->bytes, x, y, 0};
+    kvz_parallel_for(l->out, BLOCK_ROW_GRAIN, block_rows, &r);
+    return r.nomem ? kvz_fail(KVZ_ERR_NOMEM, "kvz_linear_apply: no memory for a row of %zu values", l->in)
+                   : KVZ_OK;
+}
+
+static int reads_blocks(const kvz_linear *l, size_t m)
+{
+    return l->blocks && (l->wtype == KVZ_WFMT_BLOCKS || m <= KVZ_LINEAR_BLOCK_ROWS);
 }
 
 double kvz_linear_bytes(const kvz_linear *l)
 {
     const double n = (double)l->in * (double)l->out;
-    return l->wtype == KVZ_WFMT_Q8_0 ? n / 32 * 34 : n * (l->wtype == KVZ_WFMT_BF16 ? 2.0 : 4.0);
+    const kvz_ggml_type *ty = l->blocks ? kvz_ggml_type_of(l->qtype) : NULL;
+    if (ty)
+        return n / ty->block * ty->bytes;
+    return n * (l->wtype == KVZ_WFMT_BF16 ? 2.0 : 4.0);
 }
 
 kvz_status kvz_linear_apply(kvz_mm *mm, const kvz_linear *l, size_t m, const float *x, float *y)
@@ -457,12 +489,14 @@ kvz_status kvz_linear_apply(kvz_mm *mm, const kvz_linear *l, size_t m, const flo
         return kvz_fail(KVZ_ERR_NULL, "kvz_linear_apply: NULL argument");
     if (!m)
         return KVZ_OK;
-    if (l->wtype == KVZ_WFMT_Q8_0)
-        return apply_q8_0(l, m, x, y);
+    if (reads_blocks(l, m))
+        return apply_blocks(l, m, x, y);
+    if (l->wtype == KVZ_WFMT_BLOCKS)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_linear_apply: a matrix held as blocks without its blocks");
     if (l->wtype == KVZ_WFMT_BF16 && kvz_linear_rows(m) != m) { /* a multiple of ROW_ALIGN, then the rest */
         const size_t m1 = m - m % ROW_ALIGN;
         kvz_status st = apply_rows(mm, l, m1, m1, x, y);
-        return st == KVZ_OK ? kvz_linear_apply(mm, l, m - m1, x + m1 * l->in, y + m1 * l->out) : st;
+        return st == KVZ_OK ? apply_rows(mm, l, m - m1, m - m1, x + m1 * l->in, y + m1 * l->out) : st;
     }
     return apply_rows(mm, l, m, m, x, y);
 }
@@ -473,7 +507,10 @@ kvz_status kvz_linear_apply_padded(kvz_mm *mm, const kvz_linear *l, size_t m, co
         return kvz_fail(KVZ_ERR_NULL, "kvz_linear_apply_padded: NULL argument");
     if (!m)
         return KVZ_OK;
-    if (l->wtype == KVZ_WFMT_Q8_0)
-        return apply_q8_0(l, m, x, y);
+    if (reads_blocks(l, m))
+        return apply_blocks(l, m, x, y);
+    if (l->wtype == KVZ_WFMT_BLOCKS)
+        return kvz_fail(KVZ_ERR_INVALID_ARG,
+                        "kvz_linear_apply_padded: a matrix held as blocks without its blocks");
     return apply_rows(mm, l, m, l->wtype == KVZ_WFMT_BF16 ? kvz_linear_rows(m) : m, x, y);
 }

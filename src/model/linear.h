@@ -3,27 +3,36 @@
 #define KVZ_MODEL_LINEAR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kvz.h"
 
-/* How a weight matrix is stored: f32 or bf16 values (oneDNN matmul), or ggml Q8_0 blocks as a
- * GGUF file holds them (34 bytes for 32 values; the level's gemv_q8_0 kernel). */
+/* How a matrix's values are held: f32 or bf16 (oneDNN matmul), or only as the GGUF file's blocks. */
 typedef enum kvz_wformat {
     KVZ_WFMT_F32 = KVZ_DTYPE_F32,
     KVZ_WFMT_BF16 = KVZ_DTYPE_BF16,
-    KVZ_WFMT_Q8_0 = 100
+    KVZ_WFMT_BLOCKS = 100 /* no dense copy: every product reads `blocks` */
 } kvz_wformat;
 
-/* A weight matrix of `out` rows of `in` elements (PyTorch Linear.weight layout; Q8_0: `in` a
- * multiple of 32) and an optional f32 bias of `out` values. The memory is not owned. */
+/* Products of at most this many rows read a matrix's blocks when it has them (see kvz_linear). */
+#define KVZ_LINEAR_BLOCK_ROWS 4
+
+/* A weight matrix of `out` rows of `in` elements (PyTorch Linear.weight layout) and an optional f32
+ * bias of `out` values. `w` holds its values as f32 or bf16 (NULL for KVZ_WFMT_BLOCKS); `blocks`,
+ * when not NULL, holds them as a GGUF file stores them (ggml block type `qtype`, one of the ten that
+ * kvz_dequantize reads; `in` whole blocks a row), and products of few rows read those instead: they
+ * are bound by the bytes of the matrix, which blocks have three to four times fewer of than bf16.
+ * The memory is not owned. */
 typedef struct kvz_linear {
     size_t in, out;
     kvz_wformat wtype;
     const void *w;
     const float *bias;
+    const void *blocks;
+    uint32_t qtype;
 } kvz_linear;
 
-/* The bytes of the matrix (what a product of one row reads). */
+/* The bytes a product of one row reads: the blocks' when the matrix has them, else the dense values'. */
 double kvz_linear_bytes(const kvz_linear *l);
 
 /* oneDNN engine, a stream and scratchpad per thread of the library's pool, the primitives
@@ -37,9 +46,10 @@ void kvz_mm_destroy(kvz_mm *mm);
 
 /* y[m][out] = x[m][in] . W^T (+ bias); x and y f32, row-major, not overlapping. bf16
  * weights need a CPU where oneDNN has a bf16 matmul (AVX512_BF16; the model loads them only
- * there): elsewhere KVZ_ERR_UNSUPPORTED. Q8_0 weights run on every CPU, as a matrix-vector
- * product over the rows four at a time: meant for products of few rows (decode, the LM head),
- * where reading the weights is the cost. */
+ * there): elsewhere KVZ_ERR_UNSUPPORTED. Blocks run on every CPU, as matrix-vector products over
+ * the library's threads (Q8_0 through the level's gemv_q8_0 kernel, the other types each row
+ * dequantized to f32 and multiplied by gemv_f32_row): for KVZ_WFMT_BLOCKS at any number of rows,
+ * otherwise up to KVZ_LINEAR_BLOCK_ROWS rows. */
 kvz_status kvz_linear_apply(kvz_mm *mm, const kvz_linear *l, size_t m, const float *x, float *y);
 
 /* The rows kvz_linear_apply_padded may write for m rows: m, or for 1024 rows and more m

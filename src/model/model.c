@@ -199,21 +199,25 @@ static const float *vector_f32(kvz_model *m, const char *name, uint64_t n, int r
     return f;
 }
 
-/* Chooses the matmul weight format of a tensor (see kvz_model_opts) and converts when needed,
- * straight into the weights' own buffer (no scratch). `few_rows`: the matrix's products have few
- * rows (the LM head's: the last token's, an answer's), so under the automatic choice a Q8_0
- * tensor is used as the file stores it, read at 34 bytes for 32 values by the Q8_0 kernel; the
- * layers' matrices also run prefill products of hundreds of rows, which oneDNN's bf16 matmul
- * over a converted copy does many times faster. */
+/* Chooses how a tensor's values are held (see kvz_model_opts) and converts when needed, straight
+ * into the weights' own buffer (no scratch). Under the automatic choice a block-quantized tensor
+ * also keeps its blocks in place in the mapping, which products of few rows (decode) read instead
+ * of the converted copy: three to four times fewer bytes than bf16. `few_rows`: the matrix's
+ * products all have few rows (the LM head's: the last token's, an answer's), so it gets no converted
+ * copy at all; the layers' matrices keep theirs for prefill's products of hundreds of rows, which
+ * oneDNN's bf16 matmul runs many times faster than a matrix-vector kernel. */
 static kvz_status make_linear(kvz_model *m, const kvz_gguf_tensor *t, int bf16_mode, int cpu_bf16, int few_rows,
                               kvz_linear *l)
 {
-    l->in = t->dims[0], l->out = t->dims[1];
+    *l = (kvz_linear){.in = t->dims[0], .out = t->dims[1]};
     const size_t n = t->n_elements;
-    if (bf16_mode < 0 && few_rows && t->type == KVZ_GGML_Q8_0 && l->in % 32 == 0) {
-        l->wtype = KVZ_WFMT_Q8_0;
-        l->w = t->data; /* zero copy from the mapping */
-        return KVZ_OK;
+    const kvz_ggml_type *ty = kvz_ggml_type_of(t->type);
+    if (bf16_mode < 0 && ty && ty->block >= 32 && l->in % ty->block == 0) {
+        l->blocks = t->data, l->qtype = t->type;
+        if (few_rows) {
+            l->wtype = KVZ_WFMT_BLOCKS;
+            return KVZ_OK;
+        }
     }
     int want_bf16;
     if (bf16_mode >= 0)

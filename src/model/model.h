@@ -70,7 +70,8 @@ typedef struct kvz_model {
 
 /* Options of kvz_model_load. */
 typedef struct kvz_model_opts {
-    int bf16_weights; /* -1 auto (bf16 when the CPU has AVX512_BF16; a Q8_0 LM head as stored), 0 f32, 1 bf16 */
+    int bf16_weights; /* -1 auto (bf16 when the CPU has AVX512_BF16; decode reads quantized blocks as
+                         stored), 0 f32, 1 bf16 */
 } kvz_model_opts;
 
 /* Opens and validates a GGUF model; unknown architecture, tensor type, missing or
