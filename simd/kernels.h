@@ -157,6 +157,23 @@ typedef struct kvz_window_job {
     float *work; /* kvz_window_work_floats(n, d) floats, 64-byte aligned */
 } kvz_window_job;
 
+/*
+ * Rows of GGUF blocks times f32 activation rows: y[r*ldy + j] = sum_k x[r*in + k] w_j[k] for r < m,
+ * j < rows, row j of the matrix its n_blocks blocks of `type` (KVZ_KQ_*; in = n_blocks values a
+ * block) at w + j*row_bytes (any alignment). Each value w_j[k] is the dequant kernel's (exact), the
+ * products summed in fp32 (FMA where the level has it).
+ */
+typedef struct kvz_gemv_job {
+    const void *w;
+    int type;
+    size_t rows, in, n_blocks, row_bytes;
+    const float *x;
+    size_t m;
+    float *y;
+    size_t ldy;
+    float *work; /* `in` floats, 64-byte aligned (a level that dequantizes a row first) */
+} kvz_gemv_job;
+
 typedef struct kvz_kernel_table {
     int isa;
     const char *name;
@@ -196,9 +213,8 @@ typedef struct kvz_kernel_table {
      * fp32: the sum of the exact values d*q*x up to fp32 rounding.
      */
     void (*gemv_q8_0)(float *y, size_t ldy, const float *x, size_t m, const void *w, size_t rows, size_t in);
-    /* One f32 row w of `in` values against m activation rows: y[r*ldy] = sum_k w[k] x[r*in + k]
-     * for r < m, in fp32 (FMA where the level has it). */
-    void (*gemv_f32_row)(float *y, size_t ldy, const float *w, const float *x, size_t m, size_t in);
+    /* The same for rows of any block type the dequant kernel reads (kvz_gemv_job). */
+    void (*gemv_blocks)(const kvz_gemv_job *job);
 } kvz_kernel_table;
 
 /* Order-preserving map of a float to an unsigned key (larger float, larger key). */
@@ -256,7 +272,7 @@ static inline size_t kvz_window_work_floats(size_t n, size_t d) { return kvz_att
     void kvz_dequant_##isa(void *dst, int dst_dtype, const void *src, int type, size_t n_blocks);              \
     void kvz_gemv_q8_0_##isa(float *y, size_t ldy, const float *x, size_t m, const void *w, size_t rows,       \
                              size_t in);                                                                       \
-    void kvz_gemv_f32_row_##isa(float *y, size_t ldy, const float *w, const float *x, size_t m, size_t in);
+    void kvz_gemv_blocks_##isa(const kvz_gemv_job *job);
 uint32_t kvz_crc32c_avx2(uint32_t crc, const void *data, size_t n);
 uint32_t kvz_crc32c_avx512(uint32_t crc, const void *data, size_t n);
 KVZ_KERNEL_DECLS(generic)

@@ -337,40 +337,50 @@ static void test_gemv_q8_0(void **state)
     }
 }
 
-/* Each level's f32 row kernel (the second half of a product over blocks) at lengths around every
- * vector width, 1 to 5 activation rows, an output stride, against double precision. */
-static void test_gemv_f32_row(void **state)
+/* Each level's kernel over rows of every type's reference blocks, called directly: 1 and 3 blocks a
+ * row, 1 to 3 activation rows, outputs at a stride wider than the matrix (what lies between is left
+ * alone), against the gguf package's values in double precision within fp32 accumulation's bound. */
+static void test_gemv_blocks(void **state)
 {
     (void)state;
-    static const size_t lens[] = {1, 3, 4, 5, 8, 15, 16, 17, 31, 32, 33, 47, 64, 100, 257};
     tu_rng r;
     tu_rng_init(&r, tu_seed() + 79);
     kvz_isa lv[TU_MAX_LEVELS];
     const size_t nl = tu_isa_levels(lv);
     for (size_t l = 0; l < nl; l++) {
         const kvz_kernel_table *kt = kvz_kernels_for(lv[l]);
-        for (size_t a = 0; a < sizeof lens / sizeof lens[0]; a++)
-            for (size_t m = 1; m <= 5; m++) {
-                const size_t in = lens[a], ldy = 3;
-                float *w = tu_malloc(in * sizeof *w), *x = tu_malloc(m * in * sizeof *x),
-                      *y = tu_malloc(m * ldy * sizeof *y);
-                for (size_t i = 0; i < in; i++)
-                    w[i] = tu_uniform(&r, -4.0f, 4.0f);
-                for (size_t i = 0; i < m * in; i++)
-                    x[i] = tu_uniform(&r, -1.0f, 1.0f);
-                tu_fill_sentinel(y, m * ldy);
-                kt->gemv_f32_row(y, ldy, w, x, m, in);
-                for (size_t i = 0; i < m; i++) {
-                    double want = 0, mag = 0;
-                    for (size_t k = 0; k < in; k++)
-                        want += (double)w[k] * x[i * in + k], mag += fabs((double)w[k] * x[i * in + k]);
-                    if (!(fabs(y[i * ldy] - want) <= ldexp(1.0, -24) * (double)(in + 2) * mag))
-                        fail_msg("%s gemv_f32_row, %zu values, %zu rows: y[%zu] = %.9g, want %.9g", kt->name,
-                                 in, m, i, (double)y[i * ldy], want);
-                    assert_true(tu_is_sentinel(y + i * ldy + 1) && tu_is_sentinel(y + i * ldy + 2));
+        for (size_t k = 0; k < n_sets; k++) {
+            const ref_set *s = &sets[k];
+            for (size_t per_row = 1; per_row <= 3; per_row += 2)
+                for (size_t m = 1; m <= 3; m++) {
+                    const size_t in = per_row * s->block, rows = s->n_blocks / per_row, ldy = rows + 2;
+                    float *x = tu_malloc(m * in * sizeof *x), *y = tu_malloc(m * ldy * sizeof *y);
+                    float *work = tu_malloc(in * sizeof *work);
+                    for (size_t i = 0; i < m * in; i++)
+                        x[i] = tu_uniform(&r, -1.0f, 1.0f);
+                    tu_fill_sentinel(y, m * ldy);
+                    const kvz_gemv_job job = {s->raw, (int)s->type, rows, in, per_row, per_row * s->bytes, x, m,
+                                              y,      ldy,          work};
+                    kt->gemv_blocks(&job);
+                    for (size_t i = 0; i < m; i++) {
+                        for (size_t j = 0; j < rows; j++) {
+                            double want = 0, mag = 0;
+                            for (size_t c = 0; c < in; c++) {
+                                const double p = (double)s->ref[j * in + c] * x[i * in + c];
+                                want += p, mag += fabs(p);
+                            }
+                            const double got = y[i * ldy + j];
+                            if (!(fabs(got - want) <= ldexp(1.0, -24) * (double)(in + 2) * mag))
+                                fail_msg("%s gemv_blocks %s, %zu values a row, %zu rows: y[%zu][%zu] = %.9g, "
+                                         "want %.9g",
+                                         kt->name, type_name(s->type), in, m, i, j, got, want);
+                        }
+                        for (size_t j = rows; j < ldy; j++)
+                            assert_true(tu_is_sentinel(y + i * ldy + j));
+                    }
+                    free(x), free(y), free(work);
                 }
-                free(w), free(x), free(y);
-            }
+        }
     }
 }
 
@@ -442,10 +452,10 @@ static void test_block_products(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reference),    cmocka_unit_test(test_kernel_runs),
-        cmocka_unit_test(test_threads),      cmocka_unit_test(test_float_types),
-        cmocka_unit_test(test_errors),       cmocka_unit_test(test_gemv_q8_0),
-        cmocka_unit_test(test_gemv_f32_row), cmocka_unit_test(test_block_products),
+        cmocka_unit_test(test_reference),   cmocka_unit_test(test_kernel_runs),
+        cmocka_unit_test(test_threads),     cmocka_unit_test(test_float_types),
+        cmocka_unit_test(test_errors),      cmocka_unit_test(test_gemv_q8_0),
+        cmocka_unit_test(test_gemv_blocks), cmocka_unit_test(test_block_products),
     };
     return cmocka_run_group_tests(tests, load_refs, free_refs);
 }

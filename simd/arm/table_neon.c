@@ -13,5 +13,5 @@ const kvz_kernel_table kvz_kernels_neon = {
     .key_histogram = kvz_key_histogram_neon,
     .dequant = kvz_dequant_neon,
     .gemv_q8_0 = kvz_gemv_q8_0_neon,
-    .gemv_f32_row = kvz_gemv_f32_row_neon,
+    .gemv_blocks = kvz_gemv_blocks_neon,
 };

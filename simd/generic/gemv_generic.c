@@ -1,4 +1,5 @@
-/* The matrix-vector kernels at the portable C level (one source: tmpl/gemv_body.h). */
+/* The matrix-vector kernels at the portable C level: Q8_0 rows (one source: tmpl/gemv_body.h) and rows of any
+ * block type. */
 #include "generic/vec_generic.h"
 
 static inline vf gemv_i8(const int8_t *p) { return (float)*p; }
@@ -17,7 +18,19 @@ void kvz_gemv_q8_0_generic(float *y, size_t ldy, const float *x, size_t m, const
     gemv_q8_0_body(y, ldy, x, m, w, rows, in);
 }
 
-void kvz_gemv_f32_row_generic(float *y, size_t ldy, const float *w, const float *x, size_t m, size_t in)
+/* Rows of any block type, each dequantized into the job's work buffer by the generic dequant kernel
+ * (the reference the other levels' fused kernels are held to), then its dot products. */
+void kvz_gemv_blocks_generic(const kvz_gemv_job *j)
 {
-    gemv_f32_row_body(y, ldy, w, x, m, in);
+    for (size_t r = 0; r < j->rows; r++) {
+        kvz_dequant_generic(j->work, KVZ_KDT_F32, (const uint8_t *)j->w + r * j->row_bytes, j->type,
+                            j->n_blocks);
+        for (size_t i = 0; i < j->m; i++) {
+            const float *x = j->x + i * j->in;
+            float s = 0.0f;
+            for (size_t k = 0; k < j->in; k++)
+                s += j->work[k] * x[k];
+            j->y[i * j->ldy + r] = s;
+        }
+    }
 }

@@ -13,5 +13,5 @@ const kvz_kernel_table kvz_kernels_generic = {
     .key_histogram = kvz_key_histogram_generic,
     .dequant = kvz_dequant_generic,
     .gemv_q8_0 = kvz_gemv_q8_0_generic,
-    .gemv_f32_row = kvz_gemv_f32_row_generic,
+    .gemv_blocks = kvz_gemv_blocks_generic,
 };

@@ -1,6 +1,5 @@
-/* One source of the matrix-vector kernels for every level (see attn_body.h): Q8_0 rows read as the GGUF
- * file stores them, and f32 rows (a quantized row dequantized into a scratch buffer); the activations
- * stay f32. */
+/* One source of the Q8_0 matrix-vector kernel for every level (see attn_body.h): the rows read as the
+ * GGUF file stores them, the activations f32. */
 #ifndef KVZ_TMPL_GEMV_BODY_H
 #define KVZ_TMPL_GEMV_BODY_H
 
@@ -68,46 +67,6 @@ static inline void gemv_q8_0_body(float *y, size_t ldy, const float *x, size_t m
         case 3: q8_rows(yr, ldy, xr, w, rows, in, 3); break;
         default: q8_rows(yr, ldy, xr, w, rows, in, 4); break;
         }
-    }
-}
-
-/* y[r*ldy] = w . x_r for r < m: one f32 row against m activation rows (`in` apart), the rows two at
- * a time, two accumulators each. */
-static inline void gemv_f32_row_body(float *y, size_t ldy, const float *w, const float *x, size_t m, size_t in)
-{
-    const size_t nv = in / VW * VW;
-    size_t r = 0;
-    for (; r + 2 <= m; r += 2) {
-        const float *x0 = x + r * in, *x1 = x0 + in;
-        vf a0 = vf_zero(), b0 = vf_zero(), a1 = vf_zero(), b1 = vf_zero();
-        size_t k = 0;
-        for (; k + 2 * VW <= nv; k += 2 * VW) {
-            const vf w0 = vf_load(w + k), w1 = vf_load(w + k + VW);
-            a0 = vf_fma(w0, vf_load(x0 + k), a0), b0 = vf_fma(w1, vf_load(x0 + k + VW), b0);
-            a1 = vf_fma(w0, vf_load(x1 + k), a1), b1 = vf_fma(w1, vf_load(x1 + k + VW), b1);
-        }
-        for (; k < nv; k += VW) {
-            const vf w0 = vf_load(w + k);
-            a0 = vf_fma(w0, vf_load(x0 + k), a0), a1 = vf_fma(w0, vf_load(x1 + k), a1);
-        }
-        float s0 = vf_hsum(vf_add(a0, b0)), s1 = vf_hsum(vf_add(a1, b1));
-        for (; k < in; k++)
-            s0 += w[k] * x0[k], s1 += w[k] * x1[k];
-        y[r * ldy] = s0, y[(r + 1) * ldy] = s1;
-    }
-    if (r < m) {
-        const float *x0 = x + r * in;
-        vf a0 = vf_zero(), b0 = vf_zero();
-        size_t k = 0;
-        for (; k + 2 * VW <= nv; k += 2 * VW)
-            a0 = vf_fma(vf_load(w + k), vf_load(x0 + k), a0),
-            b0 = vf_fma(vf_load(w + k + VW), vf_load(x0 + k + VW), b0);
-        for (; k < nv; k += VW)
-            a0 = vf_fma(vf_load(w + k), vf_load(x0 + k), a0);
-        float s0 = vf_hsum(vf_add(a0, b0));
-        for (; k < in; k++)
-            s0 += w[k] * x0[k];
-        y[r * ldy] = s0;
     }
 }
 

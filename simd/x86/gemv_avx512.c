@@ -1,4 +1,5 @@
-/* The matrix-vector kernels at the AVX-512 level (one source: tmpl/gemv_body.h). */
+/* The matrix-vector kernels at the AVX-512 level: Q8_0 rows (one source: tmpl/gemv_body.h) and rows of any
+ * block type. */
 #include "x86/vec_avx512.h"
 
 static inline vf gemv_i8(const int8_t *p)
@@ -19,7 +20,34 @@ void kvz_gemv_q8_0_avx512(float *y, size_t ldy, const float *x, size_t m, const 
     gemv_q8_0_body(y, ldy, x, m, w, rows, in);
 }
 
-void kvz_gemv_f32_row_avx512(float *y, size_t ldy, const float *w, const float *x, size_t m, size_t in)
+/* Rows of any block type: the dequant decoders (dequant_x86.h) hand over sixteen values at a time
+ * to put16, which multiplies them into the running sum instead of storing them. */
+typedef struct blocks_dot {
+    const float *x;
+    __m512 acc;
+} blocks_dot;
+
+static inline __attribute__((always_inline)) void put16(void *p, int dt, size_t i, __m128i q, float d, float m,
+                                                        int add)
 {
-    gemv_f32_row_body(y, ldy, w, x, m, in);
+    (void)dt;
+    blocks_dot *c = p;
+    __m512 w = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), _mm512_set1_ps(d));
+    if (add)
+        w = _mm512_add_ps(w, _mm512_set1_ps(m));
+    c->acc = _mm512_fmadd_ps(w, _mm512_loadu_ps(c->x + i), c->acc);
+}
+
+#include "x86/dequant_x86.h"
+
+void kvz_gemv_blocks_avx512(const kvz_gemv_job *j)
+{
+    for (size_t r = 0; r < j->rows; r++) {
+        const uint8_t *row = (const uint8_t *)j->w + r * j->row_bytes;
+        for (size_t i = 0; i < j->m; i++) {
+            blocks_dot c = {j->x + i * j->in, _mm512_setzero_ps()};
+            dq_run_dt(&c, KVZ_KDT_F32, row, j->type, j->n_blocks);
+            j->y[i * j->ldy + r] = _mm512_reduce_add_ps(c.acc);
+        }
+    }
 }

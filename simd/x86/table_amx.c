@@ -13,6 +13,6 @@ const kvz_kernel_table kvz_kernels_amx = {
     .key_histogram = kvz_key_histogram_avx512,
     .dequant = kvz_dequant_avx512bf16,
     .gemv_q8_0 = kvz_gemv_q8_0_avx512,
-    .gemv_f32_row = kvz_gemv_f32_row_avx512,
+    .gemv_blocks = kvz_gemv_blocks_avx512,
     .crc32c = kvz_crc32c_avx512,
 };

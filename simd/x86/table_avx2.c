@@ -13,6 +13,6 @@ const kvz_kernel_table kvz_kernels_avx2 = {
     .key_histogram = kvz_key_histogram_avx2,
     .dequant = kvz_dequant_avx2,
     .gemv_q8_0 = kvz_gemv_q8_0_avx2,
-    .gemv_f32_row = kvz_gemv_f32_row_avx2,
+    .gemv_blocks = kvz_gemv_blocks_avx2,
     .crc32c = kvz_crc32c_avx2,
 };

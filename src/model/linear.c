@@ -415,11 +415,10 @@ static kvz_status apply_rows(kvz_mm *mm, const kvz_linear *l, size_t m, size_t r
 }
 
 /* A product over a matrix's blocks: its rows split over the library's threads. Q8_0 rows go to the
- * level's gemv_q8_0 kernel as they are; a row of another type is dequantized into the thread's
- * scratch (in L1 or L2) and multiplied by gemv_f32_row, so the matrix's bytes are read once. */
+ * level's gemv_q8_0 kernel, the other types to gemv_blocks (both read the blocks once). */
 typedef struct block_run {
     const kvz_linear *l;
-    size_t m, row_bytes;
+    size_t m, row_bytes, n_blocks;
     const float *x;
     float *y;
     int nomem;
@@ -436,16 +435,14 @@ static void block_rows(void *ctx, size_t lo, size_t hi)
     if (l->qtype == KVZ_GGML_Q8_0) {
         kt->gemv_q8_0(r->y + lo, l->out, r->x, r->m, w, hi - lo, l->in);
     } else {
-        float *row = kvz_thread_scratch(l->in);
-        if (!row) {
+        float *work = kvz_thread_scratch(l->in);
+        if (!work) {
             __atomic_store_n(&r->nomem, 1, __ATOMIC_RELAXED);
             return;
         }
-        const size_t n_blocks = l->in / kvz_ggml_type_of(l->qtype)->block;
-        for (size_t j = lo; j < hi; j++, w += r->row_bytes) {
-            kt->dequant(row, KVZ_KDT_F32, w, (int)l->qtype, n_blocks);
-            kt->gemv_f32_row(r->y + j, l->out, row, r->x, r->m, l->in);
-        }
+        const kvz_gemv_job job = {w,    (int)l->qtype, hi - lo,   l->in,  r->n_blocks, r->row_bytes,
+                                  r->x, r->m,          r->y + lo, l->out, work};
+        kt->gemv_blocks(&job);
     }
     if (l->bias)
         for (size_t i = 0; i < r->m; i++)
@@ -463,7 +460,7 @@ static kvz_status apply_blocks(const kvz_linear *l, size_t m, const float *x, fl
         return kvz_fail(KVZ_ERR_INVALID_ARG,
                         "kvz_linear_apply: rows of %zu values are not whole %s blocks of %u", l->in, ty->name,
                         ty->block);
-    block_run r = {l, m, l->in / ty->block * ty->bytes, x, y, 0};
+    block_run r = {l, m, l->in / ty->block * ty->bytes, l->in / ty->block, x, y, 0};
     kvz_parallel_for(l->out, BLOCK_ROW_GRAIN, block_rows, &r);
     return r.nomem ? kvz_fail(KVZ_ERR_NOMEM, "kvz_linear_apply: no memory for a row of %zu values", l->in)
                    : KVZ_OK;

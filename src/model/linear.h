@@ -14,8 +14,10 @@ typedef enum kvz_wformat {
     KVZ_WFMT_BLOCKS = 100 /* no dense copy: every product reads `blocks` */
 } kvz_wformat;
 
-/* Products of at most this many rows read a matrix's blocks when it has them (see kvz_linear). */
-#define KVZ_LINEAR_BLOCK_ROWS 4
+/* Products of at most this many rows read a matrix's blocks when it has them (see kvz_linear): the
+ * block kernels decode a row once per activation row, so from about three rows oneDNN's bf16
+ * product over the dense copy is faster (SmolLM2's and Gemma 3's layers on Zen 4). */
+#define KVZ_LINEAR_BLOCK_ROWS 2
 
 /* A weight matrix of `out` rows of `in` elements (PyTorch Linear.weight layout) and an optional f32
  * bias of `out` values. `w` holds its values as f32 or bf16 (NULL for KVZ_WFMT_BLOCKS); `blocks`,
@@ -47,9 +49,8 @@ void kvz_mm_destroy(kvz_mm *mm);
 /* y[m][out] = x[m][in] . W^T (+ bias); x and y f32, row-major, not overlapping. bf16
  * weights need a CPU where oneDNN has a bf16 matmul (AVX512_BF16; the model loads them only
  * there): elsewhere KVZ_ERR_UNSUPPORTED. Blocks run on every CPU, as matrix-vector products over
- * the library's threads (Q8_0 through the level's gemv_q8_0 kernel, the other types each row
- * dequantized to f32 and multiplied by gemv_f32_row): for KVZ_WFMT_BLOCKS at any number of rows,
- * otherwise up to KVZ_LINEAR_BLOCK_ROWS rows. */
+ * the library's threads (the level's gemv_q8_0 kernel for Q8_0, gemv_blocks for the other types):
+ * for KVZ_WFMT_BLOCKS at any number of rows, otherwise up to KVZ_LINEAR_BLOCK_ROWS rows. */
 kvz_status kvz_linear_apply(kvz_mm *mm, const kvz_linear *l, size_t m, const float *x, float *y);
 
 /* The rows kvz_linear_apply_padded may write for m rows: m, or for 1024 rows and more m
