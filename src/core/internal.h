@@ -66,7 +66,7 @@ KVZ_PRIVATE_API void kvz_aligned_free(void *p);
 
 /* This thread's kernel scratch of at least `floats` floats, 64-byte aligned, reused
  * across calls (NULL when memory runs out). Valid until the thread's next call. */
-float *kvz_thread_scratch(size_t floats);
+KVZ_PRIVATE_API float *kvz_thread_scratch(size_t floats);
 
 /*
  * Public structs start with struct_size and only ever grow at the end; a call accepts any
