@@ -56,9 +56,11 @@ static const kvz_bench_case kernel_cases[] = {
     {.name = "dequant_q4_k", DEQUANT(KVZ_GGML_Q4_K)},
     {.name = "dequant_q5_k", DEQUANT(KVZ_GGML_Q5_K)},
     {.name = "dequant_q6_k", DEQUANT(KVZ_GGML_Q6_K)},
-    /* a decode step's LM head as a GGUF file stores it (Gemma 3 270M's 262144 x 640, Q8_0, 178 MB)
-       through kvz_linear_apply: a matrix-vector product reads the blocks once */
-    {.name = "gemv_q8_0", .kind = KVZ_BENCH_GEMV_Q8, .context = 262144, .head_dim = 640},
+    /* decode steps' products over blocks as a GGUF file stores them, through kvz_linear_apply (a
+       matrix-vector product reads the blocks once): Gemma 3 270M's LM head (262144 x 640, Q8_0,
+       178 MB), and a Llama-3.1-8B feed-forward matrix in a Q4_K_M file (14336 x 4096, Q4_K, 33 MB) */
+    {.name = "gemv_q8_0", .kind = KVZ_BENCH_GEMV, .qtype = KVZ_GGML_Q8_0, .context = 262144, .head_dim = 640},
+    {.name = "gemv_q4_k", .kind = KVZ_BENCH_GEMV, .qtype = KVZ_GGML_Q4_K, .context = 14336, .head_dim = 4096},
     {.name = "sgemm_f32", .kind = KVZ_BENCH_SGEMM, .size = 2048},
     {.name = "prefill_attn_f32", PREFILL(KVZ_DTYPE_F32)},
     {.name = "score_attn_f32", PREFILL(KVZ_DTYPE_F32), .scoring = 1},
@@ -441,20 +443,25 @@ kvz_bench_state *kvz_bench_setup(const kvz_bench_case *c)
         s->work = (double)s->n * (double)es + (double)(s->n / ty->block) * (double)ty->bytes;
         break;
     }
-    case KVZ_BENCH_GEMV_Q8: {
+    case KVZ_BENCH_GEMV: {
         /* copies of the matrix used in turn, as decode's K/V: every product reads cold memory */
-        const size_t mat = c->context * (c->head_dim / 32) * 34;
+        const kvz_ggml_type *ty = kvz_ggml_type_of(c->qtype);
+        if (!ty || ty->block < 32 || c->head_dim % ty->block)
+            goto fail;
+        const size_t n_blocks = c->context * (c->head_dim / ty->block), mat = n_blocks * ty->bytes;
         s->copies = (cold_bytes() + mat - 1) / mat;
         s->copy_stride = (mat + 4095) / 4096 * 4096;
-        if (c->head_dim % 32 || !(s->a = xmalloc(s->copies * s->copy_stride)) ||
-            !(s->q = xmalloc(c->head_dim * 4)) || !(s->o = xmalloc(c->context * 4)) ||
-            fill(s->q, KVZ_DTYPE_F32, c->head_dim, 10) != 0 || kvz_mm_create(&s->mm) != KVZ_OK)
+        if (!(s->a = xmalloc(s->copies * s->copy_stride)) || !(s->q = xmalloc(c->head_dim * 4)) ||
+            !(s->o = xmalloc(c->context * 4)) || fill(s->q, KVZ_DTYPE_F32, c->head_dim, 10) != 0 ||
+            kvz_mm_create(&s->mm) != KVZ_OK)
             goto fail;
-        /* random quants under one scale (1/128): no f16 NaN, no f32 subnormal product */
+        /* random quants; a block's first two f16 fields (Q8_0's scale and two quants, Q4_K's scale
+           and min) 1/128: no f16 NaN, no f32 subnormal product */
         kvz_parallel_for(s->copies * s->copy_stride, 65536, random_bytes, s->a);
+        const uint16_t scale[2] = {0x2000, 0x2000};
         for (size_t k = 0; k < s->copies; k++)
-            for (size_t b = 0; b < mat / 34; b++)
-                memcpy((char *)s->a + k * s->copy_stride + b * 34, &(uint16_t){0x2000}, 2);
+            for (size_t b = 0; b < n_blocks; b++)
+                memcpy((char *)s->a + k * s->copy_stride + b * ty->bytes, scale, sizeof scale);
         s->work = (double)mat;
         break;
     }
@@ -517,12 +524,12 @@ int kvz_bench_run(kvz_bench_state *s)
     case KVZ_BENCH_DEQUANT:
         st = kvz_dequantize(dq_pool.out, (kvz_dtype)c->dtype, dq_pool.in, c->qtype, s->n);
         break;
-    case KVZ_BENCH_GEMV_Q8: {
+    case KVZ_BENCH_GEMV: {
         const kvz_linear l = {.in = c->head_dim,
                               .out = c->context,
                               .wtype = KVZ_WFMT_BLOCKS,
                               .blocks = (const char *)s->a + s->next * s->copy_stride,
-                              .qtype = KVZ_GGML_Q8_0};
+                              .qtype = c->qtype};
         s->next = (s->next + 1) % s->copies;
         st = kvz_linear_apply(s->mm, &l, 1, s->q, s->o);
         break;

@@ -15,8 +15,8 @@ typedef enum kvz_bench_kind {
     KVZ_BENCH_DECODE,  /* one decode step over all KV heads of a layer: K/V bytes read */
     KVZ_BENCH_PREFILL, /* a query chunk against the cache (optionally KVzip scoring): flops */
     KVZ_BENCH_DEQUANT, /* GGUF blocks of qtype into dtype (f32 or bf16): bytes read + bytes written */
-    KVZ_BENCH_GEMV_Q8, /* a Q8_0 matrix of `context` rows of head_dim values times one f32 row: bytes of blocks
-                        */
+    KVZ_BENCH_GEMV,    /* a matrix of `context` rows of head_dim values in qtype blocks times one f32 row:
+                          bytes of blocks */
 } kvz_bench_kind;
 
 typedef struct kvz_bench_case {
@@ -28,7 +28,7 @@ typedef struct kvz_bench_case {
     double kept;                      /* decode: mean kept ratio over heads (1 = full) */
     int hot;        /* decode: one copy of K/V, read again and again (cache-resident when it fits) */
     int dtype;      /* kvz_dtype of K/V; dequant: of the output */
-    unsigned qtype; /* dequant: the ggml type of the blocks (KVZ_GGML_*) */
+    unsigned qtype; /* dequant, gemv: the ggml type of the blocks (KVZ_GGML_*) */
     int scoring;    /* prefill: KVzip scoring mode */
     size_t size;    /* stream bytes (at least; 8x the LLC when larger) or sgemm dimension */
 } kvz_bench_case;
