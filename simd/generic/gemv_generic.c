@@ -18,8 +18,8 @@ void kvz_gemv_q8_0_generic(float *y, size_t ldy, const float *x, size_t m, const
     gemv_q8_0_body(y, ldy, x, m, w, rows, in);
 }
 
-/* Rows of any block type, each dequantized into the job's work buffer by the generic dequant kernel
- * (the reference the other levels' fused kernels are held to), then its dot products. */
+/* Rows of any block type, each dequantized into the job's work buffer by the generic dequant kernel,
+ * then its dot products: the plain form of what the other levels fuse. */
 void kvz_gemv_blocks_generic(const kvz_gemv_job *j)
 {
     for (size_t r = 0; r < j->rows; r++) {
