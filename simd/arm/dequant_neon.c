@@ -27,8 +27,5 @@ DQ_INLINE void put16(void *dst, int dt, size_t i, int8x16_t q, float d, float m,
 
 void kvz_dequant_neon(void *dst, int dst_dtype, const void *src, int type, size_t n_blocks)
 {
-    if (dst_dtype == KVZ_KDT_F32)
-        dq_run_dt(dst, KVZ_KDT_F32, (const uint8_t *)src, type, n_blocks);
-    else
-        dq_run_dt(dst, KVZ_KDT_BF16, (const uint8_t *)src, type, n_blocks);
+    dq_run(dst, dst_dtype, src, type, n_blocks);
 }

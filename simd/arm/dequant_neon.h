@@ -167,52 +167,6 @@ DQ_INLINE void dq_q6_k(void *y, int dt, size_t i, const uint8_t *b)
         }
 }
 
-/* dt is a constant at each call: one loop per (type, dtype) */
-DQ_INLINE void dq_run_dt(void *dst, int dt, const uint8_t *s, int type, size_t nb)
-{
-    switch (type) {
-    case KVZ_KQ_Q4_0:
-        for (size_t k = 0; k < nb; k++)
-            dq_q4_0(dst, dt, 32 * k, s + 18 * k);
-        break;
-    case KVZ_KQ_Q4_1:
-        for (size_t k = 0; k < nb; k++)
-            dq_q4_1(dst, dt, 32 * k, s + 20 * k);
-        break;
-    case KVZ_KQ_Q5_0:
-        for (size_t k = 0; k < nb; k++)
-            dq_q5_0(dst, dt, 32 * k, s + 22 * k);
-        break;
-    case KVZ_KQ_Q5_1:
-        for (size_t k = 0; k < nb; k++)
-            dq_q5_1(dst, dt, 32 * k, s + 24 * k);
-        break;
-    case KVZ_KQ_Q8_0:
-        for (size_t k = 0; k < nb; k++)
-            dq_q8_0(dst, dt, 32 * k, s + 34 * k);
-        break;
-    case KVZ_KQ_Q2_K:
-        for (size_t k = 0; k < nb; k++)
-            dq_q2_k(dst, dt, 256 * k, s + 84 * k);
-        break;
-    case KVZ_KQ_Q3_K:
-        for (size_t k = 0; k < nb; k++)
-            dq_q3_k(dst, dt, 256 * k, s + 110 * k);
-        break;
-    case KVZ_KQ_Q4_K:
-        for (size_t k = 0; k < nb; k++)
-            dq_q45_k(dst, dt, 256 * k, s + 144 * k, NULL, s + 144 * k + 16);
-        break;
-    case KVZ_KQ_Q5_K:
-        for (size_t k = 0; k < nb; k++)
-            dq_q45_k(dst, dt, 256 * k, s + 176 * k, s + 176 * k + 16, s + 176 * k + 48);
-        break;
-    case KVZ_KQ_Q6_K:
-        for (size_t k = 0; k < nb; k++)
-            dq_q6_k(dst, dt, 256 * k, s + 210 * k);
-        break;
-    default: break;
-    }
-}
+#include "tmpl/dequant_run.h"
 
 #endif

@@ -3,7 +3,7 @@
 #include "generic/vec_generic.h"
 
 static inline vf gemv_i8(const int8_t *p) { return (float)*p; }
-static inline float gemv_f16(const uint8_t *p)
+static inline float dq_f16(const uint8_t *p)
 {
     uint16_t h;
     memcpy(&h, p, 2);

@@ -9,7 +9,10 @@
 #include "kernels.h"
 
 /* The including file defines gemv_i8(p): VW signed bytes at p widened to a vector of floats
- * (exactly), and gemv_f16(p): the f16 at p as a float (exactly). */
+ * (exactly), and dq_f16(p): the f16 at p as a float (exactly), which the levels with block decoders
+ * have from them. Where those decoders are included (tmpl/dequant_run.h, with a put16 that adds
+ * sixteen values times x into a `blocks_dot` {x, acc} of the including file's), this also gives
+ * gemv_blocks_body. */
 
 #define Q8_BLOCK_BYTES 34
 #define Q8_ROWS        4 /* activation rows that share one widening of a weight block */
@@ -19,7 +22,7 @@
  * block's 32 products summed, then scaled once. */
 Q8_INLINE void q8_block(const uint8_t *b, const float *xk, size_t in, vf *acc, const size_t mr)
 {
-    const vf d = vf_set1(gemv_f16(b));
+    const vf d = vf_set1(dq_f16(b));
     vf q[32 / VW];
     for (size_t v = 0; v < 32 / VW; v++)
         q[v] = gemv_i8((const int8_t *)b + 2 + v * VW);
@@ -69,5 +72,22 @@ static inline void gemv_q8_0_body(float *y, size_t ldy, const float *x, size_t m
         }
     }
 }
+
+#ifdef KVZ_TMPL_DEQUANT_RUN_H
+/* Rows of any block type (kvz_gemv_job): the block decoders hand sixteen values at a time to the
+ * level's put16, which multiplies them into the running sum instead of storing them; one
+ * activation row at a time. */
+static inline void gemv_blocks_body(const kvz_gemv_job *j)
+{
+    for (size_t r = 0; r < j->rows; r++) {
+        const uint8_t *row = (const uint8_t *)j->w + r * j->row_bytes;
+        for (size_t i = 0; i < j->m; i++) {
+            blocks_dot c = {j->x + i * j->in, vf_zero()};
+            dq_run_dt(&c, KVZ_KDT_F32, row, j->type, j->n_blocks);
+            j->y[i * j->ldy + r] = vf_hsum(c.acc);
+        }
+    }
+}
+#endif
 
 #endif

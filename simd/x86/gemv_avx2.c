@@ -1,30 +1,16 @@
-/* The matrix-vector kernels at the AVX2 level: Q8_0 rows (one source: tmpl/gemv_body.h) and rows of any
- * block type. */
+/* The matrix-vector kernels at the AVX2 level: Q8_0 rows and rows of any block type (one source:
+ * tmpl/gemv_body.h). */
 #include "x86/vec_avx2.h"
 
 static inline vf gemv_i8(const int8_t *p)
 {
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
 }
-static inline float gemv_f16(const uint8_t *p)
-{
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
 
-#include "tmpl/gemv_body.h"
-
-void kvz_gemv_q8_0_avx2(float *y, size_t ldy, const float *x, size_t m, const void *w, size_t rows, size_t in)
-{
-    gemv_q8_0_body(y, ldy, x, m, w, rows, in);
-}
-
-/* Rows of any block type: the dequant decoders (dequant_x86.h) hand over sixteen values at a time
- * to put16, which multiplies them into the running sum instead of storing them. */
+/* the state of one row's product, which put16 adds sixteen values times x into */
 typedef struct blocks_dot {
     const float *x;
-    __m256 acc;
+    vf acc;
 } blocks_dot;
 
 static inline __attribute__((always_inline)) void put16(void *p, int dt, size_t i, __m128i q, float d, float m,
@@ -44,15 +30,11 @@ static inline __attribute__((always_inline)) void put16(void *p, int dt, size_t 
 }
 
 #include "x86/dequant_x86.h"
+#include "tmpl/gemv_body.h"
 
-void kvz_gemv_blocks_avx2(const kvz_gemv_job *j)
+void kvz_gemv_q8_0_avx2(float *y, size_t ldy, const float *x, size_t m, const void *w, size_t rows, size_t in)
 {
-    for (size_t r = 0; r < j->rows; r++) {
-        const uint8_t *row = (const uint8_t *)j->w + r * j->row_bytes;
-        for (size_t i = 0; i < j->m; i++) {
-            blocks_dot c = {j->x + i * j->in, _mm256_setzero_ps()};
-            dq_run_dt(&c, KVZ_KDT_F32, row, j->type, j->n_blocks);
-            j->y[i * j->ldy + r] = vf_hsum(c.acc);
-        }
-    }
+    gemv_q8_0_body(y, ldy, x, m, w, rows, in);
 }
+
+void kvz_gemv_blocks_avx2(const kvz_gemv_job *job) { gemv_blocks_body(job); }

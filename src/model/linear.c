@@ -452,6 +452,8 @@ static void block_rows(void *ctx, size_t lo, size_t hi)
 
 static kvz_status apply_blocks(const kvz_linear *l, size_t m, const float *x, float *y)
 {
+    if (!l->blocks)
+        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_linear_apply: a matrix held as blocks without its blocks");
     const kvz_ggml_type *ty = kvz_ggml_type_of(l->qtype);
     if (!ty || ty->block < 32)
         return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_linear_apply: ggml type %u is not a block-quantized type",
@@ -468,7 +470,7 @@ static kvz_status apply_blocks(const kvz_linear *l, size_t m, const float *x, fl
 
 static int reads_blocks(const kvz_linear *l, size_t m)
 {
-    return l->blocks && (l->wtype == KVZ_WFMT_BLOCKS || m <= KVZ_LINEAR_BLOCK_ROWS);
+    return l->wtype == KVZ_WFMT_BLOCKS || (l->blocks && m <= KVZ_LINEAR_BLOCK_ROWS);
 }
 
 double kvz_linear_bytes(const kvz_linear *l)
@@ -488,8 +490,6 @@ kvz_status kvz_linear_apply(kvz_mm *mm, const kvz_linear *l, size_t m, const flo
         return KVZ_OK;
     if (reads_blocks(l, m))
         return apply_blocks(l, m, x, y);
-    if (l->wtype == KVZ_WFMT_BLOCKS)
-        return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_linear_apply: a matrix held as blocks without its blocks");
     if (l->wtype == KVZ_WFMT_BF16 && kvz_linear_rows(m) != m) { /* a multiple of ROW_ALIGN, then the rest */
         const size_t m1 = m - m % ROW_ALIGN;
         kvz_status st = apply_rows(mm, l, m1, m1, x, y);
@@ -506,8 +506,5 @@ kvz_status kvz_linear_apply_padded(kvz_mm *mm, const kvz_linear *l, size_t m, co
         return KVZ_OK;
     if (reads_blocks(l, m))
         return apply_blocks(l, m, x, y);
-    if (l->wtype == KVZ_WFMT_BLOCKS)
-        return kvz_fail(KVZ_ERR_INVALID_ARG,
-                        "kvz_linear_apply_padded: a matrix held as blocks without its blocks");
     return apply_rows(mm, l, m, l->wtype == KVZ_WFMT_BF16 ? kvz_linear_rows(m) : m, x, y);
 }
