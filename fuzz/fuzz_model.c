@@ -30,6 +30,12 @@ static int small_enough(const char *path)
     return total <= MAX_ELEMENTS;
 }
 
+/* A matrix the loader kept has its values: dense ones, or blocks (KVZ_WFMT_BLOCKS). */
+static int has_values(const kvz_linear *l)
+{
+    return l->wtype == KVZ_WFMT_BLOCKS ? l->blocks != NULL : l->w != NULL;
+}
+
 static void check_shape(const kvz_model *m)
 {
     const kvz_hparams *hp = &m->hp;
@@ -46,9 +52,10 @@ static void check_shape(const kvz_model *m)
         fuzz_fail("the embedding or LM head disagrees with the shape");
     for (size_t l = 0; l < hp->n_layers; l++) {
         const kvz_layer_weights *w = &m->layers[l];
-        if (!w->attn_norm || !w->ffn_norm || !w->q.w || !w->k.w || !w->v.w || !w->o.w || !w->gate.w ||
-            !w->up.w || !w->down.w || w->q.out != hp->n_head * hp->head_dim ||
-            w->k.out != hp->n_head_kv * hp->head_dim || w->down.in != hp->n_ff)
+        if (!w->attn_norm || !w->ffn_norm || !has_values(&w->q) || !has_values(&w->k) || !has_values(&w->v) ||
+            !has_values(&w->o) || !has_values(&w->gate) || !has_values(&w->up) || !has_values(&w->down) ||
+            w->q.out != hp->n_head * hp->head_dim || w->k.out != hp->n_head_kv * hp->head_dim ||
+            w->down.in != hp->n_ff)
             fuzz_fail("layer %zu of a loaded model lacks weights or has the wrong shape", l);
     }
 }

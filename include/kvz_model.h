@@ -22,12 +22,13 @@ extern "C" {
 /** A loaded model. @since 0.1 */
 typedef struct kvz_lm kvz_lm;
 
-/** The weights' type in memory. @since 0.1 */
+/** How the weights are held in memory (doc/runner.md). @since 0.1 */
 typedef enum kvz_lm_weights {
-    KVZ_WEIGHTS_AUTO = 0, /**< bf16 where the CPU has AVX512_BF16 or AMX, else f32; decode steps
-                               read a quantized file's blocks as stored (doc/runner.md) */
-    KVZ_WEIGHTS_F32 = 1,
-    KVZ_WEIGHTS_BF16 = 2
+    KVZ_WEIGHTS_AUTO = 0, /**< a block-quantized matrix as the file stores it, no copy (decode steps read
+                               its blocks, prefill converts a panel at a time to bf16 where the CPU has
+                               AVX512_BF16, else f32); BF16 matrices in place, F32 and F16 ones as f32 */
+    KVZ_WEIGHTS_F32 = 1,  /**< every matrix converted to f32 at load */
+    KVZ_WEIGHTS_BF16 = 2  /**< every matrix converted to bf16 at load (needs AVX512_BF16) */
 } kvz_lm_weights;
 
 /** How to open a model (NULL: every default). @since 0.1 */
@@ -61,7 +62,7 @@ typedef struct kvz_lm_info {
     char chat[16];      /**< the chat template family ("chatml", "llama3", "gemma", "plain", ...) */
     size_t n_layers, n_heads, n_kv_heads, head_dim, n_embd, n_vocab;
     size_t n_params;               /**< elements of every tensor in the file */
-    kvz_dtype weights;             /**< the weights' type in memory */
+    kvz_dtype weights;             /**< the type the matrix products of prefill run in (f32 or bf16) */
     kvz_dtype kv_dtype;            /**< the cache type kvz_lm_compress uses by default (as the weights) */
     uint8_t model_fingerprint[32]; /**< identity of the weights, as .kvz files record it */
     int32_t bos;                   /**< the id a text starts with (KVZ_TOKENIZE_BOS), or -1 */
@@ -69,6 +70,9 @@ typedef struct kvz_lm_info {
     size_t n_ctx_train;            /**< the context length the model was trained for */
     size_t window;                 /**< the sliding window of the local layers (0: none) */
     size_t n_window_layers;        /**< how many layers attend through that window */
+    size_t weight_bytes;           /**< bytes of the layers' and the head's matrices in memory */
+    int32_t weights_as_stored;     /**< non-zero: the file's block-quantized matrices are used as it stores
+                                        them, with no converted copy (KVZ_WEIGHTS_AUTO, doc/runner.md) */
 } kvz_lm_info;
 
 /** @return KVZ_OK, KVZ_ERR_NULL, KVZ_ERR_INVALID_ARG (struct_size). @since 0.1 */

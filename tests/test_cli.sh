@@ -395,12 +395,20 @@ kvz ask --model "$MODEL" --cache "$tmp/k.kvz" --question "Who is Lily?" --questi
 check "ask --verbose: the cache's storage" "$(grep -c '^kvz ask: weights [a-z0-9]*, KV cache [a-z0-9]* (as saved), [0-9]* threads$' "$tmp/err")" 1
 check "ask --verbose: each question's speeds" \
     "$(grep -c '^kvz ask: question [12]: prefill [0-9]* tokens in [0-9.]* s ([0-9.]* tokens/s), decode 3 tokens in [0-9.]* s ([0-9.]* tokens/s)$' "$tmp/err")" 2
-# on a model whose weights are bf16 in memory (SmolLM2's quantized tensors on AVX512_BF16 CPUs), auto is bf16
+# on a model whose products run in bf16 (SmolLM2's quantized tensors, used as stored, on AVX512_BF16 CPUs),
+# auto is bf16; its matrices take the file's bytes, under a fifth of f32 copies' (Q4_1: 20 bytes for 32 values against 128)
 if [ -r "$SMOLLM2" ]; then
-    w=$(kvz info --model "$SMOLLM2" --json | sed 's/.*"weights":"\([a-z0-9]*\)".*/\1/')
-    check "generate on SmolLM2: the KV storage is the weights' ($w)" \
+    info=$(kvz info --model "$SMOLLM2" --json)
+    w=$(printf '%s' "$info" | sed 's/.*"weights":"\([a-z0-9]*\)".*/\1/')
+    check "generate on SmolLM2: the KV storage is the prefill products' type ($w)" \
         "$(kvz generate --model "$SMOLLM2" --prompt-ids 1 --max-tokens 1 --verbose 2>&1 > /dev/null | head -1 | sed 's/, [0-9]* threads$//')" \
-        "kvz generate: weights $w, KV cache $w"
+        "kvz generate: weights as stored ($w prefill), KV cache $w"
+    check "info on SmolLM2: its quantized matrices used as stored" \
+        "$(printf '%s' "$info" | grep -c '"weights_as_stored":true')" 1
+    stored=$(printf '%s' "$info" | sed 's/.*"weight_bytes":\([0-9]*\).*/\1/')
+    copies=$(kvz info --model "$SMOLLM2" --weights f32 --json | sed 's/.*"weight_bytes":\([0-9]*\).*/\1/')
+    check "info on SmolLM2: as stored, under a fifth of the f32 copies' bytes ($stored of $copies)" \
+        "$((stored * 5 < copies))" 1
 fi
 
 # --threads N on any command, before or after it; the same answers with 1 and 3 threads

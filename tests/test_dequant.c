@@ -385,10 +385,12 @@ static void test_gemv_blocks(void **state)
 }
 
 /* kvz_linear_apply over every set's blocks (the matrix held as blocks only) at 1, 2, 3 and 5
- * activation rows: each row dequantized, then one f32 dot product per activation row, against the
- * gguf package's values in double precision within fp32 accumulation's bound. And the choice of
- * representation when a matrix has both: products of up to KVZ_LINEAR_BLOCK_ROWS rows read the
- * blocks, longer ones the dense copy (here zeros, so that the two cannot be mistaken). */
+ * activation rows against the gguf package's values in double precision within fp32 accumulation's
+ * bound: up to KVZ_LINEAR_BLOCK_ROWS rows through the matrix-vector kernels, more through oneDNN
+ * over the blocks converted a panel at a time (in bf16 on CPUs with AVX512_BF16: weights and
+ * activations rounded to bf16, as the reference rounds them). And the choice of representation when
+ * a matrix has both: products of up to KVZ_LINEAR_BLOCK_ROWS rows read the blocks, longer ones the
+ * dense copy (here zeros, so that the two cannot be mistaken). */
 static void test_block_products(void **state)
 {
     (void)state;
@@ -423,11 +425,13 @@ static void test_block_products(void **state)
                     const size_t mm_rows = mixed && part == 0 ? KVZ_LINEAR_BLOCK_ROWS : m;
                     tu_fill_sentinel(y, m * rows);
                     assert_int_equal(kvz_linear_apply(mm, &l, mm_rows, x, y), KVZ_OK);
+                    const int bf16 = !mixed && mm_rows > KVZ_LINEAR_BLOCK_ROWS && kvz_cpu_has_avx512_bf16();
                     for (size_t i = 0; i < mm_rows; i++)
                         for (size_t j = 0; j < rows; j++) {
                             double want = 0, mag = 0;
                             for (size_t c = 0; c < in; c++) {
-                                const double p = (double)s->ref[j * in + c] * x[i * in + c];
+                                const double wv = s->ref[j * in + c], xv = x[i * in + c];
+                                const double p = bf16 ? tu_round_bf16(wv) * tu_round_bf16(xv) : wv * xv;
                                 want += p, mag += fabs(p);
                             }
                             if (mixed && part == 1)

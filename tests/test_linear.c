@@ -1,6 +1,7 @@
 /* kvz_linear_apply (src/model/linear.c) against a double-precision product of the values it
  * is given: f32 and bf16 weights, with and without bias, at row counts on both sides of the
- * plain/transposed switch and off every block size, with cached primitives reused; Q8_0 blocks. */
+ * plain/transposed switch and off every block size, with cached primitives reused; Q8_0 blocks
+ * through the matrix-vector kernel and through converted panels. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,80 +102,114 @@ static void test_products(void **state)
     kvz_mm_destroy(mm);
 }
 
-/* Q8_0 weights (the blocks made here: random int8 quants, power-of-two f16 scales, so every value
- * d*q is known exactly) against a double-precision product, over the threads' split of the rows,
- * with a bias, at row counts on both sides of the kernel's four rows at a time. */
-static void test_q8_0(void **state)
+/* Q8_0 blocks made here: random int8 quants and power-of-two f16 scales, so that every value d*q is
+ * known exactly (in bf16 too: |q| <= 128 and d a power of two). wv receives the values. */
+static uint8_t *q8_0_blocks(tu_rng *r, size_t in, size_t out, double *wv)
 {
-    (void)state;
-    enum { IN = 96, OUT = 1030, NB = IN / 32, MAX_M = 33 };
-    tu_rng r;
-    tu_rng_init(&r, tu_seed() + 5);
-    uint8_t *w = tu_malloc((size_t)OUT * NB * 34);
-    double *wv = tu_malloc((size_t)OUT * IN * sizeof *wv);
-    for (size_t j = 0; j < OUT; j++)
-        for (size_t k = 0; k < NB; k++) {
-            uint8_t *b = w + (j * NB + k) * 34;
-            const int e = -10 + (int)(tu_uniform(&r, 0.0f, 8.99f)); /* 2^-10 .. 2^-2 */
+    const size_t nb = in / 32;
+    uint8_t *w = tu_malloc(out * nb * 34);
+    for (size_t j = 0; j < out; j++)
+        for (size_t k = 0; k < nb; k++) {
+            uint8_t *b = w + (j * nb + k) * 34;
+            const int e = -10 + (int)(tu_uniform(r, 0.0f, 8.99f)); /* 2^-10 .. 2^-2 */
             const uint16_t h = (uint16_t)((e + 15) << 10);
             memcpy(b, &h, 2);
             for (size_t i = 0; i < 32; i++) {
-                const int8_t q = (int8_t)(int)floorf(tu_uniform(&r, -128.0f, 127.99f));
+                const int8_t q = (int8_t)(int)floorf(tu_uniform(r, -128.0f, 127.99f));
                 b[2 + i] = (uint8_t)q;
-                wv[j * IN + k * 32 + i] = ldexp((double)q, e);
+                wv[j * in + k * 32 + i] = ldexp((double)q, e);
             }
         }
-    float *bias = tu_malloc(OUT * sizeof *bias), *x = tu_malloc(MAX_M * IN * sizeof *x);
-    float *y = tu_malloc(MAX_M * OUT * sizeof *y);
-    for (size_t j = 0; j < OUT; j++)
-        bias[j] = tu_uniform(&r, -2.0f, 2.0f);
-    kvz_mm *mm = NULL;
-    assert_int_equal(kvz_mm_create(&mm), KVZ_OK);
-    static const size_t rows[] = {1, 3, 4, 5, 33};
-    for (size_t t = 0; t < sizeof rows / sizeof rows[0]; t++)
-        for (int with_bias = 0; with_bias < 2; with_bias++)
-            for (int padded = 0; padded < 2; padded++) {
-                const size_t m = rows[t];
-                const kvz_linear l = {.in = IN,
-                                      .out = OUT,
+    return w;
+}
+
+/* A matrix of Q8_0 blocks only against a double-precision product at each of `rows`, with and
+ * without a bias, plain and padded (both_ways), or once with a bias. Up to KVZ_LINEAR_BLOCK_ROWS rows
+ * run the matrix-vector kernel: the fp32 sums of a block's 32 products, its scaling, the chain of
+ * blocks and the bias bound the error. More rows run oneDNN over converted panels, in bf16 on CPUs
+ * with AVX512_BF16 (activations rounded to bf16 as the reference rounds them) and fp32 sums. */
+static void check_q8_0(kvz_mm *mm, tu_rng *r, size_t in, size_t out, const size_t *rows, size_t n_rows,
+                       int both_ways)
+{
+    double *wv = tu_malloc(in * out * sizeof *wv);
+    uint8_t *w = q8_0_blocks(r, in, out, wv);
+    size_t max_m = 0;
+    for (size_t t = 0; t < n_rows; t++)
+        max_m = rows[t] > max_m ? rows[t] : max_m;
+    const size_t room = kvz_linear_rows(max_m);
+    float *bias = tu_malloc(out * sizeof *bias), *x = tu_malloc(max_m * in * sizeof *x);
+    float *y = tu_malloc(room * out * sizeof *y);
+    double *want = tu_malloc(max_m * out * sizeof *want), *mag = tu_malloc(max_m * out * sizeof *mag);
+    for (size_t j = 0; j < out; j++)
+        bias[j] = tu_uniform(r, -2.0f, 2.0f);
+    const int dense_bf16 = kvz_cpu_has_avx512_bf16();
+    for (size_t t = 0; t < n_rows; t++)
+        for (int with_bias = !both_ways; with_bias < 2; with_bias++)
+            for (int padded = 0; padded < (both_ways ? 2 : 1); padded++) {
+                const size_t m = rows[t], nb = in / 32;
+                const int panels = m > KVZ_LINEAR_BLOCK_ROWS;
+                const kvz_linear l = {.in = in,
+                                      .out = out,
                                       .wtype = KVZ_WFMT_BLOCKS,
                                       .bias = with_bias ? bias : NULL,
                                       .blocks = w,
                                       .qtype = KVZ_GGML_Q8_0};
-                for (size_t i = 0; i < m * IN; i++)
-                    x[i] = tu_uniform(&r, -1.0f, 1.0f);
-                tu_fill_sentinel(y, MAX_M * OUT);
+                for (size_t i = 0; i < m * in; i++)
+                    x[i] = tu_uniform(r, -1.0f, 1.0f);
+                reference(m, in, out, x, wv, l.bias, panels && dense_bf16, want, mag);
+                tu_fill_sentinel(y, room * out);
                 assert_int_equal(padded ? kvz_linear_apply_padded(mm, &l, m, x, y)
                                         : kvz_linear_apply(mm, &l, m, x, y),
                                  KVZ_OK);
-                for (size_t i = 0; i < m; i++)
-                    for (size_t j = 0; j < OUT; j++) {
-                        double want = with_bias ? bias[j] : 0.0, mag = fabs(want);
-                        for (size_t k = 0; k < IN; k++)
-                            want += wv[j * IN + k] * x[i * IN + k], mag += fabs(wv[j * IN + k] * x[i * IN + k]);
-                        /* fp32 sums of a block's 32 products, its scaling, the chain of blocks, the bias */
-                        const double got = y[i * OUT + j], tol = ldexp(1.0, -24) * (32 + NB + 3) * mag;
-                        if (!(fabs(got - want) <= tol))
-                            fail_msg("Q8_0 weights, bias %d, m %zu%s: y[%zu][%zu] = %.9g, want %.9g (tol %.3g)",
-                                     with_bias, m, padded ? " (padded)" : "", i, j, got, want, tol);
-                    }
-                for (size_t i = m * OUT; i < MAX_M * OUT; i++) /* no row past m written */
-                    assert_true(tu_is_sentinel(y + i));
+                for (size_t i = 0; i < m * out; i++) {
+                    const double got = y[i], tol = panels ? 1e-5 * mag[i] + 1e-6
+                                                          : ldexp(1.0, -24) * (double)(32 + nb + 3) * mag[i];
+                    if (!(fabs(got - want[i]) <= tol))
+                        fail_msg("Q8_0 %zu -> %zu, bias %d, m %zu%s: y[%zu][%zu] = %.9g, want %.9g (tol %.3g)",
+                                 in, out, with_bias, m, padded ? " (padded)" : "", i / out, i % out, got,
+                                 want[i], tol);
+                }
+                for (size_t i = (padded ? kvz_linear_rows(m) : m) * out; i < room * out; i++)
+                    assert_true(tu_is_sentinel(y + i)); /* no row past m (past the room when padded) written */
             }
-    /* rows that are not whole blocks: refused, nothing written; so are the two below */
+    free(w), free(wv), free(bias), free(x), free(y), free(want), free(mag);
+}
+
+/* Q8_0 blocks: the matrix-vector kernel over the threads' split of the rows at row counts on both
+ * sides of its four rows at a time, and oneDNN over panels: one panel a thread (96 values a row),
+ * several a thread with a narrower last one (1024 values a row, 4480 rows: three panels of about
+ * PANEL_VALUES in a transposed product), whole slices in a plain one (1030 rows). Then the refusals. */
+static void test_q8_0(void **state)
+{
+    (void)state;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 5);
+    kvz_mm *mm = NULL;
+    assert_int_equal(kvz_mm_create(&mm), KVZ_OK);
+    static const size_t rows[] = {1, 2, 3, 4, 5, 33}, wide[] = {40}, plain[] = {1030};
+    check_q8_0(mm, &r, 96, 1030, rows, sizeof rows / sizeof rows[0], 1);
+    check_q8_0(mm, &r, 1024, 4480, wide, 1, 0);
+    check_q8_0(mm, &r, 64, 200, plain, 1, 1);
+    /* rows that are not whole blocks: refused, nothing written; so are the two below, at every row count */
+    enum { IN = 96, OUT = 1030 };
+    uint8_t w[IN / 32 * 34] = {0};
+    float *x = tu_malloc(5 * IN * sizeof *x), *y = tu_malloc(5 * OUT * sizeof *y);
+    memset(x, 0, 5 * IN * sizeof *x);
     const kvz_linear odd = {
         .in = IN - 16, .out = OUT, .wtype = KVZ_WFMT_BLOCKS, .blocks = w, .qtype = KVZ_GGML_Q8_0};
-    tu_fill_sentinel(y, OUT);
-    assert_int_equal(kvz_linear_apply(mm, &odd, 1, x, y), KVZ_ERR_INVALID_ARG);
     /* blocks of no block-quantized type (F16), and a matrix held as blocks without them */
     const kvz_linear f16 = {.in = IN, .out = OUT, .wtype = KVZ_WFMT_BLOCKS, .blocks = w, .qtype = KVZ_GGML_F16};
-    assert_int_equal(kvz_linear_apply(mm, &f16, 1, x, y), KVZ_ERR_INVALID_ARG);
     const kvz_linear none = {.in = IN, .out = OUT, .wtype = KVZ_WFMT_BLOCKS};
-    assert_int_equal(kvz_linear_apply(mm, &none, 1, x, y), KVZ_ERR_INVALID_ARG);
-    assert_int_equal(kvz_linear_apply_padded(mm, &none, 1, x, y), KVZ_ERR_INVALID_ARG);
-    assert_true(tu_is_sentinel(y) && tu_is_sentinel(y + OUT - 1));
+    for (size_t m = 1; m <= 5; m += 4) {
+        tu_fill_sentinel(y, m * OUT);
+        assert_int_equal(kvz_linear_apply(mm, &odd, m, x, y), KVZ_ERR_INVALID_ARG);
+        assert_int_equal(kvz_linear_apply(mm, &f16, m, x, y), KVZ_ERR_INVALID_ARG);
+        assert_int_equal(kvz_linear_apply(mm, &none, m, x, y), KVZ_ERR_INVALID_ARG);
+        assert_int_equal(kvz_linear_apply_padded(mm, &none, m, x, y), KVZ_ERR_INVALID_ARG);
+        assert_true(tu_is_sentinel(y) && tu_is_sentinel(y + m * OUT - 1));
+    }
     kvz_mm_destroy(mm);
-    free(w), free(wv), free(bias), free(x), free(y);
+    free(x), free(y);
 }
 
 static void test_bad_arguments(void **state)

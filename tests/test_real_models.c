@@ -293,7 +293,7 @@ static void check_model(const char *file, const char *name)
     TU_NEED_MODEL(path, file);
     refvec *r = ref_load(name, "_f32");
     assert_true(r->n_prompts >= 8 && r->n_tf == 512);
-    char what[96];
+    char what[160];
     kvz_model *m = load(path, 0);
     snprintf(what, sizeof what, "%s, f32 weights, llama.cpp on dequantized weights", name);
     check_greedy(m, r, what, 1);
@@ -319,15 +319,35 @@ static void check_model(const char *file, const char *name)
         kvz_model_free(m);
         assert_true(b.top1 >= 0.9 && b.kl <= 0.05);
     }
-    /* the automatic choice: the layers as above by the CPU for prefill, their blocks read by decode
-       steps, the LM head (Q8_0 in both files) only as stored; held as the layers' type is held */
+    /* the automatic choice: every matrix (the LM head is Q8_0 in both files) used in place in the
+       file's mapping, no converted copy: decode steps read the blocks, prefill converts them to the
+       CPU's type (as above) a panel at a time */
     const int bf16 = kvz_cpu_has_avx512_bf16();
     m = load(path, -1);
     assert_true(m->output.wtype == KVZ_WFMT_BLOCKS && m->output.qtype == KVZ_GGML_Q8_0);
-    assert_true(m->layers[0].q.blocks != NULL && m->layers[0].q.w != NULL);
+    const kvz_gguf_tensor *head = kvz_gguf_tensor_find(m->gguf, "output.weight");
+    if (!head)
+        head = kvz_gguf_tensor_find(m->gguf, "token_embd.weight");
+    double file_bytes = (double)head->n_bytes; /* the matrices' bytes in the file: all the model holds */
+    for (size_t l = 0; l < m->hp.n_layers; l++) {
+        const kvz_layer_weights *w = &m->layers[l];
+        const kvz_linear *mats[] = {&w->q, &w->k, &w->v, &w->o, &w->gate, &w->up, &w->down};
+        static const char *names[] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
+                                      "ffn_gate", "ffn_up", "ffn_down"};
+        for (size_t i = 0; i < 7; i++) {
+            char tn[64];
+            snprintf(tn, sizeof tn, "blk.%zu.%s.weight", l, names[i]);
+            const kvz_gguf_tensor *t = kvz_gguf_tensor_find(m->gguf, tn);
+            assert_non_null(t);
+            assert_true(mats[i]->wtype == KVZ_WFMT_BLOCKS && mats[i]->w == NULL && mats[i]->blocks == t->data &&
+                        mats[i]->qtype == t->type);
+            file_bytes += (double)t->n_bytes;
+        }
+    }
+    assert_true(kvz_model_matrix_bytes(m, NULL) == file_bytes);
     snprintf(what, sizeof what,
-             "%s, automatic weights (%s layers, blocks in decode), llama.cpp on dequantized weights", name,
-             bf16 ? "bf16" : "f32");
+             "%s, automatic weights (blocks as stored, %s prefill products), llama.cpp on dequantized weights",
+             name, bf16 ? "bf16" : "f32");
     check_greedy(m, r, what, !bf16);
     const tf_result a = report_tf(m, r, what);
     kvz_model_free(m);

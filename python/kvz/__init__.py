@@ -82,7 +82,8 @@ class _LmInfo(ctypes.Structure):
                 ("n_layers", _size_t), ("n_heads", _size_t), ("n_kv_heads", _size_t), ("head_dim", _size_t),
                 ("n_embd", _size_t), ("n_vocab", _size_t), ("n_params", _size_t), ("weights", ctypes.c_int),
                 ("kv_dtype", ctypes.c_int), ("model_fingerprint", ctypes.c_uint8 * 32), ("bos", _i32),
-                ("n_ff", _size_t), ("n_ctx_train", _size_t), ("window", _size_t), ("n_window_layers", _size_t)]
+                ("n_ff", _size_t), ("n_ctx_train", _size_t), ("window", _size_t), ("n_window_layers", _size_t),
+                ("weight_bytes", _size_t), ("weights_as_stored", _i32)]
 
 
 class _LmConfig(ctypes.Structure):
@@ -342,7 +343,8 @@ class Model:
 
     def __init__(self, path, vocab_only=False, weights="auto"):
         """vocab_only: the tokenizer alone (no weights read): tokenize, detokenize and info work.
-        weights: auto (bf16 on CPUs with AVX512_BF16, else f32), f32 or bf16 in memory."""
+        weights: auto (a quantized file's matrices as stored, products in bf16 on CPUs with AVX512_BF16,
+        else f32), or f32 or bf16 copies made at load."""
         h = ctypes.c_void_p()
         cfg = _LmConfig(ctypes.sizeof(_LmConfig), _choice({"auto": 0, "f32": 1, "bf16": 2}, weights, "weights"), 0,
                         1 if vocab_only else 0)

@@ -78,6 +78,20 @@ def test_model_info_and_tokens(model):
     assert model.tokenize("<|im_start|>", special=False) != [1]
 
 
+def test_weights_as_stored(model):
+    """The quantized matrices are used as the file stores them: the model holds their bytes in the file, as the
+    gguf package (llama.cpp's own reader) counts them, and no more."""
+    import re
+    import gguf
+    info = model.info()
+    assert info["weights_as_stored"] == 1 and info["weights"] in (0, 1)  # products in f32 or bf16
+    tensors = {t.name: int(t.n_bytes) for t in gguf.GGUFReader(MODEL).tensors}
+    layer = re.compile(r"blk\.\d+\.(attn_q|attn_k|attn_v|attn_output|ffn_gate|ffn_up|ffn_down)\.weight")
+    want = sum(n for name, n in tensors.items() if layer.fullmatch(name))
+    want += tensors.get("output.weight", tensors["token_embd.weight"])  # the head, tied when absent
+    assert info["weight_bytes"] == want
+
+
 def metadata_only_copy(src, dst):
     """The GGUF file src without its tensors, written by the gguf package (llama.cpp's own reader and writer)."""
     import gguf

@@ -139,7 +139,7 @@ int kvz_cmd_ask(int argc, char **argv)
         kvz_dtype dt = KVZ_DTYPE_F32;
         kvz_cache_shape(cache, NULL, NULL, NULL, &dt);
         fprintf(stderr, "kvz ask: weights %s, KV cache %s (as saved), %d threads\n",
-                kvz_cli_dtype_name(info.weights), kvz_cli_dtype_name(dt), kvz_num_threads());
+                kvz_cli_weights_name(&info), kvz_cli_dtype_name(dt), kvz_num_threads());
     }
     if (!rc && !json) {
         if (!strcmp(meta.policy, "full")) /* a full cache's stored ratio means nothing */

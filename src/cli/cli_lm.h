@@ -12,6 +12,9 @@
 /* Opens path with --weights (auto, f32, bf16) and a prefill chunk (0: the library's default);
  * vocab_only: the tokenizer alone. */
 int kvz_cli_open_lm(const char *path, const char *weights, size_t chunk, int vocab_only, kvz_lm **lm);
+/* How a model holds its weights, for the commands' --verbose lines: "bf16", "f32", or for a quantized
+ * file used as stored "as stored (bf16 prefill)". */
+const char *kvz_cli_weights_name(const kvz_lm_info *info);
 /* kvz_lm_tokenize into *ids (malloc'ed). */
 int kvz_cli_lm_tokenize(const kvz_lm *lm, const char *text, unsigned flags, int32_t **ids, size_t *n);
 /* kvz_lm_question_ids into *ids (malloc'ed). */

@@ -506,8 +506,8 @@ static int run(eval_args *a)
     kvz_lm_get_info(lm, &mi);
     const kvz_dtype kv = a->kv == KVZ_CLI_KV_DTYPE_AUTO ? mi.kv_dtype : a->kv;
     a->o.kv = kvz_cli_lm_kv(kv);
-    fprintf(stderr, "kvz %s: weights %s, KV cache %s\n", a->demo ? "demo" : "eval",
-            kvz_cli_dtype_name(mi.weights), kvz_cli_dtype_name(kv));
+    fprintf(stderr, "kvz %s: weights %s, KV cache %s\n", a->demo ? "demo" : "eval", kvz_cli_weights_name(&mi),
+            kvz_cli_dtype_name(kv));
     int rc = kvz_cli_recon_resolve_lm(&a->recon, lm, &pc);
     const kvz_lm_pieces pieces = kvz_cli_recon_pieces(&pc);
     a->o.pieces = &pieces;
@@ -706,7 +706,7 @@ static int usage(const char *cmd, FILE *f)
             "  --max-tokens N  text tasks without max_tokens: tokens generated at most (32); generation\n"
             "             stops at the end of the turn\n"
             "  --chunk N  context tokens per reconstruction pass (2000)\n"
-            "  --kv-dtype the caches' storage: auto (default) as the model's weights in memory (bf16 on CPUs\n"
+            "  --kv-dtype the caches' storage: auto (default) as the model computes (bf16 on CPUs\n"
             "             with AVX512_BF16 unless the model is stored in f32 or f16, else f32), or f32, bf16,\n"
             "             f16; the full cache the policies are compared with is stored the same way\n"
             "  --window N, --kernel N, --pool avg|max  the window policies' (fastkv, snapkv, pyramidkv, adakv)\n"

@@ -23,13 +23,12 @@ static int usage(FILE *f)
         "  --max-tokens N     tokens to generate (0: the prefill only)\n"
         "  --temperature T    0 (default) is greedy argmax; above 0 samples, seeded by --seed S (0)\n"
         "  --stop-at-eos      stop at the model's end-of-text or end-of-turn token\n"
-        "  --kv-dtype         the KV cache's storage: auto (default) as the model's weights in memory (bf16\n"
+        "  --kv-dtype         the KV cache's storage: auto (default) as the model computes (bf16\n"
         "                     on CPUs with AVX512_BF16 unless the model is stored in f32 or f16, else f32),\n"
         "                     or f32, bf16, f16\n"
         "  --chunk N          prompt tokens per prefill step (512; 0: the whole prompt at once)\n"
-        "  --weights          auto (bf16 on CPUs with AVX512_BF16, else f32; decode reading quantized "
-        "blocks),\n"
-        "                     f32 or bf16\n"
+        "  --weights          auto (a quantized file's matrices as stored; prefill in bf16 on CPUs with\n"
+        "                     AVX512_BF16, else f32), or f32 or bf16 copies made at load\n"
         "  --verbose          on stderr: the weights and KV storage, and the prefill's and decode's tokens/s\n"
         "  --json             prints {\"ids\": [...], \"text\": \"...\"} (the generated ids and their text)\n");
     return f == stdout ? 0 : 2;
@@ -154,7 +153,7 @@ int kvz_cmd_generate(int argc, char **argv)
     }
     if (!rc && verbose) { /* after the text, which stdout may hold in its buffer until then */
         fflush(stdout);
-        fprintf(stderr, "kvz generate: weights %s, KV cache %s, %d threads\n", kvz_cli_dtype_name(info.weights),
+        fprintf(stderr, "kvz generate: weights %s, KV cache %s, %d threads\n", kvz_cli_weights_name(&info),
                 kvz_cli_dtype_name(dt), kvz_num_threads());
         kvz_cli_print_speed("generate", n, prefill_s, n_out, decode_s);
     }

@@ -30,9 +30,11 @@ static int model_info(const char *path, const char *weights, int json)
     if (json)
         printf("{\"model\":\"%s\",\"architecture\":\"%s\",\"layers\":%zu,\"local_layers\":%zu,\"window\":%zu,"
                "\"embedding\":%zu,\"ffn\":%zu,\"heads\":%zu,\"kv_heads\":%zu,\"head_dim\":%zu,\"vocab\":%zu,"
-               "\"context\":%zu,\"parameters\":%zu,\"tensor_types\":{%s},\"weights\":\"%s\"}\n",
+               "\"context\":%zu,\"parameters\":%zu,\"tensor_types\":{%s},\"weights\":\"%s\","
+               "\"weights_as_stored\":%s,\"weight_bytes\":%zu}\n",
                path, i.arch, i.n_layers, i.n_window_layers, i.window, i.n_embd, i.n_ff, i.n_heads, i.n_kv_heads,
-               i.head_dim, i.n_vocab, i.n_ctx_train, i.n_params, types, wt);
+               i.head_dim, i.n_vocab, i.n_ctx_train, i.n_params, types, wt,
+               i.weights_as_stored ? "true" : "false", i.weight_bytes);
     else {
         printf("model:         %s\narchitecture:  %s\nlayers:        %zu", path, i.arch, i.n_layers);
         if (i.n_window_layers)
@@ -41,9 +43,9 @@ static int model_info(const char *path, const char *weights, int json)
         printf("\nembedding:     %zu, feed-forward %zu\nheads:         %zu query, %zu KV, head size %zu\n"
                "vocabulary:    %zu\ncontext:       %zu (trained)\nparameters:    %.1f M\ntensor types:  %s "
                "(tensors of each type)\n"
-               "weights:       %s in memory\n",
+               "weights:       %s, %.1f MB of matrices in memory\n",
                i.n_embd, i.n_ff, i.n_heads, i.n_kv_heads, i.head_dim, i.n_vocab, i.n_ctx_train,
-               (double)i.n_params / 1e6, types, wt);
+               (double)i.n_params / 1e6, types, kvz_cli_weights_name(&i), (double)i.weight_bytes / 1e6);
     }
     kvz_lm_close(lm);
     return 0;

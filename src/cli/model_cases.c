@@ -126,24 +126,17 @@ void kvz_mc_describe(const kvz_mc *mc, char *buf, size_t size)
     const kvz_hparams *hp = &mc->m->hp;
     snprintf(buf, size, "%s, %zu layers, %zu KV heads of %zu, vocabulary %zu, %s weights%s", hp->arch,
              hp->n_layers, hp->n_head_kv, hp->head_dim, hp->n_vocab, kvz_mc_weights(mc),
-             mc->m->layers[0].q.blocks ? ", decode reading the file's blocks" : "");
+             mc->m->layers[0].q.blocks ? ", the file's blocks used as stored" : "");
 }
 
 const char *kvz_mc_weights(const kvz_mc *mc)
 {
-    return mc->m->layers[0].q.wtype == KVZ_WFMT_BF16 ? "bf16" : "f32";
+    return kvz_linear_dense_format(&mc->m->layers[0].q) == KVZ_WFMT_BF16 ? "bf16" : "f32";
 }
 
 void kvz_mc_weight_bytes(const kvz_mc *mc, double *all, double *layers)
 {
-    *layers = 0;
-    for (size_t i = 0; i < mc->m->hp.n_layers; i++) {
-        const kvz_layer_weights *w = &mc->m->layers[i];
-        *layers += kvz_linear_bytes(&w->q) + kvz_linear_bytes(&w->k) + kvz_linear_bytes(&w->v) +
-                   kvz_linear_bytes(&w->o) + kvz_linear_bytes(&w->gate) + kvz_linear_bytes(&w->up) +
-                   kvz_linear_bytes(&w->down);
-    }
-    *all = *layers + kvz_linear_bytes(&mc->m->output);
+    *all = kvz_model_matrix_bytes(mc->m, layers);
 }
 
 double kvz_mc_step_kv_bytes(const kvz_mc *mc, const kvz_cache *c)

@@ -1,5 +1,7 @@
 /* Linear layers through oneDNN matmul, split by output columns over the library's threads:
- * primitives are built once per (slice shape, weight type, rows) and reused by every layer. */
+ * primitives are built once per (slice shape, weight type, rows) and reused by every layer. A matrix
+ * held as GGUF blocks is read by the matrix-vector kernels for few rows and converted a panel at a
+ * time just before oneDNN's product for more. */
 #include "model/linear.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -71,11 +73,28 @@ typedef struct prim_entry {
     uint64_t used;
 } prim_entry;
 
+/*
+ * Matrices held only as blocks. A product of more rows than KVZ_LINEAR_BLOCK_ROWS converts the
+ * matrix into the dense type a panel of rows at a time, each panel into its thread's own buffer just
+ * before oneDNN multiplies it: the model keeps no converted copy (a quarter to a third of the bytes
+ * of one in bf16). The conversion is one pass of the dequant kernel over the matrix per product,
+ * about what one activation row costs the matrix-vector kernels. Panel sizes, measured against
+ * the same product over a converted copy (Zen 4, 2 threads, Llama-3.1-8B and Gemma 3 270M layers):
+ * transposed products (fewer than TRANSPOSED_MAX_M rows) are as fast on panels of about
+ * PANEL_VALUES values (in cache when oneDNN reads them) and up to 1.2x slower on a thread's whole
+ * slice; plain ones are about 1.1x slower on any panel narrower than the whole slice, so there a
+ * thread converts its whole slice, up to WIDE_PANEL_VALUES values (the cap only splits LM heads).
+ */
+#define PANEL_VALUES      (2u << 20)
+#define WIDE_PANEL_VALUES (64u << 20)
+
 /* What a pool slot executes on. */
 typedef struct mm_slot {
     dnnl_stream_t stream;
     void *scratch;
     size_t scratch_bytes;
+    void *panel; /* a converted panel of a matrix held as blocks */
+    size_t panel_bytes;
 } mm_slot;
 
 struct kvz_mm {
@@ -145,7 +164,8 @@ void kvz_mm_destroy(kvz_mm *mm)
     for (size_t i = 0; i < mm->n_slots; i++) {
         if (mm->slots[i].stream)
             dnnl_stream_destroy(mm->slots[i].stream);
-        free(mm->slots[i].scratch);
+        kvz_aligned_free(mm->slots[i].scratch);
+        kvz_aligned_free(mm->slots[i].panel);
     }
     free(mm->slots);
     if (mm->engine)
@@ -155,8 +175,22 @@ void kvz_mm_destroy(kvz_mm *mm)
     free(mm);
 }
 
-/* Streams and scratchpads for slots [0, n), each scratchpad at least `bytes`. */
-static kvz_status reserve_slots(kvz_mm *mm, size_t n, size_t bytes)
+/* A buffer of at least `bytes` (64-byte aligned) in *p, which holds *have bytes. */
+static int reserve_aligned(void **p, size_t *have, size_t bytes)
+{
+    if (*have >= bytes)
+        return 1;
+    void *b = kvz_aligned_alloc(bytes);
+    if (!b)
+        return 0;
+    kvz_aligned_free(*p);
+    *p = b, *have = bytes;
+    return 1;
+}
+
+/* Streams for slots [0, n), each with a scratchpad of at least `bytes` and a panel buffer of at
+ * least `panel_bytes`. */
+static kvz_status reserve_slots(kvz_mm *mm, size_t n, size_t bytes, size_t panel_bytes)
 {
     if (n > mm->n_slots) {
         mm_slot *sl = realloc(mm->slots, n * sizeof *sl);
@@ -173,13 +207,10 @@ static kvz_status reserve_slots(kvz_mm *mm, size_t n, size_t bytes)
     }
     for (size_t i = 0; i < n; i++) {
         mm_slot *sl = &mm->slots[i];
-        if (sl->scratch_bytes < bytes) {
-            void *p = kvz_aligned_alloc(bytes);
-            if (!p)
-                return kvz_fail(KVZ_ERR_NOMEM, "kvz_linear_apply: no memory for a %zu-byte scratchpad", bytes);
-            kvz_aligned_free(sl->scratch);
-            sl->scratch = p, sl->scratch_bytes = bytes;
-        }
+        if (!reserve_aligned(&sl->scratch, &sl->scratch_bytes, bytes))
+            return kvz_fail(KVZ_ERR_NOMEM, "kvz_linear_apply: no memory for a %zu-byte scratchpad", bytes);
+        if (!reserve_aligned(&sl->panel, &sl->panel_bytes, panel_bytes))
+            return kvz_fail(KVZ_ERR_NOMEM, "kvz_linear_apply: no memory for a %zu-byte panel", panel_bytes);
     }
     return KVZ_OK;
 }
@@ -276,9 +307,10 @@ static kvz_status get_prim(kvz_mm *mm, const kvz_linear *l, size_t cols, size_t 
 /* One product cut into column slices of `width` columns (the last one narrower). */
 typedef struct mm_run {
     kvz_mm *mm;
-    const kvz_linear *l;
+    const kvz_linear *l; /* its dense view: wtype the type of the product, w NULL for blocks */
     size_t m, rows, width, n_slices;
     int tr;
+    const kvz_ggml_type *qtype; /* blocks: each slice is a panel, converted first */
     const void *src; /* X in the weight type */
     float *dst;      /* Y, or Y^T when transposed */
     float *y;
@@ -309,6 +341,13 @@ static dnnl_status_t run_slice(const mm_run *r, const mm_slot *sl, size_t k)
     const prim_entry *e = k + 1 < r->n_slices ? r->full : r->last;
     const size_t wsize = l->wtype == KVZ_WFMT_BF16 ? 2 : 4;
     const void *w = (const char *)l->w + j0 * l->in * wsize;
+    if (r->qtype) {
+        const size_t per_row = l->in / r->qtype->block;
+        kvz_kernels()->dequant(sl->panel, (int)l->wtype,
+                               (const char *)l->blocks + j0 * per_row * r->qtype->bytes, (int)l->qtype,
+                               cols * per_row);
+        w = sl->panel;
+    }
     float *dst = r->tr ? r->dst + j0 * r->rows : r->dst + j0;
     dnnl_memory_desc_t sd, wd, dd;
     dnnl_memory_t ms = NULL, mw = NULL, md = NULL, mscr = NULL;
@@ -363,9 +402,18 @@ static void slices_body(void *ctx, unsigned slot, unsigned team)
     threads_back(was);
 }
 
+kvz_wformat kvz_linear_dense_format(const kvz_linear *l)
+{
+    if (l->wtype != KVZ_WFMT_BLOCKS)
+        return l->wtype;
+    return kvz_cpu_has_avx512_bf16() ? KVZ_WFMT_BF16 : KVZ_WFMT_F32;
+}
+
 /* y[0 .. m) = x[0 .. m) W^T (+ b), the product run on `rows` >= m rows (rows > m: bf16
- * weights only, x's rows past m taken as zeros, y with room for `rows` rows). */
-static kvz_status apply_rows(kvz_mm *mm, const kvz_linear *l, size_t m, size_t rows, const float *x, float *y)
+ * products only, x's rows past m taken as zeros, y with room for `rows` rows). `l` is the matrix's
+ * dense view (kvz_linear_dense_format); `qtype`, for a matrix held as blocks, their type. */
+static kvz_status apply_rows(kvz_mm *mm, const kvz_linear *l, const kvz_ggml_type *qtype, size_t m, size_t rows,
+                             const float *x, float *y)
 {
     size_t elems, out_elems;
     if (!kvz_mul_ok(rows, l->in, &elems) || !kvz_mul_ok(rows, l->out, &out_elems))
@@ -373,9 +421,16 @@ static kvz_status apply_rows(kvz_mm *mm, const kvz_linear *l, size_t m, size_t r
                         l->out);
     const size_t in_elems = m * l->in;
     const int tr = transposed(l->wtype, rows); /* only below 1024 rows, where rows == m */
-    /* one slice per thread, of whole SLICE_COLS columns */
+    /* one slice per thread, of whole SLICE_COLS columns; for blocks, panels of whole SLICE_COLS
+       columns and about the panel size or less, as many as that takes and at least one a thread */
     const size_t threads = (size_t)kvz_num_threads(), groups = (l->out + SLICE_COLS - 1) / SLICE_COLS;
-    const size_t n_slices = groups < threads ? groups : threads;
+    size_t n_slices = groups < threads ? groups : threads;
+    if (qtype) {
+        const size_t group_values = SLICE_COLS * l->in, limit = tr ? PANEL_VALUES : WIDE_PANEL_VALUES;
+        const size_t panel_groups = limit / group_values ? limit / group_values : 1;
+        const size_t n_panels = (groups + panel_groups - 1) / panel_groups;
+        n_slices = n_panels > n_slices ? n_panels : n_slices;
+    }
     const size_t width = (groups + n_slices - 1) / n_slices * SLICE_COLS;
     const size_t n_used = (l->out + width - 1) / width; /* rounding up can leave one slice empty */
     prim_entry *full = NULL, *last = NULL;
@@ -390,7 +445,9 @@ static kvz_status apply_rows(kvz_mm *mm, const kvz_linear *l, size_t m, size_t r
         const size_t b = dnnl_memory_desc_get_size(&used[i]->scratch_md);
         scratch = b > scratch ? b : scratch;
     }
-    if ((st = reserve_slots(mm, n_used, scratch)) != KVZ_OK) /* a team has at most n_used threads */
+    const size_t team = n_used < threads ? n_used : threads;
+    const size_t panel_bytes = qtype ? width * l->in * (l->wtype == KVZ_WFMT_BF16 ? 2 : 4) : 0;
+    if ((st = reserve_slots(mm, team, scratch, panel_bytes)) != KVZ_OK)
         return st;
     const void *src = x;
     if (l->wtype == KVZ_WFMT_BF16) { /* oneDNN's bf16 matmul wants bf16 activations too */
@@ -407,8 +464,8 @@ static kvz_status apply_rows(kvz_mm *mm, const kvz_linear *l, size_t m, size_t r
         if (!dst)
             return kvz_fail(KVZ_ERR_NOMEM, "kvz_linear_apply: no memory for %zu outputs", out_elems);
     }
-    mm_run r = {mm, l, m, rows, width, n_used, tr, src, dst, y, full, last, 0, dnnl_success};
-    kvz_team_run(slices_body, &r, (int)n_used);
+    mm_run r = {mm, l, m, rows, width, n_used, tr, qtype, src, dst, y, full, last, 0, dnnl_success};
+    kvz_team_run(slices_body, &r, (int)team);
     if (r.status != dnnl_success)
         return dnnl_fail((dnnl_status_t)r.status, "matmul execution");
     return KVZ_OK;
@@ -450,7 +507,8 @@ static void block_rows(void *ctx, size_t lo, size_t hi)
                 r->y[i * l->out + j] += l->bias[j];
 }
 
-static kvz_status apply_blocks(const kvz_linear *l, size_t m, const float *x, float *y)
+/* The type of a matrix's blocks, or a refusal: no blocks, not a block type, rows not whole blocks. */
+static kvz_status block_type(const kvz_linear *l, const kvz_ggml_type **out)
 {
     if (!l->blocks)
         return kvz_fail(KVZ_ERR_INVALID_ARG, "kvz_linear_apply: a matrix held as blocks without its blocks");
@@ -462,15 +520,33 @@ static kvz_status apply_blocks(const kvz_linear *l, size_t m, const float *x, fl
         return kvz_fail(KVZ_ERR_INVALID_ARG,
                         "kvz_linear_apply: rows of %zu values are not whole %s blocks of %u", l->in, ty->name,
                         ty->block);
+    *out = ty;
+    return KVZ_OK;
+}
+
+static kvz_status apply_blocks(const kvz_linear *l, size_t m, const float *x, float *y)
+{
+    const kvz_ggml_type *ty = NULL;
+    const kvz_status st = block_type(l, &ty);
+    if (st != KVZ_OK)
+        return st;
     block_run r = {l, m, l->in / ty->block * ty->bytes, l->in / ty->block, x, y, 0};
     kvz_parallel_for(l->out, BLOCK_ROW_GRAIN, block_rows, &r);
     return r.nomem ? kvz_fail(KVZ_ERR_NOMEM, "kvz_linear_apply: no memory for a row of %zu values", l->in)
                    : KVZ_OK;
 }
 
-static int reads_blocks(const kvz_linear *l, size_t m)
+static int reads_blocks(const kvz_linear *l, size_t m) { return l->blocks && m <= KVZ_LINEAR_BLOCK_ROWS; }
+
+/* What apply_rows multiplies: the matrix itself, or for one held only as blocks its dense view
+ * (kvz_linear_dense_format, no values) and the blocks' type in *qtype: apply_rows converts panels. */
+static kvz_status dense_view(const kvz_linear *l, kvz_linear *d, const kvz_ggml_type **qtype)
 {
-    return l->wtype == KVZ_WFMT_BLOCKS || (l->blocks && m <= KVZ_LINEAR_BLOCK_ROWS);
+    *d = *l, *qtype = NULL;
+    if (l->wtype != KVZ_WFMT_BLOCKS)
+        return KVZ_OK;
+    d->wtype = kvz_linear_dense_format(l);
+    return block_type(l, qtype);
 }
 
 double kvz_linear_bytes(const kvz_linear *l)
@@ -490,12 +566,17 @@ kvz_status kvz_linear_apply(kvz_mm *mm, const kvz_linear *l, size_t m, const flo
         return KVZ_OK;
     if (reads_blocks(l, m))
         return apply_blocks(l, m, x, y);
-    if (l->wtype == KVZ_WFMT_BF16 && kvz_linear_rows(m) != m) { /* a multiple of ROW_ALIGN, then the rest */
+    kvz_linear d;
+    const kvz_ggml_type *qt;
+    kvz_status st = dense_view(l, &d, &qt);
+    if (st != KVZ_OK)
+        return st;
+    if (d.wtype == KVZ_WFMT_BF16 && kvz_linear_rows(m) != m) { /* a multiple of ROW_ALIGN, then the rest */
         const size_t m1 = m - m % ROW_ALIGN;
-        kvz_status st = apply_rows(mm, l, m1, m1, x, y);
-        return st == KVZ_OK ? apply_rows(mm, l, m - m1, m - m1, x + m1 * l->in, y + m1 * l->out) : st;
+        st = apply_rows(mm, &d, qt, m1, m1, x, y);
+        return st == KVZ_OK ? apply_rows(mm, &d, qt, m - m1, m - m1, x + m1 * l->in, y + m1 * l->out) : st;
     }
-    return apply_rows(mm, l, m, m, x, y);
+    return apply_rows(mm, &d, qt, m, m, x, y);
 }
 
 kvz_status kvz_linear_apply_padded(kvz_mm *mm, const kvz_linear *l, size_t m, const float *x, float *y)
@@ -506,5 +587,9 @@ kvz_status kvz_linear_apply_padded(kvz_mm *mm, const kvz_linear *l, size_t m, co
         return KVZ_OK;
     if (reads_blocks(l, m))
         return apply_blocks(l, m, x, y);
-    return apply_rows(mm, l, m, l->wtype == KVZ_WFMT_BF16 ? kvz_linear_rows(m) : m, x, y);
+    kvz_linear d;
+    const kvz_ggml_type *qt;
+    const kvz_status st = dense_view(l, &d, &qt);
+    return st == KVZ_OK ? apply_rows(mm, &d, qt, m, d.wtype == KVZ_WFMT_BF16 ? kvz_linear_rows(m) : m, x, y)
+                        : st;
 }

@@ -200,24 +200,19 @@ static const float *vector_f32(kvz_model *m, const char *name, uint64_t n, int r
 }
 
 /* Chooses how a tensor's values are held (see kvz_model_opts) and converts when needed, straight
- * into the weights' own buffer (no scratch). Under the automatic choice a block-quantized tensor
- * also keeps its blocks in place in the mapping, which products of few rows (decode) read instead
- * of the converted copy: three to four times fewer bytes than bf16. `few_rows`: the matrix's
- * products all have few rows (the LM head's: the last token's, an answer's), so it gets no converted
- * copy at all; the layers' matrices keep theirs for prefill's products of hundreds of rows, which
- * oneDNN's bf16 matmul runs many times faster than a matrix-vector kernel. */
-static kvz_status make_linear(kvz_model *m, const kvz_gguf_tensor *t, int bf16_mode, int cpu_bf16, int few_rows,
+ * into the weights' own buffer (no scratch). Under the automatic choice a block-quantized tensor is
+ * used in place in the mapping, with no converted copy: products of few rows (decode) read its
+ * blocks, three to four times fewer bytes than bf16, and products of more rows (prefill) convert it
+ * a panel at a time just before oneDNN multiplies (model/linear.c). */
+static kvz_status make_linear(kvz_model *m, const kvz_gguf_tensor *t, int bf16_mode, int cpu_bf16,
                               kvz_linear *l)
 {
     *l = (kvz_linear){.in = t->dims[0], .out = t->dims[1]};
     const size_t n = t->n_elements;
     const kvz_ggml_type *ty = kvz_ggml_type_of(t->type);
     if (bf16_mode < 0 && ty && ty->block >= 32 && l->in % ty->block == 0) {
-        l->blocks = t->data, l->qtype = t->type;
-        if (few_rows) {
-            l->wtype = KVZ_WFMT_BLOCKS;
-            return KVZ_OK;
-        }
+        l->wtype = KVZ_WFMT_BLOCKS, l->blocks = t->data, l->qtype = t->type;
+        return KVZ_OK;
     }
     int want_bf16;
     if (bf16_mode >= 0)
@@ -242,7 +237,7 @@ static kvz_status linear(kvz_model *m, const char *name, uint64_t in, uint64_t o
 {
     kvz_status st = KVZ_OK;
     const kvz_gguf_tensor *t = find(m, name, in, out, 1, &st);
-    return t ? make_linear(m, t, bf16_mode, cpu_bf16, 0, l) : st;
+    return t ? make_linear(m, t, bf16_mode, cpu_bf16, l) : st;
 }
 
 void kvz_model_fingerprint(const kvz_gguf *g, uint8_t out[32])
@@ -358,7 +353,7 @@ kvz_status kvz_model_load(const char *path, const kvz_model_opts *opts, kvz_mode
     const kvz_gguf_tensor *head = find(m, "output.weight", E, hp->n_vocab, 0, &st);
     if (st != KVZ_OK)
         goto fail;
-    if ((st = make_linear(m, head ? head : emb, bf16_mode, cpu_bf16, 1, &m->output)) !=
+    if ((st = make_linear(m, head ? head : emb, bf16_mode, cpu_bf16, &m->output)) !=
         KVZ_OK) /* tied when absent */
         goto fail;
     m->rope_freq_factors = vector_f32(m, "rope_freqs.weight", hp->rope_dim / 2, 0, &st);
@@ -483,6 +478,20 @@ kvz_status kvz_model_synthetic(const kvz_hparams *hp, kvz_dtype wtype, uint64_t 
     memcpy(m->fingerprint + 8, &m->hp.n_layers, sizeof m->hp.n_layers);
     *out = m;
     return KVZ_OK;
+}
+
+double kvz_model_matrix_bytes(const kvz_model *m, double *layers)
+{
+    double sum = 0;
+    for (size_t i = 0; i < m->hp.n_layers; i++) {
+        const kvz_layer_weights *w = &m->layers[i];
+        sum += kvz_linear_bytes(&w->q) + kvz_linear_bytes(&w->k) + kvz_linear_bytes(&w->v) +
+               kvz_linear_bytes(&w->o) + kvz_linear_bytes(&w->gate) + kvz_linear_bytes(&w->up) +
+               kvz_linear_bytes(&w->down);
+    }
+    if (layers)
+        *layers = sum;
+    return sum + kvz_linear_bytes(&m->output);
 }
 
 void kvz_model_free(kvz_model *m)

@@ -79,6 +79,11 @@ typedef struct kvz_model_opts {
 kvz_status kvz_model_load(const char *path, const kvz_model_opts *opts, kvz_model **out);
 void kvz_model_free(kvz_model *m);
 
+/* The bytes of the layers' and the head's matrices as a decode step reads them (kvz_linear_bytes):
+ * under KVZ_WFMT_BLOCKS also all the model holds of them. *layers (may be NULL) receives the
+ * layers' share. */
+double kvz_model_matrix_bytes(const kvz_model *m, double *layers);
+
 /* A model file's identity, as .kvz files record it: four FNV-1a lanes over the metadata and tensor
  * directory and the first and last bytes of every tensor, which costs no full read of the weights. */
 void kvz_model_fingerprint(const kvz_gguf *g, uint8_t out[32]);
@@ -162,11 +167,11 @@ typedef struct kvz_prefill_hook {
 kvz_status kvz_model_prefill_ex(kvz_model *m, kvz_kv_target kv, const int32_t *ids, size_t n, size_t chunk,
                                 size_t n_last, float *logits, const kvz_prefill_hook *hook);
 
-/* The cache type that follows the weights held in memory (bf16 with bf16 weights, else f32): what
- * `--kv-dtype auto` and libkvz-model store. */
+/* The cache type that follows the type the model's products run in (bf16 with bf16 weights or
+ * blocks converted to bf16, else f32): what `--kv-dtype auto` and libkvz-model store. */
 static inline kvz_dtype kvz_model_kv_dtype(const kvz_model *m)
 {
-    return m->layers[0].q.wtype == KVZ_WFMT_BF16 ? KVZ_DTYPE_BF16 : KVZ_DTYPE_F32;
+    return kvz_linear_dense_format(&m->layers[0].q) == KVZ_WFMT_BF16 ? KVZ_DTYPE_BF16 : KVZ_DTYPE_F32;
 }
 
 /* A cache shaped for the model. */
