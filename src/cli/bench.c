@@ -113,13 +113,17 @@ static const target targets[] = {
     {"decode_f16_vs_stream", "decode_f16_32k", "stream_read", "decode f16 GB/s / stream_read GB/s", 0, 0.85, 1},
     {"decode_g7_vs_stream", "decode_bf16_32k_g7", "stream_read", "decode, group 7, GB/s / stream_read GB/s", 0,
      0.85, 1},
-    {"decode_d64_vs_stream", "decode_bf16_32k_d64", "stream_read", "decode, head size 64, GB/s / stream_read GB/s",
-     0, 0.85, 1},
+    {"decode_d64_vs_stream", "decode_bf16_32k_d64", "stream_read",
+     "decode, head size 64, GB/s / stream_read GB/s", 0, 0.85, 1},
     {"decode_d256_vs_stream", "decode_bf16_32k_d256", "stream_read",
      "decode, head size 256, GB/s / stream_read GB/s", 0, 0.85, 1},
     {"decode_r0.3_vs_full", "decode_bf16_32k_r0.3", "decode_bf16_32k", "decode time at kept 0.3 / full", 1,
      0.35, 0},
     {"gemv_q8_0_vs_stream", "gemv_q8_0", "stream_read", "Q8_0 LM head GB/s / stream_read GB/s", 0, 0.85, 1},
+    {"linear_512_vs_copy", "linear_q4_k_512", "linear_copy_512",
+     "512-row product time, blocks as stored / a converted copy", 1, 1.10, 0},
+    {"linear_2048_vs_copy", "linear_q4_k_2048", "linear_copy_2048",
+     "2048-row product time, blocks as stored / a converted copy", 1, 1.10, 0},
     {"prefill_vs_sgemm", "prefill_attn_f32", "sgemm_f32", "prefill GFLOP/s / oneDNN sgemm GFLOP/s", 0, 0.60, 1},
     {"score_vs_prefill", "score_attn_f32", "prefill_attn_f32", "scoring time / plain prefill time", 1, 1.15, 0},
     /* a dequantizing pass moves its input and its output: half the read bandwidth for both */
@@ -145,7 +149,7 @@ static const target targets[] = {
      "dequant Q6_K GB/s (in + f32 out) / stream_read GB/s", 0, 0.5, 1},
 };
 
-enum { MAX_CASES = 32 };
+enum { MAX_CASES = 40 };
 
 static int run_kernels(const bench_opts *o)
 {

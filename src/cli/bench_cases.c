@@ -26,6 +26,9 @@
 #define DECODE_32K(h, g, d, dt)                                                                                \
     .kind = KVZ_BENCH_DECODE, .kv_heads = (h), .group = (g), .head_dim = (d), .context = 32768, .dtype = (dt)
 #define DEQUANT(t)       .kind = KVZ_BENCH_DEQUANT, .qtype = (t), .dtype = KVZ_DTYPE_F32
+#define LINEAR(out, in, m, cp)                                                                                 \
+    .kind = KVZ_BENCH_LINEAR, .qtype = KVZ_GGML_Q4_K, .context = (out), .head_dim = (in), .queries = (m),      \
+    .copy = (cp)
 #define PREFILL(dt)                                                                                            \
     .kind = KVZ_BENCH_PREFILL, LLAMA31_8B_LAYER, .context = 32768, .queries = 2048, .dtype = (dt)
 static const kvz_bench_case kernel_cases[] = {
@@ -62,6 +65,13 @@ static const kvz_bench_case kernel_cases[] = {
     {.name = "gemv_q8_0", .kind = KVZ_BENCH_GEMV, .qtype = KVZ_GGML_Q8_0, .context = 262144, .head_dim = 640},
     {.name = "gemv_q4_k", .kind = KVZ_BENCH_GEMV, .qtype = KVZ_GGML_Q4_K, .context = 14336, .head_dim = 4096},
     {.name = "sgemm_f32", .kind = KVZ_BENCH_SGEMM, .size = 2048},
+    /* prefill chunks' products over a matrix kept as the file's blocks (converted a panel at a time
+       inside the product) and over a copy converted beforehand: an 8B feed-forward matrix times the
+       runner's 512-row chunk (a transposed product), its Q matrix times kvz_lm_compress's 2048 */
+    {.name = "linear_q4_k_512", LINEAR(14336, 4096, 512, 0)},
+    {.name = "linear_copy_512", LINEAR(14336, 4096, 512, 1)},
+    {.name = "linear_q4_k_2048", LINEAR(4096, 4096, 2048, 0)},
+    {.name = "linear_copy_2048", LINEAR(4096, 4096, 2048, 1)},
     {.name = "prefill_attn_f32", PREFILL(KVZ_DTYPE_F32)},
     {.name = "score_attn_f32", PREFILL(KVZ_DTYPE_F32), .scoring = 1},
     /* the models' cache type: the avx512bf16 level runs it on pair dot products */
@@ -443,16 +453,20 @@ kvz_bench_state *kvz_bench_setup(const kvz_bench_case *c)
         s->work = (double)s->n * (double)es + (double)(s->n / ty->block) * (double)ty->bytes;
         break;
     }
-    case KVZ_BENCH_GEMV: {
-        /* copies of the matrix used in turn, as decode's K/V: every product reads cold memory */
+    case KVZ_BENCH_GEMV:
+    case KVZ_BENCH_LINEAR: {
+        /* gemv: copies of the matrix used in turn, as decode's K/V: every product reads cold
+           memory; linear: one (a product of many rows is bound by its arithmetic) */
         const kvz_ggml_type *ty = kvz_ggml_type_of(c->qtype);
         if (!ty || ty->block < 32 || c->head_dim % ty->block)
             goto fail;
+        const int gemv = c->kind == KVZ_BENCH_GEMV;
         const size_t n_blocks = c->context * (c->head_dim / ty->block), mat = n_blocks * ty->bytes;
-        s->copies = (cold_bytes() + mat - 1) / mat;
+        const size_t m = gemv ? 1 : c->queries;
+        s->copies = gemv ? (cold_bytes() + mat - 1) / mat : 1;
         s->copy_stride = (mat + 4095) / 4096 * 4096;
-        if (!(s->a = xmalloc(s->copies * s->copy_stride)) || !(s->q = xmalloc(c->head_dim * 4)) ||
-            !(s->o = xmalloc(c->context * 4)) || fill(s->q, KVZ_DTYPE_F32, c->head_dim, 10) != 0 ||
+        if (!(s->a = xmalloc(s->copies * s->copy_stride)) || !(s->q = xmalloc(m * c->head_dim * 4)) ||
+            !(s->o = xmalloc(m * c->context * 4)) || fill(s->q, KVZ_DTYPE_F32, m * c->head_dim, 10) != 0 ||
             kvz_mm_create(&s->mm) != KVZ_OK)
             goto fail;
         /* random quants; a block's first two f16 fields (Q8_0's scale and two quants, Q4_K's scale
@@ -462,7 +476,15 @@ kvz_bench_state *kvz_bench_setup(const kvz_bench_case *c)
         for (size_t k = 0; k < s->copies; k++)
             for (size_t b = 0; b < n_blocks; b++)
                 memcpy((char *)s->a + k * s->copy_stride + b * ty->bytes, scale, sizeof scale);
-        s->work = (double)mat;
+        s->work = gemv ? (double)mat : 2.0 * (double)m * (double)c->head_dim * (double)c->context;
+        if (c->copy) {
+            const kvz_linear blocks = {.wtype = KVZ_WFMT_BLOCKS};
+            const kvz_dtype dt = (kvz_dtype)kvz_linear_dense_format(&blocks);
+            const size_t n = c->context * c->head_dim;
+            if (!(s->b = xmalloc(n * (dt == KVZ_DTYPE_BF16 ? 2 : 4))) ||
+                kvz_dequantize(s->b, dt, s->a, c->qtype, n) != KVZ_OK)
+                goto fail;
+        }
         break;
     }
     default: fprintf(stderr, "kvz bench: %s: unknown case kind %d\n", c->name, (int)c->kind); goto fail;
@@ -534,6 +556,14 @@ int kvz_bench_run(kvz_bench_state *s)
         st = kvz_linear_apply(s->mm, &l, 1, s->q, s->o);
         break;
     }
+    case KVZ_BENCH_LINEAR: {
+        const kvz_linear blocks = {
+            .in = c->head_dim, .out = c->context, .wtype = KVZ_WFMT_BLOCKS, .blocks = s->a, .qtype = c->qtype};
+        const kvz_linear copy = {
+            .in = c->head_dim, .out = c->context, .wtype = kvz_linear_dense_format(&blocks), .w = s->b};
+        st = kvz_linear_apply(s->mm, c->copy ? &copy : &blocks, c->queries, s->q, s->o);
+        break;
+    }
     }
     if (st != KVZ_OK) {
         fprintf(stderr, "kvz bench: %s: %s (%s)\n", c->name, kvz_strerror(st), kvz_last_error());
@@ -544,8 +574,9 @@ int kvz_bench_run(kvz_bench_state *s)
 
 double kvz_bench_work(const kvz_bench_state *s, const char **unit)
 {
+    const kvz_bench_kind k = s->c->kind;
     if (unit)
-        *unit = s->c->kind == KVZ_BENCH_SGEMM || s->c->kind == KVZ_BENCH_PREFILL ? "GFLOP/s" : "GB/s";
+        *unit = k == KVZ_BENCH_SGEMM || k == KVZ_BENCH_PREFILL || k == KVZ_BENCH_LINEAR ? "GFLOP/s" : "GB/s";
     return s->work;
 }
 

@@ -17,6 +17,7 @@ typedef enum kvz_bench_kind {
     KVZ_BENCH_DEQUANT, /* GGUF blocks of qtype into dtype (f32 or bf16): bytes read + bytes written */
     KVZ_BENCH_GEMV,    /* a matrix of `context` rows of head_dim values in qtype blocks times one f32 row:
                           bytes of blocks */
+    KVZ_BENCH_LINEAR,  /* the same matrix times `queries` f32 rows (a prefill chunk's product): flops */
 } kvz_bench_kind;
 
 typedef struct kvz_bench_case {
@@ -28,7 +29,9 @@ typedef struct kvz_bench_case {
     double kept;                      /* decode: mean kept ratio over heads (1 = full) */
     int hot;        /* decode: one copy of K/V, read again and again (cache-resident when it fits) */
     int dtype;      /* kvz_dtype of K/V; dequant: of the output */
-    unsigned qtype; /* dequant, gemv: the ggml type of the blocks (KVZ_GGML_*) */
+    unsigned qtype; /* dequant, gemv, linear: the ggml type of the blocks (KVZ_GGML_*) */
+    int copy;       /* linear: over a copy converted beforehand (in the type the blocks' products run
+                       in, kvz_linear_dense_format) instead of the blocks */
     int scoring;    /* prefill: KVzip scoring mode */
     size_t size;    /* stream bytes (at least; 8x the LLC when larger) or sgemm dimension */
 } kvz_bench_case;
