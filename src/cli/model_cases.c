@@ -126,7 +126,7 @@ void kvz_mc_describe(const kvz_mc *mc, char *buf, size_t size)
     const kvz_hparams *hp = &mc->m->hp;
     snprintf(buf, size, "%s, %zu layers, %zu KV heads of %zu, vocabulary %zu, %s weights%s", hp->arch,
              hp->n_layers, hp->n_head_kv, hp->head_dim, hp->n_vocab, kvz_mc_weights(mc),
-             mc->m->layers[0].q.blocks ? ", the file's blocks used as stored" : "");
+             mc->m->as_stored ? ", the file's blocks used as stored" : "");
 }
 
 const char *kvz_mc_weights(const kvz_mc *mc)

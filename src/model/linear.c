@@ -340,13 +340,12 @@ static dnnl_status_t run_slice(const mm_run *r, const mm_slot *sl, size_t k)
     const size_t j0 = k * r->width, cols = j0 + r->width < l->out ? r->width : l->out - j0;
     const prim_entry *e = k + 1 < r->n_slices ? r->full : r->last;
     const size_t wsize = l->wtype == KVZ_WFMT_BF16 ? 2 : 4;
-    const void *w = (const char *)l->w + j0 * l->in * wsize;
-    if (r->qtype) {
+    const void *w = r->qtype ? sl->panel : (const char *)l->w + j0 * l->in * wsize;
+    if (r->qtype) { /* the panel of rows [j0, j0 + cols) */
         const size_t per_row = l->in / r->qtype->block;
         kvz_kernels()->dequant(sl->panel, (int)l->wtype,
                                (const char *)l->blocks + j0 * per_row * r->qtype->bytes, (int)l->qtype,
                                cols * per_row);
-        w = sl->panel;
     }
     float *dst = r->tr ? r->dst + j0 * r->rows : r->dst + j0;
     dnnl_memory_desc_t sd, wd, dd;

@@ -155,7 +155,7 @@ kvz_status kvz_lm_get_info(const kvz_lm *lm, kvz_lm_info *info)
                      .n_vocab = hp->n_vocab,
                      .weights = (kvz_dtype)kvz_linear_dense_format(&lm->m->layers[0].q),
                      .weight_bytes = (size_t)kvz_model_matrix_bytes(lm->m, NULL),
-                     .weights_as_stored = lm->m->layers[0].q.wtype == KVZ_WFMT_BLOCKS,
+                     .weights_as_stored = lm->m->as_stored,
                      .bos = kvz_tokenizer_bos(lm->tok),
                      .n_ff = hp->n_ff,
                      .n_ctx_train = hp->n_ctx_train,

@@ -212,6 +212,7 @@ static kvz_status make_linear(kvz_model *m, const kvz_gguf_tensor *t, int bf16_m
     const kvz_ggml_type *ty = kvz_ggml_type_of(t->type);
     if (bf16_mode < 0 && ty && ty->block >= 32 && l->in % ty->block == 0) {
         l->wtype = KVZ_WFMT_BLOCKS, l->blocks = t->data, l->qtype = t->type;
+        m->as_stored = 1;
         return KVZ_OK;
     }
     int want_bf16;

@@ -66,6 +66,7 @@ typedef struct kvz_model {
     uint8_t fingerprint[32];
     void **owned; /* converted weights */
     size_t n_owned, cap_owned;
+    int as_stored; /* some matrix is used as the file's blocks, with no copy (KVZ_WFMT_BLOCKS) */
 } kvz_model;
 
 /* Options of kvz_model_load. */
