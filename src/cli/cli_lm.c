@@ -22,7 +22,6 @@ int kvz_cli_open_lm(const char *path, const char *weights, size_t chunk, int voc
     return 0;
 }
 
-/* A sized call's ids in a malloc'ed buffer: count, allocate, fill (the two calls are those of get). */
 const char *kvz_cli_weights_name(const kvz_lm_info *info)
 {
     const int bf16 = info->weights == KVZ_DTYPE_BF16;
@@ -31,6 +30,7 @@ const char *kvz_cli_weights_name(const kvz_lm_info *info)
     return bf16 ? "bf16" : "f32";
 }
 
+/* A sized call's ids in a malloc'ed buffer: count, allocate, fill (the two calls are those of get). */
 typedef kvz_status (*ids_call)(const void *args, int32_t *ids, size_t cap, size_t *n);
 
 static int malloced_ids(ids_call get, const void *args, const char *what, int32_t **ids, size_t *n)
